@@ -1,0 +1,126 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let defaultSwiftSettings: [SwiftSetting] = [
+  .swiftLanguageMode(.v6),
+  .enableUpcomingFeature("ExistentialAny"),
+  .enableUpcomingFeature("InternalImportsByDefault"),
+  .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+  name: "Deckhand",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "deckhand", targets: ["deckhand"]),
+    .library(name: "DeckhandPlugin", targets: ["DeckhandPlugin"]),
+    .executable(name: "deckhand-example-echo", targets: ["deckhand-example-echo"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+  ],
+  targets: [
+    // Models, manifest parsing, the go-plugin handshake and the supervisor's
+    // state machine. No I/O.
+    .target(
+      name: "DeckhandCore",
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Generated protobuf and gRPC code (scripts/generate-protos.sh).
+    .target(
+      name: "DeckhandProtocol",
+      dependencies: [
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // posix_spawn into a new process group, pidfd: what Swift cannot call.
+    .target(name: "CDeckhandSystem"),
+    // Processes, sockets and gRPC: launching and supervising plugins.
+    .target(
+      name: "DeckhandPluginHost",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandProtocol",
+        "CDeckhandSystem",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // The plugin SDK for Swift authors: one protocol, one function.
+    .target(
+      name: "DeckhandPlugin",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // The `deckhand` command's subcommands.
+    .target(
+      name: "DeckhandCLI",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandPluginHost",
+        "DeckhandProtocol",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+      name: "deckhand",
+      dependencies: ["DeckhandCLI"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+      name: "deckhand-example-echo",
+      dependencies: ["DeckhandPlugin"],
+      path: "Examples/Echo/Sources",
+      swiftSettings: defaultSwiftSettings
+    ),
+    // A plugin that misbehaves on request (crash, ignore Stop, slow start,
+    // stdout chatter), for the integration tests.
+    .executableTarget(
+      name: "deckhand-test-plugin",
+      dependencies: ["DeckhandPlugin"],
+      path: "Tests/Fixtures/TestPlugin",
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandCoreTests",
+      dependencies: ["DeckhandCore"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandIntegrationTests",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandPluginHost",
+        "DeckhandProtocol",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+  ]
+)

@@ -1,0 +1,100 @@
+#define _GNU_SOURCE
+#include "deckhand_system.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
+                   int stdin_fd, int stdout_fd, int stderr_fd, const char *cwd,
+                   pid_t *pid) {
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t actions;
+  int rc = posix_spawnattr_init(&attr);
+  if (rc != 0) return rc;
+  rc = posix_spawn_file_actions_init(&actions);
+  if (rc != 0) {
+    posix_spawnattr_destroy(&attr);
+    return rc;
+  }
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK);
+  posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+  posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+  if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
+
+int deckhand_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int deckhand_decode_wait_status(int status, int *code) {
+  if (WIFEXITED(status)) {
+    *code = WEXITSTATUS(status);
+    return 1;
+  }
+  if (WIFSIGNALED(status)) {
+    *code = WTERMSIG(status);
+    return 2;
+  }
+  return 0;
+}
+
+int deckhand_unix_probe(const char *path) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr.sun_path)) return ENAMETOOLONG;
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+  int err = rc == 0 ? 0 : errno;
+  close(fd);
+  return err;
+}
+
+int deckhand_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno; }
+
+unsigned long long deckhand_process_start_time(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *file = fopen(path, "r");
+  if (file == NULL) return 0;
+  char buffer[4096];
+  size_t n = fread(buffer, 1, sizeof(buffer) - 1, file);
+  fclose(file);
+  buffer[n] = 0;
+  char *p = strrchr(buffer, ')');
+  if (p == NULL) return 0;
+  p += 2; /* skip ") " : now at field 3 */
+  unsigned long long value = 0;
+  for (int field = 3; field <= 22 && *p; field++) {
+    if (field == 22) {
+      value = strtoull(p, NULL, 10);
+      break;
+    }
+    p = strchr(p, ' ');
+    if (p == NULL) return 0;
+    p++;
+  }
+  return value;
+}

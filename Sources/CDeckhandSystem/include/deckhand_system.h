@@ -1,0 +1,32 @@
+#ifndef DECKHAND_SYSTEM_H
+#define DECKHAND_SYSTEM_H
+
+#include <sys/types.h>
+
+/// Spawns `path` in a new process group (its pid is the group id), with all
+/// signals at their default disposition and none blocked, stdin/stdout/stderr
+/// on the given descriptors and the working directory `cwd` (NULL: unchanged).
+/// Returns 0 and sets *pid, or an errno value.
+int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
+                   int stdin_fd, int stdout_fd, int stderr_fd, const char *cwd,
+                   pid_t *pid);
+
+/// pidfd_open(2): a descriptor that becomes readable when `pid` exits, or -1.
+int deckhand_pidfd_open(pid_t pid);
+
+/// Decodes a waitpid status: returns 1 and sets *code if the process exited,
+/// 2 and sets *code to the signal if it was killed, 0 otherwise.
+int deckhand_decode_wait_status(int status, int *code);
+
+/// Tries to connect to a unix stream socket. Returns 0 when a listener
+/// accepted, or an errno value (ENOENT, ECONNREFUSED, ENAMETOOLONG...).
+int deckhand_unix_probe(const char *path);
+
+/// Creates a pipe whose both ends are close-on-exec. Returns 0 or errno.
+int deckhand_pipe_cloexec(int fds[2]);
+
+/// The start time of a process, in clock ticks since boot (field 22 of
+/// /proc/PID/stat), or 0 if it is gone.
+unsigned long long deckhand_process_start_time(pid_t pid);
+
+#endif

@@ -1,0 +1,89 @@
+/// The line a HashiCorp go-plugin plugin prints on stdout once it serves:
+/// `CORE-VERSION|APP-VERSION|NETWORK|ADDRESS|PROTOCOL[|SERVER-CERT]`, for
+/// example `1|1|unix|/tmp/plugin123|grpc|`.
+public struct GoPluginHandshake: Hashable, Sendable {
+  /// go-plugin's core protocol version; the only one there is.
+  public static let coreProtocolVersion = 1
+
+  /// The network the plugin listens on.
+  public enum Network: String, Hashable, Sendable {
+    case unix
+    case tcp
+  }
+
+  /// The application protocol version the plugin chose.
+  public var appVersion: Int
+  /// The network of ``address``.
+  public var network: Network
+  /// A socket path (``Network/unix``) or `host:port` (``Network/tcp``).
+  public var address: String
+
+  public init(appVersion: Int, network: Network, address: String) {
+    self.appVersion = appVersion
+    self.network = network
+    self.address = address
+  }
+
+  /// Whether a line from a plugin's stdout is meant as a handshake (and so
+  /// must parse) rather than chatter printed before it.
+  public static func looksLikeHandshake(_ line: String) -> Bool {
+    line.split(separator: "|", omittingEmptySubsequences: false).count >= 4
+  }
+
+  /// The line a plugin serving on `address` prints.
+  public func line() -> String {
+    "\(Self.coreProtocolVersion)|\(appVersion)|\(network.rawValue)|\(address)|grpc|"
+  }
+
+  /// Parses a handshake line and checks it against what the host offered.
+  ///
+  /// - Parameters:
+  ///   - line: The line, without its newline.
+  ///   - offeredVersions: The app versions the host offered in
+  ///     `PLUGIN_PROTOCOL_VERSIONS`.
+  /// - Throws: ``DeckhandError`` with code
+  ///   ``DeckhandError/Code/handshakeFailed`` saying what was expected and
+  ///   what came.
+  public static func parse(_ line: String, offeredVersions: [Int]) throws(DeckhandError) -> GoPluginHandshake {
+    let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
+    let parts = trimmed.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+    let expected = "expected CORE|APP|NETWORK|ADDRESS|grpc[|CERT], e.g. \"1|1|unix|/tmp/plugin1|grpc|\""
+    guard parts.count >= 4 else {
+      throw fail("malformed handshake line \"\(trimmed)\": \(expected)")
+    }
+    guard let core = Int(parts[0]) else {
+      throw fail("malformed handshake line \"\(trimmed)\": core version \"\(parts[0])\" is not a number; \(expected)")
+    }
+    guard core == coreProtocolVersion else {
+      throw fail("core protocol version \(core) in \"\(trimmed)\"; this host speaks version \(coreProtocolVersion)")
+    }
+    guard let app = Int(parts[1]) else {
+      throw fail("malformed handshake line \"\(trimmed)\": app version \"\(parts[1])\" is not a number; \(expected)")
+    }
+    guard offeredVersions.contains(app) else {
+      let offered = offeredVersions.map(String.init).joined(separator: ",")
+      throw fail("plugin chose app protocol version \(app), but the host offered \(offered) (manifest handshake.app_version)")
+    }
+    guard let network = Network(rawValue: parts[2]) else {
+      throw fail("unsupported network \"\(parts[2])\" in \"\(trimmed)\": expected \"unix\" or \"tcp\"")
+    }
+    let address = parts[3]
+    guard !address.isEmpty else {
+      throw fail("empty address in \"\(trimmed)\": \(expected)")
+    }
+    let proto = parts.count > 4 ? parts[4] : "netrpc"
+    guard proto == "grpc" else {
+      throw fail(
+        "plugin speaks protocol \"\(proto)\" in \"\(trimmed)\"; Deckhand speaks only \"grpc\" (go-plugin's GRPCPlugins with AllowedProtocols grpc)"
+      )
+    }
+    if parts.count > 5, !parts[5].isEmpty {
+      throw fail("plugin sent a TLS certificate (AutoMTLS), which this host did not ask for; turn AutoMTLS off")
+    }
+    return GoPluginHandshake(appVersion: app, network: network, address: address)
+  }
+
+  private static func fail(_ message: String) -> DeckhandError {
+    DeckhandError(.handshakeFailed, "go-plugin handshake: \(message)")
+  }
+}

@@ -1,0 +1,136 @@
+/// What the host needs to know to launch and supervise a plugin: the
+/// contents of its `plugin.json`.
+///
+/// ```json
+/// { "name": "echo", "version": "1.0.0", "entrypoint": "deckhand-example-echo",
+///   "protocol": "guest-agent", "config": {"greeting": "hi"} }
+/// ```
+///
+/// Parse one with ``PluginManifest/parse(_:path:)``; every field not given
+/// takes the default shown in its documentation.
+public struct PluginManifest: Hashable, Sendable {
+  /// The plugin's name: letters, digits, `.`, `_` and `-`.
+  public var name: String
+  /// The plugin's version, free-form (`1.0.0`).
+  public var version: String
+  /// The executable, resolved to an absolute path.
+  public var entrypoint: String
+  /// Arguments placed before the launch contract's own.
+  public var args: [String]
+  /// Which launch contract the plugin speaks.
+  public var launchProtocol: LaunchProtocol
+  /// The go-plugin handshake settings (used with ``LaunchProtocol/goPlugin``).
+  public var handshake: Handshake
+  /// The expected SHA-256 of the entrypoint file, lowercase hex, if pinned.
+  public var sha256: String?
+  /// The configuration sent with Start.
+  public var config: Config?
+  /// Variables added to the plugin's environment.
+  public var environment: [String: String]
+  /// Start, stop and per-call timeouts.
+  public var timeouts: Timeouts
+  /// Health checking.
+  public var health: Health
+  /// Restart backoff.
+  public var restart: Restart
+  /// The folder the manifest was read from, absolute.
+  public var directory: String
+
+  /// The launch contracts a plugin can speak.
+  public enum LaunchProtocol: String, Hashable, Sendable, CaseIterable {
+    /// `ENTRY ARGS --protocol=unix --address=SOCKET --errorlogfile=LOG`.
+    case guestAgent = "guest-agent"
+    /// HashiCorp go-plugin in gRPC mode: magic cookie in, handshake line out.
+    case goPlugin = "go-plugin"
+  }
+
+  /// The go-plugin handshake: the magic cookie and the app protocol version.
+  public struct Handshake: Hashable, Sendable {
+    /// The environment variable carrying the cookie.
+    public var cookieKey: String
+    /// The cookie's value.
+    public var cookieValue: String
+    /// The application protocol version offered in `PLUGIN_PROTOCOL_VERSIONS`.
+    public var appVersion: Int
+
+    /// Deckhand's own cookie, used when a manifest gives none.
+    public static let deckhand = Handshake(
+      cookieKey: "DECKHAND_PLUGIN_COOKIE",
+      cookieValue: "plugin_comm.GuestAgentPlugin",
+      appVersion: 1
+    )
+
+    public init(cookieKey: String, cookieValue: String, appVersion: Int) {
+      self.cookieKey = cookieKey
+      self.cookieValue = cookieValue
+      self.appVersion = appVersion
+    }
+  }
+
+  /// The configuration sent with Start: `string_config` or `struct_config`.
+  public enum Config: Hashable, Sendable {
+    case string(String)
+    case object([String: JSONValue])
+  }
+
+  /// Timeouts, in seconds in the manifest.
+  public struct Timeouts: Hashable, Sendable {
+    /// From launch until the plugin accepts calls. Default 30 s.
+    public var start: Duration = .seconds(30)
+    /// The Stop deadline; after it the process group is killed. Default 10 s.
+    public var stop: Duration = .seconds(10)
+    /// Each call to the plugin. Default 5 s.
+    public var call: Duration = .seconds(5)
+    public init() {}
+  }
+
+  /// Health checking: GetStatus with no data every `interval`.
+  public struct Health: Hashable, Sendable {
+    /// Time between checks. Default 10 s.
+    public var interval: Duration = .seconds(10)
+    /// The timeout of one check. Default 2 s.
+    public var timeout: Duration = .seconds(2)
+    /// Failures in a row that make the plugin unhealthy. Default 2.
+    public var failures: Int = 2
+    public init() {}
+  }
+
+  /// Restart backoff bounds.
+  public struct Restart: Hashable, Sendable {
+    /// The first delay. Default 1 s.
+    public var initialBackoff: Duration = .seconds(1)
+    /// The largest delay. Default 60 s.
+    public var maxBackoff: Duration = .seconds(60)
+    public init() {}
+  }
+
+  public init(
+    name: String,
+    version: String,
+    entrypoint: String,
+    args: [String] = [],
+    launchProtocol: LaunchProtocol = .guestAgent,
+    handshake: Handshake = .deckhand,
+    sha256: String? = nil,
+    config: Config? = nil,
+    environment: [String: String] = [:],
+    timeouts: Timeouts = Timeouts(),
+    health: Health = Health(),
+    restart: Restart = Restart(),
+    directory: String
+  ) {
+    self.name = name
+    self.version = version
+    self.entrypoint = entrypoint
+    self.args = args
+    self.launchProtocol = launchProtocol
+    self.handshake = handshake
+    self.sha256 = sha256
+    self.config = config
+    self.environment = environment
+    self.timeouts = timeouts
+    self.health = health
+    self.restart = restart
+    self.directory = directory
+  }
+}

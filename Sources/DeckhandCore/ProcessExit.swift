@@ -1,0 +1,43 @@
+/// How a process ended.
+public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
+  /// It called exit with this status.
+  case exited(code: Int32)
+  /// A signal ended it.
+  case signaled(signal: Int32)
+
+  /// Whether it exited with status 0.
+  public var isSuccess: Bool { self == .exited(code: 0) }
+
+  public var description: String {
+    switch self {
+    case .exited(let code): "exited with status \(code)"
+    case .signaled(let signal): "killed by signal \(signal)\(Self.signalName(signal).map { " (\($0))" } ?? "")"
+    }
+  }
+
+  /// The details of an `exited` event: `exit_code` or `signal`.
+  public var eventDetails: [String: JSONValue] {
+    switch self {
+    case .exited(let code): ["exit_code": .number(Double(code))]
+    case .signaled(let signal):
+      ["signal": .number(Double(signal)), "signal_name": .string(Self.signalName(signal) ?? "SIG\(signal)")]
+    }
+  }
+
+  static func signalName(_ signal: Int32) -> String? {
+    switch signal {
+    case 1: "SIGHUP"
+    case 2: "SIGINT"
+    case 3: "SIGQUIT"
+    case 4: "SIGILL"
+    case 6: "SIGABRT"
+    case 7: "SIGBUS"
+    case 8: "SIGFPE"
+    case 9: "SIGKILL"
+    case 11: "SIGSEGV"
+    case 13: "SIGPIPE"
+    case 15: "SIGTERM"
+    default: nil
+    }
+  }
+}

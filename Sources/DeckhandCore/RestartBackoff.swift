@@ -1,0 +1,47 @@
+/// Exponential restart backoff with jitter: the n-th restart in a row waits
+/// about `initial × 2ⁿ`, never less than `initial` nor more than `maximum`.
+///
+/// Jitter spreads the delay by ±20 % so that plugins that crashed together
+/// do not come back together.
+public struct RestartBackoff: Hashable, Sendable {
+  /// The first delay.
+  public var initial: Duration
+  /// The largest delay.
+  public var maximum: Duration
+  /// The fraction by which a delay may differ from its nominal value.
+  public var jitter: Double
+
+  public init(initial: Duration, maximum: Duration, jitter: Double = 0.2) {
+    self.initial = initial
+    self.maximum = max(maximum, initial)
+    self.jitter = jitter
+  }
+
+  /// The nominal delay before restart number `attempt` (0 for the first).
+  public func nominalDelay(attempt: Int) -> Duration {
+    let initialSeconds = Self.seconds(initial)
+    let exponent = Double(min(attempt, 62))
+    let nominal = min(Self.seconds(maximum), initialSeconds * pow2(exponent))
+    return .milliseconds(Int64((nominal * 1000).rounded()))
+  }
+
+  /// The delay before restart number `attempt`, with jitter from `random`, a
+  /// number in `0..<1`.
+  public func delay(attempt: Int, random: Double) -> Duration {
+    let nominal = Self.seconds(nominalDelay(attempt: attempt))
+    let factor = 1 - jitter + 2 * jitter * min(max(random, 0), 1)
+    let seconds = min(max(nominal * factor, Self.seconds(initial)), Self.seconds(maximum))
+    return .milliseconds(Int64((seconds * 1000).rounded()))
+  }
+
+  private func pow2(_ exponent: Double) -> Double {
+    var result = 1.0
+    for _ in 0..<Int(exponent) { result *= 2 }
+    return result
+  }
+
+  static func seconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) + Double(attoseconds) / 1e18
+  }
+}

@@ -1,0 +1,279 @@
+internal import CDeckhandSystem
+public import DeckhandCore
+internal import Foundation
+internal import Synchronization
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// A plugin process: spawned as the leader of its own process group, its
+/// stdout and stderr read line by line, and reaped by a monitor thread so
+/// that no zombie is left.
+///
+/// The monitor thread polls the process's pidfd and both pipes; it ends when
+/// the process has exited and both pipes are closed.
+package final class ChildProcess: Sendable {
+  /// The process id, which is also its process group id.
+  package let pid: Int32
+  /// The last lines the process wrote to stdout.
+  package let stdoutTail = LogTail()
+  /// The last lines the process wrote to stderr.
+  package let stderrTail = LogTail()
+  /// Lines from stdout, for the go-plugin handshake. Keeps the newest 256.
+  package let stdoutLines: AsyncStream<String>
+
+  private let state: Mutex<ExitState>
+
+  private struct ExitState {
+    var exit: ProcessExit?
+    var waiters: [UInt64: CheckedContinuation<ProcessExit?, Never>] = [:]
+    var cancelled: Set<UInt64> = []
+    var nextID: UInt64 = 0
+  }
+
+  /// Which stream a line came from.
+  package enum Stream: String, Sendable {
+    case stdout, stderr
+  }
+
+  private init(pid: Int32, stdoutLines: AsyncStream<String>) {
+    self.pid = pid
+    self.stdoutLines = stdoutLines
+    self.state = Mutex(ExitState())
+  }
+
+  /// Spawns `executable` in a new process group.
+  ///
+  /// - Parameters:
+  ///   - executable: An absolute path.
+  ///   - arguments: The arguments after argv[0].
+  ///   - environment: The whole environment.
+  ///   - workingDirectory: Where it starts.
+  ///   - onLine: Called on the monitor thread with each output line.
+  package static func spawn(
+    executable: String,
+    arguments: [String],
+    environment: [String: String],
+    workingDirectory: String?,
+    onLine: (@Sendable (Stream, String) -> Void)? = nil
+  ) throws -> ChildProcess {
+    var stdoutPipe: [Int32] = [-1, -1]
+    var stderrPipe: [Int32] = [-1, -1]
+    guard deckhand_pipe_cloexec(&stdoutPipe) == 0, deckhand_pipe_cloexec(&stderrPipe) == 0 else {
+      throw DeckhandError(.launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
+    }
+    let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    defer {
+      close(stdoutPipe[1])
+      close(stderrPipe[1])
+      if devNull >= 0 { close(devNull) }
+    }
+    let argv = [executable] + arguments
+    let envp = environment.map { "\($0.key)=\($0.value)" }
+    var pid: pid_t = 0
+    let rc = withCStrings(argv) { argvPointers in
+      withCStrings(envp) { envPointers in
+        if let workingDirectory {
+          return deckhand_spawn(
+            executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+        }
+        return deckhand_spawn(executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], nil, &pid)
+      }
+    }
+    guard rc == 0 else {
+      close(stdoutPipe[0])
+      close(stderrPipe[0])
+      let reason = String(cString: strerror(rc))
+      throw DeckhandError(.launchFailed, "could not start \(executable): \(reason); check that it exists and is executable")
+    }
+    let pidfd = deckhand_pidfd_open(pid)
+    let (lines, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
+    let process = ChildProcess(pid: pid, stdoutLines: lines)
+    let monitor = Monitor(
+      process: process, pidfd: pidfd, stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0],
+      stdoutContinuation: continuation, onLine: onLine)
+    Thread.detachNewThread { monitor.run() }
+    return process
+  }
+
+  /// How the process ended, or nil while it runs.
+  package var exit: ProcessExit? {
+    state.withLock { $0.exit }
+  }
+
+  /// Waits until the process has exited and been reaped, or the task is
+  /// cancelled (nil).
+  package func waitForExit() async -> ProcessExit? {
+    let id = state.withLock {
+      $0.nextID += 1
+      return $0.nextID
+    }
+    return await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<ProcessExit?, Never>) in
+        let immediate: ProcessExit?? = state.withLock {
+          if let exit = $0.exit { return .some(exit) }
+          if $0.cancelled.remove(id) != nil { return .some(nil) }
+          $0.waiters[id] = continuation
+          return .none
+        }
+        if let immediate { continuation.resume(returning: immediate) }
+      }
+    } onCancel: {
+      let waiter = state.withLock {
+        let waiter = $0.waiters.removeValue(forKey: id)
+        if waiter == nil && $0.exit == nil { $0.cancelled.insert(id) }
+        return waiter
+      }
+      waiter?.resume(returning: nil)
+    }
+  }
+
+  /// Waits for the exit at most `timeout`; nil if the process still runs.
+  package func waitForExit(timeout: Duration) async -> ProcessExit? {
+    if let exit { return exit }
+    return await withTaskGroup(of: ProcessExit?.self) { group in
+      group.addTask { await self.waitForExit() }
+      group.addTask {
+        try? await Task.sleep(for: timeout)
+        return nil
+      }
+      let first = await group.next() ?? nil
+      group.cancelAll()
+      return first ?? self.exit
+    }
+  }
+
+  /// Sends `signal` to the whole process group.
+  package func signalGroup(_ signal: Int32) {
+    _ = kill(-pid, signal)
+  }
+
+  /// Kills the whole process group with SIGKILL and waits for the leader to
+  /// be reaped.
+  @discardableResult
+  package func killGroupAndWait() async -> ProcessExit? {
+    signalGroup(SIGKILL)
+    if exit == nil { _ = kill(pid, SIGKILL) }
+    return await waitForExit()
+  }
+
+  fileprivate func markExited(_ exit: ProcessExit) {
+    let waiters = state.withLock {
+      $0.exit = exit
+      let waiters = Array($0.waiters.values)
+      $0.waiters = [:]
+      return waiters
+    }
+    for waiter in waiters { waiter.resume(returning: exit) }
+  }
+}
+
+/// The monitor thread's work: read lines, reap the process.
+private final class Monitor: @unchecked Sendable {
+  // @unchecked: every field is either immutable or touched only by the one
+  // monitor thread that runs `run()`.
+  let process: ChildProcess
+  let pidfd: Int32
+  let stdoutFD: Int32
+  let stderrFD: Int32
+  let stdoutContinuation: AsyncStream<String>.Continuation
+  let onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
+  var buffers: [Int32: [UInt8]] = [:]
+
+  init(
+    process: ChildProcess, pidfd: Int32, stdoutFD: Int32, stderrFD: Int32,
+    stdoutContinuation: AsyncStream<String>.Continuation,
+    onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
+  ) {
+    self.process = process
+    self.pidfd = pidfd
+    self.stdoutFD = stdoutFD
+    self.stderrFD = stderrFD
+    self.stdoutContinuation = stdoutContinuation
+    self.onLine = onLine
+  }
+
+  func run() {
+    var open: Set<Int32> = [stdoutFD, stderrFD]
+    var reaped = false
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+    while !reaped || !open.isEmpty {
+      var fds: [pollfd] = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+      if !reaped {
+        // Without a pidfd (old kernels), wake up now and then to try waitpid.
+        if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+      }
+      let timeout: Int32 = (!reaped && pidfd < 0) ? 50 : (reaped ? 1000 : -1)
+      let ready = poll(&fds, nfds_t(fds.count), timeout)
+      if ready < 0 && errno != EINTR { break }
+      for entry in fds where entry.revents != 0 && entry.fd != pidfd {
+        let count = chunk.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+          consume(fd: entry.fd, bytes: chunk[0..<count])
+        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+          flush(fd: entry.fd)
+          close(entry.fd)
+          open.remove(entry.fd)
+          if entry.fd == stdoutFD { stdoutContinuation.finish() }
+        }
+      }
+      if !reaped {
+        var status: Int32 = 0
+        let result = waitpid(process.pid, &status, WNOHANG)
+        if result == process.pid {
+          reaped = true
+          var code: Int32 = 0
+          let kind = deckhand_decode_wait_status(status, &code)
+          process.markExited(kind == 2 ? .signaled(signal: code) : .exited(code: code))
+          if pidfd >= 0 { close(pidfd) }
+        } else if result < 0 && errno == ECHILD {
+          reaped = true
+          process.markExited(.exited(code: -1))
+          if pidfd >= 0 { close(pidfd) }
+        }
+      }
+    }
+    stdoutContinuation.finish()
+  }
+
+  private func consume(fd: Int32, bytes: ArraySlice<UInt8>) {
+    var buffer = buffers[fd, default: []]
+    buffer.append(contentsOf: bytes)
+    while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+      emit(fd: fd, String(decoding: buffer[..<newline], as: UTF8.self))
+      buffer.removeSubrange(...newline)
+    }
+    if buffer.count > 16 * 1024 {
+      emit(fd: fd, String(decoding: buffer, as: UTF8.self))
+      buffer.removeAll()
+    }
+    buffers[fd] = buffer
+  }
+
+  private func flush(fd: Int32) {
+    if let rest = buffers[fd], !rest.isEmpty {
+      emit(fd: fd, String(decoding: rest, as: UTF8.self))
+    }
+    buffers[fd] = nil
+  }
+
+  private func emit(fd: Int32, _ rawLine: String) {
+    let line = rawLine.hasSuffix("\r") ? String(rawLine.dropLast()) : rawLine
+    if fd == stdoutFD {
+      process.stdoutTail.append(line)
+      stdoutContinuation.yield(line)
+      onLine?(.stdout, line)
+    } else {
+      process.stderrTail.append(line)
+      onLine?(.stderr, line)
+    }
+  }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings.
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+  let pointers = strings.map { strdup($0) } + [nil]
+  defer { for pointer in pointers { free(pointer) } }
+  return body(pointers)
+}

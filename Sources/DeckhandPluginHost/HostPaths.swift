@@ -1,0 +1,63 @@
+public import DeckhandCore
+internal import Foundation
+
+/// Where the host keeps plugins' state and sockets.
+///
+/// - State: `STATE/plugins/NAME/` is the plugin's state directory, kept
+///   across restarts and versions; `STATE/logs/NAME.errors.log` its error log.
+/// - Runtime: `RUNTIME/NAME.sock`, the plugin's socket.
+public struct HostPaths: Hashable, Sendable {
+  /// The state root.
+  public var stateDirectory: String
+  /// The runtime root, for sockets.
+  public var runtimeDirectory: String
+
+  public init(stateDirectory: String, runtimeDirectory: String) {
+    self.stateDirectory = stateDirectory
+    self.runtimeDirectory = runtimeDirectory
+  }
+
+  /// Linux conventions: `/var/lib/deckhand` and `/run/deckhand` as root;
+  /// `$XDG_STATE_HOME/deckhand` and `$XDG_RUNTIME_DIR/deckhand` otherwise
+  /// (`~/.local/state/deckhand`, `/tmp/deckhand-UID` without them).
+  public static func defaults(environment: [String: String]? = nil) -> HostPaths {
+    let environment = environment ?? ProcessInfo.processInfo.environment
+    if getuid() == 0 {
+      return HostPaths(stateDirectory: "/var/lib/deckhand", runtimeDirectory: "/run/deckhand")
+    }
+    let home = environment["HOME"] ?? NSHomeDirectory()
+    let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.local/state"
+    let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp/deckhand-\(getuid())"
+    let runtimeDirectory = runtime.hasSuffix("deckhand-\(getuid())") ? runtime : "\(runtime)/deckhand"
+    return HostPaths(stateDirectory: "\(state)/deckhand", runtimeDirectory: runtimeDirectory)
+  }
+
+  /// The plugin's state directory, sent with Start.
+  public func pluginStateDirectory(_ name: String) -> String { "\(stateDirectory)/plugins/\(name)" }
+  /// The file given to guest-agent plugins as `--errorlogfile`.
+  public func errorLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).errors.log" }
+  /// The plugin's socket (guest-agent contract).
+  public func socket(_ name: String) -> String { "\(runtimeDirectory)/\(name).sock" }
+
+  /// Creates the folders a plugin needs.
+  func prepare(for name: String) throws {
+    for folder in [pluginStateDirectory(name), "\(stateDirectory)/logs", runtimeDirectory] {
+      do {
+        try FileManager.default.createDirectory(
+          atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+      } catch {
+        throw DeckhandError(
+          .configurationInvalid,
+          "cannot create \(folder) for plugin \(name): \(error.localizedDescription); choose another --state-dir or --runtime-dir",
+          cause: error)
+      }
+    }
+    let socketPath = socket(name)
+    if socketPath.utf8.count >= 108 {
+      throw DeckhandError(
+        .configurationInvalid,
+        "socket path \(socketPath) is \(socketPath.utf8.count) bytes, over the 107 a unix socket allows; choose a shorter --runtime-dir"
+      )
+    }
+  }
+}

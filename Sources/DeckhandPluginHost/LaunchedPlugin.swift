@@ -1,0 +1,184 @@
+public import DeckhandCore
+public import DeckhandProtocol
+internal import Foundation
+internal import SwiftProtobuf
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// A plugin process that serves, as ``PluginLauncher`` hands it back.
+public struct LaunchedPlugin: Sendable {
+  /// The manifest it was launched from.
+  public let manifest: PluginManifest
+  /// Its process.
+  package let process: ChildProcess
+  /// Where it serves.
+  public let address: PluginAddress
+  /// A socket file the host removes once the plugin is gone.
+  let socketToRemove: String?
+  /// The file given as `--errorlogfile` (guest-agent contract).
+  public let errorLog: String?
+  /// When the launch began.
+  public let launchedAt: ContinuousClock.Instant
+  /// The host's folders.
+  public let paths: HostPaths
+
+  /// The process id, also its process group id.
+  public var pid: Int32 { process.pid }
+
+  /// The StartRequest for this plugin: its state directory and its config.
+  public func startRequest() -> PluginComm_StartRequest {
+    var request = PluginComm_StartRequest()
+    request.config.stateDirectoryPath = paths.pluginStateDirectory(manifest.name)
+    switch manifest.config {
+    case .string(let text): request.stringConfig = text
+    case .object(let object): request.structConfig = Google_Protobuf_Struct(jsonObject: object)
+    case nil: break
+    }
+    return request
+  }
+
+  /// The last lines of the plugin's stderr, stdout and error log.
+  public func lastLines() -> [String: JSONValue] {
+    var details: [String: JSONValue] = [:]
+    let stderr = process.stderrTail.snapshot
+    if !stderr.isEmpty { details["stderr_tail"] = .array(stderr.map(JSONValue.string)) }
+    let stdout = process.stdoutTail.snapshot
+    if !stdout.isEmpty { details["stdout_tail"] = .array(stdout.map(JSONValue.string)) }
+    if let errorLog, let tail = Self.tail(ofFile: errorLog, lines: 20), !tail.isEmpty {
+      details["errorlog_tail"] = .array(tail.map(JSONValue.string))
+    }
+    return details
+  }
+
+  /// ": last stderr lines: …" for error messages, or "".
+  func lastLinesSuffix() -> String {
+    var parts: [String] = []
+    let stderr = process.stderrTail.snapshot.suffix(5)
+    if !stderr.isEmpty { parts.append("last stderr lines: " + stderr.joined(separator: " | ")) }
+    if let errorLog, let tail = Self.tail(ofFile: errorLog, lines: 5), !tail.isEmpty {
+      parts.append("last error log lines: " + tail.joined(separator: " | "))
+    }
+    let stdout = process.stdoutTail.snapshot.suffix(3)
+    if !stdout.isEmpty { parts.append("last stdout lines: " + stdout.joined(separator: " | ")) }
+    return parts.isEmpty ? "" : "; " + parts.joined(separator: "; ")
+  }
+
+  /// Runs `body`; if it throws, kills the plugin's process group and
+  /// removes its socket before rethrowing.
+  func failingCleanly<R>(_ body: () async throws -> R) async throws -> R {
+    do {
+      return try await body()
+    } catch {
+      await process.killGroupAndWait()
+      removeSocket()
+      throw error
+    }
+  }
+
+  /// The result of ``stop(using:cleanup:)``.
+  public struct StopOutcome: Sendable {
+    /// Whether the plugin answered StopRequest before the deadline.
+    public var replied: Bool
+    /// The error of the Stop call, if it failed.
+    public var stopError: String?
+    /// How the process ended.
+    public var exit: ProcessExit?
+    /// From the stop request to the reaped process.
+    public var elapsed: Duration
+  }
+
+  /// Stops the plugin: StopRequest{cleanup, deadline = stop_s}; for go-plugin
+  /// plugins also `GRPCController/Shutdown`; then, after the reply or the
+  /// deadline, the whole process group is killed, the process reaped and
+  /// the socket removed. With `cleanup` the state directory is removed too.
+  public func stop(using connection: (any PluginConnection)?, cleanup: Bool) async -> StopOutcome {
+    let begin = ContinuousClock.now
+    let deadline = manifest.timeouts.stop
+    var replied = false
+    var stopError: String?
+    if let connection, process.exit == nil {
+      var request = PluginComm_StopRequest()
+      request.cleanup = cleanup
+      request.deadline = Google_Protobuf_Duration(deadline)
+      do {
+        try await connection.stop(request, timeout: deadline)
+        replied = true
+      } catch {
+        stopError = "\(error)"
+      }
+      if manifest.launchProtocol == .goPlugin, process.exit == nil {
+        let left = deadline - begin.duration(to: .now)
+        if left > .zero { try? await connection.shutdownController(timeout: left) }
+      }
+      // A plugin that answered usually exits by itself at once; let it,
+      // within the deadline, before the group is killed.
+      if replied {
+        let left = deadline - begin.duration(to: .now)
+        if left > .zero { _ = await process.waitForExit(timeout: min(left, .milliseconds(200))) }
+      }
+    }
+    let exit = await process.killGroupAndWait()
+    removeSocket()
+    if cleanup {
+      try? FileManager.default.removeItem(atPath: paths.pluginStateDirectory(manifest.name))
+    }
+    return StopOutcome(replied: replied, stopError: stopError, exit: exit, elapsed: begin.duration(to: .now))
+  }
+
+  /// Kills the process group at once (an unhealthy or lost plugin), reaps
+  /// the process and removes its socket.
+  @discardableResult
+  public func kill() async -> ProcessExit? {
+    let exit = await process.killGroupAndWait()
+    removeSocket()
+    return exit
+  }
+
+  /// Removes the plugin's socket file, if the host owns one.
+  func removeSocket() {
+    if let socketToRemove, !socketToRemove.isEmpty { unlink(socketToRemove) }
+  }
+
+  static func tail(ofFile path: String, lines count: Int) -> [String]? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    let size = (try? handle.seekToEnd()) ?? 0
+    let start = size > 65_536 ? size - 65_536 : 0
+    try? handle.seek(toOffset: start)
+    guard let data = try? handle.readToEnd() else { return nil }
+    let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    return Array(lines.suffix(count))
+  }
+}
+
+extension Google_Protobuf_Struct {
+  /// Converts a manifest's config object.
+  init(jsonObject: [String: JSONValue]) {
+    self.init()
+    for (key, value) in jsonObject { fields[key] = Google_Protobuf_Value(json: value) }
+  }
+}
+
+extension Google_Protobuf_Value {
+  init(json: JSONValue) {
+    self.init()
+    switch json {
+    case .null: nullValue = .nullValue
+    case .bool(let flag): boolValue = flag
+    case .number(let number): numberValue = number
+    case .string(let text): stringValue = text
+    case .array(let items):
+      listValue = Google_Protobuf_ListValue(values: items.map(Google_Protobuf_Value.init(json:)))
+    case .object(let object): structValue = Google_Protobuf_Struct(jsonObject: object)
+    }
+  }
+}
+
+extension Google_Protobuf_Duration {
+  init(_ duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    self.init(seconds: seconds, nanos: Int32(attoseconds / 1_000_000_000))
+  }
+}

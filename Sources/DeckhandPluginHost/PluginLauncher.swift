@@ -1,0 +1,197 @@
+internal import CDeckhandSystem
+public import DeckhandCore
+internal import Foundation
+
+/// Launches plugins under either launch contract and waits until they serve.
+///
+/// ```swift
+/// let launcher = PluginLauncher(paths: .defaults())
+/// let plugin = try await launcher.launch(manifest)
+/// try await GRPCPluginTransport().withConnection(to: plugin.address) { connection in … }
+/// ```
+public struct PluginLauncher: Sendable {
+  /// Where state, logs and sockets go.
+  public var paths: HostPaths
+  /// The environment plugins inherit before the manifest's `env`.
+  public var baseEnvironment: [String: String]
+  /// Called with every line a plugin writes to stdout or stderr.
+  public var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
+
+  public init(
+    paths: HostPaths,
+    baseEnvironment: [String: String]? = nil,
+    onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)? = nil
+  ) {
+    self.paths = paths
+    self.baseEnvironment = baseEnvironment ?? ProcessInfo.processInfo.environment
+    self.onOutputLine = onOutputLine
+  }
+
+  /// Checks the entrypoint, spawns the plugin and waits until it serves:
+  /// its socket accepts (guest-agent) or its handshake line names its
+  /// address (go-plugin), within `timeouts.start_s`.
+  ///
+  /// On failure nothing of the plugin is left running.
+  public func launch(_ manifest: PluginManifest) async throws -> LaunchedPlugin {
+    try Self.verifyEntrypoint(manifest)
+    try paths.prepare(for: manifest.name)
+    let started = ContinuousClock.now
+    var environment = baseEnvironment
+    for (key, value) in manifest.environment { environment[key] = value }
+    let name = manifest.name
+    var onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
+    if let handler = onOutputLine {
+      onLine = { stream, line in handler(name, stream.rawValue, line) }
+    }
+
+    switch manifest.launchProtocol {
+    case .guestAgent:
+      let socket = paths.socket(name)
+      try Self.clearStaleSocket(socket, plugin: name)
+      let errorLog = paths.errorLog(name)
+      let arguments = manifest.args + ["--protocol=unix", "--address=\(socket)", "--errorlogfile=\(errorLog)"]
+      let process = try ChildProcess.spawn(
+        executable: manifest.entrypoint, arguments: arguments, environment: environment,
+        workingDirectory: manifest.directory, onLine: onLine)
+      let plugin = LaunchedPlugin(
+        manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
+        errorLog: errorLog, launchedAt: started, paths: paths)
+      try await plugin.failingCleanly { try await waitForSocket(plugin, socket: socket, started: started) }
+      return plugin
+
+    case .goPlugin:
+      let handshake = manifest.handshake
+      environment[handshake.cookieKey] = handshake.cookieValue
+      environment["PLUGIN_PROTOCOL_VERSIONS"] = String(handshake.appVersion)
+      environment["PLUGIN_MIN_PORT"] = environment["PLUGIN_MIN_PORT"] ?? "10000"
+      environment["PLUGIN_MAX_PORT"] = environment["PLUGIN_MAX_PORT"] ?? "25000"
+      environment["PLUGIN_UNIX_SOCKET_DIR"] = paths.runtimeDirectory
+      let process = try ChildProcess.spawn(
+        executable: manifest.entrypoint, arguments: manifest.args, environment: environment,
+        workingDirectory: manifest.directory, onLine: onLine)
+      let pending = LaunchedPlugin(
+        manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
+        errorLog: nil, launchedAt: started, paths: paths)
+      let line = try await pending.failingCleanly { try await readHandshake(pending, started: started) }
+      switch line.network {
+      case .unix:
+        return LaunchedPlugin(
+          manifest: manifest, process: process, address: .unix(path: line.address), socketToRemove: line.address,
+          errorLog: nil, launchedAt: started, paths: paths)
+      case .tcp:
+        let parts = line.address.split(separator: ":")
+        guard parts.count >= 2, let port = Int(parts.last!) else {
+          await process.killGroupAndWait()
+          throw DeckhandError(.handshakeFailed, "plugin \(name): tcp address \"\(line.address)\" is not host:port")
+        }
+        return LaunchedPlugin(
+          manifest: manifest, process: process,
+          address: .tcp(host: parts.dropLast().joined(separator: ":"), port: port), socketToRemove: nil,
+          errorLog: nil, launchedAt: started, paths: paths)
+      }
+    }
+  }
+
+  /// Checks that the entrypoint is an executable file with the pinned digest.
+  static func verifyEntrypoint(_ manifest: PluginManifest) throws {
+    let path = manifest.entrypoint
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+      throw DeckhandError(
+        .launchFailed,
+        "plugin \(manifest.name): entrypoint \(path) does not exist; fix \"entrypoint\" in \(manifest.directory)/plugin.json or build the plugin"
+      )
+    }
+    guard access(path, X_OK) == 0 else {
+      throw DeckhandError(.launchFailed, "plugin \(manifest.name): entrypoint \(path) is not executable (chmod +x)")
+    }
+    if let expected = manifest.sha256 {
+      let actual = try FileDigest.sha256(ofFile: path)
+      guard actual == expected else {
+        throw DeckhandError(
+          .checksumMismatch,
+          "plugin \(manifest.name): refusing to launch \(path): its sha256 is \(actual) but the manifest pins \(expected); if the new binary is trusted, update \"sha256\""
+        )
+      }
+    }
+  }
+
+  private static func clearStaleSocket(_ socket: String, plugin: String) throws {
+    guard FileManager.default.fileExists(atPath: socket) else { return }
+    if deckhand_unix_probe(socket) == 0 {
+      throw DeckhandError(
+        .launchFailed,
+        "plugin \(plugin): \(socket) is served by another process (another instance of the plugin?); stop it first")
+    }
+    unlink(socket)
+  }
+
+  private func waitForSocket(_ plugin: LaunchedPlugin, socket: String, started: ContinuousClock.Instant)
+    async throws
+  {
+    let name = plugin.manifest.name
+    var pause = Duration.microseconds(500)
+    while true {
+      if deckhand_unix_probe(socket) == 0 { return }
+      if let exit = plugin.process.exit {
+        throw DeckhandError(
+          .pluginExited,
+          "plugin \(name) \(exit) before its socket \(socket) accepted\(plugin.lastLinesSuffix())")
+      }
+      if started.duration(to: .now) > plugin.manifest.timeouts.start {
+        throw DeckhandError(
+          .startTimeout,
+          "plugin \(name): socket \(socket) did not accept within \(plugin.manifest.timeouts.start) (timeouts.start_s); a guest-agent plugin must listen on the path given as --address\(plugin.lastLinesSuffix())"
+        )
+      }
+      try? await Task.sleep(for: pause)
+      if Task.isCancelled {
+        throw DeckhandError(.startTimeout, "plugin \(name): launch cancelled")
+      }
+      pause = min(pause * 2, .milliseconds(20))
+    }
+  }
+
+  private func readHandshake(_ plugin: LaunchedPlugin, started: ContinuousClock.Instant)
+    async throws -> GoPluginHandshake
+  {
+    let manifest = plugin.manifest
+    let timeout = manifest.timeouts.start
+    let result: Result<GoPluginHandshake, DeckhandError> = await withTaskGroup(
+      of: Result<GoPluginHandshake, DeckhandError>?.self
+    ) { group in
+      group.addTask {
+        for await line in plugin.process.stdoutLines {
+          guard GoPluginHandshake.looksLikeHandshake(line) else { continue }
+          do {
+            return .success(try GoPluginHandshake.parse(line, offeredVersions: [manifest.handshake.appVersion]))
+          } catch let error as DeckhandError {
+            return .failure(DeckhandError(error.code, "plugin \(manifest.name): \(error.message)"))
+          } catch {
+            return .failure(DeckhandError(.internalError, "plugin \(manifest.name): \(error)"))
+          }
+        }
+        let exit = await plugin.process.waitForExit(timeout: .seconds(1))
+        let how = exit.map { "\($0)" } ?? "closed its stdout"
+        return .failure(
+          DeckhandError(
+            .pluginExited,
+            "plugin \(manifest.name) \(how) before printing its go-plugin handshake line (expected CORE|APP|NETWORK|ADDRESS|grpc); is it a go-plugin plugin, and does handshake.cookie_key/cookie_value match its own?\(plugin.lastLinesSuffix())"
+          ))
+      }
+      group.addTask {
+        try? await Task.sleep(for: timeout - started.duration(to: .now))
+        if Task.isCancelled { return nil }
+        return .failure(
+          DeckhandError(
+            .startTimeout,
+            "plugin \(manifest.name): no go-plugin handshake line on stdout within \(timeout) (timeouts.start_s)\(plugin.lastLinesSuffix())"
+          ))
+      }
+      let first = await group.next() ?? nil
+      group.cancelAll()
+      return first ?? .failure(DeckhandError(.internalError, "plugin \(manifest.name): handshake wait ended"))
+    }
+    return try result.get()
+  }
+}

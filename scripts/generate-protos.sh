@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Regenerates the committed Swift code for every .proto under Protos/.
+#
+# Needs protoc and the well-known types (Debian: protobuf-compiler,
+# libprotobuf-dev). The two generator plugins are built once, in release
+# mode, from the local package mirror's grpc-swift-protobuf 2.4.1 (which
+# brings swift-protobuf 1.39.0) into .build-protoc-gen/; later runs reuse
+# them. Never run from the normal build: building the generators takes
+# minutes.
+#
+#   scripts/generate-protos.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+GEN="$ROOT/.build-protoc-gen"
+GRPC_PROTOBUF_VERSION=2.4.1
+OUT="$ROOT/Sources/DeckhandProtocol/Generated"
+
+for tool in protoc git swift; do
+  command -v "$tool" >/dev/null || { echo "generate-protos: $tool not found (apt-get install protobuf-compiler libprotobuf-dev)" >&2; exit 1; }
+done
+[ -f /usr/include/google/protobuf/any.proto ] ||
+  { echo "generate-protos: well-known types missing (apt-get install libprotobuf-dev)" >&2; exit 1; }
+
+if [ ! -x "$GEN/bin/protoc-gen-grpc-swift-2" ] || [ ! -x "$GEN/bin/protoc-gen-swift" ]; then
+  mkdir -p "$GEN"
+  if [ ! -d "$GEN/src" ]; then
+    git clone -q --branch "$GRPC_PROTOBUF_VERSION" https://github.com/grpc/grpc-swift-protobuf "$GEN/src"
+  fi
+  (cd "$GEN/src" && swift build -c release --product protoc-gen-grpc-swift-2 &&
+    swift build -c release --product protoc-gen-swift)
+  mkdir -p "$GEN/bin"
+  bin="$(cd "$GEN/src" && swift build -c release --show-bin-path)"
+  cp "$bin/protoc-gen-grpc-swift-2" "$bin/protoc-gen-swift" "$GEN/bin/"
+fi
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.swift
+cd "$ROOT/Protos"
+mapfile -t protos < <(find . -name '*.proto' | sed 's|^\./||' | sort)
+protoc -I . -I /usr/include \
+  --plugin=protoc-gen-swift="$GEN/bin/protoc-gen-swift" \
+  --plugin=protoc-gen-grpc-swift-2="$GEN/bin/protoc-gen-grpc-swift-2" \
+  --swift_out="$OUT" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
+  --grpc-swift-2_out="$OUT" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
+  "${protos[@]}"
+echo "generate-protos: wrote $(ls "$OUT" | wc -l) files to ${OUT#"$ROOT"/}"
