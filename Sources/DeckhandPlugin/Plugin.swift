@@ -1,0 +1,72 @@
+public import SwiftProtobuf
+
+/// A Deckhand plugin: what a Swift author implements.
+///
+/// ```swift
+/// import DeckhandPlugin
+///
+/// struct Hello: Plugin {
+///   func start(_ context: StartContext) async throws {}
+///   func status(data: String?) async throws -> PluginStatus { PluginStatus(code: 0, results: ["ok"]) }
+/// }
+///
+/// @main enum Main {
+///   static func main() async throws { try await PluginServer.serve(Hello()) }
+/// }
+/// ```
+///
+/// The host calls ``start(_:)`` once after every launch, ``status(data:)``
+/// for health checks (no data) and queries (with data), ``apply(_:)`` with
+/// payloads, and ``stop(cleanup:)`` before it ends the process.
+public protocol Plugin: Sendable {
+  /// Begins the plugin's work with its state directory and configuration.
+  func start(_ context: StartContext) async throws
+  /// Ends the plugin's work. With `cleanup`, the plugin is being removed:
+  /// delete what it made outside its state directory. The process ends
+  /// after the reply.
+  func stop(cleanup: Bool) async throws
+  /// Reports health (`data` nil: code 0 is healthy) or answers a query.
+  func status(data: String?) async throws -> PluginStatus
+  /// Acts on a payload from the host.
+  func apply(_ payload: Google_Protobuf_Any) async throws
+}
+
+extension Plugin {
+  /// Does nothing.
+  public func stop(cleanup: Bool) async throws {}
+  /// Accepts and ignores the payload.
+  public func apply(_ payload: Google_Protobuf_Any) async throws {}
+}
+
+/// What Start brings.
+public struct StartContext: Sendable {
+  /// The plugin's own folder, kept across restarts and new versions.
+  public var stateDirectory: String
+  /// The manifest's `config`.
+  public var config: Config
+
+  /// The configuration the host sent.
+  public enum Config: Sendable {
+    case none
+    case string(String)
+    case structure(Google_Protobuf_Struct)
+  }
+
+  public init(stateDirectory: String, config: Config) {
+    self.stateDirectory = stateDirectory
+    self.config = config
+  }
+}
+
+/// A plugin's answer to GetStatus.
+public struct PluginStatus: Hashable, Sendable {
+  /// 0 is healthy; anything else is a failure the host counts.
+  public var code: Int32
+  /// Free-form lines.
+  public var results: [String]
+
+  public init(code: Int32, results: [String] = []) {
+    self.code = code
+    self.results = results
+  }
+}

@@ -1,0 +1,169 @@
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import GRPCCore
+internal import GRPCNIOTransportHTTP2Posix
+internal import Synchronization
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// The go-plugin magic cookie a plugin accepts and the app protocol version
+/// it speaks under it. The host's manifest must name the same
+/// (`handshake.cookie_key`, `cookie_value`, `app_version`).
+public struct GoPluginHandshakeConfig: Hashable, Sendable {
+  public var cookieKey: String
+  public var cookieValue: String
+  public var appVersion: Int
+
+  public init(cookieKey: String, cookieValue: String, appVersion: Int = 1) {
+    self.cookieKey = cookieKey
+    self.cookieValue = cookieValue
+    self.appVersion = appVersion
+  }
+
+  /// Deckhand's own cookie, the default of manifests and of the SDK.
+  public static let deckhand = GoPluginHandshakeConfig(
+    cookieKey: PluginManifest.Handshake.deckhand.cookieKey,
+    cookieValue: PluginManifest.Handshake.deckhand.cookieValue,
+    appVersion: PluginManifest.Handshake.deckhand.appVersion
+  )
+
+  var manifestHandshake: PluginManifest.Handshake {
+    PluginManifest.Handshake(cookieKey: cookieKey, cookieValue: cookieValue, appVersion: appVersion)
+  }
+}
+
+/// Serves a ``Plugin`` under whichever launch contract started the process.
+///
+/// - guest-agent (`--protocol=unix --address=SOCKET --errorlogfile=LOG`):
+///   serves on `SOCKET`; errors go to `LOG`.
+/// - go-plugin (a matching magic cookie and `PLUGIN_PROTOCOL_VERSIONS` in the
+///   environment): serves on a new socket, prints the handshake line on
+///   stdout, answers `grpc.health.v1` for service `plugin` and exits on
+///   `plugin.GRPCController/Shutdown`.
+///
+/// Run by hand, without either, it says so and exits with status 1.
+public enum PluginServer {
+  /// What a plugin may tune.
+  public struct Options: Sendable {
+    /// The go-plugin cookies accepted. Default: Deckhand's own.
+    public var goPluginHandshakes: [GoPluginHandshakeConfig]
+
+    public init(goPluginHandshakes: [GoPluginHandshakeConfig] = [.deckhand]) {
+      self.goPluginHandshakes = goPluginHandshakes
+    }
+  }
+
+  /// Serves `plugin` until the host stops it. Call it from `main`.
+  public static func serve(_ plugin: some Plugin, options: Options = Options()) async throws {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    let environment = Self.environment()
+    let contract: LaunchContract?
+    do {
+      contract = try LaunchContract.detect(
+        arguments: arguments, environment: environment, handshakes: options.goPluginHandshakes.map(\.manifestHandshake))
+    } catch {
+      PluginLog.error("cannot serve: \(error.message)")
+      exit(1)
+    }
+    guard let contract else {
+      PluginLog.write(
+        "This binary is a Deckhand plugin. It is not meant to be run directly: the host launches it with --protocol=unix --address=SOCKET, or as a go-plugin plugin with its magic cookie set. Try `deckhand plugin run plugin.json`.\n"
+      )
+      exit(1)
+    }
+    let socketPath: String
+    switch contract {
+    case .guestAgent(let address, let errorLogFile):
+      socketPath = address
+      if let errorLogFile { PluginLog.openErrorLog(errorLogFile) }
+    case .goPlugin(_, let directory):
+      socketPath = "\(directory)/plugin\(UInt32.random(in: 100_000_000...999_999_999))"
+    }
+    unlink(socketPath)
+    defer { unlink(socketPath) }
+
+    let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
+    let transport = HTTP2ServerTransport.Posix(
+      address: .unixDomainSocket(path: socketPath),
+      transportSecurity: .plaintext
+    )
+    let stop: @Sendable () -> Void = { requestStop.yield() }
+    let server = GRPCServer(
+      transport: transport,
+      services: [
+        GuestAgentService(plugin: plugin, onStop: stop),
+        HealthService(),
+        ControllerService(onShutdown: stop),
+        BrokerService(),
+      ]
+    )
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask {
+        defer { requestStop.finish() }
+        try await server.serve()
+      }
+      group.addTask {
+        for await _ in stopRequests {
+          server.beginGracefulShutdown()
+          break
+        }
+      }
+      if case .goPlugin(let appVersion, _) = contract {
+        guard (try? await transport.listeningAddress) != nil else {
+          requestStop.yield()
+          return
+        }
+        let handshake = GoPluginHandshake(appVersion: appVersion, network: .unix, address: socketPath)
+        PluginLog.writeStdout(handshake.line() + "\n")
+      }
+      try await group.waitForAll()
+    }
+  }
+
+  private static func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+      let text = String(cString: entry)
+      if let equals = text.firstIndex(of: "=") {
+        result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+      }
+      pointer += 1
+    }
+    return result
+  }
+}
+
+/// Where an SDK plugin's own messages go: stderr, and the guest-agent error
+/// log when the host gave one.
+public enum PluginLog {
+  private static let errorLog = Mutex<Int32>(-1)
+
+  /// Writes an error line to stderr and to the error log.
+  public static func error(_ message: String) {
+    let line = "\(message)\n"
+    write(line)
+    errorLog.withLock { fd in
+      if fd >= 0 { writeAll(fd, line) }
+    }
+  }
+
+  static func openErrorLog(_ path: String) {
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+    errorLog.withLock { $0 = fd }
+  }
+
+  static func write(_ text: String) { writeAll(2, text) }
+  static func writeStdout(_ text: String) { writeAll(1, text) }
+
+  private static func writeAll(_ fd: Int32, _ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+      if written <= 0 { return }
+      bytes = bytes.dropFirst(written)
+    }
+  }
+}
