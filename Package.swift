@@ -83,13 +83,14 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(
       name: "deckhand",
-      dependencies: ["DeckhandCLI"],
+      dependencies: ["DeckhandCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
       swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(

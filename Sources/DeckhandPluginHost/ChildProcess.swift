@@ -1,7 +1,6 @@
 internal import CDeckhandSystem
 public import DeckhandCore
 internal import Foundation
-internal import Synchronization
 
 #if canImport(Glibc)
   internal import Glibc
@@ -23,14 +22,7 @@ package final class ChildProcess: Sendable {
   /// Lines from stdout, for the go-plugin handshake. Keeps the newest 256.
   package let stdoutLines: AsyncStream<String>
 
-  private let state: Mutex<ExitState>
-
-  private struct ExitState {
-    var exit: ProcessExit?
-    var waiters: [UInt64: CheckedContinuation<ProcessExit?, Never>] = [:]
-    var cancelled: Set<UInt64> = []
-    var nextID: UInt64 = 0
-  }
+  private let exitValue = OnceValue<ProcessExit>()
 
   /// Which stream a line came from.
   package enum Stream: String, Sendable {
@@ -40,7 +32,6 @@ package final class ChildProcess: Sendable {
   private init(pid: Int32, stdoutLines: AsyncStream<String>) {
     self.pid = pid
     self.stdoutLines = stdoutLines
-    self.state = Mutex(ExitState())
   }
 
   /// Spawns `executable` in a new process group.
@@ -98,35 +89,12 @@ package final class ChildProcess: Sendable {
   }
 
   /// How the process ended, or nil while it runs.
-  package var exit: ProcessExit? {
-    state.withLock { $0.exit }
-  }
+  package var exit: ProcessExit? { exitValue.value }
 
   /// Waits until the process has exited and been reaped, or the task is
   /// cancelled (nil).
   package func waitForExit() async -> ProcessExit? {
-    let id = state.withLock {
-      $0.nextID += 1
-      return $0.nextID
-    }
-    return await withTaskCancellationHandler {
-      await withCheckedContinuation { (continuation: CheckedContinuation<ProcessExit?, Never>) in
-        let immediate: ProcessExit?? = state.withLock {
-          if let exit = $0.exit { return .some(exit) }
-          if $0.cancelled.remove(id) != nil { return .some(nil) }
-          $0.waiters[id] = continuation
-          return .none
-        }
-        if let immediate { continuation.resume(returning: immediate) }
-      }
-    } onCancel: {
-      let waiter = state.withLock {
-        let waiter = $0.waiters.removeValue(forKey: id)
-        if waiter == nil && $0.exit == nil { $0.cancelled.insert(id) }
-        return waiter
-      }
-      waiter?.resume(returning: nil)
-    }
+    await exitValue.wait()
   }
 
   /// Waits for the exit at most `timeout`; nil if the process still runs.
@@ -159,13 +127,7 @@ package final class ChildProcess: Sendable {
   }
 
   fileprivate func markExited(_ exit: ProcessExit) {
-    let waiters = state.withLock {
-      $0.exit = exit
-      let waiters = Array($0.waiters.values)
-      $0.waiters = [:]
-      return waiters
-    }
-    for waiter in waiters { waiter.resume(returning: exit) }
+    exitValue.set(exit)
   }
 }
 

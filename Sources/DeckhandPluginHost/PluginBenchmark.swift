@@ -1,0 +1,213 @@
+public import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import SwiftProtobuf
+
+/// `deckhand plugin bench`: what launching and calling a plugin costs, with
+/// the figure names of `../shared/peers/goplugin/run.sh` (without its
+/// `goplugin.` prefix), so that the two can be compared line by line.
+public struct PluginBenchmark: Sendable {
+  /// What to run.
+  public struct Options: Sendable {
+    /// Timed launches, after one untimed warm-up launch.
+    public var launches = 20
+    /// Sequential GetStatus calls.
+    public var calls = 20_000
+    /// Untimed calls before each load phase.
+    public var warmup = 500
+    /// Concurrent callers in the concurrent phase.
+    public var concurrency = 16
+    /// Length of the concurrent phase.
+    public var duration: Duration = .seconds(3)
+    /// Sequential Apply calls.
+    public var applyCalls = 2000
+    /// Apply payload size in bytes.
+    public var payload = 65_536
+    /// Settle time before reading idle RSS.
+    public var idleWait: Duration = .milliseconds(500)
+    public init() {}
+  }
+
+  /// One figure: printed as `name value unit`.
+  public struct Figure: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var value: Double
+    public var unit: String
+    public var description: String {
+      let text = value >= 100 || value.rounded() == value ? String(format: "%.0f", value) : String(format: "%.3f", value)
+      return "\(name) \(text) \(unit)"
+    }
+  }
+
+  let launcher: PluginLauncher
+  let transport: any PluginTransport
+  let options: Options
+
+  public init(launcher: PluginLauncher, transport: any PluginTransport = GRPCPluginTransport(), options: Options) {
+    self.launcher = launcher
+    self.transport = transport
+    self.options = options
+  }
+
+  /// Runs every phase, calling `report` with each figure as it is known.
+  public func run(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
+    try await measureLaunches(manifest, report: report)
+    try await measureCalls(manifest, report: report)
+  }
+
+  private func measureLaunches(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
+    var launches: [Duration] = []
+    var kills: [Duration] = []
+    for index in 0...options.launches {
+      let begin = ContinuousClock.now
+      let plugin = try await launcher.launch(manifest)
+      let (launch, kill) = try await transport.withConnection(to: plugin.address) { connection in
+        do {
+          try await Self.firstStatus(connection, deadline: manifest.timeouts.start, since: begin)
+        } catch {
+          await plugin.kill()
+          throw error
+        }
+        let launch = begin.duration(to: .now)
+        let outcome = await plugin.stop(using: connection, cleanup: false)
+        return (launch, outcome.elapsed)
+      }
+      if index > 0 {
+        launches.append(launch)
+        kills.append(kill)
+      }
+    }
+    launches.sort()
+    kills.sort()
+    report(Figure(name: "launch_min", value: Self.ms(launches.first ?? .zero), unit: "ms"))
+    report(Figure(name: "launch_median", value: Self.ms(Self.percentile(launches, 0.5)), unit: "ms"))
+    report(Figure(name: "launch_max", value: Self.ms(launches.last ?? .zero), unit: "ms"))
+    report(Figure(name: "kill_median", value: Self.ms(Self.percentile(kills, 0.5)), unit: "ms"))
+  }
+
+  private func measureCalls(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
+    let plugin = try await launcher.launch(manifest)
+    let options = self.options
+    try await transport.withConnection(to: plugin.address) { connection in
+      do {
+        try await Self.firstStatus(connection, deadline: manifest.timeouts.start, since: plugin.launchedAt)
+        try await Task.sleep(for: options.idleWait)
+        report(Figure(name: "plugin_rss_idle", value: Self.rssMiB(pid: plugin.pid), unit: "MiB"))
+        report(Figure(name: "host_rss_idle", value: Self.rssMiB(pid: getpid()), unit: "MiB"))
+
+        let timeout = manifest.timeouts.call
+        for _ in 0..<options.warmup { _ = try await connection.getStatus(data: nil, timeout: timeout) }
+        var latencies: [Duration] = []
+        latencies.reserveCapacity(options.calls)
+        let clock = ContinuousClock()
+        let seqBegin = clock.now
+        for _ in 0..<options.calls {
+          let begin = clock.now
+          _ = try await connection.getStatus(data: nil, timeout: timeout)
+          latencies.append(begin.duration(to: clock.now))
+        }
+        let seqElapsed = seqBegin.duration(to: clock.now)
+        latencies.sort()
+        report(Figure(name: "getstatus_seq_p50", value: Self.us(Self.percentile(latencies, 0.5)), unit: "us"))
+        report(Figure(name: "getstatus_seq_p99", value: Self.us(Self.percentile(latencies, 0.99)), unit: "us"))
+        report(
+          Figure(name: "getstatus_seq_rate", value: Double(options.calls) / Self.seconds(seqElapsed), unit: "calls/s"))
+
+        for _ in 0..<options.warmup { _ = try await connection.getStatus(data: nil, timeout: timeout) }
+        let concurrentBegin = clock.now
+        let end = concurrentBegin.advanced(by: options.duration)
+        let concurrent = try await withThrowingTaskGroup(of: [Duration].self) { group in
+          for _ in 0..<options.concurrency {
+            group.addTask {
+              var mine: [Duration] = []
+              while clock.now < end {
+                let begin = clock.now
+                _ = try await connection.getStatus(data: nil, timeout: timeout)
+                mine.append(begin.duration(to: clock.now))
+              }
+              return mine
+            }
+          }
+          var all: [Duration] = []
+          for try await part in group { all += part }
+          return all.sorted()
+        }
+        let concurrentElapsed = concurrentBegin.duration(to: clock.now)
+        let name = "getstatus_c\(options.concurrency)"
+        report(
+          Figure(
+            name: "\(name)_rate", value: Double(concurrent.count) / Self.seconds(concurrentElapsed), unit: "calls/s"))
+        report(Figure(name: "\(name)_p50", value: Self.us(Self.percentile(concurrent, 0.5)), unit: "us"))
+        report(Figure(name: "\(name)_p99", value: Self.us(Self.percentile(concurrent, 0.99)), unit: "us"))
+
+        var payload = Google_Protobuf_Any()
+        payload.typeURL = "type.googleapis.com/deckhand.bench.Payload"
+        payload.value = Data(repeating: 0x5a, count: options.payload)
+        for _ in 0..<min(options.warmup, 50) { try await connection.apply(payload, timeout: timeout) }
+        var applies: [Duration] = []
+        applies.reserveCapacity(options.applyCalls)
+        let applyBegin = clock.now
+        for _ in 0..<options.applyCalls {
+          let begin = clock.now
+          try await connection.apply(payload, timeout: timeout)
+          applies.append(begin.duration(to: clock.now))
+        }
+        let applyElapsed = applyBegin.duration(to: clock.now)
+        applies.sort()
+        let label = options.payload % 1024 == 0 ? "apply_\(options.payload / 1024)k" : "apply_\(options.payload)b"
+        report(Figure(name: "\(label)_p50", value: Self.us(Self.percentile(applies, 0.5)), unit: "us"))
+        report(Figure(name: "\(label)_p99", value: Self.us(Self.percentile(applies, 0.99)), unit: "us"))
+        report(
+          Figure(
+            name: "\(label)_throughput",
+            value: Double(options.payload * options.applyCalls) / 1e6 / Self.seconds(applyElapsed), unit: "MB/s"))
+        report(Figure(name: "plugin_rss_after_load", value: Self.rssMiB(pid: plugin.pid), unit: "MiB"))
+        report(Figure(name: "host_rss_after_load", value: Self.rssMiB(pid: getpid()), unit: "MiB"))
+      } catch {
+        await plugin.kill()
+        throw error
+      }
+      _ = await plugin.stop(using: connection, cleanup: false)
+    }
+  }
+
+  /// Calls GetStatus until it succeeds (the connection may still be coming
+  /// up) or the deadline passes.
+  static func firstStatus(_ connection: any PluginConnection, deadline: Duration, since: ContinuousClock.Instant)
+    async throws
+  {
+    while true {
+      do {
+        _ = try await connection.getStatus(data: nil, timeout: .seconds(1))
+        return
+      } catch {
+        if since.duration(to: .now) > deadline { throw error }
+        try await Task.sleep(for: .milliseconds(1))
+      }
+    }
+  }
+
+  static func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
+    guard !sorted.isEmpty else { return .zero }
+    let index = min(sorted.count - 1, max(0, Int((Double(sorted.count) * fraction).rounded(.up)) - 1))
+    return sorted[index]
+  }
+
+  static func seconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) + Double(attoseconds) / 1e18
+  }
+
+  static func ms(_ duration: Duration) -> Double { seconds(duration) * 1000 }
+  static func us(_ duration: Duration) -> Double { seconds(duration) * 1_000_000 }
+
+  /// VmRSS of a process in MiB, from /proc/PID/status.
+  static func rssMiB(pid: Int32) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+      let kib = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+      return kib / 1024
+    }
+    return 0
+  }
+}

@@ -1,0 +1,240 @@
+public import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+public import Logging
+public import ServiceLifecycle
+internal import Synchronization
+
+/// Keeps one plugin running: launches it, sends Start, checks its health,
+/// restarts it with backoff when it exits or turns unhealthy, and stops it
+/// gracefully on graceful shutdown (or ``requestStop()``).
+///
+/// Decisions come from ``DeckhandCore/SupervisorStateMachine``; this type
+/// carries them out and reports each step as a ``DeckhandCore/PluginEvent``.
+///
+/// ```swift
+/// let supervisor = PluginSupervisor(manifest: manifest, launcher: launcher) { event in print(event) }
+/// let group = ServiceGroup(services: [supervisor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// ```
+public final class PluginSupervisor: Service, Sendable {
+  /// The manifest of the plugin supervised.
+  public let manifest: PluginManifest
+  private let launcher: PluginLauncher
+  private let transport: any PluginTransport
+  private let onEvent: @Sendable (PluginEvent) -> Void
+  private let logger: Logger
+  private let stopSignal = OnceValue<Bool>()
+  private let machine: Mutex<SupervisorStateMachine>
+
+  /// - Parameters:
+  ///   - manifest: The plugin.
+  ///   - launcher: Launches it.
+  ///   - transport: Reaches it. Default ``GRPCPluginTransport``.
+  ///   - logger: For the host's own messages.
+  ///   - onEvent: Called with every event, in order.
+  public init(
+    manifest: PluginManifest,
+    launcher: PluginLauncher,
+    transport: any PluginTransport = GRPCPluginTransport(),
+    logger: Logger = Logger(label: "deckhand.supervisor"),
+    onEvent: @escaping @Sendable (PluginEvent) -> Void
+  ) {
+    self.manifest = manifest
+    self.launcher = launcher
+    self.transport = transport
+    self.logger = logger
+    self.onEvent = onEvent
+    self.machine = Mutex(SupervisorStateMachine(manifest: manifest))
+  }
+
+  /// Asks the supervisor to stop the plugin (cleanup false) and return.
+  public func requestStop() {
+    stopSignal.set(true)
+  }
+
+  /// Supervises until stopped. Returns once the plugin is stopped and its
+  /// process group is gone.
+  public func run() async throws {
+    try await withGracefulShutdownHandler {
+      var action = machine.withLock { $0.start() }
+      while true {
+        switch action {
+        case .launch(let attempt):
+          action = await launchAndSupervise(attempt: attempt)
+        case .restart(let delay, let attempt):
+          emit(
+            .restarting, pid: nil,
+            ["backoff_s": .number(Self.seconds(delay)), "attempt": .number(Double(attempt + 1))])
+          let stopped = await sleepUnlessStopped(delay)
+          action = machine.withLock { stopped ? $0.requestStop() : $0.backoffElapsed() }
+        case .finish:
+          return
+        case .none, .killUnhealthy, .sendStop, .killGroup:
+          // Only reachable from within a launch; treat as the end.
+          logger.error("supervisor of \(manifest.name) got \(action) outside a launch")
+          return
+        }
+      }
+    } onGracefulShutdown: {
+      self.requestStop()
+    }
+  }
+
+  // MARK: One launch
+
+  private enum SessionEnd: Sendable {
+    case exited(ProcessExit?)
+    case unhealthy(Int)
+    case stopRequested
+  }
+
+  private func launchAndSupervise(attempt: Int) async -> SupervisorStateMachine.Action {
+    if stopSignal.value != nil { return machine.withLock { $0.requestStop() } }
+    let plugin: LaunchedPlugin
+    do {
+      plugin = try await launcher.launch(manifest)
+    } catch {
+      emit(.launchFailed, pid: nil, ["error": .string("\(error)")])
+      return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
+    }
+    emit(.launched, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+    do {
+      return try await transport.withConnection(to: plugin.address) { connection in
+        await supervise(plugin, connection: connection)
+      }
+    } catch {
+      await plugin.kill()
+      emit(.launchFailed, pid: plugin.pid, ["error": .string("\(error)")])
+      return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
+    }
+  }
+
+  private func supervise(_ plugin: LaunchedPlugin, connection: any PluginConnection) async
+    -> SupervisorStateMachine.Action
+  {
+    // Start, and for go-plugin plugins the health service, before ready.
+    do {
+      if manifest.launchProtocol == .goPlugin {
+        let serving = try await connection.checkHealth(service: "plugin", timeout: manifest.timeouts.call)
+        if !serving { throw DeckhandError(.callFailed, "grpc.health.v1 reports service \"plugin\" not SERVING") }
+      }
+      try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call)
+    } catch {
+      let exit = await plugin.kill()
+      var details = plugin.lastLines()
+      details["error"] = .string("Start failed: \(error)")
+      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
+      emit(.launchFailed, pid: plugin.pid, details)
+      return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
+    }
+    machine.withLock { _ = $0.ready(now: .now) }
+    emit(
+      .ready, pid: plugin.pid,
+      ["launch_ms": .number(Self.seconds(plugin.launchedAt.duration(to: .now)) * 1000)])
+
+    let end = await withTaskGroup(of: SessionEnd?.self) { group in
+      group.addTask { .exited(await plugin.process.waitForExit()) }
+      group.addTask { await self.healthLoop(plugin, connection: connection) }
+      group.addTask { await self.stopSignal.wait() == nil ? nil : .stopRequested }
+      var end: SessionEnd?
+      while end == nil, let next = await group.next() { end = next }
+      group.cancelAll()
+      return end ?? .stopRequested
+    }
+
+    switch end {
+    case .exited(let exit):
+      plugin.removeSocket()
+      var details = plugin.lastLines()
+      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
+      emit(.exited, pid: plugin.pid, details)
+      return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
+
+    case .unhealthy:
+      let exit = await plugin.kill()
+      var details = plugin.lastLines()
+      details["reason"] = .string("unhealthy")
+      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
+      emit(.exited, pid: plugin.pid, details)
+      return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
+
+    case .stopRequested:
+      let action = machine.withLock { $0.requestStop() }
+      guard case .sendStop = action else { return action }
+      let outcome = await plugin.stop(using: connection, cleanup: false)
+      _ = machine.withLock { outcome.replied ? $0.stopReplied() : $0.stopDeadlineExpired() }
+      var details: [String: JSONValue] = [
+        "replied": .bool(outcome.replied),
+        "stop_ms": .number(Self.seconds(outcome.elapsed) * 1000),
+      ]
+      if let error = outcome.stopError { details["stop_error"] = .string(error) }
+      if let exit = outcome.exit { details.merge(exit.eventDetails) { a, _ in a } }
+      emit(.stopped, pid: plugin.pid, details)
+      return machine.withLock { $0.exited(now: .now, random: 0) }
+    }
+  }
+
+  /// Checks health at once, then every `health.interval`, until the plugin
+  /// is unhealthy (returned) or the task is cancelled (nil).
+  private func healthLoop(_ plugin: LaunchedPlugin, connection: any PluginConnection) async -> SessionEnd? {
+    while !Task.isCancelled {
+      var ok = false
+      var details: [String: JSONValue] = [:]
+      do {
+        let status = try await connection.getStatus(data: nil, timeout: manifest.health.timeout)
+        ok = status.code == 0
+        details["code"] = .number(Double(status.code))
+        details["results"] = .array(status.results.map(JSONValue.string))
+      } catch {
+        if Task.isCancelled { return nil }
+        details["error"] = .string("\(error)")
+      }
+      let verdict = machine.withLock { $0.healthChecked(ok: ok, now: .now) }
+      switch verdict {
+      case .healthy, .ignored:
+        break
+      case .becameHealthy:
+        emit(.healthy, pid: plugin.pid, details)
+      case .failed(let count):
+        details["failures"] = .number(Double(count))
+        emit(.healthFailed, pid: plugin.pid, details)
+      case .unhealthy(let count):
+        details["failures"] = .number(Double(count))
+        emit(.unhealthy, pid: plugin.pid, details)
+        return .unhealthy(count)
+      }
+      do {
+        try await Task.sleep(for: manifest.health.interval)
+      } catch {
+        return nil
+      }
+    }
+    return nil
+  }
+
+  /// Sleeps `delay`; returns true if a stop came first.
+  private func sleepUnlessStopped(_ delay: Duration) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+      group.addTask { await self.stopSignal.wait() != nil }
+      group.addTask {
+        try? await Task.sleep(for: delay)
+        return false
+      }
+      let stopped = await group.next() ?? false
+      group.cancelAll()
+      return stopped || stopSignal.value != nil
+    }
+  }
+
+  private func emit(_ kind: PluginEvent.Kind, pid: Int32?, _ details: [String: JSONValue]) {
+    onEvent(
+      PluginEvent(
+        event: kind, plugin: manifest.name, pid: pid, time: Date().timeIntervalSince1970, details: details))
+  }
+
+  static func seconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) + Double(attoseconds) / 1e18
+  }
+}
