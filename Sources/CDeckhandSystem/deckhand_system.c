@@ -98,3 +98,62 @@ unsigned long long deckhand_process_start_time(pid_t pid) {
   }
   return value;
 }
+
+#include <dirent.h>
+
+static pid_t parent_of(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  FILE *file = fopen(path, "r");
+  if (file == NULL) return -1;
+  char buffer[1024];
+  size_t n = fread(buffer, 1, sizeof(buffer) - 1, file);
+  fclose(file);
+  buffer[n] = 0;
+  char *p = strrchr(buffer, ')');
+  if (p == NULL || p[1] == 0 || p[2] == 0) return -1;
+  p += 2; /* state */
+  p = strchr(p, ' ');
+  if (p == NULL) return -1;
+  return (pid_t)strtol(p + 1, NULL, 10);
+}
+
+int deckhand_descendants(pid_t pid, pid_t *out, int max) {
+  DIR *proc = opendir("/proc");
+  if (proc == NULL) return 0;
+  /* pid → parent table, then a breadth-first walk from `pid`. */
+  int capacity = 4096, count = 0;
+  pid_t *pids = malloc(sizeof(pid_t) * capacity);
+  pid_t *parents = malloc(sizeof(pid_t) * capacity);
+  struct dirent *entry;
+  while ((entry = readdir(proc)) != NULL && pids && parents) {
+    char *end;
+    long value = strtol(entry->d_name, &end, 10);
+    if (*end != 0 || value <= 0) continue;
+    if (count == capacity) {
+      capacity *= 2;
+      pids = realloc(pids, sizeof(pid_t) * capacity);
+      parents = realloc(parents, sizeof(pid_t) * capacity);
+      if (!pids || !parents) break;
+    }
+    pids[count] = (pid_t)value;
+    parents[count] = parent_of((pid_t)value);
+    count++;
+  }
+  closedir(proc);
+  int found = 0;
+  if (pids && parents) {
+    int head = -1; /* -1: the root itself */
+    while (found < max) {
+      pid_t current = head < 0 ? pid : out[head];
+      for (int i = 0; i < count && found < max; i++) {
+        if (parents[i] == current) out[found++] = pids[i];
+      }
+      head++;
+      if (head >= found) break;
+    }
+  }
+  free(pids);
+  free(parents);
+  return found;
+}

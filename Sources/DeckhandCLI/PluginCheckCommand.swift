@@ -51,7 +51,7 @@ struct PluginCheckCommand: AsyncParsableCommand {
 
   static func encode(_ report: some Encodable) throws -> String {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(report), as: UTF8.self)
   }
 }

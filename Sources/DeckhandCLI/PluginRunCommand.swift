@@ -30,7 +30,7 @@ struct PluginRunCommand: AsyncParsableCommand {
     let manifest = try host.loadManifest()
     let format = events
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let emit: @Sendable (PluginEvent) -> Void = { event in
       switch format {
       case .json:

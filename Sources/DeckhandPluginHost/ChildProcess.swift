@@ -119,11 +119,23 @@ package final class ChildProcess: Sendable {
 
   /// Kills the whole process group with SIGKILL and waits for the leader to
   /// be reaped.
+  ///
+  /// Descendants that left the group (a child that called setsid, as
+  /// Foundation's `Process` does) are found through /proc and killed too.
   @discardableResult
   package func killGroupAndWait() async -> ProcessExit? {
+    let escaped = exit == nil ? descendants() : []
     signalGroup(SIGKILL)
     if exit == nil { _ = kill(pid, SIGKILL) }
+    for descendant in escaped { _ = kill(descendant, SIGKILL) }
     return await waitForExit()
+  }
+
+  /// The pids of every process descended from this one.
+  package func descendants() -> [Int32] {
+    var buffer = [pid_t](repeating: 0, count: 4096)
+    let count = deckhand_descendants(pid, &buffer, Int32(buffer.count))
+    return Array(buffer.prefix(Int(count)))
   }
 
   fileprivate func markExited(_ exit: ProcessExit) {

@@ -26,6 +26,7 @@ public final class PluginSupervisor: Service, Sendable {
   private let logger: Logger
   private let stopSignal = OnceValue<Bool>()
   private let machine: Mutex<SupervisorStateMachine>
+  private let stoppedReported = Mutex(false)
 
   /// - Parameters:
   ///   - manifest: The plugin.
@@ -69,6 +70,7 @@ public final class PluginSupervisor: Service, Sendable {
           let stopped = await sleepUnlessStopped(delay)
           action = machine.withLock { stopped ? $0.requestStop() : $0.backoffElapsed() }
         case .finish:
+          if !stoppedReported.withLock({ $0 }) { emit(.stopped, pid: nil, ["running": .bool(false)]) }
           return
         case .none, .killUnhealthy, .sendStop, .killGroup:
           // Only reachable from within a launch; treat as the end.
@@ -90,7 +92,6 @@ public final class PluginSupervisor: Service, Sendable {
   }
 
   private func launchAndSupervise(attempt: Int) async -> SupervisorStateMachine.Action {
-    if stopSignal.value != nil { return machine.withLock { $0.requestStop() } }
     let plugin: LaunchedPlugin
     do {
       plugin = try await launcher.launch(manifest)
@@ -228,6 +229,7 @@ public final class PluginSupervisor: Service, Sendable {
   }
 
   private func emit(_ kind: PluginEvent.Kind, pid: Int32?, _ details: [String: JSONValue]) {
+    if kind == .stopped { stoppedReported.withLock { $0 = true } }
     onEvent(
       PluginEvent(
         event: kind, plugin: manifest.name, pid: pid, time: Date().timeIntervalSince1970, details: details))

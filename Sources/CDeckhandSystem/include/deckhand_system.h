@@ -29,4 +29,10 @@ int deckhand_pipe_cloexec(int fds[2]);
 /// /proc/PID/stat), or 0 if it is gone.
 unsigned long long deckhand_process_start_time(pid_t pid);
 
+
+
+/// Fills `out` with the pids of all descendants of `pid` (children,
+/// grandchildren...), found through the parent pid in /proc/N/stat, and
+/// returns how many (at most `max`).
+int deckhand_descendants(pid_t pid, pid_t *out, int max);
 #endif
