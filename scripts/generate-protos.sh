@@ -45,3 +45,9 @@ protoc -I . -I /usr/include \
   --grpc-swift-2_out="$OUT" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
   "${protos[@]}"
 echo "generate-protos: wrote $(ls "$OUT" | wc -l) files to ${OUT#"$ROOT"/}"
+
+# The Python example's messages (Debian's python3-protobuf matches this protoc).
+PY_OUT="$ROOT/Examples/PythonEcho/generated"
+mkdir -p "$PY_OUT"
+protoc -I . -I /usr/include --python_out="$PY_OUT" plugin_comm.proto
+echo "generate-protos: wrote ${PY_OUT#"$ROOT"/}/plugin_comm_pb2.py"
