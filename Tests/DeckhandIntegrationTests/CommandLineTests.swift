@@ -1,0 +1,75 @@
+import DeckhandCore
+import DeckhandPluginHost
+import Foundation
+import Testing
+
+@Suite("The deckhand command")
+struct CommandLineTests {
+  @Test("plugin check --json reports every check and exits 0 for a good plugin")
+  func checkJSON() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifestFile(["name": "echo", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let result = try await runCommand(
+      Fixtures.deckhand,
+      ["plugin", "check", manifest, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
+       workspace.paths.runtimeDirectory])
+    #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    #expect(json["ok"] as? Bool == true)
+    #expect(json["plugin"] as? String == "echo")
+    #expect(json["protocol"] as? String == "guest-agent")
+    let checks = try #require(json["checks"] as? [[String: Any]])
+    #expect(checks.count == 7)
+    #expect(checks.allSatisfy { $0["ok"] as? Bool == true && $0["name"] is String && $0["detail"] is String })
+  }
+
+  @Test("plugin check exits 1 when a check fails, and 2 for a broken manifest")
+  func checkFailures() async throws {
+    let workspace = try TestWorkspace()
+    let failing = try workspace.manifestFile(
+      Fixtures.testPlugin(
+        "stubborn", args: ["--ignore-stop"], tag: UUID().uuidString, extra: ["timeouts": ["stop_s": 0.3]]))
+    let result = try await runCommand(
+      Fixtures.deckhand,
+      ["plugin", "check", failing, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
+       workspace.paths.runtimeDirectory])
+    #expect(result.status == 1)
+    #expect(result.stdout.contains(#""name":"stop","ok":false"#), "\(result.stdout)")
+
+    let broken = try workspace.write("broken.json", #"{"name": "x"}"#)
+    let brokenResult = try await runCommand(Fixtures.deckhand, ["plugin", "check", broken])
+    #expect(brokenResult.status == 2)
+    #expect(brokenResult.stderr.contains(broken))
+    #expect(brokenResult.stderr.contains(#"field "entrypoint": is required"#))
+  }
+
+  @Test("plugin run --events json prints one event a line and stops gracefully on SIGTERM")
+  func runEvents() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifestFile(["name": "echo", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
+    process.arguments = [
+      "plugin", "run", manifest, "--events", "json", "--state-dir", workspace.paths.stateDirectory,
+      "--runtime-dir", workspace.paths.runtimeDirectory,
+    ]
+    let output = try workspace.write("events.jsonl", "")
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+    try process.run()
+    let healthy = await eventually {
+      ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains(#""event":"healthy""#)
+    }
+    #expect(healthy)
+    process.terminate()
+    #expect(await eventually { !process.isRunning })
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n")
+    let events = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+    #expect(events.map { $0["event"] as? String } == ["launched", "ready", "healthy", "stopped"])
+    #expect(events.allSatisfy { $0["plugin"] as? String == "echo" && $0["pid"] is Int })
+    #expect(events.last?["replied"] as? Bool == true)
+    let pid = try #require(events.first?["pid"] as? Int)
+    #expect(!isAlive(Int32(pid)))
+  }
+}

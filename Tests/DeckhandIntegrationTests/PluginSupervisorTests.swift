@@ -1,0 +1,105 @@
+import DeckhandCore
+import DeckhandPluginHost
+import Foundation
+import Testing
+
+@Suite("Supervising plugins")
+struct PluginSupervisorTests {
+  /// Runs a supervisor in a child task until `body` returns, then stops it
+  /// and waits for `run()` to return.
+  func supervise(
+    _ manifest: PluginManifest, workspace: borrowing TestWorkspace,
+    _ body: (PluginSupervisor, EventLog) async throws -> Void
+  ) async throws {
+    let log = EventLog()
+    let supervisor = PluginSupervisor(manifest: manifest, launcher: workspace.launcher) { log.append($0) }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await supervisor.run() }
+      do {
+        try await body(supervisor, log)
+      } catch {
+        supervisor.requestStop()
+        throw error
+      }
+      supervisor.requestStop()
+      try await group.waitForAll()
+    }
+    #expect(log.all.last?.event == .stopped, "\(log.all.map(\.event))")
+  }
+
+  @Test("a plugin that crashes is restarted with growing backoff, and its stderr is reported")
+  func crashLoop() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest(
+      Fixtures.testPlugin(
+        "crashy", args: ["--crash-after-ms", "50"], tag: UUID().uuidString,
+        extra: ["restart": ["initial_backoff_s": 0.1, "max_backoff_s": 2]]))
+    try await supervise(manifest, workspace: workspace) { _, log in
+      #expect(await eventually(timeout: .seconds(30)) { log.count(.restarting) >= 3 })
+      let backoffs = log.of(.restarting).prefix(3).compactMap { event -> Double? in
+        if case .number(let value)? = event.details["backoff_s"] { return value }
+        return nil
+      }
+      #expect(backoffs.count == 3)
+      #expect(backoffs == backoffs.sorted() && Set(backoffs).count == 3, "\(backoffs)")
+      let exit = try #require(log.of(.exited).first)
+      #expect(exit.details["exit_code"] == .number(3))
+      #expect(exit.details["stderr_tail"] == .array([.string("test plugin: crashing on purpose")]))
+      let pids = Set(log.of(.launched).compactMap(\.pid))
+      #expect(pids.count == log.count(.launched))
+    }
+  }
+
+  @Test("a plugin that turns unhealthy is killed and restarted")
+  func unhealthy() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest(
+      Fixtures.testPlugin(
+        "sickly", args: ["--unhealthy-after", "1"], tag: UUID().uuidString,
+        extra: [
+          "health": ["interval_s": 0.05, "timeout_s": 1, "failures": 2],
+          "restart": ["initial_backoff_s": 0.05, "max_backoff_s": 0.1],
+        ]))
+    try await supervise(manifest, workspace: workspace) { _, log in
+      #expect(await eventually { log.count(.launched) >= 2 })
+      let kinds = log.all.map(\.event)
+      let expected: [PluginEvent.Kind] = [.launched, .ready, .healthy, .healthFailed, .unhealthy, .exited, .restarting]
+      #expect(Array(kinds.prefix(expected.count)) == expected, "\(kinds)")
+      #expect(log.of(.unhealthy).first?.details["code"] == .number(1))
+      #expect(log.of(.exited).first?.details["reason"] == .string("unhealthy"))
+      #expect(log.of(.exited).first?.details["signal"] == .number(9))
+    }
+  }
+
+  @Test("a stop request stops the plugin gracefully (cleanup false) and run() returns")
+  func gracefulStop() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest(["name": "echo", "version": "1", "entrypoint": Fixtures.echo])
+    var pid: Int32?
+    try await supervise(manifest, workspace: workspace) { _, log in
+      #expect(await eventually { log.count(.healthy) == 1 })
+      pid = log.of(.launched).first?.pid
+    }
+    let stopped = try #require(pid)
+    #expect(!isAlive(stopped))
+    #expect(FileManager.default.fileExists(atPath: workspace.paths.pluginStateDirectory("echo")))
+  }
+
+  @Test("a plugin that fails to launch is retried with backoff")
+  func launchFailures() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest(
+      Fixtures.testPlugin(
+        "quitter", args: ["--exit-without-serving"], tag: UUID().uuidString,
+        extra: ["restart": ["initial_backoff_s": 0.05, "max_backoff_s": 0.2]]))
+    try await supervise(manifest, workspace: workspace) { _, log in
+      #expect(await eventually { log.count(.launchFailed) >= 3 })
+      let error = log.of(.launchFailed).first?.details["error"]
+      guard case .string(let text)? = error else {
+        Issue.record("no error text")
+        return
+      }
+      #expect(text.contains("giving up before serving"))
+    }
+  }
+}
