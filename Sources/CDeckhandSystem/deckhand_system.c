@@ -37,6 +37,9 @@ int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
   posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
   posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
+  /* The plugin gets stdin, stdout and stderr, and none of the host's other
+     descriptors (sockets, files being written) even if they lack CLOEXEC. */
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);
   rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
   posix_spawn_file_actions_destroy(&actions);

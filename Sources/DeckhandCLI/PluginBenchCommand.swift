@@ -60,7 +60,9 @@ struct PluginBenchCommand: AsyncParsableCommand {
     options.applyCalls = applyCalls
     options.warmup = warmup
     let benchmark = PluginBenchmark(launcher: PluginLauncher(paths: host.paths), options: options)
-    print("# deckhand \(DeckhandVersion.current), plugin \(manifest.name) \(manifest.version) (\(manifest.launchProtocol.rawValue)), \(ProcessInfo.processInfo.activeProcessorCount) cpus")
+    print(
+      "# deckhand \(DeckhandVersion.current), plugin \(manifest.name) \(manifest.version) (\(manifest.launchProtocol.rawValue)), \(ProcessInfo.processInfo.activeProcessorCount) cpus"
+    )
     let prefix = self.prefix
     do {
       try await benchmark.run(manifest) { figure in

@@ -18,7 +18,8 @@ struct PluginCheckCommand: AsyncParsableCommand {
 
   @OptionGroup var host: HostOptions
 
-  @Flag(help: "Print the report as JSON: {\"ok\", \"plugin\", \"protocol\", \"checks\": [{\"name\", \"ok\", \"detail\"}]}.")
+  @Flag(
+    help: "Print the report as JSON: {\"ok\", \"plugin\", \"protocol\", \"checks\": [{\"name\", \"ok\", \"detail\"}]}.")
   var json = false
 
   func run() async throws {
@@ -42,7 +43,9 @@ struct PluginCheckCommand: AsyncParsableCommand {
     } else {
       print("plugin \(report.plugin) \(report.version) (\(report.protocol))")
       for check in report.checks {
-        print("  \(check.ok ? "ok  " : "FAIL") \(check.name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(check.detail)")
+        print(
+          "  \(check.ok ? "ok  " : "FAIL") \(check.name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(check.detail)"
+        )
       }
       print(report.ok ? "all checks passed" : "some checks failed")
     }

@@ -17,7 +17,10 @@ struct HostOptions: ParsableArguments {
   @Argument(help: "The plugin's manifest (plugin.json).")
   var manifest: String
 
-  @Option(help: "State root: plugins' state directories and error logs. Default: /var/lib/deckhand as root, $XDG_STATE_HOME/deckhand otherwise.")
+  @Option(
+    help:
+      "State root: plugins' state directories and error logs. Default: /var/lib/deckhand as root, $XDG_STATE_HOME/deckhand otherwise."
+  )
   var stateDir: String?
 
   @Option(help: "Runtime root for plugin sockets. Default: /run/deckhand as root, $XDG_RUNTIME_DIR/deckhand otherwise.")

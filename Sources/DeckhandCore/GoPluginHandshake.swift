@@ -62,7 +62,8 @@ public struct GoPluginHandshake: Hashable, Sendable {
     }
     guard offeredVersions.contains(app) else {
       let offered = offeredVersions.map(String.init).joined(separator: ",")
-      throw fail("plugin chose app protocol version \(app), but the host offered \(offered) (manifest handshake.app_version)")
+      throw fail(
+        "plugin chose app protocol version \(app), but the host offered \(offered) (manifest handshake.app_version)")
     }
     guard let network = Network(rawValue: parts[2]) else {
       throw fail("unsupported network \"\(parts[2])\" in \"\(trimmed)\": expected \"unix\" or \"tcp\"")

@@ -44,9 +44,11 @@ public enum LaunchContract: Hashable, Sendable {
     guard versions.contains(handshake.appVersion) else {
       throw DeckhandError(
         .handshakeFailed,
-        "the go-plugin host offers protocol versions \(offered), but this plugin speaks version \(handshake.appVersion)")
+        "the go-plugin host offers protocol versions \(offered), but this plugin speaks version \(handshake.appVersion)"
+      )
     }
-    let directory = [environment["PLUGIN_UNIX_SOCKET_DIR"], environment["TMPDIR"]]
+    let directory =
+      [environment["PLUGIN_UNIX_SOCKET_DIR"], environment["TMPDIR"]]
       .compactMap { $0 }.first { !$0.isEmpty } ?? "/tmp"
     return .goPlugin(appVersion: handshake.appVersion, socketDirectory: directory)
   }

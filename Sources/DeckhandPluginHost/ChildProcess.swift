@@ -52,7 +52,8 @@ package final class ChildProcess: Sendable {
     var stdoutPipe: [Int32] = [-1, -1]
     var stderrPipe: [Int32] = [-1, -1]
     guard deckhand_pipe_cloexec(&stdoutPipe) == 0, deckhand_pipe_cloexec(&stderrPipe) == 0 else {
-      throw DeckhandError(.launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
+      throw DeckhandError(
+        .launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
     }
     let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
     defer {
@@ -63,20 +64,31 @@ package final class ChildProcess: Sendable {
     let argv = [executable] + arguments
     let envp = environment.map { "\($0.key)=\($0.value)" }
     var pid: pid_t = 0
-    let rc = withCStrings(argv) { argvPointers in
-      withCStrings(envp) { envPointers in
-        if let workingDirectory {
-          return deckhand_spawn(
-            executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+    var rc: Int32 = 0
+    // ETXTBSY: the entrypoint was just written and a writer's descriptor is
+    // still open somewhere (a freshly installed binary); it passes quickly.
+    for attempt in 0..<10 {
+      if attempt > 0 { usleep(10_000) }
+      rc = spawnOnce()
+      if rc != ETXTBSY { break }
+    }
+    func spawnOnce() -> Int32 {
+      withCStrings(argv) { argvPointers in
+        withCStrings(envp) { envPointers in
+          if let workingDirectory {
+            return deckhand_spawn(
+              executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+          }
+          return deckhand_spawn(executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], nil, &pid)
         }
-        return deckhand_spawn(executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], nil, &pid)
       }
     }
     guard rc == 0 else {
       close(stdoutPipe[0])
       close(stderrPipe[0])
       let reason = String(cString: strerror(rc))
-      throw DeckhandError(.launchFailed, "could not start \(executable): \(reason); check that it exists and is executable")
+      throw DeckhandError(
+        .launchFailed, "could not start \(executable): \(reason); check that it exists and is executable")
     }
     let pidfd = deckhand_pidfd_open(pid)
     let (lines, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))

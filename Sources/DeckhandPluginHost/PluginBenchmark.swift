@@ -34,7 +34,8 @@ public struct PluginBenchmark: Sendable {
     public var value: Double
     public var unit: String
     public var description: String {
-      let text = value >= 100 || value.rounded() == value ? String(format: "%.0f", value) : String(format: "%.3f", value)
+      let text =
+        value >= 100 || value.rounded() == value ? String(format: "%.0f", value) : String(format: "%.3f", value)
       return "\(name) \(text) \(unit)"
     }
   }

@@ -85,7 +85,9 @@ public struct PluginConformanceCheck: Sendable {
         let start = plugin.startRequest()
         do {
           try await connection.start(start, timeout: call)
-          record("start", true, "state directory \(start.config.stateDirectoryPath), config \(Self.describe(manifest.config))")
+          record(
+            "start", true,
+            "state directory \(start.config.stateDirectoryPath), config \(Self.describe(manifest.config))")
         } catch {
           record("start", false, "\(error)")
         }

@@ -46,6 +46,7 @@ struct LaunchContractTests {
 
   @Test("run by hand, there is no contract")
   func none() throws {
-    #expect(try LaunchContract.detect(arguments: ["--help"], environment: ["HOME": "/root"], handshakes: deckhand) == nil)
+    #expect(
+      try LaunchContract.detect(arguments: ["--help"], environment: ["HOME": "/root"], handshakes: deckhand) == nil)
   }
 }

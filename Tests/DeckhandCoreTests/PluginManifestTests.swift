@@ -84,17 +84,47 @@ struct PluginManifestTests {
       (#"{"name": "a b", "version": "1", "entrypoint": "a"}"#, #"field "name": "a b" may hold only"#),
       (#"{"name": "a", "version": 1, "entrypoint": "a"}"#, #"field "version": must be a non-empty string, got 1"#),
       (#"{"name": "a", "version": "1"}"#, #"field "entrypoint": is required"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "protocol": "grpc"}"#, #"field "protocol": must be one of "guest-agent", "go-plugin", got "grpc""#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "sha256": "abc"}"#, #"field "sha256": must be 64 hexadecimal"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "config": 3}"#, #"field "config": must be a string or a JSON object, got a number"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "env": {"X": 1}}"#, #"field "env.X": must be a string, got a number"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "timeouts": {"start_s": -1}}"#, #"field "timeouts.start_s": must be a number of seconds greater than 0, got -1"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "timeouts": {"start": 1}}"#, #"field "timeouts.start": unknown field"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "health": {"failures": 0}}"#, #"field "health.failures": must be a whole number from 1 to 1000, got 0"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "restart": {"initial_backoff_s": 5, "max_backoff_s": 1}}"#, #"field "restart.max_backoff_s": must not be smaller"#),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "protocol": "grpc"}"#,
+        #"field "protocol": must be one of "guest-agent", "go-plugin", got "grpc""#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "sha256": "abc"}"#,
+        #"field "sha256": must be 64 hexadecimal"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "config": 3}"#,
+        #"field "config": must be a string or a JSON object, got a number"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "env": {"X": 1}}"#,
+        #"field "env.X": must be a string, got a number"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "timeouts": {"start_s": -1}}"#,
+        #"field "timeouts.start_s": must be a number of seconds greater than 0, got -1"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "timeouts": {"start": 1}}"#,
+        #"field "timeouts.start": unknown field"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "health": {"failures": 0}}"#,
+        #"field "health.failures": must be a whole number from 1 to 1000, got 0"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "restart": {"initial_backoff_s": 5, "max_backoff_s": 1}}"#,
+        #"field "restart.max_backoff_s": must not be smaller"#
+      ),
       (#"{"name": "a", "version": "1", "entrypoint": "a", "entrypiont": "b"}"#, #"field "entrypiont": unknown field"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "handshake": {"app_version": "1"}}"#, #"field "handshake.app_version": must be a whole number"#),
-      (#"{"name": "a", "version": "1", "entrypoint": "a", "args": ["x", 2]}"#, #"field "args[1]": must be a string, got a number"#),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "handshake": {"app_version": "1"}}"#,
+        #"field "handshake.app_version": must be a whole number"#
+      ),
+      (
+        #"{"name": "a", "version": "1", "entrypoint": "a", "args": ["x", 2]}"#,
+        #"field "args[1]": must be a string, got a number"#
+      ),
       (#"["not an object"]"#, "the manifest must be a JSON object, got an array"),
       (#"{"name": "a", "#, "not valid JSON"),
     ])

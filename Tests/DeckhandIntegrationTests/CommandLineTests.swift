@@ -11,8 +11,10 @@ struct CommandLineTests {
     let manifest = try workspace.manifestFile(["name": "echo", "version": "1.0.0", "entrypoint": Fixtures.echo])
     let result = try await runCommand(
       Fixtures.deckhand,
-      ["plugin", "check", manifest, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
-       workspace.paths.runtimeDirectory])
+      [
+        "plugin", "check", manifest, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
+        workspace.paths.runtimeDirectory,
+      ])
     #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
     let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     #expect(json["ok"] as? Bool == true)
@@ -31,8 +33,10 @@ struct CommandLineTests {
         "stubborn", args: ["--ignore-stop"], tag: UUID().uuidString, extra: ["timeouts": ["stop_s": 0.3]]))
     let result = try await runCommand(
       Fixtures.deckhand,
-      ["plugin", "check", failing, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
-       workspace.paths.runtimeDirectory])
+      [
+        "plugin", "check", failing, "--json", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir",
+        workspace.paths.runtimeDirectory,
+      ])
     #expect(result.status == 1)
     #expect(result.stdout.contains(#""name":"stop","ok":false"#), "\(result.stdout)")
 

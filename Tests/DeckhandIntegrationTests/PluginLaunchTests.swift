@@ -72,8 +72,10 @@ struct PluginLaunchTests {
       "build the go-plugin peer first: ../shared/peers/goplugin/run.sh --build (.ci/run does)")
     let result = try await runCommand(
       host,
-      ["-mode", "goplugin", "-plugin", Fixtures.echo, "-launches", "2", "-n", "200", "-warmup", "10", "-dur", "200ms",
-       "-apply-n", "20", "-idle-wait", "10ms", "-prefix", "swift"])
+      [
+        "-mode", "goplugin", "-plugin", Fixtures.echo, "-launches", "2", "-n", "200", "-warmup", "10", "-dur", "200ms",
+        "-apply-n", "20", "-idle-wait", "10ms", "-prefix", "swift",
+      ])
     #expect(result.status == 0, "\(result.stderr)")
     #expect(result.stdout.contains("swift.launch_median"), "\(result.stdout)")
     #expect(result.stdout.contains("swift.getstatus_seq_p50"), "\(result.stdout)")
@@ -164,7 +166,8 @@ struct PluginLaunchTests {
   func badHandshake(line: String, expected: String) async throws {
     let workspace = try TestWorkspace()
     let tag = UUID().uuidString
-    let script = try workspace.write("bad-plugin.sh", "#!/bin/sh\necho starting\necho '\(line)'\nexec sleep 30\n", executable: true)
+    let script = try workspace.write(
+      "bad-plugin.sh", "#!/bin/sh\necho starting\necho '\(line)'\nexec sleep 30\n", executable: true)
     let manifest = try workspace.manifest([
       "name": "bad", "version": "1", "entrypoint": script, "args": [tag], "protocol": "go-plugin",
     ])
@@ -198,7 +201,8 @@ struct PluginLaunchTests {
   func badManifest() throws {
     let workspace = try TestWorkspace()
     let path = try workspace.write(
-      "broken.json", #"{"name": "x", "version": "1", "entrypoint": "x", "protocol": "smoke", "timeouts": {"stop_s": "ten"}}"#)
+      "broken.json",
+      #"{"name": "x", "version": "1", "entrypoint": "x", "protocol": "smoke", "timeouts": {"stop_s": "ten"}}"#)
     do {
       _ = try PluginManifest.load(path: path)
       Issue.record("loaded")

@@ -34,9 +34,10 @@ struct PluginStopTests {
     let workspace = try TestWorkspace()
     let manifest = try workspace.manifest(["name": "echo", "version": "1", "entrypoint": Fixtures.echo])
     let plugin = try await workspace.launcher.launch(manifest)
-    let outcome = await (try GRPCPluginTransport().withConnection(to: plugin.address) { connection in
-      await plugin.stop(using: connection, cleanup: false)
-    })
+    let outcome = await
+      (try GRPCPluginTransport().withConnection(to: plugin.address) { connection in
+        await plugin.stop(using: connection, cleanup: false)
+      })
     #expect(outcome.replied)
     #expect(outcome.elapsed < .seconds(2))
     #expect(outcome.exit == .exited(code: 0))
@@ -51,9 +52,10 @@ struct PluginStopTests {
     let plugin = try await workspace.launcher.launch(manifest)
     let stateDirectory = workspace.paths.pluginStateDirectory("tidy")
     try "kept".write(toFile: "\(stateDirectory)/data", atomically: true, encoding: .utf8)
-    _ = await (try GRPCPluginTransport().withConnection(to: plugin.address) { connection in
-      await plugin.stop(using: connection, cleanup: cleanup)
-    })
+    _ = await
+      (try GRPCPluginTransport().withConnection(to: plugin.address) { connection in
+        await plugin.stop(using: connection, cleanup: cleanup)
+      })
     #expect(FileManager.default.fileExists(atPath: "\(stateDirectory)/data") == !cleanup)
   }
 }

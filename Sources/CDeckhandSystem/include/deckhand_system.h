@@ -5,7 +5,8 @@
 
 /// Spawns `path` in a new process group (its pid is the group id), with all
 /// signals at their default disposition and none blocked, stdin/stdout/stderr
-/// on the given descriptors and the working directory `cwd` (NULL: unchanged).
+/// on the given descriptors, every other descriptor closed, and the working
+/// directory `cwd` (NULL: unchanged).
 /// Returns 0 and sets *pid, or an errno value.
 int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
                    int stdin_fd, int stdout_fd, int stderr_fd, const char *cwd,

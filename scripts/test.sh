@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs Deckhand's whole test suite on a fresh machine: installs what the
+# tests need (as root, from Debian's packages), builds the go-plugin peer
+# that the interop tests launch, builds the package and runs `swift test`.
+#
+#   scripts/test.sh [extra swift test arguments]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Python example plugin: Debian's grpcio and protobuf for /usr/bin/python3.
+# protoc and the well-known types: scripts/generate-protos.sh.
+APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev"
+missing=()
+for pkg in $APT_PKGS; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "# installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >&2
+  else
+    echo "scripts/test.sh: missing packages; as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# The go-plugin peer (HashiCorp go-plugin and grpc-go from Debian's
+# packages): a real go-plugin plugin and host for the interop tests.
+PEER="$ROOT/../shared/peers/goplugin/run.sh"
+if [ -x "$PEER" ] || [ -f "$PEER" ]; then
+  bash "$PEER" --build
+  export DECKHAND_GOPLUGIN_PEER_BIN="$ROOT/../shared/peers/goplugin/build/bin"
+else
+  echo "scripts/test.sh: $PEER not found; the go-plugin interop tests will fail" >&2
+fi
+
+# The tests launch the package's executables (the example and test plugins,
+# `deckhand` itself), so build everything first.
+swift build --build-tests
+swift test --skip-build "$@"
