@@ -37,36 +37,3 @@ extension Plugin {
   /// Accepts and ignores the payload.
   public func apply(_ payload: Google_Protobuf_Any) async throws {}
 }
-
-/// What Start brings.
-public struct StartContext: Sendable {
-  /// The plugin's own folder, kept across restarts and new versions.
-  public var stateDirectory: String
-  /// The manifest's `config`.
-  public var config: Config
-
-  /// The configuration the host sent.
-  public enum Config: Sendable {
-    case none
-    case string(String)
-    case structure(Google_Protobuf_Struct)
-  }
-
-  public init(stateDirectory: String, config: Config) {
-    self.stateDirectory = stateDirectory
-    self.config = config
-  }
-}
-
-/// A plugin's answer to GetStatus.
-public struct PluginStatus: Hashable, Sendable {
-  /// 0 is healthy; anything else is a failure the host counts.
-  public var code: Int32
-  /// Free-form lines.
-  public var results: [String]
-
-  public init(code: Int32, results: [String] = []) {
-    self.code = code
-    self.results = results
-  }
-}

@@ -8,32 +8,6 @@ internal import Synchronization
   internal import Glibc
 #endif
 
-/// The go-plugin magic cookie a plugin accepts and the app protocol version
-/// it speaks under it. The host's manifest must name the same
-/// (`handshake.cookie_key`, `cookie_value`, `app_version`).
-public struct GoPluginHandshakeConfig: Hashable, Sendable {
-  public var cookieKey: String
-  public var cookieValue: String
-  public var appVersion: Int
-
-  public init(cookieKey: String, cookieValue: String, appVersion: Int = 1) {
-    self.cookieKey = cookieKey
-    self.cookieValue = cookieValue
-    self.appVersion = appVersion
-  }
-
-  /// Deckhand's own cookie, the default of manifests and of the SDK.
-  public static let deckhand = GoPluginHandshakeConfig(
-    cookieKey: PluginManifest.Handshake.deckhand.cookieKey,
-    cookieValue: PluginManifest.Handshake.deckhand.cookieValue,
-    appVersion: PluginManifest.Handshake.deckhand.appVersion
-  )
-
-  var manifestHandshake: PluginManifest.Handshake {
-    PluginManifest.Handshake(cookieKey: cookieKey, cookieValue: cookieValue, appVersion: appVersion)
-  }
-}
-
 /// Serves a ``Plugin`` under whichever launch contract started the process.
 ///
 /// - guest-agent (`--protocol=unix --address=SOCKET --errorlogfile=LOG`):
@@ -133,37 +107,5 @@ public enum PluginServer {
       pointer += 1
     }
     return result
-  }
-}
-
-/// Where an SDK plugin's own messages go: stderr, and the guest-agent error
-/// log when the host gave one.
-public enum PluginLog {
-  private static let errorLog = Mutex<Int32>(-1)
-
-  /// Writes an error line to stderr and to the error log.
-  public static func error(_ message: String) {
-    let line = "\(message)\n"
-    write(line)
-    errorLog.withLock { fd in
-      if fd >= 0 { writeAll(fd, line) }
-    }
-  }
-
-  static func openErrorLog(_ path: String) {
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-    errorLog.withLock { $0 = fd }
-  }
-
-  static func write(_ text: String) { writeAll(2, text) }
-  static func writeStdout(_ text: String) { writeAll(1, text) }
-
-  private static func writeAll(_ fd: Int32, _ text: String) {
-    var bytes = Array(text.utf8)[...]
-    while !bytes.isEmpty {
-      let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-      if written <= 0 { return }
-      bytes = bytes.dropFirst(written)
-    }
   }
 }

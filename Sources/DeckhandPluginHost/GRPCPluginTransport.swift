@@ -1,8 +1,8 @@
-public import DeckhandCore
-public import DeckhandProtocol
+internal import DeckhandCore
+internal import DeckhandProtocol
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
-public import SwiftProtobuf
+internal import SwiftProtobuf
 
 /// The default ``PluginTransport``: grpc-swift-2 clients on HTTP/2, over
 /// unix domain sockets (or loopback TCP for go-plugin plugins that ask).

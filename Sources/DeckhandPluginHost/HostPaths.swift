@@ -1,4 +1,4 @@
-public import DeckhandCore
+internal import DeckhandCore
 internal import Foundation
 
 /// Where the host keeps plugins' state and sockets.
@@ -27,8 +27,8 @@ public struct HostPaths: Hashable, Sendable {
     }
     let home = environment["HOME"] ?? NSHomeDirectory()
     let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.local/state"
-    let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp/deckhand-\(getuid())"
-    let runtimeDirectory = runtime.hasSuffix("deckhand-\(getuid())") ? runtime : "\(runtime)/deckhand"
+    let runtimeDirectory =
+      environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : "\($0)/deckhand" } ?? "/tmp/deckhand-\(getuid())"
     return HostPaths(stateDirectory: "\(state)/deckhand", runtimeDirectory: runtimeDirectory)
   }
 

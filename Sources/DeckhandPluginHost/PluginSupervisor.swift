@@ -57,7 +57,7 @@ public final class PluginSupervisor: Service, Sendable {
   /// Supervises until stopped. Returns once the plugin is stopped and its
   /// process group is gone.
   public func run() async throws {
-    try await withGracefulShutdownHandler {
+    await withGracefulShutdownHandler {
       var action = machine.withLock { $0.start() }
       while true {
         switch action {

@@ -130,8 +130,8 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Duration =
   -> (status: Int32, stdout: String, stderr: String)
 {
   let base = "/tmp/dhcmd-\(UUID().uuidString.prefix(8))"
-  FileManager.default.createFile(atPath: "\(base).out", contents: nil)
-  FileManager.default.createFile(atPath: "\(base).err", contents: nil)
+  _ = FileManager.default.createFile(atPath: "\(base).out", contents: nil)
+  _ = FileManager.default.createFile(atPath: "\(base).err", contents: nil)
   defer {
     try? FileManager.default.removeItem(atPath: "\(base).out")
     try? FileManager.default.removeItem(atPath: "\(base).err")

@@ -26,25 +26,3 @@ struct HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
     while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
   }
 }
-
-/// `plugin.GRPCController`: go-plugin's Kill asks the plugin to exit.
-struct ControllerService: Plugin_GRPCController.SimpleServiceProtocol {
-  let onShutdown: @Sendable () -> Void
-
-  func shutdown(request: Plugin_Empty, context: ServerContext) async throws -> Plugin_Empty {
-    onShutdown()
-    return Plugin_Empty()
-  }
-}
-
-/// `plugin.GRPCBroker`: Deckhand plugins open no extra connections; the
-/// stream stays open, reading, until the host closes it.
-struct BrokerService: Plugin_GRPCBroker.SimpleServiceProtocol {
-  func startStream(
-    request: RPCAsyncSequence<Plugin_ConnInfo, any Error>,
-    response: RPCWriter<Plugin_ConnInfo>,
-    context: ServerContext
-  ) async throws {
-    for try await _ in request {}
-  }
-}

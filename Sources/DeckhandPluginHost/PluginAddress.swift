@@ -1,0 +1,14 @@
+/// Where a plugin serves.
+public enum PluginAddress: Hashable, Sendable, CustomStringConvertible {
+  /// A unix domain socket.
+  case unix(path: String)
+  /// A TCP `host:port`; go-plugin plugins may choose it.
+  case tcp(host: String, port: Int)
+
+  public var description: String {
+    switch self {
+    case .unix(let path): "unix:\(path)"
+    case .tcp(let host, let port): "\(host):\(port)"
+    }
+  }
+}
