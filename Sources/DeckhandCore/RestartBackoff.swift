@@ -19,18 +19,18 @@ public struct RestartBackoff: Hashable, Sendable {
 
   /// The nominal delay before restart number `attempt` (0 for the first).
   public func nominalDelay(attempt: Int) -> Duration {
-    let initialSeconds = Self.seconds(initial)
+    let initialSeconds = initial.inSeconds
     let exponent = Double(min(attempt, 62))
-    let nominal = min(Self.seconds(maximum), initialSeconds * pow2(exponent))
+    let nominal = min(maximum.inSeconds, initialSeconds * pow2(exponent))
     return .milliseconds(Int64((nominal * 1000).rounded()))
   }
 
   /// The delay before restart number `attempt`, with jitter from `random`, a
   /// number in `0..<1`.
   public func delay(attempt: Int, random: Double) -> Duration {
-    let nominal = Self.seconds(nominalDelay(attempt: attempt))
+    let nominal = nominalDelay(attempt: attempt).inSeconds
     let factor = 1 - jitter + 2 * jitter * min(max(random, 0), 1)
-    let seconds = min(max(nominal * factor, Self.seconds(initial)), Self.seconds(maximum))
+    let seconds = min(max(nominal * factor, initial.inSeconds), maximum.inSeconds)
     return .milliseconds(Int64((seconds * 1000).rounded()))
   }
 
@@ -38,10 +38,5 @@ public struct RestartBackoff: Hashable, Sendable {
     var result = 1.0
     for _ in 0..<Int(exponent) { result *= 2 }
     return result
-  }
-
-  static func seconds(_ duration: Duration) -> Double {
-    let (seconds, attoseconds) = duration.components
-    return Double(seconds) + Double(attoseconds) / 1e18
   }
 }

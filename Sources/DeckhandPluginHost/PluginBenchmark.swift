@@ -112,7 +112,7 @@ public struct PluginBenchmark: Sendable {
         report(Figure(name: "getstatus_seq_p50", value: Self.us(Self.percentile(latencies, 0.5)), unit: "us"))
         report(Figure(name: "getstatus_seq_p99", value: Self.us(Self.percentile(latencies, 0.99)), unit: "us"))
         report(
-          Figure(name: "getstatus_seq_rate", value: Double(options.calls) / Self.seconds(seqElapsed), unit: "calls/s"))
+          Figure(name: "getstatus_seq_rate", value: Double(options.calls) / seqElapsed.inSeconds, unit: "calls/s"))
 
         for _ in 0..<options.warmup { _ = try await connection.getStatus(data: nil, timeout: timeout) }
         let concurrentBegin = clock.now
@@ -137,7 +137,7 @@ public struct PluginBenchmark: Sendable {
         let name = "getstatus_c\(options.concurrency)"
         report(
           Figure(
-            name: "\(name)_rate", value: Double(concurrent.count) / Self.seconds(concurrentElapsed), unit: "calls/s"))
+            name: "\(name)_rate", value: Double(concurrent.count) / concurrentElapsed.inSeconds, unit: "calls/s"))
         report(Figure(name: "\(name)_p50", value: Self.us(Self.percentile(concurrent, 0.5)), unit: "us"))
         report(Figure(name: "\(name)_p99", value: Self.us(Self.percentile(concurrent, 0.99)), unit: "us"))
 
@@ -161,7 +161,7 @@ public struct PluginBenchmark: Sendable {
         report(
           Figure(
             name: "\(label)_throughput",
-            value: Double(options.payload * options.applyCalls) / 1e6 / Self.seconds(applyElapsed), unit: "MB/s"))
+            value: Double(options.payload * options.applyCalls) / 1e6 / applyElapsed.inSeconds, unit: "MB/s"))
         report(Figure(name: "plugin_rss_after_load", value: Self.rssMiB(pid: plugin.pid), unit: "MiB"))
         report(Figure(name: "host_rss_after_load", value: Self.rssMiB(pid: getpid()), unit: "MiB"))
       } catch {
@@ -194,13 +194,8 @@ public struct PluginBenchmark: Sendable {
     return sorted[index]
   }
 
-  static func seconds(_ duration: Duration) -> Double {
-    let (seconds, attoseconds) = duration.components
-    return Double(seconds) + Double(attoseconds) / 1e18
-  }
-
-  static func ms(_ duration: Duration) -> Double { seconds(duration) * 1000 }
-  static func us(_ duration: Duration) -> Double { seconds(duration) * 1_000_000 }
+  static func ms(_ duration: Duration) -> Double { duration.inMilliseconds }
+  static func us(_ duration: Duration) -> Double { duration.inSeconds * 1_000_000 }
 
   /// VmRSS of a process in MiB, from /proc/PID/status.
   static func rssMiB(pid: Int32) -> Double {

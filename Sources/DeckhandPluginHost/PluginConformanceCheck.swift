@@ -136,8 +136,7 @@ public struct PluginConformanceCheck: Sendable {
   }
 
   static func ms(_ duration: Duration) -> String {
-    let (seconds, attoseconds) = duration.components
-    return String(format: "%.1f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
+    String(format: "%.1f", duration.inMilliseconds)
   }
 
   static func describe(_ config: PluginManifest.Config?) -> String {

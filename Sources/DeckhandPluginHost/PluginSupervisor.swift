@@ -66,7 +66,7 @@ public final class PluginSupervisor: Service, Sendable {
         case .restart(let delay, let attempt):
           emit(
             .restarting, pid: nil,
-            ["backoff_s": .number(Self.seconds(delay)), "attempt": .number(Double(attempt + 1))])
+            ["backoff_s": .number(delay.inSeconds), "attempt": .number(Double(attempt + 1))])
           let stopped = await sleepUnlessStopped(delay)
           action = machine.withLock { stopped ? $0.requestStop() : $0.backoffElapsed() }
         case .finish:
@@ -132,7 +132,7 @@ public final class PluginSupervisor: Service, Sendable {
     machine.withLock { _ = $0.ready(now: .now) }
     emit(
       .ready, pid: plugin.pid,
-      ["launch_ms": .number(Self.seconds(plugin.launchedAt.duration(to: .now)) * 1000)])
+      ["launch_ms": .number(plugin.launchedAt.duration(to: .now).inMilliseconds)])
 
     let end = await withTaskGroup(of: SessionEnd?.self) { group in
       group.addTask { .exited(await plugin.process.waitForExit()) }
@@ -167,7 +167,7 @@ public final class PluginSupervisor: Service, Sendable {
       _ = machine.withLock { outcome.replied ? $0.stopReplied() : $0.stopDeadlineExpired() }
       var details: [String: JSONValue] = [
         "replied": .bool(outcome.replied),
-        "stop_ms": .number(Self.seconds(outcome.elapsed) * 1000),
+        "stop_ms": .number(outcome.elapsed.inMilliseconds),
       ]
       if let error = outcome.stopError { details["stop_error"] = .string(error) }
       if let exit = outcome.exit { details.merge(exit.eventDetails) { a, _ in a } }
@@ -235,8 +235,4 @@ public final class PluginSupervisor: Service, Sendable {
         event: kind, plugin: manifest.name, pid: pid, time: Date().timeIntervalSince1970, details: details))
   }
 
-  static func seconds(_ duration: Duration) -> Double {
-    let (seconds, attoseconds) = duration.components
-    return Double(seconds) + Double(attoseconds) / 1e18
-  }
 }
