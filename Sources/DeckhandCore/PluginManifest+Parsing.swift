@@ -1,5 +1,4 @@
-public import struct Foundation.Data
-internal import class Foundation.JSONDecoder
+public import Foundation
 
 extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.

@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 #if canImport(Glibc)

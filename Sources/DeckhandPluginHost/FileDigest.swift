@@ -1,5 +1,5 @@
 internal import Crypto
-public import DeckhandCore
+internal import DeckhandCore
 internal import Foundation
 
 /// SHA-256 of files, for the manifest's `sha256` pin.
