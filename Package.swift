@@ -25,6 +25,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+    .package(url: "https://github.com/apple/swift-nio-http2", from: "1.36.0"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -43,6 +45,18 @@ let package = Package(
       ],
       swiftSettings: defaultSwiftSettings
     ),
+    // A lean gRPC path on swift-nio-http2: unary calls handled on the
+    // connection's event loop, standard gRPC on the wire.
+    .target(
+      name: "DeckhandGRPC",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+        .product(name: "NIOHPACK", package: "swift-nio-http2"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
     // posix_spawn into a new process group, pidfd: what Swift cannot call.
     .target(name: "CDeckhandSystem"),
     // Processes, sockets and gRPC: launching and supervising plugins.
@@ -51,7 +65,9 @@ let package = Package(
       dependencies: [
         "DeckhandCore",
         "DeckhandProtocol",
+        "DeckhandGRPC",
         "CDeckhandSystem",
+        .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -67,6 +83,8 @@ let package = Package(
       dependencies: [
         "DeckhandCore",
         "DeckhandProtocol",
+        "DeckhandGRPC",
+        .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -59,7 +59,8 @@ struct PluginBenchCommand: AsyncParsableCommand {
     options.payload = payload
     options.applyCalls = applyCalls
     options.warmup = warmup
-    let benchmark = PluginBenchmark(launcher: PluginLauncher(paths: host.paths), options: options)
+    let benchmark = PluginBenchmark(
+      launcher: PluginLauncher(paths: host.paths), transport: host.transport.transport, options: options)
     print(
       "# deckhand \(DeckhandVersion.current), plugin \(manifest.name) \(manifest.version) (\(manifest.launchProtocol.rawValue)), \(ProcessInfo.processInfo.activeProcessorCount) cpus"
     )

@@ -37,7 +37,9 @@ struct PluginCheckCommand: AsyncParsableCommand {
       FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
       throw ExitCode(2)
     }
-    let report = await PluginConformanceCheck(launcher: PluginLauncher(paths: host.paths)).run(manifest)
+    let report = await PluginConformanceCheck(
+      launcher: PluginLauncher(paths: host.paths), transport: host.transport.transport
+    ).run(manifest)
     if json {
       print(try Self.encode(report))
     } else {

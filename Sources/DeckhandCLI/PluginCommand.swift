@@ -26,6 +26,22 @@ struct HostOptions: ParsableArguments {
   @Option(help: "Runtime root for plugin sockets. Default: /run/deckhand as root, $XDG_RUNTIME_DIR/deckhand otherwise.")
   var runtimeDir: String?
 
+  @Option(
+    help: "How the host talks to plugins: lean (Deckhand's gRPC on swift-nio-http2) or grpc-swift (grpc-swift-2).")
+  var transport: TransportChoice = .lean
+
+  enum TransportChoice: String, ExpressibleByArgument, CaseIterable {
+    case lean
+    case grpcSwift = "grpc-swift"
+
+    var transport: any PluginTransport {
+      switch self {
+      case .lean: LeanPluginTransport()
+      case .grpcSwift: GRPCPluginTransport()
+      }
+    }
+  }
+
   var paths: HostPaths {
     let defaults = HostPaths.defaults()
     return HostPaths(

@@ -49,7 +49,8 @@ struct PluginRunCommand: AsyncParsableCommand {
     }
     var logger = Logger(label: "deckhand")
     logger.logLevel = .warning
-    let supervisor = PluginSupervisor(manifest: manifest, launcher: launcher, logger: logger, onEvent: emit)
+    let supervisor = PluginSupervisor(
+      manifest: manifest, launcher: launcher, transport: host.transport.transport, logger: logger, onEvent: emit)
     let group = ServiceGroup(
       configuration: .init(
         services: [.init(service: supervisor, successTerminationBehavior: .gracefullyShutdownGroup)],

@@ -1,4 +1,5 @@
 internal import DeckhandCore
+internal import DeckhandGRPC
 internal import DeckhandProtocol
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -23,9 +24,23 @@ public enum PluginServer {
   public struct Options: Sendable {
     /// The go-plugin cookies accepted. Default: Deckhand's own.
     public var goPluginHandshakes: [GoPluginHandshakeConfig]
+    /// Which gRPC server carries the calls. Default: ``Server/lean``, or
+    /// what `DECKHAND_PLUGIN_SERVER` (`lean`, `grpc-swift`) says.
+    public var server: Server
 
-    public init(goPluginHandshakes: [GoPluginHandshakeConfig] = [.deckhand]) {
+    /// The gRPC servers the SDK has.
+    public enum Server: String, Sendable {
+      /// Deckhand's lean server on swift-nio-http2: calls handled on the
+      /// connection's event loop.
+      case lean
+      /// grpc-swift-2 with its NIO transport.
+      case grpcSwift = "grpc-swift"
+    }
+
+    public init(goPluginHandshakes: [GoPluginHandshakeConfig] = [.deckhand], server: Server? = nil) {
       self.goPluginHandshakes = goPluginHandshakes
+      let fromEnvironment = getenv("DECKHAND_PLUGIN_SERVER").flatMap { Server(rawValue: String(cString: $0)) }
+      self.server = server ?? fromEnvironment ?? .lean
     }
   }
 
@@ -59,15 +74,52 @@ public enum PluginServer {
     defer { unlink(socketPath) }
 
     let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
+    let stop: @Sendable () -> Void = { requestStop.yield() }
+    let dispatcher = PluginDispatcher(plugin: plugin)
+    var handshake: GoPluginHandshake?
+    if case .goPlugin(let appVersion, _) = contract {
+      handshake = GoPluginHandshake(appVersion: appVersion, network: .unix, address: socketPath)
+    }
+    switch options.server {
+    case .lean:
+      let server = try await LeanGRPCServer.bind(
+        unixSocket: socketPath, router: LeanPluginServer.router(dispatcher, onStop: stop))
+      if let handshake { PluginLog.writeStdout(handshake.line() + "\n") }
+      await withTaskGroup(of: Void.self) { group in
+        group.addTask {
+          await server.waitUntilClosed()
+          requestStop.finish()
+        }
+        group.addTask {
+          for await _ in stopRequests {
+            server.close()
+            break
+          }
+        }
+      }
+    case .grpcSwift:
+      try await serveOnGRPCSwift(dispatcher, socketPath: socketPath, handshake: handshake, stop: stop) {
+        stopRequests
+      } finish: {
+        requestStop.finish()
+      }
+    }
+  }
+
+  private static func serveOnGRPCSwift<P: Plugin>(
+    _ dispatcher: PluginDispatcher<P>, socketPath: String, handshake: GoPluginHandshake?,
+    stop: @escaping @Sendable () -> Void, stopRequests: () -> AsyncStream<Void>,
+    finish: @escaping @Sendable () -> Void
+  ) async throws {
+    let stopRequests = stopRequests()
     let transport = HTTP2ServerTransport.Posix(
       address: .unixDomainSocket(path: socketPath),
       transportSecurity: .plaintext
     )
-    let stop: @Sendable () -> Void = { requestStop.yield() }
     let server = GRPCServer(
       transport: transport,
       services: [
-        GuestAgentService(plugin: plugin, onStop: stop),
+        GuestAgentService(dispatcher: dispatcher, onStop: stop),
         HealthService(),
         ControllerService(onShutdown: stop),
         BrokerService(),
@@ -75,7 +127,7 @@ public enum PluginServer {
     )
     try await withThrowingTaskGroup(of: Void.self) { group in
       group.addTask {
-        defer { requestStop.finish() }
+        defer { finish() }
         try await server.serve()
       }
       group.addTask {
@@ -84,12 +136,11 @@ public enum PluginServer {
           break
         }
       }
-      if case .goPlugin(let appVersion, _) = contract {
+      if let handshake {
         guard (try? await transport.listeningAddress) != nil else {
-          requestStop.yield()
+          stop()
           return
         }
-        let handshake = GoPluginHandshake(appVersion: appVersion, network: .unix, address: socketPath)
         PluginLog.writeStdout(handshake.line() + "\n")
       }
       try await group.waitForAll()

@@ -1,0 +1,27 @@
+package import NIOCore
+
+/// What a lean gRPC server serves: unary methods by path, and streaming
+/// methods that are only held open (go-plugin's broker stream).
+package struct LeanGRPCRouter: Sendable {
+  /// Answers one unary call: completes `promise` with the serialized
+  /// response, or fails it (a ``GRPCCallError`` keeps its code; anything
+  /// else is `unknown`). Called on the connection's event loop.
+  package typealias UnaryHandler =
+    @Sendable (_ request: ByteBuffer, _ promise: EventLoopPromise<ByteBuffer>) -> Void
+
+  package private(set) var unary: [String: UnaryHandler] = [:]
+  package private(set) var heldOpen: Set<String> = []
+
+  package init() {}
+
+  /// Serves `path` (`/package.Service/Method`) with `handler`.
+  package mutating func register(_ path: String, _ handler: @escaping UnaryHandler) {
+    unary[path] = handler
+  }
+
+  /// Answers a streaming `path` with headers at once and OK trailers when the
+  /// client ends its side, reading and dropping its messages.
+  package mutating func holdOpen(_ path: String) {
+    heldOpen.insert(path)
+  }
+}

@@ -1,0 +1,53 @@
+package import NIOCore
+internal import NIOHTTP2
+internal import NIOPosix
+
+/// A lean gRPC server on a unix socket: HTTP/2 streams handled on the
+/// connection's event loop by ``UnaryServerStreamHandler``.
+package final class LeanGRPCServer: Sendable {
+  private let channel: any Channel
+
+  private init(channel: any Channel) {
+    self.channel = channel
+  }
+
+  /// Binds `path` (removing a stale socket file first) and starts serving.
+  package static func bind(
+    unixSocket path: String,
+    router: LeanGRPCRouter,
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    maxReceiveMessageSize: Int = 4 << 20
+  ) async throws -> LeanGRPCServer {
+    let channel = try await ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 256)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          var connection = NIOHTTP2Handler.ConnectionConfiguration()
+          connection.initialSettings = LeanGRPCClient.http2Settings
+          var stream = NIOHTTP2Handler.StreamConfiguration()
+          stream.targetWindowSize = LeanGRPCClient.windowSize
+          _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+          ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+              try stream.pipeline.syncOperations.addHandler(
+                UnaryServerStreamHandler(router: router, maxReceiveMessageSize: maxReceiveMessageSize))
+            }
+          }
+        }
+      }
+      .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+      .get()
+    return LeanGRPCServer(channel: channel)
+  }
+
+  /// Waits until the server is closed.
+  package func waitUntilClosed() async {
+    try? await channel.closeFuture.get()
+  }
+
+  /// Stops accepting connections; open connections end with their calls.
+  package func close() {
+    channel.close(promise: nil)
+  }
+}

@@ -1,0 +1,53 @@
+internal import DeckhandProtocol
+
+/// Turns `plugin_comm` requests into calls of a ``Plugin``, whichever server
+/// carries them. A plugin's error is logged and rethrown as a
+/// ``PluginDispatcher/Failure`` naming the method.
+struct PluginDispatcher<P: Plugin>: Sendable {
+  let plugin: P
+
+  /// A plugin method failed.
+  struct Failure: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  func start(_ request: PluginComm_StartRequest) async throws -> PluginComm_StartResponse {
+    let config: StartContext.Config =
+      switch request.serviceConfig {
+      case .stringConfig(let text): .string(text)
+      case .structConfig(let structure): .structure(structure)
+      case nil: .none
+      }
+    try await run("Start") {
+      try await plugin.start(StartContext(stateDirectory: request.config.stateDirectoryPath, config: config))
+    }
+    return PluginComm_StartResponse()
+  }
+
+  func stop(_ request: PluginComm_StopRequest) async throws -> PluginComm_StopResponse {
+    try await run("Stop") { try await plugin.stop(cleanup: request.cleanup) }
+    return PluginComm_StopResponse()
+  }
+
+  func getStatus(_ request: PluginComm_GetStatusRequest) async throws -> PluginComm_Status {
+    let status = try await run("GetStatus") { try await plugin.status(data: request.hasData ? request.data : nil) }
+    var response = PluginComm_Status()
+    response.code = status.code
+    response.results = status.results
+    return response
+  }
+
+  func apply(_ request: PluginComm_ApplyRequest) async throws -> PluginComm_ApplyResponse {
+    try await run("Apply") { try await plugin.apply(request.data) }
+    return PluginComm_ApplyResponse()
+  }
+
+  private func run<R: Sendable>(_ method: String, _ body: () async throws -> R) async throws -> R {
+    do {
+      return try await body()
+    } catch {
+      PluginLog.error("\(method) failed: \(error)")
+      throw Failure(description: "\(method) failed: \(error)")
+    }
+  }
+}
