@@ -131,9 +131,16 @@ let package = Package(
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
+      name: "DeckhandGRPCTests",
+      dependencies: ["DeckhandGRPC", .product(name: "NIOCore", package: "swift-nio")],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
       name: "DeckhandIntegrationTests",
       dependencies: [
         "DeckhandCore",
+        "DeckhandGRPC",
+        .product(name: "NIOCore", package: "swift-nio"),
         "DeckhandPluginHost",
         "DeckhandProtocol",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -44,7 +44,7 @@ public struct PluginBenchmark: Sendable {
   let transport: any PluginTransport
   let options: Options
 
-  public init(launcher: PluginLauncher, transport: any PluginTransport = GRPCPluginTransport(), options: Options) {
+  public init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(), options: Options) {
     self.launcher = launcher
     self.transport = transport
     self.options = options

@@ -43,7 +43,7 @@ public struct PluginConformanceCheck: Sendable {
   let launcher: PluginLauncher
   let transport: any PluginTransport
 
-  public init(launcher: PluginLauncher, transport: any PluginTransport = GRPCPluginTransport()) {
+  public init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport()) {
     self.launcher = launcher
     self.transport = transport
   }

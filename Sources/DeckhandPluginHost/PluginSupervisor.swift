@@ -31,13 +31,13 @@ public final class PluginSupervisor: Service, Sendable {
   /// - Parameters:
   ///   - manifest: The plugin.
   ///   - launcher: Launches it.
-  ///   - transport: Reaches it. Default ``GRPCPluginTransport``.
+  ///   - transport: Reaches it. Default ``LeanPluginTransport``.
   ///   - logger: For the host's own messages.
   ///   - onEvent: Called with every event, in order.
   public init(
     manifest: PluginManifest,
     launcher: PluginLauncher,
-    transport: any PluginTransport = GRPCPluginTransport(),
+    transport: any PluginTransport = LeanPluginTransport(),
     logger: Logger = Logger(label: "deckhand.supervisor"),
     onEvent: @escaping @Sendable (PluginEvent) -> Void
   ) {

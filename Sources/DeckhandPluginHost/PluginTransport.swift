@@ -1,5 +1,7 @@
 /// How the host reaches plugins: one replaceable part. The default is
-/// ``GRPCPluginTransport`` (grpc-swift-2 on HTTP/2 over unix sockets).
+/// ``LeanPluginTransport`` (Deckhand's gRPC client on swift-nio-http2);
+/// ``GRPCPluginTransport`` (grpc-swift-2) is the alternative. Both speak
+/// standard gRPC over HTTP/2 on unix sockets.
 public protocol PluginTransport: Sendable {
   /// Connects to a plugin for the duration of `body`; the connection closes
   /// when `body` returns.

@@ -35,7 +35,8 @@ final class UnaryClientStreamHandler: ChannelInboundHandler {
     let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
     timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
       let (handler, context) = loopBound.value
-      handler.finish(context, .failure(GRPCCallError(.deadlineExceeded, "no response within \(handler.timeout)")), reset: true)
+      handler.finish(
+        context, .failure(GRPCCallError(.deadlineExceeded, "no response within \(handler.timeout)")), reset: true)
     }
     if context.channel.isActive { sendRequest(context) }
   }
@@ -61,7 +62,8 @@ final class UnaryClientStreamHandler: ChannelInboundHandler {
         let status = frame.headers.first(name: ":status")
         guard status == "200" else {
           let code: GRPCStatusCode = status.map(Self.codeForHTTPStatus) ?? .internal
-          finish(context, .failure(GRPCCallError(code, "HTTP status \(status ?? "missing") from the server")), reset: true)
+          finish(
+            context, .failure(GRPCCallError(code, "HTTP status \(status ?? "missing") from the server")), reset: true)
           return
         }
         if let contentType = frame.headers.first(name: "content-type"), !contentType.hasPrefix("application/grpc") {
@@ -89,7 +91,8 @@ final class UnaryClientStreamHandler: ChannelInboundHandler {
         }
       }
       if frame.endStream {
-        finish(context, .failure(GRPCCallError(.internal, "the server ended the stream without trailers")), reset: false)
+        finish(
+          context, .failure(GRPCCallError(.internal, "the server ended the stream without trailers")), reset: false)
       }
     case .rstStream(let frame):
       finish(context, .failure(GRPCCallError(.unavailable, "the server reset the stream (\(frame))")), reset: false)
