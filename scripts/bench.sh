@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The performance comparison, in one sitting: Deckhand's lean gRPC path
+# (host client and SDK server on swift-nio-http2), the same plugin on
+# grpc-swift-2 at both ends, and the go-plugin / grpc-go peer. Prints
+# `name value unit` lines; release builds only.
+#
+#   scripts/bench.sh [--quick]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+quick=()
+peer=()
+if [ "${1:-}" = "--quick" ]; then
+  quick=(--launches 5 --calls 5000 --duration 1 --apply-calls 500)
+  peer=(--quick)
+fi
+swift build -c release >&2
+dir="$(mktemp -d /tmp/dhbench.XXXX)"
+trap 'rm -rf "$dir"' EXIT
+bin=.build/release/deckhand
+"$bin" plugin bench Examples/Echo/plugin-release.json --prefix lean. \
+  --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
+"$bin" plugin bench Examples/Echo/plugin-release-grpc-swift.json --transport grpc-swift --prefix grpcswift. \
+  --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
+bash ../shared/peers/goplugin/run.sh "${peer[@]}" 2>/dev/null
