@@ -85,6 +85,7 @@ let package = Package(
         "DeckhandProtocol",
         "DeckhandGRPC",
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -108,7 +109,12 @@ let package = Package(
     ),
     .executableTarget(
       name: "deckhand",
-      dependencies: ["DeckhandCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      dependencies: [
+        "DeckhandCLI",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(

@@ -53,7 +53,7 @@ final class EchoPlugin: Plugin {
 
 // Deckhand's own go-plugin cookie, and the one of the go-plugin peer in
 // ../shared/peers/goplugin, so that its go-plugin host can launch this plugin.
-try await PluginServer.serve(
+PluginServer.main(
   EchoPlugin(),
   options: .init(goPluginHandshakes: [
     .deckhand,
