@@ -20,7 +20,9 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
     .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
     .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
-    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    // No default traits: BinaryDelimitedStreams would pull full Foundation (and
+    // ICU) into every plugin.
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -77,7 +79,8 @@ let package = Package(
       ],
       swiftSettings: defaultSwiftSettings
     ),
-    // The plugin SDK for Swift authors: one protocol, one function.
+    // The plugin SDK for Swift authors: one protocol, one function. Lean on
+    // purpose: no grpc-swift-2, no NIOSSL, no full Foundation.
     .target(
       name: "DeckhandPlugin",
       dependencies: [
@@ -86,10 +89,26 @@ let package = Package(
         "DeckhandGRPC",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
-        .product(name: "GRPCCore", package: "grpc-swift-2"),
-        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // The SDK's service on grpc-swift-2, for the side-by-side benchmark.
+    .target(
+      name: "DeckhandPluginGRPCSwift",
+      dependencies: [
+        "DeckhandPlugin",
+        "DeckhandProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+      name: "deckhand-bench-plugin-grpc-swift",
+      dependencies: ["DeckhandPlugin", "DeckhandPluginGRPCSwift"],
+      path: "Benchmarks/GRPCSwiftEcho",
       swiftSettings: defaultSwiftSettings
     ),
     // The `deckhand` command's subcommands.

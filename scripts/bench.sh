@@ -20,6 +20,6 @@ trap 'rm -rf "$dir"' EXIT
 bin=.build/release/deckhand
 "$bin" plugin bench Examples/Echo/plugin-release.json --prefix lean. \
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
-"$bin" plugin bench Examples/Echo/plugin-release-grpc-swift.json --transport grpc-swift --prefix grpcswift. \
+"$bin" plugin bench Benchmarks/grpc-swift-echo.json --transport grpc-swift --prefix grpcswift. \
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
 bash ../shared/peers/goplugin/run.sh "${peer[@]}" 2>/dev/null

@@ -1,4 +1,11 @@
-public import Foundation
+// FoundationEssentials, not Foundation: plugins link this module, and full
+// Foundation brings ICU, which costs milliseconds at every plugin launch and
+// megabytes of memory.
+#if canImport(FoundationEssentials)
+  public import FoundationEssentials
+#else
+  public import Foundation
+#endif
 
 extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.

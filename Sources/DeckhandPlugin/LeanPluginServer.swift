@@ -3,13 +3,34 @@ internal import DeckhandProtocol
 internal import NIOCore
 internal import SwiftProtobuf
 
-/// The SDK's default server: Deckhand's lean gRPC server on
-/// swift-nio-http2, serving GuestAgentPlugin, `grpc.health.v1` Check,
-/// go-plugin's controller, and its broker stream held open.
-enum LeanPluginServer {
-  static func router<P: Plugin>(_ dispatcher: PluginDispatcher<P>, onStop: @escaping @Sendable () -> Void)
-    -> LeanGRPCRouter
+/// The SDK's server: Deckhand's lean gRPC server on swift-nio-http2,
+/// serving GuestAgentPlugin, `grpc.health.v1` Check, go-plugin's
+/// controller, and go-plugin's broker stream held open.
+package struct LeanPluginServer: PluginServerEngine {
+  package init() {}
+
+  package func serve(_ dispatcher: PluginDispatcher, socketPath: String, announce: @Sendable () -> Void)
+    async throws
   {
+    let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
+    let server = try await LeanGRPCServer.bind(
+      unixSocket: socketPath, router: Self.router(dispatcher) { requestStop.yield() })
+    announce()
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        await server.waitUntilClosed()
+        requestStop.finish()
+      }
+      group.addTask {
+        for await _ in stopRequests {
+          server.close()
+          break
+        }
+      }
+    }
+  }
+
+  static func router(_ dispatcher: PluginDispatcher, onStop: @escaping @Sendable () -> Void) -> LeanGRPCRouter {
     var router = LeanGRPCRouter()
     let service = "/plugin_comm.GuestAgentPlugin/"
     router.register(service + "Start", unary { try await dispatcher.start($0) })

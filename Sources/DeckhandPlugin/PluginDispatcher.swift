@@ -1,17 +1,21 @@
-internal import DeckhandProtocol
+package import DeckhandProtocol
 
 /// Turns `plugin_comm` requests into calls of a ``Plugin``, whichever server
 /// carries them. A plugin's error is logged and rethrown as a
 /// ``PluginDispatcher/Failure`` naming the method.
-struct PluginDispatcher<P: Plugin>: Sendable {
-  let plugin: P
+package struct PluginDispatcher: Sendable {
+  let plugin: any Plugin
 
-  /// A plugin method failed.
-  struct Failure: Error, CustomStringConvertible {
-    var description: String
+  init(plugin: any Plugin) {
+    self.plugin = plugin
   }
 
-  func start(_ request: PluginComm_StartRequest) async throws -> PluginComm_StartResponse {
+  /// A plugin method failed.
+  package struct Failure: Error, CustomStringConvertible {
+    package var description: String
+  }
+
+  package func start(_ request: PluginComm_StartRequest) async throws -> PluginComm_StartResponse {
     let config: StartContext.Config =
       switch request.serviceConfig {
       case .stringConfig(let text): .string(text)
@@ -24,12 +28,12 @@ struct PluginDispatcher<P: Plugin>: Sendable {
     return PluginComm_StartResponse()
   }
 
-  func stop(_ request: PluginComm_StopRequest) async throws -> PluginComm_StopResponse {
+  package func stop(_ request: PluginComm_StopRequest) async throws -> PluginComm_StopResponse {
     try await run("Stop") { try await plugin.stop(cleanup: request.cleanup) }
     return PluginComm_StopResponse()
   }
 
-  func getStatus(_ request: PluginComm_GetStatusRequest) async throws -> PluginComm_Status {
+  package func getStatus(_ request: PluginComm_GetStatusRequest) async throws -> PluginComm_Status {
     let status = try await run("GetStatus") { try await plugin.status(data: request.hasData ? request.data : nil) }
     var response = PluginComm_Status()
     response.code = status.code
@@ -37,7 +41,7 @@ struct PluginDispatcher<P: Plugin>: Sendable {
     return response
   }
 
-  func apply(_ request: PluginComm_ApplyRequest) async throws -> PluginComm_ApplyResponse {
+  package func apply(_ request: PluginComm_ApplyRequest) async throws -> PluginComm_ApplyResponse {
     try await run("Apply") { try await plugin.apply(request.data) }
     return PluginComm_ApplyResponse()
   }

@@ -1,12 +1,9 @@
 internal import DeckhandCore
-internal import DeckhandGRPC
 internal import DeckhandProtocol
-internal import GRPCCore
-internal import GRPCNIOTransportHTTP2Posix
-internal import Synchronization
-internal import NIOPosix
-internal import NIOCore
 internal import Dispatch
+internal import NIOCore
+internal import NIOPosix
+internal import Synchronization
 
 #if canImport(Glibc)
   internal import Glibc
@@ -27,23 +24,12 @@ public enum PluginServer {
   public struct Options: Sendable {
     /// The go-plugin cookies accepted. Default: Deckhand's own.
     public var goPluginHandshakes: [GoPluginHandshakeConfig]
-    /// Which gRPC server carries the calls. Default: ``Server/lean``, or
-    /// what `DECKHAND_PLUGIN_SERVER` (`lean`, `grpc-swift`) says.
-    public var server: Server
+    /// The gRPC server that carries the calls: ``LeanPluginServer`` unless
+    /// a benchmark swaps in another.
+    package var engine: any PluginServerEngine = LeanPluginServer()
 
-    /// The gRPC servers the SDK has.
-    public enum Server: String, Sendable {
-      /// Deckhand's lean server on swift-nio-http2: calls handled on the
-      /// connection's event loop.
-      case lean
-      /// grpc-swift-2 with its NIO transport.
-      case grpcSwift = "grpc-swift"
-    }
-
-    public init(goPluginHandshakes: [GoPluginHandshakeConfig] = [.deckhand], server: Server? = nil) {
+    public init(goPluginHandshakes: [GoPluginHandshakeConfig] = [.deckhand]) {
       self.goPluginHandshakes = goPluginHandshakes
-      let fromEnvironment = getenv("DECKHAND_PLUGIN_SERVER").flatMap { Server(rawValue: String(cString: $0)) }
-      self.server = server ?? fromEnvironment ?? .lean
     }
   }
 
@@ -103,78 +89,15 @@ public enum PluginServer {
     unlink(socketPath)
     defer { unlink(socketPath) }
 
-    let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
-    let stop: @Sendable () -> Void = { requestStop.yield() }
-    let dispatcher = PluginDispatcher(plugin: plugin)
-    var handshake: GoPluginHandshake?
-    if case .goPlugin(let appVersion, _) = contract {
-      handshake = GoPluginHandshake(appVersion: appVersion, network: .unix, address: socketPath)
-    }
-    switch options.server {
-    case .lean:
-      let server = try await LeanGRPCServer.bind(
-        unixSocket: socketPath, router: LeanPluginServer.router(dispatcher, onStop: stop))
-      if let handshake { PluginLog.writeStdout(handshake.line() + "\n") }
-      await withTaskGroup(of: Void.self) { group in
-        group.addTask {
-          await server.waitUntilClosed()
-          requestStop.finish()
-        }
-        group.addTask {
-          for await _ in stopRequests {
-            server.close()
-            break
-          }
-        }
+    let handshake: GoPluginHandshake? =
+      if case .goPlugin(let appVersion, _) = contract {
+        GoPluginHandshake(appVersion: appVersion, network: .unix, address: socketPath)
+      } else {
+        nil
       }
-    case .grpcSwift:
-      try await serveOnGRPCSwift(dispatcher, socketPath: socketPath, handshake: handshake, stop: stop) {
-        stopRequests
-      } finish: {
-        requestStop.finish()
-      }
-    }
-  }
-
-  private static func serveOnGRPCSwift<P: Plugin>(
-    _ dispatcher: PluginDispatcher<P>, socketPath: String, handshake: GoPluginHandshake?,
-    stop: @escaping @Sendable () -> Void, stopRequests: () -> AsyncStream<Void>,
-    finish: @escaping @Sendable () -> Void
-  ) async throws {
-    let stopRequests = stopRequests()
-    let transport = HTTP2ServerTransport.Posix(
-      address: .unixDomainSocket(path: socketPath),
-      transportSecurity: .plaintext
-    )
-    let server = GRPCServer(
-      transport: transport,
-      services: [
-        GuestAgentService(dispatcher: dispatcher, onStop: stop),
-        HealthService(),
-        ControllerService(onShutdown: stop),
-        BrokerService(),
-      ]
-    )
-    try await withThrowingTaskGroup(of: Void.self) { group in
-      group.addTask {
-        defer { finish() }
-        try await server.serve()
-      }
-      group.addTask {
-        for await _ in stopRequests {
-          server.beginGracefulShutdown()
-          break
-        }
-      }
-      if let handshake {
-        guard (try? await transport.listeningAddress) != nil else {
-          stop()
-          return
-        }
-        PluginLog.writeStdout(handshake.line() + "\n")
-      }
-      try await group.waitForAll()
-    }
+    try await options.engine.serve(
+      PluginDispatcher(plugin: plugin), socketPath: socketPath,
+      announce: { if let handshake { PluginLog.writeStdout(handshake.line() + "\n") } })
   }
 
   private static func environment() -> [String: String] {

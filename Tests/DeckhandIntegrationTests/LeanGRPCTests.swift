@@ -81,7 +81,8 @@ struct LeanGRPCTests {
       let elapsed = begin.duration(to: .now)
       #expect(elapsed >= .milliseconds(150) && elapsed < .seconds(3), "\(elapsed)")
       // The connection still works afterwards.
-      let reply = try await client.unary(path: "/test.Echo/Echo", request: ByteBuffer(string: "x"), timeout: .seconds(5))
+      let reply = try await client.unary(
+        path: "/test.Echo/Echo", request: ByteBuffer(string: "x"), timeout: .seconds(5))
       #expect(String(buffer: reply) == "x")
       await client.close()
     }
@@ -109,7 +110,8 @@ struct LeanGRPCTests {
         try await client.unary(
           path: "/test.Echo/Echo", request: ByteBuffer(repeating: 1, count: 2000), timeout: .seconds(5))
       } throws: { ($0 as? GRPCCallError)?.code == .resourceExhausted }
-      let small = try await client.unary(path: "/test.Echo/Big", request: ByteBuffer(string: "10"), timeout: .seconds(5))
+      let small = try await client.unary(
+        path: "/test.Echo/Big", request: ByteBuffer(string: "10"), timeout: .seconds(5))
       #expect(small.readableBytes == 10)
       await client.close()
     }
@@ -184,8 +186,7 @@ struct TransportInteropTests {
       return try workspace.manifest(["name": "lean", "version": "1", "entrypoint": Fixtures.echo])
     case .swiftGRPCSwift:
       return try workspace.manifest([
-        "name": "grpcswift", "version": "1", "entrypoint": Fixtures.echo,
-        "env": ["DECKHAND_PLUGIN_SERVER": "grpc-swift"],
+        "name": "grpcswift", "version": "1", "entrypoint": "\(Fixtures.binDirectory)/deckhand-bench-plugin-grpc-swift",
       ])
     case .goPlugin:
       let binary = "\(Fixtures.goPeerBin)/goplugin-plugin"

@@ -1,10 +1,10 @@
+internal import DeckhandPlugin
 internal import DeckhandProtocol
 internal import GRPCCore
 
-/// Serves `plugin_comm.GuestAgentPlugin` on grpc-swift-2 (the SDK's
-/// alternative server, `DECKHAND_PLUGIN_SERVER=grpc-swift`).
-struct GuestAgentService<P: Plugin>: PluginComm_GuestAgentPlugin.SimpleServiceProtocol {
-  let dispatcher: PluginDispatcher<P>
+/// Serves `plugin_comm.GuestAgentPlugin` on grpc-swift-2.
+struct GuestAgentService: PluginComm_GuestAgentPlugin.SimpleServiceProtocol {
+  let dispatcher: PluginDispatcher
   let onStop: @Sendable () -> Void
 
   func start(request: PluginComm_StartRequest, context: ServerContext) async throws -> PluginComm_StartResponse {
