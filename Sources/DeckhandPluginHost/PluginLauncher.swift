@@ -130,7 +130,10 @@ public struct PluginLauncher: Sendable {
     async throws
   {
     let name = plugin.manifest.name
-    var pause = Duration.microseconds(500)
+    // Poll finely at first: most plugins bind within a few milliseconds, and
+    // a coarse doubling backoff would add up to its last step to every
+    // launch. A connect() attempt on a unix socket costs microseconds.
+    var pause = Duration.microseconds(200)
     while true {
       if deckhand_unix_probe(socket) == 0 { return }
       if let exit = plugin.process.exit {
@@ -148,7 +151,7 @@ public struct PluginLauncher: Sendable {
       if Task.isCancelled {
         throw DeckhandError(.startTimeout, "plugin \(name): launch cancelled")
       }
-      pause = min(pause * 2, .milliseconds(20))
+      if started.duration(to: .now) > .milliseconds(100) { pause = min(pause * 2, .milliseconds(20)) }
     }
   }
 
