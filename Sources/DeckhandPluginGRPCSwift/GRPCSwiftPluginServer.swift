@@ -1,5 +1,5 @@
-internal import DeckhandProtocol
 package import DeckhandPlugin
+internal import DeckhandProtocol
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
 

@@ -41,6 +41,17 @@ package final class LeanGRPCClient: Sendable {
     ]
   }
 
+  /// NIO's default (200 control frames in 30 s) is a server's guard
+  /// against floods. grpc-go servers send a PING with each response to
+  /// estimate bandwidth, so a busy client would trip it within a second;
+  /// the peer here is a local plugin the host supervises.
+  static var controlFrameRateLimit: NIOHTTP2Handler.ControlFrameRateLimitConfiguration {
+    var limit = NIOHTTP2Handler.ControlFrameRateLimitConfiguration()
+    limit.maximumCount = 1_000_000
+    limit.windowLength = .seconds(1)
+    return limit
+  }
+
   /// Connects to a unix socket (or `host:port` when `port` is given).
   package static func connect(
     unixSocket path: String,
@@ -78,6 +89,7 @@ package final class LeanGRPCClient: Sendable {
         channel.eventLoop.makeCompletedFuture {
           var connection = NIOHTTP2Handler.ConnectionConfiguration()
           connection.initialSettings = http2Settings
+          connection.controlFrameRateLimit = controlFrameRateLimit
           var stream = NIOHTTP2Handler.StreamConfiguration()
           stream.targetWindowSize = windowSize
           let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
@@ -85,6 +97,7 @@ package final class LeanGRPCClient: Sendable {
           ) { channel in
             channel.eventLoop.makeSucceededVoidFuture()
           }
+          try channel.pipeline.syncOperations.addHandler(ConnectionErrorHandler())
           multiplexerPromise.succeed(multiplexer)
         }
       }

@@ -24,6 +24,7 @@ package final class LeanGRPCServer: Sendable {
         channel.eventLoop.makeCompletedFuture {
           var connection = NIOHTTP2Handler.ConnectionConfiguration()
           connection.initialSettings = LeanGRPCClient.http2Settings
+          connection.controlFrameRateLimit = LeanGRPCClient.controlFrameRateLimit
           var stream = NIOHTTP2Handler.StreamConfiguration()
           stream.targetWindowSize = LeanGRPCClient.windowSize
           _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
