@@ -31,9 +31,8 @@ final class UnaryClientStreamHandler: ChannelInboundHandler {
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    let nanoseconds = Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
     let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-    timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+    timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
       let (handler, context) = loopBound.value
       handler.finish(
         context, .failure(GRPCCallError(.deadlineExceeded, "no response within \(handler.timeout)")), reset: true)

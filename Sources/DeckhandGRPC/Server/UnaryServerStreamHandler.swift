@@ -82,10 +82,8 @@ final class UnaryServerStreamHandler: ChannelInboundHandler {
       return
     }
     if let timeout = headers.first(name: "grpc-timeout").flatMap(GRPCTimeout.parse) {
-      let nanoseconds =
-        Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
       let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-      timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+      timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
         let (handler, context) = loopBound.value
         handler.respondError(context, GRPCCallError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
       }
