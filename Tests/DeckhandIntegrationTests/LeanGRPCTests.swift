@@ -239,4 +239,35 @@ struct TransportInteropTests {
       try await connection.apply(payload, timeout: .seconds(5))
     }
   }
+
+  @Test("a Python grpcio client calls the SDK's lean server")
+  func pythonClient() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest(["name": "echo-py", "version": "1", "entrypoint": Fixtures.echo])
+    let plugin = try await workspace.launcher.launch(manifest)
+    guard case .unix(let socket) = plugin.address else {
+      await plugin.kill()
+      Issue.record("not a unix socket")
+      return
+    }
+    let result = try await runCommand(
+      "/usr/bin/python3", ["\(Fixtures.packageRoot)/Tests/Fixtures/python/client.py", socket])
+    #expect(result.status == 0, "\(result.stderr)")
+    let lines = result.stdout.split(separator: "\n").map(String.init)
+    #expect(lines.first == "start ok")
+    #expect(
+      lines.contains(
+        "status code=0 results=state_directory=/tmp/python-client-state|config=string:from python|applies=0 bytes=0 last_type="
+      ))
+    #expect(lines.contains("status-data hello from grpcio"))
+    #expect(
+      lines.contains {
+        $0.hasPrefix("after-apply ")
+          && $0.contains("applies=1 bytes=65536 last_type=type.googleapis.com/deckhand.test.Blob")
+      })
+    #expect(lines.contains("unknown UNIMPLEMENTED"))
+    #expect(lines.last == "stop ok")
+    #expect(await plugin.process.waitForExit(timeout: .seconds(5)) != nil, "the plugin should exit after Stop")
+    await plugin.kill()
+  }
 }
