@@ -64,23 +64,19 @@ package final class ChildProcess: Sendable {
     let argv = [executable] + arguments
     let envp = environment.map { "\($0.key)=\($0.value)" }
     var pid: pid_t = 0
-    var rc: Int32 = 0
-    // ETXTBSY: the entrypoint was just written and a writer's descriptor is
-    // still open somewhere (a freshly installed binary); it passes quickly.
-    for attempt in 0..<10 {
-      if attempt > 0 { usleep(10_000) }
-      rc = spawnOnce()
-      if rc != ETXTBSY { break }
-    }
-    func spawnOnce() -> Int32 {
-      withCStrings(argv) { argvPointers in
-        withCStrings(envp) { envPointers in
-          if let workingDirectory {
-            return deckhand_spawn(
-              executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
-          }
-          return deckhand_spawn(executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], nil, &pid)
+    let rc = withCStrings(argv) { argvPointers in
+      withCStrings(envp) { envPointers in
+        // ETXTBSY: the entrypoint was just written and a writer's descriptor
+        // is still open somewhere (a freshly installed binary); it passes
+        // quickly.
+        var rc: Int32 = 0
+        for attempt in 0..<10 {
+          if attempt > 0 { usleep(10_000) }
+          rc = deckhand_spawn(
+            executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+          if rc != ETXTBSY { break }
         }
+        return rc
       }
     }
     guard rc == 0 else {

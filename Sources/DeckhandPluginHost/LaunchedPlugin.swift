@@ -52,6 +52,14 @@ public struct LaunchedPlugin: Sendable {
     return details
   }
 
+  /// The details of an event that reports the plugin's end: the last lines
+  /// of its output and how it exited.
+  func exitDetails(_ exit: ProcessExit?) -> [String: JSONValue] {
+    var details = lastLines()
+    if let exit { details.merge(exit.eventDetails) { kept, _ in kept } }
+    return details
+  }
+
   /// ": last stderr lines: …" for error messages, or "".
   func lastLinesSuffix() -> String {
     var parts: [String] = []

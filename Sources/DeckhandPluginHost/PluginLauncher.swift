@@ -72,23 +72,22 @@ public struct PluginLauncher: Sendable {
       let pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
         errorLog: nil, launchedAt: started, paths: paths)
-      let line = try await pending.failingCleanly { try await readHandshake(pending, started: started) }
-      switch line.network {
-      case .unix:
-        return LaunchedPlugin(
-          manifest: manifest, process: process, address: .unix(path: line.address), socketToRemove: line.address,
-          errorLog: nil, launchedAt: started, paths: paths)
-      case .tcp:
-        let parts = line.address.split(separator: ":")
-        guard parts.count >= 2, let port = Int(parts.last!) else {
-          await process.killGroupAndWait()
-          throw DeckhandError(.handshakeFailed, "plugin \(name): tcp address \"\(line.address)\" is not host:port")
+      let (address, socket) = try await pending.failingCleanly { () async throws -> (PluginAddress, String?) in
+        let line = try await readHandshake(pending, started: started)
+        switch line.network {
+        case .unix:
+          return (.unix(path: line.address), line.address)
+        case .tcp:
+          let parts = line.address.split(separator: ":")
+          guard parts.count >= 2, let port = Int(parts.last!) else {
+            throw DeckhandError(.handshakeFailed, "plugin \(name): tcp address \"\(line.address)\" is not host:port")
+          }
+          return (.tcp(host: parts.dropLast().joined(separator: ":"), port: port), nil)
         }
-        return LaunchedPlugin(
-          manifest: manifest, process: process,
-          address: .tcp(host: parts.dropLast().joined(separator: ":"), port: port), socketToRemove: nil,
-          errorLog: nil, launchedAt: started, paths: paths)
       }
+      return LaunchedPlugin(
+        manifest: manifest, process: process, address: address, socketToRemove: socket,
+        errorLog: nil, launchedAt: started, paths: paths)
     }
   }
 

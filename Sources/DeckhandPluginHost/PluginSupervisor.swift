@@ -122,10 +122,8 @@ public final class PluginSupervisor: Service, Sendable {
       }
       try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call)
     } catch {
-      let exit = await plugin.kill()
-      var details = plugin.lastLines()
+      var details = plugin.exitDetails(await plugin.kill())
       details["error"] = .string("Start failed: \(error)")
-      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
       emit(.launchFailed, pid: plugin.pid, details)
       return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
     }
@@ -147,16 +145,12 @@ public final class PluginSupervisor: Service, Sendable {
     switch end {
     case .exited(let exit):
       plugin.removeSocket()
-      var details = plugin.lastLines()
-      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
-      emit(.exited, pid: plugin.pid, details)
+      emit(.exited, pid: plugin.pid, plugin.exitDetails(exit))
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
     case .unhealthy:
-      let exit = await plugin.kill()
-      var details = plugin.lastLines()
+      var details = plugin.exitDetails(await plugin.kill())
       details["reason"] = .string("unhealthy")
-      if let exit { details.merge(exit.eventDetails) { a, _ in a } }
       emit(.exited, pid: plugin.pid, details)
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
@@ -170,7 +164,7 @@ public final class PluginSupervisor: Service, Sendable {
         "stop_ms": .number(outcome.elapsed.inMilliseconds),
       ]
       if let error = outcome.stopError { details["stop_error"] = .string(error) }
-      if let exit = outcome.exit { details.merge(exit.eventDetails) { a, _ in a } }
+      if let exit = outcome.exit { details.merge(exit.eventDetails) { kept, _ in kept } }
       emit(.stopped, pid: plugin.pid, details)
       return machine.withLock { $0.exited(now: .now, random: 0) }
     }

@@ -168,9 +168,6 @@ package final class LeanGRPCClient: Sendable {
   package func close() async {
     try? await channel.close().get()
   }
-
-  /// Whether the connection is still open.
-  package var isActive: Bool { channel.isActive }
 }
 
 /// Lets a cancelled task reach its call's handler on the event loop.
