@@ -29,6 +29,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     .package(url: "https://github.com/apple/swift-nio-http2", from: "1.36.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -111,11 +113,31 @@ let package = Package(
       path: "Benchmarks/GRPCSwiftEcho",
       swiftSettings: defaultSwiftSettings
     ),
+    // The node agent: installed plugins kept in SQLite and re-attached
+    // across restarts, and the JSON command socket.
+    .target(
+      name: "DeckhandAgent",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandPluginHost",
+        "DeckhandProtocol",
+        "CDeckhandSystem",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "TOMLKit", package: "TOMLKit"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
     // The `deckhand` command's subcommands.
     .target(
       name: "DeckhandCLI",
       dependencies: [
         "DeckhandCore",
+        "DeckhandAgent",
         "DeckhandPluginHost",
         "DeckhandProtocol",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -164,6 +186,7 @@ let package = Package(
       name: "DeckhandIntegrationTests",
       dependencies: [
         "DeckhandCore",
+        "DeckhandAgent",
         "DeckhandGRPC",
         .product(name: "NIOCore", package: "swift-nio"),
         "DeckhandPluginHost",

@@ -1,4 +1,5 @@
 public import ArgumentParser
+internal import DeckhandCore
 
 /// `deckhand`: the fleet agent, plugin runtime and control plane.
 public struct DeckhandCommand: AsyncParsableCommand {
@@ -10,9 +11,4 @@ public struct DeckhandCommand: AsyncParsableCommand {
   )
 
   public init() {}
-}
-
-/// The version of this build.
-public enum DeckhandVersion {
-  public static let current = "0.1.0"
 }

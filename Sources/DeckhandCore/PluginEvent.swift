@@ -4,6 +4,10 @@ public struct PluginEvent: Hashable, Sendable, Encodable {
   /// The kinds of event.
   public enum Kind: String, Hashable, Sendable, Encodable {
     case launched, ready, healthy, unhealthy, exited, restarting, stopped
+    /// A host took over a plugin that a previous host left running.
+    case attached
+    /// The host stopped supervising a plugin and left it running.
+    case detached
     /// A health check failed, below the unhealthy threshold.
     case healthFailed = "health_failed"
     /// A launch failed before the plugin was ready.

@@ -4,6 +4,9 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
   case exited(code: Int32)
   /// A signal ended it.
   case signaled(signal: Int32)
+  /// It ended, but how is unknown: it was not this host's child (a plugin
+  /// re-attached after an agent restart), so its status went to init.
+  case unknown
 
   /// Whether it exited with status 0.
   public var isSuccess: Bool { self == .exited(code: 0) }
@@ -12,6 +15,7 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
     switch self {
     case .exited(let code): "exited with status \(code)"
     case .signaled(let signal): "killed by signal \(signal)\(Self.signalName(signal).map { " (\($0))" } ?? "")"
+    case .unknown: "exited (status unknown: not a child of this host)"
     }
   }
 
@@ -21,6 +25,7 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
     case .exited(let code): ["exit_code": .number(Double(code))]
     case .signaled(let signal):
       ["signal": .number(Double(signal)), "signal_name": .string(Self.signalName(signal) ?? "SIG\(signal)")]
+    case .unknown: ["exit_status": .string("unknown")]
     }
   }
 

@@ -41,19 +41,35 @@ package final class ChildProcess: Sendable {
   ///   - arguments: The arguments after argv[0].
   ///   - environment: The whole environment.
   ///   - workingDirectory: Where it starts.
+  ///   - output: Where stdout and stderr go.
   ///   - onLine: Called on the monitor thread with each output line.
   package static func spawn(
     executable: String,
     arguments: [String],
     environment: [String: String],
     workingDirectory: String?,
+    output: Output = .pipes,
     onLine: (@Sendable (Stream, String) -> Void)? = nil
   ) throws -> ChildProcess {
+    // [read end, write end] of each stream: a pipe, or a log file opened
+    // twice (appending for the child, at its end for the monitor).
     var stdoutPipe: [Int32] = [-1, -1]
     var stderrPipe: [Int32] = [-1, -1]
-    guard deckhand_pipe_cloexec(&stdoutPipe) == 0, deckhand_pipe_cloexec(&stderrPipe) == 0 else {
-      throw DeckhandError(
-        .launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
+    switch output {
+    case .pipes:
+      guard deckhand_pipe_cloexec(&stdoutPipe) == 0, deckhand_pipe_cloexec(&stderrPipe) == 0 else {
+        throw DeckhandError(
+          .launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
+      }
+    case .files(let stdoutPath, let stderrPath):
+      stdoutPipe = try openLog(stdoutPath)
+      do {
+        stderrPipe = try openLog(stderrPath)
+      } catch {
+        close(stdoutPipe[0])
+        close(stdoutPipe[1])
+        throw error
+      }
     }
     let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
     defer {
@@ -90,10 +106,63 @@ package final class ChildProcess: Sendable {
     let (lines, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
     let process = ChildProcess(pid: pid, stdoutLines: lines)
     let monitor = Monitor(
-      process: process, pidfd: pidfd, stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0],
-      stdoutContinuation: continuation, onLine: onLine)
+      process: process, pidfd: pidfd, isChild: true, tailsFiles: output != .pipes, stdoutFD: stdoutPipe[0],
+      stderrFD: stderrPipe[0], stdoutContinuation: continuation, onLine: onLine)
     Thread.detachNewThread { monitor.run() }
     return process
+  }
+
+  /// Where a plugin's stdout and stderr go.
+  package enum Output: Hashable, Sendable {
+    /// Pipes the host reads. The plugin dies of SIGPIPE if it writes
+    /// after the host is gone, so only for plugins that end with the host.
+    case pipes
+    /// Log files the plugin appends to, which the host tails: the plugin
+    /// can outlive the host.
+    case files(stdout: String, stderr: String)
+  }
+
+  /// Takes over a plugin process that a previous host started and left
+  /// running: watches its pidfd for the exit (whose status it cannot learn,
+  /// not being the parent) and tails its log files. Nil if it is gone.
+  package static func attach(pid: Int32, stdoutLog: String, stderrLog: String) -> ChildProcess? {
+    let pidfd = deckhand_pidfd_open(pid)
+    guard pidfd >= 0 || kill(pid, 0) == 0 else { return nil }
+    let (lines, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
+    let process = ChildProcess(pid: pid, stdoutLines: lines)
+    for line in LaunchedPlugin.tail(ofFile: stdoutLog, lines: 20) ?? [] { process.stdoutTail.append(line) }
+    for line in LaunchedPlugin.tail(ofFile: stderrLog, lines: 20) ?? [] { process.stderrTail.append(line) }
+    let stdoutFD = (try? openLog(stdoutLog)).map { fds in
+      close(fds[1])
+      return fds[0]
+    }
+    let stderrFD = (try? openLog(stderrLog)).map { fds in
+      close(fds[1])
+      return fds[0]
+    }
+    let monitor = Monitor(
+      process: process, pidfd: pidfd, isChild: false, tailsFiles: true, stdoutFD: stdoutFD ?? -1,
+      stderrFD: stderrFD ?? -1, stdoutContinuation: continuation, onLine: nil)
+    Thread.detachNewThread { monitor.run() }
+    return process
+  }
+
+  /// Opens a log file: [read descriptor at its current end, append
+  /// descriptor for the child].
+  private static func openLog(_ path: String) throws -> [Int32] {
+    let writer = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+    guard writer >= 0 else {
+      throw DeckhandError(
+        .launchFailed, "could not open the log file \(path): \(String(cString: strerror(errno)))")
+    }
+    let reader = open(path, O_RDONLY | O_CLOEXEC)
+    guard reader >= 0 else {
+      let reason = String(cString: strerror(errno))
+      close(writer)
+      throw DeckhandError(.launchFailed, "could not read the log file \(path): \(reason)")
+    }
+    lseek(reader, 0, SEEK_END)
+    return [reader, writer]
   }
 
   /// How the process ended, or nil while it runs.
@@ -157,19 +226,27 @@ private final class Monitor: @unchecked Sendable {
   // monitor thread that runs `run()`.
   let process: ChildProcess
   let pidfd: Int32
+  /// Whether the process is this host's child, to be reaped with waitpid.
+  let isChild: Bool
+  /// Whether stdout and stderr are log files, read as they grow, rather
+  /// than pipes.
+  let tailsFiles: Bool
   let stdoutFD: Int32
   let stderrFD: Int32
   let stdoutContinuation: AsyncStream<String>.Continuation
   let onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   var buffers: [Int32: [UInt8]] = [:]
+  var chunk = [UInt8](repeating: 0, count: 16 * 1024)
 
   init(
-    process: ChildProcess, pidfd: Int32, stdoutFD: Int32, stderrFD: Int32,
+    process: ChildProcess, pidfd: Int32, isChild: Bool, tailsFiles: Bool, stdoutFD: Int32, stderrFD: Int32,
     stdoutContinuation: AsyncStream<String>.Continuation,
     onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   ) {
     self.process = process
     self.pidfd = pidfd
+    self.isChild = isChild
+    self.tailsFiles = tailsFiles
     self.stdoutFD = stdoutFD
     self.stderrFD = stderrFD
     self.stdoutContinuation = stdoutContinuation
@@ -177,46 +254,90 @@ private final class Monitor: @unchecked Sendable {
   }
 
   func run() {
-    var open: Set<Int32> = [stdoutFD, stderrFD]
+    var open = Set([stdoutFD, stderrFD].filter { $0 >= 0 })
     var reaped = false
-    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-    while !reaped || !open.isEmpty {
-      var fds: [pollfd] = open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-      if !reaped {
-        // Without a pidfd (old kernels), wake up now and then to try waitpid.
-        if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
-      }
-      let timeout: Int32 = (!reaped && pidfd < 0) ? 50 : (reaped ? 1000 : -1)
+    // Log files are always "readable" to poll(2): they are read every tick
+    // instead, 1 ms at first (a go-plugin handshake is on the launch's
+    // path), backing off while nothing new arrives.
+    let started = ContinuousClock.now
+    var tick: Int32 = 1
+    while !reaped || (!tailsFiles && !open.isEmpty) {
+      var fds: [pollfd] = tailsFiles ? [] : open.sorted().map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+      if !reaped && pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+      let timeout: Int32 =
+        if tailsFiles { tick } else if reaped { 1000 } else if pidfd < 0 { 50 } else { -1 }
       let ready = poll(&fds, nfds_t(fds.count), timeout)
       if ready < 0 && errno != EINTR { break }
-      for entry in fds where entry.revents != 0 && entry.fd != pidfd {
-        let count = chunk.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-        if count > 0 {
-          consume(fd: entry.fd, bytes: chunk[0..<count])
-        } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
-          flush(fd: entry.fd)
-          close(entry.fd)
-          open.remove(entry.fd)
-          if entry.fd == stdoutFD { stdoutContinuation.finish() }
+      if tailsFiles {
+        var readAny = false
+        for fd in open where drain(fd) { readAny = true }
+        let cap: Int32 = started.duration(to: .now) < .seconds(10) ? 50 : 500
+        tick = readAny ? 1 : min(tick * 2, cap)
+      } else {
+        for entry in fds where entry.revents != 0 && entry.fd != pidfd {
+          let count = chunk.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+          if count > 0 {
+            consume(fd: entry.fd, bytes: chunk[0..<count])
+          } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+            flush(fd: entry.fd)
+            close(entry.fd)
+            open.remove(entry.fd)
+            if entry.fd == stdoutFD { stdoutContinuation.finish() }
+          }
         }
       }
-      if !reaped {
-        var status: Int32 = 0
-        let result = waitpid(process.pid, &status, WNOHANG)
-        if result == process.pid {
-          reaped = true
-          var code: Int32 = 0
-          let kind = deckhand_decode_wait_status(status, &code)
-          process.markExited(kind == 2 ? .signaled(signal: code) : .exited(code: code))
-          if pidfd >= 0 { close(pidfd) }
-        } else if result < 0 && errno == ECHILD {
-          reaped = true
-          process.markExited(.exited(code: -1))
-          if pidfd >= 0 { close(pidfd) }
-        }
+      if !reaped { reaped = reap() }
+    }
+    if tailsFiles {
+      for fd in open {
+        _ = drain(fd)
+        flush(fd: fd)
+        close(fd)
       }
     }
     stdoutContinuation.finish()
+  }
+
+  /// Reads what a log file has gained; whether there was anything.
+  private func drain(_ fd: Int32) -> Bool {
+    var readAny = false
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      guard count > 0 else { return readAny }
+      readAny = true
+      consume(fd: fd, bytes: chunk[0..<count])
+    }
+  }
+
+  /// Whether the process is gone (and, for a child, reaped).
+  private func reap() -> Bool {
+    if !isChild {
+      let gone: Bool
+      if pidfd >= 0 {
+        var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        gone = poll(&entry, 1, 0) > 0
+      } else {
+        gone = kill(process.pid, 0) != 0 && errno == ESRCH
+      }
+      if gone {
+        process.markExited(.unknown)
+        if pidfd >= 0 { close(pidfd) }
+      }
+      return gone
+    }
+    var status: Int32 = 0
+    let result = waitpid(process.pid, &status, WNOHANG)
+    if result == process.pid {
+      var code: Int32 = 0
+      let kind = deckhand_decode_wait_status(status, &code)
+      process.markExited(kind == 2 ? .signaled(signal: code) : .exited(code: code))
+    } else if result < 0 && errno == ECHILD {
+      process.markExited(.unknown)
+    } else {
+      return false
+    }
+    if pidfd >= 0 { close(pidfd) }
+    return true
   }
 
   private func consume(fd: Int32, bytes: ArraySlice<UInt8>) {

@@ -36,6 +36,10 @@ public struct HostPaths: Hashable, Sendable {
   public func pluginStateDirectory(_ name: String) -> String { "\(stateDirectory)/plugins/\(name)" }
   /// The file given to guest-agent plugins as `--errorlogfile`.
   public func errorLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).errors.log" }
+  /// The file a plugin that outlives its host writes its stdout to.
+  public func stdoutLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stdout.log" }
+  /// The file a plugin that outlives its host writes its stderr to.
+  public func stderrLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stderr.log" }
   /// The plugin's socket (guest-agent contract).
   public func socket(_ name: String) -> String { "\(runtimeDirectory)/\(name).sock" }
 

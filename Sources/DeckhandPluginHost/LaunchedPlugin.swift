@@ -1,3 +1,4 @@
+internal import CDeckhandSystem
 public import DeckhandCore
 public import DeckhandProtocol
 internal import Foundation
@@ -26,6 +27,12 @@ public struct LaunchedPlugin: Sendable {
 
   /// The process id, also its process group id.
   public var pid: Int32 { process.pid }
+
+  /// What the next host needs to re-attach to this plugin.
+  public var attachment: PluginLauncher.Attachment {
+    PluginLauncher.Attachment(
+      pid: pid, startTime: deckhand_process_start_time(pid), address: address, socket: socketToRemove)
+  }
 
   /// The StartRequest for this plugin: its state directory and its config.
   public func startRequest() -> PluginComm_StartRequest {
@@ -149,7 +156,7 @@ public struct LaunchedPlugin: Sendable {
     if let socketToRemove, !socketToRemove.isEmpty { unlink(socketToRemove) }
   }
 
-  static func tail(ofFile path: String, lines count: Int) -> [String]? {
+  package static func tail(ofFile path: String, lines count: Int) -> [String]? {
     guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
     defer { try? handle.close() }
     let size = (try? handle.seekToEnd()) ?? 0

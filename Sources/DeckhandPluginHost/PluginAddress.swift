@@ -1,5 +1,5 @@
 /// Where a plugin serves.
-public enum PluginAddress: Hashable, Sendable, CustomStringConvertible {
+public enum PluginAddress: Hashable, Sendable, Codable, CustomStringConvertible {
   /// A unix domain socket.
   case unix(path: String)
   /// A TCP `host:port`; go-plugin plugins may choose it.

@@ -16,15 +16,72 @@ public struct PluginLauncher: Sendable {
   public var baseEnvironment: [String: String]
   /// Called with every line a plugin writes to stdout or stderr.
   public var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
+  /// Whether plugins write their output to log files in the state
+  /// directory (`logs/NAME.stdout.log`, `logs/NAME.stderr.log`) instead of
+  /// pipes, so that they can outlive the host (the agent) and be
+  /// re-attached by the next one.
+  public var outliveHost: Bool
 
   public init(
     paths: HostPaths,
     baseEnvironment: [String: String]? = nil,
+    outliveHost: Bool = false,
     onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)? = nil
   ) {
     self.paths = paths
     self.baseEnvironment = baseEnvironment ?? ProcessInfo.processInfo.environment
+    self.outliveHost = outliveHost
     self.onOutputLine = onOutputLine
+  }
+
+  private func output(for name: String) -> ChildProcess.Output {
+    outliveHost ? .files(stdout: paths.stdoutLog(name), stderr: paths.stderrLog(name)) : .pipes
+  }
+
+  /// What a host records of a running plugin so that the next host can
+  /// re-attach to it.
+  public struct Attachment: Hashable, Sendable, Codable {
+    /// The process id.
+    public var pid: Int32
+    /// The process's start time in clock ticks since boot (/proc/PID/stat
+    /// field 22): with the executable, what tells it from a process that
+    /// reused the pid.
+    public var startTime: UInt64
+    /// Where it serves.
+    public var address: PluginAddress
+    /// The socket file to remove once it is gone, if the host owns one.
+    public var socket: String?
+
+    public init(pid: Int32, startTime: UInt64, address: PluginAddress, socket: String?) {
+      self.pid = pid
+      self.startTime = startTime
+      self.address = address
+      self.socket = socket
+    }
+  }
+
+  /// Takes over a plugin that a previous host launched and left running,
+  /// if `attachment` still describes it: the pid is alive, started at the
+  /// recorded time, runs the manifest's entrypoint, and its socket accepts.
+  /// Nil otherwise (it is then to be launched again).
+  public func attach(_ manifest: PluginManifest, _ attachment: Attachment) -> LaunchedPlugin? {
+    let pid = attachment.pid
+    guard pid > 0, deckhand_process_start_time(pid) == attachment.startTime else { return nil }
+    guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else {
+      return nil
+    }
+    // A binary replaced on disk since shows as "PATH (deleted)".
+    let entrypoint = (manifest.entrypoint as NSString).resolvingSymlinksInPath
+    guard executable == entrypoint || executable == entrypoint + " (deleted)" else { return nil }
+    if case .unix(let path) = attachment.address, deckhand_unix_probe(path) != 0 { return nil }
+    guard
+      let process = ChildProcess.attach(
+        pid: pid, stdoutLog: paths.stdoutLog(manifest.name), stderrLog: paths.stderrLog(manifest.name))
+    else { return nil }
+    return LaunchedPlugin(
+      manifest: manifest, process: process, address: attachment.address, socketToRemove: attachment.socket,
+      errorLog: manifest.launchProtocol == .guestAgent ? paths.errorLog(manifest.name) : nil,
+      launchedAt: .now, paths: paths)
   }
 
   /// Checks the entrypoint, spawns the plugin and waits until it serves:
@@ -52,7 +109,7 @@ public struct PluginLauncher: Sendable {
       let arguments = manifest.args + ["--protocol=unix", "--address=\(socket)", "--errorlogfile=\(errorLog)"]
       let process = try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: arguments, environment: environment,
-        workingDirectory: manifest.directory, onLine: onLine)
+        workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
       let plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
         errorLog: errorLog, launchedAt: started, paths: paths)
@@ -68,7 +125,7 @@ public struct PluginLauncher: Sendable {
       environment["PLUGIN_UNIX_SOCKET_DIR"] = paths.runtimeDirectory
       let process = try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: manifest.args, environment: environment,
-        workingDirectory: manifest.directory, onLine: onLine)
+        workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
       let pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
         errorLog: nil, launchedAt: started, paths: paths)
@@ -92,7 +149,7 @@ public struct PluginLauncher: Sendable {
   }
 
   /// Checks that the entrypoint is an executable file with the pinned digest.
-  static func verifyEntrypoint(_ manifest: PluginManifest) throws {
+  package static func verifyEntrypoint(_ manifest: PluginManifest) throws {
     let path = manifest.entrypoint
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {

@@ -24,34 +24,83 @@ public final class PluginSupervisor: Service, Sendable {
   private let transport: any PluginTransport
   private let onEvent: @Sendable (PluginEvent) -> Void
   private let logger: Logger
-  private let stopSignal = OnceValue<Bool>()
+  private let stopSignal = OnceValue<StopKind>()
   private let machine: Mutex<SupervisorStateMachine>
   private let stoppedReported = Mutex(false)
+  private let adoptee: Mutex<LaunchedPlugin?>
+  private let shutdownBehaviour: ShutdownBehaviour
+  private let current = Mutex<(plugin: LaunchedPlugin, connection: any PluginConnection)?>(nil)
+
+  /// What graceful shutdown does to the plugin.
+  public enum ShutdownBehaviour: Sendable {
+    /// Stop it (StopRequest, then kill the group). `deckhand plugin run`.
+    case stopPlugin
+    /// Leave it running for the next host to re-attach. The agent's default.
+    case leaveRunning
+  }
+
+  private enum StopKind: Sendable {
+    case stop(cleanup: Bool)
+    case detach
+  }
 
   /// - Parameters:
   ///   - manifest: The plugin.
   ///   - launcher: Launches it.
   ///   - transport: Reaches it. Default ``LeanPluginTransport``.
+  ///   - adopting: A running plugin a previous host left (see
+  ///     ``PluginLauncher/attach(_:_:)``), supervised instead of a first
+  ///     launch; it is not sent Start again.
+  ///   - onShutdown: What graceful shutdown does to the plugin.
   ///   - logger: For the host's own messages.
   ///   - onEvent: Called with every event, in order.
   public init(
     manifest: PluginManifest,
     launcher: PluginLauncher,
     transport: any PluginTransport = LeanPluginTransport(),
+    adopting: LaunchedPlugin? = nil,
+    onShutdown: ShutdownBehaviour = .stopPlugin,
     logger: Logger = Logger(label: "deckhand.supervisor"),
     onEvent: @escaping @Sendable (PluginEvent) -> Void
   ) {
     self.manifest = manifest
     self.launcher = launcher
     self.transport = transport
+    self.adoptee = Mutex(adopting)
+    self.shutdownBehaviour = onShutdown
     self.logger = logger
     self.onEvent = onEvent
     self.machine = Mutex(SupervisorStateMachine(manifest: manifest))
   }
 
-  /// Asks the supervisor to stop the plugin (cleanup false) and return.
-  public func requestStop() {
-    stopSignal.set(true)
+  /// Asks the supervisor to stop the plugin and return. With `cleanup` the
+  /// plugin is asked to remove its state, and its state directory is
+  /// removed.
+  public func requestStop(cleanup: Bool = false) {
+    stopSignal.set(.stop(cleanup: cleanup))
+  }
+
+  /// Asks the supervisor to return and leave the plugin running.
+  public func requestDetach() {
+    stopSignal.set(.detach)
+  }
+
+  /// The plugin while it is up (ready, and not yet stopped or exited).
+  public var runningPlugin: LaunchedPlugin? { current.withLock { $0?.plugin } }
+
+  /// Runs `body` with the connection to the running plugin.
+  ///
+  /// - Throws: ``DeckhandCore/DeckhandError/Code/callFailed`` when the
+  ///   plugin is not up (starting, restarting or stopped), or what `body`
+  ///   throws.
+  public func withConnection<Result: Sendable>(_ body: (any PluginConnection) async throws -> Result)
+    async throws -> Result
+  {
+    guard let connection = current.withLock({ $0?.connection }) else {
+      throw DeckhandError(
+        .callFailed, "plugin \(manifest.name) is not running at the moment (starting, restarting or stopped)")
+    }
+    return try await body(connection)
   }
 
   /// Supervises until stopped. Returns once the plugin is stopped and its
@@ -70,6 +119,7 @@ public final class PluginSupervisor: Service, Sendable {
           let stopped = await sleepUnlessStopped(delay)
           action = machine.withLock { stopped ? $0.requestStop() : $0.backoffElapsed() }
         case .finish:
+          if case .detach = stopSignal.value { return }
           if !stoppedReported.withLock({ $0 }) { emit(.stopped, pid: nil, ["running": .bool(false)]) }
           return
         case .none, .killUnhealthy, .sendStop, .killGroup:
@@ -79,7 +129,10 @@ public final class PluginSupervisor: Service, Sendable {
         }
       }
     } onGracefulShutdown: {
-      self.requestStop()
+      switch self.shutdownBehaviour {
+      case .stopPlugin: self.requestStop()
+      case .leaveRunning: self.requestDetach()
+      }
     }
   }
 
@@ -93,16 +146,25 @@ public final class PluginSupervisor: Service, Sendable {
 
   private func launchAndSupervise(attempt: Int) async -> SupervisorStateMachine.Action {
     let plugin: LaunchedPlugin
-    do {
-      plugin = try await launcher.launch(manifest)
-    } catch {
-      emit(.launchFailed, pid: nil, ["error": .string("\(error)")])
-      return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
+    let adopted = adoptee.withLock { adoptee in
+      defer { adoptee = nil }
+      return adoptee
     }
-    emit(.launched, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+    if let adopted {
+      plugin = adopted
+      emit(.attached, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+    } else {
+      do {
+        plugin = try await launcher.launch(manifest)
+      } catch {
+        emit(.launchFailed, pid: nil, ["error": .string("\(error)")])
+        return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
+      }
+      emit(.launched, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+    }
     do {
       return try await transport.withConnection(to: plugin.address) { connection in
-        await supervise(plugin, connection: connection)
+        await supervise(plugin, connection: connection, sendStart: adopted == nil)
       }
     } catch {
       await plugin.kill()
@@ -111,16 +173,17 @@ public final class PluginSupervisor: Service, Sendable {
     }
   }
 
-  private func supervise(_ plugin: LaunchedPlugin, connection: any PluginConnection) async
+  private func supervise(_ plugin: LaunchedPlugin, connection: any PluginConnection, sendStart: Bool) async
     -> SupervisorStateMachine.Action
   {
-    // Start, and for go-plugin plugins the health service, before ready.
+    // Start, and for go-plugin plugins the health service, before ready. A
+    // re-attached plugin was started by the previous host.
     do {
-      if manifest.launchProtocol == .goPlugin {
+      if manifest.launchProtocol == .goPlugin, sendStart {
         let serving = try await connection.checkHealth(service: "plugin", timeout: manifest.timeouts.call)
         if !serving { throw DeckhandError(.callFailed, "grpc.health.v1 reports service \"plugin\" not SERVING") }
       }
-      try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call)
+      if sendStart { try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call) }
     } catch {
       var details = plugin.exitDetails(await plugin.kill())
       details["error"] = .string("Start failed: \(error)")
@@ -128,6 +191,8 @@ public final class PluginSupervisor: Service, Sendable {
       return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
     }
     machine.withLock { _ = $0.ready(now: .now) }
+    current.withLock { $0 = (plugin, connection) }
+    defer { current.withLock { $0 = nil } }
     emit(
       .ready, pid: plugin.pid,
       ["launch_ms": .number(plugin.launchedAt.duration(to: .now).inMilliseconds)])
@@ -155,9 +220,17 @@ public final class PluginSupervisor: Service, Sendable {
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
     case .stopRequested:
+      var cleanup = false
+      switch stopSignal.value {
+      case .detach:
+        emit(.detached, pid: plugin.pid, ["address": .string("\(plugin.address)")])
+        return .finish
+      case .stop(let clean): cleanup = clean
+      case nil: break
+      }
       let action = machine.withLock { $0.requestStop() }
       guard case .sendStop = action else { return action }
-      let outcome = await plugin.stop(using: connection, cleanup: false)
+      let outcome = await plugin.stop(using: connection, cleanup: cleanup)
       _ = machine.withLock { outcome.replied ? $0.stopReplied() : $0.stopDeadlineExpired() }
       var details: [String: JSONValue] = [
         "replied": .bool(outcome.replied),

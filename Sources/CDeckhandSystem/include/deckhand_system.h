@@ -23,6 +23,15 @@ int deckhand_decode_wait_status(int status, int *code);
 /// accepted, or an errno value (ENOENT, ECONNREFUSED, ENAMETOOLONG...).
 int deckhand_unix_probe(const char *path);
 
+/// A connected unix stream socket (close-on-exec), or -errno.
+int deckhand_unix_connect(const char *path);
+
+/// A listening unix stream socket bound to `path`, or -errno.
+int deckhand_unix_listen(const char *path, int backlog);
+
+/// Sets SO_RCVTIMEO and SO_SNDTIMEO; 0 or an errno value.
+int deckhand_set_timeouts(int fd, long long microseconds);
+
 /// Creates a pipe whose both ends are close-on-exec. Returns 0 or errno.
 int deckhand_pipe_cloexec(int fds[2]);
 

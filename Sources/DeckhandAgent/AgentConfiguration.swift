@@ -1,0 +1,140 @@
+public import DeckhandCore
+internal import Foundation
+internal import TOMLKit
+
+/// Everything `deckhand agent` can be told, from its flags or a TOML file
+/// (flags win). The file's keys are the flags' names with underscores:
+///
+/// ```toml
+/// state_dir = "/var/lib/deckhand"
+/// runtime_dir = "/run/deckhand"
+/// socket = "/run/deckhand/commands.sock"
+/// node_name = "web-1"
+/// labels = { zone = "eu-1", role = "web" }
+/// socket_mode = "0660"          # or 0o660
+/// socket_group = "deckhand"
+/// command_timeout = "10s"       # or a number of seconds
+/// stop_plugins_on_exit = false
+/// ```
+public struct AgentConfiguration: Hashable, Sendable {
+  /// The database, plugin state and logs.
+  public var stateDirectory: String
+  /// Plugin sockets.
+  public var runtimeDirectory: String
+  /// The command socket.
+  public var socketPath: String
+  /// This node's name (the host name by default).
+  public var nodeName: String
+  /// This node's labels.
+  public var labels: [String: String] = [:]
+  /// The command socket's file mode.
+  public var socketMode: UInt32 = 0o660
+  /// The command socket's group, if not the agent's own.
+  public var socketGroup: String?
+  /// How long a client has to send its request.
+  public var commandTimeout: Duration = .seconds(10)
+  /// Stop plugins when the agent exits, instead of leaving them running
+  /// for the next agent to re-attach.
+  public var stopPluginsOnExit = false
+
+  /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
+  public static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
+    let environment = environment ?? ProcessInfo.processInfo.environment
+    let locations = AgentLocations.defaults(uid: getuid(), environment: environment)
+    return AgentConfiguration(
+      stateDirectory: locations.stateDirectory, runtimeDirectory: locations.runtimeDirectory,
+      socketPath: locations.commandSocket, nodeName: ProcessInfo.processInfo.hostName)
+  }
+
+  public init(stateDirectory: String, runtimeDirectory: String, socketPath: String, nodeName: String) {
+    self.stateDirectory = stateDirectory
+    self.runtimeDirectory = runtimeDirectory
+    self.socketPath = socketPath
+    self.nodeName = nodeName
+  }
+
+  /// Applies the settings of the TOML file at `path`.
+  ///
+  /// - Throws: ``DeckhandCore/DeckhandError`` naming the file and the key
+  ///   that is unknown or has the wrong type.
+  public mutating func apply(tomlFile path: String) throws {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw DeckhandError(.configurationInvalid, "\(path): config file cannot be read")
+    }
+    let table: TOMLTable
+    do {
+      table = try TOMLTable(string: String(decoding: data, as: UTF8.self))
+    } catch {
+      throw DeckhandError(.configurationInvalid, "\(path): not valid TOML: \(error)", cause: error)
+    }
+    func fail(_ key: String, _ expected: String) -> DeckhandError {
+      DeckhandError(.configurationInvalid, "\(path): \(key) must be \(expected)")
+    }
+    for (key, value) in table {
+      switch key {
+      case "state_dir":
+        guard let text = value.string else { throw fail(key, "a string") }
+        stateDirectory = text
+      case "runtime_dir":
+        guard let text = value.string else { throw fail(key, "a string") }
+        runtimeDirectory = text
+      case "socket":
+        guard let text = value.string else { throw fail(key, "a string") }
+        socketPath = text
+      case "node_name":
+        guard let text = value.string else { throw fail(key, "a string") }
+        nodeName = text
+      case "labels":
+        guard let labelTable = value.table else { throw fail(key, "a table of strings") }
+        for (name, label) in labelTable {
+          guard let text = label.string else { throw fail("labels.\(name)", "a string") }
+          labels[name] = text
+        }
+      case "socket_mode":
+        if let number = value.int {
+          socketMode = UInt32(number)
+        } else if let text = value.string, let mode = UInt32(text, radix: 8) {
+          socketMode = mode
+        } else {
+          throw fail(key, "an octal mode such as \"0660\" or 0o660")
+        }
+      case "socket_group":
+        guard let text = value.string else { throw fail(key, "a string") }
+        socketGroup = text
+      case "command_timeout":
+        if let number = value.int {
+          commandTimeout = .seconds(number)
+        } else if let number = value.double {
+          commandTimeout = .nanoseconds(Int64(number * 1e9))
+        } else if let text = value.string, let duration = DurationText.parse(text) {
+          commandTimeout = duration
+        } else {
+          throw fail(key, "a duration such as \"10s\" or a number of seconds")
+        }
+      case "stop_plugins_on_exit":
+        guard let flag = value.bool else { throw fail(key, "true or false") }
+        stopPluginsOnExit = flag
+      default:
+        throw DeckhandError(
+          .configurationInvalid,
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit"
+        )
+      }
+    }
+  }
+
+  /// The settings by name, for `agent.config.getoption`.
+  public var options: [String: JSONValue] {
+    [
+      "state_dir": .string(stateDirectory),
+      "runtime_dir": .string(runtimeDirectory),
+      "socket": .string(socketPath),
+      "node_name": .string(nodeName),
+      "labels": .object(labels.mapValues(JSONValue.string)),
+      "socket_mode": .string("0" + String(socketMode, radix: 8)),
+      "socket_group": socketGroup.map(JSONValue.string) ?? .null,
+      "command_timeout": .string(DurationText.format(commandTimeout)),
+      "stop_plugins_on_exit": .bool(stopPluginsOnExit),
+    ]
+  }
+}

@@ -1,0 +1,83 @@
+package import DeckhandCore
+internal import Foundation
+internal import GRDB
+package import DeckhandPluginHost
+
+/// The agent's database: SQLite through GRDB, in WAL mode, at
+/// `STATE/agent.sqlite`. Holds the installed plugins and the Host API's
+/// key-value data. Every write is a transaction: a record is either whole
+/// or absent after a crash.
+package final class AgentStore: Sendable {
+  private let database: DatabasePool
+  /// The database file.
+  package let path: String
+
+  /// Opens (creating and migrating) the database in `stateDirectory`.
+  package init(stateDirectory: String) throws {
+    path = "\(stateDirectory)/agent.sqlite"
+    do {
+      try FileManager.default.createDirectory(
+        atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+      var configuration = Configuration()
+      configuration.busyMode = .timeout(5)
+      database = try DatabasePool(path: path, configuration: configuration)
+      try Self.migrator.migrate(database)
+    } catch {
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot open the agent database \(path): \(error); check --state-dir and its permissions", cause: error)
+    }
+  }
+
+  private static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1 plugins") { db in
+      try db.create(table: "plugin") { table in
+        table.column("name", .text).primaryKey()
+        table.column("revision", .integer).notNull()
+        table.column("manifestPath", .text).notNull()
+        table.column("manifestText", .text).notNull()
+        table.column("entrypointDigest", .text).notNull()
+        table.column("attachment", .jsonText)
+        table.column("restarts", .integer).notNull().defaults(to: 0)
+        table.column("lastExit", .text)
+        table.column("installedAt", .double).notNull()
+      }
+    }
+    return migrator
+  }
+
+  /// Every installed plugin, by name.
+  package func plugins() throws -> [InstalledPlugin] {
+    try database.read { db in try InstalledPlugin.order(InstalledPlugin.Columns.name).fetchAll(db) }
+  }
+
+  /// One installed plugin.
+  package func plugin(named name: String) throws -> InstalledPlugin? {
+    try database.read { db in try InstalledPlugin.fetchOne(db, key: name) }
+  }
+
+  /// Inserts or replaces a plugin's record.
+  package func save(_ plugin: InstalledPlugin) throws {
+    try database.write { db in try plugin.save(db) }
+  }
+
+  /// Changes one plugin's record, if it is installed.
+  package func update(_ name: String, _ change: @Sendable (inout InstalledPlugin) -> Void) throws {
+    try database.write { db in
+      guard var plugin = try InstalledPlugin.fetchOne(db, key: name) else { return }
+      change(&plugin)
+      try plugin.update(db)
+    }
+  }
+
+  /// Forgets a plugin.
+  package func delete(_ name: String) throws {
+    _ = try database.write { db in try InstalledPlugin.deleteOne(db, key: name) }
+  }
+
+  /// The journal mode in force ("wal").
+  package func journalMode() throws -> String {
+    try database.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+  }
+}

@@ -1,0 +1,95 @@
+internal import CDeckhandSystem
+public import DeckhandCore
+internal import Foundation
+public import NIOCore
+public import NIOPosix
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// The agent's command socket: a unix socket that speaks the guest agent's
+/// command protocol, one JSON request and one JSON response per connection.
+///
+/// Connections are served concurrently on NIO's event loops and handlers
+/// run as tasks, so a slow or silent client holds only its own connection.
+public final class CommandSocketServer: Sendable {
+  private let channel: any Channel
+  /// The socket's path.
+  public let path: String
+
+  private init(channel: any Channel, path: String) {
+    self.channel = channel
+    self.path = path
+  }
+
+  /// Creates the socket's folder if needed, binds `path` with `mode` and
+  /// `group`, and starts serving `registry`.
+  ///
+  /// - Parameters:
+  ///   - timeout: How long a client has to send its whole request (104
+  ///     after it).
+  /// - Throws: ``DeckhandCore/DeckhandError`` if another process serves
+  ///   the path, or the folder, mode or group cannot be set.
+  public static func bind(
+    path: String, mode: UInt32 = 0o660, group: String? = nil, registry: CommandRegistry,
+    timeout: Duration = .seconds(10),
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+  ) async throws -> CommandSocketServer {
+    guard path.utf8.count < 108 else {
+      throw DeckhandError(
+        .configurationInvalid, "command socket path \(path) is over the 107 bytes a unix socket allows; use --socket")
+    }
+    let folder = (path as NSString).deletingLastPathComponent
+    do {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    } catch {
+      throw DeckhandError(
+        .configurationInvalid, "cannot create \(folder) for the command socket: \(error.localizedDescription)",
+        cause: error)
+    }
+    var groupID: gid_t?
+    if let group {
+      guard let entry = getgrnam(group) else {
+        throw DeckhandError(.configurationInvalid, "--socket-group \(group): no such group")
+      }
+      groupID = entry.pointee.gr_gid
+    }
+    if FileManager.default.fileExists(atPath: path) {
+      if deckhand_unix_probe(path) == 0 {
+        throw DeckhandError(
+          .configurationInvalid, "\(path) is served by another process (another agent?); stop it or use --socket")
+      }
+      unlink(path)
+    }
+    let timeoutAmount = TimeAmount.nanoseconds(Int64(timeout.inSeconds * 1e9))
+    let channel = try await ServerBootstrap(group: eventLoopGroup)
+      .serverChannelOption(.backlog, value: 512)
+      .childChannelOption(.allowRemoteHalfClosure, value: true)
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.addHandler(
+            CommandConnectionHandler(registry: registry, timeout: timeoutAmount))
+        }
+      }
+      .bind(unixDomainSocketPath: path)
+      .get()
+    if chmod(path, mode_t(mode)) != 0 {
+      let reason = String(cString: strerror(errno))
+      try? await channel.close().get()
+      throw DeckhandError(.configurationInvalid, "cannot set mode \(String(mode, radix: 8)) on \(path): \(reason)")
+    }
+    if let groupID, chown(path, uid_t.max, groupID) != 0 {
+      let reason = String(cString: strerror(errno))
+      try? await channel.close().get()
+      throw DeckhandError(.configurationInvalid, "cannot give \(path) to group \(group ?? ""): \(reason)")
+    }
+    return CommandSocketServer(channel: channel, path: path)
+  }
+
+  /// Stops accepting connections and removes the socket file.
+  public func close() async {
+    try? await channel.close().get()
+    unlink(path)
+  }
+}

@@ -1,0 +1,237 @@
+package import DeckhandCore
+package import DeckhandPluginHost
+internal import DeckhandProtocol
+internal import Foundation
+package import Logging
+internal import SwiftProtobuf
+
+/// The agent's set of installed plugins: installs (and upgrades with
+/// rollback), removes, restarts, and brings back after an agent restart by
+/// re-attaching to the processes still running.
+///
+/// One operation at a time (an actor); calls into plugins run outside it.
+package actor PluginManager {
+  /// One installed plugin and the supervisor that keeps it running.
+  package struct Entry: Sendable {
+    package let record: InstalledPlugin
+    package let manifest: PluginManifest
+    package let supervisor: PluginSupervisor
+    package let runtime: PluginRuntime
+    let task: Task<Void, Never>
+  }
+
+  private let store: AgentStore
+  private let launcher: PluginLauncher
+  private let transport: any PluginTransport
+  private let logger: Logger
+  private let shutdownBehaviour: PluginSupervisor.ShutdownBehaviour
+  private var entries: [String: Entry] = [:]
+
+  package init(
+    store: AgentStore, launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(),
+    shutdownBehaviour: PluginSupervisor.ShutdownBehaviour, logger: Logger
+  ) {
+    self.store = store
+    self.launcher = launcher
+    self.transport = transport
+    self.shutdownBehaviour = shutdownBehaviour
+    self.logger = logger
+  }
+
+  /// The installed plugins, by name.
+  package var all: [Entry] { entries.values.sorted { $0.record.name < $1.record.name } }
+
+  /// The plugin called `name`.
+  ///
+  /// - Throws: ``DeckhandCore/DeckhandError`` naming it if it is not installed.
+  package func entry(_ name: String) throws -> Entry {
+    guard let entry = entries[name] else {
+      let known = entries.keys.sorted()
+      throw DeckhandError(
+        .configurationInvalid,
+        "plugin \(name) is not installed\(known.isEmpty ? "" : "; installed: \(known.joined(separator: ", "))")")
+    }
+    return entry
+  }
+
+  /// Brings back every plugin in the database: re-attached if its process
+  /// from the previous agent still runs (same pid, start time, executable,
+  /// socket), launched again otherwise.
+  package func restore() throws {
+    for record in try store.plugins() {
+      let manifest: PluginManifest
+      do {
+        manifest = try record.manifest()
+      } catch {
+        logger.error("plugin \(record.name): stored manifest no longer parses (\(error)); skipped")
+        continue
+      }
+      let adopted = record.attachment.flatMap { launcher.attach(manifest, $0) }
+      if record.attachment != nil, adopted == nil {
+        logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
+      }
+      entries[record.name] = start(record, manifest, adopting: adopted)
+    }
+  }
+
+  /// Installs the manifest at `path`, or upgrades the plugin of that name.
+  ///
+  /// A first install waits for the plugin's first health check; if it
+  /// fails, nothing is kept. An upgrade (the manifest or the entrypoint
+  /// changed) prepares the new revision, stops the old one (cleanup false),
+  /// starts the new one with the same state directory, and brings the old
+  /// revision back if the new one fails its first health check.
+  package func install(manifestPath: String) async throws -> Entry {
+    guard manifestPath.hasPrefix("/") else {
+      throw DeckhandError(.manifestInvalid, "Manifest must be an absolute path, not \(manifestPath)")
+    }
+    let path = URL(fileURLWithPath: manifestPath).standardizedFileURL.path
+    let manifest = try PluginManifest.load(path: path)
+    try PluginLauncher.verifyEntrypoint(manifest)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw DeckhandError(.manifestInvalid, "\(path): cannot be read")
+    }
+    let digest = try FileDigest.sha256(ofFile: manifest.entrypoint)
+    let text = String(decoding: data, as: UTF8.self)
+    let now = Date().timeIntervalSince1970
+
+    guard let old = entries[manifest.name] else {
+      let record = InstalledPlugin(
+        name: manifest.name, revision: 1, manifestPath: path, manifestText: text,
+        entrypointDigest: digest, installedAt: now)
+      try store.save(record)
+      let entry = start(record, manifest, adopting: nil)
+      entries[manifest.name] = entry
+      if case .failure(let error) = await firstOutcome(entry) {
+        await stop(entry, cleanup: false)
+        entries[manifest.name] = nil
+        try store.delete(manifest.name)
+        throw DeckhandError(error.code, "plugin \(manifest.name) was not installed: \(error.message)")
+      }
+      return entry
+    }
+
+    if old.record.manifestText == text, old.record.entrypointDigest == digest,
+      old.record.manifestPath == path
+    {
+      return old
+    }
+    var record = old.record
+    record.revision += 1
+    record.manifestPath = path
+    record.manifestText = text
+    record.entrypointDigest = digest
+    record.installedAt = now
+    record.attachment = nil
+    await stop(old, cleanup: false)
+    try store.save(record)
+    let entry = start(record, manifest, adopting: nil)
+    entries[manifest.name] = entry
+    if case .failure(let error) = await firstOutcome(entry) {
+      await stop(entry, cleanup: false)
+      var previous = old.record
+      previous.attachment = nil
+      previous.restarts = entry.runtime.snapshot.restarts
+      try store.save(previous)
+      entries[manifest.name] = start(previous, old.manifest, adopting: nil)
+      throw DeckhandError(
+        error.code,
+        "revision \(record.revision) of plugin \(manifest.name) (version \(manifest.version)) failed its first health check, so revision \(previous.revision) (version \(old.manifest.version)) runs again: \(error.message)"
+      )
+    }
+    return entry
+  }
+
+  /// Stops a plugin (Stop with `cleanup`) and forgets it. With `cleanup`
+  /// its state directory and logs are removed too.
+  package func remove(_ name: String, cleanup: Bool) async throws {
+    let entry = try entry(name)
+    await stop(entry, cleanup: cleanup)
+    entries[name] = nil
+    try store.delete(name)
+    if cleanup {
+      let paths = launcher.paths
+      for path in [
+        paths.pluginStateDirectory(name), paths.stdoutLog(name), paths.stderrLog(name), paths.errorLog(name),
+      ] {
+        try? FileManager.default.removeItem(atPath: path)
+      }
+    }
+  }
+
+  /// Stops a plugin (cleanup false) and launches it again at once.
+  package func restart(_ name: String) async throws -> Entry {
+    let old = try entry(name)
+    await stop(old, cleanup: false)
+    old.runtime.countRestart()
+    guard let record = try store.plugin(named: name) else {
+      throw DeckhandError(.internalError, "plugin \(name) vanished from the database during its restart")
+    }
+    let entry = start(record, old.manifest, adopting: nil)
+    entries[name] = entry
+    _ = await firstOutcome(entry)
+    return entry
+  }
+
+  /// Ends supervision of every plugin: leaves them running for the next
+  /// agent, or stops them (`--stop-plugins-on-exit`).
+  package func shutdown() async {
+    let current = Array(entries.values)
+    for entry in current {
+      switch shutdownBehaviour {
+      case .leaveRunning: entry.supervisor.requestDetach()
+      case .stopPlugin: entry.supervisor.requestStop()
+      }
+    }
+    for entry in current { await entry.task.value }
+  }
+
+  private func start(_ record: InstalledPlugin, _ manifest: PluginManifest, adopting: LaunchedPlugin?) -> Entry {
+    let runtime = PluginRuntime(
+      name: record.name, restarts: record.restarts, lastExit: record.lastExit, store: store, logger: logger)
+    let logger = self.logger
+    let supervisor = PluginSupervisor(
+      manifest: manifest, launcher: launcher, transport: transport, adopting: adopting,
+      onShutdown: shutdownBehaviour, logger: logger
+    ) { event in
+      runtime.handle(event)
+      logger.info(
+        "\(event.event.rawValue)",
+        metadata: ["plugin": "\(event.plugin)", "pid": "\(event.pid.map(String.init) ?? "-")"])
+    }
+    runtime.bind(supervisor)
+    let task = Task {
+      do {
+        try await supervisor.run()
+      } catch {
+        logger.error("supervisor of \(record.name) failed: \(error)")
+      }
+    }
+    return Entry(record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, task: task)
+  }
+
+  private func stop(_ entry: Entry, cleanup: Bool) async {
+    entry.supervisor.requestStop(cleanup: cleanup)
+    await entry.task.value
+  }
+
+  /// Waits for the first health check or the first failure, within the
+  /// plugin's start timeout plus one health check.
+  private func firstOutcome(_ entry: Entry) async -> Result<Void, DeckhandError> {
+    let manifest = entry.manifest
+    let limit = manifest.timeouts.start + manifest.timeouts.call + manifest.health.timeout + .seconds(1)
+    let outcome = await withTaskGroup(of: Result<Void, DeckhandError>?.self) { group in
+      group.addTask { await entry.runtime.firstOutcome.wait() }
+      group.addTask {
+        try? await Task.sleep(for: limit)
+        return nil
+      }
+      let first = await group.next() ?? nil
+      group.cancelAll()
+      return first
+    }
+    return outcome
+      ?? .failure(
+        DeckhandError(.startTimeout, "plugin \(manifest.name) was not healthy within \(limit)"))
+  }
+}
