@@ -41,11 +41,7 @@ public final class Agent: Service, Sendable {
   /// graceful shutdown closes the socket and detaches from (or stops) the
   /// plugins.
   public func run() async throws {
-    try await manager.restore()
-    try registerBuiltinCommands()
-    let server = try await CommandSocketServer.bind(
-      path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
-      registry: registry, timeout: configuration.commandTimeout)
+    let server = try await start()
     let count = await manager.all.count
     logger.info(
       "agent serving",
@@ -54,9 +50,25 @@ public final class Agent: Service, Sendable {
         "plugins": "\(count)",
       ])
     try? await gracefulShutdown()
-    await server.close()
-    await manager.shutdown()
+    await stop(server)
     logger.info(
       "agent stopped", metadata: ["plugins": .string(configuration.stopPluginsOnExit ? "stopped" : "left running")])
+  }
+
+  /// Brings back the installed plugins and starts serving the command
+  /// socket: the first half of ``run()``, for embedding.
+  public func start() async throws -> CommandSocketServer {
+    try await manager.restore()
+    try registerBuiltinCommands()
+    return try await CommandSocketServer.bind(
+      path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
+      registry: registry, timeout: configuration.commandTimeout)
+  }
+
+  /// Closes the command socket and detaches from (or stops) the plugins:
+  /// the second half of ``run()``.
+  public func stop(_ server: CommandSocketServer) async {
+    await server.close()
+    await manager.shutdown()
   }
 }

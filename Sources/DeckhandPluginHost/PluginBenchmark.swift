@@ -33,6 +33,13 @@ public struct PluginBenchmark: Sendable {
     public var name: String
     public var value: Double
     public var unit: String
+
+    public init(name: String, value: Double, unit: String) {
+      self.name = name
+      self.value = value
+      self.unit = unit
+    }
+
     public var description: String {
       let text =
         value >= 100 || value.rounded() == value ? String(format: "%.0f", value) : String(format: "%.3f", value)
@@ -188,14 +195,14 @@ public struct PluginBenchmark: Sendable {
     }
   }
 
-  static func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
+  package static func percentile(_ sorted: [Duration], _ fraction: Double) -> Duration {
     guard !sorted.isEmpty else { return .zero }
     let index = min(sorted.count - 1, max(0, Int((Double(sorted.count) * fraction).rounded(.up)) - 1))
     return sorted[index]
   }
 
   static func ms(_ duration: Duration) -> Double { duration.inMilliseconds }
-  static func us(_ duration: Duration) -> Double { duration.inSeconds * 1_000_000 }
+  package static func us(_ duration: Duration) -> Double { duration.inSeconds * 1_000_000 }
 
   /// VmRSS of a process in MiB, from /proc/PID/status.
   static func rssMiB(pid: Int32) -> Double {

@@ -71,7 +71,9 @@ public struct PluginLauncher: Sendable {
       return nil
     }
     // A binary replaced on disk since shows as "PATH (deleted)".
-    let entrypoint = (manifest.entrypoint as NSString).resolvingSymlinksInPath
+    guard let resolved = realpath(manifest.entrypoint, nil) else { return nil }
+    let entrypoint = String(cString: resolved)
+    free(resolved)
     guard executable == entrypoint || executable == entrypoint + " (deleted)" else { return nil }
     if case .unix(let path) = attachment.address, deckhand_unix_probe(path) != 0 { return nil }
     guard

@@ -1,0 +1,102 @@
+internal import ArgumentParser
+internal import DeckhandAgent
+internal import DeckhandCore
+internal import Foundation
+internal import Logging
+internal import ServiceLifecycle
+internal import UnixSignals
+
+/// `deckhand agent`: the node agent daemon.
+struct AgentCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "agent",
+    abstract: "Run the node agent: keep the installed plugins running and serve the command socket.",
+    discussion: """
+      Installed plugins are kept in STATE/agent.sqlite. When the agent stops (SIGTERM, SIGINT) or dies, \
+      its plugins keep running and the next agent re-attaches to them; --stop-plugins-on-exit stops them \
+      instead. Flags win over the --config file (TOML; keys are the flags' names with underscores).
+      """
+  )
+
+  @Option(help: "State directory. Default: /var/lib/deckhand as root, $XDG_STATE_HOME/deckhand otherwise.")
+  var stateDir: String?
+
+  @Option(help: "Runtime directory for plugin sockets. Default: /run/deckhand as root, $XDG_RUNTIME_DIR/deckhand otherwise.")
+  var runtimeDir: String?
+
+  @Option(help: "Command socket. Default: /run/deckhand/commands.sock as root, $XDG_RUNTIME_DIR/deckhand/commands.sock otherwise.")
+  var socket: String?
+
+  @Option(help: "This node's name. Default: the host name.")
+  var nodeName: String?
+
+  @Option(name: .customLong("label"), help: "A node label, key=value; repeatable.")
+  var labels: [String] = []
+
+  @Option(help: "The command socket's mode, in octal.")
+  var socketMode: String?
+
+  @Option(help: "The group that owns the command socket.")
+  var socketGroup: String?
+
+  @Option(help: "How long a client has to send its request (e.g. 10s, 500ms).")
+  var commandTimeout: String?
+
+  @Option(help: "A TOML config file.")
+  var config: String?
+
+  @Flag(help: "Stop the plugins when the agent exits instead of leaving them running.")
+  var stopPluginsOnExit = false
+
+  func resolvedConfiguration() throws -> AgentConfiguration {
+    var configuration = AgentConfiguration.defaults()
+    if let config { try configuration.apply(tomlFile: HostOptions.absolute(config)) }
+    if let stateDir { configuration.stateDirectory = HostOptions.absolute(stateDir) }
+    if let runtimeDir { configuration.runtimeDirectory = HostOptions.absolute(runtimeDir) }
+    if let socket { configuration.socketPath = HostOptions.absolute(socket) }
+    if let nodeName { configuration.nodeName = nodeName }
+    for label in labels {
+      let parts = label.split(separator: "=", maxSplits: 1)
+      guard parts.count == 2, !parts[0].isEmpty else {
+        throw ValidationError("--label \(label): expected key=value")
+      }
+      configuration.labels[String(parts[0])] = String(parts[1])
+    }
+    if let socketMode {
+      guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
+        throw ValidationError("--socket-mode \(socketMode): expected an octal mode such as 0660")
+      }
+      configuration.socketMode = mode
+    }
+    if let socketGroup { configuration.socketGroup = socketGroup }
+    if let commandTimeout {
+      guard let duration = DurationText.parse(commandTimeout), duration > .zero else {
+        throw ValidationError("--command-timeout \(commandTimeout): expected a duration such as 10s or 500ms")
+      }
+      configuration.commandTimeout = duration
+    }
+    if stopPluginsOnExit { configuration.stopPluginsOnExit = true }
+    return configuration
+  }
+
+  func run() async throws {
+    let configuration: AgentConfiguration
+    do {
+      configuration = try resolvedConfiguration()
+    } catch let error as DeckhandError {
+      FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
+      throw ExitCode(2)
+    }
+    var logger = Logger(label: "deckhand.agent")
+    logger.logLevel = .info
+    do {
+      let agent = try Agent(configuration: configuration, logger: logger)
+      let group = ServiceGroup(
+        configuration: .init(services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      try await group.run()
+    } catch let error as DeckhandError {
+      FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
+      throw ExitCode(1)
+    }
+  }
+}
