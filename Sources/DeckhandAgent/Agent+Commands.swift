@@ -11,16 +11,16 @@ extension Agent {
     let configuration = self.configuration
     let startedAt = self.startedAt
 
-    try registry.register("agent.status") { _ in
+    try registry.register("agent.status", immediate: { _ in
       [
         "Version": .string(DeckhandVersion.current),
         "Uptime": .number(startedAt.duration(to: .now).inSeconds.rounded()),
-        "Plugins": .number(Double(await manager.all.count)),
+        "Plugins": .number(Double(manager.count)),
         "StateDir": .string(configuration.stateDirectory),
         "NodeName": .string(configuration.nodeName),
       ]
-    }
-    try registry.register("agent.config.getoption") { request in
+    })
+    try registry.register("agent.config.getoption", immediate: { request in
       let name = try Self.field(request, "Option")
       let options = configuration.options
       guard let value = options[name] else {
@@ -28,7 +28,7 @@ extension Agent {
           .configurationInvalid, "unknown option \(name); known: \(options.keys.sorted().joined(separator: ", "))")
       }
       return ["Value": value]
-    }
+    })
     try registry.register("plugins.install") { request in
       let entry = try await manager.install(manifestPath: try Self.field(request, "Manifest"))
       return ["Plugin": Self.summary(entry)]

@@ -1,5 +1,5 @@
 internal import DeckhandCore
-internal import Foundation
+
 internal import NIOCore
 
 /// One connection of the command socket: reads one JSON request (within
@@ -79,12 +79,12 @@ final class CommandConnectionHandler: ChannelInboundHandler {
 
   private func dispatch(_ context: ChannelHandlerContext, _ request: ByteBuffer) {
     answeredForReading()
-    let registry = self.registry
     let channel = context.channel
-    Task {
-      let response = await registry.respond(to: request)
-      let buffer = channel.allocator.buffer(bytes: response)
-      channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+    switch registry.prepare(request) {
+    case .answer(let response):
+      writeAndClose(channel, response)
+    case .run(let handler, let object):
+      Task { writeAndClose(channel, await CommandRegistry.run(handler, object)) }
     }
   }
 
@@ -108,39 +108,63 @@ final class CommandConnectionHandler: ChannelInboundHandler {
 }
 
 extension CommandRegistry {
-  /// Decodes the request, runs its handler, encodes the response.
-  func respond(to request: ByteBuffer) async -> [UInt8] {
-    let object: [String: JSONValue]
-    do {
-      guard case .object(let decoded) = try JSONDecoder().decode(JSONValue.self, from: Data(request.readableBytesView))
-      else { return CommandStatus.badRequest.response }
-      object = decoded
-    } catch {
-      return CommandStatus.badRequest.response
+  /// What to do with a request.
+  enum Preparation {
+    /// Answer at once: an error, or an immediate handler's response.
+    case answer([UInt8])
+    /// Run a waiting handler with the request.
+    case run(Handler, [String: JSONValue])
+  }
+
+  /// Decodes the request and finds its handler; runs it if it is
+  /// immediate.
+  func prepare(_ request: ByteBuffer) -> Preparation {
+    guard let value = try? JSONValue.parse(request.readableBytesView), case .object(let object) = value else {
+      return .answer(CommandStatus.badRequest.response)
     }
     let command: String
     switch object["Command"] {
     case nil, .null: command = ""
     case .string(let name): command = name
-    default: return CommandStatus.badRequest.response
+    default: return .answer(CommandStatus.badRequest.response)
     }
-    guard let handler = handler(for: command) else { return CommandStatus.commandNotFound.response }
-    var response: [String: JSONValue]
+    switch handler(for: command) {
+    case nil: return .answer(CommandStatus.commandNotFound.response)
+    case .waiting(let handler): return .run(handler, object)
+    case .immediate(let handler): return .answer(Self.encode(Result { try handler(object) }))
+    }
+  }
+
+  static func run(_ handler: Handler, _ object: [String: JSONValue]) async -> [UInt8] {
     do {
-      response = try await handler(object)
+      return encode(.success(try await handler(object)))
+    } catch {
+      return encode(.failure(error))
+    }
+  }
+
+  /// The response: the handler's fields with Status 0, or Status 105 with
+  /// its error's text; 106 if it cannot be encoded.
+  static func encode(_ result: Result<[String: JSONValue], any Error>) -> [UInt8] {
+    var response: [String: JSONValue]
+    switch result {
+    case .success(let fields):
+      response = fields
       response["Status"] = .number(0)
       if response["StatusMessage"] == nil { response["StatusMessage"] = .string("") }
-    } catch {
+    case .failure(let error):
       response = [
         "Status": .number(Double(CommandStatus.handlerFailed.rawValue)),
         "StatusMessage": .string("\(error)"),
       ]
     }
-    do {
-      return Array(try JSONEncoder().encode(response))
-    } catch {
-      return CommandStatus.internalError.response
-    }
+    guard let bytes = JSONValue.object(response).serialized() else { return CommandStatus.internalError.response }
+    return bytes
   }
+}
 
+/// Writes a response and closes the connection once it is written.
+private func writeAndClose(_ channel: any Channel, _ response: [UInt8]) {
+  let buffer = channel.allocator.buffer(bytes: response)
+  channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
 }

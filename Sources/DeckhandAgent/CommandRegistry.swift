@@ -11,8 +11,17 @@ internal import Synchronization
 public final class CommandRegistry: Sendable {
   /// A command handler.
   public typealias Handler = @Sendable (_ request: [String: JSONValue]) async throws -> [String: JSONValue]
+  /// A handler that answers at once, without waiting on anything: it runs
+  /// on the connection's event loop, with no hop to another thread.
+  public typealias ImmediateHandler = @Sendable (_ request: [String: JSONValue]) throws -> [String: JSONValue]
 
-  private let handlers = Mutex<[String: Handler]>([:])
+  /// A registered handler.
+  public enum Entry: Sendable {
+    case waiting(Handler)
+    case immediate(ImmediateHandler)
+  }
+
+  private let handlers = Mutex<[String: Entry]>([:])
 
   public init() {}
 
@@ -20,9 +29,19 @@ public final class CommandRegistry: Sendable {
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` if the name is taken.
   public func register(_ name: String, _ handler: @escaping Handler) throws {
+    try add(name, .waiting(handler))
+  }
+
+  /// Registers a handler that answers at once (no I/O, no waiting): it
+  /// runs on the event loop that read the request.
+  public func register(_ name: String, immediate handler: @escaping ImmediateHandler) throws {
+    try add(name, .immediate(handler))
+  }
+
+  private func add(_ name: String, _ entry: Entry) throws {
     let added = handlers.withLock { handlers in
       guard handlers[name] == nil else { return false }
-      handlers[name] = handler
+      handlers[name] = entry
       return true
     }
     guard added else {
@@ -41,7 +60,7 @@ public final class CommandRegistry: Sendable {
   }
 
   /// The handler of `name`, if any.
-  public func handler(for name: String) -> Handler? {
+  public func handler(for name: String) -> Entry? {
     handlers.withLock { $0[name] }
   }
 

@@ -63,7 +63,11 @@ public final class CommandSocketServer: Sendable {
       unlink(path)
     }
     let timeoutAmount = TimeAmount.nanoseconds(Int64(timeout.inSeconds * 1e9))
-    let channel = try await ServerBootstrap(group: eventLoopGroup)
+    // One event loop accepts and serves every connection: a connection
+    // lives for one request, and handing each to another loop's thread
+    // costs more than the request (measured: 0.52x of the floor's rate with
+    // the two loops, 0.60x with one). Waiting handlers run as tasks.
+    let channel = try await ServerBootstrap(group: eventLoopGroup.next())
       .serverChannelOption(.backlog, value: 512)
       .childChannelOption(.allowRemoteHalfClosure, value: true)
       .childChannelInitializer { channel in

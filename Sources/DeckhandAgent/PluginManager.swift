@@ -4,6 +4,7 @@ internal import DeckhandProtocol
 internal import Foundation
 package import Logging
 internal import SwiftProtobuf
+internal import Synchronization
 
 /// The agent's set of installed plugins: installs (and upgrades with
 /// rollback), removes, restarts, and brings back after an agent restart by
@@ -25,7 +26,14 @@ package actor PluginManager {
   private let transport: any PluginTransport
   private let logger: Logger
   private let shutdownBehaviour: PluginSupervisor.ShutdownBehaviour
-  private var entries: [String: Entry] = [:]
+  private var entries: [String: Entry] = [:] {
+    didSet { installedCount.withLock { $0 = entries.count } }
+  }
+  private let installedCount = Mutex(0)
+
+  /// How many plugins are installed, readable without waiting for the
+  /// actor.
+  package nonisolated var count: Int { installedCount.withLock { $0 } }
 
   package init(
     store: AgentStore, launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(),
