@@ -189,6 +189,7 @@ let package = Package(
         "DeckhandAgent",
         "DeckhandGRPC",
         .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
         "DeckhandPluginHost",
         "DeckhandProtocol",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),

@@ -75,8 +75,14 @@ package actor PluginManager {
         continue
       }
       let adopted = record.attachment.flatMap { launcher.attach(manifest, $0) }
-      if record.attachment != nil, adopted == nil {
-        logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
+      if let attachment = record.attachment, adopted == nil {
+        if launcher.killStale(attachment) {
+          logger.warning(
+            "plugin \(record.name): its process from the previous agent (pid \(attachment.pid)) could not be taken over; killed it, launching it again"
+          )
+        } else {
+          logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
+        }
       }
       entries[record.name] = start(record, manifest, adopting: adopted)
     }

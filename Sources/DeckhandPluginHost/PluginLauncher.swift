@@ -60,6 +60,30 @@ public struct PluginLauncher: Sendable {
     }
   }
 
+  /// Kills the process group an attachment describes, if that process
+  /// still runs (same pid and start time) but could not be taken over (it
+  /// no longer answers on its socket, say): it must not linger beside the
+  /// instance launched in its place. Returns whether it did.
+  @discardableResult
+  public func killStale(_ attachment: Attachment) -> Bool {
+    let pid = attachment.pid
+    guard pid > 0, deckhand_process_start_time(pid) == attachment.startTime else { return false }
+    kill(-pid, SIGKILL)
+    kill(pid, SIGKILL)
+    // Not our child: wait for it to be gone or a zombie for its parent
+    // (init) to reap.
+    for _ in 0..<200 where deckhand_process_start_time(pid) == attachment.startTime && !Self.isZombie(pid) {
+      usleep(5_000)
+    }
+    if let socket = attachment.socket { unlink(socket) }
+    return true
+  }
+
+  private static func isZombie(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+    return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+  }
+
   /// Takes over a plugin that a previous host launched and left running,
   /// if `attachment` still describes it: the pid is alive, started at the
   /// recorded time, runs the manifest's entrypoint, and its socket accepts.
