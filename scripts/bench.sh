@@ -32,3 +32,9 @@ JSON
 "$bin" plugin bench "$dir/static.json" --prefix lean-static. \
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
 bash ../shared/peers/goplugin/run.sh "${peer[@]}" 2>/dev/null
+# The agent's command socket beside a bare unix-socket echo (the floor).
+if [ ${#quick[@]} -gt 0 ]; then
+  "$bin" bench commands --requests 2000 --seconds 1
+else
+  "$bin" bench commands
+fi

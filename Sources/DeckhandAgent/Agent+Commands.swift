@@ -11,24 +11,28 @@ extension Agent {
     let configuration = self.configuration
     let startedAt = self.startedAt
 
-    try registry.register("agent.status", immediate: { _ in
-      [
-        "Version": .string(DeckhandVersion.current),
-        "Uptime": .number(startedAt.duration(to: .now).inSeconds.rounded()),
-        "Plugins": .number(Double(manager.count)),
-        "StateDir": .string(configuration.stateDirectory),
-        "NodeName": .string(configuration.nodeName),
-      ]
-    })
-    try registry.register("agent.config.getoption", immediate: { request in
-      let name = try Self.field(request, "Option")
-      let options = configuration.options
-      guard let value = options[name] else {
-        throw DeckhandError(
-          .configurationInvalid, "unknown option \(name); known: \(options.keys.sorted().joined(separator: ", "))")
-      }
-      return ["Value": value]
-    })
+    try registry.register(
+      "agent.status",
+      immediate: { _ in
+        [
+          "Version": .string(DeckhandVersion.current),
+          "Uptime": .number(startedAt.duration(to: .now).inSeconds.rounded()),
+          "Plugins": .number(Double(manager.count)),
+          "StateDir": .string(configuration.stateDirectory),
+          "NodeName": .string(configuration.nodeName),
+        ]
+      })
+    try registry.register(
+      "agent.config.getoption",
+      immediate: { request in
+        let name = try Self.field(request, "Option")
+        let options = configuration.options
+        guard let value = options[name] else {
+          throw DeckhandError(
+            .configurationInvalid, "unknown option \(name); known: \(options.keys.sorted().joined(separator: ", "))")
+        }
+        return ["Value": value]
+      })
     try registry.register("plugins.install") { request in
       let entry = try await manager.install(manifestPath: try Self.field(request, "Manifest"))
       return ["Plugin": Self.summary(entry)]

@@ -1,4 +1,4 @@
-public import DeckhandCore
+internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import Foundation
 public import Logging

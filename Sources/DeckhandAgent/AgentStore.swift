@@ -1,7 +1,7 @@
-package import DeckhandCore
+internal import DeckhandCore
+internal import DeckhandPluginHost
 internal import Foundation
 internal import GRDB
-package import DeckhandPluginHost
 
 /// The agent's database: SQLite through GRDB, in WAL mode, at
 /// `STATE/agent.sqlite`. Holds the installed plugins and the Host API's

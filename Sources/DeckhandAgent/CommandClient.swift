@@ -70,7 +70,9 @@ public enum CommandClient {
     let response = try send(bytes, socket: path, timeout: timeout)
     guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(response)) else {
       throw DeckhandError(
-        .callFailed, "the agent at \(path) answered something that is not a JSON object: \(String(decoding: response.prefix(200), as: UTF8.self))")
+        .callFailed,
+        "the agent at \(path) answered something that is not a JSON object: \(String(decoding: response.prefix(200), as: UTF8.self))"
+      )
     }
     return object
   }

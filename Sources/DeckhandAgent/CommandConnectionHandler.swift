@@ -1,5 +1,4 @@
 internal import DeckhandCore
-
 internal import NIOCore
 
 /// One connection of the command socket: reads one JSON request (within

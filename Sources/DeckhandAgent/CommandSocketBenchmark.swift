@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+internal import DeckhandCore
 public import DeckhandPluginHost
 internal import Foundation
 internal import Logging
@@ -64,14 +64,26 @@ public struct CommandSocketBenchmark: Sendable {
     var c16: [String: Double] = [:]
     for (prefix, path) in [("agent_status", agentSocket), ("floor", floorSocket)] {
       let sequential = try await Self.clients(1, path: path, requests: options.requests, duration: nil)
-      report(.init(name: "\(prefix)_c1_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.5)), unit: "us"))
-      report(.init(name: "\(prefix)_c1_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.99)), unit: "us"))
+      report(
+        .init(
+          name: "\(prefix)_c1_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.5)),
+          unit: "us"))
+      report(
+        .init(
+          name: "\(prefix)_c1_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.99)),
+          unit: "us"))
       report(.init(name: "\(prefix)_c1_rate", value: sequential.rate, unit: "req/s"))
       let concurrent = try await Self.clients(options.clients, path: path, requests: nil, duration: options.duration)
       let name = "\(prefix)_c\(options.clients)"
       report(.init(name: "\(name)_rate", value: concurrent.rate, unit: "req/s"))
-      report(.init(name: "\(name)_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.5)), unit: "us"))
-      report(.init(name: "\(name)_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.99)), unit: "us"))
+      report(
+        .init(
+          name: "\(name)_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.5)),
+          unit: "us"))
+      report(
+        .init(
+          name: "\(name)_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.99)),
+          unit: "us"))
       c16[prefix] = concurrent.rate
     }
     if let agentRate = c16["agent_status"], let floorRate = c16["floor"], floorRate > 0 {

@@ -1,7 +1,7 @@
 package import DeckhandCore
+package import DeckhandPluginHost
 internal import Foundation
 package import GRDB
-package import DeckhandPluginHost
 
 /// A plugin the agent keeps installed: one row of the `plugin` table.
 ///

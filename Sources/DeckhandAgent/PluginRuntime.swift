@@ -1,6 +1,6 @@
 internal import CDeckhandSystem
-package import DeckhandCore
-package import DeckhandPluginHost
+internal import DeckhandCore
+internal import DeckhandPluginHost
 internal import Logging
 internal import Synchronization
 
@@ -77,7 +77,8 @@ package final class PluginRuntime: Sendable {
       if event.event == .healthy { firstOutcome.set(.success(())) }
     case .unhealthy:
       snapshotState.withLock { $0.state = "unhealthy" }
-      firstOutcome.set(.failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(details))")))
+      firstOutcome.set(
+        .failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(details))")))
     case .exited:
       let exit = Self.exitText(details)
       snapshotState.withLock {

@@ -21,10 +21,14 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: "State directory. Default: /var/lib/deckhand as root, $XDG_STATE_HOME/deckhand otherwise.")
   var stateDir: String?
 
-  @Option(help: "Runtime directory for plugin sockets. Default: /run/deckhand as root, $XDG_RUNTIME_DIR/deckhand otherwise.")
+  @Option(
+    help: "Runtime directory for plugin sockets. Default: /run/deckhand as root, $XDG_RUNTIME_DIR/deckhand otherwise.")
   var runtimeDir: String?
 
-  @Option(help: "Command socket. Default: /run/deckhand/commands.sock as root, $XDG_RUNTIME_DIR/deckhand/commands.sock otherwise.")
+  @Option(
+    help:
+      "Command socket. Default: /run/deckhand/commands.sock as root, $XDG_RUNTIME_DIR/deckhand/commands.sock otherwise."
+  )
   var socket: String?
 
   @Option(help: "This node's name. Default: the host name.")
@@ -92,7 +96,8 @@ struct AgentCommand: AsyncParsableCommand {
     do {
       let agent = try Agent(configuration: configuration, logger: logger)
       let group = ServiceGroup(
-        configuration: .init(services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(
+          services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
       try await group.run()
     } catch let error as DeckhandError {
       FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))

@@ -32,7 +32,10 @@ struct BenchCommand: AsyncParsableCommand {
       options.requests = requests
       options.clients = clients
       options.duration = .nanoseconds(Int64(seconds * 1e9))
-      FileHandle.standardOutput.write(Data("# deckhand \(DeckhandVersion.current), command socket, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n".utf8))
+      FileHandle.standardOutput.write(
+        Data(
+          "# deckhand \(DeckhandVersion.current), command socket, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n"
+            .utf8))
       try await CommandSocketBenchmark(options: options).run(socket: socket.map(HostOptions.absolute)) { figure in
         FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
       }

@@ -291,7 +291,9 @@ private struct JSONReader {
     let start = index
     func digits(_ reader: inout JSONReader) -> Int {
       let begin = reader.index
-      while reader.index < reader.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(reader.bytes[reader.index]) {
+      while reader.index < reader.bytes.count,
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(reader.bytes[reader.index])
+      {
         reader.index += 1
       }
       return reader.index - begin

@@ -62,6 +62,8 @@ package final class ChildProcess: Sendable {
           .launchFailed, "could not create pipes for \(executable): \(String(cString: strerror(errno)))")
       }
     case .files(let stdoutPath, let stderrPath):
+      rotate(stdoutPath)
+      rotate(stderrPath)
       stdoutPipe = try openLog(stdoutPath)
       do {
         stderrPipe = try openLog(stderrPath)
@@ -145,6 +147,16 @@ package final class ChildProcess: Sendable {
       stderrFD: stderrFD ?? -1, stdoutContinuation: continuation, onLine: nil)
     Thread.detachNewThread { monitor.run() }
     return process
+  }
+
+  /// The size past which a plugin's log file is moved to `PATH.1` (one
+  /// old file kept) when the plugin is launched again.
+  package static let logRotationSize: Int64 = 8 << 20
+
+  private static func rotate(_ path: String) {
+    var info = stat()
+    guard stat(path, &info) == 0, Int64(info.st_size) > logRotationSize else { return }
+    rename(path, path + ".1")
   }
 
   /// Opens a log file: [read descriptor at its current end, append

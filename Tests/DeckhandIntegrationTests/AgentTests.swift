@@ -224,7 +224,8 @@ struct AgentTests {
   @Test("built-in commands answer in the guest agent's style")
   func builtins() async throws {
     let workspace = try TestWorkspace()
-    let agent = try AgentProcess(workspace, extra: ["--node-name", "n1", "--label", "zone=eu", "--command-timeout", "3s"])
+    let agent = try AgentProcess(
+      workspace, extra: ["--node-name", "n1", "--label", "zone=eu", "--command-timeout", "3s"])
     try await agent.waitUntilServing()
     let status = try await agent.call(["Command": "agent.status"])
     #expect(status["Version"] == .string(DeckhandVersion.current))
@@ -274,7 +275,8 @@ struct AgentTests {
       command_timeout = "2500ms"
       stop_plugins_on_exit = true
       """)
-    var configuration = AgentConfiguration(stateDirectory: "/a", runtimeDirectory: "/b", socketPath: "/c", nodeName: "d")
+    var configuration = AgentConfiguration(
+      stateDirectory: "/a", runtimeDirectory: "/b", socketPath: "/c", nodeName: "d")
     try configuration.apply(tomlFile: file)
     #expect(configuration.stateDirectory == "/srv/state")
     #expect(configuration.runtimeDirectory == "/srv/run")

@@ -1,11 +1,12 @@
 import CDeckhandSystem
-@testable import DeckhandAgent
 import DeckhandCore
 import Foundation
 import NIOCore
 import NIOEmbedded
 import Synchronization
 import Testing
+
+@testable import DeckhandAgent
 
 /// Runs blocking work on a thread of its own, never on the cooperative pool.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -43,7 +44,9 @@ final class TestCommandSocket: Sendable {
   /// Sends raw bytes on a thread; returns the decoded response object.
   func send(_ bytes: [UInt8], halfClose: Bool = true) async throws -> [String: JSONValue] {
     let path = self.path
-    let response = try await onThread { try CommandClient.send(bytes, socket: path, timeout: .seconds(20), halfClose: halfClose) }
+    let response = try await onThread {
+      try CommandClient.send(bytes, socket: path, timeout: .seconds(20), halfClose: halfClose)
+    }
     guard case .object(let object) = try JSONValue.parse(response) else {
       Issue.record("not an object: \(String(decoding: response, as: UTF8.self))")
       return [:]
@@ -163,7 +166,8 @@ struct CommandSocketTests {
       _ = try await CommandSocketServer.bind(path: socket.path, registry: CommandRegistry())
     }
     await #expect(throws: DeckhandError.self) {
-      _ = try await CommandSocketServer.bind(path: socket.root + "/x.sock", group: "no-such-group-here", registry: CommandRegistry())
+      _ = try await CommandSocketServer.bind(
+        path: socket.root + "/x.sock", group: "no-such-group-here", registry: CommandRegistry())
     }
     await socket.close()
   }
