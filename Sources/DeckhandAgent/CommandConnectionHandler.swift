@@ -17,6 +17,8 @@ final class CommandConnectionHandler: ChannelInboundHandler {
   private var scanner = CommandRequestScanner()
   private var timer: Scheduled<Void>?
   private var answered = false
+  private var inputClosed = false
+  private var responseWritten = false
 
   init(registry: CommandRegistry, timeout: TimeAmount) {
     self.registry = registry
@@ -53,17 +55,41 @@ final class CommandConnectionHandler: ChannelInboundHandler {
       }
       timer?.cancel()
       let request = buffer!.getSlice(at: buffer!.readerIndex, length: length)!
+      let trailing = buffer!.readableBytes > length
       buffer = nil
-      dispatch(context, request)
+      dispatch(context, request, drain: trailing)
     }
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    // The client closed its side before a whole request came.
     if let event = event as? ChannelEvent, event == .inputClosed {
-      answer(context, CommandStatus.badRequest.response)
+      inputClosed = true
+      if responseWritten {
+        context.close(promise: nil)
+      } else {
+        // The client closed its side before a whole request came.
+        answer(context, CommandStatus.badRequest.response)
+      }
+    } else if event is ResponseWritten {
+      responseWritten = true
+      finish(context)
     }
     context.fireUserInboundEventTriggered(event)
+  }
+
+  /// Ends the connection once the response is out. Closing a unix socket
+  /// whose receive queue still holds bytes (the rest of a refused request)
+  /// resets it, and the client could lose the response to ECONNRESET: so
+  /// the agent shuts down its side, reads (and drops) until the client
+  /// closes its own, and closes then, or after one second at most.
+  private func finish(_ context: ChannelHandlerContext) {
+    if inputClosed {
+      context.close(promise: nil)
+      return
+    }
+    context.close(mode: .output, promise: nil)
+    let channel = context.channel
+    channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -76,14 +102,16 @@ final class CommandConnectionHandler: ChannelInboundHandler {
     context.fireChannelInactive()
   }
 
-  private func dispatch(_ context: ChannelHandlerContext, _ request: ByteBuffer) {
+  /// Runs the request's handler and writes its response. `drain`: bytes
+  /// came after the request, so the connection must end gracefully.
+  private func dispatch(_ context: ChannelHandlerContext, _ request: ByteBuffer, drain: Bool) {
     answeredForReading()
     let channel = context.channel
     switch registry.prepare(request) {
     case .answer(let response):
-      writeAndClose(channel, response)
+      writeAndFinish(channel, response, drain: drain)
     case .run(let handler, let object):
-      Task { writeAndClose(channel, await CommandRegistry.run(handler, object)) }
+      Task { writeAndFinish(channel, await CommandRegistry.run(handler, object), drain: drain) }
     }
   }
 
@@ -98,13 +126,12 @@ final class CommandConnectionHandler: ChannelInboundHandler {
     guard !answered else { return }
     answeredForReading()
     guard context.channel.isActive else { return }
-    let buffer = context.channel.allocator.buffer(bytes: bytes)
-    let written = context.eventLoop.makePromise(of: Void.self)
-    context.writeAndFlush(wrapOutboundOut(buffer), promise: written)
-    let channel = context.channel
-    written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    writeAndFinish(context.channel, bytes, drain: true)
   }
 }
+
+/// Tells the connection's handler that its response is written.
+struct ResponseWritten: Sendable {}
 
 extension CommandRegistry {
   /// What to do with a request.
@@ -162,8 +189,17 @@ extension CommandRegistry {
   }
 }
 
-/// Writes a response and closes the connection once it is written.
-private func writeAndClose(_ channel: any Channel, _ response: [UInt8]) {
+/// Writes a response and ends the connection: at once when the whole
+/// input was the request, or gracefully (see
+/// `CommandConnectionHandler.finish`) when unread bytes may be left, as
+/// after an early error answer.
+private func writeAndFinish(_ channel: any Channel, _ response: [UInt8], drain: Bool) {
   let buffer = channel.allocator.buffer(bytes: response)
-  channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+  channel.writeAndFlush(buffer).whenComplete { result in
+    if case .success = result, drain {
+      channel.pipeline.fireUserInboundEventTriggered(ResponseWritten())
+    } else {
+      channel.close(promise: nil)
+    }
+  }
 }
