@@ -61,28 +61,21 @@ int deckhand_decode_wait_status(int status, int *code) {
   return 0;
 }
 
-int deckhand_unix_probe(const char *path) {
-  struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) return ENAMETOOLONG;
-  strcpy(addr.sun_path, path);
+/// A new close-on-exec unix stream socket and the address of `path`; the
+/// socket, or -errno.
+static int unix_socket_for(const char *path, struct sockaddr_un *addr) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof(addr->sun_path)) return -ENAMETOOLONG;
+  strcpy(addr->sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno;
-  int rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
-  int err = rc == 0 ? 0 : errno;
-  close(fd);
-  return err;
+  return fd < 0 ? -errno : fd;
 }
 
 int deckhand_unix_connect(const char *path) {
   struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  strcpy(addr.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
+  int fd = unix_socket_for(path, &addr);
+  if (fd < 0) return fd;
   if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
     int err = errno;
     close(fd);
@@ -91,14 +84,17 @@ int deckhand_unix_connect(const char *path) {
   return fd;
 }
 
+int deckhand_unix_probe(const char *path) {
+  int fd = deckhand_unix_connect(path);
+  if (fd < 0) return -fd;
+  close(fd);
+  return 0;
+}
+
 int deckhand_unix_listen(const char *path, int backlog) {
   struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (strlen(path) >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
-  strcpy(addr.sun_path, path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
+  int fd = unix_socket_for(path, &addr);
+  if (fd < 0) return fd;
   if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, backlog) != 0) {
     int err = errno;
     close(fd);

@@ -64,26 +64,9 @@ public struct CommandSocketBenchmark: Sendable {
     var c16: [String: Double] = [:]
     for (prefix, path) in [("agent_status", agentSocket), ("floor", floorSocket)] {
       let sequential = try await Self.clients(1, path: path, requests: options.requests, duration: nil)
-      report(
-        .init(
-          name: "\(prefix)_c1_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.5)),
-          unit: "us"))
-      report(
-        .init(
-          name: "\(prefix)_c1_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(sequential.latencies, 0.99)),
-          unit: "us"))
-      report(.init(name: "\(prefix)_c1_rate", value: sequential.rate, unit: "req/s"))
+      sequential.report("\(prefix)_c1", to: report)
       let concurrent = try await Self.clients(options.clients, path: path, requests: nil, duration: options.duration)
-      let name = "\(prefix)_c\(options.clients)"
-      report(.init(name: "\(name)_rate", value: concurrent.rate, unit: "req/s"))
-      report(
-        .init(
-          name: "\(name)_p50", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.5)),
-          unit: "us"))
-      report(
-        .init(
-          name: "\(name)_p99", value: PluginBenchmark.us(PluginBenchmark.percentile(concurrent.latencies, 0.99)),
-          unit: "us"))
+      concurrent.report("\(prefix)_c\(options.clients)", to: report)
       c16[prefix] = concurrent.rate
     }
     if let agentRate = c16["agent_status"], let floorRate = c16["floor"], floorRate > 0 {
@@ -95,6 +78,15 @@ public struct CommandSocketBenchmark: Sendable {
   struct Result {
     var latencies: [Duration]
     var rate: Double
+
+    /// NAME_p50, NAME_p99 (us) and NAME_rate (req/s).
+    func report(_ name: String, to report: @Sendable (PluginBenchmark.Figure) -> Void) {
+      for (suffix, fraction) in [("p50", 0.5), ("p99", 0.99)] {
+        let value = PluginBenchmark.us(PluginBenchmark.percentile(latencies, fraction))
+        report(.init(name: "\(name)_\(suffix)", value: value, unit: "us"))
+      }
+      report(.init(name: "\(name)_rate", value: rate, unit: "req/s"))
+    }
   }
 
   /// Runs `count` client threads, each sending requests (a fixed number,

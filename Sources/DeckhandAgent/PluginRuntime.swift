@@ -81,27 +81,11 @@ package final class PluginRuntime: Sendable {
         .failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(details))")))
     case .exited:
       let exit = Self.exitText(details)
-      snapshotState.withLock {
-        $0.state = "exited"
-        $0.pid = nil
-        $0.lastExit = exit
-      }
-      persist {
-        $0.attachment = nil
-        $0.lastExit = exit
-      }
+      ended(state: "exited", lastExit: exit)
       firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) \(exit)\(Self.why(details))")))
     case .launchFailed:
       let error = Self.string(details["error"]) ?? "launch failed"
-      snapshotState.withLock {
-        $0.state = "failed"
-        $0.pid = nil
-        $0.lastExit = error
-      }
-      persist {
-        $0.attachment = nil
-        $0.lastExit = error
-      }
+      ended(state: "failed", lastExit: error)
       firstOutcome.set(.failure(DeckhandError(.launchFailed, error)))
     case .restarting:
       let restarts = snapshotState.withLock {
@@ -119,6 +103,19 @@ package final class PluginRuntime: Sendable {
       firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) was stopped")))
     case .detached:
       snapshotState.withLock { $0.state = "detached" }
+    }
+  }
+
+  /// The process is gone: no pid, no attachment, and how it ended.
+  private func ended(state: String, lastExit: String) {
+    snapshotState.withLock {
+      $0.state = state
+      $0.pid = nil
+      $0.lastExit = lastExit
+    }
+    persist {
+      $0.attachment = nil
+      $0.lastExit = lastExit
     }
   }
 
