@@ -1,11 +1,6 @@
-// FoundationEssentials, not Foundation: plugins link this module, and full
-// Foundation brings ICU, which costs milliseconds at every plugin launch and
-// megabytes of memory.
-#if canImport(FoundationEssentials)
-  public import FoundationEssentials
-#else
-  public import Foundation
-#endif
+// No Foundation here: plugins link this module, and even
+// FoundationEssentials adds megabytes to a statically linked plugin (and to
+// its resident memory). JSON is read with JSONValue's own reader.
 
 extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.
@@ -17,15 +12,15 @@ extension PluginManifest {
   /// Parses the contents of a `plugin.json`.
   ///
   /// - Parameters:
-  ///   - data: The file's bytes.
+  ///   - bytes: The file's bytes.
   ///   - path: The file's absolute path: it names the file in errors, and a
   ///     relative `entrypoint` is resolved against its folder.
   /// - Throws: ``DeckhandError`` with code ``DeckhandError/Code/manifestInvalid``
   ///   listing every problem found, each naming the field.
-  public static func parse(_ data: Data, path: String) throws(DeckhandError) -> PluginManifest {
+  public static func parse(_ bytes: some Collection<UInt8>, path: String) throws(DeckhandError) -> PluginManifest {
     let root: JSONValue
     do {
-      root = try JSONDecoder().decode(JSONValue.self, from: data)
+      root = try JSONValue.parse(bytes)
     } catch {
       throw DeckhandError(
         .manifestInvalid,

@@ -124,7 +124,9 @@ struct AgentTests {
     try impostor.run()
     defer { impostor.terminate() }
     let impostorPID = impostor.processIdentifier
-    try AgentStore(stateDirectory: workspace.paths.stateDirectory).update("tp") { record in
+    let store = try AgentStore(stateDirectory: workspace.paths.stateDirectory)
+    #expect(try store.journalMode() == "wal")
+    try store.update("tp") { record in
       record.attachment?.pid = impostorPID
     }
 
