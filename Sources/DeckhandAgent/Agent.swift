@@ -32,9 +32,13 @@ public final class Agent: Service, Sendable {
     store = try AgentStore(stateDirectory: configuration.stateDirectory)
     let paths = HostPaths(
       stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory)
+    let trust =
+      configuration.trustedKeysDirectory != nil || configuration.requireSigned
+      ? try TrustPolicy(directory: configuration.trustedKeysDirectory, requireSigned: configuration.requireSigned)
+      : nil
     manager = PluginManager(
       store: store, launcher: PluginLauncher(paths: paths, outliveHost: true),
-      shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, logger: logger)
+      shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, trust: trust, logger: logger)
   }
 
   /// Brings back the installed plugins, serves the command socket, and on

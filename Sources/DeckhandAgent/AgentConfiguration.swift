@@ -15,6 +15,8 @@ internal import TOMLKit
 /// socket_group = "deckhand"
 /// command_timeout = "10s"       # or a number of seconds
 /// stop_plugins_on_exit = false
+/// trusted_keys = "/etc/deckhand/trusted"
+/// require_signed = true
 /// ```
 public struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
@@ -36,6 +38,11 @@ public struct AgentConfiguration: Hashable, Sendable {
   /// Stop plugins when the agent exits, instead of leaving them running
   /// for the next agent to re-attach.
   public var stopPluginsOnExit = false
+  /// A folder of trusted public keys (`*.pub`): signed plugins must verify
+  /// with one of them.
+  public var trustedKeysDirectory: String?
+  /// Refuse unsigned plugins.
+  public var requireSigned = false
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
   public static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
@@ -114,10 +121,16 @@ public struct AgentConfiguration: Hashable, Sendable {
       case "stop_plugins_on_exit":
         guard let flag = value.bool else { throw fail(key, "true or false") }
         stopPluginsOnExit = flag
+      case "trusted_keys":
+        guard let text = value.string else { throw fail(key, "a string") }
+        trustedKeysDirectory = text
+      case "require_signed":
+        guard let flag = value.bool else { throw fail(key, "true or false") }
+        requireSigned = flag
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed"
         )
       }
     }
@@ -135,6 +148,8 @@ public struct AgentConfiguration: Hashable, Sendable {
       "socket_group": socketGroup.map(JSONValue.string) ?? .null,
       "command_timeout": .string(DurationText.format(commandTimeout)),
       "stop_plugins_on_exit": .bool(stopPluginsOnExit),
+      "trusted_keys": trustedKeysDirectory.map(JSONValue.string) ?? .null,
+      "require_signed": .bool(requireSigned),
     ]
   }
 }

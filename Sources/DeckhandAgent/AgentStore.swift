@@ -44,6 +44,9 @@ package final class AgentStore: Sendable {
         table.column("installedAt", .double).notNull()
       }
     }
+    migrator.registerMigration("v2 plugin signatures") { db in
+      try db.alter(table: "plugin") { table in table.add(column: "signatureText", .text) }
+    }
     return migrator
   }
 

@@ -18,6 +18,8 @@ package struct InstalledPlugin: Hashable, Sendable, Codable {
   package var manifestText: String
   /// The entrypoint's SHA-256 at install.
   package var entrypointDigest: String
+  /// The text of its `plugin.json.sig`, if it was signed.
+  package var signatureText: String?
   /// Where the running process is, for re-attaching after an agent
   /// restart; nil while it is not running.
   package var attachment: PluginLauncher.Attachment?
@@ -30,7 +32,8 @@ package struct InstalledPlugin: Hashable, Sendable, Codable {
 
   package init(
     name: String, revision: Int, manifestPath: String, manifestText: String, entrypointDigest: String,
-    attachment: PluginLauncher.Attachment? = nil, restarts: Int = 0, lastExit: String? = nil,
+    signatureText: String? = nil, attachment: PluginLauncher.Attachment? = nil, restarts: Int = 0,
+    lastExit: String? = nil,
     installedAt: Double
   ) {
     self.name = name
@@ -38,6 +41,7 @@ package struct InstalledPlugin: Hashable, Sendable, Codable {
     self.manifestPath = manifestPath
     self.manifestText = manifestText
     self.entrypointDigest = entrypointDigest
+    self.signatureText = signatureText
     self.attachment = attachment
     self.restarts = restarts
     self.lastExit = lastExit

@@ -26,6 +26,7 @@ package actor PluginManager {
   private let transport: any PluginTransport
   private let logger: Logger
   private let shutdownBehaviour: PluginSupervisor.ShutdownBehaviour
+  private let trust: TrustPolicy?
   private var entries: [String: Entry] = [:] {
     didSet { installedCount.withLock { $0 = entries.count } }
   }
@@ -37,8 +38,9 @@ package actor PluginManager {
 
   package init(
     store: AgentStore, launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(),
-    shutdownBehaviour: PluginSupervisor.ShutdownBehaviour, logger: Logger
+    shutdownBehaviour: PluginSupervisor.ShutdownBehaviour, trust: TrustPolicy? = nil, logger: Logger
   ) {
+    self.trust = trust
     self.store = store
     self.launcher = launcher
     self.transport = transport
@@ -74,7 +76,10 @@ package actor PluginManager {
         logger.error("plugin \(record.name): stored manifest no longer parses (\(error)); skipped")
         continue
       }
-      let adopted = record.attachment.flatMap { launcher.attach(manifest, $0) }
+      // A plugin the trust policy refuses is not adopted either: its
+      // process is killed below and every launch of it refused.
+      let trusted = (try? verify(record, manifest)) != nil
+      let adopted = trusted ? record.attachment.flatMap { launcher.attach(manifest, $0) } : nil
       if let attachment = record.attachment, adopted == nil {
         if launcher.killStale(attachment) {
           logger.warning(
@@ -107,12 +112,14 @@ package actor PluginManager {
     }
     let digest = try FileDigest.sha256(ofFile: manifest.entrypoint)
     let text = String(decoding: data, as: UTF8.self)
+    let signature = try? String(contentsOfFile: PluginSigning.signaturePath(forManifest: path), encoding: .utf8)
+    try trust?.verify(manifestText: text, signature: signature, entrypoint: manifest.entrypoint, plugin: manifest.name)
     let now = Date().timeIntervalSince1970
 
     guard let old = entries[manifest.name] else {
       let record = InstalledPlugin(
         name: manifest.name, revision: 1, manifestPath: path, manifestText: text,
-        entrypointDigest: digest, installedAt: now)
+        entrypointDigest: digest, signatureText: signature, installedAt: now)
       try store.save(record)
       let entry = start(record, manifest, adopting: nil)
       entries[manifest.name] = entry
@@ -126,7 +133,7 @@ package actor PluginManager {
     }
 
     if old.record.manifestText == text, old.record.entrypointDigest == digest,
-      old.record.manifestPath == path
+      old.record.manifestPath == path, old.record.signatureText == signature
     {
       return old
     }
@@ -135,6 +142,7 @@ package actor PluginManager {
     record.manifestPath = path
     record.manifestText = text
     record.entrypointDigest = digest
+    record.signatureText = signature
     record.installedAt = now
     record.attachment = nil
     await stop(old, cleanup: false)
@@ -204,6 +212,15 @@ package actor PluginManager {
     let runtime = PluginRuntime(
       name: record.name, restarts: record.restarts, lastExit: record.lastExit, store: store, logger: logger)
     let logger = self.logger
+    var launcher = self.launcher
+    if let trust {
+      let name = record.name
+      let text = record.manifestText
+      let signature = record.signatureText
+      launcher.preLaunchCheck = { manifest in
+        try trust.verify(manifestText: text, signature: signature, entrypoint: manifest.entrypoint, plugin: name)
+      }
+    }
     let supervisor = PluginSupervisor(
       manifest: manifest, launcher: launcher, transport: transport, adopting: adopting,
       onShutdown: shutdownBehaviour, logger: logger
@@ -222,6 +239,12 @@ package actor PluginManager {
       }
     }
     return Entry(record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, task: task)
+  }
+
+  private func verify(_ record: InstalledPlugin, _ manifest: PluginManifest) throws {
+    try trust?.verify(
+      manifestText: record.manifestText, signature: record.signatureText, entrypoint: manifest.entrypoint,
+      plugin: record.name)
   }
 
   private func stop(_ entry: Entry, cleanup: Bool) async {

@@ -52,6 +52,14 @@ struct AgentCommand: AsyncParsableCommand {
   @Flag(help: "Stop the plugins when the agent exits instead of leaving them running.")
   var stopPluginsOnExit = false
 
+  @Option(
+    help: "A folder of trusted public keys (*.pub, from `deckhand keys generate`); signed plugins must verify with one."
+  )
+  var trustedKeys: String?
+
+  @Flag(help: "Refuse unsigned plugins (needs --trusted-keys).")
+  var requireSigned = false
+
   func resolvedConfiguration() throws -> AgentConfiguration {
     var configuration = AgentConfiguration.defaults()
     if let config { try configuration.apply(tomlFile: HostOptions.absolute(config)) }
@@ -80,6 +88,8 @@ struct AgentCommand: AsyncParsableCommand {
       configuration.commandTimeout = duration
     }
     if stopPluginsOnExit { configuration.stopPluginsOnExit = true }
+    if let trustedKeys { configuration.trustedKeysDirectory = HostOptions.absolute(trustedKeys) }
+    if requireSigned { configuration.requireSigned = true }
     return configuration
   }
 

@@ -7,7 +7,9 @@ public struct DeckhandCommand: AsyncParsableCommand {
     commandName: "deckhand",
     abstract: "Deckhand: a fleet agent, an out-of-process plugin runtime and the control plane that drives them.",
     version: DeckhandVersion.current,
-    subcommands: [AgentCommand.self, PluginsCommand.self, CmdCommand.self, PluginCommand.self, BenchCommand.self]
+    subcommands: [
+      AgentCommand.self, PluginsCommand.self, CmdCommand.self, PluginCommand.self, KeysCommand.self, BenchCommand.self,
+    ]
   )
 
   public init() {}

@@ -8,7 +8,7 @@ struct PluginCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "plugin",
     abstract: "Check, benchmark or supervise one plugin.",
-    subcommands: [PluginRunCommand.self, PluginCheckCommand.self, PluginBenchCommand.self]
+    subcommands: [PluginRunCommand.self, PluginCheckCommand.self, PluginBenchCommand.self, PluginSignCommand.self]
   )
 }
 

@@ -27,6 +27,8 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let callFailed = Code("callFailed")
     /// A path or setting of the host is unusable.
     public static let configurationInvalid = Code("configurationInvalid")
+    /// A plugin's signature is missing, untrusted or does not verify.
+    public static let signatureInvalid = Code("signatureInvalid")
     /// Something inside Deckhand failed that should not have.
     public static let internalError = Code("internalError")
   }

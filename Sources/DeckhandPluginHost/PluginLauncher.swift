@@ -21,6 +21,9 @@ public struct PluginLauncher: Sendable {
   /// pipes, so that they can outlive the host (the agent) and be
   /// re-attached by the next one.
   public var outliveHost: Bool
+  /// Runs before every launch, after the entrypoint's checks; a throw
+  /// refuses the launch (a signature policy, say).
+  public var preLaunchCheck: (@Sendable (PluginManifest) throws -> Void)?
 
   public init(
     paths: HostPaths,
@@ -117,6 +120,7 @@ public struct PluginLauncher: Sendable {
   /// On failure nothing of the plugin is left running.
   public func launch(_ manifest: PluginManifest) async throws -> LaunchedPlugin {
     try Self.verifyEntrypoint(manifest)
+    try preLaunchCheck?(manifest)
     try paths.prepare(for: manifest.name)
     let started = ContinuousClock.now
     var environment = baseEnvironment

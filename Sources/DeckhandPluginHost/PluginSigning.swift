@@ -1,0 +1,190 @@
+internal import Crypto
+public import DeckhandCore
+internal import Foundation
+
+/// Signed plugins: an ed25519 signature over a manifest together with its
+/// entrypoint's SHA-256, kept beside the manifest as `plugin.json.sig`.
+///
+/// The signed message is
+/// `deckhand-plugin-signature-v1\n<sha256 of the manifest file>\n<sha256 of the entrypoint>\n`,
+/// so neither the manifest (byte for byte) nor the binary can change
+/// without the signature failing.
+///
+/// ```swift
+/// let key = try PluginSigning.generateKey(named: "release", in: "/etc/deckhand/keys")
+/// try PluginSigning.sign(manifestAt: "/opt/echo/plugin.json", keyFile: key.privateKeyPath)
+/// let trust = try TrustPolicy(directory: "/etc/deckhand/trusted", requireSigned: true)
+/// try trust.verify(manifestText: text, signature: sigText, entrypoint: "/opt/echo/echo", plugin: "echo")
+/// ```
+public enum PluginSigning {
+  /// The signature file's `format`.
+  public static let format = "deckhand-signature-v1"
+
+  /// Where a manifest's signature is kept.
+  public static func signaturePath(forManifest path: String) -> String { path + ".sig" }
+
+  /// The files of a new key pair.
+  public struct KeyFiles: Sendable {
+    /// `NAME.key`: the private key, base64, mode 0600.
+    public var privateKeyPath: String
+    /// `NAME.pub`: the public key, base64; put it in an agent's
+    /// `--trusted-keys` folder.
+    public var publicKeyPath: String
+  }
+
+  /// Makes an ed25519 key pair and writes `NAME.key` and `NAME.pub` in
+  /// `directory`. Refuses to overwrite existing files.
+  public static func generateKey(named name: String, in directory: String) throws -> KeyFiles {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let files = KeyFiles(privateKeyPath: "\(directory)/\(name).key", publicKeyPath: "\(directory)/\(name).pub")
+    for path in [files.privateKeyPath, files.publicKeyPath] where FileManager.default.fileExists(atPath: path) {
+      throw DeckhandError(.configurationInvalid, "\(path) already exists; choose another name or remove it")
+    }
+    let key = Curve25519.Signing.PrivateKey()
+    try write(key.rawRepresentation.base64EncodedString() + "\n", to: files.privateKeyPath, mode: 0o600)
+    try write(key.publicKey.rawRepresentation.base64EncodedString() + "\n", to: files.publicKeyPath, mode: 0o644)
+    return files
+  }
+
+  /// Signs the manifest at `path` (and its entrypoint) with the private key
+  /// in `keyFile`; writes and returns the signature file's path.
+  @discardableResult
+  public static func sign(manifestAt path: String, keyFile: String) throws -> String {
+    let manifest = try PluginManifest.load(path: path)
+    guard let manifestBytes = FileManager.default.contents(atPath: path) else {
+      throw DeckhandError(.manifestInvalid, "\(path): cannot be read")
+    }
+    let key: Curve25519.Signing.PrivateKey
+    do {
+      key = try Curve25519.Signing.PrivateKey(rawRepresentation: try readKey(keyFile))
+    } catch {
+      throw DeckhandError(.configurationInvalid, "\(keyFile) is not an ed25519 private key from `deckhand keys generate`")
+    }
+    let manifestDigest = hex(SHA256.hash(data: manifestBytes))
+    let entrypointDigest = try FileDigest.sha256(ofFile: manifest.entrypoint)
+    let signature = try key.signature(for: message(manifestDigest, entrypointDigest))
+    let document: JSONValue = .object([
+      "format": .string(format),
+      "key": .string(key.publicKey.rawRepresentation.base64EncodedString()),
+      "manifest_sha256": .string(manifestDigest),
+      "entrypoint_sha256": .string(entrypointDigest),
+      "signature": .string(signature.base64EncodedString()),
+    ])
+    let output = signaturePath(forManifest: path)
+    try write(String(decoding: document.serialized() ?? [], as: UTF8.self) + "\n", to: output, mode: 0o644)
+    return output
+  }
+
+  static func message(_ manifestDigest: String, _ entrypointDigest: String) -> Data {
+    Data("deckhand-plugin-signature-v1\n\(manifestDigest)\n\(entrypointDigest)\n".utf8)
+  }
+
+  static func hex(_ digest: SHA256.Digest) -> String {
+    digest.map { String(format: "%02x", $0) }.joined()
+  }
+
+  static func readKey(_ path: String) throws -> Data {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+      let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines))
+    else {
+      throw DeckhandError(.configurationInvalid, "\(path): cannot read a base64 key")
+    }
+    return data
+  }
+
+  private static func write(_ text: String, to path: String, mode: Int) throws {
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+    else {
+      throw DeckhandError(.configurationInvalid, "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+  }
+}
+
+/// Which plugins a host runs: signed by one of its trusted keys, and,
+/// with `requireSigned`, nothing unsigned.
+public struct TrustPolicy: Sendable {
+  /// Trusted public keys (raw 32 bytes) by name (the `.pub` file's name).
+  let keys: [String: Data]
+  /// Whether unsigned plugins are refused.
+  public let requireSigned: Bool
+
+  /// Loads every `*.pub` in `directory`.
+  ///
+  /// - Throws: ``DeckhandCore/DeckhandError`` if the folder cannot be read,
+  ///   a key is not an ed25519 public key, or `requireSigned` is set and no
+  ///   key is there.
+  public init(directory: String?, requireSigned: Bool) throws {
+    var keys: [String: Data] = [:]
+    if let directory {
+      let names: [String]
+      do {
+        names = try FileManager.default.contentsOfDirectory(atPath: directory)
+      } catch {
+        throw DeckhandError(.configurationInvalid, "--trusted-keys \(directory): cannot be read: \(error.localizedDescription)")
+      }
+      for name in names.sorted() where name.hasSuffix(".pub") {
+        let raw = try PluginSigning.readKey("\(directory)/\(name)")
+        guard (try? Curve25519.Signing.PublicKey(rawRepresentation: raw)) != nil else {
+          throw DeckhandError(.configurationInvalid, "\(directory)/\(name) is not an ed25519 public key")
+        }
+        keys[String(name.dropLast(4))] = raw
+      }
+    }
+    if requireSigned && keys.isEmpty {
+      throw DeckhandError(
+        .configurationInvalid,
+        "--require-signed needs at least one trusted key (*.pub) in --trusted-keys\(directory.map { " (\($0) has none)" } ?? "")"
+      )
+    }
+    self.keys = keys
+    self.requireSigned = requireSigned
+  }
+
+  /// Checks a plugin: `signature` is the text of its `plugin.json.sig`, or
+  /// nil if it has none. Returns the name of the key that signed it (nil
+  /// for an unsigned plugin that the policy lets through).
+  ///
+  /// - Throws: ``DeckhandCore/DeckhandError`` (`signatureInvalid`) saying
+  ///   why the plugin is refused.
+  @discardableResult
+  public func verify(manifestText: String, signature: String?, entrypoint: String, plugin: String) throws -> String? {
+    guard let signature else {
+      if requireSigned {
+        throw DeckhandError(
+          .signatureInvalid,
+          "plugin \(plugin) is not signed and this agent runs only signed plugins (--require-signed); sign it with `deckhand plugin sign`"
+        )
+      }
+      return nil
+    }
+    guard case .object(let document) = try? JSONValue.parse(Array(signature.utf8)),
+      document["format"] == .string(PluginSigning.format),
+      case .string(let keyText) = document["key"], let key = Data(base64Encoded: keyText),
+      case .string(let manifestDigest) = document["manifest_sha256"],
+      case .string(let entrypointDigest) = document["entrypoint_sha256"],
+      case .string(let signatureText) = document["signature"], let signatureBytes = Data(base64Encoded: signatureText)
+    else {
+      throw DeckhandError(.signatureInvalid, "plugin \(plugin): its signature file is not a \(PluginSigning.format) document")
+    }
+    guard let name = keys.first(where: { $0.value == key })?.key else {
+      throw DeckhandError(.signatureInvalid, "plugin \(plugin) is signed by a key this agent does not trust (not in --trusted-keys)")
+    }
+    let actualManifest = PluginSigning.hex(SHA256.hash(data: Data(manifestText.utf8)))
+    guard actualManifest == manifestDigest else {
+      throw DeckhandError(.signatureInvalid, "plugin \(plugin): the manifest changed after it was signed; sign it again")
+    }
+    let actualEntrypoint = try FileDigest.sha256(ofFile: entrypoint)
+    guard actualEntrypoint == entrypointDigest else {
+      throw DeckhandError(
+        .signatureInvalid,
+        "plugin \(plugin): the entrypoint \(entrypoint) is not the binary that was signed (sha256 \(actualEntrypoint), signed \(entrypointDigest))"
+      )
+    }
+    guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
+      publicKey.isValidSignature(signatureBytes, for: PluginSigning.message(manifestDigest, entrypointDigest))
+    else {
+      throw DeckhandError(.signatureInvalid, "plugin \(plugin): the signature does not verify with key \(name)")
+    }
+    return name
+  }
+}
