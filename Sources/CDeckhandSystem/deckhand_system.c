@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -102,6 +103,15 @@ int deckhand_unix_listen(const char *path, int backlog) {
   }
   return fd;
 }
+
+int deckhand_set_rlimit(pid_t pid, int resource, unsigned long long value) {
+  struct rlimit limit = {.rlim_cur = value, .rlim_max = value};
+  return prlimit(pid, resource, &limit, NULL) == 0 ? 0 : errno;
+}
+
+int deckhand_rlimit_nofile(void) { return RLIMIT_NOFILE; }
+int deckhand_rlimit_as(void) { return RLIMIT_AS; }
+int deckhand_rlimit_nproc(void) { return RLIMIT_NPROC; }
 
 int deckhand_set_timeouts(int fd, long long microseconds) {
   struct timeval tv;

@@ -109,17 +109,29 @@ extension Agent {
       "Results": .array(snapshot.healthResults.map(JSONValue.string)),
     ]
     if let error = snapshot.healthError { health["Error"] = .string(error) }
-    return .object([
-      "Name": .string(entry.manifest.name),
-      "Version": .string(entry.manifest.version),
-      "Revision": .number(Double(entry.record.revision)),
-      "Protocol": .string(entry.manifest.launchProtocol.rawValue),
-      "State": .string(snapshot.state),
-      "Pid": snapshot.pid.map { .number(Double($0)) } ?? .null,
-      "Restarts": .number(Double(snapshot.restarts)),
-      "LastExit": snapshot.lastExit.map(JSONValue.string) ?? .null,
-      "Health": .object(health),
-    ])
+    var fields: [String: JSONValue] = [:]
+    let limits = entry.manifest.limits
+    if !limits.isEmpty {
+      let mechanism = entry.supervisor.runningPlugin?.limits?.mechanism ?? ResourceControl.machine.mechanism
+      var described: [String: JSONValue] = ["Mechanism": .string(mechanism.rawValue)]
+      if let value = limits.memoryMB { described["MemoryMB"] = .number(Double(value)) }
+      if let value = limits.cpuPercent { described["CPUPercent"] = .number(Double(value)) }
+      if let value = limits.pids { described["Pids"] = .number(Double(value)) }
+      if let value = limits.nofile { described["Nofile"] = .number(Double(value)) }
+      fields["Limits"] = .object(described)
+    }
+    return .object(
+      fields.merging([
+        "Name": .string(entry.manifest.name),
+        "Version": .string(entry.manifest.version),
+        "Revision": .number(Double(entry.record.revision)),
+        "Protocol": .string(entry.manifest.launchProtocol.rawValue),
+        "State": .string(snapshot.state),
+        "Pid": snapshot.pid.map { .number(Double($0)) } ?? .null,
+        "Restarts": .number(Double(snapshot.restarts)),
+        "LastExit": snapshot.lastExit.map(JSONValue.string) ?? .null,
+        "Health": .object(health),
+      ]) { _, new in new })
   }
 
   static func field(_ request: [String: JSONValue], _ name: String) throws -> String {

@@ -13,7 +13,8 @@ struct KeysCommand: ParsableCommand {
 
   struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Make an ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub (give it to agents' --trusted-keys)."
+      abstract:
+        "Make an ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub (give it to agents' --trusted-keys)."
     )
     @Argument(help: "The key's name.") var name: String
     @Option(help: "Where to write the two files.") var dir = "."

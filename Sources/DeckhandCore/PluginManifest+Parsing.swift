@@ -6,7 +6,7 @@ extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.
   static let knownFields: Set<String> = [
     "name", "version", "entrypoint", "args", "protocol", "handshake", "sha256", "config", "env",
-    "timeouts", "health", "restart",
+    "timeouts", "health", "restart", "limits",
   ]
 
   /// Parses the contents of a `plugin.json`.
@@ -132,6 +132,13 @@ struct ManifestReader {
         problem("restart.max_backoff_s", "must not be smaller than restart.initial_backoff_s")
       }
     }
+    if let value = object(fields["limits"], "limits") {
+      check(value, "limits", allowed: ["memory_mb", "cpu_percent", "pids", "nofile"])
+      manifest.limits.memoryMB = count(value, "limits", "memory_mb", maximum: 16_777_216)
+      manifest.limits.cpuPercent = count(value, "limits", "cpu_percent", maximum: 100 * 4096)
+      manifest.limits.pids = count(value, "limits", "pids", maximum: 4_194_304)
+      manifest.limits.nofile = count(value, "limits", "nofile", maximum: 1_048_576)
+    }
     return manifest
   }
 
@@ -189,10 +196,12 @@ struct ManifestReader {
     return .milliseconds(Int64((number * 1000).rounded()))
   }
 
-  private mutating func count(_ object: [String: JSONValue], _ field: String, _ key: String) -> Int? {
+  private mutating func count(
+    _ object: [String: JSONValue], _ field: String, _ key: String, maximum: Double = 1000
+  ) -> Int? {
     guard let value = object[key] else { return nil }
-    guard case .number(let number) = value, number >= 1, number <= 1000, number.rounded() == number else {
-      problem("\(field).\(key)", "must be a whole number from 1 to 1000, got \(Self.show(value))")
+    guard case .number(let number) = value, number >= 1, number <= maximum, number.rounded() == number else {
+      problem("\(field).\(key)", "must be a whole number from 1 to \(Int(maximum)), got \(Self.show(value))")
       return nil
     }
     return Int(number)

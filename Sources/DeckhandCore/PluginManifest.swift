@@ -104,6 +104,26 @@ public struct PluginManifest: Hashable, Sendable {
     public init() {}
   }
 
+  /// What the plugin may take; nil fields are unlimited.
+  public var limits = Limits()
+
+  /// Resource limits (`limits` in the manifest), enforced with cgroups
+  /// where the machine has them and rlimits otherwise.
+  public struct Limits: Hashable, Sendable {
+    /// `memory_mb`: memory, in MiB; past it the plugin is killed (OOM).
+    public var memoryMB: Int?
+    /// `cpu_percent`: CPU time, in percent of one core (200 = two cores).
+    public var cpuPercent: Int?
+    /// `pids`: processes and threads.
+    public var pids: Int?
+    /// `nofile`: open file descriptors.
+    public var nofile: Int?
+    public init() {}
+
+    /// Whether any limit is set.
+    public var isEmpty: Bool { self == Limits() }
+  }
+
   public init(
     name: String,
     version: String,

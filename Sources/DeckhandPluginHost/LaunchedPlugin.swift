@@ -24,6 +24,10 @@ public struct LaunchedPlugin: Sendable {
   public let launchedAt: ContinuousClock.Instant
   /// The host's folders.
   public let paths: HostPaths
+  /// How its `limits` are enforced: its cgroups, if any.
+  public var limits: ResourceControl.Applied? = nil
+  /// What enforces them.
+  var resources: ResourceControl? = nil
 
   /// The process id, also its process group id.
   public var pid: Int32 { process.pid }
@@ -64,6 +68,10 @@ public struct LaunchedPlugin: Sendable {
   func exitDetails(_ exit: ProcessExit?) -> [String: JSONValue] {
     var details = lastLines()
     if let exit { details.merge(exit.eventDetails) { kept, _ in kept } }
+    if killedForMemory {
+      details["oom"] = .bool(true)
+      details["reason"] = .string("OOM: over limits.memory_mb = \(manifest.limits.memoryMB ?? 0) MiB")
+    }
     return details
   }
 
@@ -87,7 +95,7 @@ public struct LaunchedPlugin: Sendable {
       return try await body()
     } catch {
       await process.killGroupAndWait()
-      removeSocket()
+      releaseAfterExit()
       throw error
     }
   }
@@ -135,7 +143,7 @@ public struct LaunchedPlugin: Sendable {
       }
     }
     let exit = await process.killGroupAndWait()
-    removeSocket()
+    releaseAfterExit()
     if cleanup {
       try? FileManager.default.removeItem(atPath: paths.pluginStateDirectory(manifest.name))
     }
@@ -147,13 +155,21 @@ public struct LaunchedPlugin: Sendable {
   @discardableResult
   public func kill() async -> ProcessExit? {
     let exit = await process.killGroupAndWait()
-    removeSocket()
+    releaseAfterExit()
     return exit
   }
 
-  /// Removes the plugin's socket file, if the host owns one.
-  func removeSocket() {
+  /// Once the process is gone: removes its socket file, if the host owns
+  /// one, and its cgroups.
+  func releaseAfterExit() {
     if let socketToRemove, !socketToRemove.isEmpty { unlink(socketToRemove) }
+    if let limits, let resources { resources.remove(limits) }
+  }
+
+  /// Whether the kernel killed it for going over its memory limit.
+  public var killedForMemory: Bool {
+    guard let limits, let resources else { return false }
+    return resources.oomKilled(limits)
   }
 
   package static func tail(ofFile path: String, lines count: Int) -> [String]? {

@@ -24,6 +24,10 @@ public struct PluginLauncher: Sendable {
   /// Runs before every launch, after the entrypoint's checks; a throw
   /// refuses the launch (a signature policy, say).
   public var preLaunchCheck: (@Sendable (PluginManifest) throws -> Void)?
+  /// Enforces manifests' `limits`; by default what the machine offers
+  /// (``ResourceControl/machine``), detected on the first plugin that has
+  /// limits.
+  public var resources: ResourceControl?
 
   public init(
     paths: HostPaths,
@@ -107,10 +111,11 @@ public struct PluginLauncher: Sendable {
       let process = ChildProcess.attach(
         pid: pid, stdoutLog: paths.stdoutLog(manifest.name), stderrLog: paths.stderrLog(manifest.name))
     else { return nil }
+    let control = manifest.limits.isEmpty ? nil : (resources ?? .machine)
     return LaunchedPlugin(
       manifest: manifest, process: process, address: attachment.address, socketToRemove: attachment.socket,
       errorLog: manifest.launchProtocol == .guestAgent ? paths.errorLog(manifest.name) : nil,
-      launchedAt: .now, paths: paths)
+      launchedAt: .now, paths: paths, limits: control?.existing(plugin: manifest.name), resources: control)
   }
 
   /// Checks the entrypoint, spawns the plugin and waits until it serves:
@@ -140,9 +145,10 @@ public struct PluginLauncher: Sendable {
       let process = try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: arguments, environment: environment,
         workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
+      let (limits, control) = try await constrain(process, manifest)
       let plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
-        errorLog: errorLog, launchedAt: started, paths: paths)
+        errorLog: errorLog, launchedAt: started, paths: paths, limits: limits, resources: control)
       try await plugin.failingCleanly { try await waitForSocket(plugin, socket: socket, started: started) }
       return plugin
 
@@ -156,9 +162,10 @@ public struct PluginLauncher: Sendable {
       let process = try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: manifest.args, environment: environment,
         workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
+      let (limits, control) = try await constrain(process, manifest)
       let pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
-        errorLog: nil, launchedAt: started, paths: paths)
+        errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
       let (address, socket) = try await pending.failingCleanly { () async throws -> (PluginAddress, String?) in
         let line = try await readHandshake(pending, started: started)
         switch line.network {
@@ -174,7 +181,22 @@ public struct PluginLauncher: Sendable {
       }
       return LaunchedPlugin(
         manifest: manifest, process: process, address: address, socketToRemove: socket,
-        errorLog: nil, launchedAt: started, paths: paths)
+        errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
+    }
+  }
+
+  /// Puts a just-spawned process under its manifest's limits; kills it if
+  /// that fails.
+  private func constrain(_ process: ChildProcess, _ manifest: PluginManifest) async throws
+    -> (ResourceControl.Applied?, ResourceControl?)
+  {
+    guard !manifest.limits.isEmpty else { return (nil, nil) }
+    let control = resources ?? .machine
+    do {
+      return (try control.apply(manifest.limits, pid: process.pid, plugin: manifest.name), control)
+    } catch {
+      await process.killGroupAndWait()
+      throw error
     }
   }
 

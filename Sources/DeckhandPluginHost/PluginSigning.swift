@@ -1,5 +1,5 @@
 internal import Crypto
-public import DeckhandCore
+internal import DeckhandCore
 internal import Foundation
 
 /// Signed plugins: an ed25519 signature over a manifest together with its
@@ -58,7 +58,8 @@ public enum PluginSigning {
     do {
       key = try Curve25519.Signing.PrivateKey(rawRepresentation: try readKey(keyFile))
     } catch {
-      throw DeckhandError(.configurationInvalid, "\(keyFile) is not an ed25519 private key from `deckhand keys generate`")
+      throw DeckhandError(
+        .configurationInvalid, "\(keyFile) is not an ed25519 private key from `deckhand keys generate`")
     }
     let manifestDigest = hex(SHA256.hash(data: manifestBytes))
     let entrypointDigest = try FileDigest.sha256(ofFile: manifest.entrypoint)
@@ -120,7 +121,8 @@ public struct TrustPolicy: Sendable {
       do {
         names = try FileManager.default.contentsOfDirectory(atPath: directory)
       } catch {
-        throw DeckhandError(.configurationInvalid, "--trusted-keys \(directory): cannot be read: \(error.localizedDescription)")
+        throw DeckhandError(
+          .configurationInvalid, "--trusted-keys \(directory): cannot be read: \(error.localizedDescription)")
       }
       for name in names.sorted() where name.hasSuffix(".pub") {
         let raw = try PluginSigning.readKey("\(directory)/\(name)")
@@ -164,14 +166,17 @@ public struct TrustPolicy: Sendable {
       case .string(let entrypointDigest) = document["entrypoint_sha256"],
       case .string(let signatureText) = document["signature"], let signatureBytes = Data(base64Encoded: signatureText)
     else {
-      throw DeckhandError(.signatureInvalid, "plugin \(plugin): its signature file is not a \(PluginSigning.format) document")
+      throw DeckhandError(
+        .signatureInvalid, "plugin \(plugin): its signature file is not a \(PluginSigning.format) document")
     }
     guard let name = keys.first(where: { $0.value == key })?.key else {
-      throw DeckhandError(.signatureInvalid, "plugin \(plugin) is signed by a key this agent does not trust (not in --trusted-keys)")
+      throw DeckhandError(
+        .signatureInvalid, "plugin \(plugin) is signed by a key this agent does not trust (not in --trusted-keys)")
     }
     let actualManifest = PluginSigning.hex(SHA256.hash(data: Data(manifestText.utf8)))
     guard actualManifest == manifestDigest else {
-      throw DeckhandError(.signatureInvalid, "plugin \(plugin): the manifest changed after it was signed; sign it again")
+      throw DeckhandError(
+        .signatureInvalid, "plugin \(plugin): the manifest changed after it was signed; sign it again")
     }
     let actualEntrypoint = try FileDigest.sha256(ofFile: entrypoint)
     guard actualEntrypoint == entrypointDigest else {

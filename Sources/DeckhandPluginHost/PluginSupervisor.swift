@@ -209,8 +209,9 @@ public final class PluginSupervisor: Service, Sendable {
 
     switch end {
     case .exited(let exit):
-      plugin.removeSocket()
-      emit(.exited, pid: plugin.pid, plugin.exitDetails(exit))
+      let details = plugin.exitDetails(exit)  // before its cgroup goes: it tells an OOM kill
+      plugin.releaseAfterExit()
+      emit(.exited, pid: plugin.pid, details)
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
     case .unhealthy:

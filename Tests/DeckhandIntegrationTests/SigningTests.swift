@@ -78,7 +78,9 @@ struct SigningTests {
     #expect(
       try TrustPolicy(directory: trusted, requireSigned: false).verify(
         manifestText: text, signature: nil, entrypoint: binary, plugin: "tp") == nil)
-    #expect(throws: DeckhandError.self) { try TrustPolicy(directory: "\(workspace.root)/keys-none", requireSigned: true) }
+    #expect(throws: DeckhandError.self) {
+      try TrustPolicy(directory: "\(workspace.root)/keys-none", requireSigned: true)
+    }
     #expect(throws: DeckhandError.self) { try TrustPolicy(directory: nil, requireSigned: true) }
   }
 

@@ -29,6 +29,12 @@ int deckhand_unix_connect(const char *path);
 /// A listening unix stream socket bound to `path`, or -errno.
 int deckhand_unix_listen(const char *path, int backlog);
 
+/// prlimit(2) on another process: soft and hard limit to `value`; 0 or errno.
+int deckhand_set_rlimit(pid_t pid, int resource, unsigned long long value);
+int deckhand_rlimit_nofile(void);
+int deckhand_rlimit_as(void);
+int deckhand_rlimit_nproc(void);
+
 /// Sets SO_RCVTIMEO and SO_SNDTIMEO; 0 or an errno value.
 int deckhand_set_timeouts(int fd, long long microseconds);
 

@@ -8,6 +8,8 @@
 //   --chatter N            print N lines on stdout before serving
 //   --unhealthy-after N    GetStatus without data fails (code 1) after N calls
 //   --exit-without-serving exit with status 7 at once, printing to stderr
+//   --allocate-mb N        50 ms after Start, allocate and touch N MiB
+//   --fork N               at Start, start N `sleep 1000`; GetStatus reports forked=K
 import DeckhandPlugin
 import Foundation
 import SwiftProtobuf
@@ -21,6 +23,7 @@ func value(_ flag: String) -> String? {
 
 final class TestPlugin: Plugin {
   let statusCalls = Mutex(0)
+  let forked = Mutex(0)
 
   func start(_ context: StartContext) async throws {
     if let path = value("--spawn-child") {
@@ -29,6 +32,32 @@ final class TestPlugin: Plugin {
       child.arguments = ["1000"]
       try child.run()
       try "\(child.processIdentifier)".write(toFile: path, atomically: true, encoding: .utf8)
+    }
+    if let count = value("--fork").flatMap(Int.init) {
+      for _ in 0..<count {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["1000"]
+        do {
+          try child.run()
+          forked.withLock { $0 += 1 }
+        } catch {
+          FileHandle.standardError.write("test plugin: fork refused: \(error)\n".data(using: .utf8)!)
+        }
+      }
+    }
+    if let megabytes = value("--allocate-mb").flatMap(Int.init) {
+      Thread.detachNewThread {
+        Thread.sleep(forTimeInterval: 0.05)
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<megabytes {
+          let block = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+          block.initializeMemory(as: UInt8.self, repeating: 1, count: 1 << 20)
+          blocks.append(block)
+        }
+        FileHandle.standardError.write("test plugin: allocated \(blocks.count) MiB\n".data(using: .utf8)!)
+        while true { Thread.sleep(forTimeInterval: 3600) }
+      }
     }
     if let delay = value("--crash-after-ms").flatMap(Int.init) {
       Thread.detachNewThread {
@@ -46,7 +75,7 @@ final class TestPlugin: Plugin {
   }
 
   func status(data: String?) async throws -> PluginStatus {
-    if let data { return PluginStatus(code: 0, results: ["echo:\(data)"]) }
+    if let data { return PluginStatus(code: 0, results: ["echo:\(data)", "forked=\(forked.withLock { $0 })"]) }
     let calls = statusCalls.withLock {
       $0 += 1
       return $0
