@@ -8,6 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -46,6 +52,120 @@ int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   return rc;
+}
+
+/* The child's side of deckhand_spawn_isolated: only system calls from here
+   to execve (the parent may have many threads). On failure it writes
+   {step, errno} to `report` and exits 127. */
+static void isolated_child(const char *path, char *const argv[], char *const envp[], int stdin_fd,
+                           int stdout_fd, int stderr_fd, const char *cwd,
+                           const struct deckhand_isolation *iso, int report) {
+  int failure[2] = {0, 0};
+#define FAIL(step)            \
+  do {                        \
+    failure[0] = (step);      \
+    failure[1] = errno;       \
+    goto fail;                \
+  } while (0)
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  if (setpgid(0, 0) != 0) FAIL(DECKHAND_STEP_SETUP);
+  if (iso->new_network) {
+    if (unshare(CLONE_NEWNET) != 0) FAIL(DECKHAND_STEP_NETWORK);
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0) FAIL(DECKHAND_STEP_NETWORK);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) FAIL(DECKHAND_STEP_NETWORK);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) FAIL(DECKHAND_STEP_NETWORK);
+    close(sock);
+  }
+  if (iso->new_mount) {
+    if (unshare(CLONE_NEWNS) != 0) FAIL(DECKHAND_STEP_MOUNT);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) FAIL(DECKHAND_STEP_MOUNT);
+    for (const char *const *p = iso->readonly_paths; p != NULL && *p != NULL; p++) {
+      if (mount(*p, *p, NULL, MS_BIND | MS_REC, NULL) != 0) FAIL(DECKHAND_STEP_MOUNT);
+      if (mount(NULL, *p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) FAIL(DECKHAND_STEP_MOUNT);
+    }
+  }
+  /* Descriptors: move the three above any that could collide, then into place. */
+  int in = fcntl(stdin_fd, F_DUPFD_CLOEXEC, 10), out = fcntl(stdout_fd, F_DUPFD_CLOEXEC, 10),
+      err = fcntl(stderr_fd, F_DUPFD_CLOEXEC, 10);
+  if (in < 0 || out < 0 || err < 0) FAIL(DECKHAND_STEP_SETUP);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) FAIL(DECKHAND_STEP_SETUP);
+  /* Close everything else but the report pipe (close-on-exec). */
+  if (report > 3) syscall(SYS_close_range, 3, report - 1, 0);
+  syscall(SYS_close_range, report + 1, ~0U, 0);
+  if (cwd != NULL && chdir(cwd) != 0) FAIL(DECKHAND_STEP_SETUP);
+  if (iso->gid >= 0) {
+    if (setgroups(0, NULL) != 0 || setgid((gid_t)iso->gid) != 0) FAIL(DECKHAND_STEP_USER);
+  }
+  if (iso->uid >= 0 && setuid((uid_t)iso->uid) != 0) FAIL(DECKHAND_STEP_USER);
+  if (iso->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL(DECKHAND_STEP_SETUP);
+  if (iso->new_pid) {
+    /* The plugin becomes pid 1 of a new namespace; this process stays in the
+       group as its parent, and ends as it ends. */
+    if (unshare(CLONE_NEWPID) != 0) FAIL(DECKHAND_STEP_PID);
+    pid_t inner = fork();
+    if (inner < 0) FAIL(DECKHAND_STEP_PID);
+    if (inner > 0) {
+      close(report);
+      int status = 0;
+      while (waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (WIFSIGNALED(status)) {
+        signal(WTERMSIG(status), SIG_DFL);
+        kill(getpid(), WTERMSIG(status));
+      }
+      _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128);
+    }
+  }
+  execve(path, argv, envp);
+  FAIL(DECKHAND_STEP_EXEC);
+fail:
+  (void)!write(report, failure, sizeof(failure));
+  _exit(127);
+#undef FAIL
+}
+
+int deckhand_spawn_isolated(const char *path, char *const argv[], char *const envp[], int stdin_fd,
+                            int stdout_fd, int stderr_fd, const char *cwd,
+                            const struct deckhand_isolation *iso, int *failed_step, pid_t *pid) {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return errno;
+  pid_t child = fork();
+  if (child < 0) {
+    int err = errno;
+    close(report[0]);
+    close(report[1]);
+    return err;
+  }
+  if (child == 0) {
+    close(report[0]);
+    isolated_child(path, argv, envp, stdin_fd, stdout_fd, stderr_fd, cwd, iso, report[1]);
+  }
+  close(report[1]);
+  int failure[2] = {0, 0};
+  ssize_t n;
+  while ((n = read(report[0], failure, sizeof(failure))) < 0 && errno == EINTR) {
+  }
+  close(report[0]);
+  if (n == (ssize_t)sizeof(failure)) {
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    *failed_step = failure[0];
+    return failure[1] != 0 ? failure[1] : EINVAL;
+  }
+  *pid = child;
+  return 0;
 }
 
 int deckhand_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+internal import DeckhandCore
 internal import Foundation
 public import NIOCore
 public import NIOPosix

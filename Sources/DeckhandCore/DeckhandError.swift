@@ -29,6 +29,8 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let configurationInvalid = Code("configurationInvalid")
     /// A plugin's signature is missing, untrusted or does not verify.
     public static let signatureInvalid = Code("signatureInvalid")
+    /// The machine cannot give a plugin the isolation its manifest asks for.
+    public static let isolationUnavailable = Code("isolationUnavailable")
     /// Something inside Deckhand failed that should not have.
     public static let internalError = Code("internalError")
   }

@@ -6,7 +6,7 @@ extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.
   static let knownFields: Set<String> = [
     "name", "version", "entrypoint", "args", "protocol", "handshake", "sha256", "config", "env",
-    "timeouts", "health", "restart", "limits",
+    "timeouts", "health", "restart", "limits", "isolation",
   ]
 
   /// Parses the contents of a `plugin.json`.
@@ -139,7 +139,56 @@ struct ManifestReader {
       manifest.limits.pids = count(value, "limits", "pids", maximum: 4_194_304)
       manifest.limits.nofile = count(value, "limits", "nofile", maximum: 1_048_576)
     }
+    if let value = object(fields["isolation"], "isolation") {
+      manifest.isolation = readIsolation(value)
+    }
     return manifest
+  }
+
+  private mutating func readIsolation(_ value: [String: JSONValue]) -> PluginManifest.Isolation {
+    check(
+      value, "isolation",
+      allowed: [
+        "network", "pid_namespace", "mount_namespace", "readonly_paths", "user", "group", "no_new_privileges",
+        "optional",
+      ])
+    var isolation = PluginManifest.Isolation()
+    switch value["network"] {
+    case nil, .string("host"): break
+    case .string("none"): isolation.network = .none
+    case let other?: problem("isolation.network", "must be \"host\" or \"none\", got \(Self.show(other))")
+    }
+    func flag(_ key: String) -> Bool {
+      switch value[key] {
+      case nil: return false
+      case .bool(let flag): return flag
+      case let other?:
+        problem("isolation.\(key)", "must be true or false, got \(Self.show(other))")
+        return false
+      }
+    }
+    isolation.pidNamespace = flag("pid_namespace")
+    isolation.mountNamespace = flag("mount_namespace")
+    isolation.noNewPrivileges = flag("no_new_privileges")
+    isolation.optional = flag("optional")
+    if let paths = value["readonly_paths"] {
+      isolation.readonlyPaths = stringArray(paths, "isolation.readonly_paths") ?? []
+      for path in isolation.readonlyPaths where !path.hasPrefix("/") {
+        problem("isolation.readonly_paths", "\"\(path)\" must be an absolute path")
+      }
+      if !isolation.readonlyPaths.isEmpty && !isolation.mountNamespace {
+        problem("isolation.readonly_paths", "needs \"mount_namespace\": true")
+      }
+    }
+    for key in ["user", "group"] {
+      switch value[key] {
+      case nil: break
+      case .string(let name) where !name.isEmpty:
+        if key == "user" { isolation.user = name } else { isolation.group = name }
+      case let other?: problem("isolation.\(key)", "must be a user or group name, got \(Self.show(other))")
+      }
+    }
+    return isolation
   }
 
   // MARK: Field readers

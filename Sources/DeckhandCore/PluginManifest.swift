@@ -124,6 +124,41 @@ public struct PluginManifest: Hashable, Sendable {
     public var isEmpty: Bool { self == Limits() }
   }
 
+  /// How the plugin is contained (`isolation` in the manifest).
+  public var isolation = Isolation()
+
+  /// Linux isolation for a plugin.
+  public struct Isolation: Hashable, Sendable {
+    /// `network`: the host's network, or a namespace with only loopback.
+    public enum Network: String, Hashable, Sendable {
+      case host, none
+    }
+    public var network = Network.host
+    /// `pid_namespace`: the plugin is pid 1 of a namespace of its own.
+    public var pidNamespace = false
+    /// `mount_namespace`: a private mount namespace.
+    public var mountNamespace = false
+    /// `readonly_paths`: bind-mounted read-only in that namespace.
+    public var readonlyPaths: [String] = []
+    /// `user` and `group` to run as.
+    public var user: String?
+    public var group: String?
+    /// `no_new_privileges`: PR_SET_NO_NEW_PRIVS (setuid binaries do not
+    /// raise privileges).
+    public var noNewPrivileges = false
+    /// `optional`: run without the isolation where the machine cannot give
+    /// it, instead of failing the launch.
+    public var optional = false
+    public init() {}
+
+    /// Whether any isolation is asked for.
+    public var isEmpty: Bool {
+      var plain = self
+      plain.optional = false
+      return plain == Isolation()
+    }
+  }
+
   public init(
     name: String,
     version: String,

@@ -42,6 +42,8 @@ package final class ChildProcess: Sendable {
   ///   - environment: The whole environment.
   ///   - workingDirectory: Where it starts.
   ///   - output: Where stdout and stderr go.
+  ///   - isolation: Namespaces, user and privileges (fork and execve
+  ///     instead of posix_spawn).
   ///   - onLine: Called on the monitor thread with each output line.
   package static func spawn(
     executable: String,
@@ -49,6 +51,7 @@ package final class ChildProcess: Sendable {
     environment: [String: String],
     workingDirectory: String?,
     output: Output = .pipes,
+    isolation: Isolation? = nil,
     onLine: (@Sendable (Stream, String) -> Void)? = nil
   ) throws -> ChildProcess {
     // [read end, write end] of each stream: a pipe, or a log file opened
@@ -82,6 +85,7 @@ package final class ChildProcess: Sendable {
     let argv = [executable] + arguments
     let envp = environment.map { "\($0.key)=\($0.value)" }
     var pid: pid_t = 0
+    var failedStep: Int32 = 0
     let rc = withCStrings(argv) { argvPointers in
       withCStrings(envp) { envPointers in
         // ETXTBSY: the entrypoint was just written and a writer's descriptor
@@ -90,8 +94,14 @@ package final class ChildProcess: Sendable {
         var rc: Int32 = 0
         for attempt in 0..<10 {
           if attempt > 0 { usleep(10_000) }
-          rc = deckhand_spawn(
-            executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+          if let isolation {
+            rc = isolation.spawn(
+              executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory,
+              &failedStep, &pid)
+          } else {
+            rc = deckhand_spawn(
+              executable, argvPointers, envPointers, devNull, stdoutPipe[1], stderrPipe[1], workingDirectory, &pid)
+          }
           if rc != ETXTBSY { break }
         }
         return rc
@@ -101,6 +111,11 @@ package final class ChildProcess: Sendable {
       close(stdoutPipe[0])
       close(stderrPipe[0])
       let reason = String(cString: strerror(rc))
+      if failedStep != 0 && failedStep != Int32(DECKHAND_STEP_EXEC) {
+        throw DeckhandError(
+          .isolationUnavailable,
+          "could not isolate \(executable): \(Isolation.describe(step: failedStep)) failed: \(reason)")
+      }
       throw DeckhandError(
         .launchFailed, "could not start \(executable): \(reason); check that it exists and is executable")
     }
@@ -112,6 +127,47 @@ package final class ChildProcess: Sendable {
       stderrFD: stderrPipe[0], stdoutContinuation: continuation, onLine: onLine)
     Thread.detachNewThread { monitor.run() }
     return process
+  }
+
+  /// What an isolated plugin gets: resolved ids, not names.
+  package struct Isolation: Hashable, Sendable {
+    package var newNetwork = false
+    package var newPID = false
+    package var newMount = false
+    package var readonlyPaths: [String] = []
+    package var uid: Int32 = -1
+    package var gid: Int32 = -1
+    package var noNewPrivileges = false
+
+    package init() {}
+
+    func spawn(
+      _ executable: String, _ argv: [UnsafeMutablePointer<CChar>?], _ envp: [UnsafeMutablePointer<CChar>?],
+      _ stdin: Int32, _ stdout: Int32, _ stderr: Int32, _ cwd: String?, _ failedStep: inout Int32,
+      _ pid: inout pid_t
+    ) -> Int32 {
+      withCStrings(readonlyPaths) { paths in
+        paths.withUnsafeBufferPointer { buffer in
+          buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { list in
+            var settings = deckhand_isolation(
+              new_network: newNetwork ? 1 : 0, new_pid: newPID ? 1 : 0, new_mount: newMount ? 1 : 0,
+              readonly_paths: list, uid: uid, gid: gid, no_new_privileges: noNewPrivileges ? 1 : 0)
+            return deckhand_spawn_isolated(
+              executable, argv, envp, stdin, stdout, stderr, cwd, &settings, &failedStep, &pid)
+          }
+        }
+      }
+    }
+
+    static func describe(step: Int32) -> String {
+      switch Int(step) {
+      case Int(DECKHAND_STEP_NETWORK): "a new network namespace (isolation.network \"none\")"
+      case Int(DECKHAND_STEP_PID): "a new pid namespace (isolation.pid_namespace)"
+      case Int(DECKHAND_STEP_MOUNT): "a private mount namespace with read-only paths (isolation.mount_namespace)"
+      case Int(DECKHAND_STEP_USER): "switching user or group (isolation.user, isolation.group)"
+      default: "preparing the process"
+      }
+    }
   }
 
   /// Where a plugin's stdout and stderr go.

@@ -142,9 +142,7 @@ public struct PluginLauncher: Sendable {
       try Self.clearStaleSocket(socket, plugin: name)
       let errorLog = paths.errorLog(name)
       let arguments = manifest.args + ["--protocol=unix", "--address=\(socket)", "--errorlogfile=\(errorLog)"]
-      let process = try ChildProcess.spawn(
-        executable: manifest.entrypoint, arguments: arguments, environment: environment,
-        workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
+      let process = try spawn(manifest, arguments: arguments, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
       let plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
@@ -159,9 +157,7 @@ public struct PluginLauncher: Sendable {
       environment["PLUGIN_MIN_PORT"] = environment["PLUGIN_MIN_PORT"] ?? "10000"
       environment["PLUGIN_MAX_PORT"] = environment["PLUGIN_MAX_PORT"] ?? "25000"
       environment["PLUGIN_UNIX_SOCKET_DIR"] = paths.runtimeDirectory
-      let process = try ChildProcess.spawn(
-        executable: manifest.entrypoint, arguments: manifest.args, environment: environment,
-        workingDirectory: manifest.directory, output: output(for: name), onLine: onLine)
+      let process = try spawn(manifest, arguments: manifest.args, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
       let pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
@@ -183,6 +179,55 @@ public struct PluginLauncher: Sendable {
         manifest: manifest, process: process, address: address, socketToRemove: socket,
         errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
     }
+  }
+
+  /// Spawns the plugin, isolated as its manifest asks; with
+  /// `isolation.optional`, without the isolation if the machine cannot
+  /// give it.
+  private func spawn(
+    _ manifest: PluginManifest, arguments: [String], environment: [String: String],
+    onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
+  ) throws -> ChildProcess {
+    let isolation = manifest.isolation.isEmpty ? nil : try Self.resolve(manifest.isolation, plugin: manifest.name)
+    func run(_ isolation: ChildProcess.Isolation?) throws -> ChildProcess {
+      try ChildProcess.spawn(
+        executable: manifest.entrypoint, arguments: arguments, environment: environment,
+        workingDirectory: manifest.directory, output: output(for: manifest.name), isolation: isolation,
+        onLine: onLine)
+    }
+    do {
+      return try run(isolation)
+    } catch let error as DeckhandError where error.code == .isolationUnavailable {
+      if manifest.isolation.optional { return try run(nil) }
+      throw DeckhandError(
+        .isolationUnavailable,
+        "plugin \(manifest.name): \(error.message); this host cannot give the isolation the manifest asks for (run it as root, or mark \"isolation\": {\"optional\": true} to run without)"
+      )
+    }
+  }
+
+  /// The manifest's isolation with user and group names turned into ids.
+  static func resolve(_ isolation: PluginManifest.Isolation, plugin: String) throws -> ChildProcess.Isolation {
+    var resolved = ChildProcess.Isolation()
+    resolved.newNetwork = isolation.network == .none
+    resolved.newPID = isolation.pidNamespace
+    resolved.newMount = isolation.mountNamespace
+    resolved.readonlyPaths = isolation.readonlyPaths
+    resolved.noNewPrivileges = isolation.noNewPrivileges
+    if let user = isolation.user {
+      guard let entry = getpwnam(user) else {
+        throw DeckhandError(.configurationInvalid, "plugin \(plugin): isolation.user \(user): no such user")
+      }
+      resolved.uid = Int32(bitPattern: entry.pointee.pw_uid)
+      resolved.gid = Int32(bitPattern: entry.pointee.pw_gid)
+    }
+    if let group = isolation.group {
+      guard let entry = getgrnam(group) else {
+        throw DeckhandError(.configurationInvalid, "plugin \(plugin): isolation.group \(group): no such group")
+      }
+      resolved.gid = Int32(bitPattern: entry.pointee.gr_gid)
+    }
+    return resolved
   }
 
   /// Puts a just-spawned process under its manifest's limits; kills it if

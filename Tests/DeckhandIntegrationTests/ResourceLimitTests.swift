@@ -61,7 +61,10 @@ struct ResourceLimitTests {
     #expect(limits.split(separator: "\n").contains { $0.hasPrefix("Max open files") && $0.contains(" 256 ") })
     if applied.mechanism == .cgroupV1 {
       let pidsGroup = try #require(applied.groups["pids"])
-      let current = Int(try String(contentsOfFile: "\(pidsGroup)/pids.current", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+      let current =
+        Int(
+          try String(contentsOfFile: "\(pidsGroup)/pids.current", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)) ?? 0
       #expect(current <= 16)
       let quota = try String(contentsOfFile: "\(applied.groups["cpu"]!)/cpu.cfs_quota_us", encoding: .utf8)
       #expect(quota.trimmingCharacters(in: .whitespacesAndNewlines) == "50000")

@@ -12,6 +12,33 @@ int deckhand_spawn(const char *path, char *const argv[], char *const envp[],
                    int stdin_fd, int stdout_fd, int stderr_fd, const char *cwd,
                    pid_t *pid);
 
+/// What an isolated plugin gets (see deckhand_spawn_isolated).
+struct deckhand_isolation {
+  int new_network;         /* a network namespace with only loopback, up */
+  int new_pid;             /* a pid namespace: the plugin is its pid 1 */
+  int new_mount;           /* a private mount namespace */
+  const char *const *readonly_paths; /* NULL-terminated; bind-mounted read-only */
+  int uid;                 /* -1: unchanged */
+  int gid;                 /* -1: unchanged */
+  int no_new_privileges;
+};
+
+enum {
+  DECKHAND_STEP_SETUP = 1,
+  DECKHAND_STEP_NETWORK = 2,
+  DECKHAND_STEP_PID = 3,
+  DECKHAND_STEP_MOUNT = 4,
+  DECKHAND_STEP_USER = 5,
+  DECKHAND_STEP_EXEC = 6,
+};
+
+/// Like deckhand_spawn, through fork and execve, with namespaces, another
+/// user and no_new_privs. Returns 0 and sets *pid, or an errno value and
+/// *failed_step (a DECKHAND_STEP_ value).
+int deckhand_spawn_isolated(const char *path, char *const argv[], char *const envp[], int stdin_fd,
+                            int stdout_fd, int stderr_fd, const char *cwd,
+                            const struct deckhand_isolation *iso, int *failed_step, pid_t *pid);
+
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits, or -1.
 int deckhand_pidfd_open(pid_t pid);
 

@@ -10,6 +10,8 @@
 //   --exit-without-serving exit with status 7 at once, printing to stderr
 //   --allocate-mb N        50 ms after Start, allocate and touch N MiB
 //   --fork N               at Start, start N `sleep 1000`; GetStatus reports forked=K
+// GetStatus with data "connect:PORT" tries 127.0.0.1:PORT, "pid" gives its
+// pid, "write:PATH" tries to create PATH: for the isolation tests.
 import DeckhandPlugin
 import Foundation
 import SwiftProtobuf
@@ -19,6 +21,21 @@ let arguments = CommandLine.arguments
 func value(_ flag: String) -> String? {
   guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return nil }
   return arguments[index + 1]
+}
+
+/// "ok", or the errno name of a failed TCP connect to 127.0.0.1:port.
+func probe(port: UInt16) -> String {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { return "socket-failed" }
+  defer { close(fd) }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_port = port.bigEndian
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  let rc = withUnsafePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+  }
+  return rc == 0 ? "ok" : "errno\(errno)"
 }
 
 final class TestPlugin: Plugin {
@@ -75,6 +92,14 @@ final class TestPlugin: Plugin {
   }
 
   func status(data: String?) async throws -> PluginStatus {
+    if let data, data.hasPrefix("connect:"), let port = UInt16(data.dropFirst(8)) {
+      return PluginStatus(code: 0, results: ["connect=\(probe(port: port))"])
+    }
+    if data == "pid" { return PluginStatus(code: 0, results: ["pid=\(getpid())"]) }
+    if let data, data.hasPrefix("write:") {
+      let ok = FileManager.default.createFile(atPath: String(data.dropFirst(6)), contents: Data("x".utf8))
+      return PluginStatus(code: 0, results: ["write=\(ok ? "ok" : "refused")"])
+    }
     if let data { return PluginStatus(code: 0, results: ["echo:\(data)", "forked=\(forked.withLock { $0 })"]) }
     let calls = statusCalls.withLock {
       $0 += 1
