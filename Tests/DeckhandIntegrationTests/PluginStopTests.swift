@@ -39,7 +39,8 @@ struct PluginStopTests {
         await plugin.stop(using: connection, cleanup: false)
       })
     #expect(outcome.replied)
-    #expect(outcome.elapsed < .seconds(2))
+    // Well inside the 10 s deadline (loose: a busy two-core machine).
+    #expect(outcome.elapsed < .seconds(5))
     #expect(outcome.exit == .exited(code: 0))
     // Reaped: not even a zombie entry is left.
     #expect(!FileManager.default.fileExists(atPath: "/proc/\(plugin.pid)"))
