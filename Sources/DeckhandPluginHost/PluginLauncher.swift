@@ -127,6 +127,10 @@ public struct PluginLauncher: Sendable {
     try Self.verifyEntrypoint(manifest)
     try preLaunchCheck?(manifest)
     try paths.prepare(for: manifest.name)
+    let isolation = manifest.isolation.isEmpty ? nil : try Self.resolve(manifest.isolation, plugin: manifest.name)
+    // A plugin that runs as another user gets a socket folder of its own,
+    // and its state directory and error log, owned by that user.
+    let socketDirectory = try isolation.flatMap { try privateSocketDirectory(for: manifest.name, $0) }
     let started = ContinuousClock.now
     var environment = baseEnvironment
     for (key, value) in manifest.environment { environment[key] = value }
@@ -138,11 +142,12 @@ public struct PluginLauncher: Sendable {
 
     switch manifest.launchProtocol {
     case .guestAgent:
-      let socket = paths.socket(name)
+      let socket = socketDirectory.map { "\($0)/plugin.sock" } ?? paths.socket(name)
       try Self.clearStaleSocket(socket, plugin: name)
       let errorLog = paths.errorLog(name)
       let arguments = manifest.args + ["--protocol=unix", "--address=\(socket)", "--errorlogfile=\(errorLog)"]
-      let process = try spawn(manifest, arguments: arguments, environment: environment, onLine: onLine)
+      let process = try spawn(
+        manifest, isolation, arguments: arguments, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
       let plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
@@ -156,8 +161,9 @@ public struct PluginLauncher: Sendable {
       environment["PLUGIN_PROTOCOL_VERSIONS"] = String(handshake.appVersion)
       environment["PLUGIN_MIN_PORT"] = environment["PLUGIN_MIN_PORT"] ?? "10000"
       environment["PLUGIN_MAX_PORT"] = environment["PLUGIN_MAX_PORT"] ?? "25000"
-      environment["PLUGIN_UNIX_SOCKET_DIR"] = paths.runtimeDirectory
-      let process = try spawn(manifest, arguments: manifest.args, environment: environment, onLine: onLine)
+      environment["PLUGIN_UNIX_SOCKET_DIR"] = socketDirectory ?? paths.runtimeDirectory
+      let process = try spawn(
+        manifest, isolation, arguments: manifest.args, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
       let pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
@@ -185,10 +191,9 @@ public struct PluginLauncher: Sendable {
   /// `isolation.optional`, without the isolation if the machine cannot
   /// give it.
   private func spawn(
-    _ manifest: PluginManifest, arguments: [String], environment: [String: String],
-    onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
+    _ manifest: PluginManifest, _ isolation: ChildProcess.Isolation?, arguments: [String],
+    environment: [String: String], onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   ) throws -> ChildProcess {
-    let isolation = manifest.isolation.isEmpty ? nil : try Self.resolve(manifest.isolation, plugin: manifest.name)
     func run(_ isolation: ChildProcess.Isolation?) throws -> ChildProcess {
       try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: arguments, environment: environment,
@@ -204,6 +209,34 @@ public struct PluginLauncher: Sendable {
         "plugin \(manifest.name): \(error.message); this host cannot give the isolation the manifest asks for (run it as root, or mark \"isolation\": {\"optional\": true} to run without)"
       )
     }
+  }
+
+  /// For a plugin that switches user or group: `RUNTIME/NAME.d` (0700,
+  /// its own) for its socket, the runtime folder made traversable (0711),
+  /// and its state directory and error log given to it. Nil otherwise.
+  private func privateSocketDirectory(for name: String, _ isolation: ChildProcess.Isolation) throws -> String? {
+    guard isolation.uid >= 0 || isolation.gid >= 0 else { return nil }
+    let uid = isolation.uid >= 0 ? uid_t(isolation.uid) : uid_t.max
+    let gid = isolation.gid >= 0 ? gid_t(isolation.gid) : gid_t.max
+    let folder = "\(paths.runtimeDirectory)/\(name).d"
+    if mkdir(folder, 0o700) != 0 && errno != EEXIST {
+      throw DeckhandError(.launchFailed, "plugin \(name): cannot create \(folder): \(String(cString: strerror(errno)))")
+    }
+    let errorLog = paths.errorLog(name)
+    if !FileManager.default.fileExists(atPath: errorLog) {
+      _ = FileManager.default.createFile(atPath: errorLog, contents: nil, attributes: [.posixPermissions: 0o600])
+    }
+    for path in [folder, paths.pluginStateDirectory(name), errorLog] where chown(path, uid, gid) != 0 {
+      throw DeckhandError(
+        .launchFailed,
+        "plugin \(name): cannot give \(path) to isolation.user/group: \(String(cString: strerror(errno)))")
+    }
+    for traversed in [
+      paths.runtimeDirectory, paths.stateDirectory, "\(paths.stateDirectory)/plugins", "\(paths.stateDirectory)/logs",
+    ] {
+      chmod(traversed, 0o711)
+    }
+    return folder
   }
 
   /// The manifest's isolation with user and group names turned into ids.

@@ -28,7 +28,8 @@ struct IsolationTests {
     -> [String]
   {
     let tag = "iso-\(UUID().uuidString.prefix(6))"
-    let manifest = try workspace.manifest(Fixtures.testPlugin("iso", args: [], tag: tag, extra: ["isolation": isolation]))
+    let manifest = try workspace.manifest(
+      Fixtures.testPlugin("iso", args: [], tag: tag, extra: ["isolation": isolation]))
     let plugin = try await workspace.launcher.launch(manifest)
     let answers = try await LeanPluginTransport().withConnection(to: plugin.address) { connection in
       try await connection.start(plugin.startRequest(), timeout: .seconds(10))
@@ -63,7 +64,9 @@ struct IsolationTests {
     let workspace = try TestWorkspace()
     let readonly = "\(workspace.root)/ro"
     let writable = "\(workspace.root)/rw"
-    for folder in [readonly, writable] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+    for folder in [readonly, writable] {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
     let answers = try await Self.ask(
       ["pid_namespace": true, "mount_namespace": true, "readonly_paths": [readonly], "no_new_privileges": true],
       ["pid", "write:\(readonly)/file", "write:\(writable)/file"], workspace: workspace)
@@ -72,6 +75,18 @@ struct IsolationTests {
     // parent; no_new_privs is set before the fork, so it holds there too.
     #expect(answers.last?.hasSuffix("1") == true, "\(answers)")
     #expect(!FileManager.default.fileExists(atPath: "\(readonly)/file"))
+  }
+
+  @Test("a plugin runs as another user, with its own socket folder and its state directory")
+  func otherUser() async throws {
+    let workspace = try TestWorkspace()
+    let stateFile = workspace.paths.pluginStateDirectory("iso") + "/written-by-plugin"
+    let answers = try await Self.ask(
+      ["user": "daemon", "no_new_privileges": true], ["uid", "write:\(stateFile)"], workspace: workspace)
+    let daemon = getpwnam("daemon").pointee
+    #expect(answers.prefix(2) == ["uid=\(daemon.pw_uid) gid=\(daemon.pw_gid)", "write=ok"], "\(answers)")
+    var info = stat()
+    #expect(stat(stateFile, &info) == 0 && info.st_uid == daemon.pw_uid)
   }
 
   @Test("isolation in a manifest is checked like every other field")

@@ -96,6 +96,7 @@ final class TestPlugin: Plugin {
       return PluginStatus(code: 0, results: ["connect=\(probe(port: port))"])
     }
     if data == "pid" { return PluginStatus(code: 0, results: ["pid=\(getpid())"]) }
+    if data == "uid" { return PluginStatus(code: 0, results: ["uid=\(getuid()) gid=\(getgid())"]) }
     if let data, data.hasPrefix("write:") {
       let ok = FileManager.default.createFile(atPath: String(data.dropFirst(6)), contents: Data("x".utf8))
       return PluginStatus(code: 0, results: ["write=\(ok ? "ok" : "refused")"])
