@@ -15,6 +15,7 @@ let package = Package(
     .executable(name: "deckhand", targets: ["deckhand"]),
     .library(name: "DeckhandPlugin", targets: ["DeckhandPlugin"]),
     .executable(name: "deckhand-example-echo", targets: ["deckhand-example-echo"]),
+    .executable(name: "deckhand-example-counter", targets: ["deckhand-example-counter"]),
   ],
   dependencies: [
     .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
@@ -58,6 +59,7 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -119,6 +121,7 @@ let package = Package(
       name: "DeckhandAgent",
       dependencies: [
         "DeckhandCore",
+        "DeckhandGRPC",
         "DeckhandPluginHost",
         "DeckhandProtocol",
         "CDeckhandSystem",
@@ -162,6 +165,13 @@ let package = Package(
       name: "deckhand-example-echo",
       dependencies: ["DeckhandPlugin"],
       path: "Examples/Echo/Sources",
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Counts Apply calls in its Host API key-value store.
+    .executableTarget(
+      name: "deckhand-example-counter",
+      dependencies: ["DeckhandPlugin", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      path: "Examples/Counter/Sources",
       swiftSettings: defaultSwiftSettings
     ),
     // A plugin that misbehaves on request (crash, ignore Stop, slow start,

@@ -47,7 +47,57 @@ package final class AgentStore: Sendable {
     migrator.registerMigration("v2 plugin signatures") { db in
       try db.alter(table: "plugin") { table in table.add(column: "signatureText", .text) }
     }
+    migrator.registerMigration("v3 plugin key-value store") { db in
+      try db.create(table: "kv") { table in
+        table.column("plugin", .text).notNull()
+        table.column("key", .text).notNull()
+        table.column("value", .blob).notNull()
+        table.primaryKey(["plugin", "key"])
+      }
+    }
     return migrator
+  }
+
+  // MARK: Key-value data of the Host API, per plugin
+
+  /// The value of `key` in `plugin`'s store.
+  package func kvGet(_ plugin: String, _ key: String) throws -> [UInt8]? {
+    try database.read { db in
+      try Data.fetchOne(db, sql: "SELECT value FROM kv WHERE plugin = ? AND key = ?", arguments: [plugin, key])
+        .map { Array($0) }
+    }
+  }
+
+  /// Sets `key` in `plugin`'s store.
+  package func kvSet(_ plugin: String, _ key: String, _ value: [UInt8]) throws {
+    try database.write { db in
+      try db.execute(
+        sql:
+          "INSERT INTO kv (plugin, key, value) VALUES (?, ?, ?) ON CONFLICT(plugin, key) DO UPDATE SET value = excluded.value",
+        arguments: [plugin, key, Data(value)])
+    }
+  }
+
+  /// Deletes `key` from `plugin`'s store; whether it was there.
+  package func kvDelete(_ plugin: String, _ key: String) throws -> Bool {
+    try database.write { db in
+      try db.execute(sql: "DELETE FROM kv WHERE plugin = ? AND key = ?", arguments: [plugin, key])
+      return db.changesCount > 0
+    }
+  }
+
+  /// `plugin`'s keys that start with `prefix`, sorted.
+  package func kvList(_ plugin: String, prefix: String) throws -> [String] {
+    try database.read { db in
+      try String.fetchAll(
+        db, sql: "SELECT key FROM kv WHERE plugin = ? AND substr(key, 1, length(?)) = ? ORDER BY key",
+        arguments: [plugin, prefix, prefix])
+    }
+  }
+
+  /// Forgets all of `plugin`'s keys (a remove with cleanup).
+  package func kvDeleteAll(_ plugin: String) throws {
+    try database.write { db in try db.execute(sql: "DELETE FROM kv WHERE plugin = ?", arguments: [plugin]) }
   }
 
   /// Every installed plugin, by name.

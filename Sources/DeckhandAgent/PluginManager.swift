@@ -19,6 +19,7 @@ package actor PluginManager {
     package let supervisor: PluginSupervisor
     package let runtime: PluginRuntime
     let task: Task<Void, Never>
+    let hostAPI: HostAPIServer?
   }
 
   private let store: AgentStore
@@ -67,7 +68,7 @@ package actor PluginManager {
   /// Brings back every plugin in the database: re-attached if its process
   /// from the previous agent still runs (same pid, start time, executable,
   /// socket), launched again otherwise.
-  package func restore() throws {
+  package func restore() async throws {
     for record in try store.plugins() {
       let manifest: PluginManifest
       do {
@@ -89,7 +90,7 @@ package actor PluginManager {
           logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
         }
       }
-      entries[record.name] = start(record, manifest, adopting: adopted)
+      entries[record.name] = await start(record, manifest, adopting: adopted)
     }
   }
 
@@ -121,7 +122,7 @@ package actor PluginManager {
         name: manifest.name, revision: 1, manifestPath: path, manifestText: text,
         entrypointDigest: digest, signatureText: signature, installedAt: now)
       try store.save(record)
-      let entry = start(record, manifest, adopting: nil)
+      let entry = await start(record, manifest, adopting: nil)
       entries[manifest.name] = entry
       if case .failure(let error) = await firstOutcome(entry) {
         await stop(entry, cleanup: false)
@@ -147,7 +148,7 @@ package actor PluginManager {
     record.attachment = nil
     await stop(old, cleanup: false)
     try store.save(record)
-    let entry = start(record, manifest, adopting: nil)
+    let entry = await start(record, manifest, adopting: nil)
     entries[manifest.name] = entry
     if case .failure(let error) = await firstOutcome(entry) {
       await stop(entry, cleanup: false)
@@ -155,7 +156,7 @@ package actor PluginManager {
       previous.attachment = nil
       previous.restarts = entry.runtime.snapshot.restarts
       try store.save(previous)
-      entries[manifest.name] = start(previous, old.manifest, adopting: nil)
+      entries[manifest.name] = await start(previous, old.manifest, adopting: nil)
       throw DeckhandError(
         error.code,
         "revision \(record.revision) of plugin \(manifest.name) (version \(manifest.version)) failed its first health check, so revision \(previous.revision) (version \(old.manifest.version)) runs again: \(error.message)"
@@ -172,6 +173,7 @@ package actor PluginManager {
     entries[name] = nil
     try store.delete(name)
     if cleanup {
+      try store.kvDeleteAll(name)
       let paths = launcher.paths
       for path in [
         paths.pluginStateDirectory(name), paths.stdoutLog(name), paths.stderrLog(name), paths.errorLog(name),
@@ -189,7 +191,7 @@ package actor PluginManager {
     guard let record = try store.plugin(named: name) else {
       throw DeckhandError(.internalError, "plugin \(name) vanished from the database during its restart")
     }
-    let entry = start(record, old.manifest, adopting: nil)
+    let entry = await start(record, old.manifest, adopting: nil)
     entries[name] = entry
     _ = await firstOutcome(entry)
     return entry
@@ -205,14 +207,19 @@ package actor PluginManager {
       case .stopPlugin: entry.supervisor.requestStop()
       }
     }
-    for entry in current { await entry.task.value }
+    for entry in current {
+      await entry.task.value
+      await entry.hostAPI?.close()
+    }
   }
 
-  private func start(_ record: InstalledPlugin, _ manifest: PluginManifest, adopting: LaunchedPlugin?) -> Entry {
+  private func start(_ record: InstalledPlugin, _ manifest: PluginManifest, adopting: LaunchedPlugin?) async -> Entry {
     let runtime = PluginRuntime(
       name: record.name, restarts: record.restarts, lastExit: record.lastExit, store: store, logger: logger)
     let logger = self.logger
     var launcher = self.launcher
+    let hostAPI = await startHostAPI(record.name, manifest)
+    if let hostAPI { launcher.baseEnvironment[HostAPIServer.environmentKey] = hostAPI.path }
     if let trust {
       let name = record.name
       let text = record.manifestText
@@ -238,7 +245,49 @@ package actor PluginManager {
         logger.error("supervisor of \(record.name) failed: \(error)")
       }
     }
-    return Entry(record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, task: task)
+    return Entry(
+      record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, task: task, hostAPI: hostAPI)
+  }
+
+  /// Serves the plugin's Host API; nil (logged) if its socket cannot be
+  /// bound: the plugin then runs without it.
+  private func startHostAPI(_ name: String, _ manifest: PluginManifest) async -> HostAPIServer? {
+    do {
+      try FileManager.default.createDirectory(
+        atPath: launcher.paths.runtimeDirectory, withIntermediateDirectories: true,
+        attributes: [.posixPermissions: 0o700])
+      return try await HostAPIServer.start(
+        path: "\(launcher.paths.runtimeDirectory)/\(name).host.sock", plugin: name,
+        permissions: manifest.permissions, store: store, logger: logger
+      ) { target, call in
+        try await self.call(target, call)
+      }
+    } catch {
+      logger.error("plugin \(name): cannot serve its Host API: \(error)")
+      return nil
+    }
+  }
+
+  /// CallPlugin: another plugin's Apply or GetStatus.
+  private func call(_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws
+    -> Deckhand_Host_V1_CallPluginResponse
+  {
+    let entry = try entry(target)
+    let timeout = entry.manifest.timeouts.call
+    var response = Deckhand_Host_V1_CallPluginResponse()
+    switch call {
+    case .apply(let payload):
+      try await entry.supervisor.withConnection { try await $0.apply(payload, timeout: timeout) }
+    case .status(let data):
+      let status = try await entry.supervisor.withConnection {
+        try await $0.getStatus(data: data.isEmpty ? nil : data, timeout: timeout)
+      }
+      response.code = Int64(status.code)
+      response.results = status.results
+    case nil:
+      throw DeckhandError(.configurationInvalid, "CallPlugin needs apply or status")
+    }
+    return response
   }
 
   private func verify(_ record: InstalledPlugin, _ manifest: PluginManifest) throws {
@@ -250,6 +299,7 @@ package actor PluginManager {
   private func stop(_ entry: Entry, cleanup: Bool) async {
     entry.supervisor.requestStop(cleanup: cleanup)
     await entry.task.value
+    await entry.hostAPI?.close()
   }
 
   /// Waits for the first health check or the first failure, within the

@@ -6,7 +6,7 @@ extension PluginManifest {
   /// The fields a manifest may have; anything else is reported as unknown.
   static let knownFields: Set<String> = [
     "name", "version", "entrypoint", "args", "protocol", "handshake", "sha256", "config", "env",
-    "timeouts", "health", "restart", "limits", "isolation",
+    "timeouts", "health", "restart", "limits", "isolation", "permissions",
   ]
 
   /// Parses the contents of a `plugin.json`.
@@ -138,6 +138,13 @@ struct ManifestReader {
       manifest.limits.cpuPercent = count(value, "limits", "cpu_percent", maximum: 100 * 4096)
       manifest.limits.pids = count(value, "limits", "pids", maximum: 4_194_304)
       manifest.limits.nofile = count(value, "limits", "nofile", maximum: 1_048_576)
+    }
+    if let value = object(fields["permissions"], "permissions") {
+      check(value, "permissions", allowed: ["call", "commands"])
+      if let call = value["call"] { manifest.permissions.call = stringArray(call, "permissions.call") ?? [] }
+      if let commands = value["commands"] {
+        manifest.permissions.commands = stringArray(commands, "permissions.commands") ?? []
+      }
     }
     if let value = object(fields["isolation"], "isolation") {
       manifest.isolation = readIsolation(value)

@@ -124,6 +124,20 @@ public struct PluginManifest: Hashable, Sendable {
     public var isEmpty: Bool { self == Limits() }
   }
 
+  /// What the plugin may use of the Host API (`permissions`).
+  public var permissions = Permissions()
+
+  /// The Host API calls a plugin may make beyond its own key-value store,
+  /// logging and events.
+  public struct Permissions: Hashable, Sendable {
+    /// `call`: the plugins it may call (CallPlugin).
+    public var call: [String] = []
+    /// `commands`: command-socket names it may register, `*` as a suffix
+    /// wildcard (`myplugin.*`).
+    public var commands: [String] = []
+    public init() {}
+  }
+
   /// How the plugin is contained (`isolation` in the manifest).
   public var isolation = Isolation()
 

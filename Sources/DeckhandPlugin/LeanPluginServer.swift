@@ -33,13 +33,13 @@ package struct LeanPluginServer: PluginServerEngine {
   static func router(_ dispatcher: PluginDispatcher, onStop: @escaping @Sendable () -> Void) -> LeanGRPCRouter {
     var router = LeanGRPCRouter()
     let service = "/plugin_comm.GuestAgentPlugin/"
-    router.register(service + "Start", unary { try await dispatcher.start($0) })
-    router.register(service + "Stop", unary(then: onStop) { try await dispatcher.stop($0) })
-    router.register(service + "GetStatus", unary { try await dispatcher.getStatus($0) })
-    router.register(service + "Apply", unary { try await dispatcher.apply($0) })
+    router.register(service + "Start", LeanGRPCRouter.message { try await dispatcher.start($0) })
+    router.register(service + "Stop", LeanGRPCRouter.message(then: onStop) { try await dispatcher.stop($0) })
+    router.register(service + "GetStatus", LeanGRPCRouter.message { try await dispatcher.getStatus($0) })
+    router.register(service + "Apply", LeanGRPCRouter.message { try await dispatcher.apply($0) })
     router.register(
       "/grpc.health.v1.Health/Check",
-      unary { (request: Grpc_Health_V1_HealthCheckRequest) in
+      LeanGRPCRouter.message { (request: Grpc_Health_V1_HealthCheckRequest) in
         guard request.service.isEmpty || request.service == "plugin" else {
           throw GRPCCallError(.notFound, "unknown service \(request.service)")
         }
@@ -47,36 +47,9 @@ package struct LeanPluginServer: PluginServerEngine {
         response.status = .serving
         return response
       })
-    router.register("/plugin.GRPCController/Shutdown", unary(then: onStop) { (_: Plugin_Empty) in Plugin_Empty() })
+    router.register(
+      "/plugin.GRPCController/Shutdown", LeanGRPCRouter.message(then: onStop) { (_: Plugin_Empty) in Plugin_Empty() })
     router.holdOpen("/plugin.GRPCBroker/StartStream")
     return router
-  }
-
-  /// A router handler that decodes `Request`, runs `body` and encodes its
-  /// answer; `then` runs once the answer is written.
-  private static func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
-    then: (@Sendable () -> Void)? = nil,
-    _ body: @escaping @Sendable (Request) async throws -> Response
-  ) -> LeanGRPCRouter.UnaryHandler {
-    { bytes, promise in
-      let request: Request
-      do {
-        request = try Request(serializedBytes: Array(bytes.readableBytesView))
-      } catch {
-        promise.fail(GRPCCallError(.internal, "cannot decode \(Request.protoMessageName): \(error)"))
-        return
-      }
-      if let then { promise.futureResult.whenComplete { _ in then() } }
-      Task {
-        do {
-          let response: [UInt8] = try await body(request).serializedBytes()
-          promise.succeed(ByteBuffer(bytes: response))
-        } catch let error as GRPCCallError {
-          promise.fail(error)
-        } catch {
-          promise.fail(GRPCCallError(.unknown, "\(error)"))
-        }
-      }
-    }
   }
 }

@@ -165,7 +165,8 @@ struct LeanGRPCTests {
       let begin = ContinuousClock.now
       task.cancel()
       await #expect { try await task.value } throws: { ($0 as? GRPCCallError)?.code == .cancelled }
-      #expect(begin.duration(to: .now) < .seconds(2))
+      // Far from the call's 30 s deadline (loose: a busy two-core machine).
+      #expect(begin.duration(to: .now) < .seconds(10))
       await client.close()
     }
   }

@@ -1,0 +1,119 @@
+internal import DeckhandCore
+internal import DeckhandGRPC
+internal import DeckhandPluginHost
+internal import DeckhandProtocol
+internal import Foundation
+internal import Logging
+
+/// The Host API (`deckhand.host.v1.Host`) for one plugin, on a unix socket
+/// of its own (`RUNTIME/NAME.host.sock`, given to the plugin as
+/// `DECKHAND_HOST_SOCKET`). The caller is the plugin the socket belongs to:
+/// no request field names it, so one plugin cannot act as another.
+final class HostAPIServer: Sendable {
+  /// The environment variable that names the socket to the plugin.
+  static let environmentKey = "DECKHAND_HOST_SOCKET"
+
+  let path: String
+  private let server: LeanGRPCServer
+
+  private init(path: String, server: LeanGRPCServer) {
+    self.path = path
+    self.server = server
+  }
+
+  /// Serves `plugin`'s Host API at `path`.
+  ///
+  /// - Parameter callPlugin: Runs another plugin's Apply (Any) or GetStatus
+  ///   (data) for CallPlugin, once the permission is checked.
+  static func start(
+    path: String, plugin: String, permissions: PluginManifest.Permissions, store: AgentStore, logger: Logger,
+    callPlugin: @escaping @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
+      Deckhand_Host_V1_CallPluginResponse
+  ) async throws -> HostAPIServer {
+    var router = LeanGRPCRouter()
+    let service = "/deckhand.host.v1.Host/"
+    router.register(
+      service + "KVGet",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVGetRequest) in
+        var response = Deckhand_Host_V1_KVGetResponse()
+        if let value = try store.kvGet(plugin, request.key) {
+          response.found = true
+          response.value = Data(value)
+        }
+        return response
+      })
+    router.register(
+      service + "KVSet",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVSetRequest) in
+        guard !request.key.isEmpty else { throw GRPCCallError(.invalidArgument, "key must not be empty") }
+        try store.kvSet(plugin, request.key, Array(request.value))
+        return Deckhand_Host_V1_KVSetResponse()
+      })
+    router.register(
+      service + "KVDelete",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVDeleteRequest) in
+        var response = Deckhand_Host_V1_KVDeleteResponse()
+        response.existed = try store.kvDelete(plugin, request.key)
+        return response
+      })
+    router.register(
+      service + "KVList",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVListRequest) in
+        var response = Deckhand_Host_V1_KVListResponse()
+        response.keys = try store.kvList(plugin, prefix: request.prefix)
+        return response
+      })
+    router.register(
+      service + "Log",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_LogRequest) in
+        var metadata: Logger.Metadata = ["plugin": "\(plugin)"]
+        for (key, value) in request.fields { metadata[key] = "\(value)" }
+        let level: Logger.Level =
+          switch request.level {
+          case .debug: .debug
+          case .warning: .warning
+          case .error: .error
+          default: .info
+          }
+        logger.log(level: level, "\(request.message)", metadata: metadata)
+        return Deckhand_Host_V1_LogResponse()
+      })
+    router.register(
+      service + "EmitEvent",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_EmitEventRequest) in
+        var metadata: Logger.Metadata = ["plugin": "\(plugin)", "event": "\(request.kind)"]
+        for (key, value) in request.fields { metadata[key] = "\(value)" }
+        logger.info("plugin event", metadata: metadata)
+        return Deckhand_Host_V1_EmitEventResponse()
+      })
+    router.register(
+      service + "CallPlugin",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_CallPluginRequest) in
+        guard permissions.call.contains(request.plugin) else {
+          throw GRPCCallError(
+            .permissionDenied,
+            "plugin \(plugin) lacks permission \"call\" for plugin \(request.plugin) (add it to permissions.call in its manifest)"
+          )
+        }
+        do {
+          return try await callPlugin(request.plugin, request.call)
+        } catch let error as GRPCCallError {
+          throw error
+        } catch {
+          throw GRPCCallError(.unavailable, "\(error)")
+        }
+      })
+    unlink(path)
+    let server = try await LeanGRPCServer.bind(unixSocket: path, router: router)
+    chmod(path, 0o600)
+    return HostAPIServer(path: path, server: server)
+  }
+
+  /// Stops serving and removes the socket, once the listener is closed:
+  /// a replacement may bind the same path right after.
+  func close() async {
+    server.close()
+    await server.waitUntilClosed()
+    unlink(path)
+  }
+}

@@ -1,0 +1,113 @@
+import DeckhandAgent
+import DeckhandCore
+import DeckhandGRPC
+import DeckhandPluginHost
+import DeckhandProtocol
+import Foundation
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+@Suite("Host API", .serialized)
+struct HostAPITests {
+  static var counter: String { "\(Fixtures.binDirectory)/deckhand-example-counter" }
+
+  func count(_ agent: AgentProcess) async throws -> String {
+    let reply = try await agent.call(["Command": "plugins.status", "Name": "counter"])
+    guard case .array(let results) = reply["Results"], case .string(let first) = results.first else {
+      return "\(reply)"
+    }
+    return first
+  }
+
+  @Test("the counter example keeps its count in the Host API across restarts of plugin and agent")
+  func counterSurvives() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifestFile(["name": "counter", "version": "1.0.0", "entrypoint": Self.counter])
+    let first = try AgentProcess(workspace)
+    try await first.waitUntilServing()
+    #expect(status(try await first.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
+    for _ in 0..<3 {
+      let applied = try await first.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+      #expect(status(applied) == 0, "\(applied)")
+    }
+    #expect(try await count(first) == "count=3")
+    let restarted = try await first.call(["Command": "plugins.restart", "Name": "counter"])
+    #expect(status(restarted) == 0)
+    let afterRestart = try await count(first)
+    #expect(
+      afterRestart == "count=3",
+      "\(restarted) \((try? String(contentsOfFile: first.log, encoding: .utf8)) ?? "")")
+
+    let pluginPID = try #require(pid(try await first.plugin("counter")))
+    first.signal(SIGKILL)
+    #expect(await first.waitForExit())
+    let second = try AgentProcess(workspace)
+    try await second.waitUntilServing()
+    #expect(pid(try await second.plugin("counter")) == pluginPID)
+    // The re-attached plugin reaches the new agent's Host API on its own.
+    _ = try await second.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+    #expect(try await count(second) == "count=4")
+    #expect((try? String(contentsOfFile: second.log, encoding: .utf8))?.contains("plugin event") == true)
+    second.signal(SIGTERM)
+    #expect(await second.waitForExit())
+    kill(pluginPID, SIGKILL)
+  }
+
+  @Test("the caller is known from its socket: own keys only, and calls only to plugins it may call")
+  func identityAndPermissions() async throws {
+    let workspace = try TestWorkspace()
+    let counter = try workspace.manifestFile(["name": "counter", "version": "1.0.0", "entrypoint": Self.counter])
+    let plain = try workspace.manifestFile(["name": "plain", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let caller = try workspace.manifestFile(
+      ["name": "caller", "version": "1.0.0", "entrypoint": Fixtures.echo, "permissions": ["call": ["counter"]]])
+    let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
+    try await agent.waitUntilServing()
+    for manifest in [counter, plain, caller] {
+      #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
+    }
+    _ = try await agent.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+
+    func client(_ name: String) async throws -> LeanGRPCClient {
+      try await LeanGRPCClient.connect(unixSocket: "\(workspace.paths.runtimeDirectory)/\(name).host.sock")
+    }
+    func call<R: SwiftProtobuf.Message>(_ client: LeanGRPCClient, _ method: String, _ request: some SwiftProtobuf.Message)
+      async throws -> R
+    {
+      let bytes: [UInt8] = try request.serializedBytes()
+      let response = try await client.unary(
+        path: "/deckhand.host.v1.Host/\(method)", request: ByteBuffer(bytes: bytes), timeout: .seconds(10))
+      return try R(serializedBytes: Array(response.readableBytesView))
+    }
+    var get = Deckhand_Host_V1_KVGetRequest()
+    get.key = "count"
+    let plainClient = try await client("plain")
+    let counterClient = try await client("counter")
+    let seenByPlain: Deckhand_Host_V1_KVGetResponse = try await call(plainClient, "KVGet", get)
+    let seenByCounter: Deckhand_Host_V1_KVGetResponse = try await call(counterClient, "KVGet", get)
+    #expect(!seenByPlain.found)
+    #expect(seenByCounter.found && seenByCounter.value == Data("1".utf8))
+
+    var callCounter = Deckhand_Host_V1_CallPluginRequest()
+    callCounter.plugin = "counter"
+    callCounter.status = ""
+    do {
+      let _: Deckhand_Host_V1_CallPluginResponse = try await call(plainClient, "CallPlugin", callCounter)
+      Issue.record("plain called counter without permission")
+    } catch let error as GRPCCallError {
+      #expect(error.code == .permissionDenied)
+      #expect(error.message.contains("permission \"call\""), "\(error.message)")
+    }
+    let callerClient = try await client("caller")
+    let answer: Deckhand_Host_V1_CallPluginResponse = try await call(callerClient, "CallPlugin", callCounter)
+    #expect(answer.results == ["count=1"])
+    for open in [plainClient, counterClient, callerClient] { await open.close() }
+
+    // Remove with cleanup forgets the plugin's keys too.
+    #expect(status(try await agent.call(["Command": "plugins.remove", "Name": "counter", "Cleanup": true])) == 0)
+    let store = try AgentStore(stateDirectory: workspace.paths.stateDirectory)
+    #expect(try store.kvList("counter", prefix: "").isEmpty)
+    agent.signal(SIGTERM)
+    #expect(await agent.waitForExit())
+  }
+}
