@@ -10,6 +10,7 @@ extension Agent {
     let manager = self.manager
     let configuration = self.configuration
     let startedAt = self.startedAt
+    let paths = self.paths
 
     try registry.register(
       "agent.status",
@@ -89,8 +90,6 @@ extension Agent {
       default: throw DeckhandError(.configurationInvalid, "Lines must be a number from 0 to 100000")
       }
       _ = try await manager.entry(name)
-      let paths = HostPaths(
-        stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory)
       let stderr = LaunchedPlugin.tail(ofFile: paths.stderrLog(name), lines: count) ?? []
       let errorLog = LaunchedPlugin.tail(ofFile: paths.errorLog(name), lines: count) ?? []
       return [

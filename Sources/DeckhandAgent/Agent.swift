@@ -22,6 +22,8 @@ public final class Agent: Service, Sendable {
   public let registry = CommandRegistry()
   let store: AgentStore
   let manager: PluginManager
+  /// Where plugins' state, logs and sockets go.
+  let paths: HostPaths
   let logger: Logger
   let startedAt = ContinuousClock.now
 
@@ -30,7 +32,7 @@ public final class Agent: Service, Sendable {
     self.configuration = configuration
     self.logger = logger
     store = try AgentStore(stateDirectory: configuration.stateDirectory)
-    let paths = HostPaths(
+    paths = HostPaths(
       stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory)
     let trust =
       configuration.trustedKeysDirectory != nil || configuration.requireSigned

@@ -66,9 +66,11 @@ public enum CommandClient {
   public static func send(_ request: [String: JSONValue], socket path: String, timeout: Duration = .seconds(60))
     throws -> [String: JSONValue]
   {
-    let bytes = Array(try JSONEncoder().encode(JSONValue.object(request)))
+    guard let bytes = JSONValue.object(request).serialized() else {
+      throw DeckhandError(.configurationInvalid, "the request holds a number JSON cannot express")
+    }
     let response = try send(bytes, socket: path, timeout: timeout)
-    guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(response)) else {
+    guard case .object(let object) = try? JSONValue.parse(response) else {
       throw DeckhandError(
         .callFailed,
         "the agent at \(path) answered something that is not a JSON object: \(String(decoding: response.prefix(200), as: UTF8.self))"

@@ -1,5 +1,6 @@
 internal import CDeckhandSystem
 internal import DeckhandCore
+internal import DeckhandGRPC
 internal import Foundation
 public import NIOCore
 public import NIOPosix
@@ -62,7 +63,7 @@ public final class CommandSocketServer: Sendable {
       }
       unlink(path)
     }
-    let timeoutAmount = TimeAmount.nanoseconds(Int64(timeout.inSeconds * 1e9))
+    let timeoutAmount = TimeAmount(timeout)
     // One event loop accepts and serves every connection: a connection
     // lives for one request, and handing each to another loop's thread
     // costs more than the request (measured: 0.52x of the floor's rate with

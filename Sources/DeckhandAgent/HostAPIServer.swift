@@ -27,7 +27,8 @@ final class HostAPIServer: Sendable {
   ///   (data) for CallPlugin, once the permission is checked.
   static func start(
     path: String, plugin: String, permissions: PluginManifest.Permissions, store: AgentStore, logger: Logger,
-    callPlugin: @escaping @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
+    callPlugin:
+      @escaping @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
       Deckhand_Host_V1_CallPluginResponse
   ) async throws -> HostAPIServer {
     var router = LeanGRPCRouter()

@@ -19,7 +19,7 @@ struct CmdCommand: ParsableCommand {
   func run() throws {
     let response = try socket.send(Array(request.utf8))
     FileHandle.standardOutput.write(Data(response + [UInt8(ascii: "\n")]))
-    guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(response)),
+    guard case .object(let object) = try? JSONValue.parse(response),
       case .number(let status) = object["Status"], status == 0
     else { throw ExitCode(1) }
   }
@@ -38,24 +38,16 @@ struct SocketOptions: ParsableArguments {
     socket.map(HostOptions.absolute) ?? AgentConfiguration.defaults().socketPath
   }
 
+  var timeoutDuration: Duration { DurationText.parse(timeout) ?? .seconds(120) }
+
   func send(_ request: [UInt8]) throws -> [UInt8] {
-    do {
-      return try CommandClient.send(request, socket: path, timeout: DurationText.parse(timeout) ?? .seconds(120))
-    } catch let error as DeckhandError {
-      FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
-      throw ExitCode(1)
-    }
+    try reportingErrors { try CommandClient.send(request, socket: path, timeout: timeoutDuration) }
   }
 
   /// Sends a request object; prints the agent's error and exits 1 if the
   /// Status is not 0.
   func call(_ request: [String: JSONValue]) throws -> [String: JSONValue] {
-    let bytes = Array(try JSONEncoder().encode(JSONValue.object(request)))
-    let response = try send(bytes)
-    guard case .object(let object) = try? JSONDecoder().decode(JSONValue.self, from: Data(response)) else {
-      FileHandle.standardError.write(Data("deckhand: the agent answered something that is not JSON\n".utf8))
-      throw ExitCode(1)
-    }
+    let object = try reportingErrors { try CommandClient.send(request, socket: path, timeout: timeoutDuration) }
     guard case .number(let status) = object["Status"], status == 0 else {
       let message = if case .string(let text) = object["StatusMessage"] { text } else { "unknown error" }
       let code = if case .number(let code) = object["Status"] { Int(code) } else { -1 }
@@ -63,5 +55,15 @@ struct SocketOptions: ParsableArguments {
       throw ExitCode(1)
     }
     return object
+  }
+
+  /// Runs `body`; a Deckhand error is printed and becomes exit status 1.
+  private func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as DeckhandError {
+      FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
+      throw ExitCode(1)
+    }
   }
 }

@@ -1,7 +1,6 @@
 internal import DeckhandGRPC
 internal import DeckhandProtocol
 internal import FoundationEssentials
-internal import NIOCore
 public import SwiftProtobuf
 internal import Synchronization
 
@@ -46,7 +45,8 @@ public final class HostClient: Sendable {
   ///   Host API (under `deckhand plugin run`, say).
   public static func connect() async throws -> HostClient {
     guard let pointer = getenv("DECKHAND_HOST_SOCKET") else {
-      throw Failure(code: "unavailable", message: "no Host API: DECKHAND_HOST_SOCKET is not set (run under deckhand agent)")
+      throw Failure(
+        code: "unavailable", message: "no Host API: DECKHAND_HOST_SOCKET is not set (run under deckhand agent)")
     }
     let host = HostClient(path: String(cString: pointer))
     _ = try await host.connection()
@@ -144,14 +144,11 @@ public final class HostClient: Sendable {
   private func call<Response: SwiftProtobuf.Message>(_ method: String, _ request: some SwiftProtobuf.Message)
     async throws -> Response
   {
-    let bytes: [UInt8] = try request.serializedBytes()
     var attempt = 0
     while true {
       let connection = try await connection()
       do {
-        let response = try await connection.unary(
-          path: "/deckhand.host.v1.Host/\(method)", request: ByteBuffer(bytes: bytes), timeout: .seconds(30))
-        return try Response(serializedBytes: Array(response.readableBytesView))
+        return try await connection.message("/deckhand.host.v1.Host/\(method)", request, timeout: .seconds(30))
       } catch let error as GRPCCallError {
         if error.code == .unavailable && attempt == 0 {
           attempt += 1

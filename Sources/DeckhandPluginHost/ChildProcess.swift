@@ -190,17 +190,12 @@ package final class ChildProcess: Sendable {
     let process = ChildProcess(pid: pid, stdoutLines: lines)
     for line in LaunchedPlugin.tail(ofFile: stdoutLog, lines: 20) ?? [] { process.stdoutTail.append(line) }
     for line in LaunchedPlugin.tail(ofFile: stderrLog, lines: 20) ?? [] { process.stderrTail.append(line) }
-    let stdoutFD = (try? openLog(stdoutLog)).map { fds in
-      close(fds[1])
-      return fds[0]
-    }
-    let stderrFD = (try? openLog(stderrLog)).map { fds in
-      close(fds[1])
-      return fds[0]
-    }
+    // The plugin still appends to its logs; read them from their end on.
+    let stdoutFD = openAtEnd(stdoutLog)
+    let stderrFD = openAtEnd(stderrLog)
     let monitor = Monitor(
-      process: process, pidfd: pidfd, isChild: false, tailsFiles: true, stdoutFD: stdoutFD ?? -1,
-      stderrFD: stderrFD ?? -1, stdoutContinuation: continuation, onLine: nil)
+      process: process, pidfd: pidfd, isChild: false, tailsFiles: true, stdoutFD: stdoutFD,
+      stderrFD: stderrFD, stdoutContinuation: continuation, onLine: nil)
     Thread.detachNewThread { monitor.run() }
     return process
   }
@@ -223,14 +218,20 @@ package final class ChildProcess: Sendable {
       throw DeckhandError(
         .launchFailed, "could not open the log file \(path): \(String(cString: strerror(errno)))")
     }
-    let reader = open(path, O_RDONLY | O_CLOEXEC)
+    let reader = openAtEnd(path)
     guard reader >= 0 else {
       let reason = String(cString: strerror(errno))
       close(writer)
       throw DeckhandError(.launchFailed, "could not read the log file \(path): \(reason)")
     }
-    lseek(reader, 0, SEEK_END)
     return [reader, writer]
+  }
+
+  /// A read descriptor at the current end of `path`, or -1.
+  private static func openAtEnd(_ path: String) -> Int32 {
+    let reader = open(path, O_RDONLY | O_CLOEXEC)
+    if reader >= 0 { lseek(reader, 0, SEEK_END) }
+    return reader
   }
 
   /// How the process ended, or nil while it runs.

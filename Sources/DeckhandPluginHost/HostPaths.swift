@@ -21,15 +21,10 @@ public struct HostPaths: Hashable, Sendable {
   /// `$XDG_STATE_HOME/deckhand` and `$XDG_RUNTIME_DIR/deckhand` otherwise
   /// (`~/.local/state/deckhand`, `/tmp/deckhand-UID` without them).
   public static func defaults(environment: [String: String]? = nil) -> HostPaths {
-    let environment = environment ?? ProcessInfo.processInfo.environment
-    if getuid() == 0 {
-      return HostPaths(stateDirectory: "/var/lib/deckhand", runtimeDirectory: "/run/deckhand")
-    }
-    let home = environment["HOME"] ?? NSHomeDirectory()
-    let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? "\(home)/.local/state"
-    let runtimeDirectory =
-      environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : "\($0)/deckhand" } ?? "/tmp/deckhand-\(getuid())"
-    return HostPaths(stateDirectory: "\(state)/deckhand", runtimeDirectory: runtimeDirectory)
+    var environment = environment ?? ProcessInfo.processInfo.environment
+    if environment["HOME", default: ""].isEmpty { environment["HOME"] = NSHomeDirectory() }
+    let locations = AgentLocations.defaults(uid: getuid(), environment: environment)
+    return HostPaths(stateDirectory: locations.stateDirectory, runtimeDirectory: locations.runtimeDirectory)
   }
 
   /// The plugin's state directory, sent with Start.

@@ -53,10 +53,8 @@ struct LeanPluginConnection: PluginConnection {
   private func call<Response: SwiftProtobuf.Message>(
     _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration, as: Response.Type = Response.self
   ) async throws -> Response {
-    let bytes: [UInt8] = try request.serializedBytes()
     do {
-      let response = try await client.unary(path: path, request: ByteBuffer(bytes: bytes), timeout: timeout)
-      return try Response(serializedBytes: Array(response.readableBytesView))
+      return try await client.message(path, request, timeout: timeout)
     } catch let error as GRPCCallError {
       throw DeckhandError(.callFailed, "\(path) on \(address) failed: \(error.code): \(error.message)", cause: error)
     }

@@ -59,6 +59,10 @@ public struct PluginLauncher: Sendable {
     /// The socket file to remove once it is gone, if the host owns one.
     public var socket: String?
 
+    /// Whether the recorded process still exists: the pid is there and
+    /// started at the recorded time (not a process that reused the pid).
+    var isRunning: Bool { pid > 0 && deckhand_process_start_time(pid) == startTime }
+
     public init(pid: Int32, startTime: UInt64, address: PluginAddress, socket: String?) {
       self.pid = pid
       self.startTime = startTime
@@ -74,12 +78,12 @@ public struct PluginLauncher: Sendable {
   @discardableResult
   public func killStale(_ attachment: Attachment) -> Bool {
     let pid = attachment.pid
-    guard pid > 0, deckhand_process_start_time(pid) == attachment.startTime else { return false }
+    guard attachment.isRunning else { return false }
     kill(-pid, SIGKILL)
     kill(pid, SIGKILL)
     // Not our child: wait for it to be gone or a zombie for its parent
     // (init) to reap.
-    for _ in 0..<200 where deckhand_process_start_time(pid) == attachment.startTime && !Self.isZombie(pid) {
+    for _ in 0..<200 where attachment.isRunning && !Self.isZombie(pid) {
       usleep(5_000)
     }
     if let socket = attachment.socket { unlink(socket) }
@@ -97,7 +101,7 @@ public struct PluginLauncher: Sendable {
   /// Nil otherwise (it is then to be launched again).
   public func attach(_ manifest: PluginManifest, _ attachment: Attachment) -> LaunchedPlugin? {
     let pid = attachment.pid
-    guard pid > 0, deckhand_process_start_time(pid) == attachment.startTime else { return nil }
+    guard attachment.isRunning else { return nil }
     guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else {
       return nil
     }

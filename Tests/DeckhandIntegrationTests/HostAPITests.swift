@@ -28,7 +28,9 @@ struct HostAPITests {
     try await first.waitUntilServing()
     #expect(status(try await first.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
     for _ in 0..<3 {
-      let applied = try await first.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+      let applied = try await first.call([
+        "Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1",
+      ])
       #expect(status(applied) == 0, "\(applied)")
     }
     #expect(try await count(first) == "count=3")
@@ -71,13 +73,12 @@ struct HostAPITests {
     func client(_ name: String) async throws -> LeanGRPCClient {
       try await LeanGRPCClient.connect(unixSocket: "\(workspace.paths.runtimeDirectory)/\(name).host.sock")
     }
-    func call<R: SwiftProtobuf.Message>(_ client: LeanGRPCClient, _ method: String, _ request: some SwiftProtobuf.Message)
+    func call<R: SwiftProtobuf.Message>(
+      _ client: LeanGRPCClient, _ method: String, _ request: some SwiftProtobuf.Message
+    )
       async throws -> R
     {
-      let bytes: [UInt8] = try request.serializedBytes()
-      let response = try await client.unary(
-        path: "/deckhand.host.v1.Host/\(method)", request: ByteBuffer(bytes: bytes), timeout: .seconds(10))
-      return try R(serializedBytes: Array(response.readableBytesView))
+      try await client.message("/deckhand.host.v1.Host/\(method)", request, timeout: .seconds(10))
     }
     var get = Deckhand_Host_V1_KVGetRequest()
     get.key = "count"

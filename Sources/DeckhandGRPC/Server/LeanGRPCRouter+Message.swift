@@ -1,4 +1,4 @@
-package import NIOCore
+internal import NIOCore
 package import SwiftProtobuf
 
 extension LeanGRPCRouter {

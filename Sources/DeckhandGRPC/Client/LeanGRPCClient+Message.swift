@@ -1,0 +1,17 @@
+package import SwiftProtobuf
+internal import NIOCore
+
+extension LeanGRPCClient {
+  /// A unary call with protobuf messages: serializes `request`, calls
+  /// `path` and decodes the answer.
+  ///
+  /// - Throws: ``GRPCCallError`` as ``unary(path:request:timeout:metadata:)``,
+  ///   or SwiftProtobuf's error for an answer that does not decode.
+  package func message<Response: SwiftProtobuf.Message>(
+    _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration
+  ) async throws -> Response {
+    let bytes: [UInt8] = try request.serializedBytes()
+    let response = try await unary(path: path, request: ByteBuffer(bytes: bytes), timeout: timeout)
+    return try Response(serializedBytes: Array(response.readableBytesView))
+  }
+}
