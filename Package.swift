@@ -171,7 +171,7 @@ let package = Package(
     // Counts Apply calls in its Host API key-value store.
     .executableTarget(
       name: "deckhand-example-counter",
-      dependencies: ["DeckhandPlugin", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      dependencies: ["DeckhandCore", "DeckhandPlugin", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       path: "Examples/Counter/Sources",
       swiftSettings: defaultSwiftSettings
     ),

@@ -40,7 +40,8 @@ public final class Agent: Service, Sendable {
       : nil
     manager = PluginManager(
       store: store, launcher: PluginLauncher(paths: paths, outliveHost: true),
-      shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, trust: trust, logger: logger)
+      shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, trust: trust,
+      registry: registry, logger: logger)
   }
 
   /// Brings back the installed plugins, serves the command socket, and on

@@ -55,7 +55,34 @@ package final class AgentStore: Sendable {
         table.primaryKey(["plugin", "key"])
       }
     }
+    migrator.registerMigration("v4 plugin commands") { db in
+      try db.create(table: "command") { table in
+        table.column("name", .text).primaryKey()
+        table.column("plugin", .text).notNull().indexed()
+      }
+    }
     return migrator
+  }
+
+  // MARK: Commands plugins put on the command socket
+
+  /// Every command a plugin registered, by name: (name, plugin).
+  package func commands() throws -> [(name: String, plugin: String)] {
+    try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT name, plugin FROM command ORDER BY name").map { ($0["name"], $0["plugin"]) }
+    }
+  }
+
+  /// Records that `plugin` registered `name`.
+  package func addCommand(_ name: String, plugin: String) throws {
+    try database.write { db in
+      try db.execute(sql: "INSERT OR REPLACE INTO command (name, plugin) VALUES (?, ?)", arguments: [name, plugin])
+    }
+  }
+
+  /// Forgets the command `name`.
+  package func removeCommand(_ name: String) throws {
+    try database.write { db in try db.execute(sql: "DELETE FROM command WHERE name = ?", arguments: [name]) }
   }
 
   // MARK: Key-value data of the Host API, per plugin

@@ -21,15 +21,24 @@ final class HostAPIServer: Sendable {
     self.server = server
   }
 
-  /// Serves `plugin`'s Host API at `path`.
-  ///
-  /// - Parameter callPlugin: Runs another plugin's Apply (Any) or GetStatus
-  ///   (data) for CallPlugin, once the permission is checked.
+  /// What the Host API asks of the agent, once a call's permission is
+  /// checked. Each runs for the plugin the socket belongs to.
+  struct Actions: Sendable {
+    /// Runs another plugin's Apply (Any) or GetStatus (data).
+    var callPlugin:
+      @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
+        Deckhand_Host_V1_CallPluginResponse
+    /// Puts a command of the plugin on the command socket.
+    var registerCommand: @Sendable (_ name: String) async throws -> Void
+    /// Takes a command of the plugin off the command socket.
+    var unregisterCommand: @Sendable (_ name: String) async throws -> Void
+  }
+
+  /// Serves `plugin`'s Host API at `path`, owned by `owner` (uid, gid) when
+  /// the plugin runs as another user.
   static func start(
-    path: String, plugin: String, permissions: PluginManifest.Permissions, store: AgentStore, logger: Logger,
-    callPlugin:
-      @escaping @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
-      Deckhand_Host_V1_CallPluginResponse
+    path: String, plugin: String, permissions: PluginManifest.Permissions, owner: (uid_t, gid_t)?,
+    store: AgentStore, logger: Logger, actions: Actions
   ) async throws -> HostAPIServer {
     var router = LeanGRPCRouter()
     let service = "/deckhand.host.v1.Host/"
@@ -96,18 +105,50 @@ final class HostAPIServer: Sendable {
             "plugin \(plugin) lacks permission \"call\" for plugin \(request.plugin) (add it to permissions.call in its manifest)"
           )
         }
-        do {
-          return try await callPlugin(request.plugin, request.call)
-        } catch let error as GRPCCallError {
-          throw error
-        } catch {
-          throw GRPCCallError(.unavailable, "\(error)")
+        return try await mapped(.unavailable) { try await actions.callPlugin(request.plugin, request.call) }
+      })
+    router.register(
+      service + "RegisterCommand",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_RegisterCommandRequest) in
+        guard permissions.allowsCommand(request.name) else {
+          throw GRPCCallError(
+            .permissionDenied,
+            "plugin \(plugin) lacks permission \"commands\" for command \(request.name) (add a matching pattern, such as \"\(plugin).*\", to permissions.commands in its manifest)"
+          )
         }
+        try await mapped(.failedPrecondition) { try await actions.registerCommand(request.name) }
+        return Deckhand_Host_V1_RegisterCommandResponse()
+      })
+    router.register(
+      service + "UnregisterCommand",
+      LeanGRPCRouter.message { (request: Deckhand_Host_V1_UnregisterCommandRequest) in
+        try await mapped(.notFound) { try await actions.unregisterCommand(request.name) }
+        return Deckhand_Host_V1_UnregisterCommandResponse()
       })
     unlink(path)
     let server = try await LeanGRPCServer.bind(unixSocket: path, router: router)
     chmod(path, 0o600)
+    if let (uid, gid) = owner, chown(path, uid, gid) != 0 {
+      let reason = String(cString: strerror(errno))
+      server.close()
+      await server.waitUntilClosed()
+      throw DeckhandError(.launchFailed, "cannot give the Host API socket \(path) to the plugin's user: \(reason)")
+    }
     return HostAPIServer(path: path, server: server)
+  }
+
+  /// Runs `body`; an error other than a gRPC status becomes `code` with the
+  /// error's text.
+  private static func mapped<R>(_ code: GRPCStatusCode, _ body: () async throws -> R) async throws -> R {
+    do {
+      return try await body()
+    } catch let error as GRPCCallError {
+      throw error
+    } catch let error as DeckhandError {
+      throw GRPCCallError(code, error.message)
+    } catch {
+      throw GRPCCallError(code, "\(error)")
+    }
   }
 
   /// Stops serving and removes the socket, once the listener is closed:

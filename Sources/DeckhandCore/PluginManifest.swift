@@ -136,6 +136,16 @@ public struct PluginManifest: Hashable, Sendable {
     /// wildcard (`myplugin.*`).
     public var commands: [String] = []
     public init() {}
+
+    /// Whether `commands` lets the plugin register `name`: a pattern
+    /// matches itself, and one ending in `*` every name that starts with
+    /// what precedes the `*` (`myplugin.*`, or `*` for any).
+    public func allowsCommand(_ name: String) -> Bool {
+      commands.contains { pattern in
+        if pattern.hasSuffix("*") { return name.hasPrefix(pattern.dropLast()) }
+        return name == pattern
+      }
+    }
   }
 
   /// How the plugin is contained (`isolation` in the manifest).

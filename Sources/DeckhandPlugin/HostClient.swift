@@ -126,6 +126,23 @@ public final class HostClient: Sendable {
     let _: Deckhand_Host_V1_CallPluginResponse = try await call("CallPlugin", request)
   }
 
+  /// Puts `name` on the agent's command socket (needs a matching pattern
+  /// in `permissions.commands`): requests to it reach this plugin's
+  /// ``Plugin/command(_:request:)``. The registration outlives restarts of
+  /// the plugin and the agent; registering a name again succeeds.
+  public func registerCommand(_ name: String) async throws {
+    var request = Deckhand_Host_V1_RegisterCommandRequest()
+    request.name = name
+    let _: Deckhand_Host_V1_RegisterCommandResponse = try await call("RegisterCommand", request)
+  }
+
+  /// Takes `name`, registered by this plugin, off the command socket.
+  public func unregisterCommand(_ name: String) async throws {
+    var request = Deckhand_Host_V1_UnregisterCommandRequest()
+    request.name = name
+    let _: Deckhand_Host_V1_UnregisterCommandResponse = try await call("UnregisterCommand", request)
+  }
+
   // MARK: Calls
 
   private func connection() async throws -> LeanGRPCClient {

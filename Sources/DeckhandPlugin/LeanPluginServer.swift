@@ -38,6 +38,9 @@ package struct LeanPluginServer: PluginServerEngine {
     router.register(service + "GetStatus", LeanGRPCRouter.message { try await dispatcher.getStatus($0) })
     router.register(service + "Apply", LeanGRPCRouter.message { try await dispatcher.apply($0) })
     router.register(
+      "/deckhand.host.v1.PluginCommands/HandleCommand",
+      LeanGRPCRouter.message { try await dispatcher.handleCommand($0) })
+    router.register(
       "/grpc.health.v1.Health/Check",
       LeanGRPCRouter.message { (request: Grpc_Health_V1_HealthCheckRequest) in
         guard request.service.isEmpty || request.service == "plugin" else {

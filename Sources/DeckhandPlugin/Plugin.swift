@@ -1,3 +1,4 @@
+public import DeckhandCore
 public import SwiftProtobuf
 
 /// A Deckhand plugin: what a Swift author implements.
@@ -29,6 +30,12 @@ public protocol Plugin: Sendable {
   func status(data: String?) async throws -> PluginStatus
   /// Acts on a payload from the host.
   func apply(_ payload: Google_Protobuf_Any) async throws
+  /// Answers a request to a command this plugin put on the agent's command
+  /// socket with ``HostClient/registerCommand(_:)``. `request` is the
+  /// whole request object (`Command` included); the returned fields make
+  /// the answer, to which the agent adds `Status` 0. A thrown error gives
+  /// the caller Status 105 with its text.
+  func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue]
 }
 
 extension Plugin {
@@ -36,4 +43,15 @@ extension Plugin {
   public func stop(cleanup: Bool) async throws {}
   /// Accepts and ignores the payload.
   public func apply(_ payload: Google_Protobuf_Any) async throws {}
+  /// Refuses: the plugin registered no commands.
+  public func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue] {
+    throw PluginCommandError(message: "this plugin has no handler for command \(name)")
+  }
+}
+
+/// A command this plugin cannot answer.
+public struct PluginCommandError: Error, CustomStringConvertible {
+  public var message: String
+  public init(message: String) { self.message = message }
+  public var description: String { message }
 }

@@ -1,4 +1,6 @@
+internal import DeckhandCore
 package import DeckhandProtocol
+internal import FoundationEssentials
 
 /// Turns `plugin_comm` requests into calls of a ``Plugin``, whichever server
 /// carries them. A plugin's error is logged and rethrown as a
@@ -44,6 +46,23 @@ package struct PluginDispatcher: Sendable {
   package func apply(_ request: PluginComm_ApplyRequest) async throws -> PluginComm_ApplyResponse {
     try await run("Apply") { try await plugin.apply(request.data) }
     return PluginComm_ApplyResponse()
+  }
+
+  package func handleCommand(_ request: Deckhand_Host_V1_HandleCommandRequest) async throws
+    -> Deckhand_Host_V1_HandleCommandResponse
+  {
+    guard case .object(let fields) = try JSONValue.parse(Array(request.requestJson)) else {
+      throw Failure(description: "HandleCommand: the request is not a JSON object")
+    }
+    let answer = try await run("HandleCommand \(request.name)") {
+      try await plugin.command(request.name, request: fields)
+    }
+    guard let bytes = JSONValue.object(answer).serialized() else {
+      throw Failure(description: "HandleCommand \(request.name): the answer holds a number JSON cannot express")
+    }
+    var response = Deckhand_Host_V1_HandleCommandResponse()
+    response.responseJson = Data(bytes)
+    return response
   }
 
   private func run<R: Sendable>(_ method: String, _ body: () async throws -> R) async throws -> R {

@@ -23,6 +23,7 @@ package struct GRPCSwiftPluginServer: PluginServerEngine {
       transport: transport,
       services: [
         GuestAgentService(dispatcher: dispatcher, onStop: stop),
+        PluginCommandsService(dispatcher: dispatcher),
         HealthService(),
         ControllerService(onShutdown: stop),
         BrokerService(),

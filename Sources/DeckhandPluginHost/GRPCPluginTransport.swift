@@ -37,12 +37,14 @@ struct GRPCPluginConnection<Transport: ClientTransport>: PluginConnection {
   let plugin: PluginComm_GuestAgentPlugin.Client<Transport>
   let health: Grpc_Health_V1_Health.Client<Transport>
   let controller: Plugin_GRPCController.Client<Transport>
+  let commands: Deckhand_Host_V1_PluginCommands.Client<Transport>
   let address: PluginAddress
 
   init(client: GRPCClient<Transport>, address: PluginAddress) {
     self.plugin = .init(wrapping: client)
     self.health = .init(wrapping: client)
     self.controller = .init(wrapping: client)
+    self.commands = .init(wrapping: client)
     self.address = address
   }
 
@@ -93,6 +95,14 @@ struct GRPCPluginConnection<Transport: ClientTransport>: PluginConnection {
   func shutdownController(timeout: Duration) async throws {
     _ = try await call("plugin.GRPCController/Shutdown") {
       try await controller.shutdown(Plugin_Empty(), options: options(timeout))
+    }
+  }
+
+  func handleCommand(_ request: Deckhand_Host_V1_HandleCommandRequest, timeout: Duration) async throws
+    -> Deckhand_Host_V1_HandleCommandResponse
+  {
+    try await call("deckhand.host.v1.PluginCommands/HandleCommand") {
+      try await commands.handleCommand(request, options: options(timeout))
     }
   }
 }

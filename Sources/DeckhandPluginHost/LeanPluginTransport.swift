@@ -92,4 +92,10 @@ struct LeanPluginConnection: PluginConnection {
   func shutdownController(timeout: Duration) async throws {
     let _: Plugin_Empty = try await call("/plugin.GRPCController/Shutdown", Plugin_Empty(), timeout: timeout)
   }
+
+  func handleCommand(_ request: Deckhand_Host_V1_HandleCommandRequest, timeout: Duration) async throws
+    -> Deckhand_Host_V1_HandleCommandResponse
+  {
+    try await call("/deckhand.host.v1.PluginCommands/HandleCommand", request, timeout: timeout)
+  }
 }

@@ -20,4 +20,8 @@ public protocol PluginConnection: Sendable {
   func checkHealth(service: String, timeout: Duration) async throws -> Bool
   /// `plugin.GRPCController/Shutdown`, go-plugin's way to end a plugin.
   func shutdownController(timeout: Duration) async throws
+  /// `deckhand.host.v1.PluginCommands/HandleCommand`: a command-socket
+  /// request for a command the plugin registered.
+  func handleCommand(_ request: Deckhand_Host_V1_HandleCommandRequest, timeout: Duration) async throws
+    -> Deckhand_Host_V1_HandleCommandResponse
 }

@@ -244,7 +244,7 @@ public struct PluginLauncher: Sendable {
   }
 
   /// The manifest's isolation with user and group names turned into ids.
-  static func resolve(_ isolation: PluginManifest.Isolation, plugin: String) throws -> ChildProcess.Isolation {
+  package static func resolve(_ isolation: PluginManifest.Isolation, plugin: String) throws -> ChildProcess.Isolation {
     var resolved = ChildProcess.Isolation()
     resolved.newNetwork = isolation.network == .none
     resolved.newPID = isolation.pidNamespace

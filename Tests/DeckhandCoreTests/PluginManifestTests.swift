@@ -142,4 +142,20 @@ struct PluginManifestTests {
       #expect(message.contains("field \"\(field)\""), "\(field) missing from \(message)")
     }
   }
+
+  @Test("permissions.commands patterns: exact names, and a trailing * for a prefix")
+  func commandPatterns() throws {
+    let manifest = try parse(
+      #"{"name": "p", "version": "1", "entrypoint": "p", "permissions": {"commands": ["p.*", "exact"]}}"#)
+    #expect(manifest.permissions.allowsCommand("p.get"))
+    #expect(manifest.permissions.allowsCommand("p."))
+    #expect(manifest.permissions.allowsCommand("exact"))
+    #expect(!manifest.permissions.allowsCommand("exact.more"))
+    #expect(!manifest.permissions.allowsCommand("q.get"))
+    #expect(!manifest.permissions.allowsCommand("p"))
+    var any = PluginManifest.Permissions()
+    any.commands = ["*"]
+    #expect(any.allowsCommand("anything"))
+    #expect(!PluginManifest.Permissions().allowsCommand("anything"))
+  }
 }

@@ -23,7 +23,9 @@ struct HostAPITests {
   @Test("the counter example keeps its count in the Host API across restarts of plugin and agent")
   func counterSurvives() async throws {
     let workspace = try TestWorkspace()
-    let manifest = try workspace.manifestFile(["name": "counter", "version": "1.0.0", "entrypoint": Self.counter])
+    let manifest = try workspace.manifestFile([
+      "name": "counter", "version": "1.0.0", "entrypoint": Self.counter, "permissions": ["commands": ["counter.*"]],
+    ])
     let first = try AgentProcess(workspace)
     try await first.waitUntilServing()
     #expect(status(try await first.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
@@ -34,6 +36,8 @@ struct HostAPITests {
       #expect(status(applied) == 0, "\(applied)")
     }
     #expect(try await count(first) == "count=3")
+    // The command the counter registered answers on the command socket.
+    #expect(try await first.call(["Command": "counter.get"])["Count"] == .number(3))
     let restarted = try await first.call(["Command": "plugins.restart", "Name": "counter"])
     #expect(status(restarted) == 0)
     let afterRestart = try await count(first)
@@ -50,6 +54,9 @@ struct HostAPITests {
     // The re-attached plugin reaches the new agent's Host API on its own.
     _ = try await second.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
     #expect(try await count(second) == "count=4")
+    // The registration outlived the agent: it came back from the database.
+    let got = try await second.call(["Command": "counter.get"])
+    #expect(status(got) == 0 && got["Count"] == .number(4), "\(got)")
     #expect((try? String(contentsOfFile: second.log, encoding: .utf8))?.contains("plugin event") == true)
     second.signal(SIGTERM)
     #expect(await second.waitForExit())
@@ -108,6 +115,90 @@ struct HostAPITests {
     #expect(status(try await agent.call(["Command": "plugins.remove", "Name": "counter", "Cleanup": true])) == 0)
     let store = try AgentStore(stateDirectory: workspace.paths.stateDirectory)
     #expect(try store.kvList("counter", prefix: "").isEmpty)
+    agent.signal(SIGTERM)
+    #expect(await agent.waitForExit())
+  }
+
+  @Test("commands: a plugin registers only what permissions.commands allows, and only the owner answers")
+  func registeredCommands() async throws {
+    let workspace = try TestWorkspace()
+    let plain = try workspace.manifestFile(["name": "plain", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let wide = try workspace.manifestFile(
+      ["name": "wide", "version": "1.0.0", "entrypoint": Fixtures.echo, "permissions": ["commands": ["*"]]])
+    let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
+    try await agent.waitUntilServing()
+    for manifest in [plain, wide] {
+      #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
+    }
+    let plainClient = try await LeanGRPCClient.connect(
+      unixSocket: "\(workspace.paths.runtimeDirectory)/plain.host.sock")
+    let wideClient = try await LeanGRPCClient.connect(unixSocket: "\(workspace.paths.runtimeDirectory)/wide.host.sock")
+    func register(_ client: LeanGRPCClient, _ name: String, unregister: Bool = false) async -> GRPCCallError? {
+      do {
+        if unregister {
+          var request = Deckhand_Host_V1_UnregisterCommandRequest()
+          request.name = name
+          let _: Deckhand_Host_V1_UnregisterCommandResponse = try await client.message(
+            "/deckhand.host.v1.Host/UnregisterCommand", request, timeout: .seconds(10))
+        } else {
+          var request = Deckhand_Host_V1_RegisterCommandRequest()
+          request.name = name
+          let _: Deckhand_Host_V1_RegisterCommandResponse = try await client.message(
+            "/deckhand.host.v1.Host/RegisterCommand", request, timeout: .seconds(10))
+        }
+        return nil
+      } catch let error as GRPCCallError {
+        return error
+      } catch {
+        return GRPCCallError(.unknown, "\(error)")
+      }
+    }
+
+    let refused = await register(plainClient, "plain.hello")
+    #expect(refused?.code == .permissionDenied)
+    #expect(refused?.message.contains("permission \"commands\"") == true, "\(String(describing: refused))")
+    #expect(await register(wideClient, "agent.status")?.code == .permissionDenied)
+    #expect(await register(wideClient, "wide.hello") == nil)
+    #expect(await register(wideClient, "wide.hello") == nil, "registering again succeeds")
+
+    // The request reaches the plugin; the echo example has no handler, so
+    // the caller gets 105 with the plugin's error.
+    let answer = try await agent.call(["Command": "wide.hello", "Extra": .number(1)])
+    #expect(status(answer) == 105, "\(answer)")
+    if case .string(let message) = answer["StatusMessage"] {
+      #expect(message.contains("no handler for command wide.hello"), "\(message)")
+    }
+    // Another plugin can neither take nor drop it.
+    #expect(await register(plainClient, "wide.hello", unregister: true)?.code == .notFound)
+    #expect(await register(wideClient, "wide.hello", unregister: true) == nil)
+    #expect(status(try await agent.call(["Command": "wide.hello"])) == 101)
+    // Removing the plugin takes its commands off the socket.
+    #expect(await register(wideClient, "wide.bye") == nil)
+    #expect(status(try await agent.call(["Command": "wide.bye"])) == 105)
+    #expect(status(try await agent.call(["Command": "plugins.remove", "Name": "wide"])) == 0)
+    #expect(status(try await agent.call(["Command": "wide.bye"])) == 101)
+    for open in [plainClient, wideClient] { await open.close() }
+    agent.signal(SIGTERM)
+    #expect(await agent.waitForExit())
+  }
+
+  @Test("a plugin run as another user reaches its Host API: the socket is given to that user")
+  func otherUser() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifestFile([
+      "name": "counter", "version": "1.0.0", "entrypoint": Self.counter, "isolation": ["user": "daemon"],
+      "permissions": ["commands": ["counter.*"]],
+    ])
+    let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
+    try await agent.waitUntilServing()
+    let installed = try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
+    #expect(status(installed) == 0, "\(installed)")
+    _ = try await agent.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+    #expect(try await count(agent) == "count=1")
+    #expect(try await agent.call(["Command": "counter.get"])["Count"] == .number(1))
+    var info = stat()
+    #expect(stat("\(workspace.paths.runtimeDirectory)/counter.host.sock", &info) == 0)
+    #expect(info.st_uid == getpwnam("daemon").pointee.pw_uid && info.st_mode & 0o777 == 0o600)
     agent.signal(SIGTERM)
     #expect(await agent.waitForExit())
   }

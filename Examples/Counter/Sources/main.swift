@@ -1,12 +1,21 @@
 // deckhand-example-counter: counts the Apply calls it receives in its Host
 // API key-value store, so the count survives restarts of the plugin and of
-// the agent, and reports it in GetStatus.
+// the agent, reports it in GetStatus, and answers `counter.get` on the
+// agent's command socket:
+//   echo '{"Command": "counter.get"}' | deckhand cmd
+import DeckhandCore
 import DeckhandPlugin
 import SwiftProtobuf
 
 final class Counter: Plugin {
   func start(_ context: StartContext) async throws {
     let host = try await HostClient.connect()
+    do {
+      try await host.registerCommand("counter.get")
+    } catch let failure as HostClient.Failure where failure.code == "permissionDenied" {
+      // The manifest does not grant `commands`: count without the command.
+      try await host.log(.warning, "counter.get not registered: \(failure.message)")
+    }
     try await host.log(.info, "counter starting", fields: ["count": String(try await count(host))])
   }
 
@@ -20,6 +29,11 @@ final class Counter: Plugin {
   func status(data: String?) async throws -> PluginStatus {
     let host = try await HostClient.connect()
     return PluginStatus(code: 0, results: ["count=\(try await count(host))"])
+  }
+
+  func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue] {
+    guard name == "counter.get" else { throw PluginCommandError(message: "unknown command \(name)") }
+    return ["Count": .number(Double(try await count(try await HostClient.connect())))]
   }
 
   private func count(_ host: HostClient) async throws -> Int {

@@ -1,5 +1,5 @@
-package import SwiftProtobuf
 internal import NIOCore
+package import SwiftProtobuf
 
 extension LeanGRPCClient {
   /// A unary call with protobuf messages: serializes `request`, calls

@@ -116,6 +116,32 @@ public enum Deckhand_Host_V1_Host: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RegisterCommand" metadata.
+        public enum RegisterCommand: Sendable {
+            /// Request type for "RegisterCommand".
+            public typealias Input = Deckhand_Host_V1_RegisterCommandRequest
+            /// Response type for "RegisterCommand".
+            public typealias Output = Deckhand_Host_V1_RegisterCommandResponse
+            /// Descriptor for "RegisterCommand".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.host.v1.Host"),
+                method: "RegisterCommand",
+                type: .unary
+            )
+        }
+        /// Namespace for "UnregisterCommand" metadata.
+        public enum UnregisterCommand: Sendable {
+            /// Request type for "UnregisterCommand".
+            public typealias Input = Deckhand_Host_V1_UnregisterCommandRequest
+            /// Response type for "UnregisterCommand".
+            public typealias Output = Deckhand_Host_V1_UnregisterCommandResponse
+            /// Descriptor for "UnregisterCommand".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.host.v1.Host"),
+                method: "UnregisterCommand",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "deckhand.host.v1.Host" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             KVGet.descriptor,
@@ -124,7 +150,9 @@ public enum Deckhand_Host_V1_Host: Sendable {
             KVList.descriptor,
             Log.descriptor,
             EmitEvent.descriptor,
-            CallPlugin.descriptor
+            CallPlugin.descriptor,
+            RegisterCommand.descriptor,
+            UnregisterCommand.descriptor
         ]
     }
 }
@@ -264,6 +292,46 @@ extension Deckhand_Host_V1_Host {
             request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_CallPluginRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_CallPluginResponse>
+
+        /// Handle the "RegisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts a command on the agent's command socket (permission "commands"):
+        /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+        /// > and the answer returned to the caller. Kept across restarts of plugin
+        /// > and agent until unregistered or the plugin is removed. Registering a
+        /// > name the plugin already holds succeeds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Host_V1_RegisterCommandRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Host_V1_RegisterCommandResponse` messages.
+        func registerCommand(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_RegisterCommandResponse>
+
+        /// Handle the "UnregisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Takes a command of this plugin off the command socket.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Host_V1_UnregisterCommandRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Host_V1_UnregisterCommandResponse` messages.
+        func unregisterCommand(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_UnregisterCommandResponse>
     }
 
     /// Service protocol for the "deckhand.host.v1.Host" service.
@@ -387,6 +455,46 @@ extension Deckhand_Host_V1_Host {
             request: GRPCCore.ServerRequest<Deckhand_Host_V1_CallPluginRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_CallPluginResponse>
+
+        /// Handle the "RegisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts a command on the agent's command socket (permission "commands"):
+        /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+        /// > and the answer returned to the caller. Kept across restarts of plugin
+        /// > and agent until unregistered or the plugin is removed. Registering a
+        /// > name the plugin already holds succeeds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_RegisterCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Host_V1_RegisterCommandResponse` message.
+        func registerCommand(
+            request: GRPCCore.ServerRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_RegisterCommandResponse>
+
+        /// Handle the "UnregisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Takes a command of this plugin off the command socket.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_UnregisterCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Host_V1_UnregisterCommandResponse` message.
+        func unregisterCommand(
+            request: GRPCCore.ServerRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_UnregisterCommandResponse>
     }
 
     /// Simple service protocol for the "deckhand.host.v1.Host" service.
@@ -508,6 +616,46 @@ extension Deckhand_Host_V1_Host {
             request: Deckhand_Host_V1_CallPluginRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Host_V1_CallPluginResponse
+
+        /// Handle the "RegisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts a command on the agent's command socket (permission "commands"):
+        /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+        /// > and the answer returned to the caller. Kept across restarts of plugin
+        /// > and agent until unregistered or the plugin is removed. Registering a
+        /// > name the plugin already holds succeeds.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Host_V1_RegisterCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Host_V1_RegisterCommandResponse` to respond with.
+        func registerCommand(
+            request: Deckhand_Host_V1_RegisterCommandRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Host_V1_RegisterCommandResponse
+
+        /// Handle the "UnregisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Takes a command of this plugin off the command socket.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Host_V1_UnregisterCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Host_V1_UnregisterCommandResponse` to respond with.
+        func unregisterCommand(
+            request: Deckhand_Host_V1_UnregisterCommandRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Host_V1_UnregisterCommandResponse
     }
 }
 
@@ -592,6 +740,28 @@ extension Deckhand_Host_V1_Host.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Deckhand_Host_V1_Host.Method.RegisterCommand.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_RegisterCommandRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_RegisterCommandResponse>(),
+            handler: { request, context in
+                try await self.registerCommand(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Host_V1_Host.Method.UnregisterCommand.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_UnregisterCommandRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_UnregisterCommandResponse>(),
+            handler: { request, context in
+                try await self.unregisterCommand(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -669,6 +839,28 @@ extension Deckhand_Host_V1_Host.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_CallPluginResponse> {
         let response = try await self.callPlugin(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func registerCommand(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_RegisterCommandResponse> {
+        let response = try await self.registerCommand(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func unregisterCommand(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_UnregisterCommandResponse> {
+        let response = try await self.unregisterCommand(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -763,6 +955,32 @@ extension Deckhand_Host_V1_Host.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_CallPluginResponse> {
         return GRPCCore.ServerResponse<Deckhand_Host_V1_CallPluginResponse>(
             message: try await self.callPlugin(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func registerCommand(
+        request: GRPCCore.ServerRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_RegisterCommandResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Host_V1_RegisterCommandResponse>(
+            message: try await self.registerCommand(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func unregisterCommand(
+        request: GRPCCore.ServerRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_UnregisterCommandResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Host_V1_UnregisterCommandResponse>(
+            message: try await self.unregisterCommand(
                 request: request.message,
                 context: context
             ),
@@ -927,6 +1145,56 @@ extension Deckhand_Host_V1_Host {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_CallPluginResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_CallPluginResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RegisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts a command on the agent's command socket (permission "commands"):
+        /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+        /// > and the answer returned to the caller. Kept across restarts of plugin
+        /// > and agent until unregistered or the plugin is removed. Registering a
+        /// > name the plugin already holds succeeds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_RegisterCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_RegisterCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_RegisterCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func registerCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_RegisterCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_RegisterCommandResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_RegisterCommandResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "UnregisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Takes a command of this plugin off the command socket.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_UnregisterCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_UnregisterCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_UnregisterCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func unregisterCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_UnregisterCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_UnregisterCommandResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_UnregisterCommandResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1171,6 +1439,78 @@ extension Deckhand_Host_V1_Host {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RegisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Puts a command on the agent's command socket (permission "commands"):
+        /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+        /// > and the answer returned to the caller. Kept across restarts of plugin
+        /// > and agent until unregistered or the plugin is removed. Registering a
+        /// > name the plugin already holds succeeds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_RegisterCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_RegisterCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_RegisterCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func registerCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_RegisterCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_RegisterCommandResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_RegisterCommandResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Host_V1_Host.Method.RegisterCommand.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "UnregisterCommand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Takes a command of this plugin off the command socket.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_UnregisterCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_UnregisterCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_UnregisterCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func unregisterCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_UnregisterCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_UnregisterCommandResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_UnregisterCommandResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Host_V1_Host.Method.UnregisterCommand.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1363,6 +1703,68 @@ extension Deckhand_Host_V1_Host.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_CallPluginRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_CallPluginResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RegisterCommand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Puts a command on the agent's command socket (permission "commands"):
+    /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+    /// > and the answer returned to the caller. Kept across restarts of plugin
+    /// > and agent until unregistered or the plugin is removed. Registering a
+    /// > name the plugin already holds succeeds.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Host_V1_RegisterCommandRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func registerCommand<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Host_V1_RegisterCommandRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_RegisterCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.registerCommand(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_RegisterCommandRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_RegisterCommandResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnregisterCommand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Takes a command of this plugin off the command socket.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Host_V1_UnregisterCommandRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unregisterCommand<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Host_V1_UnregisterCommandRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_UnregisterCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.unregisterCommand(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_UnregisterCommandRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_UnregisterCommandResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1585,6 +1987,406 @@ extension Deckhand_Host_V1_Host.ClientProtocol {
             metadata: metadata
         )
         return try await self.callPlugin(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RegisterCommand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Puts a command on the agent's command socket (permission "commands"):
+    /// > a request to it is handed to this plugin's PluginCommands.HandleCommand
+    /// > and the answer returned to the caller. Kept across restarts of plugin
+    /// > and agent until unregistered or the plugin is removed. Registering a
+    /// > name the plugin already holds succeeds.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func registerCommand<Result>(
+        _ message: Deckhand_Host_V1_RegisterCommandRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_RegisterCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Host_V1_RegisterCommandRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.registerCommand(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "UnregisterCommand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Takes a command of this plugin off the command socket.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func unregisterCommand<Result>(
+        _ message: Deckhand_Host_V1_UnregisterCommandRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_UnregisterCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Host_V1_UnregisterCommandRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.unregisterCommand(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// MARK: - deckhand.host.v1.PluginCommands
+
+/// Namespace containing generated types for the "deckhand.host.v1.PluginCommands" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Deckhand_Host_V1_PluginCommands: Sendable {
+    /// Service descriptor for the "deckhand.host.v1.PluginCommands" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.host.v1.PluginCommands")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "HandleCommand" metadata.
+        public enum HandleCommand: Sendable {
+            /// Request type for "HandleCommand".
+            public typealias Input = Deckhand_Host_V1_HandleCommandRequest
+            /// Response type for "HandleCommand".
+            public typealias Output = Deckhand_Host_V1_HandleCommandResponse
+            /// Descriptor for "HandleCommand".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.host.v1.PluginCommands"),
+                method: "HandleCommand",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "deckhand.host.v1.PluginCommands" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            HandleCommand.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "deckhand.host.v1.PluginCommands" service.
+    public static let deckhand_host_v1_PluginCommands = GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.host.v1.PluginCommands")
+}
+
+// MARK: deckhand.host.v1.PluginCommands (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands {
+    /// Streaming variant of the service protocol for the "deckhand.host.v1.PluginCommands" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served by a plugin that registers commands, on its own plugin socket
+    /// > beside plugin_comm.GuestAgentPlugin: the host calls it for each request
+    /// > to one of the plugin's commands.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "HandleCommand" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Host_V1_HandleCommandRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Host_V1_HandleCommandResponse` messages.
+        func handleCommand(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_HandleCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_HandleCommandResponse>
+    }
+
+    /// Service protocol for the "deckhand.host.v1.PluginCommands" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served by a plugin that registers commands, on its own plugin socket
+    /// > beside plugin_comm.GuestAgentPlugin: the host calls it for each request
+    /// > to one of the plugin's commands.
+    public protocol ServiceProtocol: Deckhand_Host_V1_PluginCommands.StreamingServiceProtocol {
+        /// Handle the "HandleCommand" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_HandleCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Host_V1_HandleCommandResponse` message.
+        func handleCommand(
+            request: GRPCCore.ServerRequest<Deckhand_Host_V1_HandleCommandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_HandleCommandResponse>
+    }
+
+    /// Simple service protocol for the "deckhand.host.v1.PluginCommands" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served by a plugin that registers commands, on its own plugin socket
+    /// > beside plugin_comm.GuestAgentPlugin: the host calls it for each request
+    /// > to one of the plugin's commands.
+    public protocol SimpleServiceProtocol: Deckhand_Host_V1_PluginCommands.ServiceProtocol {
+        /// Handle the "HandleCommand" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Host_V1_HandleCommandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Host_V1_HandleCommandResponse` to respond with.
+        func handleCommand(
+            request: Deckhand_Host_V1_HandleCommandRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Host_V1_HandleCommandResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Deckhand_Host_V1_PluginCommands.Method.HandleCommand.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_HandleCommandRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_HandleCommandResponse>(),
+            handler: { request, context in
+                try await self.handleCommand(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands.ServiceProtocol {
+    public func handleCommand(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Host_V1_HandleCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Host_V1_HandleCommandResponse> {
+        let response = try await self.handleCommand(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands.SimpleServiceProtocol {
+    public func handleCommand(
+        request: GRPCCore.ServerRequest<Deckhand_Host_V1_HandleCommandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Host_V1_HandleCommandResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Host_V1_HandleCommandResponse>(
+            message: try await self.handleCommand(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: deckhand.host.v1.PluginCommands (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands {
+    /// Generated client protocol for the "deckhand.host.v1.PluginCommands" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served by a plugin that registers commands, on its own plugin socket
+    /// > beside plugin_comm.GuestAgentPlugin: the host calls it for each request
+    /// > to one of the plugin's commands.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "HandleCommand" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_HandleCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_HandleCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_HandleCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func handleCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_HandleCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_HandleCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_HandleCommandResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_HandleCommandResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "deckhand.host.v1.PluginCommands" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Served by a plugin that registers commands, on its own plugin socket
+    /// > beside plugin_comm.GuestAgentPlugin: the host calls it for each request
+    /// > to one of the plugin's commands.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "HandleCommand" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Host_V1_HandleCommandRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Host_V1_HandleCommandRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Host_V1_HandleCommandResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func handleCommand<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Host_V1_HandleCommandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Host_V1_HandleCommandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Host_V1_HandleCommandResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_HandleCommandResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Host_V1_PluginCommands.Method.HandleCommand.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands.ClientProtocol {
+    /// Call the "HandleCommand" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Host_V1_HandleCommandRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func handleCommand<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Host_V1_HandleCommandRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_HandleCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.handleCommand(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Host_V1_HandleCommandRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Host_V1_HandleCommandResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Deckhand_Host_V1_PluginCommands.ClientProtocol {
+    /// Call the "HandleCommand" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func handleCommand<Result>(
+        _ message: Deckhand_Host_V1_HandleCommandRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Host_V1_HandleCommandResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Host_V1_HandleCommandRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.handleCommand(
             request: request,
             options: options,
             onResponse: handleResponse
