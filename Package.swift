@@ -33,6 +33,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio-http2", from: "1.36.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    // Tests only: reads back the Kubernetes YAML that the core writes.
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -185,7 +187,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandCoreTests",
-      dependencies: ["DeckhandCore"],
+      dependencies: ["DeckhandCore", .product(name: "Yams", package: "Yams")],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

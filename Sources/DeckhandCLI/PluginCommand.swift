@@ -8,7 +8,10 @@ struct PluginCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "plugin",
     abstract: "Check, benchmark or supervise one plugin.",
-    subcommands: [PluginRunCommand.self, PluginCheckCommand.self, PluginBenchCommand.self, PluginSignCommand.self]
+    subcommands: [
+      PluginRunCommand.self, PluginCheckCommand.self, PluginBenchCommand.self, PluginSignCommand.self,
+      PluginK8sManifestCommand.self,
+    ]
   )
 }
 

@@ -4,6 +4,9 @@ public enum LaunchContract: Hashable, Sendable {
   /// The guest agent's: serve on the unix socket `address`, write errors to
   /// `errorLogFile`.
   case guestAgent(address: String, errorLogFile: String?)
+  /// The guest agent's with `--protocol=tcp`: serve on `host`:`port` (a
+  /// plugin in a Kubernetes pod, reached through its Service).
+  case guestAgentTCP(host: String, port: Int, errorLogFile: String?)
   /// HashiCorp go-plugin's: the cookie matched; serve, then print the
   /// handshake line with `appVersion`.
   case goPlugin(appVersion: Int, socketDirectory: String)
@@ -17,7 +20,8 @@ public enum LaunchContract: Hashable, Sendable {
   /// - Returns: The contract, or nil when the process was not launched as a
   ///   plugin (a person ran it by hand, or the cookie is wrong).
   /// - Throws: ``DeckhandError`` when a contract is recognised but broken:
-  ///   `--protocol` other than `unix`, no `--address`, or a go-plugin host
+  ///   `--protocol` other than `unix` or `tcp`, no `--address`, a tcp
+  ///   address that is not HOST:PORT, or a go-plugin host
   ///   that offers no version the plugin speaks.
   public static func detect(
     arguments: [String],
@@ -27,14 +31,27 @@ public enum LaunchContract: Hashable, Sendable {
     let flags = Self.flags(arguments)
     if let address = flags["address"] {
       let proto = flags["protocol"] ?? "unix"
-      guard proto == "unix" else {
-        throw DeckhandError(
-          .configurationInvalid, "launched with --protocol=\(proto); this plugin serves only --protocol=unix")
-      }
+      let errorLogFile = flags["errorlogfile"].flatMap { $0.isEmpty ? nil : $0 }
       guard !address.isEmpty else {
         throw DeckhandError(.configurationInvalid, "launched with an empty --address; the host must give a socket path")
       }
-      return .guestAgent(address: address, errorLogFile: flags["errorlogfile"].flatMap { $0.isEmpty ? nil : $0 })
+      switch proto {
+      case "unix":
+        return .guestAgent(address: address, errorLogFile: errorLogFile)
+      case "tcp":
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+          (0...65535).contains(port)
+        else {
+          throw DeckhandError(
+            .configurationInvalid, "launched with --protocol=tcp --address=\(address); the address must be HOST:PORT")
+        }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .guestAgentTCP(host: host.isEmpty ? "0.0.0.0" : host, port: port, errorLogFile: errorLogFile)
+      default:
+        throw DeckhandError(
+          .configurationInvalid, "launched with --protocol=\(proto); this plugin serves --protocol=unix or tcp")
+      }
     }
     guard let offered = environment["PLUGIN_PROTOCOL_VERSIONS"] else { return nil }
     guard let handshake = handshakes.first(where: { environment[$0.cookieKey] == $0.cookieValue }) else {

@@ -157,7 +157,7 @@ struct ManifestReader {
       value, "isolation",
       allowed: [
         "network", "pid_namespace", "mount_namespace", "readonly_paths", "user", "group", "no_new_privileges",
-        "optional",
+        "optional", "mode", "port",
       ])
     var isolation = PluginManifest.Isolation()
     switch value["network"] {
@@ -173,6 +173,14 @@ struct ManifestReader {
         problem("isolation.\(key)", "must be true or false, got \(Self.show(other))")
         return false
       }
+    }
+    switch value["mode"] {
+    case nil, .string("local"): break
+    case .string("k8s"): isolation.mode = .k8s
+    case let other?: problem("isolation.mode", "must be \"local\" or \"k8s\", got \(Self.show(other))")
+    }
+    if value["port"] != nil {
+      isolation.port = count(value, "isolation", "port", maximum: 65535) ?? isolation.port
     }
     isolation.pidNamespace = flag("pid_namespace")
     isolation.mountNamespace = flag("mount_namespace")

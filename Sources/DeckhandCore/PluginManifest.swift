@@ -173,12 +173,25 @@ public struct PluginManifest: Hashable, Sendable {
     /// `optional`: run without the isolation where the machine cannot give
     /// it, instead of failing the launch.
     public var optional = false
+    /// `mode`: where the plugin runs.
+    public enum Mode: String, Hashable, Sendable {
+      /// A process under the agent (the default).
+      case local
+      /// A Kubernetes pod (`deckhand plugin k8s-manifest` prints it); the
+      /// agent does not launch it.
+      case k8s
+    }
+    public var mode = Mode.local
+    /// `port`: the TCP port the plugin serves on in `k8s` mode.
+    public var port = 7070
     public init() {}
 
-    /// Whether any isolation is asked for.
+    /// Whether any Linux isolation is asked for.
     public var isEmpty: Bool {
       var plain = self
       plain.optional = false
+      plain.mode = .local
+      plain.port = Isolation().port
       return plain == Isolation()
     }
   }

@@ -9,12 +9,16 @@ internal import SwiftProtobuf
 package struct LeanPluginServer: PluginServerEngine {
   package init() {}
 
-  package func serve(_ dispatcher: PluginDispatcher, socketPath: String, announce: @Sendable () -> Void)
+  package func serve(_ dispatcher: PluginDispatcher, address: PluginListenAddress, announce: @Sendable () -> Void)
     async throws
   {
     let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
-    let server = try await LeanGRPCServer.bind(
-      unixSocket: socketPath, router: Self.router(dispatcher) { requestStop.yield() })
+    let router = Self.router(dispatcher) { requestStop.yield() }
+    let server =
+      switch address {
+      case .unix(let path): try await LeanGRPCServer.bind(unixSocket: path, router: router)
+      case .tcp(let host, let port): try await LeanGRPCServer.bind(host: host, port: port, router: router)
+      }
     announce()
     await withTaskGroup(of: Void.self) { group in
       group.addTask {
@@ -43,11 +47,18 @@ package struct LeanPluginServer: PluginServerEngine {
     router.register(
       "/grpc.health.v1.Health/Check",
       LeanGRPCRouter.message { (request: Grpc_Health_V1_HealthCheckRequest) in
-        guard request.service.isEmpty || request.service == "plugin" else {
+        var response = Grpc_Health_V1_HealthCheckResponse()
+        switch request.service {
+        case "", "plugin":
+          response.status = .serving
+        case "plugin_comm.GuestAgentPlugin":
+          // Readiness through GetStatus (a Kubernetes gRPC probe): code 0
+          // is SERVING.
+          let status = try? await dispatcher.getStatus(PluginComm_GetStatusRequest())
+          response.status = status?.code == 0 ? .serving : .notServing
+        default:
           throw GRPCCallError(.notFound, "unknown service \(request.service)")
         }
-        var response = Grpc_Health_V1_HealthCheckResponse()
-        response.status = .serving
         return response
       })
     router.register(

@@ -79,15 +79,22 @@ public enum PluginServer {
       exit(1)
     }
     let socketPath: String
+    var listen: PluginListenAddress
     switch contract {
     case .guestAgent(let address, let errorLogFile):
       socketPath = address
+      listen = .unix(path: address)
+      if let errorLogFile { PluginLog.openErrorLog(errorLogFile) }
+    case .guestAgentTCP(let host, let port, let errorLogFile):
+      socketPath = ""
+      listen = .tcp(host: host, port: port)
       if let errorLogFile { PluginLog.openErrorLog(errorLogFile) }
     case .goPlugin(_, let directory):
       socketPath = "\(directory)/plugin\(UInt32.random(in: 100_000_000...999_999_999))"
+      listen = .unix(path: socketPath)
     }
-    unlink(socketPath)
-    defer { unlink(socketPath) }
+    if !socketPath.isEmpty { unlink(socketPath) }
+    defer { if !socketPath.isEmpty { unlink(socketPath) } }
 
     let handshake: GoPluginHandshake? =
       if case .goPlugin(let appVersion, _) = contract {
@@ -96,7 +103,7 @@ public enum PluginServer {
         nil
       }
     try await options.engine.serve(
-      PluginDispatcher(plugin: plugin), socketPath: socketPath,
+      PluginDispatcher(plugin: plugin), address: listen,
       announce: { if let handshake { PluginLog.writeStdout(handshake.line() + "\n") } })
   }
 

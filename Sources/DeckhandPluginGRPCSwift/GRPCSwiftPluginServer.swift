@@ -10,13 +10,18 @@ internal import GRPCNIOTransportHTTP2Posix
 package struct GRPCSwiftPluginServer: PluginServerEngine {
   package init() {}
 
-  package func serve(_ dispatcher: PluginDispatcher, socketPath: String, announce: @Sendable () -> Void)
+  package func serve(_ dispatcher: PluginDispatcher, address: PluginListenAddress, announce: @Sendable () -> Void)
     async throws
   {
     let (stopRequests, requestStop) = AsyncStream.makeStream(of: Void.self)
     let stop: @Sendable () -> Void = { requestStop.yield() }
     let transport = HTTP2ServerTransport.Posix(
-      address: .unixDomainSocket(path: socketPath),
+      address: {
+        switch address {
+        case .unix(let path): .unixDomainSocket(path: path)
+        case .tcp(let host, let port): .ipv4(host: host, port: port)
+        }
+      }(),
       transportSecurity: .plaintext
     )
     let server = GRPCServer(

@@ -128,6 +128,12 @@ public struct PluginLauncher: Sendable {
   ///
   /// On failure nothing of the plugin is left running.
   public func launch(_ manifest: PluginManifest) async throws -> LaunchedPlugin {
+    guard manifest.isolation.mode == .local else {
+      throw DeckhandError(
+        .isolationUnavailable,
+        "plugin \(manifest.name) has isolation.mode \"k8s\": it runs as a Kubernetes pod, not as a process of this host; print its pod with `deckhand plugin k8s-manifest \(manifest.directory)/plugin.json --image IMAGE`"
+      )
+    }
     try Self.verifyEntrypoint(manifest)
     try preLaunchCheck?(manifest)
     try paths.prepare(for: manifest.name)

@@ -16,11 +16,22 @@ struct LaunchContractTests {
     #expect(split == .guestAgent(address: "/run/p.sock", errorLogFile: nil))
   }
 
-  @Test("guest-agent with another protocol is refused")
-  func guestAgentTCP() {
-    #expect(throws: DeckhandError.self) {
-      try LaunchContract.detect(
-        arguments: ["--protocol=tcp", "--address=127.0.0.1:1"], environment: [:], handshakes: deckhand)
+  @Test("guest-agent over tcp (a Kubernetes pod) takes HOST:PORT; other protocols are refused")
+  func guestAgentTCP() throws {
+    let tcp = try LaunchContract.detect(
+      arguments: ["--protocol=tcp", "--address=0.0.0.0:7070", "--errorlogfile=/dev/stderr"], environment: [:],
+      handshakes: deckhand)
+    #expect(tcp == .guestAgentTCP(host: "0.0.0.0", port: 7070, errorLogFile: "/dev/stderr"))
+    let v6 = try LaunchContract.detect(
+      arguments: ["--protocol=tcp", "--address=[::]:1"], environment: [:], handshakes: deckhand)
+    #expect(v6 == .guestAgentTCP(host: "::", port: 1, errorLogFile: nil))
+    for bad in [
+      ["--protocol=tcp", "--address=nowhere"], ["--protocol=tcp", "--address=h:99999"],
+      ["--protocol=udp", "--address=x"],
+    ] {
+      #expect(throws: DeckhandError.self, "\(bad)") {
+        try LaunchContract.detect(arguments: bad, environment: [:], handshakes: deckhand)
+      }
     }
   }
 

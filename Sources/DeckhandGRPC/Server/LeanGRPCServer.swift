@@ -18,7 +18,35 @@ package final class LeanGRPCServer: Sendable {
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20
   ) async throws -> LeanGRPCServer {
-    let channel = try await ServerBootstrap(group: group)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize)
+      .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+      .get()
+    return LeanGRPCServer(channel: channel)
+  }
+
+  /// Binds `host`:`port` (TCP; port 0 picks a free one) and starts serving.
+  package static func bind(
+    host: String,
+    port: Int,
+    router: LeanGRPCRouter,
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    maxReceiveMessageSize: Int = 4 << 20
+  ) async throws -> LeanGRPCServer {
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+      .bind(host: host, port: port)
+      .get()
+    return LeanGRPCServer(channel: channel)
+  }
+
+  /// The port a TCP server listens on.
+  package var port: Int? { channel.localAddress?.port }
+
+  private static func bootstrap(_ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int)
+    -> ServerBootstrap
+  {
+    ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
@@ -42,9 +70,6 @@ package final class LeanGRPCServer: Sendable {
           }
         }
       }
-      .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-      .get()
-    return LeanGRPCServer(channel: channel)
   }
 
   /// Waits until the server is closed.
