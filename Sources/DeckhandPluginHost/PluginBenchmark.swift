@@ -64,29 +64,8 @@ public struct PluginBenchmark: Sendable {
   }
 
   private func measureLaunches(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
-    var launches: [Duration] = []
-    var kills: [Duration] = []
-    for index in 0...options.launches {
-      let begin = ContinuousClock.now
-      let plugin = try await launcher.launch(manifest)
-      let (launch, kill) = try await transport.withConnection(to: plugin.address) { connection in
-        do {
-          try await Self.firstStatus(connection, deadline: manifest.timeouts.start, since: begin)
-        } catch {
-          await plugin.kill()
-          throw error
-        }
-        let launch = begin.duration(to: .now)
-        let outcome = await plugin.stop(using: connection, cleanup: false)
-        return (launch, outcome.elapsed)
-      }
-      if index > 0 {
-        launches.append(launch)
-        kills.append(kill)
-      }
-    }
-    launches.sort()
-    kills.sort()
+    let (launches, kills) = try await Self.launchTimes(
+      manifest, count: options.launches, launcher: launcher, transport: transport)
     report(Figure(name: "launch_min", value: Self.ms(launches.first ?? .zero), unit: "ms"))
     report(Figure(name: "launch_median", value: Self.ms(Self.percentile(launches, 0.5)), unit: "ms"))
     report(Figure(name: "launch_max", value: Self.ms(launches.last ?? .zero), unit: "ms"))
@@ -177,6 +156,36 @@ public struct PluginBenchmark: Sendable {
       }
       _ = await plugin.stop(using: connection, cleanup: false)
     }
+  }
+
+  /// Launches `manifest` `count` times (after one launch not counted):
+  /// each from spawn to its first answered GetStatus, then stopped. The
+  /// launch and stop durations, sorted.
+  package static func launchTimes(
+    _ manifest: PluginManifest, count: Int, launcher: PluginLauncher, transport: any PluginTransport
+  ) async throws -> (launches: [Duration], stops: [Duration]) {
+    var launches: [Duration] = []
+    var stops: [Duration] = []
+    for index in 0...count {
+      let begin = ContinuousClock.now
+      let plugin = try await launcher.launch(manifest)
+      let (launch, stop) = try await transport.withConnection(to: plugin.address) { connection in
+        do {
+          try await firstStatus(connection, deadline: manifest.timeouts.start, since: begin)
+        } catch {
+          await plugin.kill()
+          throw error
+        }
+        let launch = begin.duration(to: .now)
+        let outcome = await plugin.stop(using: connection, cleanup: false)
+        return (launch, outcome.elapsed)
+      }
+      if index > 0 {
+        launches.append(launch)
+        stops.append(stop)
+      }
+    }
+    return (launches.sorted(), stops.sorted())
   }
 
   /// Calls GetStatus until it succeeds (the connection may still be coming

@@ -66,7 +66,9 @@ struct KubernetesManifestTests {
     #expect(container["image"] as? String == "registry.example/probe:1.2")
     #expect(container["command"] as? [String] == ["/usr/bin/probe"])
     #expect(
-      container["args"] as? [String] == ["-v", "--protocol=tcp", "--address=0.0.0.0:9000", "--errorlogfile=/dev/stderr"])
+      container["args"] as? [String] == [
+        "-v", "--protocol=tcp", "--address=0.0.0.0:9000", "--errorlogfile=/dev/stderr",
+      ])
     let environment = try #require(container["env"] as? [[String: String]])
     // "no" stays a string (quoted), not YAML 1.1's false.
     #expect(environment.contains { $0["name"] == "MODE" && $0["value"] == "no" })
@@ -122,11 +124,14 @@ struct KubernetesManifestTests {
 
   @Test("what Kubernetes would refuse is refused here, with the reason")
   func refusals() throws {
-    let plugin = try manifest(#"{"name": "p", "version": "1", "entrypoint": "e", "isolation": {"user": "nobody-here"}}"#)
+    let plugin = try manifest(
+      #"{"name": "p", "version": "1", "entrypoint": "e", "isolation": {"user": "nobody-here"}}"#)
     #expect(throws: DeckhandError.self) { try KubernetesManifest(manifest: plugin, image: "p:1").yaml() }
     let plain = try manifest(#"{"name": "p", "version": "1", "entrypoint": "e"}"#)
     #expect(throws: DeckhandError.self) { try KubernetesManifest(manifest: plain, image: "").yaml() }
-    #expect(throws: DeckhandError.self) { try KubernetesManifest(manifest: plain, image: "p", namespace: "Bad_NS").yaml() }
+    #expect(throws: DeckhandError.self) {
+      try KubernetesManifest(manifest: plain, image: "p", namespace: "Bad_NS").yaml()
+    }
     #expect(throws: DeckhandError.self) {
       try manifest(#"{"name": "p", "version": "1", "entrypoint": "e", "isolation": {"mode": "pod"}}"#)
     }

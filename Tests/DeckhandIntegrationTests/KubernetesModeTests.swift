@@ -35,7 +35,7 @@ struct KubernetesModeTests {
         let response: Grpc_Health_V1_HealthCheckResponse = try await client.message(
           "/grpc.health.v1.Health/Check", request, timeout: .seconds(5))
         return response.status
-      } catch where ContinuousClock.now < deadline {
+      } catch  where ContinuousClock.now < deadline {
         try await Task.sleep(for: .milliseconds(20))
       }
     }

@@ -69,7 +69,8 @@ public struct KubernetesManifest: Sendable {
     }
     if manifest.isolation.group != nil && identity.gid == nil {
       throw DeckhandError(
-        .configurationInvalid, "isolation.group \(manifest.isolation.group ?? "") has no gid here; give a numeric group")
+        .configurationInvalid, "isolation.group \(manifest.isolation.group ?? "") has no gid here; give a numeric group"
+      )
     }
   }
 
@@ -147,7 +148,9 @@ public struct KubernetesManifest: Sendable {
       (
         "ports",
         .sequence([
-          .mapping([("name", .string("grpc")), ("containerPort", .integer(isolation.port)), ("protocol", .string("TCP"))])
+          .mapping([
+            ("name", .string("grpc")), ("containerPort", .integer(isolation.port)), ("protocol", .string("TCP")),
+          ])
         ])
       ))
     var limits: [(String, YAMLNode)] = []
@@ -167,7 +170,8 @@ public struct KubernetesManifest: Sendable {
     }
     container.append(
       ("startupProbe", probe("plugin", failures: max(1, Self.seconds(manifest.timeouts.start)), period: 1)))
-    container.append(("readinessProbe", probe(Self.readinessService, failures: manifest.health.failures, period: period)))
+    container.append(
+      ("readinessProbe", probe(Self.readinessService, failures: manifest.health.failures, period: period)))
     container.append(("livenessProbe", probe("plugin", failures: manifest.health.failures, period: period)))
     var security: [(String, YAMLNode)] = [
       ("privileged", .bool(false)), ("capabilities", .mapping([("drop", .sequence([.string("ALL")]))])),
