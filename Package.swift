@@ -33,8 +33,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio-http2", from: "1.36.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     // Tests only: reads back the Kubernetes YAML that the core writes.
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -127,7 +129,10 @@ let package = Package(
         "DeckhandGRPC",
         "DeckhandPluginHost",
         "DeckhandProtocol",
+        "DeckhandServer",
         "CDeckhandSystem",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "TOMLKit", package: "TOMLKit"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -138,14 +143,37 @@ let package = Package(
       ],
       swiftSettings: defaultSwiftSettings
     ),
+    // The control plane: `deckhand server` (dispatcher for agents, the
+    // operator's API, SQLite state, its own CA) and the agent's side of it.
+    .target(
+      name: "DeckhandServer",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
     // The `deckhand` command's subcommands.
     .target(
       name: "DeckhandCLI",
       dependencies: [
         "DeckhandCore",
         "DeckhandAgent",
+        "DeckhandServer",
         "DeckhandPluginHost",
         "DeckhandProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,8 +1,11 @@
 internal import DeckhandCore
 internal import DeckhandPluginHost
+internal import DeckhandProtocol
+internal import DeckhandServer
 internal import Foundation
 public import Logging
 public import ServiceLifecycle
+internal import Synchronization
 
 /// `deckhand agent`: keeps the installed plugins running and serves the
 /// command socket, until graceful shutdown (SIGTERM, SIGINT).
@@ -26,6 +29,8 @@ public final class Agent: Service, Sendable {
   let paths: HostPaths
   let logger: Logger
   let startedAt = ContinuousClock.now
+  /// The session with the control plane, when the agent joined one.
+  private let controlPlane = Mutex<(task: Task<Void, Never>, reconciler: TaskReconciler?)?>(nil)
 
   /// Opens the agent's database. Plugins are brought back by ``run()``.
   public init(configuration: AgentConfiguration, logger: Logger) throws {
@@ -67,14 +72,107 @@ public final class Agent: Service, Sendable {
   public func start() async throws -> CommandSocketServer {
     try await manager.restore()
     try registerBuiltinCommands()
-    return try await CommandSocketServer.bind(
+    let server = try await CommandSocketServer.bind(
       path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
       registry: registry, timeout: configuration.commandTimeout)
+    do {
+      try await joinControlPlane()
+    } catch {
+      await server.close()
+      await manager.shutdown()
+      throw error
+    }
+    return server
+  }
+
+  /// With `server` set: joins it (once, with the join token; a refused
+  /// token fails the start) and keeps a session in the background. A
+  /// server that cannot be reached yet is tried again with backoff.
+  private func joinControlPlane() async throws {
+    guard let serverText = configuration.server else { return }
+    let endpoint = try ServerEndpoint(parsing: serverText)
+    let state = configuration.stateDirectory
+    var membership = ServerMembership.load(state).flatMap { $0.server == endpoint.description ? $0 : nil }
+    if membership == nil {
+      guard let token = configuration.joinToken else {
+        throw DeckhandError(
+          .tokenInvalid, "--server \(endpoint) needs --join-token the first time (deckhand tokens create --role worker)"
+        )
+      }
+      do {
+        membership = try await ServerMembership.join(
+          endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
+        try membership?.save(state)
+      } catch let error as DeckhandError where error.code == .serverUnavailable && !error.message.contains("CA digest")
+      {
+        logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
+        let task = Task { [self] in
+          var bound: Duration = .zero
+          while !Task.isCancelled {
+            bound = ControlPlaneTiming().reconnectBound(after: bound)
+            try? await Task.sleep(for: bound * Double.random(in: 0...1))
+            guard
+              let joined = try? await ServerMembership.join(
+                endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
+            else { continue }
+            try? joined.save(state)
+            await runSession(joined)
+            return
+          }
+        }
+        controlPlane.withLock { $0 = (task, nil) }
+        return
+      }
+    }
+    guard let membership else { return }
+    let task = Task { [self] in await runSession(membership) }
+    controlPlane.withLock { $0 = (task, nil) }
+  }
+
+  private func runSession(_ membership: ServerMembership) async {
+    do {
+      let reconciler = try TaskReconciler(
+        manager: manager, store: store, membership: membership, stateDirectory: configuration.stateDirectory,
+        logger: logger)
+      controlPlane.withLock { $0?.reconciler = reconciler }
+      let session = try ServerSession(membership: membership, reconciler: reconciler, logger: logger) {
+        await self.nodeDescription()
+      }
+      logger.info(
+        "joined the control plane", metadata: ["server": "\(membership.server)", "node": "\(membership.nodeId)"])
+      await withTaskGroup(of: Void.self) { group in
+        group.addTask { await reconciler.run() }
+        group.addTask { await session.run() }
+        await group.next()
+        group.cancelAll()
+      }
+    } catch {
+      logger.error("cannot keep a session with the control plane: \(error)")
+    }
+  }
+
+  /// What the server is told about this node.
+  func nodeDescription() async -> Deckhand_Dispatcher_V1_NodeDescription {
+    var description = Deckhand_Dispatcher_V1_NodeDescription()
+    description.hostname = ProcessInfo.processInfo.hostName
+    description.labels = configuration.labels
+    var system = utsname()
+    uname(&system)
+    let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    description.platform = "linux/\(machine)"
+    description.agentVersion = DeckhandVersion.current
+    for entry in await manager.all { description.plugins[entry.record.name] = entry.manifest.version }
+    return description
   }
 
   /// Closes the command socket and detaches from (or stops) the plugins:
   /// the second half of ``run()``.
   public func stop(_ server: CommandSocketServer) async {
+    if let session = controlPlane.withLock({ $0 }) {
+      session.task.cancel()
+      session.reconciler?.finish()
+      await session.task.value
+    }
     await server.close()
     await manager.shutdown()
   }

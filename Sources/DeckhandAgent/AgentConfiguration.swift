@@ -17,6 +17,9 @@ internal import TOMLKit
 /// stop_plugins_on_exit = false
 /// trusted_keys = "/etc/deckhand/trusted"
 /// require_signed = true
+/// server = "deckhand.example:7380"
+/// join_token = "DHTKN-1-…"
+/// heartbeat_period = "5s"       # the server tells the agent; for tests
 /// ```
 public struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
@@ -43,6 +46,10 @@ public struct AgentConfiguration: Hashable, Sendable {
   public var trustedKeysDirectory: String?
   /// Refuse unsigned plugins.
   public var requireSigned = false
+  /// The control plane's address (`HOST:PORT`); nil: the agent runs alone.
+  public var server: String?
+  /// A worker join token, needed on the first start with ``server``.
+  public var joinToken: String?
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
   public static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
@@ -127,10 +134,16 @@ public struct AgentConfiguration: Hashable, Sendable {
       case "require_signed":
         guard let flag = value.bool else { throw fail(key, "true or false") }
         requireSigned = flag
+      case "server":
+        guard let text = value.string else { throw fail(key, "a string") }
+        server = text
+      case "join_token":
+        guard let text = value.string else { throw fail(key, "a string") }
+        joinToken = text
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, join_token"
         )
       }
     }
@@ -150,6 +163,7 @@ public struct AgentConfiguration: Hashable, Sendable {
       "stop_plugins_on_exit": .bool(stopPluginsOnExit),
       "trusted_keys": trustedKeysDirectory.map(JSONValue.string) ?? .null,
       "require_signed": .bool(requireSigned),
+      "server": server.map(JSONValue.string) ?? .null,
     ]
   }
 }

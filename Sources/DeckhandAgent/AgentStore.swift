@@ -61,7 +61,54 @@ package final class AgentStore: Sendable {
         table.column("plugin", .text).notNull().indexed()
       }
     }
+    migrator.registerMigration("v5 server tasks") { db in
+      try db.create(table: "serverTask") { table in
+        table.column("taskId", .text).primaryKey()
+        table.column("plugin", .text).notNull()
+        table.column("spec", .text).notNull()
+        table.column("state", .integer).notNull()
+        table.column("message", .text).notNull()
+        table.column("installed", .boolean).notNull()
+      }
+    }
     return migrator
+  }
+
+  // MARK: Tasks the server assigned
+
+  /// A task the server assigned, as the agent last saw and reported it.
+  package struct ServerTask: Sendable, Hashable {
+    package var taskId: String
+    package var plugin: String
+    /// plugin@version#digest#config: what was installed for it.
+    package var spec: String
+    package var state: Int
+    package var message: String
+    /// Whether the plugin of this task is the one installed now.
+    package var installed: Bool
+  }
+
+  package func serverTasks() throws -> [ServerTask] {
+    try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT * FROM serverTask").map { row in
+        ServerTask(
+          taskId: row["taskId"], plugin: row["plugin"], spec: row["spec"], state: row["state"],
+          message: row["message"], installed: row["installed"])
+      }
+    }
+  }
+
+  package func saveServerTask(_ task: ServerTask) throws {
+    try database.write { db in
+      try db.execute(
+        sql:
+          "INSERT OR REPLACE INTO serverTask (taskId, plugin, spec, state, message, installed) VALUES (?, ?, ?, ?, ?, ?)",
+        arguments: [task.taskId, task.plugin, task.spec, task.state, task.message, task.installed])
+    }
+  }
+
+  package func deleteServerTask(_ taskId: String) throws {
+    try database.write { db in try db.execute(sql: "DELETE FROM serverTask WHERE taskId = ?", arguments: [taskId]) }
   }
 
   // MARK: Commands plugins put on the command socket

@@ -60,6 +60,12 @@ struct AgentCommand: AsyncParsableCommand {
   @Flag(help: "Refuse unsigned plugins (needs --trusted-keys).")
   var requireSigned = false
 
+  @Option(help: "Join this control plane (HOST:PORT) and run what it assigns.")
+  var server: String?
+
+  @Option(help: "A worker join token (DHTKN-1-…), needed the first time with --server.")
+  var joinToken: String?
+
   func resolvedConfiguration() throws -> AgentConfiguration {
     var configuration = AgentConfiguration.defaults()
     if let config { try configuration.apply(tomlFile: HostOptions.absolute(config)) }
@@ -90,6 +96,8 @@ struct AgentCommand: AsyncParsableCommand {
     if stopPluginsOnExit { configuration.stopPluginsOnExit = true }
     if let trustedKeys { configuration.trustedKeysDirectory = HostOptions.absolute(trustedKeys) }
     if requireSigned { configuration.requireSigned = true }
+    if let server { configuration.server = server }
+    if let joinToken { configuration.joinToken = joinToken }
     return configuration
   }
 

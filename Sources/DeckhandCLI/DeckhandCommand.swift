@@ -8,7 +8,9 @@ public struct DeckhandCommand: AsyncParsableCommand {
     abstract: "Deckhand: a fleet agent, an out-of-process plugin runtime and the control plane that drives them.",
     version: DeckhandVersion.current,
     subcommands: [
-      AgentCommand.self, PluginsCommand.self, CmdCommand.self, PluginCommand.self, KeysCommand.self, BenchCommand.self,
+      DevCommand.self, AgentCommand.self, ServerCommand.self, PluginsCommand.self, CmdCommand.self,
+      PluginCommand.self, KeysCommand.self, TokensCommand.self, NodesCommand.self, TasksCommand.self,
+      DeployCommand.self, DeploymentsCommand.self, ArtifactsCommand.self, BenchCommand.self,
     ]
   )
 

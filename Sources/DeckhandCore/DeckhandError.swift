@@ -31,6 +31,14 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let signatureInvalid = Code("signatureInvalid")
     /// The machine cannot give a plugin the isolation its manifest asks for.
     public static let isolationUnavailable = Code("isolationUnavailable")
+    /// A token or credential is malformed, unknown, expired or revoked.
+    public static let tokenInvalid = Code("tokenInvalid")
+    /// The caller's role may not do this (a worker calling an operator's RPC).
+    public static let permissionDenied = Code("permissionDenied")
+    /// The server cannot be reached, or is not the one the token names.
+    public static let serverUnavailable = Code("serverUnavailable")
+    /// Something asked for does not exist (node, deployment, artifact).
+    public static let notFound = Code("notFound")
     /// Something inside Deckhand failed that should not have.
     public static let internalError = Code("internalError")
   }

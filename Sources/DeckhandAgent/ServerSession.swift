@@ -1,0 +1,134 @@
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import DeckhandServer
+internal import Foundation
+internal import GRPCCore
+internal import Logging
+internal import Synchronization
+
+/// The agent's side of the dispatcher: one session at a time with the
+/// server, heartbeats at the period the server gives, the assignments
+/// stream into the ``TaskReconciler``, and task states back (all of them
+/// again on every new session). When the server is away the agent keeps
+/// working and reconnects with backoff min(100 ms + 2 × previous, 8 s),
+/// full jitter.
+final class ServerSession: Sendable {
+  let membership: ServerMembership
+  let endpoint: ServerEndpoint
+  let reconciler: TaskReconciler
+  let describe: @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
+  let timing: ControlPlaneTiming
+  let logger: Logger
+
+  init(
+    membership: ServerMembership, reconciler: TaskReconciler, timing: ControlPlaneTiming = ControlPlaneTiming(),
+    logger: Logger, describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
+  ) throws {
+    self.membership = membership
+    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.reconciler = reconciler
+    self.timing = timing
+    self.logger = logger
+    self.describe = describe
+  }
+
+  /// Keeps a session open until cancelled.
+  func run() async {
+    var bound: Duration = .zero
+    var sessionId = ""
+    while !Task.isCancelled {
+      let started = ContinuousClock.now
+      let connected = Mutex(false)
+      defer { if connected.withLock({ $0 }) { bound = .zero } }
+      do {
+        try await session(resume: &sessionId) { connected.withLock { $0 = true } }
+      } catch is CancellationError {
+        return
+      } catch {
+        if Task.isCancelled { return }
+        let described = ControlPlaneClient.describe(error, endpoint: endpoint)
+        logger.warning("session with the server ended: \(described.message)", metadata: ["server": "\(endpoint)"])
+      }
+      if connected.withLock({ $0 }) || started.duration(to: .now) > .seconds(30) { bound = .zero }
+      bound = timing.reconnectBound(after: bound)
+      let wait = bound * Double.random(in: 0...1)
+      try? await Task.sleep(for: wait)
+    }
+  }
+
+  private struct SessionEnded: Error {}
+  private struct BrokenChain: Error {}
+
+  private func session(resume sessionId: inout String, connected: @escaping @Sendable () -> Void) async throws {
+    let credential = ControlPlaneClient.metadata(membership.credential)
+    let reconciler = self.reconciler
+    let logger = self.logger
+    var request = Deckhand_Dispatcher_V1_SessionRequest()
+    request.description_p = await describe()
+    request.sessionID = sessionId
+    let opened = try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+      let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client)
+      return try await dispatcher.session(request, metadata: credential) { response in
+        let (messages, forward) = AsyncStream.makeStream(of: Deckhand_Dispatcher_V1_SessionMessage.self)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+          // The session stream: its end (the server closed it, or a newer
+          // session replaced it) ends this session.
+          group.addTask {
+            defer { forward.finish() }
+            for try await message in response.messages { forward.yield(message) }
+            throw SessionEnded()
+          }
+          var iterator = messages.makeAsyncIterator()
+          guard let first = await iterator.next() else {
+            try await group.next()
+            throw SessionEnded()
+          }
+          let id = first.sessionID
+          connected()
+          logger.info("session open", metadata: ["session": "\(id)", "node": "\(first.node.name)"])
+          group.addTask {
+            var period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
+            while true {
+              try await Task.sleep(for: period)
+              var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
+              beat.sessionID = id
+              let answer = try await dispatcher.heartbeat(
+                beat, metadata: credential, options: ControlPlaneClient.options(period))
+              period = .milliseconds(max(answer.periodMs, 10))
+            }
+          }
+          group.addTask {
+            // Every known state first, then each change as it comes.
+            var update = Deckhand_Dispatcher_V1_UpdateTaskStatusRequest()
+            update.sessionID = id
+            let (current, changes) = try reconciler.subscribe()
+            update.updates = current
+            if !update.updates.isEmpty {
+              _ = try await dispatcher.updateTaskStatus(update, metadata: credential)
+            }
+            for await status in changes {
+              update.updates = [status]
+              _ = try await dispatcher.updateTaskStatus(update, metadata: credential)
+            }
+          }
+          group.addTask {
+            var assignments = Deckhand_Dispatcher_V1_AssignmentsRequest()
+            assignments.sessionID = id
+            try await dispatcher.assignments(assignments, metadata: credential) { response in
+              var last: String?
+              for try await message in response.messages {
+                guard reconciler.apply(message, after: last) else { throw BrokenChain() }
+                last = message.resultsIn
+              }
+            }
+            throw SessionEnded()
+          }
+          try await group.next()
+          group.cancelAll()
+          return id
+        }
+      }
+    }
+    sessionId = opened
+  }
+}

@@ -1,0 +1,259 @@
+internal import Crypto
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import DeckhandServer
+internal import Foundation
+internal import GRPCCore
+internal import Logging
+internal import Synchronization
+
+/// Makes the node run what the server assigned: downloads and checks each
+/// task's package, installs or upgrades its plugin through the
+/// ``PluginManager`` (with its rollback), removes plugins the server no
+/// longer assigns, and reports each task's state. Plugins the server did
+/// not install are never touched.
+///
+/// Task states are kept in the agent's database, so a new session can
+/// send them all again.
+final class TaskReconciler: Sendable {
+  private let manager: PluginManager
+  private let store: AgentStore
+  private let membership: ServerMembership
+  private let endpoint: ServerEndpoint
+  private let stateDirectory: String
+  private let logger: Logger
+  /// The assignments: task id → task.
+  private let desired = Mutex<[String: Deckhand_Dispatcher_V1_Task]?>(nil)
+  private let wake: AsyncStream<Void>.Continuation
+  private let wakes: AsyncStream<Void>
+  /// The current session's stream of status changes, if one is open.
+  private let outbox = Mutex<AsyncStream<Deckhand_Dispatcher_V1_TaskStatus>.Continuation?>(nil)
+
+  init(manager: PluginManager, store: AgentStore, membership: ServerMembership, stateDirectory: String, logger: Logger)
+    throws
+  {
+    self.manager = manager
+    self.store = store
+    self.membership = membership
+    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.stateDirectory = stateDirectory
+    self.logger = logger
+    (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+  }
+
+  /// For a new session: every state known now, and a stream of the
+  /// changes from here on (the previous session's stream ends).
+  func subscribe() throws -> ([Deckhand_Dispatcher_V1_TaskStatus], AsyncStream<Deckhand_Dispatcher_V1_TaskStatus>) {
+    let (stream, continuation) = AsyncStream.makeStream(of: Deckhand_Dispatcher_V1_TaskStatus.self)
+    let previous = outbox.withLock { current in
+      defer { current = continuation }
+      return current
+    }
+    previous?.finish()
+    return (try allStatuses(), stream)
+  }
+
+  /// Every task state the agent knows, for a new session.
+  func allStatuses() throws -> [Deckhand_Dispatcher_V1_TaskStatus] {
+    try store.serverTasks().map { task in
+      var status = Deckhand_Dispatcher_V1_TaskStatus()
+      status.taskID = task.taskId
+      status.state = Deckhand_Dispatcher_V1_TaskState(rawValue: task.state) ?? .new
+      status.message = task.message
+      return status
+    }
+  }
+
+  /// Applies one assignments message. Returns false when it does not
+  /// follow from the last one (the stream must be opened again).
+  func apply(_ message: Deckhand_Dispatcher_V1_AssignmentsMessage, after previous: String?) -> Bool {
+    let ok = desired.withLock { desired -> Bool in
+      switch message.type {
+      case .complete:
+        var tasks: [String: Deckhand_Dispatcher_V1_Task] = [:]
+        for change in message.changes where change.action == .update {
+          if case .task(let task) = change.item { tasks[task.id] = task }
+        }
+        desired = tasks
+      default:
+        guard var tasks = desired, let previous, message.appliesTo == previous else { return false }
+        for change in message.changes {
+          guard case .task(let task) = change.item else { continue }
+          if change.action == .remove { tasks[task.id] = nil } else { tasks[task.id] = task }
+        }
+        desired = tasks
+      }
+      return true
+    }
+    if ok { wake.yield() }
+    return ok
+  }
+
+  /// Converges after every change, one pass at a time, until cancelled.
+  func run() async {
+    for await _ in wakes {
+      guard let tasks = desired.withLock({ $0 }) else { continue }
+      await converge(tasks)
+    }
+  }
+
+  func finish() {
+    wake.finish()
+    outbox.withLock { $0?.finish() }
+  }
+
+  /// What an installed plugin was made from.
+  static func spec(_ task: Deckhand_Dispatcher_V1_Task) -> String {
+    "\(task.plugin)@\(task.version)#\(task.artifactDigest)#\(task.configJson)"
+  }
+
+  private func converge(_ tasks: [String: Deckhand_Dispatcher_V1_Task]) async {
+    let known = (try? store.serverTasks()) ?? []
+    // One task per plugin: the newest.
+    var byPlugin: [String: Deckhand_Dispatcher_V1_Task] = [:]
+    for task in tasks.values where (byPlugin[task.plugin]?.updatedMs ?? -1) < task.updatedMs {
+      byPlugin[task.plugin] = task
+    }
+    let managed = Set(known.filter(\.installed).map(\.plugin))
+
+    // Plugins the server no longer assigns.
+    for record in known where tasks[record.taskId] == nil {
+      if record.installed && byPlugin[record.plugin] == nil {
+        do {
+          try await manager.remove(record.plugin, cleanup: false)
+          logger.info("plugin removed: no longer assigned", metadata: ["plugin": "\(record.plugin)"])
+        } catch {
+          logger.warning("removing \(record.plugin) failed: \(error)")
+        }
+      }
+      try? store.deleteServerTask(record.taskId)
+    }
+
+    for task in byPlugin.values.sorted(by: { $0.plugin < $1.plugin }) {
+      let spec = Self.spec(task)
+      if let record = known.first(where: { $0.taskId == task.id }),
+        record.state == Deckhand_Dispatcher_V1_TaskState.failed.rawValue
+          || (record.installed && record.spec == spec && record.state == Deckhand_Dispatcher_V1_TaskState.running.rawValue)
+      {
+        continue  // done (or failed: a new task is needed to try again)
+      }
+      let installedLocally = await manager.all.contains { $0.record.name == task.plugin }
+      if installedLocally && !managed.contains(task.plugin) {
+        report(task, .failed, "a plugin named \(task.plugin) was installed on this node by hand; it is left alone")
+        continue
+      }
+      if let same = known.first(where: { $0.plugin == task.plugin && $0.installed && $0.spec == spec }),
+        installedLocally
+      {
+        // The same package and config under a new task id (after a
+        // server restore, say): nothing to do.
+        try? store.deleteServerTask(same.taskId)
+        report(task, .running, "already running", installed: true)
+        continue
+      }
+      report(task, .accepted, "")
+      do {
+        report(task, .preparing, "downloading \(task.artifactDigest.prefix(12))")
+        let manifest = try await prepare(task)
+        report(task, .starting, "installing")
+        _ = try await manager.install(manifestPath: manifest)
+        for other in known where other.plugin == task.plugin && other.taskId != task.id && other.installed {
+          var replaced = other
+          replaced.installed = false
+          try? store.saveServerTask(replaced)
+        }
+        report(task, .running, "", installed: true)
+      } catch {
+        let message = (error as? DeckhandError)?.message ?? "\(error)"
+        logger.error("task failed", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
+        report(task, .failed, message)
+      }
+    }
+  }
+
+  private func report(
+    _ task: Deckhand_Dispatcher_V1_Task, _ state: Deckhand_Dispatcher_V1_TaskState, _ message: String,
+    installed: Bool? = nil
+  ) {
+    let previous = (try? store.serverTasks())?.first { $0.taskId == task.id }
+    let record = AgentStore.ServerTask(
+      taskId: task.id, plugin: task.plugin, spec: Self.spec(task), state: state.rawValue, message: message,
+      installed: installed ?? previous?.installed ?? false)
+    try? store.saveServerTask(record)
+    var status = Deckhand_Dispatcher_V1_TaskStatus()
+    status.taskID = task.id
+    status.state = state
+    status.message = message
+    _ = outbox.withLock { $0?.yield(status) }
+  }
+
+  /// Downloads (unless cached), checks and unpacks the task's package;
+  /// returns the manifest to install (with the task's config, if any).
+  private func prepare(_ task: Deckhand_Dispatcher_V1_Task) async throws -> String {
+    let digest = task.artifactDigest
+    guard digest.count == 64, digest.allSatisfy(\.isHexDigit) else {
+      throw DeckhandError(.manifestInvalid, "the task names no valid artifact digest")
+    }
+    let folder = "\(stateDirectory)/artifacts"
+    let directory = "\(folder)/\(digest)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    if !FileManager.default.fileExists(atPath: "\(directory)/plugin.json") {
+      let archive = "\(folder)/\(digest).tar.gz"
+      try await download(digest, to: archive)
+      try? FileManager.default.removeItem(atPath: directory)
+      try ArtifactPackage.unpack(archive, into: directory)
+      try? FileManager.default.removeItem(atPath: archive)
+    }
+    guard !task.configJson.isEmpty else { return "\(directory)/plugin.json" }
+    guard let data = FileManager.default.contents(atPath: "\(directory)/plugin.json"),
+      case .object(var manifest) = try JSONValue.parse(Array(data)),
+      case .object(let config) = try JSONValue.parse(Array(task.configJson.utf8)),
+      let bytes = JSONValue.object(manifest.merging(["config": .object(config)]) { $1 }).serialized()
+    else {
+      throw DeckhandError(.manifestInvalid, "cannot apply the deployment's config to the package's plugin.json")
+    }
+    manifest = [:]
+    let name = "plugin.config-\(SHA256.hash(data: Array(task.configJson.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()).json"
+    let path = "\(directory)/\(name)"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+  }
+
+  /// Streams the artifact into `path`, checking its SHA-256.
+  private func download(_ digest: String, to path: String) async throws {
+    let partial = "\(path).part"
+    _ = FileManager.default.createFile(atPath: partial, contents: nil)
+    guard let handle = FileHandle(forWritingAtPath: partial) else {
+      throw DeckhandError(.configurationInvalid, "cannot write \(partial)")
+    }
+    let actual: String
+    do {
+      actual = try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+        var request = Deckhand_Dispatcher_V1_DownloadArtifactRequest()
+        request.digest = digest
+        return try await Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client).downloadArtifact(
+          request, metadata: ControlPlaneClient.metadata(membership.credential),
+          options: ControlPlaneClient.options(.seconds(300))
+        ) { response in
+          var hasher = SHA256()
+          for try await chunk in response.messages {
+            hasher.update(data: chunk.data)
+            try handle.write(contentsOf: chunk.data)
+          }
+          return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        }
+      }
+      try handle.close()
+    } catch {
+      try? handle.close()
+      try? FileManager.default.removeItem(atPath: partial)
+      throw ControlPlaneClient.describe(error, endpoint: endpoint)
+    }
+    guard actual == digest else {
+      try? FileManager.default.removeItem(atPath: partial)
+      throw DeckhandError(.checksumMismatch, "the downloaded package's SHA-256 is \(actual), not \(digest)")
+    }
+    try? FileManager.default.removeItem(atPath: path)
+    try FileManager.default.moveItem(atPath: partial, toPath: path)
+  }
+}

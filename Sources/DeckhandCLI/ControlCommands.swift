@@ -1,0 +1,351 @@
+internal import ArgumentParser
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import DeckhandServer
+internal import Foundation
+internal import GRPCCore
+
+/// `deckhand tokens create|list|revoke`.
+struct TokensCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "tokens", abstract: "Join and operator tokens of a server.",
+    subcommands: [Create.self, List.self, Revoke.self])
+
+  struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make a token; it is printed once and stored hashed.")
+    @OptionGroup var options: OperatorOptions
+    @Option(help: "worker (joins agents) or operator (runs these commands).") var role = "worker"
+    @Option(help: "How long it is valid (e.g. 1h, 30m); default: until revoked.") var ttl: String?
+    @Option(help: "A note about what the token is for.") var description = ""
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_CreateTokenRequest()
+      switch role {
+      case "worker": request.role = .worker
+      case "operator": request.role = .operator
+      default: throw ValidationError("--role must be worker or operator")
+      }
+      if let ttl {
+        guard let duration = DurationText.parse(ttl), duration > .zero else {
+          throw ValidationError("--ttl \(ttl): expected a duration such as 1h or 30m")
+        }
+        request.ttlMs = Int64(duration.inMilliseconds.rounded())
+      }
+      request.description_p = description
+      let response = try await options.withControl { control, metadata in
+        try await control.createToken(request, metadata: metadata)
+      }
+      if options.json {
+        try options.printJSON([response], single: true)
+      } else {
+        print(response.secret)
+      }
+    }
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List tokens (never their secrets).")
+    @OptionGroup var options: OperatorOptions
+
+    func run() async throws {
+      let tokens = try await options.withControl { control, metadata in
+        try await control.listTokens(Deckhand_Control_V1_ListTokensRequest(), metadata: metadata).tokens
+      }
+      if options.json { return try options.printJSON(tokens) }
+      print(
+        TextTable.render(
+          ["ID", "ROLE", "CREATED", "EXPIRES", "STATE", "DESCRIPTION"],
+          tokens.map { token in
+            let expired = token.expiresMs > 0 && Double(token.expiresMs) < Date().timeIntervalSince1970 * 1000
+            return [
+              token.id, token.role == .operator ? "operator" : "worker", TextTable.time(token.createdMs),
+              token.expiresMs == 0 ? "never" : "\(Date(timeIntervalSince1970: Double(token.expiresMs) / 1000))",
+              token.revoked ? "revoked" : expired ? "expired" : "valid", token.description_p,
+            ]
+          }))
+    }
+  }
+
+  struct Revoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Revoke a token by id.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "The token's id (from tokens list).") var id: String
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_RevokeTokenRequest()
+      request.id = id
+      _ = try await options.withControl { control, metadata in try await control.revokeToken(request, metadata: metadata) }
+      if !options.json { print("revoked \(id)") }
+    }
+  }
+}
+
+/// `deckhand nodes ls|inspect`.
+struct NodesCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "nodes", abstract: "The agents that joined the server.", subcommands: [List.self, Inspect.self])
+
+  static func status(_ status: Deckhand_Dispatcher_V1_NodeStatus) -> String {
+    switch status {
+    case .ready: "READY"
+    case .down: "DOWN"
+    default: "UNKNOWN"
+    }
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List nodes.")
+    @OptionGroup var options: OperatorOptions
+
+    func run() async throws {
+      let nodes = try await options.withControl { control, metadata in
+        try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: metadata).nodes
+      }
+      if options.json { return try options.printJSON(nodes) }
+      print(
+        TextTable.render(
+          ["ID", "NAME", "STATUS", "LAST HEARTBEAT", "VERSION", "LABELS"],
+          nodes.map {
+            [
+              $0.id, $0.name, NodesCommand.status($0.status), TextTable.time($0.lastHeartbeatMs),
+              $0.description_p.agentVersion, TextTable.labels($0.description_p.labels),
+            ]
+          }))
+    }
+  }
+
+  struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one node.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Node id or name.") var node: String
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_GetNodeRequest()
+      request.node = node
+      let found = try await options.withControl { control, metadata in try await control.getNode(request, metadata: metadata) }
+      if options.json { return try options.printJSON([found], single: true) }
+      print("ID:             \(found.id)")
+      print("Name:           \(found.name)")
+      print("Status:         \(NodesCommand.status(found.status))")
+      print("Last heartbeat: \(TextTable.time(found.lastHeartbeatMs))")
+      print("Hostname:       \(found.description_p.hostname)")
+      print("Platform:       \(found.description_p.platform)")
+      print("Agent version:  \(found.description_p.agentVersion)")
+      print("Labels:         \(TextTable.labels(found.description_p.labels))")
+      print("Plugins:        \(TextTable.labels(found.description_p.plugins))")
+    }
+  }
+}
+
+/// `deckhand tasks ls [--node N]`.
+struct TasksCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "tasks", abstract: "Plugins assigned to nodes.", subcommands: [List.self])
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List tasks.")
+    @OptionGroup var options: OperatorOptions
+    @Option(help: "Only this node (id or name).") var node: String?
+    @Option(help: "Only this deployment.") var deployment: String?
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_ListTasksRequest()
+      request.node = node ?? ""
+      request.deploymentID = deployment ?? ""
+      let (tasks, nodes) = try await options.withControl { control, metadata in
+        (
+          try await control.listTasks(request, metadata: metadata).tasks,
+          try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: metadata).nodes
+        )
+      }
+      if options.json { return try options.printJSON(tasks) }
+      let names = Dictionary(nodes.map { ($0.id, $0.name) }) { first, _ in first }
+      print(
+        TextTable.render(
+          ["ID", "NODE", "PLUGIN", "VERSION", "STATE", "UPDATED", "MESSAGE"],
+          tasks.map {
+            [
+              $0.id, names[$0.nodeID] ?? $0.nodeID, $0.plugin, $0.version, TasksCommand.state($0.state),
+              TextTable.time($0.updatedMs), $0.message,
+            ]
+          }))
+    }
+  }
+
+  static func state(_ state: Deckhand_Dispatcher_V1_TaskState) -> String {
+    switch state {
+    case .new: "NEW"
+    case .assigned: "ASSIGNED"
+    case .accepted: "ACCEPTED"
+    case .preparing: "PREPARING"
+    case .starting: "STARTING"
+    case .running: "RUNNING"
+    case .failed: "FAILED"
+    case .removed: "REMOVED"
+    case .UNRECOGNIZED(let value): "\(value)"
+    }
+  }
+}
+
+/// `deckhand deploy PLUGIN@VERSION --selector k=v [--config JSON]`.
+struct DeployCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "deploy",
+    abstract: "Run a plugin version on every node that matches the selector.",
+    discussion: """
+      The plugin's package must be pushed first (deckhand artifacts push). A new version replaces the \
+      old one node by node and stops when more than --max-failures nodes fail to run it.
+      """)
+  @OptionGroup var options: OperatorOptions
+  @Argument(help: "PLUGIN@VERSION") var target: String
+  @Option(name: .customLong("selector"), help: "A node label, key=value, that nodes must have; repeatable.")
+  var selector: [String] = []
+  @Option(help: "JSON object that replaces the manifest's config.") var config: String?
+  @Option(help: "Failed nodes tolerated before the rollout stops.") var maxFailures = 0
+
+  func run() async throws {
+    let parts = target.split(separator: "@", maxSplits: 1).map(String.init)
+    guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+      throw ValidationError("expected PLUGIN@VERSION, got \(target)")
+    }
+    var request = Deckhand_Control_V1_CreateDeploymentRequest()
+    request.plugin = parts[0]
+    request.version = parts[1]
+    for label in selector {
+      let pair = label.split(separator: "=", maxSplits: 1).map(String.init)
+      guard pair.count == 2, !pair[0].isEmpty else { throw ValidationError("--selector \(label): expected key=value") }
+      request.selector[pair[0]] = pair[1]
+    }
+    request.configJson = config ?? ""
+    request.maxFailures = Int32(maxFailures)
+    let deployment = try await options.withControl { control, metadata in
+      try await control.createDeployment(request, metadata: metadata)
+    }
+    if options.json { return try options.printJSON([deployment], single: true) }
+    print("deployment \(deployment.id): \(deployment.plugin)@\(deployment.version) \(deployment.state)")
+  }
+}
+
+/// `deckhand deployments ls|inspect`.
+struct DeploymentsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "deployments", abstract: "Desired plugins and their rollouts.", subcommands: [List.self, Inspect.self])
+
+  static func counts(_ deployment: Deckhand_Control_V1_Deployment) -> String {
+    deployment.taskCounts.isEmpty
+      ? "-" : deployment.taskCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List deployments.")
+    @OptionGroup var options: OperatorOptions
+
+    func run() async throws {
+      let deployments = try await options.withControl { control, metadata in
+        try await control.listDeployments(Deckhand_Control_V1_ListDeploymentsRequest(), metadata: metadata).deployments
+      }
+      if options.json { return try options.printJSON(deployments) }
+      print(
+        TextTable.render(
+          ["ID", "PLUGIN", "VERSION", "SELECTOR", "STATE", "TASKS", "CREATED"],
+          deployments.map {
+            [
+              $0.id, $0.plugin, $0.version, TextTable.labels($0.selector), $0.state, DeploymentsCommand.counts($0),
+              TextTable.time($0.createdMs),
+            ]
+          }))
+    }
+  }
+
+  struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one deployment.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Deployment id.") var id: String
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_GetDeploymentRequest()
+      request.id = id
+      let deployment = try await options.withControl { control, metadata in
+        try await control.getDeployment(request, metadata: metadata)
+      }
+      if options.json { return try options.printJSON([deployment], single: true) }
+      print("ID:        \(deployment.id)")
+      print("Plugin:    \(deployment.plugin)@\(deployment.version)")
+      print("Artifact:  \(deployment.artifactDigest)")
+      print("Selector:  \(TextTable.labels(deployment.selector))")
+      print("Config:    \(deployment.configJson.isEmpty ? "-" : deployment.configJson)")
+      print("State:     \(deployment.state)")
+      print("Tasks:     \(DeploymentsCommand.counts(deployment))")
+    }
+  }
+}
+
+/// `deckhand artifacts push|ls`.
+struct ArtifactsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "artifacts", abstract: "Plugin packages stored on the server.", subcommands: [Push.self, List.self])
+
+  struct Push: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Upload a plugin package: a tar.gz with plugin.json at its root and the files it names.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "The package (.tar.gz).") var path: String
+    @Option(help: "The platform it is built for.") var platform: String?
+
+    func run() async throws {
+      let path = HostOptions.absolute(self.path)
+      let manifest: PluginManifest
+      do {
+        manifest = try ArtifactPackage.manifest(path: path)
+      } catch let error as DeckhandError {
+        FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
+        throw ExitCode(2)
+      }
+      guard let handle = FileHandle(forReadingAtPath: path) else {
+        FileHandle.standardError.write(Data("deckhand: cannot read \(path)\n".utf8))
+        throw ExitCode(2)
+      }
+      defer { try? handle.close() }
+      var system = utsname()
+      uname(&system)
+      let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      let platform = self.platform ?? "linux/\(machine)"
+      let artifact = try await options.withControl { control, metadata in
+        try await control.pushArtifact(metadata: metadata) { writer in
+          var first = true
+          while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+            var chunk = Deckhand_Control_V1_PushArtifactChunk()
+            if first {
+              chunk.name = manifest.name
+              chunk.version = manifest.version
+              chunk.platform = platform
+              first = false
+            }
+            chunk.data = data
+            try await writer.write(chunk)
+          }
+        }
+      }
+      if options.json { return try options.printJSON([artifact], single: true) }
+      print("pushed \(artifact.name)@\(artifact.version) \(artifact.digest) (\(artifact.size) bytes)")
+    }
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List artifacts.")
+    @OptionGroup var options: OperatorOptions
+
+    func run() async throws {
+      let artifacts = try await options.withControl { control, metadata in
+        try await control.listArtifacts(Deckhand_Control_V1_ListArtifactsRequest(), metadata: metadata).artifacts
+      }
+      if options.json { return try options.printJSON(artifacts) }
+      print(
+        TextTable.render(
+          ["NAME", "VERSION", "PLATFORM", "SIZE", "DIGEST", "CREATED"],
+          artifacts.map {
+            [$0.name, $0.version, $0.platform, "\($0.size)", String($0.digest.prefix(16)), TextTable.time($0.createdMs)]
+          }))
+    }
+  }
+}

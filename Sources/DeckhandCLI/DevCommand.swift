@@ -1,0 +1,143 @@
+internal import ArgumentParser
+internal import DeckhandAgent
+internal import DeckhandCore
+internal import DeckhandServer
+internal import Foundation
+internal import Logging
+internal import ServiceLifecycle
+internal import UnixSignals
+
+/// `deckhand dev`: the whole system in one process.
+struct DevCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dev",
+    abstract: "Run a server and an agent in one process, with the example plugin deployed to the local node.",
+    discussion: """
+      Uses a throw-away state directory unless --state-dir is given. The CLI on this machine finds the \
+      server (deckhand nodes ls, deckhand tasks ls, ...). Ctrl-C stops everything.
+      """)
+
+  @Option(help: "State directory (kept). Default: a new folder under /tmp, removed on exit.")
+  var stateDir: String?
+  @Option(help: "Address to listen on; if the port is taken, another one is picked.")
+  var listen = "127.0.0.1:\(ServerEndpoint.defaultPort)"
+
+  func run() async throws {
+    var logger = Logger(label: "deckhand.dev")
+    logger.logLevel = .warning
+    let temporary = stateDir == nil
+    let state =
+      stateDir.map(HostOptions.absolute)
+      ?? FileManager.default.temporaryDirectory.path + "/deckhand-dev-\(UUID().uuidString.prefix(8).lowercased())"
+    let service = DevService(stateDirectory: state, listen: try ServerEndpoint(parsing: listen), logger: logger)
+    do {
+      let group = ServiceGroup(
+        configuration: .init(
+          services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      try await group.run()
+    } catch let error as DeckhandError {
+      FileHandle.standardError.write(Data("deckhand dev: \(error.message)\n".utf8))
+      if temporary { try? FileManager.default.removeItem(atPath: state) }
+      throw ExitCode(1)
+    }
+    if temporary { try? FileManager.default.removeItem(atPath: state) }
+  }
+}
+
+/// The server, then an agent joined to it, then the example plugin
+/// deployed; stopped in the reverse order.
+struct DevService: Service {
+  let stateDirectory: String
+  let listen: ServerEndpoint
+  let logger: Logger
+
+  func say(_ line: String) { FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
+
+  func run() async throws {
+    var serverConfiguration = ControlPlaneServer.Configuration(
+      listen: listen, stateDirectory: "\(stateDirectory)/server")
+    let server = ControlPlaneServer(configuration: serverConfiguration, logger: logger)
+    let running: ControlPlaneServer.Running
+    do {
+      running = try await server.start()
+    } catch {
+      serverConfiguration.listen.port = 0
+      running = try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).start()
+    }
+    var agentConfiguration = AgentConfiguration(
+      stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
+      socketPath: "\(stateDirectory)/run/commands.sock", nodeName: "dev")
+    agentConfiguration.labels = ["env": "dev"]
+    agentConfiguration.socketMode = 0o600
+    agentConfiguration.stopPluginsOnExit = true
+    agentConfiguration.server = running.endpoint.description
+    agentConfiguration.joinToken = running.workerToken
+    let agent = try Agent(configuration: agentConfiguration, logger: logger)
+    let socket = try await agent.start()
+
+    say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
+    say("  operator token and address written to \(ClientSettings.defaultPath)")
+    say("  worker join token: \(running.workerToken)")
+    say("  agent \"dev\" joined (labels env=dev); command socket \(agentConfiguration.socketPath)")
+    do {
+      let package = try Self.examplePackage(in: stateDirectory)
+      let artifact = try running.plane.addArtifact(file: package, platform: "linux/\(Self.machine())")
+      let deployment = try running.plane.deploy(
+        plugin: artifact.name, version: artifact.version, selector: [:], configJSON: "", maxFailures: 0)
+      say("  deploying \(artifact.name)@\(artifact.version) to every node (deployment \(deployment.id))")
+      Task {
+        for _ in 0..<300 {
+          try? await Task.sleep(for: .milliseconds(100))
+          let tasks = (try? running.plane.store.tasks(node: nil, deployment: deployment.id, activeOnly: true)) ?? []
+          if let task = tasks.first, task.state == 5 {
+            say("  \(artifact.name) is RUNNING on node dev")
+            return
+          }
+          if let task = tasks.first, task.state == 6 {
+            say("  \(artifact.name) FAILED on node dev: \(task.message)")
+            return
+          }
+        }
+      }
+    } catch {
+      say("  could not deploy the example plugin: \(error)")
+    }
+    say("")
+    say("Try, in another terminal:")
+    say("  deckhand nodes ls")
+    say("  deckhand tasks ls")
+    say("  deckhand deployments ls")
+    say("  deckhand cmd --socket \(agentConfiguration.socketPath) '{\"Command\": \"plugins.list\"}'")
+    say("Ctrl-C stops the agent, its plugins and the server.")
+
+    try? await gracefulShutdown()
+    say("deckhand dev: stopping")
+    await agent.stop(socket)
+    await server.stop(running)
+  }
+
+  /// A package of the echo example beside this deckhand binary.
+  static func examplePackage(in folder: String) throws -> String {
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let echo = executable.deletingLastPathComponent().appendingPathComponent("deckhand-example-echo").path
+    guard FileManager.default.isExecutableFile(atPath: echo) else {
+      throw DeckhandError(
+        .configurationInvalid, "the example plugin \(echo) is missing; build it with `swift build`")
+    }
+    let contents = "\(folder)/package/echo"
+    try? FileManager.default.removeItem(atPath: contents)
+    try FileManager.default.createDirectory(atPath: contents, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: echo, toPath: "\(contents)/deckhand-example-echo")
+    let manifest = #"{"name": "echo", "version": "1.0.0", "entrypoint": "deckhand-example-echo"}"#
+    try Data(manifest.utf8).write(to: URL(fileURLWithPath: "\(contents)/plugin.json"))
+    let package = "\(folder)/package/echo-1.0.0.tar.gz"
+    try ArtifactPackage.pack(contents, into: package)
+    return package
+  }
+
+  static func machine() -> String {
+    var system = utsname()
+    uname(&system)
+    return withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+  }
+}

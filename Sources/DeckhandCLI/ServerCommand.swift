@@ -1,0 +1,58 @@
+internal import ArgumentParser
+internal import DeckhandCore
+internal import DeckhandServer
+internal import Foundation
+internal import Logging
+internal import ServiceLifecycle
+internal import UnixSignals
+
+/// `deckhand server`: the control plane.
+struct ServerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "server",
+    abstract: "Run the control plane: agents join it, operators deploy plugins through it.",
+    discussion: """
+      Serves the dispatcher (agents) and the operator's API on one TLS port. On first start it makes its \
+      CA, a worker join token (STATE/worker-token) and an operator token (STATE/operator-token), and \
+      writes the operator's token and address to ~/.config/deckhand/client.json for the CLI on this machine.
+      """)
+
+  @Option(help: "Address to listen on, HOST:PORT.") var listen = "0.0.0.0:\(ServerEndpoint.defaultPort)"
+  @Option(help: "State directory. Default: /var/lib/deckhand-server as root, $XDG_STATE_HOME/deckhand-server otherwise.")
+  var stateDir: String?
+  @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
+  var heartbeatPeriod: String?
+
+  static func defaultStateDirectory() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    if getuid() == 0 { return "/var/lib/deckhand-server" }
+    let base =
+      environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? "\(environment["HOME"] ?? NSHomeDirectory())/.local/state"
+    return "\(base)/deckhand-server"
+  }
+
+  func run() async throws {
+    var logger = Logger(label: "deckhand.server")
+    logger.logLevel = .info
+    do {
+      var configuration = ControlPlaneServer.Configuration(
+        listen: try ServerEndpoint(parsing: listen),
+        stateDirectory: stateDir.map(HostOptions.absolute) ?? Self.defaultStateDirectory())
+      if let heartbeatPeriod {
+        guard let period = DurationText.parse(heartbeatPeriod), period > .zero else {
+          throw DeckhandError(.configurationInvalid, "--heartbeat-period \(heartbeatPeriod): expected a duration")
+        }
+        configuration.timing.heartbeatPeriod = period
+      }
+      let server = ControlPlaneServer(configuration: configuration, logger: logger)
+      let group = ServiceGroup(
+        configuration: .init(
+          services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      try await group.run()
+    } catch let error as DeckhandError {
+      FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
+      throw ExitCode(1)
+    }
+  }
+}

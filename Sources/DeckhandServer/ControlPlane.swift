@@ -1,0 +1,477 @@
+internal import Crypto
+package import DeckhandCore
+package import DeckhandProtocol
+package import Foundation
+package import Logging
+internal import Synchronization
+
+/// The server's brain: who is calling (tokens and node credentials), which
+/// nodes are up (sessions and heartbeats), and what each node must run
+/// (deployments turned into tasks, rolled out node by node). The gRPC
+/// services are thin layers over it.
+///
+/// State that changes on every heartbeat stays in memory behind a
+/// `Mutex`; everything else is in the ``ServerStore`` first.
+package final class ControlPlane: Sendable {
+  package let store: any ServerStore
+  package let authority: CertificateAuthority
+  package let timing: ControlPlaneTiming
+  package let artifactsDirectory: String
+  /// The addresses agents are told to use (the session's managers list).
+  package let advertisedAddresses: [String]
+  let logger: Logger
+
+  struct Liveness {
+    var sessionId: String
+    var deadline: ContinuousClock.Instant
+    var lastHeartbeatMs: Int64
+    var persistedHeartbeatMs: Int64
+    var status: String
+  }
+
+  struct State {
+    var liveness: [String: Liveness] = [:]
+    /// Per node: the streams waiting for changes of its assignments.
+    var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
+    /// Per node: the open Session stream, ended when a new one replaces it.
+    var sessions: [String: (id: String, end: AsyncStream<Void>.Continuation)] = [:]
+    var limiter: SessionRateLimiter
+    /// Node id → hash of its credential's secret.
+    var nodeCredentials: [String: String] = [:]
+  }
+
+  private let state: Mutex<State>
+  private let reconcileSignal: AsyncStream<Void>.Continuation
+  private let reconcileRequests: AsyncStream<Void>
+
+  package init(
+    store: any ServerStore, authority: CertificateAuthority, timing: ControlPlaneTiming, artifactsDirectory: String,
+    advertisedAddresses: [String], logger: Logger
+  ) throws {
+    self.store = store
+    self.authority = authority
+    self.timing = timing
+    self.artifactsDirectory = artifactsDirectory
+    self.advertisedAddresses = advertisedAddresses
+    self.logger = logger
+    var initial = State(limiter: SessionRateLimiter(timing: timing))
+    for node in try store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
+    state = Mutex(initial)
+    (reconcileRequests, reconcileSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    try FileManager.default.createDirectory(atPath: artifactsDirectory, withIntermediateDirectories: true)
+  }
+
+  // MARK: Credentials
+
+  /// SHA-256 of a secret, hex: what the store keeps.
+  package static func hash(_ secret: String) -> String {
+    SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+  }
+
+  /// A random secret or id of `bytes` random bytes, as base-62-ish text.
+  package static func randomText(bytes: Int = 24) -> String {
+    let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    var generator = SystemRandomNumberGenerator()
+    return String((0..<bytes).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
+  }
+
+  /// Creates a token of `role` ("worker" or "operator"); returns its
+  /// record and its text (shown once).
+  package func createToken(role: String, ttl: Duration?, description: String) throws -> (TokenRecord, String) {
+    let id = Self.randomText(bytes: 10)
+    let secret = Self.randomText(bytes: 32)
+    let now = nowMs()
+    let record = TokenRecord(
+      id: id, role: role, secretHash: Self.hash(secret), createdMs: now,
+      expiresMs: ttl.map { now + Int64($0.inMilliseconds.rounded()) } ?? 0, revoked: false, description: description)
+    try store.save(record)
+    return (record, Credential.token(caDigest: authority.digest, id: id, secret: secret).text)
+  }
+
+  /// Revokes a token by id.
+  package func revokeToken(id: String) throws {
+    guard var token = try store.token(id: id) else {
+      throw DeckhandError(.notFound, "no token \(id); `deckhand tokens list` shows them")
+    }
+    token.revoked = true
+    try store.save(token)
+  }
+
+  /// Who `authorization` (`Bearer …`) names.
+  ///
+  /// - Throws: ``DeckhandError`` `tokenInvalid` saying why (malformed,
+  ///   another server's, unknown, wrong secret, expired, revoked).
+  package func authenticate(_ authorization: String?) throws -> Principal {
+    guard let authorization, authorization.hasPrefix("Bearer ") else {
+      throw DeckhandError(
+        .tokenInvalid, "no token: pass --token (or DECKHAND_TOKEN), or join the agent with --join-token")
+    }
+    let credential = try Credential.parse(String(authorization.dropFirst(7)))
+    switch credential {
+    case .node(let id, let secret):
+      let known = state.withLock { $0.nodeCredentials[id] }
+      guard let known, Self.constantTimeEqual(known, Self.hash(secret)) else {
+        throw DeckhandError(.tokenInvalid, "unknown node credential; join the agent again with a join token")
+      }
+      return .node(id: id)
+    case .token(let digest, let id, let secret):
+      guard digest == authority.digest else {
+        throw DeckhandError(
+          .tokenInvalid, "the token was made by another server (its CA digest does not match this server's)")
+      }
+      guard let token = try store.token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
+        throw DeckhandError(.tokenInvalid, "unknown token \(id)")
+      }
+      guard !token.revoked else { throw DeckhandError(.tokenInvalid, "token \(id) was revoked") }
+      if token.expiresMs > 0 && token.expiresMs < nowMs() {
+        throw DeckhandError(.tokenInvalid, "token \(id) expired")
+      }
+      return token.role == "operator" ? .operatorToken(id: id) : .joinToken(id: id)
+    }
+  }
+
+  private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let left = Array(a.utf8)
+    let right = Array(b.utf8)
+    guard left.count == right.count else { return false }
+    var difference: UInt8 = 0
+    for index in left.indices { difference |= left[index] ^ right[index] }
+    return difference == 0
+  }
+
+  // MARK: Nodes and sessions
+
+  /// Join: a new node record with its credential.
+  package func join(name requested: String, description: Deckhand_Dispatcher_V1_NodeDescription) throws
+    -> (NodeRecord, String)
+  {
+    let id = Self.randomText(bytes: 12)
+    let secret = Self.randomText(bytes: 32)
+    var base = requested.isEmpty ? description.hostname : requested
+    if base.isEmpty { base = "node" }
+    var name = base
+    var suffix = 2
+    while try store.node(named: name) != nil {
+      name = "\(base)-\(suffix)"
+      suffix += 1
+    }
+    let now = nowMs()
+    let record = NodeRecord(
+      id: id, name: name, hostname: description.hostname, labels: description.labels,
+      platform: description.platform, agentVersion: description.agentVersion, address: description.address,
+      plugins: description.plugins, status: "UNKNOWN", lastHeartbeatMs: 0, createdMs: now,
+      credentialHash: Self.hash(secret))
+    try store.save(record)
+    state.withLock { $0.nodeCredentials[id] = record.credentialHash }
+    logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
+    return (record, Credential.node(id: id, secret: secret).text)
+  }
+
+  /// Opens (or resumes) `nodeId`'s session: records its description, marks
+  /// it READY, ends the session it replaces. The returned stream finishes
+  /// when a newer session replaces this one.
+  package func openSession(_ nodeId: String, description: Deckhand_Dispatcher_V1_NodeDescription, resume: String)
+    throws -> (sessionId: String, node: NodeRecord, ended: AsyncStream<Void>)
+  {
+    let allowed = state.withLock { $0.limiter.allow(nodeId, now: .now) }
+    guard allowed else {
+      throw DeckhandError(
+        .serverUnavailable,
+        "node \(nodeId) opened more than \(timing.sessionsPerWindow) sessions in \(timing.sessionWindow); back off")
+    }
+    guard var node = try store.node(id: nodeId) else {
+      throw DeckhandError(.notFound, "node \(nodeId) is not known; join again")
+    }
+    let labelsChanged = node.labels != description.labels
+    node.hostname = description.hostname
+    node.labels = description.labels
+    node.platform = description.platform
+    node.agentVersion = description.agentVersion
+    node.address = description.address
+    node.plugins = description.plugins
+    node.status = "READY"
+    node.lastHeartbeatMs = nowMs()
+    try store.save(node)
+    let (ended, end) = AsyncStream.makeStream(of: Void.self)
+    let deadline = ContinuousClock.now + timing.downAfter
+    let sessionId = state.withLock { state -> String in
+      let current = state.sessions[nodeId]
+      let id = (current?.id == resume && !resume.isEmpty) ? resume : Self.randomText(bytes: 12)
+      current?.end.finish()
+      state.sessions[nodeId] = (id, end)
+      state.liveness[nodeId] = Liveness(
+        sessionId: id, deadline: deadline, lastHeartbeatMs: node.lastHeartbeatMs,
+        persistedHeartbeatMs: node.lastHeartbeatMs, status: "READY")
+      return id
+    }
+    // New labels may match other deployments; a returning node may have
+    // missed changes.
+    _ = labelsChanged
+    requestReconcile()
+    return (sessionId, node, ended)
+  }
+
+  /// A heartbeat for `sessionId`: the next period.
+  ///
+  /// - Throws: ``DeckhandError`` `notFound` when the session is not the
+  ///   node's current one (the agent then opens a new session).
+  package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
+    let now = ContinuousClock.now
+    let period = timing.nextPeriod(random: Double.random(in: 0..<1))
+    let (known, revived) = state.withLock { state -> (Bool, Bool) in
+      guard var liveness = state.liveness[nodeId], liveness.sessionId == sessionId else { return (false, false) }
+      let revived = liveness.status != "READY"
+      liveness.deadline = now + timing.downAfter
+      liveness.lastHeartbeatMs = nowMs()
+      liveness.status = "READY"
+      state.liveness[nodeId] = liveness
+      return (true, revived)
+    }
+    guard known else {
+      throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
+    }
+    if revived { try store.setNodeStatus([(nodeId, "READY", nowMs())]) }
+    return period
+  }
+
+  /// Marks nodes whose heartbeats stopped DOWN, and writes recent
+  /// heartbeat times to the store in one transaction.
+  package func sweep() throws {
+    let now = ContinuousClock.now
+    let changes = state.withLock { state -> [(id: String, status: String, lastHeartbeatMs: Int64?)] in
+      var changes: [(id: String, status: String, lastHeartbeatMs: Int64?)] = []
+      for (id, var liveness) in state.liveness {
+        if liveness.status == "READY" && now > liveness.deadline {
+          liveness.status = "DOWN"
+          changes.append((id, "DOWN", liveness.lastHeartbeatMs))
+        } else if liveness.lastHeartbeatMs - liveness.persistedHeartbeatMs >= 1000 {
+          changes.append((id, liveness.status, liveness.lastHeartbeatMs))
+        } else {
+          continue
+        }
+        liveness.persistedHeartbeatMs = liveness.lastHeartbeatMs
+        state.liveness[id] = liveness
+      }
+      return changes
+    }
+    try store.setNodeStatus(changes)
+    for change in changes where change.status == "DOWN" {
+      logger.warning("node down: no heartbeat for \(timing.downAfter)", metadata: ["node": "\(change.id)"])
+    }
+  }
+
+  /// Nodes that are DOWN now (in memory), for the benchmark and tests.
+  package var downNodes: Set<String> {
+    state.withLock { Set($0.liveness.filter { $0.value.status == "DOWN" }.keys) }
+  }
+
+  /// Ends every session (server shutdown).
+  package func endSessions() {
+    let ends = state.withLock { state in
+      let ends = state.sessions.values.map(\.end)
+      state.sessions = [:]
+      for watchers in state.watchers.values { for watcher in watchers.values { watcher.finish() } }
+      state.watchers = [:]
+      return ends
+    }
+    for end in ends { end.finish() }
+    reconcileSignal.finish()
+  }
+
+  // MARK: Assignments
+
+  /// A stream that yields when `nodeId`'s assignments may have changed.
+  package func watch(_ nodeId: String) -> (AsyncStream<Void>, UUID) {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let token = UUID()
+    state.withLock { $0.watchers[nodeId, default: [:]][token] = continuation }
+    return (stream, token)
+  }
+
+  package func unwatch(_ nodeId: String, _ token: UUID) {
+    let continuation = state.withLock { $0.watchers[nodeId]?.removeValue(forKey: token) }
+    continuation?.finish()
+  }
+
+  func notify(_ nodes: some Sequence<String>) {
+    let continuations = state.withLock { state in
+      nodes.flatMap { state.watchers[$0].map { Array($0.values) } ?? [] }
+    }
+    for continuation in continuations { continuation.yield() }
+  }
+
+  /// The node's current assignments (active tasks).
+  package func assignments(_ nodeId: String) throws -> [TaskRecord] {
+    try store.tasks(node: nodeId, deployment: nil, activeOnly: true)
+  }
+
+  /// NEW tasks that were just sent become ASSIGNED.
+  package func markAssigned(_ tasks: [TaskRecord]) throws {
+    let fresh = tasks.filter { $0.state == Deckhand_Dispatcher_V1_TaskState.new.rawValue }
+    guard !fresh.isEmpty else { return }
+    _ = try store.updateTasks(
+      fresh.map { ($0.id, $0.nodeId, Deckhand_Dispatcher_V1_TaskState.assigned.rawValue, "sent to the node") })
+  }
+
+  /// Agents' task states, committed before this returns.
+  package func updateTaskStatus(_ nodeId: String, _ updates: [Deckhand_Dispatcher_V1_TaskStatus]) throws {
+    let changed = try store.updateTasks(updates.map { ($0.taskID, nodeId, $0.state.rawValue, $0.message) })
+    if !changed.isEmpty { requestReconcile() }
+  }
+
+  // MARK: Artifacts
+
+  /// Stores the package at `path` (moved, content-addressed by `digest`)
+  /// once its plugin.json is checked to be `name`@`version`.
+  package func addArtifact(
+    at path: String, digest: String, size: Int64, name: String, version: String, platform: String
+  ) throws -> ArtifactRecord {
+    try ArtifactPackage.check(path: path, name: name, version: version)
+    let final = "\(artifactsDirectory)/\(digest).tar.gz"
+    if !FileManager.default.fileExists(atPath: final) {
+      try FileManager.default.moveItem(atPath: path, toPath: final)
+    }
+    let record = ArtifactRecord(
+      digest: digest, name: name, version: version, platform: platform, size: size, createdMs: nowMs())
+    try store.save(record)
+    logger.info("artifact stored", metadata: ["plugin": "\(name)", "version": "\(version)", "digest": "\(digest)"])
+    return record
+  }
+
+  /// Stores a package file from this machine (`deckhand dev`).
+  package func addArtifact(file path: String, platform: String) throws -> ArtifactRecord {
+    let manifest = try ArtifactPackage.manifest(path: path)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw DeckhandError(.configurationInvalid, "cannot read \(path)")
+    }
+    let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    let copy = "\(artifactsDirectory)/upload-\(Self.randomText(bytes: 8))"
+    try data.write(to: URL(fileURLWithPath: copy))
+    defer { try? FileManager.default.removeItem(atPath: copy) }
+    return try addArtifact(
+      at: copy, digest: digest, size: Int64(data.count), name: manifest.name, version: manifest.version,
+      platform: platform)
+  }
+
+  // MARK: Deployments
+
+  /// A new desired state for a plugin; it replaces the plugin's previous
+  /// deployment node by node.
+  package func deploy(
+    plugin: String, version: String, selector: [String: String], configJSON: String, maxFailures: Int
+  ) throws -> DeploymentRecord {
+    guard let artifact = try store.artifact(name: plugin, version: version) else {
+      throw DeckhandError(
+        .notFound,
+        "no artifact for \(plugin)@\(version); push its package first: deckhand artifacts push PACKAGE.tar.gz")
+    }
+    if !configJSON.isEmpty {
+      guard case .object = try? JSONValue.parse(Array(configJSON.utf8)) else {
+        throw DeckhandError(.configurationInvalid, "--config must be a JSON object")
+      }
+    }
+    var changed: [DeploymentRecord] = []
+    for var previous in try store.deployments() where previous.plugin == plugin && previous.state != "replaced" {
+      previous.state = "replaced"
+      changed.append(previous)
+    }
+    let record = DeploymentRecord(
+      id: Self.randomText(bytes: 10), plugin: plugin, version: version, artifactDigest: artifact.digest,
+      artifactSize: artifact.size, selector: selector, configJSON: configJSON, maxFailures: max(0, maxFailures),
+      state: "rolling", createdMs: nowMs())
+    changed.append(record)
+    try store.apply(deployments: changed, tasks: [])
+    logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
+    try reconcile()
+    return record
+  }
+
+  /// Asks the reconcile loop to run (soon, coalesced).
+  package func requestReconcile() { reconcileSignal.yield() }
+
+  /// Runs ``reconcile()`` whenever asked, until ``endSessions()``.
+  package func runReconcileLoop() async {
+    for await _ in reconcileRequests {
+      do {
+        try reconcile()
+      } catch {
+        logger.error("reconcile failed: \(error)")
+      }
+    }
+  }
+
+  private let reconcileLock = Mutex(())
+
+  /// Turns deployments into tasks: one per matching node; nodes that stop
+  /// matching lose theirs; a new version replaces the old one node by
+  /// node, one at a time, and stops (paused) once more than `maxFailures`
+  /// of its tasks failed.
+  package func reconcile() throws {
+    try reconcileLock.withLock { _ in
+      let nodes = try store.nodes()
+      let active = try store.tasks(node: nil, deployment: nil, activeOnly: true)
+      var touched: Set<String> = []
+      var deployments: [DeploymentRecord] = []
+      var tasks: [TaskRecord] = []
+      let now = nowMs()
+      let inProgress: Set<Int> = Set(
+        [.new, .assigned, .accepted, .preparing, .starting].map { (state: Deckhand_Dispatcher_V1_TaskState) in
+          state.rawValue
+        })
+      let failed = Deckhand_Dispatcher_V1_TaskState.failed.rawValue
+
+      for deployment in try store.deployments() where deployment.state != "replaced" {
+        let matching = nodes.filter { node in deployment.selector.allSatisfy { node.labels[$0.key] == $0.value } }
+        let matchingIds = Set(matching.map(\.id))
+        let pluginTasks = active.filter { $0.plugin == deployment.plugin }
+        var byNode: [String: TaskRecord] = [:]
+        for task in pluginTasks { byNode[task.nodeId] = task }
+        func newTask(on node: String) -> TaskRecord {
+          TaskRecord(
+            id: Self.randomText(bytes: 12), deploymentId: deployment.id, nodeId: node, plugin: deployment.plugin,
+            version: deployment.version, artifactDigest: deployment.artifactDigest,
+            artifactSize: deployment.artifactSize, configJSON: deployment.configJSON,
+            state: Deckhand_Dispatcher_V1_TaskState.new.rawValue, message: "", updatedMs: now, active: true)
+        }
+        func retire(_ task: TaskRecord, _ why: String) {
+          var task = task
+          task.active = false
+          task.state = Deckhand_Dispatcher_V1_TaskState.removed.rawValue
+          task.message = why
+          task.updatedMs = now
+          tasks.append(task)
+          touched.insert(task.nodeId)
+        }
+        // Nodes that no longer match.
+        for task in pluginTasks where !matchingIds.contains(task.nodeId) {
+          retire(task, "its node no longer matches the selector")
+        }
+        // Nodes with no task for the plugin: a task of this deployment.
+        for node in matching where byNode[node.id] == nil {
+          tasks.append(newTask(on: node.id))
+          touched.insert(node.id)
+        }
+        // Rolling replacement of older deployments' tasks.
+        let mine = pluginTasks.filter { $0.deploymentId == deployment.id && matchingIds.contains($0.nodeId) }
+        let failures = mine.filter { $0.state == failed }.count
+        let running = mine.filter { inProgress.contains($0.state) }.count
+        let outdated = matching.compactMap { byNode[$0.id] }.filter { $0.deploymentId != deployment.id }
+        var next = deployment
+        if failures > deployment.maxFailures {
+          next.state = "paused: \(failures) task(s) of \(deployment.version) failed (max \(deployment.maxFailures))"
+        } else if let first = outdated.first {
+          if running == 0 {
+            retire(first, "replaced by \(deployment.plugin)@\(deployment.version)")
+            tasks.append(newTask(on: first.nodeId))
+          }
+          next.state = "rolling"
+        } else {
+          next.state = running == 0 && !tasks.contains(where: { $0.deploymentId == deployment.id }) ? "complete" : "rolling"
+        }
+        if next.state != deployment.state { deployments.append(next) }
+      }
+      try store.apply(deployments: deployments, tasks: tasks)
+      notify(touched)
+    }
+  }
+}

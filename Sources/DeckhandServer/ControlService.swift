@@ -1,0 +1,184 @@
+internal import Crypto
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import GRPCCore
+internal import SwiftProtobuf
+
+/// `deckhand.control.v1.Control`: the operator's API. Every call needs an
+/// operator token; a node's credential or a join token is refused with
+/// PERMISSION_DENIED.
+struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
+  let plane: ControlPlane
+
+  private func requireOperator(_ metadata: Metadata) throws {
+    let principal = try plane.authenticate(metadata.authorization)
+    guard case .operatorToken = principal else {
+      throw DeckhandError(
+        .permissionDenied, "this is an operator's call; a \(principal.role) may not make it (use an operator token)")
+    }
+  }
+
+  private func unary<Request, Response>(
+    _ request: ServerRequest<Request>, _ body: (Request) throws -> Response
+  ) async throws -> ServerResponse<Response> {
+    try await mappingErrors {
+      try requireOperator(request.metadata)
+      return ServerResponse(message: try body(request.message))
+    }
+  }
+
+  func createToken(request: ServerRequest<Deckhand_Control_V1_CreateTokenRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+  {
+    try await unary(request) { message in
+      let (record, secret) = try plane.createToken(
+        role: message.role == .operator ? "operator" : "worker",
+        ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p)
+      var response = Deckhand_Control_V1_CreateTokenResponse()
+      response.token = ProtoMapping.token(record)
+      response.secret = secret
+      return response
+    }
+  }
+
+  func listTokens(request: ServerRequest<Deckhand_Control_V1_ListTokensRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_ListTokensResponse>
+  {
+    try await unary(request) { _ in
+      var response = Deckhand_Control_V1_ListTokensResponse()
+      response.tokens = try plane.store.tokens().map(ProtoMapping.token)
+      return response
+    }
+  }
+
+  func revokeToken(request: ServerRequest<Deckhand_Control_V1_RevokeTokenRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_RevokeTokenResponse>
+  {
+    try await unary(request) { message in
+      try plane.revokeToken(id: message.id)
+      return Deckhand_Control_V1_RevokeTokenResponse()
+    }
+  }
+
+  func listNodes(request: ServerRequest<Deckhand_Control_V1_ListNodesRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_ListNodesResponse>
+  {
+    try await unary(request) { _ in
+      var response = Deckhand_Control_V1_ListNodesResponse()
+      response.nodes = try plane.store.nodes().map { ProtoMapping.node($0) }
+      return response
+    }
+  }
+
+  private func findNode(_ key: String) throws -> NodeRecord {
+    if let node = try plane.store.node(id: key) ?? plane.store.node(named: key) { return node }
+    throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
+  }
+
+  func getNode(request: ServerRequest<Deckhand_Control_V1_GetNodeRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Dispatcher_V1_Node>
+  {
+    try await unary(request) { message in ProtoMapping.node(try findNode(message.node)) }
+  }
+
+  func listTasks(request: ServerRequest<Deckhand_Control_V1_ListTasksRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_ListTasksResponse>
+  {
+    try await unary(request) { message in
+      let node = message.node.isEmpty ? nil : try findNode(message.node).id
+      var response = Deckhand_Control_V1_ListTasksResponse()
+      response.tasks = try plane.store.tasks(
+        node: node, deployment: message.deploymentID.isEmpty ? nil : message.deploymentID, activeOnly: false
+      ).map(ProtoMapping.task)
+      return response
+    }
+  }
+
+  func createDeployment(
+    request: ServerRequest<Deckhand_Control_V1_CreateDeploymentRequest>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Control_V1_Deployment> {
+    try await unary(request) { message in
+      let record = try plane.deploy(
+        plugin: message.plugin, version: message.version, selector: message.selector,
+        configJSON: message.configJson, maxFailures: Int(message.maxFailures))
+      return ProtoMapping.deployment(
+        record, tasks: try plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
+    }
+  }
+
+  func listDeployments(
+    request: ServerRequest<Deckhand_Control_V1_ListDeploymentsRequest>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Control_V1_ListDeploymentsResponse> {
+    try await unary(request) { _ in
+      let tasks = try plane.store.tasks(node: nil, deployment: nil, activeOnly: false)
+      var response = Deckhand_Control_V1_ListDeploymentsResponse()
+      response.deployments = try plane.store.deployments().map { ProtoMapping.deployment($0, tasks: tasks) }
+      return response
+    }
+  }
+
+  func getDeployment(request: ServerRequest<Deckhand_Control_V1_GetDeploymentRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_Deployment>
+  {
+    try await unary(request) { message in
+      guard let record = try plane.store.deployment(id: message.id) else {
+        throw DeckhandError(.notFound, "no deployment \(message.id); `deckhand deployments ls` shows them")
+      }
+      return ProtoMapping.deployment(
+        record, tasks: try plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
+    }
+  }
+
+  func listArtifacts(request: ServerRequest<Deckhand_Control_V1_ListArtifactsRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_ListArtifactsResponse>
+  {
+    try await unary(request) { _ in
+      var response = Deckhand_Control_V1_ListArtifactsResponse()
+      response.artifacts = try plane.store.artifacts().map(ProtoMapping.artifact)
+      return response
+    }
+  }
+
+  func pushArtifact(
+    request: StreamingServerRequest<Deckhand_Control_V1_PushArtifactChunk>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Control_V1_Artifact> {
+    try await mappingErrors {
+      try requireOperator(request.metadata)
+      let temporary = "\(plane.artifactsDirectory)/upload-\(ControlPlane.randomText(bytes: 8))"
+      _ = FileManager.default.createFile(atPath: temporary, contents: nil)
+      defer { try? FileManager.default.removeItem(atPath: temporary) }
+      guard let handle = FileHandle(forWritingAtPath: temporary) else {
+        throw DeckhandError(.internalError, "cannot write \(temporary)")
+      }
+      var hasher = SHA256()
+      var size: Int64 = 0
+      var name = ""
+      var version = ""
+      var platform = ""
+      do {
+        for try await chunk in request.messages {
+          if name.isEmpty {
+            name = chunk.name
+            version = chunk.version
+            platform = chunk.platform
+          }
+          hasher.update(data: chunk.data)
+          try handle.write(contentsOf: chunk.data)
+          size += Int64(chunk.data.count)
+        }
+        try handle.close()
+      } catch {
+        try? handle.close()
+        throw error
+      }
+      guard !name.isEmpty, !version.isEmpty else {
+        throw DeckhandError(.configurationInvalid, "the first chunk must name the plugin and its version")
+      }
+      let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+      let record = try plane.addArtifact(
+        at: temporary, digest: digest, size: size, name: name, version: version, platform: platform)
+      return ServerResponse(message: ProtoMapping.artifact(record))
+    }
+  }
+}

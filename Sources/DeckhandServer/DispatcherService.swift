@@ -1,0 +1,194 @@
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import GRPCCore
+internal import SwiftProtobuf
+
+/// `deckhand.dispatcher.v1.Dispatcher`: agents' sessions, heartbeats, task
+/// status, assignments and artifact downloads, over ``ControlPlane``.
+struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
+  let plane: ControlPlane
+
+  /// The calling node; any other principal is refused.
+  private func node(_ metadata: Metadata) throws -> String {
+    let principal = try plane.authenticate(metadata.authorization)
+    guard case .node(let id) = principal else {
+      throw DeckhandError(
+        .permissionDenied, "this call is for joined agents (workers); a \(principal.role) cannot make it")
+    }
+    return id
+  }
+
+  func getCA(request: ServerRequest<Deckhand_Dispatcher_V1_GetCARequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Dispatcher_V1_GetCAResponse>
+  {
+    var response = Deckhand_Dispatcher_V1_GetCAResponse()
+    response.caCertificate = plane.authority.caPEM
+    return ServerResponse(message: response)
+  }
+
+  func join(request: ServerRequest<Deckhand_Dispatcher_V1_JoinRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Dispatcher_V1_JoinResponse>
+  {
+    try await mappingErrors {
+      let principal = try plane.authenticate(request.metadata.authorization)
+      guard case .joinToken = principal else {
+        throw DeckhandError(.permissionDenied, "Join needs a worker join token, not a \(principal.role)")
+      }
+      let (node, credential) = try plane.join(name: request.message.nodeName, description: request.message.description_p)
+      var response = Deckhand_Dispatcher_V1_JoinResponse()
+      response.nodeID = node.id
+      response.credential = credential
+      return ServerResponse(message: response)
+    }
+  }
+
+  func session(request: ServerRequest<Deckhand_Dispatcher_V1_SessionRequest>, context: ServerContext) async throws
+    -> StreamingServerResponse<Deckhand_Dispatcher_V1_SessionMessage>
+  {
+    try await mappingErrors {
+      let nodeId = try node(request.metadata)
+      let (sessionId, node, ended) = try plane.openSession(
+        nodeId, description: request.message.description_p, resume: request.message.sessionID)
+      var first = Deckhand_Dispatcher_V1_SessionMessage()
+      first.sessionID = sessionId
+      first.node = ProtoMapping.node(node, status: .ready)
+      first.managers = plane.advertisedAddresses.map { address in
+        var peer = Deckhand_Dispatcher_V1_WeightedPeer()
+        peer.address = address
+        peer.weight = 10
+        return peer
+      }
+      first.caCertificate = plane.authority.caPEM
+      first.heartbeatPeriodMs = Int64(plane.timing.heartbeatPeriod.inMilliseconds)
+      let message = first
+      return StreamingServerResponse { writer in
+        try await writer.write(message)
+        for await _ in ended {}
+        return [:]
+      }
+    }
+  }
+
+  func heartbeat(request: ServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
+  {
+    try await mappingErrors {
+      let nodeId = try node(request.metadata)
+      let period = try plane.heartbeat(nodeId, sessionId: request.message.sessionID)
+      var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
+      response.periodMs = Int64(period.inMilliseconds.rounded())
+      return ServerResponse(message: response)
+    }
+  }
+
+  func updateTaskStatus(
+    request: ServerRequest<Deckhand_Dispatcher_V1_UpdateTaskStatusRequest>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_UpdateTaskStatusResponse> {
+    try await mappingErrors {
+      let nodeId = try node(request.metadata)
+      try plane.updateTaskStatus(nodeId, request.message.updates)
+      return ServerResponse(message: Deckhand_Dispatcher_V1_UpdateTaskStatusResponse())
+    }
+  }
+
+  func assignments(request: ServerRequest<Deckhand_Dispatcher_V1_AssignmentsRequest>, context: ServerContext)
+    async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_AssignmentsMessage>
+  {
+    try await mappingErrors {
+      let nodeId = try node(request.metadata)
+      let plane = self.plane
+      return StreamingServerResponse { writer in
+        let (changes, token) = plane.watch(nodeId)
+        defer { plane.unwatch(nodeId, token) }
+        var sent: [String: TaskRecord] = [:]
+        var version = ControlPlane.randomText(bytes: 8)
+        let initial = try plane.assignments(nodeId)
+        var complete = Deckhand_Dispatcher_V1_AssignmentsMessage()
+        complete.type = .complete
+        complete.resultsIn = version
+        complete.changes = initial.map { ProtoMapping.change(.update, $0) }
+        try await writer.write(complete)
+        for task in initial { sent[task.id] = task }
+        try plane.markAssigned(initial)
+        for await _ in changes {
+          try? await Task.sleep(for: plane.timing.assignmentDebounce)
+          let current = try plane.assignments(nodeId)
+          var changesToSend: [Deckhand_Dispatcher_V1_AssignmentChange] = []
+          var next: [String: TaskRecord] = [:]
+          for task in current {
+            next[task.id] = task
+            if let old = sent[task.id], ProtoMapping.sameSpec(old, task) { continue }
+            changesToSend.append(ProtoMapping.change(.update, task))
+          }
+          for (id, old) in sent where next[id] == nil {
+            changesToSend.append(ProtoMapping.change(.remove, old))
+          }
+          sent = next
+          guard !changesToSend.isEmpty else { continue }
+          var start = 0
+          while start < changesToSend.count {
+            let batch = changesToSend[start..<min(start + plane.timing.assignmentBatch, changesToSend.count)]
+            var message = Deckhand_Dispatcher_V1_AssignmentsMessage()
+            message.type = .incremental
+            message.appliesTo = version
+            version = ControlPlane.randomText(bytes: 8)
+            message.resultsIn = version
+            message.changes = Array(batch)
+            try await writer.write(message)
+            start += batch.count
+          }
+          try plane.markAssigned(current)
+        }
+        return [:]
+      }
+    }
+  }
+
+  func tasks(request: ServerRequest<Deckhand_Dispatcher_V1_TasksRequest>, context: ServerContext) async throws
+    -> StreamingServerResponse<Deckhand_Dispatcher_V1_TasksMessage>
+  {
+    try await mappingErrors {
+      let nodeId = try node(request.metadata)
+      let plane = self.plane
+      return StreamingServerResponse { writer in
+        let (changes, token) = plane.watch(nodeId)
+        defer { plane.unwatch(nodeId, token) }
+        repeat {
+          var message = Deckhand_Dispatcher_V1_TasksMessage()
+          message.tasks = try plane.assignments(nodeId).map(ProtoMapping.task)
+          try await writer.write(message)
+        } while await changes.first(where: { _ in true }) != nil
+        return [:]
+      }
+    }
+  }
+
+  func downloadArtifact(
+    request: ServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>, context: ServerContext
+  ) async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk> {
+    try await mappingErrors {
+      _ = try plane.authenticate(request.metadata.authorization)
+      let digest = request.message.digest
+      guard try plane.store.artifact(digest: digest) != nil,
+        let handle = FileHandle(forReadingAtPath: "\(plane.artifactsDirectory)/\(digest).tar.gz")
+      else {
+        throw DeckhandError(.notFound, "no artifact \(digest)")
+      }
+      let size = (try? handle.seekToEnd()).map(Int64.init) ?? 0
+      try handle.seek(toOffset: 0)
+      return StreamingServerResponse { writer in
+        defer { try? handle.close() }
+        var first = true
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+          var chunk = Deckhand_Dispatcher_V1_ArtifactChunk()
+          chunk.data = data
+          if first { chunk.totalSize = size }
+          first = false
+          try await writer.write(chunk)
+        }
+        return [:]
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+internal import DeckhandProtocol
+internal import Foundation
+
+/// Store records as protocol messages.
+enum ProtoMapping {
+  static func node(_ record: NodeRecord, status: Deckhand_Dispatcher_V1_NodeStatus? = nil)
+    -> Deckhand_Dispatcher_V1_Node
+  {
+    var node = Deckhand_Dispatcher_V1_Node()
+    node.id = record.id
+    node.name = record.name
+    node.description_p.hostname = record.hostname
+    node.description_p.labels = record.labels
+    node.description_p.platform = record.platform
+    node.description_p.agentVersion = record.agentVersion
+    node.description_p.address = record.address
+    node.description_p.plugins = record.plugins
+    node.status =
+      status
+      ?? {
+        switch record.status {
+        case "READY": .ready
+        case "DOWN": .down
+        default: .unknown
+        }
+      }()
+    node.lastHeartbeatMs = record.lastHeartbeatMs
+    node.createdMs = record.createdMs
+    return node
+  }
+
+  static func task(_ record: TaskRecord) -> Deckhand_Dispatcher_V1_Task {
+    var task = Deckhand_Dispatcher_V1_Task()
+    task.id = record.id
+    task.deploymentID = record.deploymentId
+    task.nodeID = record.nodeId
+    task.plugin = record.plugin
+    task.version = record.version
+    task.artifactDigest = record.artifactDigest
+    task.artifactSize = record.artifactSize
+    task.configJson = record.configJSON
+    task.state = Deckhand_Dispatcher_V1_TaskState(rawValue: record.state) ?? .new
+    task.message = record.message
+    task.updatedMs = record.updatedMs
+    return task
+  }
+
+  static func change(_ action: Deckhand_Dispatcher_V1_AssignmentChange.Action, _ record: TaskRecord)
+    -> Deckhand_Dispatcher_V1_AssignmentChange
+  {
+    var change = Deckhand_Dispatcher_V1_AssignmentChange()
+    change.action = action
+    change.task = task(record)
+    return change
+  }
+
+  /// Whether two versions of a task ask the node for the same thing.
+  static func sameSpec(_ a: TaskRecord, _ b: TaskRecord) -> Bool {
+    a.plugin == b.plugin && a.version == b.version && a.artifactDigest == b.artifactDigest
+      && a.configJSON == b.configJSON
+  }
+
+  static func token(_ record: TokenRecord) -> Deckhand_Control_V1_Token {
+    var token = Deckhand_Control_V1_Token()
+    token.id = record.id
+    token.role = record.role == "operator" ? .operator : .worker
+    token.createdMs = record.createdMs
+    token.expiresMs = record.expiresMs
+    token.revoked = record.revoked
+    token.description_p = record.description
+    return token
+  }
+
+  static func artifact(_ record: ArtifactRecord) -> Deckhand_Control_V1_Artifact {
+    var artifact = Deckhand_Control_V1_Artifact()
+    artifact.digest = record.digest
+    artifact.name = record.name
+    artifact.version = record.version
+    artifact.platform = record.platform
+    artifact.size = record.size
+    artifact.createdMs = record.createdMs
+    return artifact
+  }
+
+  static func deployment(_ record: DeploymentRecord, tasks: [TaskRecord]) -> Deckhand_Control_V1_Deployment {
+    var deployment = Deckhand_Control_V1_Deployment()
+    deployment.id = record.id
+    deployment.plugin = record.plugin
+    deployment.version = record.version
+    deployment.artifactDigest = record.artifactDigest
+    deployment.selector = record.selector
+    deployment.configJson = record.configJSON
+    deployment.maxFailures = Int32(record.maxFailures)
+    deployment.state = record.state
+    deployment.createdMs = record.createdMs
+    for task in tasks where task.deploymentId == record.id {
+      let name = stateName(task.state)
+      deployment.taskCounts[name, default: 0] += 1
+    }
+    return deployment
+  }
+
+  /// NEW, ASSIGNED, … as the CLI prints them.
+  static func stateName(_ raw: Int) -> String {
+    switch Deckhand_Dispatcher_V1_TaskState(rawValue: raw) ?? .new {
+    case .new: "NEW"
+    case .assigned: "ASSIGNED"
+    case .accepted: "ACCEPTED"
+    case .preparing: "PREPARING"
+    case .starting: "STARTING"
+    case .running: "RUNNING"
+    case .failed: "FAILED"
+    case .removed: "REMOVED"
+    case .UNRECOGNIZED(let value): "STATE\(value)"
+    }
+  }
+}

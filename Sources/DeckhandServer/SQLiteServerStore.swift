@@ -1,0 +1,188 @@
+internal import DeckhandCore
+internal import Foundation
+internal import GRDB
+
+/// The server's state in SQLite (GRDB, WAL) at `STATE/server.sqlite`.
+package final class SQLiteServerStore: ServerStore {
+  private let database: DatabasePool
+  package let path: String
+
+  package init(stateDirectory: String) throws {
+    path = "\(stateDirectory)/server.sqlite"
+    do {
+      try FileManager.default.createDirectory(
+        atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+      var configuration = Configuration()
+      configuration.busyMode = .timeout(5)
+      configuration.prepareDatabase { db in
+        // WAL with synchronous NORMAL: a commit survives a crash of the
+        // process (what the tests do with SIGKILL); a power loss may lose
+        // the last commits, never corrupt the file.
+        try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      }
+      database = try DatabasePool(path: path, configuration: configuration)
+      try Self.migrator.migrate(database)
+    } catch {
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot open the server database \(path): \(error); check --state-dir and its permissions", cause: error)
+    }
+  }
+
+  private static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1 control plane") { db in
+      try db.create(table: "token") { table in
+        table.column("id", .text).primaryKey()
+        table.column("role", .text).notNull()
+        table.column("secretHash", .text).notNull()
+        table.column("createdMs", .integer).notNull()
+        table.column("expiresMs", .integer).notNull()
+        table.column("revoked", .boolean).notNull()
+        table.column("description", .text).notNull()
+      }
+      try db.create(table: "node") { table in
+        table.column("id", .text).primaryKey()
+        table.column("name", .text).notNull().unique()
+        table.column("hostname", .text).notNull()
+        table.column("labels", .jsonText).notNull()
+        table.column("platform", .text).notNull()
+        table.column("agentVersion", .text).notNull()
+        table.column("address", .text).notNull()
+        table.column("plugins", .jsonText).notNull()
+        table.column("status", .text).notNull()
+        table.column("lastHeartbeatMs", .integer).notNull()
+        table.column("createdMs", .integer).notNull()
+        table.column("credentialHash", .text).notNull()
+      }
+      try db.create(table: "artifact") { table in
+        table.column("digest", .text).primaryKey()
+        table.column("name", .text).notNull()
+        table.column("version", .text).notNull()
+        table.column("platform", .text).notNull()
+        table.column("size", .integer).notNull()
+        table.column("createdMs", .integer).notNull()
+      }
+      try db.create(table: "deployment") { table in
+        table.column("id", .text).primaryKey()
+        table.column("plugin", .text).notNull().indexed()
+        table.column("version", .text).notNull()
+        table.column("artifactDigest", .text).notNull()
+        table.column("artifactSize", .integer).notNull()
+        table.column("selector", .jsonText).notNull()
+        table.column("configJSON", .text).notNull()
+        table.column("maxFailures", .integer).notNull()
+        table.column("state", .text).notNull()
+        table.column("createdMs", .integer).notNull()
+      }
+      try db.create(table: "task") { table in
+        table.column("id", .text).primaryKey()
+        table.column("deploymentId", .text).notNull().indexed()
+        table.column("nodeId", .text).notNull().indexed()
+        table.column("plugin", .text).notNull()
+        table.column("version", .text).notNull()
+        table.column("artifactDigest", .text).notNull()
+        table.column("artifactSize", .integer).notNull()
+        table.column("configJSON", .text).notNull()
+        table.column("state", .integer).notNull()
+        table.column("message", .text).notNull()
+        table.column("updatedMs", .integer).notNull()
+        table.column("active", .boolean).notNull()
+      }
+    }
+    return migrator
+  }
+
+  package func save(_ token: TokenRecord) throws { try database.write { try token.save($0) } }
+  package func token(id: String) throws -> TokenRecord? { try database.read { try TokenRecord.fetchOne($0, key: id) } }
+  package func tokens() throws -> [TokenRecord] {
+    try database.read { try TokenRecord.order(Column("createdMs")).fetchAll($0) }
+  }
+
+  package func save(_ node: NodeRecord) throws { try database.write { try node.save($0) } }
+  package func node(id: String) throws -> NodeRecord? { try database.read { try NodeRecord.fetchOne($0, key: id) } }
+  package func node(named name: String) throws -> NodeRecord? {
+    try database.read { try NodeRecord.filter(Column("name") == name).fetchOne($0) }
+  }
+  package func nodes() throws -> [NodeRecord] { try database.read { try NodeRecord.order(Column("name")).fetchAll($0) } }
+
+  package func setNodeStatus(_ changes: [(id: String, status: String, lastHeartbeatMs: Int64?)]) throws {
+    guard !changes.isEmpty else { return }
+    try database.write { db in
+      for change in changes {
+        if let heartbeat = change.lastHeartbeatMs {
+          try db.execute(
+            sql: "UPDATE node SET status = ?, lastHeartbeatMs = ? WHERE id = ?",
+            arguments: [change.status, heartbeat, change.id])
+        } else {
+          try db.execute(sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status, change.id])
+        }
+      }
+    }
+  }
+
+  package func setAllNodes(status: String) throws {
+    try database.write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status]) }
+  }
+
+  package func save(_ artifact: ArtifactRecord) throws { try database.write { try artifact.save($0) } }
+  package func artifact(digest: String) throws -> ArtifactRecord? {
+    try database.read { try ArtifactRecord.fetchOne($0, key: digest) }
+  }
+  package func artifact(name: String, version: String) throws -> ArtifactRecord? {
+    try database.read {
+      try ArtifactRecord.filter(Column("name") == name && Column("version") == version)
+        .order(Column("createdMs").desc).fetchOne($0)
+    }
+  }
+  package func artifacts() throws -> [ArtifactRecord] {
+    try database.read { try ArtifactRecord.order(Column("name"), Column("createdMs")).fetchAll($0) }
+  }
+
+  package func save(_ deployment: DeploymentRecord) throws { try database.write { try deployment.save($0) } }
+  package func deployment(id: String) throws -> DeploymentRecord? {
+    try database.read { try DeploymentRecord.fetchOne($0, key: id) }
+  }
+  package func deployments() throws -> [DeploymentRecord] {
+    try database.read { try DeploymentRecord.order(Column("createdMs")).fetchAll($0) }
+  }
+
+  package func apply(deployments: [DeploymentRecord], tasks: [TaskRecord]) throws {
+    guard !deployments.isEmpty || !tasks.isEmpty else { return }
+    try database.write { db in
+      for deployment in deployments { try deployment.save(db) }
+      for task in tasks { try task.save(db) }
+    }
+  }
+
+  package func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord] {
+    try database.read { db in
+      var request = TaskRecord.all()
+      if let node { request = request.filter(Column("nodeId") == node) }
+      if let deployment { request = request.filter(Column("deploymentId") == deployment) }
+      if activeOnly { request = request.filter(Column("active") == true) }
+      return try request.order(Column("updatedMs")).fetchAll(db)
+    }
+  }
+
+  package func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) throws
+    -> [TaskRecord]
+  {
+    guard !updates.isEmpty else { return [] }
+    return try database.write { db in
+      var changed: [TaskRecord] = []
+      let now = nowMs()
+      for update in updates {
+        guard var task = try TaskRecord.fetchOne(db, key: update.id), task.nodeId == update.nodeId, task.active
+        else { continue }
+        guard task.state != update.state || task.message != update.message else { continue }
+        task.state = update.state
+        task.message = update.message
+        task.updatedMs = now
+        try task.update(db)
+        changed.append(task)
+      }
+      return changed
+    }
+  }
+}

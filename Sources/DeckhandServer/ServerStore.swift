@@ -1,0 +1,37 @@
+/// Where the server keeps its state. SQLite (``SQLiteServerStore``) is the
+/// embedded default; a PostgreSQL store for several server replicas will
+/// fulfil the same protocol. Every method is one transaction: after a
+/// crash a change is either whole or absent.
+package protocol ServerStore: Sendable {
+  // Tokens
+  func save(_ token: TokenRecord) throws
+  func token(id: String) throws -> TokenRecord?
+  func tokens() throws -> [TokenRecord]
+
+  // Nodes
+  func save(_ node: NodeRecord) throws
+  func node(id: String) throws -> NodeRecord?
+  func node(named name: String) throws -> NodeRecord?
+  func nodes() throws -> [NodeRecord]
+  /// Sets the status (and, where given, the last heartbeat) of many nodes.
+  func setNodeStatus(_ changes: [(id: String, status: String, lastHeartbeatMs: Int64?)]) throws
+  /// Every node to `status` (at server start: UNKNOWN).
+  func setAllNodes(status: String) throws
+
+  // Artifacts
+  func save(_ artifact: ArtifactRecord) throws
+  func artifact(digest: String) throws -> ArtifactRecord?
+  func artifact(name: String, version: String) throws -> ArtifactRecord?
+  func artifacts() throws -> [ArtifactRecord]
+
+  // Deployments and tasks
+  func save(_ deployment: DeploymentRecord) throws
+  func deployment(id: String) throws -> DeploymentRecord?
+  func deployments() throws -> [DeploymentRecord]
+  /// Saves deployments and tasks together.
+  func apply(deployments: [DeploymentRecord], tasks: [TaskRecord]) throws
+  func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord]
+  /// Applies agents' status updates to known, active tasks (others are
+  /// ignored); returns the tasks that changed.
+  func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) throws -> [TaskRecord]
+}
