@@ -228,7 +228,10 @@ let package = Package(
       dependencies: [
         "DeckhandCore",
         "DeckhandAgent",
+        "DeckhandServer",
         "DeckhandGRPC",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         "DeckhandPluginHost",

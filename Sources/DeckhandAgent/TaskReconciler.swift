@@ -133,7 +133,8 @@ final class TaskReconciler: Sendable {
       let spec = Self.spec(task)
       if let record = known.first(where: { $0.taskId == task.id }),
         record.state == Deckhand_Dispatcher_V1_TaskState.failed.rawValue
-          || (record.installed && record.spec == spec && record.state == Deckhand_Dispatcher_V1_TaskState.running.rawValue)
+          || (record.installed && record.spec == spec
+            && record.state == Deckhand_Dispatcher_V1_TaskState.running.rawValue)
       {
         continue  // done (or failed: a new task is needed to try again)
       }
@@ -213,7 +214,8 @@ final class TaskReconciler: Sendable {
       throw DeckhandError(.manifestInvalid, "cannot apply the deployment's config to the package's plugin.json")
     }
     manifest = [:]
-    let name = "plugin.config-\(SHA256.hash(data: Array(task.configJson.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()).json"
+    let name =
+      "plugin.config-\(SHA256.hash(data: Array(task.configJson.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()).json"
     let path = "\(directory)/\(name)"
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     return path

@@ -74,7 +74,9 @@ struct TokensCommand: AsyncParsableCommand {
     func run() async throws {
       var request = Deckhand_Control_V1_RevokeTokenRequest()
       request.id = id
-      _ = try await options.withControl { control, metadata in try await control.revokeToken(request, metadata: metadata) }
+      _ = try await options.withControl { control, metadata in
+        try await control.revokeToken(request, metadata: metadata)
+      }
       if !options.json { print("revoked \(id)") }
     }
   }
@@ -122,7 +124,9 @@ struct NodesCommand: AsyncParsableCommand {
     func run() async throws {
       var request = Deckhand_Control_V1_GetNodeRequest()
       request.node = node
-      let found = try await options.withControl { control, metadata in try await control.getNode(request, metadata: metadata) }
+      let found = try await options.withControl { control, metadata in
+        try await control.getNode(request, metadata: metadata)
+      }
       if options.json { return try options.printJSON([found], single: true) }
       print("ID:             \(found.id)")
       print("Name:           \(found.name)")
@@ -344,7 +348,10 @@ struct ArtifactsCommand: AsyncParsableCommand {
         TextTable.render(
           ["NAME", "VERSION", "PLATFORM", "SIZE", "DIGEST", "CREATED"],
           artifacts.map {
-            [$0.name, $0.version, $0.platform, "\($0.size)", String($0.digest.prefix(16)), TextTable.time($0.createdMs)]
+            [
+              $0.name, $0.version, $0.platform, "\($0.size)", String($0.digest.prefix(16)),
+              TextTable.time($0.createdMs),
+            ]
           }))
     }
   }

@@ -18,7 +18,8 @@ struct ServerCommand: AsyncParsableCommand {
       """)
 
   @Option(help: "Address to listen on, HOST:PORT.") var listen = "0.0.0.0:\(ServerEndpoint.defaultPort)"
-  @Option(help: "State directory. Default: /var/lib/deckhand-server as root, $XDG_STATE_HOME/deckhand-server otherwise.")
+  @Option(
+    help: "State directory. Default: /var/lib/deckhand-server as root, $XDG_STATE_HOME/deckhand-server otherwise.")
   var stateDir: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?

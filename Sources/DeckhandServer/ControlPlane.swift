@@ -466,7 +466,8 @@ package final class ControlPlane: Sendable {
           }
           next.state = "rolling"
         } else {
-          next.state = running == 0 && !tasks.contains(where: { $0.deploymentId == deployment.id }) ? "complete" : "rolling"
+          next.state =
+            running == 0 && !tasks.contains(where: { $0.deploymentId == deployment.id }) ? "complete" : "rolling"
         }
         if next.state != deployment.state { deployments.append(next) }
       }

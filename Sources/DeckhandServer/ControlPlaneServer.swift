@@ -89,7 +89,8 @@ package final class ControlPlaneServer: Service, Sendable {
       throw DeckhandError(
         .configurationInvalid, "cannot listen on \(configuration.listen): \(failure)")
     }
-    let advertisedHost = ["0.0.0.0", "::"].contains(configuration.listen.host) ? "127.0.0.1" : configuration.listen.host
+    let advertisedHost =
+      ["0.0.0.0", "::"].contains(configuration.listen.host) ? "127.0.0.1" : configuration.listen.host
     let endpoint = ServerEndpoint(host: advertisedHost, port: port)
 
     var workerToken = ""
@@ -142,7 +143,8 @@ package final class ControlPlaneServer: Service, Sendable {
   }
 
   private static func writeSecret(_ text: String, to path: String) throws {
-    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+    guard
+      FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
     else {
       throw DeckhandError(.configurationInvalid, "cannot write \(path)")
     }

@@ -35,7 +35,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       guard case .joinToken = principal else {
         throw DeckhandError(.permissionDenied, "Join needs a worker join token, not a \(principal.role)")
       }
-      let (node, credential) = try plane.join(name: request.message.nodeName, description: request.message.description_p)
+      let (node, credential) = try plane.join(
+        name: request.message.nodeName, description: request.message.description_p)
       var response = Deckhand_Dispatcher_V1_JoinResponse()
       response.nodeID = node.id
       response.credential = credential

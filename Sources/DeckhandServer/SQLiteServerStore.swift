@@ -104,7 +104,9 @@ package final class SQLiteServerStore: ServerStore {
   package func node(named name: String) throws -> NodeRecord? {
     try database.read { try NodeRecord.filter(Column("name") == name).fetchOne($0) }
   }
-  package func nodes() throws -> [NodeRecord] { try database.read { try NodeRecord.order(Column("name")).fetchAll($0) } }
+  package func nodes() throws -> [NodeRecord] {
+    try database.read { try NodeRecord.order(Column("name")).fetchAll($0) }
+  }
 
   package func setNodeStatus(_ changes: [(id: String, status: String, lastHeartbeatMs: Int64?)]) throws {
     guard !changes.isEmpty else { return }

@@ -111,6 +111,17 @@ func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async
   return condition()
 }
 
+/// Polls an asynchronous `condition` (a CLI call, say) every 100 ms until
+/// it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+  let end = ContinuousClock.now + timeout
+  while ContinuousClock.now < end {
+    if await condition() { return true }
+    try? await Task.sleep(for: .milliseconds(100))
+  }
+  return await condition()
+}
+
 /// The events a supervisor reported, in order.
 final class EventLog: Sendable {
   private let events = Mutex<[PluginEvent]>([])

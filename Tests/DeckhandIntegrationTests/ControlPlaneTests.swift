@@ -1,0 +1,317 @@
+import DeckhandAgent
+import DeckhandCore
+import DeckhandPluginHost
+import DeckhandProtocol
+import DeckhandServer
+import Foundation
+import GRPCCore
+import Testing
+
+/// A `deckhand server` process on a port of its own, with a short
+/// heartbeat period.
+final class ServerProcess: Sendable {
+  let process: Process
+  let log: String
+  let endpoint: String
+  let stateDirectory: String
+
+  init(root: String, port: Int, heartbeat: String = "400ms") throws {
+    stateDirectory = "\(root)/server"
+    endpoint = "127.0.0.1:\(port)"
+    log = "\(root)/server-\(UUID().uuidString.prefix(4)).log"
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    process = Process()
+    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
+    process.arguments = [
+      "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
+    ]
+    process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
+    process.standardInput = FileHandle.nullDevice
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+  }
+
+  var operatorToken: String { (try? String(contentsOfFile: "\(stateDirectory)/operator-token", encoding: .utf8)) ?? "" }
+  var workerToken: String { (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? "" }
+  var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+  func waitUntilServing() async throws {
+    let up = await eventually(timeout: .seconds(20)) { self.logText.contains("server serving") }
+    if !up {
+      Issue.record("server did not serve: \(logText)")
+      throw DeckhandError(.startTimeout, "server did not start")
+    }
+  }
+
+  /// `deckhand ARGS --server … --token …` (operator token unless given).
+  func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await runCommand(Fixtures.deckhand, arguments + ["--server", endpoint, "--token", token ?? operatorToken])
+  }
+
+  /// `--json` output of an operator command, parsed.
+  func json(_ arguments: [String]) async throws -> JSONValue {
+    let result = try await cli(arguments + ["--json"])
+    guard result.status == 0 else {
+      throw DeckhandError(.callFailed, "deckhand \(arguments) failed: \(result.stderr)")
+    }
+    return try JSONValue.parse(Array(result.stdout.utf8))
+  }
+
+  func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+}
+
+@Suite("Control plane: server, agents, deployments, tokens", .serialized)
+struct ControlPlaneTests {
+  static func freePort() throws -> Int { try KubernetesModeTests.freePort() }
+
+  /// A plugin package of the echo example (plugin.json + binary).
+  static func echoPackage(in root: String, version: String = "1.0.0") throws -> String {
+    let folder = "\(root)/pkg-\(version)"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try? FileManager.default.removeItem(atPath: "\(folder)/echo")
+    try FileManager.default.copyItem(atPath: Fixtures.echo, toPath: "\(folder)/echo")
+    try Data(#"{"name": "echo", "version": "\#(version)", "entrypoint": "echo"}"#.utf8)
+      .write(to: URL(fileURLWithPath: "\(folder)/plugin.json"))
+    let package = "\(root)/echo-\(version).tar.gz"
+    try ArtifactPackage.pack(folder, into: package)
+    return package
+  }
+
+  /// Node name → status, from `nodes ls --json`.
+  static func nodeStatuses(_ server: ServerProcess) async throws -> [String: String] {
+    guard case .array(let nodes) = try await server.json(["nodes", "ls"]) else { return [:] }
+    var result: [String: String] = [:]
+    for case .object(let node) in nodes {
+      if case .string(let name) = node["name"] {
+        if case .string(let status) = node["status"] { result[name] = status } else { result[name] = "NODE_STATUS_UNKNOWN" }
+      }
+    }
+    return result
+  }
+
+  /// (node name, state) of the active tasks.
+  static func tasks(_ server: ServerProcess) async throws -> [(node: String, state: String, version: String)] {
+    guard case .array(let nodes) = try await server.json(["nodes", "ls"]),
+      case .array(let tasks) = try await server.json(["tasks", "ls"])
+    else { return [] }
+    var names: [String: String] = [:]
+    for case .object(let node) in nodes {
+      if case .string(let id) = node["id"], case .string(let name) = node["name"] { names[id] = name }
+    }
+    return tasks.compactMap { task in
+      guard case .object(let fields) = task, case .string(let node) = fields["node_id"] else { return nil }
+      let state: String = if case .string(let text) = fields["state"] { text } else { "TASK_STATE_NEW" }
+      let version: String = if case .string(let text) = fields["version"] { text } else { "" }
+      return (names[node] ?? node, state, version)
+    }.filter { $0.state != "TASK_STATE_REMOVED" }
+  }
+
+  func agent(_ workspace: borrowing TestWorkspace, _ server: ServerProcess, name: String, labels: [String])
+    throws -> AgentProcess
+  {
+    try AgentProcess(
+      workspace,
+      extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", name]
+        + labels.flatMap { ["--label", $0] })
+  }
+
+  @Test("a deployment lands on exactly the matching nodes; a SIGKILLed agent goes DOWN; a SIGKILLed server loses nothing")
+  func fleet() async throws {
+    let root = try TestWorkspace()
+    let port = try Self.freePort()
+    var server = try ServerProcess(root: root.root, port: port)
+    try await server.waitUntilServing()
+
+    let webA = try TestWorkspace()
+    let webB = try TestWorkspace()
+    let db = try TestWorkspace()
+    let agents = [
+      try agent(webA, server, name: "web-a", labels: ["role=web", "zone=1"]),
+      try agent(webB, server, name: "web-b", labels: ["role=web", "zone=2"]),
+      try agent(db, server, name: "db-a", labels: ["role=db"]),
+    ]
+    defer { for agent in agents { agent.signal(SIGKILL) } }
+    for agent in agents { try await agent.waitUntilServing() }
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        let statuses = (try? await Self.nodeStatuses(server)) ?? [:]
+        return statuses.count == 3 && statuses.values.allSatisfy { $0 == "NODE_STATUS_READY" }
+      }, "\(server.logText)")
+
+    let pushed = try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root)])
+    #expect(pushed.status == 0, "\(pushed.stderr)")
+    let deployed = try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"])
+    #expect(deployed.status == 0, "\(deployed.stderr)")
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }
+      })
+    let placed = Set(try await Self.tasks(server).map(\.node))
+    #expect(placed == ["web-a", "web-b"])
+    #expect(try await agents[0].plugin("echo") != nil)
+    #expect(try await agents[1].plugin("echo") != nil)
+    #expect(try await agents[2].plugin("echo") == nil, "db-a does not match role=web")
+    let echoPID = try #require(pid(try await agents[0].plugin("echo")))
+
+    // SIGKILL an agent: its node is DOWN within 3 periods (400 ms each),
+    // give or take the sweep and the CLI.
+    agents[2].signal(SIGKILL)
+    let killed = ContinuousClock.now
+    #expect(
+      await eventually(timeout: .seconds(10)) {
+        (try? await Self.nodeStatuses(server))?["db-a"] == "NODE_STATUS_DOWN"
+      })
+    let took = killed.duration(to: .now)
+    #expect(took < .milliseconds(1200 + 1500), "DOWN after \(took)")
+    #expect((try await Self.nodeStatuses(server))["web-a"] == "NODE_STATUS_READY", "no other node wrongly DOWN")
+
+    // SIGKILL the server and start it again on the same state: nothing
+    // committed is lost, and the agents come back without restarting
+    // their plugins.
+    let before = try await server.json(["deployments", "ls"])
+    server.signal(SIGKILL)
+    _ = await eventually { !server.process.isRunning }
+    server = try ServerProcess(root: root.root, port: port)
+    try await server.waitUntilServing()
+    let after = try await server.json(["deployments", "ls"])
+    #expect(before == after)
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let statuses = (try? await Self.nodeStatuses(server)) ?? [:]
+        return statuses["web-a"] == "NODE_STATUS_READY" && statuses["web-b"] == "NODE_STATUS_READY"
+      }, "\(server.logText)")
+    let tasks = try await Self.tasks(server)
+    #expect(tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }, "\(tasks)")
+    #expect(pid(try await agents[0].plugin("echo")) == echoPID, "the plugin was not restarted")
+    server.signal(SIGTERM)
+    _ = await eventually { !server.process.isRunning }
+  }
+
+  @Test("a new version replaces the old one node by node; a label change moves a plugin off a node")
+  func rollingUpdate() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    try await server.waitUntilServing()
+    let one = try TestWorkspace()
+    let two = try TestWorkspace()
+    let agents = [
+      try agent(one, server, name: "n1", labels: ["role=web"]), try agent(two, server, name: "n2", labels: ["role=web"]),
+    ]
+    defer { for agent in agents { agent.signal(SIGKILL) } }
+    for agent in agents { try await agent.waitUntilServing() }
+    for version in ["1.0.0", "2.0.0"] {
+      #expect(try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root, version: version)]).status == 0)
+    }
+    #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }
+      })
+    #expect(try await server.cli(["deploy", "echo@2.0.0", "--selector", "role=web"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" && $0.version == "2.0.0" }
+      }, "\(server.logText)")
+    for agent in agents {
+      #expect(try await agent.plugin("echo")?["Version"] == .string("2.0.0"))
+    }
+    let listed = try await server.cli(["deployments", "ls"])
+    #expect(listed.stdout.contains("replaced") && listed.stdout.contains("complete"), "\(listed.stdout)")
+
+    // n2 comes back as role=db: the plugin leaves it, and n1 keeps it.
+    agents[1].signal(SIGTERM)
+    #expect(await agents[1].waitForExit())
+    let relabelled = try agent(two, server, name: "n2", labels: ["role=db"])
+    defer { relabelled.signal(SIGKILL) }
+    try await relabelled.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.map(\.node) == ["n1"]
+      })
+    #expect(await eventually(timeout: .seconds(10)) { (try? await relabelled.plugin("echo")) == nil })
+    #expect(try await agents[0].plugin("echo") != nil)
+    for agent in agents { agent.signal(SIGTERM) }
+    server.signal(SIGTERM)
+  }
+
+  @Test("a wrong, revoked or expired token, and a worker calling an operator's RPC, are refused with clear errors")
+  func tokens() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    try await server.waitUntilServing()
+
+    // A wrong join token: the agent does not start, and says why.
+    let wrong = try TestWorkspace()
+    let digest = server.workerToken.split(separator: "-")[2]
+    let forged = "DHTKN-1-\(digest)-abcdefghij-\(String(repeating: "x", count: 32))"
+    let refused = try AgentProcess(wrong, extra: ["--server", server.endpoint, "--join-token", forged])
+    #expect(await refused.waitForExit())
+    #expect(refused.process.terminationStatus != 0)
+    let refusedLog = (try? String(contentsOfFile: refused.log, encoding: .utf8)) ?? ""
+    #expect(refusedLog.contains("unknown token"), "\(refusedLog)")
+
+    // A token of another server: refused before anything is sent.
+    let otherDigest = String(repeating: "0", count: 64)
+    let other = try await server.cli(
+      ["nodes", "ls"], token: "DHTKN-1-\(otherDigest)-abcdefghij-\(String(repeating: "y", count: 32))")
+    #expect(other.status != 0 && other.stderr.contains("not the one the token was made for"), "\(other.stderr)")
+
+    // Revoked and expired operator tokens.
+    let made = try await server.cli(["tokens", "create", "--role", "operator"])
+    let token = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(try await server.cli(["nodes", "ls"], token: token).status == 0)
+    let id = String(token.split(separator: "-")[3])
+    #expect(try await server.cli(["tokens", "revoke", id]).status == 0)
+    let revoked = try await server.cli(["nodes", "ls"], token: token)
+    #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+    let short = try await server.cli(["tokens", "create", "--role", "operator", "--ttl", "500ms"])
+    try await Task.sleep(for: .milliseconds(800))
+    let expired = try await server.cli(["nodes", "ls"], token: short.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    #expect(expired.status != 0 && expired.stderr.contains("expired"), "\(expired.stderr)")
+
+    // A worker join token on an operator's RPC.
+    let worker = try await server.cli(["nodes", "ls"], token: server.workerToken)
+    #expect(worker.status != 0 && worker.stderr.contains("operator"), "\(worker.stderr)")
+
+    // A joined node's own credential on an operator's RPC.
+    let joined = try TestWorkspace()
+    let agent = try agent(joined, server, name: "w1", labels: [])
+    defer { agent.signal(SIGKILL) }
+    try await agent.waitUntilServing()
+    let membershipPath = "\(joined.paths.stateDirectory)/server.json"
+    #expect(await eventually { FileManager.default.fileExists(atPath: membershipPath) })
+    let membership = try JSONValue.parse(
+      Array(try Data(contentsOf: URL(fileURLWithPath: "\(joined.paths.stateDirectory)/server.json"))))
+    guard case .object(let fields) = membership, case .string(let credential) = fields["credential"],
+      case .string(let ca) = fields["caPEM"]
+    else {
+      Issue.record("no membership: \(membership)")
+      return
+    }
+    let endpoint = try ServerEndpoint(parsing: server.endpoint)
+    do {
+      _ = try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+        try await Deckhand_Control_V1_Control.Client(wrapping: client).listNodes(
+          Deckhand_Control_V1_ListNodesRequest(), metadata: ControlPlaneClient.metadata(credential))
+      }
+      Issue.record("a worker listed the nodes")
+    } catch let error as RPCError {
+      #expect(error.code == .permissionDenied, "\(error)")
+    }
+    tokensTokenTableStaysHashed(server)
+    server.signal(SIGTERM)
+  }
+
+  /// The database holds no token in clear.
+  func tokensTokenTableStaysHashed(_ server: ServerProcess) {
+    let database = (try? Data(contentsOf: URL(fileURLWithPath: "\(server.stateDirectory)/server.sqlite"))) ?? Data()
+    let secret = String(server.operatorToken.split(separator: "-").last ?? "")
+    #expect(!secret.isEmpty && database.range(of: Data(secret.utf8)) == nil)
+  }
+}
