@@ -314,4 +314,36 @@ struct ControlPlaneTests {
     let secret = String(server.operatorToken.split(separator: "-").last ?? "")
     #expect(!secret.isEmpty && database.range(of: Data(secret.utf8)) == nil)
   }
+
+  @Test("deckhand dev: server, agent and the example plugin in one process; the local CLI finds it")
+  func dev() async throws {
+    let root = try TestWorkspace()
+    let port = try Self.freePort()
+    let log = "\(root.root)/dev.log"
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
+    process.arguments = ["dev", "--state-dir", "\(root.root)/dev", "--listen", "127.0.0.1:\(port)"]
+    let environment = ["XDG_CONFIG_HOME": "\(root.root)/config"]
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardInput = FileHandle.nullDevice
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    func text() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+    #expect(await eventually(timeout: .seconds(30)) { text().contains("echo is RUNNING on node dev") }, "\(text())")
+    #expect(text().contains("server listening on 127.0.0.1:\(port)"))
+    // No --server, no --token: the CLI reads what deckhand dev wrote.
+    let nodes = try await runCommand(Fixtures.deckhand, ["nodes", "ls"], environment: environment)
+    #expect(nodes.status == 0 && nodes.stdout.contains("dev") && nodes.stdout.contains("READY"), "\(nodes)")
+    let plugins = try CommandClient.send(
+      ["Command": "plugins.list"], socket: "\(root.root)/dev/run/commands.sock", timeout: .seconds(10))
+    #expect("\(plugins)".contains("echo"))
+    kill(process.processIdentifier, SIGINT)
+    #expect(await eventually(timeout: .seconds(20)) { !process.isRunning })
+    #expect(process.terminationStatus == 0, "\(text())")
+    #expect(processes(withArgument: "\(root.root)/dev/").isEmpty, "the plugin was stopped with dev")
+  }
 }

@@ -137,7 +137,9 @@ final class EventLog: Sendable {
 /// Output goes to files, not pipes: reading a pipe would block a thread of
 /// Swift's cooperative pool, which has one thread per core, and starve every
 /// other test running at the same time.
-func runCommand(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(120)) async throws
+func runCommand(
+  _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120), environment: [String: String] = [:]
+) async throws
   -> (status: Int32, stdout: String, stderr: String)
 {
   let base = "/tmp/dhcmd-\(UUID().uuidString.prefix(8))"
@@ -150,6 +152,9 @@ func runCommand(_ executable: String, _ arguments: [String], timeout: Duration =
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
+  if !environment.isEmpty {
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  }
   process.standardInput = FileHandle.nullDevice
   process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(base).out"))
   process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(base).err"))
