@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandCore
+internal import DeckhandServer
 internal import Foundation
 
 /// `deckhand bench`: benchmarks of Deckhand's parts.
@@ -8,8 +9,42 @@ struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Benchmarks. `deckhand plugin bench` measures plugin calls.",
-    subcommands: [Commands.self, HostAPI.self]
+    subcommands: [Commands.self, HostAPI.self, Dispatcher.self]
   )
+
+  struct Dispatcher: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "dispatcher",
+      abstract: "N simulated agents against a real deckhand server: CPU, memory, false DOWN, deployment reach.",
+      discussion: """
+        Starts `deckhand server` on a throw-away state directory, joins N simulated agents in this process \
+        (each with its own session, assignments stream and heartbeats), waits until all are READY, deploys a \
+        plugin to every node, then holds for --duration. Prints `name value unit` lines.
+        """
+    )
+
+    @Option(help: "Simulated agents.") var agents = 1000
+    @Option(help: "Seconds of the steady phase.") var duration = 30.0
+    @Option(help: "Heartbeat period (the server's default is 5s).") var heartbeatPeriod = "5s"
+
+    func run() async throws {
+      let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+      var options = DispatcherBenchmark.Options(executable: executable)
+      options.agents = agents
+      options.duration = .nanoseconds(Int64(duration * 1e9))
+      guard let period = DurationText.parse(heartbeatPeriod) else {
+        throw ValidationError("--heartbeat-period \(heartbeatPeriod): expected a duration")
+      }
+      options.heartbeatPeriod = period
+      FileHandle.standardOutput.write(
+        Data(
+          "# deckhand \(DeckhandVersion.current), dispatcher, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n"
+            .utf8))
+      try await DispatcherBenchmark(options: options).run { figure in
+        FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
+      }
+    }
+  }
 
   struct HostAPI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

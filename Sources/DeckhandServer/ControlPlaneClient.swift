@@ -49,6 +49,12 @@ package enum ControlPlaneClient {
   package static func withClient<Result: Sendable>(
     _ endpoint: ServerEndpoint, caPEM: String?, _ body: (Client) async throws -> Result
   ) async throws -> Result {
+    try await withGRPCClient(transport: try transport(endpoint, caPEM: caPEM)) { client in try await body(client) }
+  }
+
+  /// A TLS transport to `endpoint` that trusts `caPEM` (nil: no
+  /// verification, only for fetching the CA).
+  package static func transport(_ endpoint: ServerEndpoint, caPEM: String?) throws -> HTTP2ClientTransport.Posix {
     // An IP literal must not become the TLS server name (SNI forbids it).
     var v4 = in_addr()
     var v6 = in6_addr()
@@ -60,7 +66,7 @@ package enum ControlPlaneClient {
       } else {
         .dns(host: endpoint.host, port: endpoint.port)
       }
-    let transport = try HTTP2ClientTransport.Posix(
+    return try HTTP2ClientTransport.Posix(
       target: target,
       transportSecurity: .tls { tls in
         if let caPEM {
@@ -75,7 +81,6 @@ package enum ControlPlaneClient {
       config: .defaults { config in
         config.backoff = .init(initial: .milliseconds(50), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
       })
-    return try await withGRPCClient(transport: transport) { client in try await body(client) }
   }
 
   /// Options with a deadline.

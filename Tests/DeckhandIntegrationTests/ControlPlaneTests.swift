@@ -46,7 +46,8 @@ final class ServerProcess: Sendable {
   }
 
   /// `deckhand ARGS --server … --token …` (operator token unless given).
-  func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String) {
+  func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
+  {
     try await runCommand(Fixtures.deckhand, arguments + ["--server", endpoint, "--token", token ?? operatorToken])
   }
 
@@ -85,7 +86,11 @@ struct ControlPlaneTests {
     var result: [String: String] = [:]
     for case .object(let node) in nodes {
       if case .string(let name) = node["name"] {
-        if case .string(let status) = node["status"] { result[name] = status } else { result[name] = "NODE_STATUS_UNKNOWN" }
+        if case .string(let status) = node["status"] {
+          result[name] = status
+        } else {
+          result[name] = "NODE_STATUS_UNKNOWN"
+        }
       }
     }
     return result
@@ -117,7 +122,8 @@ struct ControlPlaneTests {
         + labels.flatMap { ["--label", $0] })
   }
 
-  @Test("a deployment lands on exactly the matching nodes; a SIGKILLed agent goes DOWN; a SIGKILLed server loses nothing")
+  @Test(
+    "a deployment lands on exactly the matching nodes; a SIGKILLed agent goes DOWN; a SIGKILLed server loses nothing")
   func fleet() async throws {
     let root = try TestWorkspace()
     let port = try Self.freePort()
@@ -198,12 +204,14 @@ struct ControlPlaneTests {
     let one = try TestWorkspace()
     let two = try TestWorkspace()
     let agents = [
-      try agent(one, server, name: "n1", labels: ["role=web"]), try agent(two, server, name: "n2", labels: ["role=web"]),
+      try agent(one, server, name: "n1", labels: ["role=web"]),
+      try agent(two, server, name: "n2", labels: ["role=web"]),
     ]
     defer { for agent in agents { agent.signal(SIGKILL) } }
     for agent in agents { try await agent.waitUntilServing() }
     for version in ["1.0.0", "2.0.0"] {
-      #expect(try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root, version: version)]).status == 0)
+      #expect(
+        try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root, version: version)]).status == 0)
     }
     #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"]).status == 0)
     #expect(
@@ -272,7 +280,8 @@ struct ControlPlaneTests {
     #expect(revoked.status != 0 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
     let short = try await server.cli(["tokens", "create", "--role", "operator", "--ttl", "500ms"])
     try await Task.sleep(for: .milliseconds(800))
-    let expired = try await server.cli(["nodes", "ls"], token: short.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    let expired = try await server.cli(
+      ["nodes", "ls"], token: short.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     #expect(expired.status != 0 && expired.stderr.contains("expired"), "\(expired.stderr)")
 
     // A worker join token on an operator's RPC.
