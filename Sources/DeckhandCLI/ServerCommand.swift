@@ -23,6 +23,16 @@ struct ServerCommand: AsyncParsableCommand {
   var stateDir: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
+  @Option(help: "A job assigned but not acknowledged within this goes back to the queue.") var jobAckTimeout = "2m"
+  @Option(help: "How often runners send heartbeats for a running job.") var jobHeartbeatInterval = "5s"
+  @Option(help: "A running job with no heartbeat for this long ends in ERROR.") var jobHeartbeatTimeout = "2m"
+
+  static func duration(_ text: String, _ flag: String) throws -> Duration {
+    guard let duration = DurationText.parse(text), duration > .zero else {
+      throw DeckhandError(.configurationInvalid, "--\(flag) \(text): expected a duration such as 5s or 2m")
+    }
+    return duration
+  }
 
   static func defaultStateDirectory() -> String {
     let environment = ProcessInfo.processInfo.environment
@@ -46,6 +56,9 @@ struct ServerCommand: AsyncParsableCommand {
         }
         configuration.timing.heartbeatPeriod = period
       }
+      configuration.jobTiming.ackTimeout = try Self.duration(jobAckTimeout, "job-ack-timeout")
+      configuration.jobTiming.heartbeatInterval = try Self.duration(jobHeartbeatInterval, "job-heartbeat-interval")
+      configuration.jobTiming.heartbeatTimeout = try Self.duration(jobHeartbeatTimeout, "job-heartbeat-timeout")
       let server = ControlPlaneServer(configuration: configuration, logger: logger)
       let group = ServiceGroup(
         configuration: .init(

@@ -1,4 +1,4 @@
-package import DeckhandCore
+internal import DeckhandCore
 package import Foundation
 
 /// Where the CLI finds a server and an operator token when neither

@@ -182,7 +182,9 @@ package final class ControlPlane: Sendable {
     guard var node = try store.node(id: nodeId) else {
       throw DeckhandError(.notFound, "node \(nodeId) is not known; join again")
     }
-    let labelsChanged = node.labels != description.labels
+    // A new node, or new labels, may match deployments; otherwise its
+    // tasks are in the store and the assignments stream sends them.
+    let needsReconcile = node.labels != description.labels || node.lastHeartbeatMs == 0
     node.hostname = description.hostname
     node.labels = description.labels
     node.platform = description.platform
@@ -204,10 +206,7 @@ package final class ControlPlane: Sendable {
         persistedHeartbeatMs: node.lastHeartbeatMs, status: "READY")
       return id
     }
-    // New labels may match other deployments; a returning node may have
-    // missed changes.
-    _ = labelsChanged
-    requestReconcile()
+    if needsReconcile { requestReconcile() }
     return (sessionId, node, ended)
   }
 
@@ -244,7 +243,7 @@ package final class ControlPlane: Sendable {
         if liveness.status == "READY" && now > liveness.deadline {
           liveness.status = "DOWN"
           changes.append((id, "DOWN", liveness.lastHeartbeatMs))
-        } else if liveness.lastHeartbeatMs - liveness.persistedHeartbeatMs >= 1000 {
+        } else if liveness.lastHeartbeatMs - liveness.persistedHeartbeatMs >= 15_000 {
           changes.append((id, liveness.status, liveness.lastHeartbeatMs))
         } else {
           continue
@@ -316,7 +315,14 @@ package final class ControlPlane: Sendable {
   /// Agents' task states, committed before this returns.
   package func updateTaskStatus(_ nodeId: String, _ updates: [Deckhand_Dispatcher_V1_TaskStatus]) throws {
     let changed = try store.updateTasks(updates.map { ($0.taskID, nodeId, $0.state.rawValue, $0.message) })
-    if !changed.isEmpty { requestReconcile() }
+    // Only a rollout in progress moves on when a task ends its start.
+    let settled: Set<Int> = [
+      Deckhand_Dispatcher_V1_TaskState.running.rawValue, Deckhand_Dispatcher_V1_TaskState.failed.rawValue,
+    ]
+    let deployments = Set(changed.filter { settled.contains($0.state) }.map(\.deploymentId))
+    if try deployments.contains(where: { try store.deployment(id: $0)?.state != "complete" }) {
+      requestReconcile()
+    }
   }
 
   // MARK: Artifacts

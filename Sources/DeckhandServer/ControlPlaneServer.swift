@@ -18,6 +18,7 @@ package final class ControlPlaneServer: Service, Sendable {
     package var listen: ServerEndpoint
     package var stateDirectory: String
     package var timing = ControlPlaneTiming()
+    package var jobTiming = JobQueue.Timing()
     /// Where the CLI settings go; nil: don't write them.
     package var clientSettingsPath: String? = ClientSettings.defaultPath
     package init(listen: ServerEndpoint, stateDirectory: String) {
@@ -29,6 +30,7 @@ package final class ControlPlaneServer: Service, Sendable {
   /// A started server.
   package struct Running: Sendable {
     package let plane: ControlPlane
+    package let jobs: JobQueue
     /// The address agents and the CLI use.
     package let endpoint: ServerEndpoint
     /// Tokens made on this start (first start only), else nil.
@@ -79,8 +81,13 @@ package final class ControlPlaneServer: Service, Sendable {
     let provisional = try ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
+    let jobs = JobQueue(store: store, timing: configuration.jobTiming)
     let server = GRPCServer(
-      transport: transport, services: [DispatcherService(plane: provisional), ControlService(plane: provisional)])
+      transport: transport,
+      services: [
+        DispatcherService(plane: provisional), ControlService(plane: provisional),
+        JobsService(plane: provisional, queue: jobs),
+      ])
     let serving = Task { try await server.serve() }
     guard let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
     else {
@@ -122,6 +129,12 @@ package final class ControlPlaneServer: Service, Sendable {
           }
         }
         group.addTask {
+          while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(250))
+            do { try jobs.sweep() } catch { logger.error("job sweep failed: \(error)") }
+          }
+        }
+        group.addTask {
           do { try await serving.value } catch { logger.error("server stopped: \(error)") }
         }
         await group.next()
@@ -130,13 +143,15 @@ package final class ControlPlaneServer: Service, Sendable {
     }
     plane.requestReconcile()
     return Running(
-      plane: plane, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken, server: server,
+      plane: plane, jobs: jobs, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken,
+      server: server,
       tasks: tasks)
   }
 
   /// Ends sessions and streams, stops serving.
   package func stop(_ running: Running) async {
     running.plane.endSessions()
+    running.jobs.close()
     running.server.beginGracefulShutdown()
     running.tasks.cancel()
     await running.tasks.value

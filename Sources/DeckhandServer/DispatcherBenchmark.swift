@@ -121,7 +121,8 @@ package struct DispatcherBenchmark: Sendable {
       for try await part in group { all += part }
       return all
     }
-    report(Figure(name: "join_rate", value: Double(agents.count) / joinStart.duration(to: .now).inSeconds, unit: "nodes/s"))
+    report(
+      Figure(name: "join_rate", value: Double(agents.count) / joinStart.duration(to: .now).inSeconds, unit: "nodes/s"))
 
     // Sessions, assignment streams and heartbeats.
     let period = options.heartbeatPeriod
@@ -188,7 +189,7 @@ package struct DispatcherBenchmark: Sendable {
     let steadyStart = ContinuousClock.now
     var wronglyDown: Set<String> = []
     while steadyStart.duration(to: .now) < options.duration {
-      try await Task.sleep(for: .seconds(1))
+      try await Task.sleep(for: .seconds(3))
       let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
       for node in nodes where node.status == .down { wronglyDown.insert(node.id) }
     }

@@ -4,7 +4,7 @@ internal import GRDB
 
 /// The server's state in SQLite (GRDB, WAL) at `STATE/server.sqlite`.
 package final class SQLiteServerStore: ServerStore {
-  private let database: DatabasePool
+  let database: DatabasePool
   package let path: String
 
   package init(stateDirectory: String) throws {
@@ -90,6 +90,7 @@ package final class SQLiteServerStore: ServerStore {
         table.column("active", .boolean).notNull()
       }
     }
+    registerJobMigrations(&migrator)
     return migrator
   }
 

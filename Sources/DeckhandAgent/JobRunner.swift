@@ -1,0 +1,287 @@
+internal import DeckhandCore
+internal import DeckhandPluginHost
+internal import DeckhandProtocol
+internal import DeckhandServer
+internal import Foundation
+internal import GRPCCore
+internal import GRPCNIOTransportHTTP2Posix
+internal import Logging
+internal import SwiftProtobuf
+internal import Synchronization
+
+/// The agent as a runner of the server's job queue: one job at a time,
+/// pulled on `RunnerJobStream` (Request → Assignment → Ack → output and
+/// heartbeats → Complete or Error), with the config variables of
+/// `RunnerConfig` as the environment of exec jobs. A job keeps running
+/// while the server is away; its output waits, and the runner resumes it
+/// on the next stream.
+final class JobRunner: Sendable {
+  let membership: ServerMembership
+  let endpoint: ServerEndpoint
+  let manager: PluginManager
+  let logger: Logger
+  let timing = ControlPlaneTiming()
+  /// Variables from RunnerConfig.
+  private let variables = Mutex<[String: String]>([:])
+  /// The job running now, if any.
+  private let current = Mutex<Execution?>(nil)
+
+  init(membership: ServerMembership, manager: PluginManager, logger: Logger) throws {
+    self.membership = membership
+    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.manager = manager
+    self.logger = logger
+  }
+
+  typealias Outgoing = AsyncStream<Deckhand_Server_V1_RunnerJobStreamRequest>.Continuation
+
+  /// One job: its events go to the stream that is open now, or wait for
+  /// the next one.
+  final class Execution: Sendable {
+    let id: String
+    private struct State {
+      var sink: Outgoing?
+      var pending: [Deckhand_Server_V1_RunnerJobStreamRequest] = []
+      var ended = false
+      var cancel: (@Sendable (Bool) -> Void)?
+    }
+    private let state = Mutex(State())
+    init(id: String) { self.id = id }
+
+    func send(_ message: Deckhand_Server_V1_RunnerJobStreamRequest, final: Bool = false) {
+      state.withLock { state in
+        if final { state.ended = true }
+        if let sink = state.sink, case .enqueued = sink.yield(message) { return }
+        state.pending.append(message)
+      }
+    }
+
+    /// Attaches a new stream and sends what waited.
+    func attach(_ sink: Outgoing) {
+      state.withLock { state in
+        state.sink = sink
+        for message in state.pending { sink.yield(message) }
+        state.pending = []
+      }
+    }
+
+    func detach() { state.withLock { $0.sink = nil } }
+    var ended: Bool { state.withLock { $0.ended } }
+    func onCancel(_ body: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.cancel = body } }
+    func cancel(force: Bool) { state.withLock { $0.cancel }?(force) }
+  }
+
+  func run() async {
+    var bound: Duration = .zero
+    while !Task.isCancelled {
+      let connected = ConnectedFlag()
+      do {
+        try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+          let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
+          try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.followConfig(jobs) }
+            group.addTask { try await self.stream(jobs) { connected.set() } }
+            try await group.next()
+            group.cancelAll()
+          }
+        }
+      } catch is CancellationError {
+        return
+      } catch {
+        if Task.isCancelled { return }
+        logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
+      }
+      if connected.isSet { bound = .zero }
+      bound = timing.reconnectBound(after: bound)
+      try? await Task.sleep(for: bound * Double.random(in: 0...1))
+    }
+    current.withLock { $0 }?.cancel(force: true)
+  }
+
+  private func followConfig(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {
+    try await jobs.runnerConfig(
+      Deckhand_Server_V1_RunnerConfigRequest(), metadata: ControlPlaneClient.metadata(membership.credential)
+    ) { response in
+      for try await message in response.messages {
+        let values = Dictionary(message.variables.map { ($0.name, $0.value) }) { $1 }
+        self.variables.withLock { $0 = values }
+      }
+    }
+    try await Task.sleep(for: .seconds(3600 * 24 * 365))
+  }
+
+  private func stream(
+    _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, connected: @escaping @Sendable () -> Void
+  ) async throws {
+    let (outgoing, sink) = AsyncStream.makeStream(of: Deckhand_Server_V1_RunnerJobStreamRequest.self)
+    defer { current.withLock { $0 }?.detach() }
+    try await jobs.runnerJobStream(
+      metadata: ControlPlaneClient.metadata(membership.credential),
+      requestProducer: { writer in
+        for await message in outgoing { try await writer.write(message) }
+      },
+      onResponse: { response in
+        connected()
+        var ask = Deckhand_Server_V1_RunnerJobStreamRequest()
+        ask.request = .init()
+        if let running = self.current.withLock({ $0 }), !running.ended {
+          ask.request.resumeJobID = running.id
+        }
+        sink.yield(ask)
+        for try await message in response.messages {
+          switch message.event {
+          case .resumed:
+            self.current.withLock { $0 }?.attach(sink)
+          case .assignment(let assignment):
+            var ack = Deckhand_Server_V1_RunnerJobStreamRequest()
+            ack.ack = .init()
+            sink.yield(ack)
+            let execution = Execution(id: assignment.job.id)
+            execution.attach(sink)
+            self.current.withLock { $0 = execution }
+            Task { await self.execute(assignment, execution, sink: sink) }
+          case .cancel(let cancel):
+            self.current.withLock { $0 }?.cancel(force: cancel.force)
+          default:
+            break
+          }
+        }
+        sink.finish()
+      })
+  }
+
+  /// Runs one job to its end, then asks for the next.
+  private func execute(
+    _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment, _ execution: Execution, sink: Outgoing
+  ) async {
+    let job = assignment.job
+    let interval = Duration.milliseconds(max(assignment.heartbeatIntervalMs, 100))
+    let heartbeats = Task {
+      while !Task.isCancelled {
+        try? await Task.sleep(for: interval)
+        if Task.isCancelled { return }
+        var beat = Deckhand_Server_V1_RunnerJobStreamRequest()
+        beat.heartbeat = .init()
+        execution.send(beat)
+      }
+    }
+    let outcome: Deckhand_Server_V1_RunnerJobStreamRequest
+    switch job.operation {
+    case .exec(let exec):
+      outcome = await runExec(exec, env: assignment.env, execution)
+    case .pluginStatus(let status):
+      outcome = await plugin(status.plugin) { connection, timeout in
+        let answer = try await connection.getStatus(data: status.data.isEmpty ? nil : status.data, timeout: timeout)
+        var complete = Deckhand_Server_V1_RunnerJobStreamRequest()
+        complete.complete.resultCode = Int64(answer.code)
+        complete.complete.results = answer.results
+        return complete
+      }
+    case .pluginApply(let apply):
+      outcome = await plugin(apply.plugin) { connection, timeout in
+        try await connection.apply(apply.payload, timeout: timeout)
+        var complete = Deckhand_Server_V1_RunnerJobStreamRequest()
+        complete.complete = .init()
+        return complete
+      }
+    case .noop, nil:
+      var complete = Deckhand_Server_V1_RunnerJobStreamRequest()
+      complete.complete = .init()
+      outcome = complete
+    }
+    heartbeats.cancel()
+    execution.send(outcome, final: true)
+    current.withLock { if $0 === execution { $0 = nil } }
+    var next = Deckhand_Server_V1_RunnerJobStreamRequest()
+    next.request = .init()
+    sink.yield(next)
+  }
+
+  private func plugin(
+    _ name: String,
+    _ body: @Sendable (any PluginConnection, Duration) async throws -> Deckhand_Server_V1_RunnerJobStreamRequest
+  ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
+    do {
+      let entry = try await manager.entry(name)
+      return try await entry.supervisor.withConnection { try await body($0, entry.manifest.timeouts.call) }
+    } catch {
+      var failure = Deckhand_Server_V1_RunnerJobStreamRequest()
+      failure.error.message = (error as? DeckhandError)?.message ?? "\(error)"
+      failure.error.exitCode = 1
+      return failure
+    }
+  }
+
+  /// An exec job: output in chunks of at most 64 KiB, sent as they come
+  /// (several per message when they pile up); cancel is SIGTERM, then
+  /// SIGKILL after 5 s (at once when forced); a timeout likewise.
+  private func runExec(
+    _ exec: Deckhand_Server_V1_ExecOperation, env: [String: String], _ execution: Execution
+  ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
+    var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG", "TERM"].contains($0.key) }
+    for (key, value) in variables.withLock({ $0 }) { environment[key] = value }
+    for (key, value) in env { environment[key] = value }
+    for (key, value) in exec.env { environment[key] = value }
+    let (exits, exited) = AsyncStream.makeStream(of: Int32.self)
+    let reason = Mutex<String?>(nil)
+    let process: JobProcess
+    do {
+      process = try JobProcess.start(
+        argv: exec.argv, environment: environment,
+        directory: exec.workingDirectory.isEmpty ? nil : exec.workingDirectory,
+        onOutput: { chunk in
+          var event = Deckhand_Server_V1_OutputEvent()
+          event.kind = chunk.stream == 1 ? .stdout : .stderr
+          event.data = Data(chunk.data)
+          event.timestampMs = chunk.timestampMs
+          var message = Deckhand_Server_V1_RunnerJobStreamRequest()
+          message.terminal.events = [event]
+          execution.send(message)
+        },
+        onExit: { code in
+          exited.yield(code)
+          exited.finish()
+        })
+    } catch {
+      var failure = Deckhand_Server_V1_RunnerJobStreamRequest()
+      failure.error.message = (error as? DeckhandError)?.message ?? "\(error)"
+      failure.error.exitCode = 127
+      return failure
+    }
+    let stop: @Sendable (String, Bool) -> Void = { why, force in
+      reason.withLock { $0 = $0 ?? why }
+      process.signal(force ? SIGKILL : SIGTERM)
+      if !force {
+        Task {
+          try? await Task.sleep(for: .seconds(5))
+          process.signal(SIGKILL)
+        }
+      }
+    }
+    execution.onCancel { force in stop("cancelled", force) }
+    let timer =
+      exec.timeoutMs > 0
+      ? Task {
+        try? await Task.sleep(for: .milliseconds(exec.timeoutMs))
+        if !Task.isCancelled { stop("timed out after \(exec.timeoutMs) ms", false) }
+      } : nil
+    var code: Int32 = -1
+    for await exitCode in exits { code = exitCode }
+    timer?.cancel()
+    var message = Deckhand_Server_V1_RunnerJobStreamRequest()
+    if let why = reason.withLock({ $0 }) {
+      message.error.message = "\(why) (exit status \(code))"
+      message.error.exitCode = code
+    } else {
+      message.complete.exitCode = code
+    }
+    return message
+  }
+}
+
+/// Whether a stream got as far as talking to the server.
+final class ConnectedFlag: Sendable {
+  private let value = Mutex(false)
+  func set() { value.withLock { $0 = true } }
+  var isSet: Bool { value.withLock { $0 } }
+}

@@ -1,0 +1,366 @@
+package import DeckhandCore
+package import DeckhandProtocol
+package import Foundation
+internal import SwiftProtobuf
+internal import Synchronization
+
+/// The job queue: jobs wait in the store until a runner whose identity
+/// matches claims one (QUEUED → WAITING), acknowledges it (RUNNING), and
+/// ends it (SUCCESS or ERROR). The timeout rules (ack, heartbeats, expiry)
+/// run in ``sweep()``; every change wakes whoever watches the job.
+package final class JobQueue: Sendable {
+  /// The queue's timeouts (Waypoint's defaults).
+  package struct Timing: Sendable {
+    package var ackTimeout: Duration = .seconds(120)
+    package var heartbeatInterval: Duration = .seconds(5)
+    package var heartbeatTimeout: Duration = .seconds(120)
+    package init() {}
+  }
+
+  package let store: SQLiteServerStore
+  package let timing: Timing
+
+  private struct State {
+    var queueWaiters: [UUID: AsyncStream<Void>.Continuation] = [:]
+    var jobWatchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
+    var configWatchers: [UUID: AsyncStream<Void>.Continuation] = [:]
+    var byIdOnly: [String: Bool] = [:]
+  }
+  private let state = Mutex(State())
+
+  package init(store: SQLiteServerStore, timing: Timing) {
+    self.store = store
+    self.timing = timing
+  }
+
+  static let queued = Deckhand_Server_V1_JobState.queued.rawValue
+  static let waiting = Deckhand_Server_V1_JobState.waiting.rawValue
+  static let running = Deckhand_Server_V1_JobState.running.rawValue
+  static let success = Deckhand_Server_V1_JobState.success.rawValue
+  static let failure = Deckhand_Server_V1_JobState.error.rawValue
+
+  // MARK: Operators
+
+  /// Why `job` cannot be queued, or nil.
+  package func validationError(_ job: Deckhand_Server_V1_Job) -> String? {
+    switch job.operation {
+    case nil: return "the job has no operation (exec, plugin_apply, plugin_status or noop)"
+    case .exec(let exec):
+      if exec.argv.isEmpty || exec.argv[0].isEmpty { return "exec needs a command (argv)" }
+      if exec.timeoutMs < 0 { return "exec timeout must not be negative" }
+    case .pluginApply(let apply):
+      if apply.plugin.isEmpty { return "plugin.apply needs a plugin name" }
+    case .pluginStatus(let status):
+      if status.plugin.isEmpty { return "plugin.status needs a plugin name" }
+    case .noop: break
+    }
+    if job.expiresInMs < 0 { return "expires_in must not be negative" }
+    return nil
+  }
+
+  /// Whether a known node could take `job`.
+  package func assignable(_ job: Deckhand_Server_V1_Job) throws -> Bool {
+    let target = try resolveTarget(job.target)
+    return try store.nodes().contains { node in
+      (target.runner.isEmpty ? !(byIdOnly(node.id)) : node.id == target.runner)
+        && target.labels.allSatisfy { node.labels[$0.key] == $0.value }
+    }
+  }
+
+  private func byIdOnly(_ runner: String) -> Bool { state.withLock { $0.byIdOnly[runner] ?? false } }
+
+  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> (runner: String, labels: [String: String]) {
+    guard case .runnerID(let key) = target.target, !key.isEmpty else { return ("", target.labels) }
+    guard let node = try store.node(id: key) ?? store.node(named: key) else {
+      throw DeckhandError(.notFound, "no runner \(key); `deckhand nodes ls` lists the agents")
+    }
+    return (node.id, target.labels)
+  }
+
+  /// Queues `job`; returns its id.
+  package func queue(_ job: Deckhand_Server_V1_Job) throws -> String {
+    if let problem = validationError(job) { throw DeckhandError(.configurationInvalid, problem) }
+    let target = try resolveTarget(job.target)
+    var spec = job
+    spec.id = ControlPlane.randomText(bytes: 12)
+    let now = nowMs()
+    let record = JobRecord(
+      id: spec.id, spec: try spec.serializedData(), singletonId: job.singletonID, targetRunner: target.runner,
+      targetLabels: target.labels, project: job.project, state: Self.queued, runnerId: "", queuedMs: now,
+      assignedMs: 0, ackedMs: 0, completeMs: 0, expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0,
+      heartbeatMs: 0, exitCode: 0, error: "", cancelRequested: false, forceCancel: false, resultCode: 0,
+      results: [], outputSequence: 0)
+    let replaced = try store.insert(record)
+    for id in replaced { notify(job: id) }
+    wakeRunners()
+    return record.id
+  }
+
+  /// Cancels a job: a queued or waiting one ends at once; a running one is
+  /// told to stop and its runner ends it; `force` ends it at once.
+  package func cancel(_ id: String, force: Bool) throws {
+    let updated = try store.update(id) { job in
+      switch job.state {
+      case Self.queued, Self.waiting:
+        job.state = Self.failure
+        job.error = "cancelled before it ran"
+        job.completeMs = nowMs()
+        job.cancelRequested = true
+      case Self.running:
+        job.cancelRequested = true
+        if force {
+          job.forceCancel = true
+          job.state = Self.failure
+          job.error = "force-cancelled"
+          job.completeMs = nowMs()
+        }
+      default:
+        break
+      }
+    }
+    guard updated != nil else { throw DeckhandError(.notFound, "no job \(id)") }
+    notify(job: id)
+  }
+
+  package func record(_ id: String) throws -> JobRecord {
+    guard let record = try store.job(id: id) else {
+      throw DeckhandError(.notFound, "no job \(id); `deckhand jobs ls` lists them")
+    }
+    return record
+  }
+
+  /// The job as the API shows it: its spec with the queue's state on top.
+  package func message(_ record: JobRecord) -> Deckhand_Server_V1_Job {
+    var job = (try? Deckhand_Server_V1_Job(serializedBytes: record.spec)) ?? Deckhand_Server_V1_Job()
+    job.id = record.id
+    job.state = Deckhand_Server_V1_JobState(rawValue: record.state) ?? .unknown
+    job.runnerID = record.runnerId
+    job.queuedMs = record.queuedMs
+    job.assignedMs = record.assignedMs
+    job.ackedMs = record.ackedMs
+    job.completeMs = record.completeMs
+    job.exitCode = Int32(record.exitCode)
+    job.error = record.error
+    job.cancelRequested = record.cancelRequested
+    job.resultCode = record.resultCode
+    job.results = record.results
+    return job
+  }
+
+  static func isEnded(_ state: Int) -> Bool { state == success || state == failure }
+
+  // MARK: Runners
+
+  /// Records whether a runner takes only jobs aimed at it.
+  package func register(runner: String, byIdOnly: Bool) {
+    state.withLock { $0.byIdOnly[runner] = byIdOnly }
+  }
+
+  package func identity(of runner: String) throws -> RunnerIdentity {
+    guard let node = try store.node(id: runner) else {
+      throw DeckhandError(.notFound, "runner \(runner) is not a known node")
+    }
+    return RunnerIdentity(id: node.id, name: node.name, labels: node.labels, byIdOnly: byIdOnly(runner))
+  }
+
+  /// Waits for a job `runner` may take and assigns it (WAITING).
+  package func claim(for runner: String) async throws -> JobRecord {
+    while true {
+      try Task.checkCancellation()
+      let (signal, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+      let token = UUID()
+      state.withLock { $0.queueWaiters[token] = continuation }
+      defer { _ = state.withLock { $0.queueWaiters.removeValue(forKey: token) } }
+      if let job = try store.claim(for: try identity(of: runner), now: nowMs()) {
+        notify(job: job.id)
+        return job
+      }
+      // Woken by a new job, or every second (expiry, requeues).
+      await withTaskGroup(of: Void.self) { group in
+        group.addTask { for await _ in signal { return } }
+        group.addTask { try? await Task.sleep(for: .seconds(1)) }
+        await group.next()
+        group.cancelAll()
+      }
+    }
+  }
+
+  /// The runner acknowledged: RUNNING.
+  package func ack(_ id: String, runner: String) throws -> JobRecord {
+    let now = nowMs()
+    var refused = ""
+    let job = try store.update(id) { job in
+      guard job.runnerId == runner, job.state == Self.waiting else {
+        refused = "job \(id) is not waiting for this runner (state \(job.state))"
+        return
+      }
+      job.state = Self.running
+      job.ackedMs = now
+      job.heartbeatMs = now
+    }
+    guard let job, refused.isEmpty else { throw DeckhandError(.configurationInvalid, refused) }
+    notify(job: id)
+    return job
+  }
+
+  /// A runner that never acknowledged: the job is queued again.
+  package func requeue(_ id: String, runner: String) {
+    _ = try? store.update(id) { job in
+      guard job.runnerId == runner, job.state == Self.waiting else { return }
+      job.state = Self.queued
+      job.runnerId = ""
+      job.assignedMs = 0
+    }
+    notify(job: id)
+    wakeRunners()
+  }
+
+  /// A runner picks a running job up again after a reconnect.
+  package func resume(_ id: String, runner: String) throws -> JobRecord {
+    let job = try record(id)
+    guard job.runnerId == runner, job.state == Self.running else {
+      throw DeckhandError(.configurationInvalid, "job \(id) cannot be resumed by this runner (it has ended or moved)")
+    }
+    heartbeat(id)
+    return job
+  }
+
+  package func heartbeat(_ id: String) {
+    _ = try? store.update(id) { job in
+      if job.state == Self.running { job.heartbeatMs = nowMs() }
+    }
+  }
+
+  package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) throws {
+    guard !events.isEmpty else { return }
+    _ = try store.appendOutput(id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) })
+    notify(job: id)
+  }
+
+  /// The runner ended the job.
+  package func finish(
+    _ id: String, runner: String, exitCode: Int32, error: String?, resultCode: Int64 = 0, results: [String] = []
+  ) throws {
+    _ = try store.update(id) { job in
+      guard job.runnerId == runner, !Self.isEnded(job.state) else { return }
+      job.exitCode = Int(exitCode)
+      job.resultCode = resultCode
+      job.results = results
+      job.completeMs = nowMs()
+      if let error {
+        job.state = Self.failure
+        job.error = error
+      } else if exitCode != 0 {
+        job.state = Self.failure
+        job.error = "exited with status \(exitCode)"
+      } else {
+        job.state = Self.success
+      }
+    }
+    notify(job: id)
+  }
+
+  // MARK: Watching
+
+  package func watch(job id: String) -> (AsyncStream<Void>, UUID) {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let token = UUID()
+    state.withLock { $0.jobWatchers[id, default: [:]][token] = continuation }
+    return (stream, token)
+  }
+
+  package func unwatch(job id: String, _ token: UUID) {
+    let continuation = state.withLock { $0.jobWatchers[id]?.removeValue(forKey: token) }
+    continuation?.finish()
+  }
+
+  func notify(job id: String) {
+    let watchers = state.withLock { Array(($0.jobWatchers[id] ?? [:]).values) }
+    for watcher in watchers { watcher.yield() }
+  }
+
+  func wakeRunners() {
+    let waiters = state.withLock { Array($0.queueWaiters.values) }
+    for waiter in waiters { waiter.yield() }
+  }
+
+  /// Ack, heartbeat and expiry rules.
+  package func sweep() throws {
+    let changed = try store.expire(
+      now: nowMs(), ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
+      heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
+    for job in changed { notify(job: job.id) }
+    if changed.contains(where: { $0.state == Self.queued }) { wakeRunners() }
+  }
+
+  /// Ends every wait (server shutdown).
+  package func close() {
+    let all = state.withLock { state in
+      let all = Array(state.queueWaiters.values) + state.jobWatchers.values.flatMap(\.values)
+        + Array(state.configWatchers.values)
+      state.queueWaiters = [:]
+      state.jobWatchers = [:]
+      state.configWatchers = [:]
+      return all
+    }
+    for continuation in all { continuation.finish() }
+  }
+
+  // MARK: Config variables
+
+  package func setConfig(_ variables: [Deckhand_Server_V1_ConfigVariable]) throws {
+    for variable in variables where variable.name.isEmpty {
+      _ = variable
+      throw DeckhandError(.configurationInvalid, "a config variable needs a name")
+    }
+    try store.setConfig(
+      variables.map { ConfigRecord(scope: $0.scope.rawValue, target: $0.target, name: $0.name, value: $0.value) })
+    let watchers = state.withLock { Array($0.configWatchers.values) }
+    for watcher in watchers { watcher.yield() }
+  }
+
+  package func config(prefix: String) throws -> [Deckhand_Server_V1_ConfigVariable] {
+    try store.config(prefix: prefix).map { record in
+      var variable = Deckhand_Server_V1_ConfigVariable()
+      variable.scope = Deckhand_Server_V1_ConfigVariable.Scope(rawValue: record.scope) ?? .server
+      variable.target = record.target
+      variable.name = record.name
+      variable.value = record.value
+      return variable
+    }
+  }
+
+  /// The variables that apply to `runner` (and a job's `project`), the
+  /// narrower scope winning: server, project, target (node), runner.
+  package func variables(for runner: RunnerIdentity, project: String?) throws -> [Deckhand_Server_V1_ConfigVariable] {
+    let all = try config(prefix: "")
+    var chosen: [String: Deckhand_Server_V1_ConfigVariable] = [:]
+    for scope in [Deckhand_Server_V1_ConfigVariable.Scope.server, .project, .target, .runner] {
+      for variable in all where variable.scope == scope {
+        let applies =
+          switch scope {
+          case .server: true
+          case .project: project != nil && variable.target == project
+          case .target: variable.target == runner.id || variable.target == runner.name
+          case .runner: variable.target == "*" || variable.target == runner.id || variable.target == runner.name
+          default: false
+          }
+        if applies { chosen[variable.name] = variable }
+      }
+    }
+    return chosen.values.sorted { $0.name < $1.name }
+  }
+
+  /// A stream that yields when config variables change.
+  package func watchConfig() -> (AsyncStream<Void>, UUID) {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let token = UUID()
+    state.withLock { $0.configWatchers[token] = continuation }
+    return (stream, token)
+  }
+
+  package func unwatchConfig(_ token: UUID) {
+    let continuation = state.withLock { $0.configWatchers.removeValue(forKey: token) }
+    continuation?.finish()
+  }
+}

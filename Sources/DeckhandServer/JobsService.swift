@@ -1,0 +1,319 @@
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import GRPCCore
+internal import SwiftProtobuf
+
+/// `deckhand.server.v1.Jobs`: the job queue for operators (operator token)
+/// and runners (joined agents, by their node credential).
+struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
+  let plane: ControlPlane
+  let queue: JobQueue
+
+  /// The API and runner protocol versions.
+  static let apiVersion: UInt32 = 1
+  static let runnerVersion: UInt32 = 1
+
+  private func requireOperator(_ metadata: Metadata) throws {
+    let principal = try plane.authenticate(metadata.authorization)
+    guard case .operatorToken = principal else {
+      throw DeckhandError(.permissionDenied, "this is an operator's call; a \(principal.role) may not make it")
+    }
+  }
+
+  private func runner(_ metadata: Metadata) throws -> String {
+    let principal = try plane.authenticate(metadata.authorization)
+    guard case .node(let id) = principal else {
+      throw DeckhandError(.permissionDenied, "only a joined agent can be a runner, not a \(principal.role)")
+    }
+    return id
+  }
+
+  private func unary<Request, Response>(_ request: ServerRequest<Request>, _ body: (Request) throws -> Response)
+    async throws -> ServerResponse<Response>
+  {
+    try await mappingErrors {
+      try requireOperator(request.metadata)
+      return ServerResponse(message: try body(request.message))
+    }
+  }
+
+  func getVersionInfo(request: ServerRequest<Deckhand_Server_V1_GetVersionInfoRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Server_V1_VersionInfo>
+  {
+    var info = Deckhand_Server_V1_VersionInfo()
+    info.api.current = Self.apiVersion
+    info.api.minimum = 1
+    info.runner.current = Self.runnerVersion
+    info.runner.minimum = 1
+    info.version = DeckhandVersion.current
+    return ServerResponse(message: info)
+  }
+
+  func queueJob(request: ServerRequest<Deckhand_Server_V1_QueueJobRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_QueueJobResponse>
+  {
+    try await unary(request) { message in
+      var response = Deckhand_Server_V1_QueueJobResponse()
+      response.jobID = try queue.queue(message.job)
+      return response
+    }
+  }
+
+  func cancelJob(request: ServerRequest<Deckhand_Server_V1_CancelJobRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_CancelJobResponse>
+  {
+    try await unary(request) { message in
+      try queue.cancel(message.jobID, force: message.force)
+      return Deckhand_Server_V1_CancelJobResponse()
+    }
+  }
+
+  func getJob(request: ServerRequest<Deckhand_Server_V1_GetJobRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_Job>
+  {
+    try await unary(request) { message in queue.message(try queue.record(message.jobID)) }
+  }
+
+  func listJobs(request: ServerRequest<Deckhand_Server_V1_ListJobsRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_ListJobsResponse>
+  {
+    try await unary(request) { message in
+      var runner: String?
+      if !message.runnerID.isEmpty {
+        runner = (try plane.store.node(id: message.runnerID) ?? plane.store.node(named: message.runnerID))?.id
+          ?? message.runnerID
+      }
+      let records = try queue.store.jobs(
+        states: message.states.map(\.rawValue), runner: runner, since: message.sinceMs, limit: Int(message.limit))
+      var response = Deckhand_Server_V1_ListJobsResponse()
+      response.jobs = records.filter { record in
+        message.labels.allSatisfy { record.targetLabels[$0.key] == $0.value }
+      }.map(queue.message)
+      return response
+    }
+  }
+
+  func validateJob(request: ServerRequest<Deckhand_Server_V1_ValidateJobRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Server_V1_ValidateJobResponse>
+  {
+    try await unary(request) { message in
+      var response = Deckhand_Server_V1_ValidateJobResponse()
+      if let problem = queue.validationError(message.job) {
+        response.validationError = problem
+      } else {
+        response.valid = true
+        response.assignable = (try? queue.assignable(message.job)) ?? false
+      }
+      return response
+    }
+  }
+
+  func pruneOldJobs(request: ServerRequest<Deckhand_Server_V1_PruneOldJobsRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Server_V1_PruneOldJobsResponse>
+  {
+    try await unary(request) { message in
+      var response = Deckhand_Server_V1_PruneOldJobsResponse()
+      response.pruned = Int64(try queue.store.prune(endedBefore: nowMs() - message.olderThanMs))
+      return response
+    }
+  }
+
+  func setConfig(request: ServerRequest<Deckhand_Server_V1_SetConfigRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_SetConfigResponse>
+  {
+    try await unary(request) { message in
+      try queue.setConfig(message.variables)
+      return Deckhand_Server_V1_SetConfigResponse()
+    }
+  }
+
+  func getConfig(request: ServerRequest<Deckhand_Server_V1_GetConfigRequest>, context: ServerContext) async throws
+    -> ServerResponse<Deckhand_Server_V1_GetConfigResponse>
+  {
+    try await unary(request) { message in
+      var response = Deckhand_Server_V1_GetConfigResponse()
+      response.variables = try queue.config(prefix: message.prefix).filter { variable in
+        !message.filterScope || (variable.scope == message.scope && variable.target == message.target)
+      }
+      return response
+    }
+  }
+
+  func getJobStream(request: ServerRequest<Deckhand_Server_V1_GetJobStreamRequest>, context: ServerContext)
+    async throws -> StreamingServerResponse<Deckhand_Server_V1_GetJobStreamResponse>
+  {
+    try await mappingErrors {
+      try requireOperator(request.metadata)
+      let id = request.message.jobID
+      let first = try queue.record(id)
+      let queue = self.queue
+      return StreamingServerResponse { writer in
+        let (changes, token) = queue.watch(job: id)
+        defer { queue.unwatch(job: id, token) }
+        var open = Deckhand_Server_V1_GetJobStreamResponse()
+        open.open.job = queue.message(first)
+        try await writer.write(open)
+        var sequence: Int64 = 0
+        var state = first.state
+        var buffered = true
+        while true {
+          // Output first (stored, then live), then any state change.
+          while true {
+            let events = try queue.store.output(id, after: sequence, limit: 512)
+            guard let last = events.last else { break }
+            sequence = last.sequence
+            var message = Deckhand_Server_V1_GetJobStreamResponse()
+            message.terminal.buffered = buffered
+            message.terminal.events = events.map { record in
+              var event = Deckhand_Server_V1_OutputEvent()
+              event.kind = Deckhand_Server_V1_OutputEvent.Kind(rawValue: record.kind) ?? .line
+              event.data = record.data
+              event.timestampMs = record.timestampMs
+              event.sequence = record.sequence
+              return event
+            }
+            try await writer.write(message)
+          }
+          buffered = false
+          let job = try queue.record(id)
+          if job.state != state {
+            var message = Deckhand_Server_V1_GetJobStreamResponse()
+            message.state.previous = Deckhand_Server_V1_JobState(rawValue: state) ?? .unknown
+            message.state.current = Deckhand_Server_V1_JobState(rawValue: job.state) ?? .unknown
+            message.state.job = queue.message(job)
+            try await writer.write(message)
+            state = job.state
+          }
+          if JobQueue.isEnded(job.state), job.outputSequence <= sequence {
+            var message = Deckhand_Server_V1_GetJobStreamResponse()
+            message.complete.job = queue.message(job)
+            message.complete.exitCode = Int32(job.exitCode)
+            message.complete.error = job.error
+            try await writer.write(message)
+            return [:]
+          }
+          await Self.next(changes, orAfter: .seconds(1))
+        }
+      }
+    }
+  }
+
+  /// Waits for a signal on `changes` or for `timeout`.
+  static func next(_ changes: AsyncStream<Void>, orAfter timeout: Duration) async {
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { for await _ in changes { return } }
+      group.addTask { try? await Task.sleep(for: timeout) }
+      await group.next()
+      group.cancelAll()
+    }
+  }
+
+  func runnerConfig(request: ServerRequest<Deckhand_Server_V1_RunnerConfigRequest>, context: ServerContext)
+    async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerConfigResponse>
+  {
+    try await mappingErrors {
+      let runner = try self.runner(request.metadata)
+      queue.register(runner: runner, byIdOnly: request.message.byIDOnly)
+      let queue = self.queue
+      return StreamingServerResponse { writer in
+        let (changes, token) = queue.watchConfig()
+        defer { queue.unwatchConfig(token) }
+        repeat {
+          var message = Deckhand_Server_V1_RunnerConfigResponse()
+          message.variables = try queue.variables(for: try queue.identity(of: runner), project: nil)
+          try await writer.write(message)
+        } while await changes.first(where: { _ in true }) != nil
+        return [:]
+      }
+    }
+  }
+
+  func runnerJobStream(
+    request: StreamingServerRequest<Deckhand_Server_V1_RunnerJobStreamRequest>, context: ServerContext
+  ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerJobStreamResponse> {
+    try await mappingErrors {
+      let runner = try self.runner(request.metadata)
+      let queue = self.queue
+      return StreamingServerResponse { writer in
+        var messages = request.messages.makeAsyncIterator()
+        while let message = try await messages.next() {
+          guard case .request(let ask) = message.event else {
+            throw RPCError(code: .failedPrecondition, message: "expected a Request, got \(message)")
+          }
+          let job: JobRecord
+          if !ask.resumeJobID.isEmpty {
+            job = try await mappingErrors { try queue.resume(ask.resumeJobID, runner: runner) }
+            var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
+            resumed.resumed = .init()
+            try await writer.write(resumed)
+          } else {
+            job = try await queue.claim(for: runner)
+            var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
+            assignment.assignment.job = queue.message(job)
+            let identity = try queue.identity(of: runner)
+            for variable in try queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
+              assignment.assignment.env[variable.name] = variable.value
+            }
+            assignment.assignment.heartbeatIntervalMs = Int64(queue.timing.heartbeatInterval.inMilliseconds)
+            do {
+              try await writer.write(assignment)
+              guard let answer = try await messages.next(), case .ack = answer.event else {
+                queue.requeue(job.id, runner: runner)
+                throw RPCError(code: .failedPrecondition, message: "expected an Ack for job \(job.id)")
+              }
+            } catch {
+              queue.requeue(job.id, runner: runner)
+              throw error
+            }
+            _ = try queue.ack(job.id, runner: runner)
+          }
+          try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages, writer: writer)
+        }
+        return [:]
+      }
+    }
+  }
+
+  /// While the runner runs `id`: store its output and heartbeats, pass
+  /// cancel requests on, and end the job with its Complete or Error.
+  static func follow(
+    _ id: String, runner: String, queue: JobQueue,
+    messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator,
+    writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
+  ) async throws {
+    let cancelWatch = Task {
+      let (changes, token) = queue.watch(job: id)
+      defer { queue.unwatch(job: id, token) }
+      var sent = false
+      repeat {
+        guard let job = try? queue.record(id) else { return }
+        if job.cancelRequested && !sent {
+          var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
+          cancel.cancel.force = job.forceCancel
+          try? await writer.write(cancel)
+          sent = true
+        }
+      } while await changes.first(where: { _ in true }) != nil
+    }
+    defer { cancelWatch.cancel() }
+    while let message = try await messages.next() {
+      switch message.event {
+      case .terminal(let terminal):
+        try queue.appendOutput(id, terminal.events)
+      case .heartbeat:
+        queue.heartbeat(id)
+      case .complete(let complete):
+        try queue.finish(
+          id, runner: runner, exitCode: complete.exitCode, error: nil, resultCode: complete.resultCode,
+          results: complete.results)
+        return
+      case .error(let failure):
+        try queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
+        return
+      default:
+        throw RPCError(code: .failedPrecondition, message: "unexpected \(message) while job \(id) runs")
+      }
+    }
+  }
+}
