@@ -10,7 +10,8 @@ public struct DeckhandCommand: AsyncParsableCommand {
     subcommands: [
       DevCommand.self, AgentCommand.self, ServerCommand.self, PluginsCommand.self, CmdCommand.self,
       PluginCommand.self, KeysCommand.self, TokensCommand.self, NodesCommand.self, TasksCommand.self,
-      DeployCommand.self, DeploymentsCommand.self, ArtifactsCommand.self, BenchCommand.self,
+      DeployCommand.self, DeploymentsCommand.self, ArtifactsCommand.self, JobsCommand.self, ConfigCommand.self,
+      BenchCommand.self,
     ]
   )
 

@@ -23,18 +23,36 @@ struct OperatorOptions: ParsableArguments {
   func withControl<Result: Sendable>(
     _ body: (Deckhand_Control_V1_Control.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
   ) async throws -> Result {
+    try await withServer { client, metadata in
+      try await body(Deckhand_Control_V1_Control.Client(wrapping: client), metadata)
+    }
+  }
+
+  /// Runs `body` with a client of the server, trusted as ``withControl(_:)`` says.
+  func withServer<Result: Sendable>(
+    _ body: (ControlPlaneClient.Client, Metadata) async throws -> Result
+  ) async throws -> Result {
     var endpoint = ServerEndpoint(host: "", port: 0)
     do {
       let (resolved, token) = try ClientSettings.resolve(server: server, token: token)
       endpoint = resolved
       let ca = try await ControlPlaneClient.trustedCA(at: resolved, token: token)
       return try await ControlPlaneClient.withClient(resolved, caPEM: ca) { client in
-        try await body(Deckhand_Control_V1_Control.Client(wrapping: client), ControlPlaneClient.metadata(token))
+        try await body(client, ControlPlaneClient.metadata(token))
       }
     } catch {
       let described = ControlPlaneClient.describe(error, endpoint: endpoint)
       FileHandle.standardError.write(Data("deckhand: \(described.message)\n".utf8))
       throw ExitCode(1)
+    }
+  }
+
+  /// Runs `body` with the job queue's API (see ``withControl(_:)``).
+  func withJobs<Result: Sendable>(
+    _ body: (Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, Metadata) async throws -> Result
+  ) async throws -> Result {
+    try await withServer { client, metadata in
+      try await body(Deckhand_Server_V1_Jobs.Client(wrapping: client), metadata)
     }
   }
 

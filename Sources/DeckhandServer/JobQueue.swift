@@ -69,7 +69,9 @@ package final class JobQueue: Sendable {
 
   private func byIdOnly(_ runner: String) -> Bool { state.withLock { $0.byIdOnly[runner] ?? false } }
 
-  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> (runner: String, labels: [String: String]) {
+  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> (
+    runner: String, labels: [String: String]
+  ) {
     guard case .runnerID(let key) = target.target, !key.isEmpty else { return ("", target.labels) }
     guard let node = try store.node(id: key) ?? store.node(named: key) else {
       throw DeckhandError(.notFound, "no runner \(key); `deckhand nodes ls` lists the agents")
@@ -296,7 +298,8 @@ package final class JobQueue: Sendable {
   /// Ends every wait (server shutdown).
   package func close() {
     let all = state.withLock { state in
-      let all = Array(state.queueWaiters.values) + state.jobWatchers.values.flatMap(\.values)
+      let all =
+        Array(state.queueWaiters.values) + state.jobWatchers.values.flatMap(\.values)
         + Array(state.configWatchers.values)
       state.queueWaiters = [:]
       state.jobWatchers = [:]

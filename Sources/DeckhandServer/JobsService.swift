@@ -81,7 +81,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     try await unary(request) { message in
       var runner: String?
       if !message.runnerID.isEmpty {
-        runner = (try plane.store.node(id: message.runnerID) ?? plane.store.node(named: message.runnerID))?.id
+        runner =
+          (try plane.store.node(id: message.runnerID) ?? plane.store.node(named: message.runnerID))?.id
           ?? message.runnerID
       }
       let records = try queue.store.jobs(

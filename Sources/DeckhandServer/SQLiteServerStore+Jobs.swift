@@ -93,7 +93,8 @@ extension SQLiteServerStore: JobStore {
         request = request.filter(Column("targetRunner") == "" || Column("targetRunner") == runner.id)
       }
       let candidates = try request.order(Column("queuedMs"), Column("id")).limit(64).fetchAll(db)
-      guard var job = candidates.first(where: { job in job.targetLabels.allSatisfy { runner.labels[$0.key] == $0.value } })
+      guard
+        var job = candidates.first(where: { job in job.targetLabels.allSatisfy { runner.labels[$0.key] == $0.value } })
       else { return nil }
       job.state = Self.waiting
       job.runnerId = runner.id
