@@ -49,7 +49,8 @@ struct JobsCommand: AsyncParsableCommand {
         try? await Task.sleep(for: .seconds(5))
         let quietFor = lastOutput.quietFor
         if quietFor >= .seconds(5) {
-          FileHandle.standardError.write(Data("deckhand: job \(id) still running (\(Int(quietFor.inSeconds)) s without output)\n".utf8))
+          FileHandle.standardError.write(
+            Data("deckhand: job \(id) still running (\(Int(quietFor.inSeconds)) s without output)\n".utf8))
         }
       }
     }
@@ -88,18 +89,22 @@ struct JobsCommand: AsyncParsableCommand {
     @Option(help: "Only this runner (node id or name).") var target: String?
     @Option(name: .customLong("label"), help: "A label the runner must have, key=value; repeatable.")
     var labels: [String] = []
-    @Option(name: .customLong("env"), help: "An environment variable, KEY=VALUE; repeatable.") var environment: [String] = []
+    @Option(name: .customLong("env"), help: "An environment variable, KEY=VALUE; repeatable.") var environment:
+      [String] = []
     @Option(help: "Working directory on the runner.") var workdir: String?
     @Option(help: "Stop the command after this long (e.g. 30s).") var timeout: String?
     @Option(help: "Cancel the job if no runner took it within this long.") var expiresIn: String?
     @Option(help: "Replace a still-queued job with the same singleton id.") var singletonId: String?
     @Option(help: "The project, for config variables.") var project: String?
     @Flag(help: "Stream the output and exit with the job's exit code.") var wait = false
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.") var command: [String] = []
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.") var command: [String] =
+      []
 
     func run() async throws {
       let argv = command.first == "--" ? Array(command.dropFirst()) : command
-      guard !argv.isEmpty else { throw ValidationError("give the command after --, e.g. deckhand jobs run -- uname -a") }
+      guard !argv.isEmpty else {
+        throw ValidationError("give the command after --, e.g. deckhand jobs run -- uname -a")
+      }
       var job = Deckhand_Server_V1_Job()
       job.exec.argv = argv
       for pair in environment {
@@ -169,7 +174,9 @@ struct JobsCommand: AsyncParsableCommand {
       }
       request.runnerID = runner ?? ""
       request.limit = Int32(limit)
-      let jobs = try await options.withJobs { jobs, metadata in try await jobs.listJobs(request, metadata: metadata).jobs }
+      let jobs = try await options.withJobs { jobs, metadata in
+        try await jobs.listJobs(request, metadata: metadata).jobs
+      }
       if options.json { return try options.printJSON(jobs) }
       print(
         TextTable.render(
@@ -244,7 +251,9 @@ struct JobsCommand: AsyncParsableCommand {
       guard let age = DurationText.parse(olderThan) else { throw ValidationError("--older-than \(olderThan)") }
       var request = Deckhand_Server_V1_PruneOldJobsRequest()
       request.olderThanMs = Int64(age.inMilliseconds)
-      let pruned = try await options.withJobs { jobs, metadata in try await jobs.pruneOldJobs(request, metadata: metadata) }
+      let pruned = try await options.withJobs { jobs, metadata in
+        try await jobs.pruneOldJobs(request, metadata: metadata)
+      }
       if options.json { return try options.printJSON([pruned], single: true) }
       print("pruned \(pruned.pruned) jobs")
     }

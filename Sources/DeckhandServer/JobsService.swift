@@ -161,7 +161,14 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         while true {
           // Output first (stored, then live), then any state change.
           while true {
-            let events = try queue.store.output(id, after: sequence, limit: 512)
+            // At most about 1 MiB a message: clients' default limit is 4 MiB.
+            var events: [JobOutputRecord] = []
+            var bytes = 0
+            for record in try queue.store.output(id, after: sequence, limit: 256) {
+              if !events.isEmpty && bytes + record.data.count > 1 << 20 { break }
+              events.append(record)
+              bytes += record.data.count
+            }
             guard let last = events.last else { break }
             sequence = last.sequence
             var message = Deckhand_Server_V1_GetJobStreamResponse()

@@ -15,16 +15,17 @@ final class ServerProcess: Sendable {
   let endpoint: String
   let stateDirectory: String
 
-  init(root: String, port: Int, heartbeat: String = "400ms") throws {
+  init(root: String, port: Int, heartbeat: String = "400ms", extra: [String] = []) throws {
     stateDirectory = "\(root)/server"
     endpoint = "127.0.0.1:\(port)"
     log = "\(root)/server-\(UUID().uuidString.prefix(4)).log"
     _ = FileManager.default.createFile(atPath: log, contents: nil)
     process = Process()
     process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
-    process.arguments = [
-      "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
-    ]
+    process.arguments =
+      [
+        "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
+      ] + extra
     process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
     process.standardInput = FileHandle.nullDevice
     let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -48,7 +49,11 @@ final class ServerProcess: Sendable {
   /// `deckhand ARGS --server … --token …` (operator token unless given).
   func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
   {
-    try await runCommand(Fixtures.deckhand, arguments + ["--server", endpoint, "--token", token ?? operatorToken])
+    // Before a "--": what follows it is the job's command.
+    var arguments = arguments
+    let split = arguments.firstIndex(of: "--") ?? arguments.endIndex
+    arguments.insert(contentsOf: ["--server", endpoint, "--token", token ?? operatorToken], at: split)
+    return try await runCommand(Fixtures.deckhand, arguments)
   }
 
   /// `--json` output of an operator command, parsed.
