@@ -9,8 +9,38 @@ struct BenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench",
     abstract: "Benchmarks. `deckhand plugin bench` measures plugin calls.",
-    subcommands: [Commands.self, HostAPI.self, Dispatcher.self]
+    subcommands: [Commands.self, HostAPI.self, Dispatcher.self, JobQueue.self]
   )
+
+  struct JobQueue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "jobs",
+      abstract: "Job throughput through SQLite: no-op and short exec jobs for real runners, and output streaming.",
+      discussion: """
+        Starts `deckhand server` and --runners agents (child processes) on throw-away state directories, \
+        queues --jobs no-op jobs, then --jobs `true` exec jobs, then one job printing --output-mb MiB to a \
+        reader of its stream. Prints `name value unit` lines.
+        """
+    )
+
+    @Option(help: "Jobs per phase.") var jobs = 1000
+    @Option(help: "Runners (agents).") var runners = 4
+    @Option(help: "MiB printed by the output job.") var outputMb = 64
+
+    func run() async throws {
+      let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+      var options = JobsBenchmark.Options(executable: executable)
+      options.jobs = jobs
+      options.runners = runners
+      options.outputMegabytes = outputMb
+      FileHandle.standardOutput.write(
+        Data("# deckhand \(DeckhandVersion.current), jobs, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n".utf8)
+      )
+      try await JobsBenchmark(options: options).run { figure in
+        FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
+      }
+    }
+  }
 
   struct Dispatcher: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

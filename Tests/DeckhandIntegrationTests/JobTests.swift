@@ -109,7 +109,8 @@ struct JobTests {
     #expect(await eventually(timeout: .seconds(20)) { await state(server, long) == "JOB_STATE_ERROR" })
     let cancelled = try await job(server, long)
     #expect("\(cancelled["error"] ?? .null)".contains("cancelled"))
-    #expect(await eventually { processes(withArgument: "sleep 300; echo \(marker)").isEmpty }, "the process group ended")
+    #expect(
+      await eventually { processes(withArgument: "sleep 300; echo \(marker)").isEmpty }, "the process group ended")
 
     let stubborn = try await queue(server, ["--", "sh", "-c", "trap '' TERM; sleep 300; echo \(marker)"])
     #expect(await eventually(timeout: .seconds(20)) { await state(server, stubborn) == "JOB_STATE_RUNNING" })
@@ -132,7 +133,9 @@ struct JobTests {
     try await server.waitUntilServing()
     let a = try TestWorkspace()
     let b = try TestWorkspace()
-    let runners = [try agent(a, server, name: "ra", labels: ["role=a"]), try agent(b, server, name: "rb", labels: ["role=b"])]
+    let runners = [
+      try agent(a, server, name: "ra", labels: ["role=a"]), try agent(b, server, name: "rb", labels: ["role=b"]),
+    ]
     defer { for runner in runners { runner.signal(SIGKILL) } }
     for runner in runners { try await runner.waitUntilServing() }
     let idA = try await nodeId(server, "ra")
@@ -225,7 +228,9 @@ struct JobTests {
     server = try ServerProcess(root: root.root, port: port)
     try await server.waitUntilServing()
     #expect(await state(server, queued) == "JOB_STATE_QUEUED")
-    #expect(await eventually(timeout: .seconds(30)) { await state(server, running) == "JOB_STATE_SUCCESS" }, "\(server.logText)")
+    #expect(
+      await eventually(timeout: .seconds(30)) { await state(server, running) == "JOB_STATE_SUCCESS" },
+      "\(server.logText)")
     let watched = try await server.cli(["jobs", "watch", running])
     #expect(watched.stdout == "before\nafter\n", "\(watched)")
     server.signal(SIGTERM)

@@ -1,0 +1,171 @@
+package import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import GRPCCore
+internal import GRPCNIOTransportHTTP2Posix
+
+/// `deckhand bench jobs`: a real server and real agents as runners (child
+/// processes); N no-op jobs, then N short exec jobs, then one job that
+/// prints fast to a reader of its stream.
+package struct JobsBenchmark: Sendable {
+  package struct Options: Sendable {
+    package var jobs = 1000
+    package var runners = 4
+    package var outputMegabytes = 64
+    package var executable: String
+    package init(executable: String) { self.executable = executable }
+  }
+
+  let options: Options
+  package init(options: Options) { self.options = options }
+
+  typealias Figure = DispatcherBenchmark.Figure
+  typealias Jobs = Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>
+
+  package func run(report: @Sendable (DispatcherBenchmark.Figure) -> Void) async throws {
+    let root = FileManager.default.temporaryDirectory.path + "/deckhand-bench-jobs-\(getpid())"
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let port = try DispatcherBenchmark.freePort()
+    var children: [Process] = []
+    defer {
+      for child in children { child.terminate() }
+      for child in children { child.waitUntilExit() }
+    }
+    func spawn(_ arguments: [String]) throws -> Process {
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: options.executable)
+      process.arguments = arguments
+      process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
+      process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+      process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+      try process.run()
+      children.append(process)
+      return process
+    }
+    _ = try spawn(["server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"])
+    let begin = ContinuousClock.now
+    while !FileManager.default.fileExists(atPath: "\(root)/server/operator-token") {
+      guard begin.duration(to: .now) < .seconds(30) else { throw DeckhandError(.startTimeout, "no server") }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    try await Task.sleep(for: .milliseconds(200))
+    let operatorToken = try String(contentsOfFile: "\(root)/server/operator-token", encoding: .utf8)
+    let workerToken = try String(contentsOfFile: "\(root)/server/worker-token", encoding: .utf8)
+    for index in 0..<options.runners {
+      _ = try spawn([
+        "agent", "--state-dir", "\(root)/agent\(index)/state", "--runtime-dir", "\(root)/agent\(index)/run",
+        "--socket", "\(root)/agent\(index)/commands.sock", "--node-name", "runner-\(index)", "--server",
+        "127.0.0.1:\(port)", "--join-token", workerToken, "--stop-plugins-on-exit",
+      ])
+    }
+    let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
+    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: operatorToken)
+    let metadata = ControlPlaneClient.metadata(operatorToken)
+    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+      let control = Deckhand_Control_V1_Control.Client(wrapping: client)
+      let jobs = Jobs(wrapping: client)
+      var ready = 0
+      while ready < options.runners {
+        guard begin.duration(to: .now) < .seconds(60) else {
+          throw DeckhandError(.startTimeout, "only \(ready) of \(options.runners) runners joined")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        ready = try await control.listNodes(.init(), metadata: metadata).nodes.filter { $0.status == .ready }.count
+      }
+      // Let the runners open their job streams.
+      try await Task.sleep(for: .seconds(1))
+
+      var noop = Deckhand_Server_V1_Job()
+      noop.noop = .init()
+      noop.target.any = true
+      let (noopRate, noopLatencies) = try await Self.measure(jobs, metadata, noop, count: options.jobs)
+      report(Figure(name: "noop_jobs_per_s", value: noopRate, unit: "jobs/s"))
+      report(Figure(name: "assign_p50_ms", value: Self.percentile(noopLatencies, 0.5), unit: "ms"))
+      report(Figure(name: "assign_p99_ms", value: Self.percentile(noopLatencies, 0.99), unit: "ms"))
+
+      var exec = Deckhand_Server_V1_Job()
+      exec.exec.argv = ["true"]
+      exec.target.any = true
+      let (execRate, execLatencies) = try await Self.measure(jobs, metadata, exec, count: options.jobs)
+      report(Figure(name: "exec_jobs_per_s", value: execRate, unit: "jobs/s"))
+      report(Figure(name: "exec_assign_p99_ms", value: Self.percentile(execLatencies, 0.99), unit: "ms"))
+
+      // Output: one job writing as fast as it can, read live.
+      var printer = Deckhand_Server_V1_Job()
+      let bytes = options.outputMegabytes << 20
+      printer.exec.argv = ["sh", "-c", "head -c \(bytes) /dev/zero | tr '\\000' x"]
+      printer.target.any = true
+      var queue = Deckhand_Server_V1_QueueJobRequest()
+      queue.job = printer
+      let start = ContinuousClock.now
+      let id = try await jobs.queueJob(queue, metadata: metadata).jobID
+      var stream = Deckhand_Server_V1_GetJobStreamRequest()
+      stream.jobID = id
+      let received = try await jobs.getJobStream(stream, metadata: metadata) { response in
+        var total = 0
+        for try await message in response.messages {
+          if case .terminal(let terminal) = message.event {
+            for event in terminal.events { total += event.data.count }
+          }
+        }
+        return total
+      }
+      let elapsed = start.duration(to: .now)
+      guard received == bytes else {
+        throw DeckhandError(.callFailed, "the output job's stream carried \(received) bytes, not \(bytes)")
+      }
+      report(Figure(name: "output_mb_per_s", value: Double(received) / 1e6 / elapsed.inSeconds, unit: "MB/s"))
+    }
+  }
+
+  /// Queues `count` copies of `job` (8 at a time) and waits until all
+  /// succeeded; jobs per second, and each job's queue-to-assignment time.
+  static func measure(_ jobs: Jobs, _ metadata: Metadata, _ job: Deckhand_Server_V1_Job, count: Int) async throws
+    -> (Double, [Double])
+  {
+    let start = ContinuousClock.now
+    let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+      for worker in 0..<8 {
+        group.addTask {
+          var mine: [String] = []
+          var index = worker
+          while index < count {
+            var request = Deckhand_Server_V1_QueueJobRequest()
+            request.job = job
+            mine.append(try await jobs.queueJob(request, metadata: metadata).jobID)
+            index += 8
+          }
+          return mine
+        }
+      }
+      var all: [String] = []
+      for try await part in group { all += part }
+      return Set(all)
+    }
+    var done: [Deckhand_Server_V1_Job] = []
+    while start.duration(to: .now) < .seconds(600) {
+      var request = Deckhand_Server_V1_ListJobsRequest()
+      request.states = [.success, .error]
+      request.limit = Int32(count * 3)
+      request.sinceMs = Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000
+      done = try await jobs.listJobs(request, metadata: metadata).jobs.filter { ids.contains($0.id) }
+      if done.count == ids.count { break }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    let elapsed = start.duration(to: .now)
+    let failed = done.filter { $0.state != .success }
+    if let first = failed.first {
+      throw DeckhandError(.callFailed, "\(failed.count) benchmark jobs failed, e.g. \(first.error)")
+    }
+    let last = done.map(\.completeMs).max() ?? 0
+    let first = done.map(\.queuedMs).min() ?? 0
+    let rate = Double(done.count) / (last > first ? Double(last - first) / 1000 : elapsed.inSeconds)
+    return (rate, done.map { Double($0.assignedMs - $0.queuedMs) }.sorted())
+  }
+
+  static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+    guard !sorted.isEmpty else { return -1 }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+  }
+}
