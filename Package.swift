@@ -172,6 +172,7 @@ let package = Package(
         "DeckhandServer",
         "DeckhandPluginHost",
         "DeckhandProtocol",
+        "CDeckhandSystem",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -327,3 +327,42 @@ int deckhand_descendants(pid_t pid, pid_t *out, int max) {
   free(parents);
   return found;
 }
+
+int deckhand_open_pty(int *primary, int *replica, unsigned short rows, unsigned short columns) {
+  int main_fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (main_fd < 0) return errno;
+  if (grantpt(main_fd) != 0 || unlockpt(main_fd) != 0) {
+    int saved = errno;
+    close(main_fd);
+    return saved;
+  }
+  char *name = ptsname(main_fd);
+  if (name == NULL) {
+    int saved = errno;
+    close(main_fd);
+    return saved;
+  }
+  int other = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (other < 0) {
+    int saved = errno;
+    close(main_fd);
+    return saved;
+  }
+  if (rows > 0 && columns > 0) deckhand_set_window(main_fd, rows, columns);
+  *primary = main_fd;
+  *replica = other;
+  return 0;
+}
+
+int deckhand_set_window(int fd, unsigned short rows, unsigned short columns) {
+  struct winsize size = {.ws_row = rows, .ws_col = columns};
+  return ioctl(fd, TIOCSWINSZ, &size) == 0 ? 0 : errno;
+}
+
+int deckhand_get_window(int fd, unsigned short *rows, unsigned short *columns) {
+  struct winsize size;
+  if (ioctl(fd, TIOCGWINSZ, &size) != 0) return errno;
+  *rows = size.ws_row;
+  *columns = size.ws_col;
+  return 0;
+}

@@ -80,6 +80,7 @@ final class JobRunner: Sendable {
           let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
           try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.followConfig(jobs) }
+            group.addTask { try await self.followExecs(jobs) }
             group.addTask { try await self.stream(jobs) { connected.set() } }
             try await group.next()
             group.cancelAll()
@@ -108,6 +109,91 @@ final class JobRunner: Sendable {
       }
     }
     try await Task.sleep(for: .seconds(3600 * 24 * 365))
+  }
+
+  /// Interactive execs: the server asks on the control stream; each runs
+  /// on a stream of its own.
+  private func followExecs(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {
+    try await jobs.runnerExecControl(
+      Deckhand_Server_V1_RunnerExecControlRequest(), metadata: ControlPlaneClient.metadata(membership.credential)
+    ) { response in
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for try await request in response.messages {
+          group.addTask { await self.interactive(request, jobs) }
+        }
+      }
+    }
+    try await Task.sleep(for: .seconds(3600 * 24 * 365))
+  }
+
+  /// One interactive exec: stdin and window sizes from the server, output
+  /// and the exit code back.
+  private func interactive(
+    _ request: Deckhand_Server_V1_RunnerExecControlResponse,
+    _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>
+  ) async {
+    let start = request.start
+    let (outgoing, sink) = AsyncStream.makeStream(of: Deckhand_Server_V1_RunnerExecStreamRequest.self)
+    var open = Deckhand_Server_V1_RunnerExecStreamRequest()
+    open.open = request.execID
+    sink.yield(open)
+    var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG"].contains($0.key) }
+    environment["TERM"] = start.pty ? (start.env["TERM"] ?? "xterm") : nil
+    for (key, value) in variables.withLock({ $0 }) { environment[key] = value }
+    for (key, value) in start.env { environment[key] = value }
+    let process: JobProcess
+    do {
+      process = try JobProcess.start(
+        argv: start.argv, environment: environment, directory: nil,
+        input: start.pty
+          ? .terminal(rows: UInt16(clamping: start.window.rows), columns: UInt16(clamping: start.window.columns))
+          : .pipe,
+        onOutput: { chunk in
+          var message = Deckhand_Server_V1_RunnerExecStreamRequest()
+          message.output.stream = Int32(chunk.stream)
+          message.output.data = Data(chunk.data)
+          sink.yield(message)
+        },
+        onExit: { code in
+          var message = Deckhand_Server_V1_RunnerExecStreamRequest()
+          message.exit.code = code
+          sink.yield(message)
+          sink.finish()
+        })
+    } catch {
+      var message = Deckhand_Server_V1_RunnerExecStreamRequest()
+      message.exit.code = 127
+      message.exit.error = (error as? DeckhandError)?.message ?? "\(error)"
+      sink.yield(message)
+      sink.finish()
+      _ = try? await jobs.runnerExecStream(
+        metadata: ControlPlaneClient.metadata(membership.credential),
+        requestProducer: { writer in for await message in outgoing { try await writer.write(message) } },
+        onResponse: { _ in })
+      return
+    }
+    do {
+      try await jobs.runnerExecStream(
+        metadata: ControlPlaneClient.metadata(membership.credential),
+        requestProducer: { writer in for await message in outgoing { try await writer.write(message) } },
+        onResponse: { response in
+          for try await message in response.messages {
+            switch message.event {
+            case .input(let input):
+              if !input.data.isEmpty { process.write(Array(input.data)) }
+              if input.close { process.closeInput() }
+            case .window(let window):
+              process.resize(rows: UInt16(clamping: window.rows), columns: UInt16(clamping: window.columns))
+            default:
+              break
+            }
+          }
+        })
+    } catch {
+      logger.warning("interactive exec \(request.execID) ended: \(error)")
+    }
+    // The operator went away: the command goes too.
+    process.signal(SIGTERM)
   }
 
   private func stream(

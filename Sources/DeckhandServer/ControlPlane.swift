@@ -414,6 +414,8 @@ package final class ControlPlane: Sendable {
   /// of its tasks failed.
   package func reconcile() throws {
     try reconcileLock.withLock { _ in
+      let live = try store.deployments().filter { $0.state != "replaced" }
+      guard !live.isEmpty else { return }
       let nodes = try store.nodes()
       let active = try store.tasks(node: nil, deployment: nil, activeOnly: true)
       var touched: Set<String> = []
@@ -426,7 +428,7 @@ package final class ControlPlane: Sendable {
         })
       let failed = Deckhand_Dispatcher_V1_TaskState.failed.rawValue
 
-      for deployment in try store.deployments() where deployment.state != "replaced" {
+      for deployment in live {
         let matching = nodes.filter { node in deployment.selector.allSatisfy { node.labels[$0.key] == $0.value } }
         let matchingIds = Set(matching.map(\.id))
         let pluginTasks = active.filter { $0.plugin == deployment.plugin }

@@ -31,6 +31,8 @@ package final class ControlPlaneServer: Service, Sendable {
   package struct Running: Sendable {
     package let plane: ControlPlane
     package let jobs: JobQueue
+    let relay: ExecRelay
+    let serving: Task<Void, any Error>
     /// The address agents and the CLI use.
     package let endpoint: ServerEndpoint
     /// Tokens made on this start (first start only), else nil.
@@ -82,11 +84,12 @@ package final class ControlPlaneServer: Service, Sendable {
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
+    let relay = ExecRelay()
     let server = GRPCServer(
       transport: transport,
       services: [
         DispatcherService(plane: provisional), ControlService(plane: provisional),
-        JobsService(plane: provisional, queue: jobs),
+        JobsService(plane: provisional, queue: jobs, relay: relay),
       ])
     let serving = Task { try await server.serve() }
     guard let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
@@ -143,16 +146,26 @@ package final class ControlPlaneServer: Service, Sendable {
     }
     plane.requestReconcile()
     return Running(
-      plane: plane, jobs: jobs, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken,
+      plane: plane, jobs: jobs, relay: relay, serving: serving, endpoint: endpoint, workerToken: workerToken,
+      operatorToken: operatorToken,
       server: server,
       tasks: tasks)
   }
 
-  /// Ends sessions and streams, stops serving.
+  /// Ends sessions and streams, stops serving: gracefully, then (after
+  /// 5 s) by cancelling what still runs.
   package func stop(_ running: Running) async {
     running.plane.endSessions()
     running.jobs.close()
+    running.relay.close()
     running.server.beginGracefulShutdown()
+    let serving = running.serving
+    let deadline = Task {
+      try await Task.sleep(for: .seconds(5))
+      serving.cancel()
+    }
+    _ = await serving.result
+    deadline.cancel()
     running.tasks.cancel()
     await running.tasks.value
   }

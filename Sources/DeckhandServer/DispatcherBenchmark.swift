@@ -80,8 +80,9 @@ package struct DispatcherBenchmark: Sendable {
     let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
     let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: workerToken)
 
-    // Several connections: each carries at most a few thousand streams.
-    let connections = max(4, options.agents / 1000 + 1)
+    // One connection per 25 simulated agents: real agents each have their
+    // own, and a connection's streams share one task group on the server.
+    let connections = max(4, (options.agents + 24) / 25)
     var made: [GRPCClient<HTTP2ClientTransport.Posix>] = []
     for _ in 0..<connections {
       made.append(GRPCClient(transport: try ControlPlaneClient.transport(endpoint, caPEM: ca)))
@@ -141,7 +142,7 @@ package struct DispatcherBenchmark: Sendable {
     let readyStart = ContinuousClock.now
     var ready = 0
     while ready < agents.count && readyStart.duration(to: .now) < .seconds(300) {
-      try await Task.sleep(for: .milliseconds(500))
+      try await Task.sleep(for: .seconds(2))
       let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
       ready = nodes.filter { $0.status == .ready }.count
     }

@@ -25,6 +25,7 @@ package final class JobQueue: Sendable {
     var jobWatchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
     var configWatchers: [UUID: AsyncStream<Void>.Continuation] = [:]
     var byIdOnly: [String: Bool] = [:]
+    var closed = false
   }
   private let state = Mutex(State())
 
@@ -169,6 +170,7 @@ package final class JobQueue: Sendable {
   package func claim(for runner: String) async throws -> JobRecord {
     while true {
       try Task.checkCancellation()
+      try checkOpen()
       let (signal, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
       let token = UUID()
       state.withLock { $0.queueWaiters[token] = continuation }
@@ -295,9 +297,17 @@ package final class JobQueue: Sendable {
     if changed.contains(where: { $0.state == Self.queued }) { wakeRunners() }
   }
 
+  /// Whether ``close()`` was called.
+  package var isClosed: Bool { state.withLock { $0.closed } }
+
+  func checkOpen() throws {
+    if isClosed { throw DeckhandError(.serverUnavailable, "the server is shutting down") }
+  }
+
   /// Ends every wait (server shutdown).
   package func close() {
     let all = state.withLock { state in
+      state.closed = true
       let all =
         Array(state.queueWaiters.values) + state.jobWatchers.values.flatMap(\.values)
         + Array(state.configWatchers.values)

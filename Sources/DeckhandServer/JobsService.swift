@@ -9,6 +9,7 @@ internal import SwiftProtobuf
 struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   let plane: ControlPlane
   let queue: JobQueue
+  let relay: ExecRelay
 
   /// The API and runner protocol versions.
   static let apiVersion: UInt32 = 1
@@ -201,6 +202,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             try await writer.write(message)
             return [:]
           }
+          if queue.isClosed { throw RPCError(code: .unavailable, message: "the server is shutting down") }
           await Self.next(changes, orAfter: .seconds(1))
         }
       }
@@ -321,6 +323,121 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         return
       default:
         throw RPCError(code: .failedPrecondition, message: "unexpected \(message) while job \(id) runs")
+      }
+    }
+  }
+
+  // MARK: Interactive exec
+
+  func execStream(request: StreamingServerRequest<Deckhand_Server_V1_ExecStreamRequest>, context: ServerContext)
+    async throws -> StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>
+  {
+    try await mappingErrors {
+      try requireOperator(request.metadata)
+      let relay = self.relay
+      let store = plane.store
+      return StreamingServerResponse { writer in
+        var messages = request.messages.makeAsyncIterator()
+        guard let first = try await messages.next(), case .start(let start) = first.event else {
+          throw RPCError(code: .invalidArgument, message: "an exec stream starts with Start")
+        }
+        guard !start.argv.isEmpty else { throw RPCError(code: .invalidArgument, message: "exec needs a command") }
+        let node = try await mappingErrors {
+          guard let node = try store.node(id: start.node) ?? store.node(named: start.node) else {
+            throw DeckhandError(.notFound, "no node \(start.node); `deckhand nodes ls` lists them")
+          }
+          return node
+        }
+        let (id, pairing) = try await mappingErrors { try relay.open(node: node.id, start) }
+        let forward = Task {
+          var messages = messages
+          do {
+            while let message = try await messages.next() {
+              var out = Deckhand_Server_V1_RunnerExecStreamResponse()
+              switch message.event {
+              case .input(let input): out.input = input
+              case .window(let window): out.window = window
+              default: continue
+              }
+              pairing.agentSink.yield(out)
+            }
+          } catch {}
+          var close = Deckhand_Server_V1_RunnerExecStreamResponse()
+          close.input.close = true
+          pairing.agentSink.yield(close)
+        }
+        defer { forward.cancel() }
+        let timeout = Task {
+          try await Task.sleep(for: .seconds(15))
+          relay.abandon(id)
+        }
+        var exited = false
+        for await message in pairing.toOperator {
+          timeout.cancel()
+          try await writer.write(message)
+          if case .exit = message.event {
+            exited = true
+            break
+          }
+        }
+        pairing.agentSink.finish()
+        if !exited {
+          var exit = Deckhand_Server_V1_ExecStreamResponse()
+          exit.exit.code = -1
+          exit.exit.error = "the node's agent did not run the command (it went away or never answered)"
+          try await writer.write(exit)
+        }
+        return [:]
+      }
+    }
+  }
+
+  func runnerExecControl(
+    request: ServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>, context: ServerContext
+  ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse> {
+    try await mappingErrors {
+      let node = try runner(request.metadata)
+      let relay = self.relay
+      return StreamingServerResponse { writer in
+        let (requests, token) = relay.control(node: node)
+        defer { relay.endControl(node: node, token) }
+        for await request in requests { try await writer.write(request) }
+        return [:]
+      }
+    }
+  }
+
+  func runnerExecStream(
+    request: StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>, context: ServerContext
+  ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse> {
+    try await mappingErrors {
+      _ = try runner(request.metadata)
+      let relay = self.relay
+      return StreamingServerResponse { writer in
+        var messages = request.messages.makeAsyncIterator()
+        guard let first = try await messages.next(), case .open(let id) = first.event else {
+          throw RPCError(code: .invalidArgument, message: "a runner exec stream starts with Open")
+        }
+        let pairing = try await mappingErrors { try relay.attach(id) }
+        let forward = Task {
+          var messages = messages
+          do {
+            while let message = try await messages.next() {
+              var out = Deckhand_Server_V1_ExecStreamResponse()
+              switch message.event {
+              case .output(let output): out.output = output
+              case .exit(let exit): out.exit = exit
+              default: continue
+              }
+              pairing.operatorSink.yield(out)
+            }
+          } catch {}
+          pairing.operatorSink.finish()
+        }
+        defer { forward.cancel() }
+        for await message in pairing.toAgent { try await writer.write(message) }
+        await forward.value
+        return [:]
       }
     }
   }

@@ -85,7 +85,15 @@ extension SQLiteServerStore: JobStore {
   }
 
   package func claim(for runner: RunnerIdentity, now: Int64) throws -> JobRecord? {
-    try database.write { db in
+    // A read first: most wake-ups find nothing for this runner, and a read
+    // does not wait for the writer.
+    let any = try database.read { db in
+      try Bool.fetchOne(
+        db, sql: "SELECT EXISTS (SELECT 1 FROM job WHERE state = ? AND (targetRunner = '' OR targetRunner = ?))",
+        arguments: [Self.queued, runner.id]) ?? false
+    }
+    guard any else { return nil }
+    return try database.write { db in
       var request = JobRecord.filter(Column("state") == Self.queued)
       if runner.byIdOnly {
         request = request.filter(Column("targetRunner") == runner.id)

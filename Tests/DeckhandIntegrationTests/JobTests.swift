@@ -236,3 +236,52 @@ struct JobTests {
     server.signal(SIGTERM)
   }
 }
+
+@Suite("Interactive exec through the server", .serialized)
+struct ExecTests {
+  @Test("deckhand exec: stdin in, stdout and stderr out, the exit code back; -t gives a terminal")
+  func interactive() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let agent = try AgentProcess(
+      node, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "box"])
+    defer { agent.signal(SIGKILL) }
+    try await agent.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        (try? await server.cli(["nodes", "ls"]))?.stdout.contains("READY") == true
+      })
+    let input = try root.write("input.txt", "first line\nsecond line\n")
+    var result = (status: Int32(0), stdout: "", stderr: "")
+    for _ in 0..<20 {
+      result = try await runCommand(
+        Fixtures.deckhand,
+        [
+          "exec", "--server", server.endpoint, "--token", server.operatorToken, "box", "--", "sh", "-c",
+          "while read line; do echo \"got $line\"; done; echo oops >&2; exit 7",
+        ], stdin: input)
+      if !result.stderr.contains("no agent connected") { break }
+      try await Task.sleep(for: .milliseconds(250))
+    }
+    #expect(result.status == 7, "\(result)")
+    #expect(result.stdout == "got first line\ngot second line\n", "\(result)")
+    #expect(result.stderr.contains("oops"), "\(result)")
+
+    let terminal = try await runCommand(
+      Fixtures.deckhand,
+      [
+        "exec", "-t", "--server", server.endpoint, "--token", server.operatorToken, "box", "--", "sh", "-c",
+        "test -t 0 && echo tty; stty size",
+      ], stdin: input)
+    #expect(terminal.status == 0, "\(terminal)")
+    #expect(terminal.stdout.contains("tty"), "\(terminal)")
+
+    let missing = try await runCommand(
+      Fixtures.deckhand,
+      ["exec", "--server", server.endpoint, "--token", server.operatorToken, "nowhere", "--", "true"])
+    #expect(missing.status != 0 && missing.stderr.contains("no node nowhere"), "\(missing)")
+    server.signal(SIGTERM)
+  }
+}

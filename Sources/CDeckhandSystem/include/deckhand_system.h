@@ -78,4 +78,14 @@ unsigned long long deckhand_process_start_time(pid_t pid);
 /// grandchildren...), found through the parent pid in /proc/N/stat, and
 /// returns how many (at most `max`).
 int deckhand_descendants(pid_t pid, pid_t *out, int max);
+
+/// Opens a pseudo-terminal pair (both close-on-exec; the child gets the
+/// replica as its stdin, stdout and stderr). Returns 0 or errno.
+int deckhand_open_pty(int *primary, int *replica, unsigned short rows, unsigned short columns);
+
+/// Sets a terminal's window size (TIOCSWINSZ). Returns 0 or errno.
+int deckhand_set_window(int fd, unsigned short rows, unsigned short columns);
+
+/// Reads a terminal's window size (TIOCGWINSZ). Returns 0 or errno.
+int deckhand_get_window(int fd, unsigned short *rows, unsigned short *columns);
 #endif

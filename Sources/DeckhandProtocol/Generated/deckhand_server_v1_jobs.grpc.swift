@@ -181,6 +181,45 @@ public enum Deckhand_Server_V1_Jobs: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ExecStream" metadata.
+        public enum ExecStream: Sendable {
+            /// Request type for "ExecStream".
+            public typealias Input = Deckhand_Server_V1_ExecStreamRequest
+            /// Response type for "ExecStream".
+            public typealias Output = Deckhand_Server_V1_ExecStreamResponse
+            /// Descriptor for "ExecStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.server.v1.Jobs"),
+                method: "ExecStream",
+                type: .bidirectionalStreaming
+            )
+        }
+        /// Namespace for "RunnerExecControl" metadata.
+        public enum RunnerExecControl: Sendable {
+            /// Request type for "RunnerExecControl".
+            public typealias Input = Deckhand_Server_V1_RunnerExecControlRequest
+            /// Response type for "RunnerExecControl".
+            public typealias Output = Deckhand_Server_V1_RunnerExecControlResponse
+            /// Descriptor for "RunnerExecControl".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.server.v1.Jobs"),
+                method: "RunnerExecControl",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "RunnerExecStream" metadata.
+        public enum RunnerExecStream: Sendable {
+            /// Request type for "RunnerExecStream".
+            public typealias Input = Deckhand_Server_V1_RunnerExecStreamRequest
+            /// Response type for "RunnerExecStream".
+            public typealias Output = Deckhand_Server_V1_RunnerExecStreamResponse
+            /// Descriptor for "RunnerExecStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.server.v1.Jobs"),
+                method: "RunnerExecStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "deckhand.server.v1.Jobs" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             GetVersionInfo.descriptor,
@@ -194,7 +233,10 @@ public enum Deckhand_Server_V1_Jobs: Sendable {
             RunnerConfig.descriptor,
             RunnerJobStream.descriptor,
             SetConfig.descriptor,
-            GetConfig.descriptor
+            GetConfig.descriptor,
+            ExecStream.descriptor,
+            RunnerExecControl.descriptor,
+            RunnerExecStream.descriptor
         ]
     }
 }
@@ -411,6 +453,61 @@ extension Deckhand_Server_V1_Jobs {
             request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_GetConfigRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_GetConfigResponse>
+
+        /// Handle the "ExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Interactive exec on a node's agent (operator): Start first, then stdin
+        /// > and window sizes in; stdout and stderr out, and the exit code last.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_ExecStreamResponse` messages.
+        func execStream(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_ExecStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>
+
+        /// Handle the "RunnerExecControl" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent keeps this open; the server asks it to start execs here.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Server_V1_RunnerExecControlRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_RunnerExecControlResponse` messages.
+        func runnerExecControl(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse>
+
+        /// Handle the "RunnerExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of one exec, opened for each request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_RunnerExecStreamResponse` messages.
+        func runnerExecStream(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse>
     }
 
     /// Service protocol for the "deckhand.server.v1.Jobs" service.
@@ -611,6 +708,61 @@ extension Deckhand_Server_V1_Jobs {
             request: GRPCCore.ServerRequest<Deckhand_Server_V1_GetConfigRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Server_V1_GetConfigResponse>
+
+        /// Handle the "ExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Interactive exec on a node's agent (operator): Start first, then stdin
+        /// > and window sizes in; stdout and stderr out, and the exit code last.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_ExecStreamResponse` messages.
+        func execStream(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_ExecStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>
+
+        /// Handle the "RunnerExecControl" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent keeps this open; the server asks it to start execs here.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Server_V1_RunnerExecControlRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_RunnerExecControlResponse` messages.
+        func runnerExecControl(
+            request: GRPCCore.ServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse>
+
+        /// Handle the "RunnerExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of one exec, opened for each request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Server_V1_RunnerExecStreamResponse` messages.
+        func runnerExecStream(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse>
     }
 
     /// Simple service protocol for the "deckhand.server.v1.Jobs" service.
@@ -812,6 +964,64 @@ extension Deckhand_Server_V1_Jobs {
             request: Deckhand_Server_V1_GetConfigRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Server_V1_GetConfigResponse
+
+        /// Handle the "ExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Interactive exec on a node's agent (operator): Start first, then stdin
+        /// > and window sizes in; stdout and stderr out, and the exit code last.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - response: A response stream of `Deckhand_Server_V1_ExecStreamResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func execStream(
+            request: GRPCCore.RPCAsyncSequence<Deckhand_Server_V1_ExecStreamRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Deckhand_Server_V1_ExecStreamResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "RunnerExecControl" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent keeps this open; the server asks it to start execs here.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Server_V1_RunnerExecControlRequest` message.
+        ///   - response: A response stream of `Deckhand_Server_V1_RunnerExecControlResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func runnerExecControl(
+            request: Deckhand_Server_V1_RunnerExecControlRequest,
+            response: GRPCCore.RPCWriter<Deckhand_Server_V1_RunnerExecControlResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "RunnerExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of one exec, opened for each request.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - response: A response stream of `Deckhand_Server_V1_RunnerExecStreamResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func runnerExecStream(
+            request: GRPCCore.RPCAsyncSequence<Deckhand_Server_V1_RunnerExecStreamRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Deckhand_Server_V1_RunnerExecStreamResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -951,6 +1161,39 @@ extension Deckhand_Server_V1_Jobs.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Deckhand_Server_V1_Jobs.Method.ExecStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_ExecStreamRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_ExecStreamResponse>(),
+            handler: { request, context in
+                try await self.execStream(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Server_V1_Jobs.Method.RunnerExecControl.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_RunnerExecControlRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_RunnerExecControlResponse>(),
+            handler: { request, context in
+                try await self.runnerExecControl(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Server_V1_Jobs.Method.RunnerExecStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_RunnerExecStreamRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_RunnerExecStreamResponse>(),
+            handler: { request, context in
+                try await self.runnerExecStream(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1076,6 +1319,17 @@ extension Deckhand_Server_V1_Jobs.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func runnerExecControl(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse> {
+        let response = try await self.runnerExecControl(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -1247,6 +1501,57 @@ extension Deckhand_Server_V1_Jobs.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func execStream(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_ExecStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.execStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func runnerExecControl(
+        request: GRPCCore.ServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.runnerExecControl(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func runnerExecStream(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.runnerExecStream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -1509,6 +1814,76 @@ extension Deckhand_Server_V1_Jobs {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_GetConfigResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Server_V1_GetConfigResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Interactive exec on a node's agent (operator): Start first, then stdin
+        /// > and window sizes in; stdout and stderr out, and the exit code last.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_ExecStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func execStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_ExecStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_ExecStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_ExecStreamResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_ExecStreamResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RunnerExecControl" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent keeps this open; the server asks it to start execs here.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Server_V1_RunnerExecControlRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_RunnerExecControlRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_RunnerExecControlResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func runnerExecControl<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_RunnerExecControlRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_RunnerExecControlResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecControlResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RunnerExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of one exec, opened for each request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_RunnerExecStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func runnerExecStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_RunnerExecStreamResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecStreamResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1904,6 +2279,103 @@ extension Deckhand_Server_V1_Jobs {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Interactive exec on a node's agent (operator): Start first, then stdin
+        /// > and window sizes in; stdout and stderr out, and the exit code last.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_ExecStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_ExecStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func execStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_ExecStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_ExecStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_ExecStreamResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_ExecStreamResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Deckhand_Server_V1_Jobs.Method.ExecStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RunnerExecControl" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent keeps this open; the server asks it to start execs here.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Server_V1_RunnerExecControlRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_RunnerExecControlRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_RunnerExecControlResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func runnerExecControl<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_RunnerExecControlRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_RunnerExecControlResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecControlResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Deckhand_Server_V1_Jobs.Method.RunnerExecControl.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RunnerExecStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of one exec, opened for each request.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Server_V1_RunnerExecStreamResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func runnerExecStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Server_V1_RunnerExecStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Server_V1_RunnerExecStreamResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecStreamResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Deckhand_Server_V1_Jobs.Method.RunnerExecStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2222,6 +2694,88 @@ extension Deckhand_Server_V1_Jobs.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_GetConfigRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_GetConfigResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ExecStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Interactive exec on a node's agent (operator): Start first, then stdin
+    /// > and window sizes in; stdout and stderr out, and the exit code last.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Deckhand_Server_V1_ExecStreamRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func execStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_ExecStreamRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_ExecStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.execStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_ExecStreamRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_ExecStreamResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunnerExecControl" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent keeps this open; the server asks it to start execs here.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Server_V1_RunnerExecControlRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runnerExecControl<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Server_V1_RunnerExecControlRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecControlResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.runnerExecControl(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_RunnerExecControlRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_RunnerExecControlResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunnerExecStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's side of one exec, opened for each request.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Deckhand_Server_V1_RunnerExecStreamRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runnerExecStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.runnerExecStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Server_V1_RunnerExecStreamRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Server_V1_RunnerExecStreamResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2591,6 +3145,102 @@ extension Deckhand_Server_V1_Jobs.ClientProtocol {
             metadata: metadata
         )
         return try await self.getConfig(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ExecStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Interactive exec on a node's agent (operator): Start first, then stdin
+    /// > and window sizes in; stdout and stderr out, and the exit code last.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func execStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Deckhand_Server_V1_ExecStreamRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_ExecStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Deckhand_Server_V1_ExecStreamRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.execStream(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunnerExecControl" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent keeps this open; the server asks it to start execs here.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runnerExecControl<Result>(
+        _ message: Deckhand_Server_V1_RunnerExecControlRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecControlResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Server_V1_RunnerExecControlRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.runnerExecControl(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunnerExecStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's side of one exec, opened for each request.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runnerExecStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Deckhand_Server_V1_RunnerExecStreamRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Server_V1_RunnerExecStreamResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Deckhand_Server_V1_RunnerExecStreamRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.runnerExecStream(
             request: request,
             options: options,
             onResponse: handleResponse

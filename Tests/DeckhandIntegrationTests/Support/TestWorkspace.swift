@@ -138,7 +138,8 @@ final class EventLog: Sendable {
 /// Swift's cooperative pool, which has one thread per core, and starve every
 /// other test running at the same time.
 func runCommand(
-  _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120), environment: [String: String] = [:]
+  _ executable: String, _ arguments: [String], timeout: Duration = .seconds(120), environment: [String: String] = [:],
+  stdin: String? = nil
 ) async throws
   -> (status: Int32, stdout: String, stderr: String)
 {
@@ -155,7 +156,7 @@ func runCommand(
   if !environment.isEmpty {
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
   }
-  process.standardInput = FileHandle.nullDevice
+  process.standardInput = stdin.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
   process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(base).out"))
   process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(base).err"))
   try process.run()
