@@ -158,10 +158,7 @@ public final class Agent: Service, Sendable {
     var description = Deckhand_Dispatcher_V1_NodeDescription()
     description.hostname = ProcessInfo.processInfo.hostName
     description.labels = configuration.labels
-    var system = utsname()
-    uname(&system)
-    let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    description.platform = "linux/\(machine)"
+    description.platform = ArtifactPackage.platform
     description.agentVersion = DeckhandVersion.current
     for entry in await manager.all { description.plugins[entry.record.name] = entry.manifest.version }
     return description

@@ -310,10 +310,7 @@ struct ArtifactsCommand: AsyncParsableCommand {
         throw ExitCode(2)
       }
       defer { try? handle.close() }
-      var system = utsname()
-      uname(&system)
-      let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-      let platform = self.platform ?? "linux/\(machine)"
+      let platform = self.platform ?? ArtifactPackage.platform
       let artifact = try await options.withControl { control, metadata in
         try await control.pushArtifact(metadata: metadata) { writer in
           var first = true

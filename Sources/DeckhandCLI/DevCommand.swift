@@ -81,7 +81,7 @@ struct DevService: Service {
     say("  agent \"dev\" joined (labels env=dev); command socket \(agentConfiguration.socketPath)")
     do {
       let package = try Self.examplePackage(in: stateDirectory)
-      let artifact = try running.plane.addArtifact(file: package, platform: "linux/\(Self.machine())")
+      let artifact = try running.plane.addArtifact(file: package, platform: ArtifactPackage.platform)
       let deployment = try running.plane.deploy(
         plugin: artifact.name, version: artifact.version, selector: [:], configJSON: "", maxFailures: 0)
       say("  deploying \(artifact.name)@\(artifact.version) to every node (deployment \(deployment.id))")
@@ -133,11 +133,5 @@ struct DevService: Service {
     let package = "\(folder)/package/echo-1.0.0.tar.gz"
     try ArtifactPackage.pack(contents, into: package)
     return package
-  }
-
-  static func machine() -> String {
-    var system = utsname()
-    uname(&system)
-    return withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
   }
 }

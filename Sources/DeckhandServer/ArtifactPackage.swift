@@ -4,6 +4,14 @@ internal import Foundation
 /// A plugin package: a tar.gz with `plugin.json` at its root and the files
 /// it names. Read and unpacked with the system's `tar`.
 package enum ArtifactPackage {
+  /// This machine's platform, as packages and nodes name it: `linux/x86_64`.
+  package static var platform: String {
+    var system = utsname()
+    uname(&system)
+    let machine = withUnsafeBytes(of: &system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    return "linux/\(machine)"
+  }
+
   /// The package's manifest, read without unpacking.
   ///
   /// - Throws: ``DeckhandError`` if it is not a tar.gz or has no

@@ -259,7 +259,7 @@ package struct DispatcherBenchmark: Sendable {
     }
   }
 
-  static func freePort() throws -> Int {
+  package static func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

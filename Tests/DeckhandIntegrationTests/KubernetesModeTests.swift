@@ -2,27 +2,14 @@ import DeckhandCore
 import DeckhandGRPC
 import DeckhandPluginHost
 import DeckhandProtocol
+import DeckhandServer
 import Foundation
 import Testing
 
 @Suite("Kubernetes isolation mode (processes)", .serialized)
 struct KubernetesModeTests {
   /// A TCP port nothing listens on now.
-  static func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-        bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-      }
-    }
-    try #require(bound)
-    return Int(UInt16(bigEndian: address.sin_port))
-  }
+  static func freePort() throws -> Int { try DispatcherBenchmark.freePort() }
 
   func readiness(port: Int) async throws -> Grpc_Health_V1_HealthCheckResponse.ServingStatus {
     let deadline = ContinuousClock.now + .seconds(10)
