@@ -1,5 +1,6 @@
 internal import CDeckhandSystem
 internal import DeckhandCore
+internal import DeckhandPluginHost
 internal import Foundation
 internal import Synchronization
 
@@ -186,12 +187,5 @@ final class JobProcess: Sendable {
       if access(candidate, X_OK) == 0 { return candidate }
     }
     return nil
-  }
-
-  private static func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
-    return body(pointers)
   }
 }

@@ -126,6 +126,19 @@ final class JobRunner: Sendable {
     try await Task.sleep(for: .seconds(3600 * 24 * 365))
   }
 
+  /// A command's environment: `passing` from the agent's own, then
+  /// `defaults`, the config variables, and `overrides`, each winning over
+  /// the ones before.
+  private func commandEnvironment(
+    passing names: Set<String>, defaults: [String: String] = [:], _ overrides: [String: String]
+  ) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment.filter { names.contains($0.key) }
+    for (key, value) in defaults { environment[key] = value }
+    for (key, value) in variables.withLock({ $0 }) { environment[key] = value }
+    for (key, value) in overrides { environment[key] = value }
+    return environment
+  }
+
   /// One interactive exec: stdin and window sizes from the server, output
   /// and the exit code back.
   private func interactive(
@@ -137,10 +150,8 @@ final class JobRunner: Sendable {
     var open = Deckhand_Server_V1_RunnerExecStreamRequest()
     open.open = request.execID
     sink.yield(open)
-    var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG"].contains($0.key) }
-    environment["TERM"] = start.pty ? (start.env["TERM"] ?? "xterm") : nil
-    for (key, value) in variables.withLock({ $0 }) { environment[key] = value }
-    for (key, value) in start.env { environment[key] = value }
+    let environment = commandEnvironment(
+      passing: ["PATH", "HOME", "LANG"], defaults: start.pty ? ["TERM": "xterm"] : [:], start.env)
     let process: JobProcess
     do {
       process = try JobProcess.start(
@@ -304,10 +315,8 @@ final class JobRunner: Sendable {
   private func runExec(
     _ exec: Deckhand_Server_V1_ExecOperation, env: [String: String], _ execution: Execution
   ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
-    var environment = ProcessInfo.processInfo.environment.filter { ["PATH", "HOME", "LANG", "TERM"].contains($0.key) }
-    for (key, value) in variables.withLock({ $0 }) { environment[key] = value }
-    for (key, value) in env { environment[key] = value }
-    for (key, value) in exec.env { environment[key] = value }
+    let environment = commandEnvironment(
+      passing: ["PATH", "HOME", "LANG", "TERM"], env.merging(exec.env) { $1 })
     let (exits, exited) = AsyncStream.makeStream(of: Int32.self)
     let reason = Mutex<String?>(nil)
     let process: JobProcess

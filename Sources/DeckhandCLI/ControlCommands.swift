@@ -169,24 +169,10 @@ struct TasksCommand: AsyncParsableCommand {
           ["ID", "NODE", "PLUGIN", "VERSION", "STATE", "UPDATED", "MESSAGE"],
           tasks.map {
             [
-              $0.id, names[$0.nodeID] ?? $0.nodeID, $0.plugin, $0.version, TasksCommand.state($0.state),
+              $0.id, names[$0.nodeID] ?? $0.nodeID, $0.plugin, $0.version, $0.state.displayName,
               TextTable.time($0.updatedMs), $0.message,
             ]
           }))
-    }
-  }
-
-  static func state(_ state: Deckhand_Dispatcher_V1_TaskState) -> String {
-    switch state {
-    case .new: "NEW"
-    case .assigned: "ASSIGNED"
-    case .accepted: "ACCEPTED"
-    case .preparing: "PREPARING"
-    case .starting: "STARTING"
-    case .running: "RUNNING"
-    case .failed: "FAILED"
-    case .removed: "REMOVED"
-    case .UNRECOGNIZED(let value): "\(value)"
     }
   }
 }

@@ -444,7 +444,9 @@ private final class Monitor: @unchecked Sendable {
 }
 
 /// Calls `body` with a NULL-terminated array of C strings.
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+/// `strings` as a NULL-terminated array of C strings (argv, envp) for the
+/// duration of `body`.
+package func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
   let pointers = strings.map { strdup($0) } + [nil]
   defer { for pointer in pointers { free(pointer) } }
   return body(pointers)

@@ -20,6 +20,8 @@ package final class ControlPlane: Sendable {
   /// The addresses agents are told to use (the session's managers list).
   package let advertisedAddresses: [String]
   let logger: Logger
+  /// Wakes a node's assignment streams when its tasks may have changed.
+  package let assignmentChanges = SignalHub<String>()
 
   struct Liveness {
     var sessionId: String
@@ -31,8 +33,6 @@ package final class ControlPlane: Sendable {
 
   struct State {
     var liveness: [String: Liveness] = [:]
-    /// Per node: the streams waiting for changes of its assignments.
-    var watchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
     /// Per node: the open Session stream, ended when a new one replaces it.
     var sessions: [String: (id: String, end: AsyncStream<Void>.Continuation)] = [:]
     var limiter: SessionRateLimiter
@@ -156,11 +156,10 @@ package final class ControlPlane: Sendable {
       suffix += 1
     }
     let now = nowMs()
-    let record = NodeRecord(
-      id: id, name: name, hostname: description.hostname, labels: description.labels,
-      platform: description.platform, agentVersion: description.agentVersion, address: description.address,
-      plugins: description.plugins, status: "UNKNOWN", lastHeartbeatMs: 0, createdMs: now,
-      credentialHash: Self.hash(secret))
+    var record = NodeRecord(
+      id: id, name: name, hostname: "", labels: [:], platform: "", agentVersion: "", address: "", plugins: [:],
+      status: "UNKNOWN", lastHeartbeatMs: 0, createdMs: now, credentialHash: Self.hash(secret))
+    record.describe(description)
     try store.save(record)
     state.withLock { $0.nodeCredentials[id] = record.credentialHash }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
@@ -185,12 +184,7 @@ package final class ControlPlane: Sendable {
     // A new node, or new labels, may match deployments; otherwise its
     // tasks are in the store and the assignments stream sends them.
     let needsReconcile = node.labels != description.labels || node.lastHeartbeatMs == 0
-    node.hostname = description.hostname
-    node.labels = description.labels
-    node.platform = description.platform
-    node.agentVersion = description.agentVersion
-    node.address = description.address
-    node.plugins = description.plugins
+    node.describe(description)
     node.status = "READY"
     node.lastHeartbeatMs = nowMs()
     try store.save(node)
@@ -269,35 +263,14 @@ package final class ControlPlane: Sendable {
     let ends = state.withLock { state in
       let ends = state.sessions.values.map(\.end)
       state.sessions = [:]
-      for watchers in state.watchers.values { for watcher in watchers.values { watcher.finish() } }
-      state.watchers = [:]
       return ends
     }
     for end in ends { end.finish() }
+    assignmentChanges.close()
     reconcileSignal.finish()
   }
 
   // MARK: Assignments
-
-  /// A stream that yields when `nodeId`'s assignments may have changed.
-  package func watch(_ nodeId: String) -> (AsyncStream<Void>, UUID) {
-    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let token = UUID()
-    state.withLock { $0.watchers[nodeId, default: [:]][token] = continuation }
-    return (stream, token)
-  }
-
-  package func unwatch(_ nodeId: String, _ token: UUID) {
-    let continuation = state.withLock { $0.watchers[nodeId]?.removeValue(forKey: token) }
-    continuation?.finish()
-  }
-
-  func notify(_ nodes: some Sequence<String>) {
-    let continuations = state.withLock { state in
-      nodes.flatMap { state.watchers[$0].map { Array($0.values) } ?? [] }
-    }
-    for continuation in continuations { continuation.yield() }
-  }
 
   /// The node's current assignments (active tasks).
   package func assignments(_ nodeId: String) throws -> [TaskRecord] {
@@ -480,7 +453,7 @@ package final class ControlPlane: Sendable {
         if next.state != deployment.state { deployments.append(next) }
       }
       try store.apply(deployments: deployments, tasks: tasks)
-      notify(touched)
+      assignmentChanges.signal(touched)
     }
   }
 }

@@ -100,8 +100,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       let nodeId = try node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
-        let (changes, token) = plane.watch(nodeId)
-        defer { plane.unwatch(nodeId, token) }
+        let (changes, token) = plane.assignmentChanges.watch(nodeId)
+        defer { plane.assignmentChanges.unwatch(nodeId, token) }
         var sent: [String: TaskRecord] = [:]
         var version = ControlPlane.randomText(bytes: 8)
         let initial = try plane.assignments(nodeId)
@@ -153,8 +153,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       let nodeId = try node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
-        let (changes, token) = plane.watch(nodeId)
-        defer { plane.unwatch(nodeId, token) }
+        let (changes, token) = plane.assignmentChanges.watch(nodeId)
+        defer { plane.assignmentChanges.unwatch(nodeId, token) }
         repeat {
           var message = Deckhand_Dispatcher_V1_TasksMessage()
           message.tasks = try plane.assignments(nodeId).map(ProtoMapping.task)

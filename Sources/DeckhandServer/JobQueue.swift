@@ -20,14 +20,19 @@ package final class JobQueue: Sendable {
   package let store: SQLiteServerStore
   package let timing: Timing
 
-  private struct State {
-    var queueWaiters: [UUID: AsyncStream<Void>.Continuation] = [:]
-    var jobWatchers: [String: [UUID: AsyncStream<Void>.Continuation]] = [:]
-    var configWatchers: [UUID: AsyncStream<Void>.Continuation] = [:]
-    var byIdOnly: [String: Bool] = [:]
-    var closed = false
+  /// What a watcher waits for.
+  package enum Topic: Hashable, Sendable {
+    /// A job's state or output.
+    case job(String)
+    /// A job was queued (or queued again): runners waiting may claim it.
+    case queue
+    /// Config variables changed.
+    case config
   }
-  private let state = Mutex(State())
+  /// Wake-ups for the job streams, the waiting runners and RunnerConfig.
+  package let changes = SignalHub<Topic>()
+  /// Runners that take only jobs aimed at them.
+  private let byIdOnlyRunners = Mutex<[String: Bool]>([:])
 
   package init(store: SQLiteServerStore, timing: Timing) {
     self.store = store
@@ -68,7 +73,7 @@ package final class JobQueue: Sendable {
     }
   }
 
-  private func byIdOnly(_ runner: String) -> Bool { state.withLock { $0.byIdOnly[runner] ?? false } }
+  private func byIdOnly(_ runner: String) -> Bool { byIdOnlyRunners.withLock { $0[runner] ?? false } }
 
   private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> (
     runner: String, labels: [String: String]
@@ -156,7 +161,7 @@ package final class JobQueue: Sendable {
 
   /// Records whether a runner takes only jobs aimed at it.
   package func register(runner: String, byIdOnly: Bool) {
-    state.withLock { $0.byIdOnly[runner] = byIdOnly }
+    byIdOnlyRunners.withLock { $0[runner] = byIdOnly }
   }
 
   package func identity(of runner: String) throws -> RunnerIdentity {
@@ -171,21 +176,14 @@ package final class JobQueue: Sendable {
     while true {
       try Task.checkCancellation()
       try checkOpen()
-      let (signal, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-      let token = UUID()
-      state.withLock { $0.queueWaiters[token] = continuation }
-      defer { _ = state.withLock { $0.queueWaiters.removeValue(forKey: token) } }
+      let (signal, token) = changes.watch(.queue)
+      defer { changes.unwatch(.queue, token) }
       if let job = try store.claim(for: try identity(of: runner), now: nowMs()) {
         notify(job: job.id)
         return job
       }
       // Woken by a new job, or every second (expiry, requeues).
-      await withTaskGroup(of: Void.self) { group in
-        group.addTask { for await _ in signal { return } }
-        group.addTask { try? await Task.sleep(for: .seconds(1)) }
-        await group.next()
-        group.cancelAll()
-      }
+      await signal.next(orAfter: .seconds(1))
     }
   }
 
@@ -266,27 +264,9 @@ package final class JobQueue: Sendable {
 
   // MARK: Watching
 
-  package func watch(job id: String) -> (AsyncStream<Void>, UUID) {
-    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let token = UUID()
-    state.withLock { $0.jobWatchers[id, default: [:]][token] = continuation }
-    return (stream, token)
-  }
+  func notify(job id: String) { changes.signal(.job(id)) }
 
-  package func unwatch(job id: String, _ token: UUID) {
-    let continuation = state.withLock { $0.jobWatchers[id]?.removeValue(forKey: token) }
-    continuation?.finish()
-  }
-
-  func notify(job id: String) {
-    let watchers = state.withLock { Array(($0.jobWatchers[id] ?? [:]).values) }
-    for watcher in watchers { watcher.yield() }
-  }
-
-  func wakeRunners() {
-    let waiters = state.withLock { Array($0.queueWaiters.values) }
-    for waiter in waiters { waiter.yield() }
-  }
+  func wakeRunners() { changes.signal(.queue) }
 
   /// Ack, heartbeat and expiry rules.
   package func sweep() throws {
@@ -298,26 +278,14 @@ package final class JobQueue: Sendable {
   }
 
   /// Whether ``close()`` was called.
-  package var isClosed: Bool { state.withLock { $0.closed } }
+  package var isClosed: Bool { changes.isClosed }
 
   func checkOpen() throws {
     if isClosed { throw DeckhandError(.serverUnavailable, "the server is shutting down") }
   }
 
   /// Ends every wait (server shutdown).
-  package func close() {
-    let all = state.withLock { state in
-      state.closed = true
-      let all =
-        Array(state.queueWaiters.values) + state.jobWatchers.values.flatMap(\.values)
-        + Array(state.configWatchers.values)
-      state.queueWaiters = [:]
-      state.jobWatchers = [:]
-      state.configWatchers = [:]
-      return all
-    }
-    for continuation in all { continuation.finish() }
-  }
+  package func close() { changes.close() }
 
   // MARK: Config variables
 
@@ -328,8 +296,7 @@ package final class JobQueue: Sendable {
     }
     try store.setConfig(
       variables.map { ConfigRecord(scope: $0.scope.rawValue, target: $0.target, name: $0.name, value: $0.value) })
-    let watchers = state.withLock { Array($0.configWatchers.values) }
-    for watcher in watchers { watcher.yield() }
+    changes.signal(.config)
   }
 
   package func config(prefix: String) throws -> [Deckhand_Server_V1_ConfigVariable] {
@@ -362,18 +329,5 @@ package final class JobQueue: Sendable {
       }
     }
     return chosen.values.sorted { $0.name < $1.name }
-  }
-
-  /// A stream that yields when config variables change.
-  package func watchConfig() -> (AsyncStream<Void>, UUID) {
-    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let token = UUID()
-    state.withLock { $0.configWatchers[token] = continuation }
-    return (stream, token)
-  }
-
-  package func unwatchConfig(_ token: UUID) {
-    let continuation = state.withLock { $0.configWatchers.removeValue(forKey: token) }
-    continuation?.finish()
   }
 }

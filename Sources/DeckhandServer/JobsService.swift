@@ -151,8 +151,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       let first = try queue.record(id)
       let queue = self.queue
       return StreamingServerResponse { writer in
-        let (changes, token) = queue.watch(job: id)
-        defer { queue.unwatch(job: id, token) }
+        let (changes, token) = queue.changes.watch(.job(id))
+        defer { queue.changes.unwatch(.job(id), token) }
         var open = Deckhand_Server_V1_GetJobStreamResponse()
         open.open.job = queue.message(first)
         try await writer.write(open)
@@ -203,19 +203,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             return [:]
           }
           if queue.isClosed { throw RPCError(code: .unavailable, message: "the server is shutting down") }
-          await Self.next(changes, orAfter: .seconds(1))
+          await changes.next(orAfter: .seconds(1))
         }
       }
-    }
-  }
-
-  /// Waits for a signal on `changes` or for `timeout`.
-  static func next(_ changes: AsyncStream<Void>, orAfter timeout: Duration) async {
-    await withTaskGroup(of: Void.self) { group in
-      group.addTask { for await _ in changes { return } }
-      group.addTask { try? await Task.sleep(for: timeout) }
-      await group.next()
-      group.cancelAll()
     }
   }
 
@@ -227,8 +217,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       queue.register(runner: runner, byIdOnly: request.message.byIDOnly)
       let queue = self.queue
       return StreamingServerResponse { writer in
-        let (changes, token) = queue.watchConfig()
-        defer { queue.unwatchConfig(token) }
+        let (changes, token) = queue.changes.watch(.config)
+        defer { queue.changes.unwatch(.config, token) }
         repeat {
           var message = Deckhand_Server_V1_RunnerConfigResponse()
           message.variables = try queue.variables(for: try queue.identity(of: runner), project: nil)
@@ -293,8 +283,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
   ) async throws {
     let cancelWatch = Task {
-      let (changes, token) = queue.watch(job: id)
-      defer { queue.unwatch(job: id, token) }
+      let (changes, token) = queue.changes.watch(.job(id))
+      defer { queue.changes.unwatch(.job(id), token) }
       var sent = false
       repeat {
         guard let job = try? queue.record(id) else { return }

@@ -1,4 +1,4 @@
-internal import DeckhandProtocol
+package import DeckhandProtocol
 internal import Foundation
 
 /// Store records as protocol messages.
@@ -94,15 +94,29 @@ enum ProtoMapping {
     deployment.state = record.state
     deployment.createdMs = record.createdMs
     for task in tasks where task.deploymentId == record.id {
-      let name = stateName(task.state)
+      let name = (Deckhand_Dispatcher_V1_TaskState(rawValue: task.state) ?? .new).displayName
       deployment.taskCounts[name, default: 0] += 1
     }
     return deployment
   }
+}
 
-  /// NEW, ASSIGNED, … as the CLI prints them.
-  static func stateName(_ raw: Int) -> String {
-    switch Deckhand_Dispatcher_V1_TaskState(rawValue: raw) ?? .new {
+extension NodeRecord {
+  /// Takes what the agent says about its node.
+  mutating func describe(_ description: Deckhand_Dispatcher_V1_NodeDescription) {
+    hostname = description.hostname
+    labels = description.labels
+    platform = description.platform
+    agentVersion = description.agentVersion
+    address = description.address
+    plugins = description.plugins
+  }
+}
+
+extension Deckhand_Dispatcher_V1_TaskState {
+  /// NEW, ASSIGNED, … as the CLI and the deployment counts name them.
+  package var displayName: String {
+    switch self {
     case .new: "NEW"
     case .assigned: "ASSIGNED"
     case .accepted: "ACCEPTED"
