@@ -140,7 +140,8 @@ public final class Agent: Service, Sendable {
       }
       logger.info(
         "joined the control plane", metadata: ["server": "\(membership.server)", "node": "\(membership.nodeId)"])
-      let runner = try JobRunner(membership: membership, manager: manager, logger: logger)
+      let runner = try JobRunner(
+        membership: membership, manager: manager, slots: configuration.jobSlots, logger: logger)
       await withTaskGroup(of: Void.self) { group in
         group.addTask { await reconciler.run() }
         group.addTask { await session.run() }

@@ -20,6 +20,7 @@ internal import TOMLKit
 /// server = "deckhand.example:7380"
 /// join_token = "DHTKN-1-…"
 /// heartbeat_period = "5s"       # the server tells the agent; for tests
+/// job_slots = 1                 # jobs of the server's queue run at once
 /// ```
 public struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
@@ -50,6 +51,9 @@ public struct AgentConfiguration: Hashable, Sendable {
   public var server: String?
   /// A worker join token, needed on the first start with ``server``.
   public var joinToken: String?
+  /// How many jobs of the server's queue this agent runs at once (each
+  /// on a runner stream of its own).
+  public var jobSlots = 1
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
   public static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
@@ -137,6 +141,9 @@ public struct AgentConfiguration: Hashable, Sendable {
       case "server":
         guard let text = value.string else { throw fail(key, "a string") }
         server = text
+      case "job_slots":
+        guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of at least 1") }
+        jobSlots = number
       case "join_token":
         guard let text = value.string else { throw fail(key, "a string") }
         joinToken = text

@@ -9,12 +9,12 @@ internal import Logging
 internal import SwiftProtobuf
 internal import Synchronization
 
-/// The agent as a runner of the server's job queue: one job at a time,
-/// pulled on `RunnerJobStream` (Request → Assignment → Ack → output and
-/// heartbeats → Complete or Error), with the config variables of
-/// `RunnerConfig` as the environment of exec jobs. A job keeps running
-/// while the server is away; its output waits, and the runner resumes it
-/// on the next stream.
+/// The agent as a runner of the server's job queue: up to `slots` jobs at
+/// a time, each slot pulling on a `RunnerJobStream` of its own (Request →
+/// Assignment → Ack → output and heartbeats → Complete or Error), with the
+/// config variables of `RunnerConfig` as the environment of exec jobs. A
+/// job keeps running while the server is away; its output waits, and its
+/// slot resumes it on the next stream.
 final class JobRunner: Sendable {
   let membership: ServerMembership
   let endpoint: ServerEndpoint
@@ -23,13 +23,19 @@ final class JobRunner: Sendable {
   let timing = ControlPlaneTiming()
   /// Variables from RunnerConfig.
   private let variables = Mutex<[String: String]>([:])
-  /// The job running now, if any.
-  private let current = Mutex<Execution?>(nil)
+  /// One per job that may run at once.
+  private let slots: [Slot]
 
-  init(membership: ServerMembership, manager: PluginManager, logger: Logger) throws {
+  /// A place for one job: the job running in it now, if any.
+  final class Slot: Sendable {
+    let current = Mutex<Execution?>(nil)
+  }
+
+  init(membership: ServerMembership, manager: PluginManager, slots: Int, logger: Logger) throws {
     self.membership = membership
     self.endpoint = try ServerEndpoint(parsing: membership.server)
     self.manager = manager
+    self.slots = (0..<max(1, slots)).map { _ in Slot() }
     self.logger = logger
   }
 
@@ -81,7 +87,9 @@ final class JobRunner: Sendable {
           try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.followConfig(jobs) }
             group.addTask { try await self.followExecs(jobs) }
-            group.addTask { try await self.stream(jobs) { connected.set() } }
+            for slot in self.slots {
+              group.addTask { try await self.stream(jobs, slot: slot) { connected.set() } }
+            }
             try await group.next()
             group.cancelAll()
           }
@@ -96,7 +104,7 @@ final class JobRunner: Sendable {
       bound = timing.reconnectBound(after: bound)
       try? await Task.sleep(for: bound * Double.random(in: 0...1))
     }
-    current.withLock { $0 }?.cancel(force: true)
+    for slot in slots { slot.current.withLock { $0 }?.cancel(force: true) }
   }
 
   private func followConfig(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {
@@ -208,10 +216,11 @@ final class JobRunner: Sendable {
   }
 
   private func stream(
-    _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, connected: @escaping @Sendable () -> Void
+    _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, slot: Slot,
+    connected: @escaping @Sendable () -> Void
   ) async throws {
     let (outgoing, sink) = AsyncStream.makeStream(of: Deckhand_Server_V1_RunnerJobStreamRequest.self)
-    defer { current.withLock { $0 }?.detach() }
+    defer { slot.current.withLock { $0 }?.detach() }
     try await jobs.runnerJobStream(
       metadata: ControlPlaneClient.metadata(membership.credential),
       requestProducer: { writer in
@@ -221,24 +230,24 @@ final class JobRunner: Sendable {
         connected()
         var ask = Deckhand_Server_V1_RunnerJobStreamRequest()
         ask.request = .init()
-        if let running = self.current.withLock({ $0 }), !running.ended {
+        if let running = slot.current.withLock({ $0 }), !running.ended {
           ask.request.resumeJobID = running.id
         }
         sink.yield(ask)
         for try await message in response.messages {
           switch message.event {
           case .resumed:
-            self.current.withLock { $0 }?.attach(sink)
+            slot.current.withLock { $0 }?.attach(sink)
           case .assignment(let assignment):
             var ack = Deckhand_Server_V1_RunnerJobStreamRequest()
             ack.ack = .init()
             sink.yield(ack)
             let execution = Execution(id: assignment.job.id)
             execution.attach(sink)
-            self.current.withLock { $0 = execution }
-            Task { await self.execute(assignment, execution, sink: sink) }
+            slot.current.withLock { $0 = execution }
+            Task { await self.execute(assignment, execution, slot: slot, sink: sink) }
           case .cancel(let cancel):
-            self.current.withLock { $0 }?.cancel(force: cancel.force)
+            slot.current.withLock { $0 }?.cancel(force: cancel.force)
           default:
             break
           }
@@ -249,7 +258,8 @@ final class JobRunner: Sendable {
 
   /// Runs one job to its end, then asks for the next.
   private func execute(
-    _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment, _ execution: Execution, sink: Outgoing
+    _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment, _ execution: Execution, slot: Slot,
+    sink: Outgoing
   ) async {
     let job = assignment.job
     let interval = Duration.milliseconds(max(assignment.heartbeatIntervalMs, 100))
@@ -288,7 +298,7 @@ final class JobRunner: Sendable {
     }
     heartbeats.cancel()
     execution.send(outcome, final: true)
-    current.withLock { if $0 === execution { $0 = nil } }
+    slot.current.withLock { if $0 === execution { $0 = nil } }
     var next = Deckhand_Server_V1_RunnerJobStreamRequest()
     next.request = .init()
     sink.yield(next)

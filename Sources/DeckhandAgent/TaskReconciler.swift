@@ -215,7 +215,7 @@ final class TaskReconciler: Sendable {
     }
     manifest = [:]
     let name =
-      "plugin.config-\(SHA256.hash(data: Array(task.configJson.utf8)).prefix(6).map { String(format: "%02x", $0) }.joined()).json"
+      "plugin.config-\(HexText.encode(SHA256.hash(data: Array(task.configJson.utf8)).prefix(6))).json"
     let path = "\(directory)/\(name)"
     try Data(bytes).write(to: URL(fileURLWithPath: path))
     return path
@@ -242,7 +242,7 @@ final class TaskReconciler: Sendable {
             hasher.update(data: chunk.data)
             try handle.write(contentsOf: chunk.data)
           }
-          return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+          return HexText.encode(hasher.finalize())
         }
       }
       try handle.close()

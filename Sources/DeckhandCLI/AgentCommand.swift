@@ -66,6 +66,9 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: "A worker join token (DHTKN-1-…), needed the first time with --server.")
   var joinToken: String?
 
+  @Option(help: "How many jobs of the server's queue to run at once (default 1).")
+  var jobSlots: Int?
+
   func resolvedConfiguration() throws -> AgentConfiguration {
     var configuration = AgentConfiguration.defaults()
     if let config { try configuration.apply(tomlFile: HostOptions.absolute(config)) }
@@ -98,6 +101,10 @@ struct AgentCommand: AsyncParsableCommand {
     if requireSigned { configuration.requireSigned = true }
     if let server { configuration.server = server }
     if let joinToken { configuration.joinToken = joinToken }
+    if let jobSlots {
+      guard jobSlots >= 1 else { throw ValidationError("--job-slots \(jobSlots): expected at least 1") }
+      configuration.jobSlots = jobSlots
+    }
     return configuration
   }
 

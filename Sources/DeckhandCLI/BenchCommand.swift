@@ -17,14 +17,15 @@ struct BenchCommand: AsyncParsableCommand {
       commandName: "jobs",
       abstract: "Job throughput through SQLite: no-op and short exec jobs for real runners, and output streaming.",
       discussion: """
-        Starts `deckhand server` and --runners agents (child processes) on throw-away state directories, \
-        queues --jobs no-op jobs, then --jobs `true` exec jobs, then one job printing --output-mb MiB to a \
+        Starts `deckhand server` and --runners agents (child processes, each running up to --slots jobs at \
+        once) on throw-away state directories, queues --jobs no-op jobs, then --jobs `true` exec jobs, then one job printing --output-mb MiB to a \
         reader of its stream. Prints `name value unit` lines.
         """
     )
 
     @Option(help: "Jobs per phase.") var jobs = 1000
     @Option(help: "Runners (agents).") var runners = 4
+    @Option(help: "Jobs each runner runs at once (the agents' --job-slots).") var slots = 4
     @Option(help: "MiB printed by the output job.") var outputMb = 64
 
     func run() async throws {
@@ -32,6 +33,7 @@ struct BenchCommand: AsyncParsableCommand {
       var options = JobsBenchmark.Options(executable: executable)
       options.jobs = jobs
       options.runners = runners
+      options.slots = slots
       options.outputMegabytes = outputMb
       FileHandle.standardOutput.write(
         Data("# deckhand \(DeckhandVersion.current), jobs, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n".utf8)

@@ -18,6 +18,6 @@ public enum FileDigest {
     } catch {
       throw DeckhandError(.launchFailed, "cannot read \(path) to check its sha256: \(error)", cause: error)
     }
-    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    return HexText.encode(hasher.finalize())
   }
 }

@@ -81,7 +81,7 @@ public enum PluginSigning {
   }
 
   static func hex(_ digest: SHA256.Digest) -> String {
-    digest.map { String(format: "%02x", $0) }.joined()
+    HexText.encode(digest)
   }
 
   static func readKey(_ path: String) throws -> Data {

@@ -111,7 +111,7 @@ package struct CertificateAuthority: Sendable {
   /// SHA-256 of a PEM certificate's DER, lower-case hex: what tokens carry.
   package static func digest(ofPEM pem: String) throws -> String {
     let document = try PEMDocument(pemString: pem)
-    return SHA256.hash(data: document.derBytes).map { String(format: "%02x", $0) }.joined()
+    return HexText.encode(SHA256.hash(data: document.derBytes))
   }
 
   private static func hosts(of certificate: Certificate) -> Set<String> {

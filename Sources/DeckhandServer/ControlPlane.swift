@@ -38,7 +38,14 @@ package final class ControlPlane: Sendable {
     var limiter: SessionRateLimiter
     /// Node id → hash of its credential's secret.
     var nodeCredentials: [String: String] = [:]
+    /// Tokens read recently (every operator call names one). This server's
+    /// own changes update it at once; an entry is read again after
+    /// ``tokenCacheLifetime``, for changes made by another server on the
+    /// same store.
+    var tokens: [String: (record: TokenRecord, read: ContinuousClock.Instant)] = [:]
   }
+
+  static let tokenCacheLifetime: Duration = .seconds(5)
 
   private let state: Mutex<State>
   private let reconcileSignal: AsyncStream<Void>.Continuation
@@ -65,7 +72,7 @@ package final class ControlPlane: Sendable {
 
   /// SHA-256 of a secret, hex: what the store keeps.
   package static func hash(_ secret: String) -> String {
-    SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    HexText.encode(SHA256.hash(data: Array(secret.utf8)))
   }
 
   /// A random secret or id of `bytes` random bytes, as base-62-ish text.
@@ -85,6 +92,7 @@ package final class ControlPlane: Sendable {
       id: id, role: role, secretHash: Self.hash(secret), createdMs: now,
       expiresMs: ttl.map { now + Int64($0.inMilliseconds.rounded()) } ?? 0, revoked: false, description: description)
     try store.save(record)
+    state.withLock { $0.tokens[id] = (record, .now) }
     return (record, Credential.token(caDigest: authority.digest, id: id, secret: secret).text)
   }
 
@@ -95,6 +103,21 @@ package final class ControlPlane: Sendable {
     }
     token.revoked = true
     try store.save(token)
+    state.withLock { $0.tokens[id] = (token, .now) }
+  }
+
+  /// The token `id`, from the cache while it is fresh.
+  private func token(id: String) throws -> TokenRecord? {
+    let now = ContinuousClock.now
+    if let cached = state.withLock({ $0.tokens[id] }), cached.read.duration(to: now) < Self.tokenCacheLifetime {
+      return cached.record
+    }
+    let record = try store.token(id: id)
+    state.withLock { state in
+      if state.tokens.count > 10_000 { state.tokens = [:] }
+      state.tokens[id] = record.map { ($0, now) }
+    }
+    return record
   }
 
   /// Who `authorization` (`Bearer …`) names.
@@ -119,7 +142,7 @@ package final class ControlPlane: Sendable {
         throw DeckhandError(
           .tokenInvalid, "the token was made by another server (its CA digest does not match this server's)")
       }
-      guard let token = try store.token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
+      guard let token = try token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
         throw DeckhandError(.tokenInvalid, "unknown token \(id)")
       }
       guard !token.revoked else { throw DeckhandError(.tokenInvalid, "token \(id) was revoked") }
@@ -323,7 +346,7 @@ package final class ControlPlane: Sendable {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw DeckhandError(.configurationInvalid, "cannot read \(path)")
     }
-    let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    let digest = HexText.encode(SHA256.hash(data: data))
     let copy = "\(artifactsDirectory)/upload-\(Self.randomText(bytes: 8))"
     try data.write(to: URL(fileURLWithPath: copy))
     defer { try? FileManager.default.removeItem(atPath: copy) }

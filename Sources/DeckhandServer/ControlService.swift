@@ -175,7 +175,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
       guard !name.isEmpty, !version.isEmpty else {
         throw DeckhandError(.configurationInvalid, "the first chunk must name the plugin and its version")
       }
-      let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+      let digest = HexText.encode(hasher.finalize())
       let record = try plane.addArtifact(
         at: temporary, digest: digest, size: size, name: name, version: version, platform: platform)
       return ServerResponse(message: ProtoMapping.artifact(record))

@@ -24,15 +24,21 @@ package final class JobQueue: Sendable {
   package enum Topic: Hashable, Sendable {
     /// A job's state or output.
     case job(String)
-    /// A job was queued (or queued again): runners waiting may claim it.
-    case queue
     /// Config variables changed.
     case config
+    /// A job of this runner was asked to stop.
+    case cancel(runner: String)
   }
-  /// Wake-ups for the job streams, the waiting runners and RunnerConfig.
+  /// Wake-ups for the job streams, cancels and RunnerConfig.
   package let changes = SignalHub<Topic>()
+  /// Runners waiting for a job.
+  let waiters = RunnerWaiters()
   /// Runners that take only jobs aimed at them.
   private let byIdOnlyRunners = Mutex<[String: Bool]>([:])
+  /// Every config variable, read once after each change (every
+  /// assignment needs the ones that apply to its runner).
+  /// A read that overlapped a change is not kept (the generation moved).
+  private let configCache = Mutex<(generation: Int, variables: [Deckhand_Server_V1_ConfigVariable]?)>((0, nil))
 
   package init(store: SQLiteServerStore, timing: Timing) {
     self.store = store
@@ -68,21 +74,20 @@ package final class JobQueue: Sendable {
   package func assignable(_ job: Deckhand_Server_V1_Job) throws -> Bool {
     let target = try resolveTarget(job.target)
     return try store.nodes().contains { node in
-      (target.runner.isEmpty ? !(byIdOnly(node.id)) : node.id == target.runner)
-        && target.labels.allSatisfy { node.labels[$0.key] == $0.value }
+      RunnerIdentity(id: node.id, name: node.name, labels: node.labels, byIdOnly: byIdOnly(node.id)).accepts(target)
     }
   }
 
   private func byIdOnly(_ runner: String) -> Bool { byIdOnlyRunners.withLock { $0[runner] ?? false } }
 
-  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> (
-    runner: String, labels: [String: String]
-  ) {
-    guard case .runnerID(let key) = target.target, !key.isEmpty else { return ("", target.labels) }
+  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> RunnerWaiters.Target {
+    guard case .runnerID(let key) = target.target, !key.isEmpty else {
+      return RunnerWaiters.Target(runner: "", labels: target.labels)
+    }
     guard let node = try store.node(id: key) ?? store.node(named: key) else {
       throw DeckhandError(.notFound, "no runner \(key); `deckhand nodes ls` lists the agents")
     }
-    return (node.id, target.labels)
+    return RunnerWaiters.Target(runner: node.id, labels: target.labels)
   }
 
   /// Queues `job`; returns its id.
@@ -100,7 +105,7 @@ package final class JobQueue: Sendable {
       results: [], outputSequence: 0)
     let replaced = try store.insert(record)
     for id in replaced { notify(job: id) }
-    wakeRunners()
+    waiters.announce(target)
     return record.id
   }
 
@@ -126,8 +131,9 @@ package final class JobQueue: Sendable {
         break
       }
     }
-    guard updated != nil else { throw DeckhandError(.notFound, "no job \(id)") }
+    guard let updated else { throw DeckhandError(.notFound, "no job \(id)") }
     notify(job: id)
+    if !updated.runnerId.isEmpty { changes.signal(.cancel(runner: updated.runnerId)) }
   }
 
   package func record(_ id: String) throws -> JobRecord {
@@ -165,25 +171,35 @@ package final class JobQueue: Sendable {
   }
 
   package func identity(of runner: String) throws -> RunnerIdentity {
-    guard let node = try store.node(id: runner) else {
-      throw DeckhandError(.notFound, "runner \(runner) is not a known node")
+    guard let identity = try store.runnerIdentity(id: runner, byIdOnly: byIdOnly(runner)) else {
+      throw Self.unknown(runner: runner)
     }
-    return RunnerIdentity(id: node.id, name: node.name, labels: node.labels, byIdOnly: byIdOnly(runner))
+    return identity
   }
 
-  /// Waits for a job `runner` may take and assigns it (WAITING).
-  package func claim(for runner: String) async throws -> JobRecord {
+  static func unknown(runner: String) -> DeckhandError {
+    DeckhandError(.notFound, "runner \(runner) is not a known node; join the agent again")
+  }
+
+  /// Waits for a job `runner` may take and assigns it (WAITING); the job,
+  /// and the runner as it was matched.
+  package func claim(for runner: String) async throws -> (JobRecord, RunnerIdentity) {
     while true {
       try Task.checkCancellation()
       try checkOpen()
-      let (signal, token) = changes.watch(.queue)
-      defer { changes.unwatch(.queue, token) }
-      if let job = try store.claim(for: try identity(of: runner), now: nowMs()) {
-        notify(job: job.id)
-        return job
+      let generation = waiters.generation
+      guard let claim = try store.claim(runner: runner, byIdOnly: byIdOnly(runner), now: nowMs()) else {
+        throw Self.unknown(runner: runner)
       }
-      // Woken by a new job, or every second (expiry, requeues).
-      await signal.next(orAfter: .seconds(1))
+      if let job = claim.job {
+        notify(job: job.id)
+        // Another job waits: pass the wake-up on.
+        if let next = claim.next { waiters.announce(next) }
+        return (job, claim.runner)
+      }
+      // Woken by a job for this runner, or every second (jobs queued by
+      // another server on the same store, expiry).
+      await waiters.wait(claim.runner, since: generation, timeout: .seconds(1))
     }
   }
 
@@ -207,14 +223,16 @@ package final class JobQueue: Sendable {
 
   /// A runner that never acknowledged: the job is queued again.
   package func requeue(_ id: String, runner: String) {
-    _ = try? store.update(id) { job in
+    let job = try? store.update(id) { job in
       guard job.runnerId == runner, job.state == Self.waiting else { return }
       job.state = Self.queued
       job.runnerId = ""
       job.assignedMs = 0
     }
     notify(job: id)
-    wakeRunners()
+    if let job, job.state == Self.queued {
+      waiters.announce(RunnerWaiters.Target(runner: job.targetRunner, labels: job.targetLabels))
+    }
   }
 
   /// A runner picks a running job up again after a reconnect.
@@ -266,15 +284,13 @@ package final class JobQueue: Sendable {
 
   func notify(job id: String) { changes.signal(.job(id)) }
 
-  func wakeRunners() { changes.signal(.queue) }
-
   /// Ack, heartbeat and expiry rules.
   package func sweep() throws {
     let changed = try store.expire(
       now: nowMs(), ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed { notify(job: job.id) }
-    if changed.contains(where: { $0.state == Self.queued }) { wakeRunners() }
+    if changed.contains(where: { $0.state == Self.queued }) { waiters.announceAll() }
   }
 
   /// Whether ``close()`` was called.
@@ -285,7 +301,10 @@ package final class JobQueue: Sendable {
   }
 
   /// Ends every wait (server shutdown).
-  package func close() { changes.close() }
+  package func close() {
+    changes.close()
+    waiters.close()
+  }
 
   // MARK: Config variables
 
@@ -296,6 +315,7 @@ package final class JobQueue: Sendable {
     }
     try store.setConfig(
       variables.map { ConfigRecord(scope: $0.scope.rawValue, target: $0.target, name: $0.name, value: $0.value) })
+    configCache.withLock { $0 = ($0.generation + 1, nil) }
     changes.signal(.config)
   }
 
@@ -313,7 +333,14 @@ package final class JobQueue: Sendable {
   /// The variables that apply to `runner` (and a job's `project`), the
   /// narrower scope winning: server, project, target (node), runner.
   package func variables(for runner: RunnerIdentity, project: String?) throws -> [Deckhand_Server_V1_ConfigVariable] {
-    let all = try config(prefix: "")
+    let all: [Deckhand_Server_V1_ConfigVariable]
+    let (generation, cached) = configCache.withLock { $0 }
+    if let cached {
+      all = cached
+    } else {
+      all = try config(prefix: "")
+      configCache.withLock { if $0.generation == generation { $0.variables = all } }
+    }
     var chosen: [String: Deckhand_Server_V1_ConfigVariable] = [:]
     for scope in [Deckhand_Server_V1_ConfigVariable.Scope.server, .project, .target, .runner] {
       for variable in all where variable.scope == scope {

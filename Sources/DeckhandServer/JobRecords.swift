@@ -3,7 +3,12 @@ package import GRDB
 
 /// A job in the queue: its spec (the `deckhand.server.v1.Job` message,
 /// serialized) and the columns the queue and the listings need.
-package struct JobRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
+///
+/// Rows are read and written by column position, not through `Codable`:
+/// the queue reads and writes a job several times in its life, and
+/// GRDB's keyed decoding (a column lookup by name for every field) was
+/// the largest cost of a no-op job on the server.
+package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord {
   package static let databaseTableName = "job"
   package var id: String
   /// The serialized Job as queued (operation, target, options).
@@ -32,6 +37,97 @@ package struct JobRecord: Codable, Sendable, Hashable, FetchableRecord, Persista
   /// The last output sequence number stored.
   package var outputSequence: Int64
 }
+
+extension JobRecord {
+  /// The columns, in the order ``init(row:)`` reads them.
+  static let columns = [
+    "id", "spec", "singletonId", "targetRunner", "targetLabels", "project", "state", "runnerId", "queuedMs",
+    "assignedMs", "ackedMs", "completeMs", "expiresMs", "heartbeatMs", "exitCode", "error", "cancelRequested",
+    "forceCancel", "resultCode", "results", "outputSequence",
+  ]
+  package static var databaseSelection: [any SQLSelectable] { columns.map { Column($0) } }
+
+  package init(row: Row) throws {
+    id = row[0]
+    spec = row[1]
+    singletonId = row[2]
+    targetRunner = row[3]
+    targetLabels = try JSONColumn.decode(row[4], empty: "{}")
+    project = row[5]
+    state = row[6]
+    runnerId = row[7]
+    queuedMs = row[8]
+    assignedMs = row[9]
+    ackedMs = row[10]
+    completeMs = row[11]
+    expiresMs = row[12]
+    heartbeatMs = row[13]
+    exitCode = row[14]
+    error = row[15]
+    cancelRequested = row[16]
+    forceCancel = row[17]
+    resultCode = row[18]
+    results = try JSONColumn.decode(row[19], empty: "[]")
+    outputSequence = row[20]
+  }
+
+  package func encode(to container: inout PersistenceContainer) throws {
+    for (column, value) in zip(Self.columns, try values()) { container[column] = value }
+  }
+
+  /// The column values, in the order of ``columns``.
+  func values() throws -> [(any DatabaseValueConvertible)?] {
+    [
+      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state, runnerId,
+      queuedMs, assignedMs, ackedMs, completeMs, expiresMs, heartbeatMs, exitCode, error, cancelRequested,
+      forceCancel, resultCode, try JSONColumn.encode(results, empty: "[]"), outputSequence,
+    ]
+  }
+
+  /// Statements the queue runs for every job, prepared once per
+  /// connection (`Database.cachedStatement`).
+  static let selectSQL = "SELECT \(columns.joined(separator: ", ")) FROM job"
+  static let selectByIdSQL = selectSQL + " WHERE id = ?"
+  static let insertSQL =
+    "INSERT INTO job (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+  static let updateSQL =
+    "UPDATE job SET \(columns.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
+
+  static func fetch(_ db: Database, id: String) throws -> JobRecord? {
+    try fetchOne(db.cachedStatement(sql: selectByIdSQL), arguments: [id])
+  }
+
+  func insertRow(_ db: Database) throws {
+    try db.cachedStatement(sql: Self.insertSQL).execute(arguments: StatementArguments(try values()))
+  }
+
+  func updateRow(_ db: Database) throws {
+    var values = try values()
+    values.append(values.removeFirst())
+    try db.cachedStatement(sql: Self.updateSQL).execute(arguments: StatementArguments(values))
+  }
+}
+
+/// JSON text columns, with the empty value (most jobs' labels and
+/// results) read and written without a JSON coder.
+enum JSONColumn {
+  static func decode<Value: Decodable & ExpressibleByEmpty>(_ text: String, empty: String) throws -> Value {
+    if text == empty { return Value.empty }
+    return try JSONDecoder().decode(Value.self, from: Data(text.utf8))
+  }
+
+  static func encode<Value: Encodable & Collection>(_ value: Value, empty: String) throws -> String {
+    if value.isEmpty { return empty }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+  }
+}
+
+/// A collection with an empty value, for ``JSONColumn``.
+protocol ExpressibleByEmpty { static var empty: Self { get } }
+extension Dictionary: ExpressibleByEmpty { static var empty: Self { [:] } }
+extension Array: ExpressibleByEmpty { static var empty: Self { [] } }
 
 /// One stored output event of a job.
 package struct JobOutputRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
@@ -68,6 +164,16 @@ package struct RunnerIdentity: Sendable, Hashable {
   }
 }
 
+/// What ``JobStore/claim(runner:byIdOnly:now:)`` found.
+package struct JobClaim: Sendable {
+  /// The runner as it is now.
+  package var runner: RunnerIdentity
+  /// The job it took, if any.
+  package var job: JobRecord?
+  /// Another queued job the runner could have taken: whom it is for.
+  package var next: RunnerWaiters.Target?
+}
+
 /// Where jobs, their output and config variables are kept: the SQLite
 /// store fulfils it, and a PostgreSQL store (with `FOR UPDATE SKIP
 /// LOCKED` for claiming) will.
@@ -77,9 +183,11 @@ package protocol JobStore: Sendable {
   func insert(_ job: JobRecord) throws -> [String]
   func job(id: String) throws -> JobRecord?
   func jobs(states: [Int], runner: String?, since: Int64, limit: Int) throws -> [JobRecord]
-  /// The oldest QUEUED job `runner` may take, made WAITING for it; nil if
-  /// none.
-  func claim(for runner: RunnerIdentity, now: Int64) throws -> JobRecord?
+  /// The node `id` as a runner (its name and labels); nil if unknown.
+  func runnerIdentity(id: String, byIdOnly: Bool) throws -> RunnerIdentity?
+  /// The runner `id` as it is now, and the oldest QUEUED job it may take,
+  /// made WAITING for it; nil if the runner is unknown.
+  func claim(runner id: String, byIdOnly: Bool, now: Int64) throws -> JobClaim?
   /// Changes one job in a transaction; nil if it does not exist.
   func update(_ id: String, _ change: (inout JobRecord) throws -> Void) throws -> JobRecord?
   /// Appends output, numbering it after the job's last; returns the new

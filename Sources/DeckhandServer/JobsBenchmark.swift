@@ -11,6 +11,8 @@ package struct JobsBenchmark: Sendable {
   package struct Options: Sendable {
     package var jobs = 1000
     package var runners = 4
+    /// Jobs each runner runs at once.
+    package var slots = 4
     package var outputMegabytes = 64
     package var executable: String
     package init(executable: String) { self.executable = executable }
@@ -58,7 +60,7 @@ package struct JobsBenchmark: Sendable {
       _ = try spawn([
         "agent", "--state-dir", "\(root)/agent\(index)/state", "--runtime-dir", "\(root)/agent\(index)/run",
         "--socket", "\(root)/agent\(index)/commands.sock", "--node-name", "runner-\(index)", "--server",
-        "127.0.0.1:\(port)", "--join-token", workerToken, "--stop-plugins-on-exit",
+        "127.0.0.1:\(port)", "--join-token", workerToken, "--stop-plugins-on-exit", "--job-slots", "\(options.slots)",
       ])
     }
     let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
@@ -78,6 +80,8 @@ package struct JobsBenchmark: Sendable {
       // Let the runners open their job streams.
       try await Task.sleep(for: .seconds(1))
 
+      report(Figure(name: "runners", value: Double(options.runners), unit: "agents"))
+      report(Figure(name: "runner_slots", value: Double(options.slots), unit: "jobs"))
       var noop = Deckhand_Server_V1_Job()
       noop.noop = .init()
       noop.target.any = true
@@ -140,14 +144,15 @@ package struct JobsBenchmark: Sendable {
     }
   }
 
-  /// Queues `count` copies of `job` (8 at a time) and waits until all
+  /// Queues `count` copies of `job` (``submitters`` at a time, as many
+  /// operators' clients would) and waits until all
   /// succeeded; jobs per second, and each job's queue-to-assignment time.
   static func measure(_ jobs: Jobs, _ metadata: Metadata, _ job: Deckhand_Server_V1_Job, count: Int) async throws
     -> (Double, [Double])
   {
     let start = ContinuousClock.now
     let ids = try await withThrowingTaskGroup(of: [String].self) { group in
-      for worker in 0..<8 {
+      for worker in 0..<submitters {
         group.addTask {
           var mine: [String] = []
           var index = worker
@@ -155,7 +160,7 @@ package struct JobsBenchmark: Sendable {
             var request = Deckhand_Server_V1_QueueJobRequest()
             request.job = job
             mine.append(try await jobs.queueJob(request, metadata: metadata).jobID)
-            index += 8
+            index += submitters
           }
           return mine
         }
@@ -174,7 +179,7 @@ package struct JobsBenchmark: Sendable {
       if done.count == ids.count { break }
       // The rate comes from the jobs' own times: polling rarely keeps the
       // listing from loading the server it measures.
-      try await Task.sleep(for: .milliseconds(500))
+      try await Task.sleep(for: .seconds(1))
     }
     let elapsed = start.duration(to: .now)
     let failed = done.filter { $0.state != .success }
@@ -186,6 +191,9 @@ package struct JobsBenchmark: Sendable {
     let rate = Double(done.count) / (last > first ? Double(last - first) / 1000 : elapsed.inSeconds)
     return (rate, done.map { Double($0.assignedMs - $0.queuedMs) }.sorted())
   }
+
+  /// Clients queueing at once.
+  static let submitters = 16
 
   static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
     guard !sorted.isEmpty else { return -1 }

@@ -3,6 +3,7 @@ internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
 internal import SwiftProtobuf
+internal import Synchronization
 
 /// `deckhand.server.v1.Jobs`: the job queue for operators (operator token)
 /// and runners (joined agents, by their node credential).
@@ -236,6 +237,11 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       let runner = try self.runner(request.metadata)
       let queue = self.queue
       return StreamingServerResponse { writer in
+        // The job this stream follows now, and one watcher per stream
+        // that passes cancel requests for it on to the runner.
+        let following = Following()
+        let cancels = Self.passCancels(runner: runner, following: following, queue: queue, writer: writer)
+        defer { cancels.cancel() }
         var messages = request.messages.makeAsyncIterator()
         while let message = try await messages.next() {
           guard case .request(let ask) = message.event else {
@@ -243,15 +249,19 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           }
           let job: JobRecord
           if !ask.resumeJobID.isEmpty {
+            following.set(ask.resumeJobID)
             job = try await mappingErrors { try queue.resume(ask.resumeJobID, runner: runner) }
             var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
             resumed.resumed = .init()
             try await writer.write(resumed)
+            // A cancel may have come while the runner was away.
+            queue.changes.signal(.cancel(runner: runner))
           } else {
-            job = try await queue.claim(for: runner)
+            let identity: RunnerIdentity
+            (job, identity) = try await queue.claim(for: runner)
+            following.set(job.id)
             var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
             assignment.assignment.job = queue.message(job)
-            let identity = try queue.identity(of: runner)
             for variable in try queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
               assignment.assignment.env[variable.name] = variable.value
             }
@@ -268,35 +278,49 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             }
             _ = try queue.ack(job.id, runner: runner)
           }
-          try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages, writer: writer)
+          try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
+          following.set(nil)
         }
         return [:]
       }
     }
   }
 
-  /// While the runner runs `id`: store its output and heartbeats, pass
-  /// cancel requests on, and end the job with its Complete or Error.
+  /// The job a runner's stream follows now.
+  final class Following: Sendable {
+    private let current = Mutex<String?>(nil)
+    var id: String? { current.withLock { $0 } }
+    func set(_ id: String?) { current.withLock { $0 = id } }
+  }
+
+  /// Sends Cancel to the runner when the job it runs is asked to stop
+  /// (once per job).
+  static func passCancels(
+    runner: String, following: Following, queue: JobQueue,
+    writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
+  ) -> Task<Void, Never> {
+    let (changes, token) = queue.changes.watch(.cancel(runner: runner))
+    return Task {
+      defer { queue.changes.unwatch(.cancel(runner: runner), token) }
+      var sent: String?
+      while await changes.first(where: { _ in true }) != nil {
+        guard let id = following.id, id != sent,
+          let job = try? queue.record(id), job.cancelRequested
+        else { continue }
+        var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
+        cancel.cancel.force = job.forceCancel
+        try? await writer.write(cancel)
+        sent = id
+      }
+    }
+  }
+
+  /// While the runner runs `id`: store its output and heartbeats, and end
+  /// the job with its Complete or Error.
   static func follow(
     _ id: String, runner: String, queue: JobQueue,
-    messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator,
-    writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
+    messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator
   ) async throws {
-    let cancelWatch = Task {
-      let (changes, token) = queue.changes.watch(.job(id))
-      defer { queue.changes.unwatch(.job(id), token) }
-      var sent = false
-      repeat {
-        guard let job = try? queue.record(id) else { return }
-        if job.cancelRequested && !sent {
-          var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
-          cancel.cancel.force = job.forceCancel
-          try? await writer.write(cancel)
-          sent = true
-        }
-      } while await changes.first(where: { _ in true }) != nil
-    }
-    defer { cancelWatch.cancel() }
     while let message = try await messages.next() {
       switch message.event {
       case .terminal(let terminal):

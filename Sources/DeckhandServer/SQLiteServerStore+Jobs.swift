@@ -64,16 +64,16 @@ extension SQLiteServerStore: JobStore {
           old.state = Self.failure
           old.error = "replaced by job \(job.id) with the same singleton id"
           old.completeMs = job.queuedMs
-          try old.update(db)
+          try old.updateRow(db)
           replaced.append(old.id)
         }
       }
-      try job.insert(db)
+      try job.insertRow(db)
       return replaced
     }
   }
 
-  package func job(id: String) throws -> JobRecord? { try database.read { try JobRecord.fetchOne($0, key: id) } }
+  package func job(id: String) throws -> JobRecord? { try database.read { try JobRecord.fetch($0, id: id) } }
 
   package func jobs(states: [Int], runner: String?, since: Int64, limit: Int) throws -> [JobRecord] {
     try database.read { db in
@@ -84,70 +84,97 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func claim(for runner: RunnerIdentity, now: Int64) throws -> JobRecord? {
-    // A read first: most wake-ups find nothing for this runner, and a read
-    // does not wait for the writer.
-    let any = try database.read { db in
-      try Bool.fetchOne(
-        db, sql: "SELECT EXISTS (SELECT 1 FROM job WHERE state = ? AND (targetRunner = '' OR targetRunner = ?))",
-        arguments: [Self.queued, runner.id]) ?? false
-    }
-    guard any else { return nil }
-    return try database.write { db in
-      var request = JobRecord.filter(Column("state") == Self.queued)
-      if runner.byIdOnly {
-        request = request.filter(Column("targetRunner") == runner.id)
-      } else {
-        request = request.filter(Column("targetRunner") == "" || Column("targetRunner") == runner.id)
+  package func runnerIdentity(id: String, byIdOnly: Bool) throws -> RunnerIdentity? {
+    try database.read { try Self.runnerIdentity($0, id: id, byIdOnly: byIdOnly) }
+  }
+
+  static func runnerIdentity(_ db: Database, id: String, byIdOnly: Bool) throws -> RunnerIdentity? {
+    let statement = try db.cachedStatement(sql: "SELECT name, labels FROM node WHERE id = ?")
+    guard let row = try Row.fetchOne(statement, arguments: [id]) else { return nil }
+    let labels: [String: String] = try JSONColumn.decode(row[1], empty: "{}")
+    return RunnerIdentity(id: id, name: row[0], labels: labels, byIdOnly: byIdOnly)
+  }
+
+  package func claim(runner id: String, byIdOnly: Bool, now: Int64) throws -> JobClaim? {
+    // One transaction reads the runner (its labels may have changed with
+    // its last session), the candidates by id and labels only, and the
+    // full row of the one it takes.
+    try database.write { db in
+      guard let runner = try Self.runnerIdentity(db, id: id, byIdOnly: byIdOnly) else { return nil }
+      let sql =
+        runner.byIdOnly
+        ? "SELECT id, targetRunner, targetLabels FROM job WHERE state = ? AND targetRunner = ? "
+          + "ORDER BY queuedMs, id LIMIT 64"
+        : "SELECT id, targetRunner, targetLabels FROM job WHERE state = ? AND (targetRunner = '' OR targetRunner = ?) "
+          + "ORDER BY queuedMs, id LIMIT 64"
+      let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [Self.queued, runner.id])
+      var claim = JobClaim(runner: runner)
+      while let row = try rows.next() {
+        let target = RunnerWaiters.Target(runner: row[1], labels: try JSONColumn.decode(row[2], empty: "{}"))
+        guard runner.accepts(target) else { continue }
+        if claim.job != nil {
+          claim.next = target
+          break
+        }
+        let jobId: String = row[0]
+        try db.cachedStatement(sql: "UPDATE job SET state = ?, runnerId = ?, assignedMs = ? WHERE id = ?")
+          .execute(arguments: [Self.waiting, runner.id, now, jobId])
+        claim.job = try JobRecord.fetch(db, id: jobId)
       }
-      let candidates = try request.order(Column("queuedMs"), Column("id")).limit(64).fetchAll(db)
-      guard
-        var job = candidates.first(where: { job in job.targetLabels.allSatisfy { runner.labels[$0.key] == $0.value } })
-      else { return nil }
-      job.state = Self.waiting
-      job.runnerId = runner.id
-      job.assignedMs = now
-      try job.update(db)
-      return job
+      return claim
     }
   }
 
   package func update(_ id: String, _ change: (inout JobRecord) throws -> Void) throws -> JobRecord? {
     try database.write { db in
-      guard var job = try JobRecord.fetchOne(db, key: id) else { return nil }
+      guard var job = try JobRecord.fetch(db, id: id) else { return nil }
       try change(&job)
-      try job.update(db)
+      try job.updateRow(db)
       return job
     }
   }
 
   package func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) throws -> Int64 {
     try database.write { db in
-      guard let last = try Int64.fetchOne(db, sql: "SELECT outputSequence FROM job WHERE id = ?", arguments: [id])
-      else { return 0 }
+      let select = try db.cachedStatement(sql: "SELECT outputSequence FROM job WHERE id = ?")
+      guard let last = try Int64.fetchOne(select, arguments: [id]) else { return 0 }
       var sequence = last
+      let insert = try db.cachedStatement(
+        sql: "INSERT INTO jobOutput (jobId, sequence, kind, data, timestampMs) VALUES (?, ?, ?, ?, ?)")
       for event in events {
         sequence += 1
-        try JobOutputRecord(
-          jobId: id, sequence: sequence, kind: event.kind, data: event.data, timestampMs: event.timestampMs
-        ).insert(db)
+        try insert.execute(arguments: [id, sequence, event.kind, event.data, event.timestampMs])
       }
-      try db.execute(sql: "UPDATE job SET outputSequence = ? WHERE id = ?", arguments: [sequence, id])
+      try db.cachedStatement(sql: "UPDATE job SET outputSequence = ? WHERE id = ?").execute(arguments: [sequence, id])
       return sequence
     }
   }
 
   package func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord] {
     try database.read { db in
-      try JobOutputRecord.filter(Column("jobId") == id && Column("sequence") > sequence)
-        .order(Column("sequence")).limit(limit).fetchAll(db)
+      let statement = try db.cachedStatement(
+        sql: "SELECT kind, data, timestampMs, sequence FROM jobOutput WHERE jobId = ? AND sequence > ? "
+          + "ORDER BY sequence LIMIT ?")
+      return try Row.fetchAll(statement, arguments: [id, sequence, limit]).map { row in
+        JobOutputRecord(jobId: id, sequence: row[3], kind: row[0], data: row[1], timestampMs: row[2])
+      }
     }
   }
 
   package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord] {
     try database.write { db in
       var changed: [JobRecord] = []
-      let open = try JobRecord.filter([Self.queued, Self.waiting, Self.running].contains(Column("state"))).fetchAll(db)
+      // Only the jobs a rule applies to are read.
+      let open = try JobRecord.fetchAll(
+        db.cachedStatement(
+          sql: JobRecord.selectSQL + """
+             WHERE (state IN (?, ?) AND expiresMs > 0 AND expiresMs <= ?)
+             OR (state = ? AND assignedMs < ?)
+             OR (state = ? AND heartbeatMs < ?)
+            """),
+        arguments: [
+          Self.queued, Self.waiting, now, Self.waiting, now - ackTimeoutMs, Self.running, now - heartbeatTimeoutMs,
+        ])
       for var job in open {
         if job.state != Self.running, job.expiresMs > 0, job.expiresMs <= now {
           job.state = Self.failure
@@ -164,7 +191,7 @@ extension SQLiteServerStore: JobStore {
         } else {
           continue
         }
-        try job.update(db)
+        try job.updateRow(db)
         changed.append(job)
       }
       return changed

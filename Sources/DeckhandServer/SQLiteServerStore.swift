@@ -95,7 +95,12 @@ package final class SQLiteServerStore: ServerStore {
   }
 
   package func save(_ token: TokenRecord) throws { try database.write { try token.save($0) } }
-  package func token(id: String) throws -> TokenRecord? { try database.read { try TokenRecord.fetchOne($0, key: id) } }
+  package func token(id: String) throws -> TokenRecord? {
+    // Every operator call reads its token: a statement prepared once.
+    try database.read {
+      try TokenRecord.fetchOne($0.cachedStatement(sql: "SELECT * FROM token WHERE id = ?"), arguments: [id])
+    }
+  }
   package func tokens() throws -> [TokenRecord] {
     try database.read { try TokenRecord.order(Column("createdMs")).fetchAll($0) }
   }
