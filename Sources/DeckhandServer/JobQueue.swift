@@ -91,7 +91,7 @@ package final class JobQueue: Sendable {
   }
 
   /// Queues `job`; returns its id.
-  package func queue(_ job: Deckhand_Server_V1_Job) throws -> String {
+  package func queue(_ job: Deckhand_Server_V1_Job) async throws -> String {
     if let problem = validationError(job) { throw DeckhandError(.configurationInvalid, problem) }
     let target = try resolveTarget(job.target)
     var spec = job
@@ -103,7 +103,7 @@ package final class JobQueue: Sendable {
       assignedMs: 0, ackedMs: 0, completeMs: 0, expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0,
       heartbeatMs: 0, exitCode: 0, error: "", cancelRequested: false, forceCancel: false, resultCode: 0,
       results: [], outputSequence: 0)
-    let replaced = try store.insert(record)
+    let replaced = try await store.insert(record)
     for id in replaced { notify(job: id) }
     waiters.announce(target)
     return record.id
@@ -111,8 +111,8 @@ package final class JobQueue: Sendable {
 
   /// Cancels a job: a queued or waiting one ends at once; a running one is
   /// told to stop and its runner ends it; `force` ends it at once.
-  package func cancel(_ id: String, force: Bool) throws {
-    let updated = try store.update(id) { job in
+  package func cancel(_ id: String, force: Bool) async throws {
+    let updated = try await store.update(id) { job in
       switch job.state {
       case Self.queued, Self.waiting:
         job.state = Self.failure
@@ -188,7 +188,7 @@ package final class JobQueue: Sendable {
       try Task.checkCancellation()
       try checkOpen()
       let generation = waiters.generation
-      guard let claim = try store.claim(runner: runner, byIdOnly: byIdOnly(runner), now: nowMs()) else {
+      guard let claim = try await store.claim(runner: runner, byIdOnly: byIdOnly(runner), now: nowMs()) else {
         throw Self.unknown(runner: runner)
       }
       if let job = claim.job {
@@ -204,26 +204,25 @@ package final class JobQueue: Sendable {
   }
 
   /// The runner acknowledged: RUNNING.
-  package func ack(_ id: String, runner: String) throws -> JobRecord {
+  package func ack(_ id: String, runner: String) async throws -> JobRecord {
     let now = nowMs()
-    var refused = ""
-    let job = try store.update(id) { job in
-      guard job.runnerId == runner, job.state == Self.waiting else {
-        refused = "job \(id) is not waiting for this runner (state \(job.state))"
-        return
-      }
+    let job = try await store.update(id) { job in
+      guard job.runnerId == runner, job.state == Self.waiting else { return }
       job.state = Self.running
       job.ackedMs = now
       job.heartbeatMs = now
     }
-    guard let job, refused.isEmpty else { throw DeckhandError(.configurationInvalid, refused) }
+    guard let job, job.state == Self.running, job.runnerId == runner, job.ackedMs == now else {
+      throw DeckhandError(
+        .configurationInvalid, "job \(id) is not waiting for this runner (state \(job?.state ?? -1))")
+    }
     notify(job: id)
     return job
   }
 
   /// A runner that never acknowledged: the job is queued again.
-  package func requeue(_ id: String, runner: String) {
-    let job = try? store.update(id) { job in
+  package func requeue(_ id: String, runner: String) async {
+    let job = try? await store.update(id) { job in
       guard job.runnerId == runner, job.state == Self.waiting else { return }
       job.state = Self.queued
       job.runnerId = ""
@@ -236,37 +235,38 @@ package final class JobQueue: Sendable {
   }
 
   /// A runner picks a running job up again after a reconnect.
-  package func resume(_ id: String, runner: String) throws -> JobRecord {
+  package func resume(_ id: String, runner: String) async throws -> JobRecord {
     let job = try record(id)
     guard job.runnerId == runner, job.state == Self.running else {
       throw DeckhandError(.configurationInvalid, "job \(id) cannot be resumed by this runner (it has ended or moved)")
     }
-    heartbeat(id)
+    await heartbeat(id)
     return job
   }
 
-  package func heartbeat(_ id: String) {
-    _ = try? store.update(id) { job in
+  package func heartbeat(_ id: String) async {
+    _ = try? await store.update(id) { job in
       if job.state == Self.running { job.heartbeatMs = nowMs() }
     }
   }
 
-  package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) throws {
+  package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) async throws {
     guard !events.isEmpty else { return }
-    _ = try store.appendOutput(id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) })
+    _ = try await store.appendOutput(id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) })
     notify(job: id)
   }
 
   /// The runner ended the job.
   package func finish(
     _ id: String, runner: String, exitCode: Int32, error: String?, resultCode: Int64 = 0, results: [String] = []
-  ) throws {
-    _ = try store.update(id) { job in
+  ) async throws {
+    let now = nowMs()
+    _ = try await store.update(id) { job in
       guard job.runnerId == runner, !Self.isEnded(job.state) else { return }
       job.exitCode = Int(exitCode)
       job.resultCode = resultCode
       job.results = results
-      job.completeMs = nowMs()
+      job.completeMs = now
       if let error {
         job.state = Self.failure
         job.error = error

@@ -180,19 +180,19 @@ package struct JobClaim: Sendable {
 package protocol JobStore: Sendable {
   /// Inserts `job`; a still-QUEUED job with the same singleton id ends
   /// (ERROR, replaced). Returns the replaced ids.
-  func insert(_ job: JobRecord) throws -> [String]
+  func insert(_ job: JobRecord) async throws -> [String]
   func job(id: String) throws -> JobRecord?
   func jobs(states: [Int], runner: String?, since: Int64, limit: Int) throws -> [JobRecord]
   /// The node `id` as a runner (its name and labels); nil if unknown.
   func runnerIdentity(id: String, byIdOnly: Bool) throws -> RunnerIdentity?
   /// The runner `id` as it is now, and the oldest QUEUED job it may take,
   /// made WAITING for it; nil if the runner is unknown.
-  func claim(runner id: String, byIdOnly: Bool, now: Int64) throws -> JobClaim?
+  func claim(runner id: String, byIdOnly: Bool, now: Int64) async throws -> JobClaim?
   /// Changes one job in a transaction; nil if it does not exist.
-  func update(_ id: String, _ change: (inout JobRecord) throws -> Void) throws -> JobRecord?
+  func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws -> JobRecord?
   /// Appends output, numbering it after the job's last; returns the new
   /// last sequence number.
-  func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) throws -> Int64
+  func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) async throws -> Int64
   func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord]
   /// Applies the timeout rules; returns the jobs it changed.
   func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord]

@@ -31,12 +31,12 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     return id
   }
 
-  private func unary<Request, Response>(_ request: ServerRequest<Request>, _ body: (Request) throws -> Response)
+  private func unary<Request, Response>(_ request: ServerRequest<Request>, _ body: (Request) async throws -> Response)
     async throws -> ServerResponse<Response>
   {
     try await mappingErrors {
       try requireOperator(request.metadata)
-      return ServerResponse(message: try body(request.message))
+      return ServerResponse(message: try await body(request.message))
     }
   }
 
@@ -57,7 +57,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   {
     try await unary(request) { message in
       var response = Deckhand_Server_V1_QueueJobResponse()
-      response.jobID = try queue.queue(message.job)
+      response.jobID = try await queue.queue(message.job)
       return response
     }
   }
@@ -66,7 +66,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     -> ServerResponse<Deckhand_Server_V1_CancelJobResponse>
   {
     try await unary(request) { message in
-      try queue.cancel(message.jobID, force: message.force)
+      try await queue.cancel(message.jobID, force: message.force)
       return Deckhand_Server_V1_CancelJobResponse()
     }
   }
@@ -250,7 +250,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           let job: JobRecord
           if !ask.resumeJobID.isEmpty {
             following.set(ask.resumeJobID)
-            job = try await mappingErrors { try queue.resume(ask.resumeJobID, runner: runner) }
+            job = try await mappingErrors { try await queue.resume(ask.resumeJobID, runner: runner) }
             var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
             resumed.resumed = .init()
             try await writer.write(resumed)
@@ -269,14 +269,14 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             do {
               try await writer.write(assignment)
               guard let answer = try await messages.next(), case .ack = answer.event else {
-                queue.requeue(job.id, runner: runner)
+                await queue.requeue(job.id, runner: runner)
                 throw RPCError(code: .failedPrecondition, message: "expected an Ack for job \(job.id)")
               }
             } catch {
-              queue.requeue(job.id, runner: runner)
+              await queue.requeue(job.id, runner: runner)
               throw error
             }
-            _ = try queue.ack(job.id, runner: runner)
+            _ = try await queue.ack(job.id, runner: runner)
           }
           try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
           following.set(nil)
@@ -324,16 +324,16 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     while let message = try await messages.next() {
       switch message.event {
       case .terminal(let terminal):
-        try queue.appendOutput(id, terminal.events)
+        try await queue.appendOutput(id, terminal.events)
       case .heartbeat:
-        queue.heartbeat(id)
+        await queue.heartbeat(id)
       case .complete(let complete):
-        try queue.finish(
+        try await queue.finish(
           id, runner: runner, exitCode: complete.exitCode, error: nil, resultCode: complete.resultCode,
           results: complete.results)
         return
       case .error(let failure):
-        try queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
+        try await queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
         return
       default:
         throw RPCError(code: .failedPrecondition, message: "unexpected \(message) while job \(id) runs")

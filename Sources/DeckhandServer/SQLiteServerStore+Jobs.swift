@@ -53,8 +53,8 @@ extension SQLiteServerStore: JobStore {
   static let success = Deckhand_Server_V1_JobState.success.rawValue
   static let failure = Deckhand_Server_V1_JobState.error.rawValue
 
-  package func insert(_ job: JobRecord) throws -> [String] {
-    try database.write { db in
+  package func insert(_ job: JobRecord) async throws -> [String] {
+    try await groupWriter.write { db in
       var replaced: [String] = []
       if !job.singletonId.isEmpty {
         let previous = try JobRecord.filter(
@@ -95,11 +95,11 @@ extension SQLiteServerStore: JobStore {
     return RunnerIdentity(id: id, name: row[0], labels: labels, byIdOnly: byIdOnly)
   }
 
-  package func claim(runner id: String, byIdOnly: Bool, now: Int64) throws -> JobClaim? {
+  package func claim(runner id: String, byIdOnly: Bool, now: Int64) async throws -> JobClaim? {
     // One transaction reads the runner (its labels may have changed with
     // its last session), the candidates by id and labels only, and the
     // full row of the one it takes.
-    try database.write { db in
+    try await groupWriter.write { db in
       guard let runner = try Self.runnerIdentity(db, id: id, byIdOnly: byIdOnly) else { return nil }
       let sql =
         runner.byIdOnly
@@ -125,8 +125,10 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func update(_ id: String, _ change: (inout JobRecord) throws -> Void) throws -> JobRecord? {
-    try database.write { db in
+  package func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws
+    -> JobRecord?
+  {
+    try await groupWriter.write { db in
       guard var job = try JobRecord.fetch(db, id: id) else { return nil }
       try change(&job)
       try job.updateRow(db)
@@ -134,8 +136,10 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) throws -> Int64 {
-    try database.write { db in
+  package func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) async throws
+    -> Int64
+  {
+    try await groupWriter.write { db in
       let select = try db.cachedStatement(sql: "SELECT outputSequence FROM job WHERE id = ?")
       guard let last = try Int64.fetchOne(select, arguments: [id]) else { return 0 }
       var sequence = last

@@ -5,6 +5,8 @@ internal import GRDB
 /// The server's state in SQLite (GRDB, WAL) at `STATE/server.sqlite`.
 package final class SQLiteServerStore: ServerStore {
   let database: DatabasePool
+  /// The job queue's writes, committed in groups.
+  let groupWriter: GroupWriter
   package let path: String
 
   package init(stateDirectory: String) throws {
@@ -21,6 +23,7 @@ package final class SQLiteServerStore: ServerStore {
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
       database = try DatabasePool(path: path, configuration: configuration)
+      groupWriter = GroupWriter(database: database)
       try Self.migrator.migrate(database)
     } catch {
       throw DeckhandError(

@@ -13,13 +13,14 @@ struct JobTests {
     "--job-ack-timeout", "1s", "--job-heartbeat-interval", "200ms", "--job-heartbeat-timeout", "1500ms",
   ]
 
-  func agent(_ workspace: borrowing TestWorkspace, _ server: ServerProcess, name: String, labels: [String] = [])
-    throws -> AgentProcess
-  {
+  func agent(
+    _ workspace: borrowing TestWorkspace, _ server: ServerProcess, name: String, labels: [String] = [],
+    extra: [String] = []
+  ) throws -> AgentProcess {
     try AgentProcess(
       workspace,
       extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", name]
-        + labels.flatMap { ["--label", $0] })
+        + labels.flatMap { ["--label", $0] } + extra)
   }
 
   /// `jobs get --json` as fields.
@@ -123,6 +124,35 @@ struct JobTests {
     #expect(await state(server, queued) == "JOB_STATE_QUEUED")
     #expect(try await server.cli(["jobs", "cancel", queued]).status == 0)
     #expect(await state(server, queued) == "JOB_STATE_ERROR")
+    server.signal(SIGTERM)
+  }
+
+  @Test("an agent with --job-slots 2 runs two jobs at once, and a third when one ends; one slot runs one")
+  func slots() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let runner = try agent(node, server, name: "r2", extra: ["--job-slots", "2"])
+    defer { runner.signal(SIGKILL) }
+    try await runner.waitUntilServing()
+    let marker = "job-slots-\(UUID().uuidString.prefix(6))"
+    let long = [
+      try await queue(server, ["--", "sh", "-c", "sleep 300; echo \(marker)"]),
+      try await queue(server, ["--", "sh", "-c", "sleep 300; echo \(marker)"]),
+    ]
+    let third = try await queue(server, ["--", "true"])
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        var running = 0
+        for id in long where await state(server, id) == "JOB_STATE_RUNNING" { running += 1 }
+        return running == 2
+      }, "both long jobs run at once")
+    #expect(await state(server, third) == "JOB_STATE_QUEUED", "no third slot")
+    #expect(try await server.cli(["jobs", "cancel", "--force", long[0]]).status == 0)
+    #expect(await eventually(timeout: .seconds(20)) { await state(server, third) == "JOB_STATE_SUCCESS" })
+    #expect(try await server.cli(["jobs", "cancel", long[1]]).status == 0)
+    #expect(await eventually { processes(withArgument: "sleep 300; echo \(marker)").isEmpty })
     server.signal(SIGTERM)
   }
 
