@@ -391,16 +391,22 @@ package final class ControlPlane: Sendable {
   /// Asks the reconcile loop to run (soon, coalesced).
   package func requestReconcile() { reconcileSignal.yield() }
 
-  /// Runs ``reconcile()`` whenever asked, until ``endSessions()``.
+  /// Runs ``reconcile()`` whenever asked, until ``endSessions()``, as
+  /// blocking work and at most every ``reconcileSpacing``: a rollout to
+  /// 10,000 nodes asks on every task status, and each run reads every
+  /// node and task.
   package func runReconcileLoop() async {
     for await _ in reconcileRequests {
       do {
-        try reconcile()
+        try await BlockingWork.run { try self.reconcile() }
       } catch {
         logger.error("reconcile failed: \(error)")
       }
+      try? await Task.sleep(for: Self.reconcileSpacing)
     }
   }
+
+  static let reconcileSpacing: Duration = .milliseconds(200)
 
   private let reconcileLock = Mutex(())
 

@@ -128,13 +128,15 @@ package final class ControlPlaneServer: Service, Sendable {
           let tick = min(period / 4, .seconds(1))
           while !Task.isCancelled {
             try? await Task.sleep(for: tick)
-            do { try plane.sweep() } catch { logger.error("heartbeat sweep failed: \(error)") }
+            do { try await BlockingWork.run { try plane.sweep() } } catch {
+              logger.error("heartbeat sweep failed: \(error)")
+            }
           }
         }
         group.addTask {
           while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(250))
-            do { try jobs.sweep() } catch { logger.error("job sweep failed: \(error)") }
+            do { try await BlockingWork.run { try jobs.sweep() } } catch { logger.error("job sweep failed: \(error)") }
           }
         }
         group.addTask {

@@ -19,12 +19,15 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     }
   }
 
-  private func unary<Request, Response>(
-    _ request: ServerRequest<Request>, _ body: (Request) throws -> Response
+  /// An operator's call: checked, then run as blocking work (every body
+  /// reads or writes the store).
+  private func unary<Request: Sendable, Response: Sendable>(
+    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) throws -> Response
   ) async throws -> ServerResponse<Response> {
     try await mappingErrors {
       try requireOperator(request.metadata)
-      return ServerResponse(message: try body(request.message))
+      let message = request.message
+      return ServerResponse(message: try await BlockingWork.run { try body(message) })
     }
   }
 

@@ -35,6 +35,35 @@ package struct DispatcherBenchmark: Sendable {
   let options: Options
   package init(options: Options) { self.options = options }
 
+  /// What the simulated agents saw of their heartbeats.
+  final class HeartbeatLog: Sendable {
+    private struct State {
+      var sent = 0
+      var failed = 0
+      var firstError: String?
+      var roundTrips: [Double] = []
+      var recording = false
+    }
+    private let state = Mutex(State())
+    func succeeded(after roundTrip: Duration) {
+      state.withLock { state in
+        state.sent += 1
+        if state.recording { state.roundTrips.append(roundTrip.inMilliseconds) }
+      }
+    }
+    func failed(_ error: any Error) {
+      state.withLock { state in
+        state.failed += 1
+        state.firstError = state.firstError ?? "\(error)"
+      }
+    }
+    /// Round trips are kept from now on (the steady phase).
+    func record() { state.withLock { $0.recording = true } }
+    var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double]) {
+      state.withLock { ($0.sent, $0.failed, $0.firstError, $0.roundTrips.sorted()) }
+    }
+  }
+
   /// One simulated agent's view.
   final class SimulatedAgent: Sendable {
     let nodeId: String
@@ -127,13 +156,14 @@ package struct DispatcherBenchmark: Sendable {
 
     // Sessions, assignment streams and heartbeats.
     let period = options.heartbeatPeriod
+    let log = HeartbeatLog()
     let agentTasks = Task {
       await withTaskGroup(of: Void.self) { group in
         for (index, agent) in agents.enumerated() {
           let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: clients[index % clients.count])
           let metadata = ControlPlaneClient.metadata(agent.credential)
           group.addTask {
-            await Self.simulate(agent, dispatcher: dispatcher, metadata: metadata, period: period)
+            await Self.simulate(agent, dispatcher: dispatcher, metadata: metadata, period: period, log: log)
           }
         }
       }
@@ -188,6 +218,7 @@ package struct DispatcherBenchmark: Sendable {
     // The steady phase: CPU, memory, and any node wrongly DOWN.
     let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
     let steadyStart = ContinuousClock.now
+    log.record()
     var wronglyDown: Set<String> = []
     while steadyStart.duration(to: .now) < options.duration {
       try await Task.sleep(for: .seconds(3))
@@ -203,6 +234,19 @@ package struct DispatcherBenchmark: Sendable {
     report(
       Figure(
         name: "heartbeats_per_s", value: Double(agents.count) / period.inSeconds, unit: "calls/s"))
+    let heartbeats = log.summary
+    report(Figure(name: "heartbeats_failed", value: Double(heartbeats.failed), unit: "calls"))
+    if let error = heartbeats.firstError {
+      FileHandle.standardError.write(Data("first heartbeat error: \(error)\n".utf8))
+    }
+    func roundTrip(_ fraction: Double) -> Double {
+      guard !heartbeats.roundTrips.isEmpty else { return -1 }
+      return heartbeats.roundTrips[
+        min(heartbeats.roundTrips.count - 1, Int(Double(heartbeats.roundTrips.count) * fraction))]
+    }
+    report(Figure(name: "heartbeat_p50_ms", value: roundTrip(0.5), unit: "ms"))
+    report(Figure(name: "heartbeat_p99_ms", value: roundTrip(0.99), unit: "ms"))
+    report(Figure(name: "heartbeat_max_ms", value: heartbeats.roundTrips.last ?? -1, unit: "ms"))
   }
 
   /// One agent: a session held open, an assignments stream (the first
@@ -210,7 +254,7 @@ package struct DispatcherBenchmark: Sendable {
   /// a random point of it; all again if anything ends.
   static func simulate(
     _ agent: SimulatedAgent, dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<HTTP2ClientTransport.Posix>,
-    metadata: Metadata, period: Duration
+    metadata: Metadata, period: Duration, log: HeartbeatLog
   ) async {
     while !Task.isCancelled {
       do {
@@ -225,7 +269,15 @@ package struct DispatcherBenchmark: Sendable {
               while true {
                 var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
                 beat.sessionID = id
-                let answer = try await dispatcher.heartbeat(beat, metadata: metadata)
+                let sent = ContinuousClock.now
+                let answer: Deckhand_Dispatcher_V1_HeartbeatResponse
+                do {
+                  answer = try await dispatcher.heartbeat(beat, metadata: metadata)
+                } catch {
+                  log.failed(error)
+                  throw error
+                }
+                log.succeeded(after: sent.duration(to: .now))
                 next = .milliseconds(answer.periodMs)
                 try await Task.sleep(for: next)
               }

@@ -35,8 +35,10 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       guard case .joinToken = principal else {
         throw DeckhandError(.permissionDenied, "Join needs a worker join token, not a \(principal.role)")
       }
-      let (node, credential) = try plane.join(
-        name: request.message.nodeName, description: request.message.description_p)
+      let message = request.message
+      let (node, credential) = try await BlockingWork.run { [plane] in
+        try plane.join(name: message.nodeName, description: message.description_p)
+      }
       var response = Deckhand_Dispatcher_V1_JoinResponse()
       response.nodeID = node.id
       response.credential = credential
@@ -49,8 +51,10 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   {
     try await mappingErrors {
       let nodeId = try node(request.metadata)
-      let (sessionId, node, ended) = try plane.openSession(
-        nodeId, description: request.message.description_p, resume: request.message.sessionID)
+      let asked = request.message
+      let (sessionId, node, ended) = try await BlockingWork.run { [plane] in
+        try plane.openSession(nodeId, description: asked.description_p, resume: asked.sessionID)
+      }
       var first = Deckhand_Dispatcher_V1_SessionMessage()
       first.sessionID = sessionId
       first.node = ProtoMapping.node(node, status: .ready)
@@ -88,7 +92,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_UpdateTaskStatusResponse> {
     try await mappingErrors {
       let nodeId = try node(request.metadata)
-      try plane.updateTaskStatus(nodeId, request.message.updates)
+      let updates = request.message.updates
+      try await BlockingWork.run { [plane] in try plane.updateTaskStatus(nodeId, updates) }
       return ServerResponse(message: Deckhand_Dispatcher_V1_UpdateTaskStatusResponse())
     }
   }
@@ -104,17 +109,17 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
         defer { plane.assignmentChanges.unwatch(nodeId, token) }
         var sent: [String: TaskRecord] = [:]
         var version = ControlPlane.randomText(bytes: 8)
-        let initial = try plane.assignments(nodeId)
+        let initial = try await BlockingWork.run { try plane.assignments(nodeId) }
         var complete = Deckhand_Dispatcher_V1_AssignmentsMessage()
         complete.type = .complete
         complete.resultsIn = version
         complete.changes = initial.map { ProtoMapping.change(.update, $0) }
         try await writer.write(complete)
         for task in initial { sent[task.id] = task }
-        try plane.markAssigned(initial)
+        try await BlockingWork.run { try plane.markAssigned(initial) }
         for await _ in changes {
           try? await Task.sleep(for: plane.timing.assignmentDebounce)
-          let current = try plane.assignments(nodeId)
+          let current = try await BlockingWork.run { try plane.assignments(nodeId) }
           var changesToSend: [Deckhand_Dispatcher_V1_AssignmentChange] = []
           var next: [String: TaskRecord] = [:]
           for task in current {
@@ -139,7 +144,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
             try await writer.write(message)
             start += batch.count
           }
-          try plane.markAssigned(current)
+          try await BlockingWork.run { try plane.markAssigned(current) }
         }
         return [:]
       }
@@ -157,7 +162,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
         defer { plane.assignmentChanges.unwatch(nodeId, token) }
         repeat {
           var message = Deckhand_Dispatcher_V1_TasksMessage()
-          message.tasks = try plane.assignments(nodeId).map(ProtoMapping.task)
+          message.tasks = try await BlockingWork.run { try plane.assignments(nodeId) }.map(ProtoMapping.task)
           try await writer.write(message)
         } while await changes.first(where: { _ in true }) != nil
         return [:]

@@ -19,6 +19,24 @@ package struct NodeRecord: Codable, Sendable, Hashable, FetchableRecord, Persist
   package var credentialHash: String
 }
 
+extension NodeRecord {
+  /// Read by column position: the reconcile loop and the listings read
+  /// every node, and keyed `Decodable` decoding was most of their cost.
+  package static var databaseSelection: [any SQLSelectable] {
+    [
+      "id", "name", "hostname", "labels", "platform", "agentVersion", "address", "plugins", "status",
+      "lastHeartbeatMs", "createdMs", "credentialHash",
+    ].map { Column($0) }
+  }
+
+  package init(row: Row) throws {
+    self.init(
+      id: row[0], name: row[1], hostname: row[2], labels: try JSONColumn.decode(row[3], empty: "{}"),
+      platform: row[4], agentVersion: row[5], address: row[6], plugins: try JSONColumn.decode(row[7], empty: "{}"),
+      status: row[8], lastHeartbeatMs: row[9], createdMs: row[10], credentialHash: row[11])
+  }
+}
+
 /// A token: a worker join token or an operator token, stored hashed.
 package struct TokenRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
   package static let databaseTableName = "token"
@@ -68,6 +86,22 @@ package struct TaskRecord: Codable, Sendable, Hashable, FetchableRecord, Persist
   /// False once the task is removed (replaced, or its node no longer
   /// matches): it is then history, not an assignment.
   package var active: Bool
+}
+
+extension TaskRecord {
+  /// Read by column position (see ``NodeRecord``).
+  package static var databaseSelection: [any SQLSelectable] {
+    [
+      "id", "deploymentId", "nodeId", "plugin", "version", "artifactDigest", "artifactSize", "configJSON", "state",
+      "message", "updatedMs", "active",
+    ].map { Column($0) }
+  }
+
+  package init(row: Row) throws {
+    self.init(
+      id: row[0], deploymentId: row[1], nodeId: row[2], plugin: row[3], version: row[4], artifactDigest: row[5],
+      artifactSize: row[6], configJSON: row[7], state: row[8], message: row[9], updatedMs: row[10], active: row[11])
+  }
 }
 
 /// A plugin package, stored content-addressed.
