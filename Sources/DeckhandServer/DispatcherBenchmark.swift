@@ -89,7 +89,11 @@ package struct DispatcherBenchmark: Sendable {
     ]
     server.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
     server.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-    server.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    // The server logs every node it marks DOWN: the log is the exact
+    // count (polling the node list could miss a node DOWN for a moment).
+    let logPath = "\(root)/server.log"
+    FileManager.default.createFile(atPath: logPath, contents: nil)
+    server.standardError = FileHandle(forWritingAtPath: logPath)
     try server.run()
     defer {
       server.terminate()
@@ -176,6 +180,7 @@ package struct DispatcherBenchmark: Sendable {
       let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
       ready = nodes.filter { $0.status == .ready }.count
     }
+    let logOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
     report(Figure(name: "sessions_ready", value: Double(ready), unit: "nodes"))
     report(Figure(name: "sessions_ready_s", value: readyStart.duration(to: .now).inSeconds, unit: "s"))
 
@@ -227,6 +232,7 @@ package struct DispatcherBenchmark: Sendable {
     }
     let cpu = Self.cpuSeconds(pid: server.processIdentifier) - cpuStart
     report(Figure(name: "agents", value: Double(agents.count), unit: "nodes"))
+    wronglyDown.formUnion(Self.nodesMarkedDown(log: logPath, from: logOffset))
     report(Figure(name: "false_down", value: Double(wronglyDown.count), unit: "nodes"))
     report(
       Figure(name: "server_cpu_percent", value: 100 * cpu / steadyStart.duration(to: .now).inSeconds, unit: "%"))
@@ -309,6 +315,19 @@ package struct DispatcherBenchmark: Sendable {
         try? await Task.sleep(for: .milliseconds(Int.random(in: 100...1000)))
       }
     }
+  }
+
+  /// The nodes the server's log says it marked DOWN, after `offset`.
+  static func nodesMarkedDown(log path: String, from offset: Int) -> Set<String> {
+    guard let data = FileManager.default.contents(atPath: path), data.count > offset else { return [] }
+    var nodes: Set<String> = []
+    for line in String(decoding: data[offset...], as: UTF8.self).split(separator: "\n")
+    where line.contains("node down") {
+      for field in line.split(separator: " ") where field.hasPrefix("node=") {
+        nodes.insert(String(field.dropFirst(5)))
+      }
+    }
+    return nodes
   }
 
   package static func freePort() throws -> Int {
