@@ -301,22 +301,24 @@ package final class ControlPlane: Sendable {
   }
 
   /// NEW tasks that were just sent become ASSIGNED.
-  package func markAssigned(_ tasks: [TaskRecord]) throws {
+  package func markAssigned(_ tasks: [TaskRecord]) async throws {
     let fresh = tasks.filter { $0.state == Deckhand_Dispatcher_V1_TaskState.new.rawValue }
     guard !fresh.isEmpty else { return }
-    _ = try store.updateTasks(
+    _ = try await store.updateTasks(
       fresh.map { ($0.id, $0.nodeId, Deckhand_Dispatcher_V1_TaskState.assigned.rawValue, "sent to the node") })
   }
 
   /// Agents' task states, committed before this returns.
-  package func updateTaskStatus(_ nodeId: String, _ updates: [Deckhand_Dispatcher_V1_TaskStatus]) throws {
-    let changed = try store.updateTasks(updates.map { ($0.taskID, nodeId, $0.state.rawValue, $0.message) })
+  package func updateTaskStatus(_ nodeId: String, _ updates: [Deckhand_Dispatcher_V1_TaskStatus]) async throws {
+    let changed = try await store.updateTasks(updates.map { ($0.taskID, nodeId, $0.state.rawValue, $0.message) })
     // Only a rollout in progress moves on when a task ends its start.
     let settled: Set<Int> = [
       Deckhand_Dispatcher_V1_TaskState.running.rawValue, Deckhand_Dispatcher_V1_TaskState.failed.rawValue,
     ]
     let deployments = Set(changed.filter { settled.contains($0.state) }.map(\.deploymentId))
-    if try deployments.contains(where: { try store.deployment(id: $0)?.state != "complete" }) {
+    guard !deployments.isEmpty else { return }
+    let store = self.store
+    if try await BlockingWork.run({ try deployments.contains { try store.deployment(id: $0)?.state != "complete" } }) {
       requestReconcile()
     }
   }

@@ -42,13 +42,18 @@ package struct DispatcherBenchmark: Sendable {
       var failed = 0
       var firstError: String?
       var roundTrips: [Double] = []
-      var recording = false
+      /// The round trips of the second half of the steady phase.
+      var lateRoundTrips: [Double] = []
+      var recordingSince: ContinuousClock.Instant?
+      var lateSince: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
     func succeeded(after roundTrip: Duration) {
       state.withLock { state in
         state.sent += 1
-        if state.recording { state.roundTrips.append(roundTrip.inMilliseconds) }
+        let now = ContinuousClock.now
+        if let since = state.recordingSince, since < now { state.roundTrips.append(roundTrip.inMilliseconds) }
+        if let since = state.lateSince, since < now { state.lateRoundTrips.append(roundTrip.inMilliseconds) }
       }
     }
     func failed(_ error: any Error) {
@@ -57,10 +62,16 @@ package struct DispatcherBenchmark: Sendable {
         state.firstError = state.firstError ?? "\(error)"
       }
     }
-    /// Round trips are kept from now on (the steady phase).
-    func record() { state.withLock { $0.recording = true } }
-    var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double]) {
-      state.withLock { ($0.sent, $0.failed, $0.firstError, $0.roundTrips.sorted()) }
+    /// Round trips are kept from now on (the steady phase), and apart
+    /// from `late` on (its second half, after the rollout settled).
+    func record(late: Duration) {
+      state.withLock { state in
+        state.recordingSince = .now
+        state.lateSince = .now + late
+      }
+    }
+    var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double], late: [Double]) {
+      state.withLock { ($0.sent, $0.failed, $0.firstError, $0.roundTrips.sorted(), $0.lateRoundTrips.sorted()) }
     }
   }
 
@@ -223,7 +234,7 @@ package struct DispatcherBenchmark: Sendable {
     // The steady phase: CPU, memory, and any node wrongly DOWN.
     let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
     let steadyStart = ContinuousClock.now
-    log.record()
+    log.record(late: options.duration / 2)
     var wronglyDown: Set<String> = []
     while steadyStart.duration(to: .now) < options.duration {
       try await Task.sleep(for: .seconds(3))
@@ -245,14 +256,11 @@ package struct DispatcherBenchmark: Sendable {
     if let error = heartbeats.firstError {
       FileHandle.standardError.write(Data("first heartbeat error: \(error)\n".utf8))
     }
-    func roundTrip(_ fraction: Double) -> Double {
-      guard !heartbeats.roundTrips.isEmpty else { return -1 }
-      return heartbeats.roundTrips[
-        min(heartbeats.roundTrips.count - 1, Int(Double(heartbeats.roundTrips.count) * fraction))]
+    for (prefix, sorted) in [("heartbeat", heartbeats.roundTrips), ("heartbeat_late", heartbeats.late)] {
+      report(Figure(name: "\(prefix)_p50_ms", value: JobsBenchmark.percentile(sorted, 0.5), unit: "ms"))
+      report(Figure(name: "\(prefix)_p99_ms", value: JobsBenchmark.percentile(sorted, 0.99), unit: "ms"))
+      report(Figure(name: "\(prefix)_max_ms", value: sorted.last ?? -1, unit: "ms"))
     }
-    report(Figure(name: "heartbeat_p50_ms", value: roundTrip(0.5), unit: "ms"))
-    report(Figure(name: "heartbeat_p99_ms", value: roundTrip(0.99), unit: "ms"))
-    report(Figure(name: "heartbeat_max_ms", value: heartbeats.roundTrips.last ?? -1, unit: "ms"))
   }
 
   /// One agent: a session held open, an assignments stream (the first

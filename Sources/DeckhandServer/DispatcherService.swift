@@ -93,7 +93,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     try await mappingErrors {
       let nodeId = try node(request.metadata)
       let updates = request.message.updates
-      try await BlockingWork.run { [plane] in try plane.updateTaskStatus(nodeId, updates) }
+      try await plane.updateTaskStatus(nodeId, updates)
       return ServerResponse(message: Deckhand_Dispatcher_V1_UpdateTaskStatusResponse())
     }
   }
@@ -116,7 +116,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
         complete.changes = initial.map { ProtoMapping.change(.update, $0) }
         try await writer.write(complete)
         for task in initial { sent[task.id] = task }
-        try await BlockingWork.run { try plane.markAssigned(initial) }
+        try await plane.markAssigned(initial)
         for await _ in changes {
           try? await Task.sleep(for: plane.timing.assignmentDebounce)
           let current = try await BlockingWork.run { try plane.assignments(nodeId) }
@@ -144,7 +144,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
             try await writer.write(message)
             start += batch.count
           }
-          try await BlockingWork.run { try plane.markAssigned(current) }
+          try await plane.markAssigned(current)
         }
         return [:]
       }

@@ -176,15 +176,21 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
-  package func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) throws
+  /// Group-committed: a rollout to 10,000 nodes brings 10,000 of these
+  /// in a few seconds.
+  package func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) async throws
     -> [TaskRecord]
   {
     guard !updates.isEmpty else { return [] }
-    return try database.write { db in
+    return try await groupWriter.write { db in
       var changed: [TaskRecord] = []
       let now = nowMs()
+      let select = try db.cachedStatement(
+        sql: "SELECT id, deploymentId, nodeId, plugin, version, artifactDigest, artifactSize, configJSON, state, "
+          + "message, updatedMs, active FROM task WHERE id = ?")
       for update in updates {
-        guard var task = try TaskRecord.fetchOne(db, key: update.id), task.nodeId == update.nodeId, task.active
+        guard var task = try TaskRecord.fetchOne(select, arguments: [update.id]), task.nodeId == update.nodeId,
+          task.active
         else { continue }
         guard task.state != update.state || task.message != update.message else { continue }
         task.state = update.state

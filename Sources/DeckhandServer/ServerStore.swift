@@ -33,5 +33,5 @@ package protocol ServerStore: Sendable {
   func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord]
   /// Applies agents' status updates to known, active tasks (others are
   /// ignored); returns the tasks that changed.
-  func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) throws -> [TaskRecord]
+  func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) async throws -> [TaskRecord]
 }
