@@ -253,6 +253,63 @@ struct ControlPlaneTests {
     server.signal(SIGTERM)
   }
 
+  @Test("a version that fails to start stops the rollout (--max-failures); the failed node keeps the old version")
+  func rolloutPausesOnFailures() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    try await server.waitUntilServing()
+    let one = try TestWorkspace()
+    let two = try TestWorkspace()
+    let agents = [
+      try agent(one, server, name: "n1", labels: ["role=web"]),
+      try agent(two, server, name: "n2", labels: ["role=web"]),
+    ]
+    defer { for agent in agents { agent.signal(SIGKILL) } }
+    for agent in agents { try await agent.waitUntilServing() }
+    #expect(try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root)]).status == 0)
+    // 2.0.0 exits at once: it never serves.
+    let broken = "\(root.root)/pkg-broken"
+    try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: true)
+    try Data("#!/bin/sh\necho broken on purpose >&2\nexit 3\n".utf8).write(to: URL(fileURLWithPath: "\(broken)/echo"))
+    chmod("\(broken)/echo", 0o755)
+    try Data(#"{"name": "echo", "version": "2.0.0", "entrypoint": "echo"}"#.utf8)
+      .write(to: URL(fileURLWithPath: "\(broken)/plugin.json"))
+    try ArtifactPackage.pack(broken, into: "\(root.root)/echo-broken.tar.gz")
+    #expect(try await server.cli(["artifacts", "push", "\(root.root)/echo-broken.tar.gz"]).status == 0)
+
+    #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }
+      })
+    #expect(
+      try await server.cli(["deploy", "echo@2.0.0", "--selector", "role=web", "--max-failures", "0"]).status == 0)
+    func pausedState() async -> String? {
+      guard case .array(let deployments) = try? await server.json(["deployments", "ls"]) else { return nil }
+      for case .object(let fields) in deployments {
+        if fields["version"] == .string("2.0.0"), case .string(let state) = fields["state"], state.hasPrefix("paused") {
+          return state
+        }
+      }
+      return nil
+    }
+    #expect(await eventually(timeout: .seconds(30)) { await pausedState() != nil }, "\(server.logText)")
+    #expect(await pausedState()?.contains("1 task(s) of 2.0.0 failed") == true)
+    // One node tried 2.0.0 and failed; the other never got it. Both run 1.0.0.
+    let tasks = try await Self.tasks(server)
+    #expect(tasks.filter { $0.version == "2.0.0" }.map(\.state) == ["TASK_STATE_FAILED"], "\(tasks)")
+    #expect(tasks.filter { $0.version == "1.0.0" }.count == 1, "\(tasks)")
+    try await Task.sleep(for: .seconds(1))
+    #expect(try await Self.tasks(server).filter { $0.version == "2.0.0" }.count == 1, "the rollout stopped")
+    for agent in agents {
+      #expect(
+        await eventually(timeout: .seconds(10)) { (try? await agent.plugin("echo"))?["Version"] == .string("1.0.0") })
+    }
+    for agent in agents { agent.signal(SIGTERM) }
+    server.signal(SIGTERM)
+  }
+
   @Test("a wrong, revoked or expired token, and a worker calling an operator's RPC, are refused with clear errors")
   func tokens() async throws {
     let root = try TestWorkspace()
