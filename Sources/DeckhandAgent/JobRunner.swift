@@ -321,12 +321,15 @@ final class JobRunner: Sendable {
 
   /// An exec job: output in chunks of at most 64 KiB, sent as they come
   /// (several per message when they pile up); cancel is SIGTERM, then
-  /// SIGKILL after 5 s (at once when forced); a timeout likewise.
+  /// SIGKILL after 5 s (at once when forced); a timeout likewise. With
+  /// `pty`, the command runs on an 80x24 pseudo-terminal (stdin, stdout
+  /// and stderr), and its output arrives as stdout.
   private func runExec(
     _ exec: Deckhand_Server_V1_ExecOperation, env: [String: String], _ execution: Execution
   ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
     let environment = commandEnvironment(
-      passing: ["PATH", "HOME", "LANG", "TERM"], env.merging(exec.env) { $1 })
+      passing: ["PATH", "HOME", "LANG", "TERM"], defaults: exec.pty ? ["TERM": "xterm"] : [:],
+      env.merging(exec.env) { $1 })
     let (exits, exited) = AsyncStream.makeStream(of: Int32.self)
     let reason = Mutex<String?>(nil)
     let process: JobProcess
@@ -334,6 +337,7 @@ final class JobRunner: Sendable {
       process = try JobProcess.start(
         argv: exec.argv, environment: environment,
         directory: exec.workingDirectory.isEmpty ? nil : exec.workingDirectory,
+        input: exec.pty ? .terminal(rows: 24, columns: 80) : .none,
         onOutput: { chunk in
           var event = Deckhand_Server_V1_OutputEvent()
           event.kind = chunk.stream == 1 ? .stdout : .stderr

@@ -97,6 +97,8 @@ struct JobsCommand: AsyncParsableCommand {
     @Option(help: "Replace a still-queued job with the same singleton id.") var singletonId: String?
     @Option(help: "The project, for config variables.") var project: String?
     @Flag(help: "Stream the output and exit with the job's exit code.") var wait = false
+    @Flag(help: "Run the command on a pseudo-terminal (80x24): its output arrives as a terminal shows it.")
+    var pty = false
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.") var command: [String] =
       []
 
@@ -113,6 +115,7 @@ struct JobsCommand: AsyncParsableCommand {
         job.exec.env[parts[0]] = parts[1]
       }
       if let workdir { job.exec.workingDirectory = workdir }
+      job.exec.pty = pty
       if let timeout {
         guard let duration = DurationText.parse(timeout) else { throw ValidationError("--timeout \(timeout)") }
         job.exec.timeoutMs = Int64(duration.inMilliseconds)

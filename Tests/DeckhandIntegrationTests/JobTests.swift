@@ -56,6 +56,14 @@ struct JobTests {
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
 
+    let terminal = try await server.cli([
+      "jobs", "run", "--wait", "--pty", "--", "sh", "-c",
+      "if [ -t 0 ] && [ -t 1 ]; then echo tty $TERM; else echo none; fi",
+    ])
+    #expect(
+      terminal.status == 0 && terminal.stdout.contains("tty xterm") && !terminal.stdout.contains("none"), "\(terminal)")
+    let plain = try await server.cli(["jobs", "run", "--wait", "--", "sh", "-c", "[ -t 1 ] && echo tty || echo none"])
+    #expect(plain.stdout == "none\n", "\(plain)")
     let waited = try await server.cli(["jobs", "run", "--wait", "--", "sh", "-c", "echo out; echo err >&2; exit 4"])
     #expect(waited.status == 4, "\(waited)")
     #expect(waited.stdout == "out\n" && waited.stderr.contains("err\n"), "\(waited)")
@@ -70,7 +78,7 @@ struct JobTests {
     let listed = try await server.cli(["jobs", "ls"])
     #expect(listed.stdout.contains(id) && listed.stdout.contains("SUCCESS"), "\(listed.stdout)")
     let pruned = try await server.cli(["jobs", "prune"])
-    #expect(pruned.stdout.contains("pruned 3"), "\(pruned)")
+    #expect(pruned.stdout.contains("pruned 5"), "\(pruned)")
     server.signal(SIGTERM)
   }
 
