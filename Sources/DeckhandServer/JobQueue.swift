@@ -207,14 +207,15 @@ package final class JobQueue: Sendable {
   package func ack(_ id: String, runner: String) async throws -> JobRecord {
     let now = nowMs()
     let job = try await store.update(id) { job in
-      guard job.runnerId == runner, job.state == Self.waiting else { return }
+      guard job.runnerId == runner, job.state == Self.waiting else {
+        throw DeckhandError(.configurationInvalid, "job \(id) is not waiting for this runner (state \(job.state))")
+      }
       job.state = Self.running
       job.ackedMs = now
       job.heartbeatMs = now
     }
-    guard let job, job.state == Self.running, job.runnerId == runner, job.ackedMs == now else {
-      throw DeckhandError(
-        .configurationInvalid, "job \(id) is not waiting for this runner (state \(job?.state ?? -1))")
+    guard let job else {
+      throw DeckhandError(.configurationInvalid, "job \(id) is not waiting for this runner (it no longer exists)")
     }
     notify(job: id)
     return job
