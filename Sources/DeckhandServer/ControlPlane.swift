@@ -189,6 +189,12 @@ package final class ControlPlane: Sendable {
     return (record, Credential.node(id: id, secret: secret).text)
   }
 
+  /// The node with id or name `key`.
+  package func findNode(_ key: String) throws -> NodeRecord {
+    if let node = try store.node(id: key) ?? store.node(named: key) { return node }
+    throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
+  }
+
   /// Opens (or resumes) `nodeId`'s session: records its description, marks
   /// it READY, ends the session it replaces. The returned stream finishes
   /// when a newer session replaces this one.

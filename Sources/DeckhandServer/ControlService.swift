@@ -74,22 +74,17 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     }
   }
 
-  private func findNode(_ key: String) throws -> NodeRecord {
-    if let node = try plane.store.node(id: key) ?? plane.store.node(named: key) { return node }
-    throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
-  }
-
   func getNode(request: ServerRequest<Deckhand_Control_V1_GetNodeRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
-    try await unary(request) { message in ProtoMapping.node(try findNode(message.node)) }
+    try await unary(request) { message in ProtoMapping.node(try plane.findNode(message.node)) }
   }
 
   func listTasks(request: ServerRequest<Deckhand_Control_V1_ListTasksRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListTasksResponse>
   {
     try await unary(request) { message in
-      let node = message.node.isEmpty ? nil : try findNode(message.node).id
+      let node = message.node.isEmpty ? nil : try plane.findNode(message.node).id
       var response = Deckhand_Control_V1_ListTasksResponse()
       response.tasks = try plane.store.tasks(
         node: node, deployment: message.deploymentID.isEmpty ? nil : message.deploymentID, activeOnly: false

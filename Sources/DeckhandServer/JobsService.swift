@@ -349,19 +349,14 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     try await mappingErrors {
       try requireOperator(request.metadata)
       let relay = self.relay
-      let store = plane.store
+      let plane = self.plane
       return StreamingServerResponse { writer in
         var messages = request.messages.makeAsyncIterator()
         guard let first = try await messages.next(), case .start(let start) = first.event else {
           throw RPCError(code: .invalidArgument, message: "an exec stream starts with Start")
         }
         guard !start.argv.isEmpty else { throw RPCError(code: .invalidArgument, message: "exec needs a command") }
-        let node = try await mappingErrors {
-          guard let node = try store.node(id: start.node) ?? store.node(named: start.node) else {
-            throw DeckhandError(.notFound, "no node \(start.node); `deckhand nodes ls` lists them")
-          }
-          return node
-        }
+        let node = try await mappingErrors { try plane.findNode(start.node) }
         let (id, pairing) = try await mappingErrors { try relay.open(node: node.id, start) }
         let forward = Task {
           var messages = messages
