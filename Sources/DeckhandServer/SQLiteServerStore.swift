@@ -185,9 +185,7 @@ package final class SQLiteServerStore: ServerStore {
     return try await groupWriter.write { db in
       var changed: [TaskRecord] = []
       let now = nowMs()
-      let select = try db.cachedStatement(
-        sql: "SELECT id, deploymentId, nodeId, plugin, version, artifactDigest, artifactSize, configJSON, state, "
-          + "message, updatedMs, active FROM task WHERE id = ?")
+      let select = try db.cachedStatement(sql: TaskRecord.selectByIdSQL)
       for update in updates {
         guard var task = try TaskRecord.fetchOne(select, arguments: [update.id]), task.nodeId == update.nodeId,
           task.active

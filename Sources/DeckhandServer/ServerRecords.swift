@@ -89,13 +89,15 @@ package struct TaskRecord: Codable, Sendable, Hashable, FetchableRecord, Persist
 }
 
 extension TaskRecord {
-  /// Read by column position (see ``NodeRecord``).
-  package static var databaseSelection: [any SQLSelectable] {
-    [
-      "id", "deploymentId", "nodeId", "plugin", "version", "artifactDigest", "artifactSize", "configJSON", "state",
-      "message", "updatedMs", "active",
-    ].map { Column($0) }
-  }
+  /// The columns, in the order ``init(row:)`` reads them (by position:
+  /// see ``NodeRecord``).
+  static let columns = [
+    "id", "deploymentId", "nodeId", "plugin", "version", "artifactDigest", "artifactSize", "configJSON", "state",
+    "message", "updatedMs", "active",
+  ]
+  package static var databaseSelection: [any SQLSelectable] { columns.map { Column($0) } }
+  /// One task by id, as a statement to prepare once (status updates).
+  static let selectByIdSQL = "SELECT \(columns.joined(separator: ", ")) FROM task WHERE id = ?"
 
   package init(row: Row) throws {
     self.init(
