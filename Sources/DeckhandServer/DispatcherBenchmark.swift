@@ -41,9 +41,8 @@ package struct DispatcherBenchmark: Sendable {
       var sent = 0
       var failed = 0
       var firstError: String?
-      var roundTrips: [Double] = []
-      /// The round trips of the second half of the steady phase.
-      var lateRoundTrips: [Double] = []
+      /// Round trips of the steady phase, and when each ended.
+      var roundTrips: [(at: ContinuousClock.Instant, ms: Double)] = []
       var recordingSince: ContinuousClock.Instant?
       var lateSince: ContinuousClock.Instant?
     }
@@ -52,8 +51,7 @@ package struct DispatcherBenchmark: Sendable {
       state.withLock { state in
         state.sent += 1
         let now = ContinuousClock.now
-        if let since = state.recordingSince, since < now { state.roundTrips.append(roundTrip.inMilliseconds) }
-        if let since = state.lateSince, since < now { state.lateRoundTrips.append(roundTrip.inMilliseconds) }
+        if let since = state.recordingSince, since < now { state.roundTrips.append((now, roundTrip.inMilliseconds)) }
       }
     }
     func failed(_ error: any Error) {
@@ -70,8 +68,14 @@ package struct DispatcherBenchmark: Sendable {
         state.lateSince = .now + late
       }
     }
+    /// The round trips (ms, sorted): all, and those of the second half.
     var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double], late: [Double]) {
-      state.withLock { ($0.sent, $0.failed, $0.firstError, $0.roundTrips.sorted(), $0.lateRoundTrips.sorted()) }
+      state.withLock { state in
+        let late = state.lateSince.map { since in state.roundTrips.filter { $0.at > since } } ?? []
+        return (
+          state.sent, state.failed, state.firstError, state.roundTrips.map(\.ms).sorted(), late.map(\.ms).sorted()
+        )
+      }
     }
   }
 
@@ -221,15 +225,11 @@ package struct DispatcherBenchmark: Sendable {
       arrived = agents.compactMap { $0.received.withLock { $0 }.map { deployStart.duration(to: $0) } }
       if arrived.count == agents.count { break }
     }
-    arrived.sort()
-    func percentile(_ fraction: Double) -> Double {
-      guard !arrived.isEmpty else { return -1 }
-      return arrived[min(arrived.count - 1, Int(Double(arrived.count) * fraction))].inMilliseconds
-    }
+    let reach = arrived.map(\.inMilliseconds).sorted()
     report(Figure(name: "deploy_reached", value: Double(arrived.count), unit: "nodes"))
-    report(Figure(name: "deploy_all_p50_ms", value: percentile(0.5), unit: "ms"))
-    report(Figure(name: "deploy_all_p99_ms", value: percentile(0.99), unit: "ms"))
-    report(Figure(name: "deploy_all_max_ms", value: arrived.last?.inMilliseconds ?? -1, unit: "ms"))
+    report(Figure(name: "deploy_all_p50_ms", value: JobsBenchmark.percentile(reach, 0.5), unit: "ms"))
+    report(Figure(name: "deploy_all_p99_ms", value: JobsBenchmark.percentile(reach, 0.99), unit: "ms"))
+    report(Figure(name: "deploy_all_max_ms", value: reach.last ?? -1, unit: "ms"))
 
     // The steady phase: CPU, memory, and any node wrongly DOWN.
     let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
