@@ -160,7 +160,8 @@ final class JobRunner: Sendable {
     sink.yield(open)
     let environment = commandEnvironment(
       passing: ["PATH", "HOME", "LANG"], defaults: start.pty ? ["TERM": "xterm"] : [:], start.env)
-    let process: JobProcess
+    // nil: the command did not start; the stream carries only its exit.
+    let process: JobProcess?
     do {
       process = try JobProcess.start(
         argv: start.argv, environment: environment, directory: nil,
@@ -185,17 +186,14 @@ final class JobRunner: Sendable {
       message.exit.error = (error as? DeckhandError)?.message ?? "\(error)"
       sink.yield(message)
       sink.finish()
-      _ = try? await jobs.runnerExecStream(
-        metadata: ControlPlaneClient.metadata(membership.credential),
-        requestProducer: { writer in for await message in outgoing { try await writer.write(message) } },
-        onResponse: { _ in })
-      return
+      process = nil
     }
     do {
       try await jobs.runnerExecStream(
         metadata: ControlPlaneClient.metadata(membership.credential),
         requestProducer: { writer in for await message in outgoing { try await writer.write(message) } },
         onResponse: { response in
+          guard let process else { return }
           for try await message in response.messages {
             switch message.event {
             case .input(let input):
@@ -212,7 +210,7 @@ final class JobRunner: Sendable {
       logger.warning("interactive exec \(request.execID) ended: \(error)")
     }
     // The operator went away: the command goes too.
-    process.signal(SIGTERM)
+    process?.signal(SIGTERM)
   }
 
   private func stream(

@@ -316,6 +316,11 @@ struct ExecTests {
     #expect(terminal.status == 0, "\(terminal)")
     #expect(terminal.stdout.contains("tty"), "\(terminal)")
 
+    let unknown = try await runCommand(
+      Fixtures.deckhand,
+      ["exec", "--server", server.endpoint, "--token", server.operatorToken, "box", "--", "no-such-command-dh"])
+    #expect(unknown.status == 127 && unknown.stderr.contains("command not found"), "\(unknown)")
+
     let missing = try await runCommand(
       Fixtures.deckhand,
       ["exec", "--server", server.endpoint, "--token", server.operatorToken, "nowhere", "--", "true"])
