@@ -10,8 +10,8 @@ extension LeanGRPCClient {
   package func message<Response: SwiftProtobuf.Message>(
     _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration
   ) async throws -> Response {
-    let bytes: [UInt8] = try request.serializedBytes()
-    let response = try await unary(path: path, request: ByteBuffer(bytes: bytes), timeout: timeout)
-    return try Response(serializedBytes: Array(response.readableBytesView))
+    let bytes: GRPCMessageBytes = try request.serializedBytes()
+    let response = try await unary(path: path, request: bytes.buffer, timeout: timeout)
+    return try Response(serializedBytes: response.readableBytesSpan)
   }
 }

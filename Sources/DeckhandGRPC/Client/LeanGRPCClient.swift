@@ -14,17 +14,17 @@ internal import Synchronization
 /// compression. Flow control, PING and GOAWAY are handled by NIOHTTP2.
 package final class LeanGRPCClient: Sendable {
   private let channel: any Channel
-  private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+  private let handler: NIOLoopBound<ClientConnectionHandler>
   private let authority: String
   /// The largest response message accepted.
   package let maxReceiveMessageSize: Int
 
   private init(
-    channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer, authority: String,
+    channel: any Channel, handler: NIOLoopBound<ClientConnectionHandler>, authority: String,
     maxReceiveMessageSize: Int
   ) {
     self.channel = channel
-    self.multiplexer = multiplexer
+    self.handler = handler
     self.authority = authority
     self.maxReceiveMessageSize = maxReceiveMessageSize
   }
@@ -41,15 +41,22 @@ package final class LeanGRPCClient: Sendable {
     ]
   }
 
-  /// NIO's default (200 control frames in 30 s) is a server's guard
+  /// What both lean ends give `NIOHTTP2Handler`.
+  ///
+  /// NIO's default control-frame limit (200 in 30 s) is a server's guard
   /// against floods. grpc-go servers send a PING with each response to
   /// estimate bandwidth, so a busy client would trip it within a second;
-  /// the peer here is a local plugin the host supervises.
-  static var controlFrameRateLimit: NIOHTTP2Handler.ControlFrameRateLimitConfiguration {
-    var limit = NIOHTTP2Handler.ControlFrameRateLimitConfiguration()
-    limit.maximumCount = 1_000_000
-    limit.windowLength = .seconds(1)
-    return limit
+  /// the peer here is a local plugin the host supervises. Header-block and
+  /// content-length checks cost about 10 % of the CPU of a call under load;
+  /// the messages themselves are length-checked by the gRPC deframer.
+  static var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
+    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    connection.initialSettings = http2Settings
+    connection.controlFrameRateLimit.maximumCount = 1_000_000
+    connection.controlFrameRateLimit.windowLength = .seconds(1)
+    connection.headerBlockValidation = .disabled
+    connection.contentLengthValidation = .disabled
+    return connection
   }
 
   /// Connects to a unix socket (or `host:port` when `port` is given).
@@ -83,40 +90,27 @@ package final class LeanGRPCClient: Sendable {
   ) async throws -> LeanGRPCClient {
     // The HTTP/2 handler must be in place before the connection is up, or
     // the server's SETTINGS could arrive first and be lost.
-    let multiplexerPromise = group.any().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
+    let handlerPromise = group.any().makePromise(of: NIOLoopBound<ClientConnectionHandler>.self)
     let bootstrap = ClientBootstrap(group: group)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          var connection = NIOHTTP2Handler.ConnectionConfiguration()
-          connection.initialSettings = http2Settings
-          connection.controlFrameRateLimit = controlFrameRateLimit
-          // Header-block and content-length checks cost about 10 % of the CPU
-          // of a call under load; the messages themselves are length-checked
-          // by the gRPC deframer, and the peer is a local host or plugin.
-          connection.headerBlockValidation = .disabled
-          connection.contentLengthValidation = .disabled
-          var stream = NIOHTTP2Handler.StreamConfiguration()
-          stream.targetWindowSize = windowSize
-          let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .client, connectionConfiguration: connection, streamConfiguration: stream
-          ) { channel in
-            channel.eventLoop.makeSucceededVoidFuture()
-          }
-          try channel.pipeline.syncOperations.addHandler(ConnectionErrorHandler())
-          multiplexerPromise.succeed(multiplexer)
+          let handler = ClientConnectionHandler(windowSize: windowSize)
+          try channel.pipeline.syncOperations.addHandlers([
+            NIOHTTP2Handler(mode: .client, connectionConfiguration: connectionConfiguration), handler,
+          ])
+          handlerPromise.succeed(NIOLoopBound(handler, eventLoop: channel.eventLoop))
         }
       }
     let channel: any Channel
     do {
       channel = try await connect(bootstrap).get()
     } catch {
-      multiplexerPromise.fail(error)
+      handlerPromise.fail(error)
       throw error
     }
-    let multiplexer = try await multiplexerPromise.futureResult.get()
+    let handler = try await handlerPromise.futureResult.get()
     return LeanGRPCClient(
-      channel: channel, multiplexer: multiplexer, authority: authority,
-      maxReceiveMessageSize: maxReceiveMessageSize)
+      channel: channel, handler: handler, authority: authority, maxReceiveMessageSize: maxReceiveMessageSize)
   }
 
   /// Makes a unary call.
@@ -140,28 +134,28 @@ package final class LeanGRPCClient: Sendable {
       "grpc-timeout": GRPCTimeout.encode(timeout),
     ]
     for (name, value) in metadata { headers.add(name: name, value: value) }
-    let requestHeaders = headers
-    let message = channel.allocator.framedMessage(request.readableBytesView)
-    let cancel = CallCanceller()
+    let message = ByteBuffer.framed(request, allocator: channel.allocator)
+    let handler = self.handler
     let maxReceive = maxReceiveMessageSize
-    let multiplexer = self.multiplexer
-    let start: @Sendable () -> Void = {
-      let streamPromise = eventLoop.makePromise(of: (any Channel).self)
-      streamPromise.futureResult.whenFailure { error in
-        promise.fail(GRPCCallError(.unavailable, "cannot open a stream: \(error)"))
-      }
-      multiplexer.createStreamChannel(promise: streamPromise) { stream in
-        stream.eventLoop.makeCompletedFuture {
-          let handler = UnaryClientStreamHandler(
-            headers: requestHeaders, message: message, timeout: timeout, maxReceiveMessageSize: maxReceive,
-            promise: promise)
-          try stream.pipeline.syncOperations.addHandler(handler)
-          let bound = NIOLoopBound(handler, eventLoop: stream.eventLoop)
-          cancel.install { stream.eventLoop.execute { bound.value.cancelFromOutside(stream) } }
-        }
+    if eventLoop.inEventLoop {
+      // The common case: the caller runs on this loop (NIO is the global
+      // executor), so the call starts without a hop.
+      let id = handler.value.start(
+        headers: headers, message: message, timeout: timeout, maxReceiveMessageSize: maxReceive, promise: promise)
+      return try await withTaskCancellationHandler {
+        try await promise.futureResult.get()
+      } onCancel: {
+        if let id { eventLoop.execute { handler.value.cancel(id) } }
       }
     }
-    if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
+    let cancel = CallCanceller()
+    let requestHeaders = headers
+    eventLoop.execute {
+      let id = handler.value.start(
+        headers: requestHeaders, message: message, timeout: timeout, maxReceiveMessageSize: maxReceive,
+        promise: promise)
+      if let id { cancel.install { eventLoop.execute { handler.value.cancel(id) } } }
+    }
     return try await withTaskCancellationHandler {
       try await promise.futureResult.get()
     } onCancel: {

@@ -11,7 +11,7 @@ extension LeanGRPCRouter {
     { bytes, promise in
       let request: Request
       do {
-        request = try Request(serializedBytes: Array(bytes.readableBytesView))
+        request = try Request(serializedBytes: bytes.readableBytesSpan)
       } catch {
         promise.fail(GRPCCallError(.internal, "cannot decode \(Request.protoMessageName): \(error)"))
         return
@@ -19,8 +19,8 @@ extension LeanGRPCRouter {
       if let then { promise.futureResult.whenComplete { _ in then() } }
       Task {
         do {
-          let response: [UInt8] = try await body(request).serializedBytes()
-          promise.succeed(ByteBuffer(bytes: response))
+          let response: GRPCMessageBytes = try await body(request).serializedBytes()
+          promise.succeed(response.buffer)
         } catch let error as GRPCCallError {
           promise.fail(error)
         } catch {

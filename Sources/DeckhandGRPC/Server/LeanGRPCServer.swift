@@ -3,7 +3,7 @@ internal import NIOHTTP2
 internal import NIOPosix
 
 /// A lean gRPC server on a unix socket: HTTP/2 streams handled on the
-/// connection's event loop by ``UnaryServerStreamHandler``.
+/// connection's event loop by ``ServerConnectionHandler``.
 package final class LeanGRPCServer: Sendable {
   private let channel: any Channel
 
@@ -50,24 +50,11 @@ package final class LeanGRPCServer: Sendable {
       .serverChannelOption(.backlog, value: 256)
       .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          var connection = NIOHTTP2Handler.ConnectionConfiguration()
-          connection.initialSettings = LeanGRPCClient.http2Settings
-          connection.controlFrameRateLimit = LeanGRPCClient.controlFrameRateLimit
-          // Header-block and content-length checks cost about 10 % of the CPU
-          // of a call under load; the messages themselves are length-checked
-          // by the gRPC deframer, and the peer is a local host or plugin.
-          connection.headerBlockValidation = .disabled
-          connection.contentLengthValidation = .disabled
-          var stream = NIOHTTP2Handler.StreamConfiguration()
-          stream.targetWindowSize = LeanGRPCClient.windowSize
-          _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-          ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-              try stream.pipeline.syncOperations.addHandler(
-                UnaryServerStreamHandler(router: router, maxReceiveMessageSize: maxReceiveMessageSize))
-            }
-          }
+          try channel.pipeline.syncOperations.addHandlers([
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: LeanGRPCClient.connectionConfiguration),
+            ServerConnectionHandler(
+              router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize),
+          ])
         }
       }
   }

@@ -45,14 +45,3 @@ package struct GRPCMessageDeframer {
   /// Whether bytes of an unfinished message are left.
   package var hasPartialMessage: Bool { (buffer?.readableBytes ?? 0) > 0 }
 }
-
-extension ByteBufferAllocator {
-  /// A buffer holding `message` with its gRPC length prefix.
-  package func framedMessage(_ message: some Collection<UInt8>) -> ByteBuffer {
-    var buffer = self.buffer(capacity: 5 + message.count)
-    buffer.writeInteger(UInt8(0))
-    buffer.writeInteger(UInt32(message.count))
-    buffer.writeBytes(message)
-    return buffer
-  }
-}

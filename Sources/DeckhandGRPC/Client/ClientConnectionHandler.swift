@@ -1,0 +1,247 @@
+internal import NIOCore
+internal import NIOHPACK
+internal import NIOHTTP2
+
+/// Every unary call of one client connection, as frames on the connection's
+/// own pipeline, after `NIOHTTP2Handler`: a call is a stream id and an
+/// entry in a dictionary, not a child channel with a pipeline of its own
+/// (which cost about a third of the CPU of a call). Runs on the
+/// connection's event loop only.
+///
+/// Per call it writes HEADERS and one DATA frame with END_STREAM, then
+/// reads the response headers, the message and the trailers (or a
+/// trailers-only response) and completes the call's promise. It keeps the
+/// inbound windows open (``InboundWindow``), fails calls that the server
+/// refuses after a GOAWAY, and fails every call when the connection ends.
+final class ClientConnectionHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTP2Frame
+  typealias OutboundOut = HTTP2Frame
+
+  private struct Call {
+    let promise: EventLoopPromise<ByteBuffer>
+    var deframer: GRPCMessageDeframer
+    var response: ByteBuffer?
+    var sawHeaders = false
+    var timer: Scheduled<Void>?
+  }
+
+  private let window: InboundWindow
+  private var context: ChannelHandlerContext?
+  private var calls: [HTTP2StreamID: Call] = [:]
+  private var nextStreamID: Int32 = 1
+  /// Why new calls fail at once: the connection ended, or the server sent
+  /// GOAWAY.
+  private var refusal: GRPCCallError?
+
+  init(windowSize: Int) {
+    self.window = InboundWindow(target: windowSize)
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    if context.channel.isActive { opened(context) }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    opened(context)
+    context.fireChannelActive()
+  }
+
+  private func opened(_ context: ChannelHandlerContext) {
+    if let update = window.openingUpdate() { context.writeAndFlush(wrapOutboundOut(update), promise: nil) }
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    failAll(GRPCCallError(.unavailable, "the connection's handler was removed"))
+    self.context = nil
+  }
+
+  // MARK: Calls
+
+  /// Starts a call; its promise completes with the response message or a
+  /// ``GRPCCallError``. Returns the call's stream id (for ``cancel(_:)``).
+  @discardableResult
+  func start(
+    headers: HPACKHeaders, message: ByteBuffer, timeout: Duration, maxReceiveMessageSize: Int,
+    promise: EventLoopPromise<ByteBuffer>
+  ) -> HTTP2StreamID? {
+    guard let context, refusal == nil else {
+      promise.fail(refusal ?? GRPCCallError(.unavailable, "the connection is closed"))
+      return nil
+    }
+    guard nextStreamID < Int32.max - 1 else {
+      refusal = GRPCCallError(.unavailable, "the connection has used all its stream ids")
+      promise.fail(refusal!)
+      return nil
+    }
+    let id = HTTP2StreamID(nextStreamID)
+    nextStreamID += 2
+    var call = Call(promise: promise, deframer: GRPCMessageDeframer(maxMessageSize: maxReceiveMessageSize))
+    let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    call.timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+      loopBound.value.finish(
+        id, .failure(GRPCCallError(.deadlineExceeded, "no response within \(timeout)")), reset: true)
+    }
+    calls[id] = call
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+    let written = context.eventLoop.makePromise(of: Void.self)
+    written.futureResult.whenFailure { error in
+      loopBound.value.finish(
+        id, .failure(GRPCCallError(.unavailable, "cannot send the request: \(error)")), reset: false)
+    }
+    context.writeAndFlush(
+      wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(message), endStream: true)))),
+      promise: written)
+    return id
+  }
+
+  /// Ends call `id` as cancelled, resetting its stream.
+  func cancel(_ id: HTTP2StreamID) {
+    finish(id, .failure(GRPCCallError(.cancelled, "the call was cancelled")), reset: true)
+  }
+
+  private func finish(_ id: HTTP2StreamID, _ result: Result<ByteBuffer, GRPCCallError>, reset: Bool) {
+    guard let call = calls.removeValue(forKey: id) else { return }
+    call.timer?.cancel()
+    call.promise.completeWith(result.mapError { $0 as any Error })
+    if reset, let context {
+      context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.cancel))), promise: nil)
+    }
+  }
+
+  private func failAll(_ error: GRPCCallError) {
+    if refusal == nil { refusal = error }
+    let pending = calls
+    calls = [:]
+    for (_, call) in pending {
+      call.timer?.cancel()
+      call.promise.fail(error)
+    }
+  }
+
+  // MARK: Inbound
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    let id = frame.streamID
+    switch frame.payload {
+    case .headers(let headers):
+      guard var call = calls[id] else { return }
+      if call.sawHeaders {
+        trailers(id, call, headers.headers)
+        return
+      }
+      call.sawHeaders = true
+      let status = headers.headers.first(name: ":status")
+      guard status == "200" else {
+        let code: GRPCStatusCode = status.map(Self.codeForHTTPStatus) ?? .internal
+        finish(id, .failure(GRPCCallError(code, "HTTP status \(status ?? "missing") from the server")), reset: true)
+        return
+      }
+      if let contentType = headers.headers.first(name: "content-type"), !contentType.hasPrefix("application/grpc") {
+        finish(id, .failure(GRPCCallError(.internal, "content-type \(contentType) is not gRPC")), reset: true)
+        return
+      }
+      if headers.endStream {
+        trailers(id, call, headers.headers)  // trailers-only
+      } else {
+        calls[id] = call
+      }
+    case .data(let payload):
+      guard var call = calls[id] else { return }
+      if case .byteBuffer(let bytes) = payload.data {
+        call.deframer.append(bytes)
+        do {
+          while let next = try call.deframer.next() {
+            if call.response != nil {
+              finish(id, .failure(GRPCCallError(.internal, "a unary call got more than one message")), reset: true)
+              return
+            }
+            call.response = next
+          }
+        } catch {
+          finish(id, .failure(error), reset: true)
+          return
+        }
+      }
+      if payload.endStream {
+        finish(id, .failure(GRPCCallError(.internal, "the server ended the stream without trailers")), reset: false)
+      } else {
+        calls[id] = call
+      }
+    case .rstStream(let code):
+      finish(id, .failure(GRPCCallError(.unavailable, "the server reset the stream (\(code))")), reset: false)
+    case .goAway(let lastStreamID, let code, _):
+      // Calls above lastStreamID were never processed; NIOHTTP2 closes
+      // those streams (StreamClosedEvent). No new call may start.
+      if refusal == nil {
+        refusal = GRPCCallError(.unavailable, "the server is going away (GOAWAY \(code), last stream \(lastStreamID))")
+      }
+    default:
+      break
+    }
+  }
+
+  private func trailers(_ id: HTTP2StreamID, _ call: Call, _ headers: HPACKHeaders) {
+    guard let statusText = headers.first(name: "grpc-status"), let raw = Int(statusText) else {
+      finish(id, .failure(GRPCCallError(.unknown, "trailers without grpc-status")), reset: false)
+      return
+    }
+    let code = GRPCStatusCode(rawValue: raw) ?? .unknown
+    guard code == .ok else {
+      let message = headers.first(name: "grpc-message").map(GRPCMessageEncoding.decode) ?? ""
+      finish(id, .failure(GRPCCallError(code, message)), reset: false)
+      return
+    }
+    guard let response = call.response else {
+      finish(id, .failure(GRPCCallError(.internal, "status OK but no response message")), reset: false)
+      return
+    }
+    finish(id, .success(response), reset: false)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let event = event as? NIOHTTP2WindowUpdatedEvent {
+      if let update = window.update(for: event, isOpen: { calls[$0] != nil }) {
+        context.writeAndFlush(wrapOutboundOut(update), promise: nil)
+      }
+    } else if let event = event as? StreamClosedEvent {
+      // A normal call ended before its stream closed; one still here was
+      // closed under it (reset, refused after GOAWAY).
+      finish(
+        event.streamID,
+        .failure(
+          GRPCCallError(
+            .unavailable, "the stream closed before the call ended (\(event.reason.map { "\($0)" } ?? "no error"))")),
+        reset: false)
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    if let error = error as? NIOHTTP2Errors.StreamError {
+      finish(error.streamID, .failure(GRPCCallError(.internal, "\(error.baseError)")), reset: true)
+      return
+    }
+    // A connection-level error (a protocol violation, a reset socket): every
+    // call fails now, not at its deadline.
+    failAll(GRPCCallError(.unavailable, "\(error)"))
+    context.close(promise: nil)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    failAll(GRPCCallError(.unavailable, "the connection closed before the call ended"))
+    context.fireChannelInactive()
+  }
+
+  static func codeForHTTPStatus(_ status: String) -> GRPCStatusCode {
+    switch status {
+    case "400": .internal
+    case "401": .unauthenticated
+    case "403": .permissionDenied
+    case "404": .unimplemented
+    case "429", "502", "503", "504": .unavailable
+    default: .unknown
+    }
+  }
+}

@@ -1,0 +1,245 @@
+internal import NIOCore
+internal import NIOHPACK
+internal import NIOHTTP2
+
+/// Every stream of one server connection, as frames on the connection's own
+/// pipeline, after `NIOHTTP2Handler` (no child channel per stream): reads
+/// each call's headers and request message, calls the router's handler,
+/// and writes headers, the response and trailers (or a trailers-only
+/// response for errors). Keeps the inbound windows open
+/// (``InboundWindow``). Runs on the connection's event loop only.
+final class ServerConnectionHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTP2Frame
+  typealias OutboundOut = HTTP2Frame
+
+  private struct Stream {
+    var handler: LeanGRPCRouter.UnaryHandler?
+    var heldOpen = false
+    var deframer: GRPCMessageDeframer
+    var request: ByteBuffer?
+    /// The client has ended its side.
+    var ended = false
+    var timer: Scheduled<Void>?
+  }
+
+  private let router: LeanGRPCRouter
+  private let maxReceiveMessageSize: Int
+  private let window: InboundWindow
+  private var context: ChannelHandlerContext?
+  /// Open streams that have not been answered yet.
+  private var streams: [HTTP2StreamID: Stream] = [:]
+
+  init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int) {
+    self.router = router
+    self.maxReceiveMessageSize = maxReceiveMessageSize
+    self.window = InboundWindow(target: windowSize)
+  }
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    if context.channel.isActive { opened(context) }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    opened(context)
+    context.fireChannelActive()
+  }
+
+  private func opened(_ context: ChannelHandlerContext) {
+    if let update = window.openingUpdate() { context.writeAndFlush(wrapOutboundOut(update), promise: nil) }
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    dropAll()
+    self.context = nil
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    dropAll()
+    context.fireChannelInactive()
+  }
+
+  /// Forgets every stream: their answers, when they come, go nowhere.
+  private func dropAll() {
+    for (_, stream) in streams { stream.timer?.cancel() }
+    streams = [:]
+  }
+
+  // MARK: Inbound
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    let id = frame.streamID
+    switch frame.payload {
+    case .headers(let headers):
+      if let stream = streams[id] {
+        // Trailers from the client: a unary client sends none; they end
+        // its side.
+        if headers.endStream, !stream.ended { requestEnded(id, stream) }
+        return
+      }
+      guard let stream = receivedHeaders(context, id, headers.headers) else { return }
+      if headers.endStream { requestEnded(id, stream) } else { streams[id] = stream }
+    case .data(let payload):
+      guard var stream = streams[id], !stream.ended else { return }
+      if case .byteBuffer(let bytes) = payload.data {
+        stream.deframer.append(bytes)
+        do {
+          while let message = try stream.deframer.next() {
+            if stream.heldOpen { continue }
+            if stream.request != nil {
+              respondError(id, GRPCCallError(.internal, "a unary call got more than one request message"))
+              return
+            }
+            stream.request = message
+          }
+        } catch {
+          respondError(id, error)
+          return
+        }
+      }
+      if payload.endStream { requestEnded(id, stream) } else { streams[id] = stream }
+    case .rstStream:
+      // The client gave up (cancelled, deadline): the answer goes nowhere.
+      streams.removeValue(forKey: id)?.timer?.cancel()
+    default:
+      break
+    }
+  }
+
+  /// A new stream's request headers: the stream to keep, or nil if it was
+  /// answered at once (a bad request, an unknown method).
+  private func receivedHeaders(_ context: ChannelHandlerContext, _ id: HTTP2StreamID, _ headers: HPACKHeaders)
+    -> Stream?
+  {
+    guard headers.first(name: ":method") == "POST" else {
+      respondHTTP(id, status: "405")
+      return nil
+    }
+    guard let contentType = headers.first(name: "content-type"), contentType.hasPrefix("application/grpc") else {
+      respondHTTP(id, status: "415")
+      return nil
+    }
+    if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
+      writeTrailers(id, .unimplemented, "compression \(encoding) is not supported", trailersOnly: true)
+      return nil
+    }
+    let path = headers.first(name: ":path") ?? ""
+    var stream = Stream(deframer: GRPCMessageDeframer(maxMessageSize: maxReceiveMessageSize))
+    if router.heldOpen.contains(path) {
+      stream.heldOpen = true
+      let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+      context.writeAndFlush(
+        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+      return stream
+    }
+    guard let handler = router.unary[path] else {
+      writeTrailers(id, .unimplemented, "method \(path) is not implemented", trailersOnly: true)
+      return nil
+    }
+    stream.handler = handler
+    if let timeout = headers.first(name: "grpc-timeout").flatMap(GRPCTimeout.parse) {
+      let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+      stream.timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+        loopBound.value.respondError(id, GRPCCallError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
+      }
+    }
+    return stream
+  }
+
+  /// The client ended its side: run the handler (or, for a held-open
+  /// stream, end ours with OK).
+  private func requestEnded(_ id: HTTP2StreamID, _ stream: Stream) {
+    var stream = stream
+    stream.ended = true
+    streams[id] = stream
+    if stream.heldOpen {
+      streams[id] = nil
+      writeTrailers(id, .ok, nil, trailersOnly: false)
+      return
+    }
+    guard let handler = stream.handler, let context else { return }
+    if stream.deframer.hasPartialMessage {
+      respondError(id, GRPCCallError(.internal, "the request ended inside a message"))
+      return
+    }
+    guard let request = stream.request else {
+      respondError(id, GRPCCallError(.internal, "a unary call got no request message"))
+      return
+    }
+    stream.request = nil
+    streams[id] = stream
+    let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
+    let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    promise.futureResult.whenComplete { result in
+      let handler = loopBound.value
+      switch result {
+      case .success(let response): handler.respond(id, response)
+      case .failure(let error as GRPCCallError): handler.respondError(id, error)
+      case .failure(let error): handler.respondError(id, GRPCCallError(.unknown, "\(error)"))
+      }
+    }
+    handler(request, promise)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let event = event as? NIOHTTP2WindowUpdatedEvent {
+      if let update = window.update(for: event, isOpen: { streams[$0].map { !$0.ended } ?? false }) {
+        context.writeAndFlush(wrapOutboundOut(update), promise: nil)
+      }
+    } else if let event = event as? StreamClosedEvent {
+      streams.removeValue(forKey: event.streamID)?.timer?.cancel()
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    if let error = error as? NIOHTTP2Errors.StreamError {
+      // NIOHTTP2 has reset that stream.
+      streams.removeValue(forKey: error.streamID)?.timer?.cancel()
+      return
+    }
+    context.close(promise: nil)
+  }
+
+  // MARK: Outbound
+
+  private func respond(_ id: HTTP2StreamID, _ response: ByteBuffer) {
+    guard let context, let stream = streams.removeValue(forKey: id) else { return }
+    stream.timer?.cancel()
+    let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+    let framed = ByteBuffer.framed(response, allocator: context.channel.allocator)
+    context.write(
+      wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
+    writeTrailers(id, .ok, nil, trailersOnly: false)
+  }
+
+  private func respondError(_ id: HTTP2StreamID, _ error: GRPCCallError) {
+    guard let stream = streams.removeValue(forKey: id) else { return }
+    stream.timer?.cancel()
+    writeTrailers(id, error.code, error.message, trailersOnly: true)
+    if !stream.ended {
+      // The client may still be sending: tell it to stop (RFC 9113 8.1).
+      context?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+    }
+  }
+
+  private func writeTrailers(_ id: HTTP2StreamID, _ code: GRPCStatusCode, _ message: String?, trailersOnly: Bool) {
+    guard let context else { return }
+    var trailers: HPACKHeaders = trailersOnly ? [":status": "200", "content-type": "application/grpc"] : [:]
+    trailers.add(name: "grpc-status", value: String(code.rawValue))
+    if let message, !message.isEmpty { trailers.add(name: "grpc-message", value: GRPCMessageEncoding.encode(message)) }
+    context.writeAndFlush(
+      wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailers, endStream: true)))),
+      promise: nil)
+  }
+
+  private func respondHTTP(_ id: HTTP2StreamID, status: String) {
+    guard let context else { return }
+    let headers: HPACKHeaders = [":status": status]
+    context.writeAndFlush(
+      wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
+      promise: nil)
+  }
+}
