@@ -70,6 +70,9 @@ let package = Package(
     ),
     // posix_spawn into a new process group, pidfd: what Swift cannot call.
     .target(name: "CDeckhandSystem"),
+    // Swift concurrency's global enqueue hook, linked directly (the SDK's
+    // event-loop executor, in static builds too).
+    .target(name: "CDeckhandExecutorHook"),
     // Processes, sockets and gRPC: launching and supervising plugins.
     .target(
       name: "DeckhandPluginHost",
@@ -93,6 +96,7 @@ let package = Package(
     .target(
       name: "DeckhandPlugin",
       dependencies: [
+        "CDeckhandExecutorHook",
         "DeckhandCore",
         "DeckhandProtocol",
         "DeckhandGRPC",

@@ -46,7 +46,7 @@ public enum PluginServer {
   /// thread instead of one per core.
   public static func main(_ plugin: some Plugin, options: Options = Options()) -> Never {
     NIOSingletons.groupLoopCountSuggestion = 1
-    _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+    _ = EventLoopExecutor.install()
     Task {
       do {
         try await serve(plugin, options: options)

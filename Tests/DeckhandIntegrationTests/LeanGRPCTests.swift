@@ -99,6 +99,24 @@ struct LeanGRPCTests {
     }
   }
 
+  @Test("large requests the server refuses early leave the connection's window open for the next calls")
+  func refusedLargeRequests() async throws {
+    try await withServer { path, _ in
+      let client = try await LeanGRPCClient.connect(unixSocket: path, maxReceiveMessageSize: 8 << 20)
+      let big = ByteBuffer(repeating: 5, count: 3 << 20)
+      // Three times the connection window, each answered (unimplemented,
+      // then RST_STREAM) before the client has sent it all.
+      for _ in 0..<3 {
+        await #expect {
+          try await client.unary(path: "/test.Echo/Missing", request: big, timeout: .seconds(20))
+        } throws: { ($0 as? GRPCCallError)?.code == .unimplemented }
+      }
+      let reply = try await client.unary(path: "/test.Echo/Echo", request: big, timeout: .seconds(20))
+      #expect(reply == big)
+      await client.close()
+    }
+  }
+
   @Test("size limits are enforced with resourceExhausted on both sides")
   func sizeLimits() async throws {
     try await withServer(maxReceive: 1024) { path, _ in
