@@ -8,6 +8,16 @@ let defaultSwiftSettings: [SwiftSetting] = [
   .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// How Deckhand's plugin executables link (and how a plugin author should
+/// link theirs): as a position-dependent executable, as Go links by default,
+/// so the loader has no relocations to apply to it at start (1.6 MB of them
+/// in a `--static-swift-stdlib` build), and without exporting its symbols
+/// (2.6 MB of symbol tables the loader would search). Measured on the echo
+/// example: about 1.5 ms faster to start and 2.8 MiB less resident memory.
+let pluginLinkerSettings: [LinkerSetting] = [
+  .unsafeFlags(["-Xclang-linker", "-no-pie", "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))
+]
+
 let package = Package(
   name: "Deckhand",
   platforms: [.macOS(.v15)],
@@ -122,7 +132,8 @@ let package = Package(
       name: "deckhand-bench-plugin-grpc-swift",
       dependencies: ["DeckhandPlugin", "DeckhandPluginGRPCSwift"],
       path: "Benchmarks/GRPCSwiftEcho",
-      swiftSettings: defaultSwiftSettings
+      swiftSettings: defaultSwiftSettings,
+      linkerSettings: pluginLinkerSettings
     ),
     // The node agent: installed plugins kept in SQLite and re-attached
     // across restarts, and the JSON command socket.
@@ -201,14 +212,16 @@ let package = Package(
       name: "deckhand-example-echo",
       dependencies: ["DeckhandPlugin"],
       path: "Examples/Echo/Sources",
-      swiftSettings: defaultSwiftSettings
+      swiftSettings: defaultSwiftSettings,
+      linkerSettings: pluginLinkerSettings
     ),
     // Counts Apply calls in its Host API key-value store.
     .executableTarget(
       name: "deckhand-example-counter",
       dependencies: ["DeckhandCore", "DeckhandPlugin", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       path: "Examples/Counter/Sources",
-      swiftSettings: defaultSwiftSettings
+      swiftSettings: defaultSwiftSettings,
+      linkerSettings: pluginLinkerSettings
     ),
     // A plugin that misbehaves on request (crash, ignore Stop, slow start,
     // stdout chatter), for the integration tests.
@@ -216,7 +229,8 @@ let package = Package(
       name: "deckhand-test-plugin",
       dependencies: ["DeckhandPlugin"],
       path: "Tests/Fixtures/TestPlugin",
-      swiftSettings: defaultSwiftSettings
+      swiftSettings: defaultSwiftSettings,
+      linkerSettings: pluginLinkerSettings
     ),
     .testTarget(
       name: "DeckhandCoreTests",
