@@ -239,7 +239,10 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandGRPCTests",
-      dependencies: ["DeckhandGRPC", .product(name: "NIOCore", package: "swift-nio")],
+      dependencies: [
+        "DeckhandGRPC", .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

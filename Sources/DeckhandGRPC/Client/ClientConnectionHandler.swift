@@ -26,6 +26,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   private let window: InboundWindow
+  private let spinBudget: Duration
+  private var spinner: LoopSpinner?
   private var context: ChannelHandlerContext?
   private var calls: [HTTP2StreamID: Call] = [:]
   private var nextStreamID: Int32 = 1
@@ -33,12 +35,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// GOAWAY.
   private var refusal: GRPCCallError?
 
-  init(windowSize: Int) {
+  init(windowSize: Int, spinBudget: Duration) {
     self.window = InboundWindow(target: windowSize)
+    self.spinBudget = spinBudget
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
+    spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
     if context.channel.isActive { opened(context) }
   }
 
@@ -92,6 +96,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     context.writeAndFlush(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(message), endStream: true)))),
       promise: written)
+    spinner?.keepAwake()
     return id
   }
 

@@ -63,10 +63,11 @@ package final class LeanGRPCClient: Sendable {
   package static func connect(
     unixSocket path: String,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-    maxReceiveMessageSize: Int = 4 << 20
+    maxReceiveMessageSize: Int = 4 << 20,
+    spinBudget: Duration = LoopSpinner.defaultBudget
   ) async throws -> LeanGRPCClient {
     try await connect(
-      group: group, authority: "localhost", maxReceiveMessageSize: maxReceiveMessageSize
+      group: group, authority: "localhost", maxReceiveMessageSize: maxReceiveMessageSize, spinBudget: spinBudget
     ) { bootstrap in
       bootstrap.connect(unixDomainSocketPath: path)
     }
@@ -76,16 +77,19 @@ package final class LeanGRPCClient: Sendable {
   package static func connect(
     host: String, port: Int,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-    maxReceiveMessageSize: Int = 4 << 20
+    maxReceiveMessageSize: Int = 4 << 20,
+    spinBudget: Duration = LoopSpinner.defaultBudget
   ) async throws -> LeanGRPCClient {
-    try await connect(group: group, authority: "\(host):\(port)", maxReceiveMessageSize: maxReceiveMessageSize) {
+    try await connect(
+      group: group, authority: "\(host):\(port)", maxReceiveMessageSize: maxReceiveMessageSize, spinBudget: spinBudget
+    ) {
       bootstrap in
       bootstrap.connect(host: host, port: port)
     }
   }
 
   private static func connect(
-    group: any EventLoopGroup, authority: String, maxReceiveMessageSize: Int,
+    group: any EventLoopGroup, authority: String, maxReceiveMessageSize: Int, spinBudget: Duration,
     _ connect: (ClientBootstrap) -> EventLoopFuture<any Channel>
   ) async throws -> LeanGRPCClient {
     // The HTTP/2 handler must be in place before the connection is up, or
@@ -94,7 +98,7 @@ package final class LeanGRPCClient: Sendable {
     let bootstrap = ClientBootstrap(group: group)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          let handler = ClientConnectionHandler(windowSize: windowSize)
+          let handler = ClientConnectionHandler(windowSize: windowSize, spinBudget: spinBudget)
           try channel.pipeline.syncOperations.addHandlers([
             NIOHTTP2Handler(mode: .client, connectionConfiguration: connectionConfiguration), handler,
           ])

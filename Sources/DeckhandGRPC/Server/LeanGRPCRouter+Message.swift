@@ -17,7 +17,7 @@ extension LeanGRPCRouter {
         return
       }
       if let then { promise.futureResult.whenComplete { _ in then() } }
-      Task {
+      let run: @Sendable () async -> Void = {
         do {
           let response: GRPCMessageBytes = try await body(request).serializedBytes()
           promise.succeed(response.buffer)
@@ -26,6 +26,14 @@ extension LeanGRPCRouter {
         } catch {
           promise.fail(GRPCCallError(.unknown, "\(error)"))
         }
+      }
+      // Called on the connection's event loop: run the body right here until
+      // it first suspends (most plugin methods never do), instead of
+      // enqueueing a job for a later turn of the loop.
+      if #available(macOS 26, *) {
+        Task.immediate(operation: run)
+      } else {
+        Task(operation: run)
       }
     }
   }

@@ -16,9 +16,10 @@ package final class LeanGRPCServer: Sendable {
     unixSocket path: String,
     router: LeanGRPCRouter,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-    maxReceiveMessageSize: Int = 4 << 20
+    maxReceiveMessageSize: Int = 4 << 20,
+    spinBudget: Duration = LoopSpinner.defaultBudget
   ) async throws -> LeanGRPCServer {
-    let channel = try await bootstrap(router, group, maxReceiveMessageSize)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget)
       .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
       .get()
     return LeanGRPCServer(channel: channel)
@@ -30,9 +31,10 @@ package final class LeanGRPCServer: Sendable {
     port: Int,
     router: LeanGRPCRouter,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-    maxReceiveMessageSize: Int = 4 << 20
+    maxReceiveMessageSize: Int = 4 << 20,
+    spinBudget: Duration = LoopSpinner.defaultBudget
   ) async throws -> LeanGRPCServer {
-    let channel = try await bootstrap(router, group, maxReceiveMessageSize)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .bind(host: host, port: port)
@@ -43,7 +45,9 @@ package final class LeanGRPCServer: Sendable {
   /// The port a TCP server listens on.
   package var port: Int? { channel.localAddress?.port }
 
-  private static func bootstrap(_ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int)
+  private static func bootstrap(
+    _ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int, _ spinBudget: Duration
+  )
     -> ServerBootstrap
   {
     ServerBootstrap(group: group)
@@ -53,7 +57,8 @@ package final class LeanGRPCServer: Sendable {
           try channel.pipeline.syncOperations.addHandlers([
             NIOHTTP2Handler(mode: .server, connectionConfiguration: LeanGRPCClient.connectionConfiguration),
             ServerConnectionHandler(
-              router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize),
+              router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize,
+              spinBudget: spinBudget),
           ])
         }
       }

@@ -25,18 +25,22 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private let router: LeanGRPCRouter
   private let maxReceiveMessageSize: Int
   private let window: InboundWindow
+  private let spinBudget: Duration
+  private var spinner: LoopSpinner?
   private var context: ChannelHandlerContext?
   /// Open streams that have not been answered yet.
   private var streams: [HTTP2StreamID: Stream] = [:]
 
-  init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int) {
+  init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int, spinBudget: Duration) {
     self.router = router
     self.maxReceiveMessageSize = maxReceiveMessageSize
     self.window = InboundWindow(target: windowSize)
+    self.spinBudget = spinBudget
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
     self.context = context
+    spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
     if context.channel.isActive { opened(context) }
   }
 
@@ -213,6 +217,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
     writeTrailers(id, .ok, nil, trailersOnly: false)
+    // A client that calls again soon (most do) finds this loop awake.
+    spinner?.keepAwake()
   }
 
   private func respondError(_ id: HTTP2StreamID, _ error: GRPCCallError) {

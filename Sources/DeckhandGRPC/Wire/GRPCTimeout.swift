@@ -1,10 +1,13 @@
 /// The `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
 package enum GRPCTimeout {
+  private static let units: [(Character, Double)] = [
+    ("n", 1), ("u", 1e3), ("m", 1e6), ("S", 1e9), ("M", 60e9), ("H", 3600e9),
+  ]
+
   /// Encodes `duration` with the finest unit that fits in 8 digits.
   package static func encode(_ duration: Duration) -> String {
     let (seconds, attoseconds) = duration.components
     let nanoseconds = max(0, Double(seconds) * 1e9 + Double(attoseconds) / 1e9)
-    let units: [(Character, Double)] = [("n", 1), ("u", 1e3), ("m", 1e6), ("S", 1e9), ("M", 60e9), ("H", 3600e9)]
     for (unit, size) in units {
       let value = (nanoseconds / size).rounded(.up)
       if value < 100_000_000 { return "\(Int64(value))\(unit)" }
