@@ -55,10 +55,21 @@ let package = Package(
       name: "DeckhandCore",
       swiftSettings: defaultSwiftSettings
     ),
-    // Generated protobuf and gRPC code (scripts/generate-protos.sh).
+    // The messages a plugin speaks (plugin_comm, grpc.health.v1, go-plugin's
+    // controller, the Host API), generated without gRPC stubs
+    // (scripts/generate-protos.sh): all the plugin SDK needs.
+    .target(
+      name: "DeckhandPluginProtocol",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Generated protobuf and gRPC code (scripts/generate-protos.sh): every
+    // service's gRPC stubs, Deckhand's own messages, and the plugin messages
+    // re-exported.
     .target(
       name: "DeckhandProtocol",
       dependencies: [
+        "DeckhandPluginProtocol",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -108,7 +119,7 @@ let package = Package(
       dependencies: [
         "CDeckhandExecutorHook",
         "DeckhandCore",
-        "DeckhandProtocol",
+        "DeckhandPluginProtocol",
         "DeckhandGRPC",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

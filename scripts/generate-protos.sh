@@ -15,6 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GEN="$ROOT/.build-protoc-gen"
 GRPC_PROTOBUF_VERSION=2.4.1
 OUT="$ROOT/Sources/DeckhandProtocol/Generated"
+PLUGIN_OUT="$ROOT/Sources/DeckhandPluginProtocol/Generated"
 
 for tool in protoc git swift; do
   command -v "$tool" >/dev/null || { echo "generate-protos: $tool not found (apt-get install protobuf-compiler libprotobuf-dev)" >&2; exit 1; }
@@ -34,16 +35,26 @@ if [ ! -x "$GEN/bin/protoc-gen-grpc-swift-2" ] || [ ! -x "$GEN/bin/protoc-gen-sw
   cp "$bin/protoc-gen-grpc-swift-2" "$bin/protoc-gen-swift" "$GEN/bin/"
 fi
 
-mkdir -p "$OUT"
-rm -f "$OUT"/*.swift
+mkdir -p "$OUT" "$PLUGIN_OUT"
+rm -f "$OUT"/*.swift "$PLUGIN_OUT"/*.swift
 cd "$ROOT/Protos"
-mapfile -t protos < <(find . -name '*.proto' | sed 's|^\./||' | sort)
-protoc -I . -I /usr/include \
-  --plugin=protoc-gen-swift="$GEN/bin/protoc-gen-swift" \
-  --plugin=protoc-gen-grpc-swift-2="$GEN/bin/protoc-gen-grpc-swift-2" \
-  --swift_out="$OUT" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
-  --grpc-swift-2_out="$OUT" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true \
-  "${protos[@]}"
+# What a plugin speaks: messages only, into DeckhandPluginProtocol (the SDK
+# links that and SwiftProtobuf, not grpc-swift-2). Their gRPC stubs go into
+# DeckhandProtocol with the rest, importing DeckhandPluginProtocol.
+plugin_protos=(plugin_comm.proto grpc/health/v1/health.proto goplugin/goplugin.proto deckhand/host/v1/host.proto)
+mapfile -t other_protos < <(find . -name '*.proto' | sed 's|^\./||' | sort | grep -vxF -f <(printf '%s\n' "${plugin_protos[@]}"))
+swift_opt=Visibility=Public,FileNaming=PathToUnderscores,UseAccessLevelOnImports=true
+run_protoc() {
+  protoc -I . -I /usr/include \
+    --plugin=protoc-gen-swift="$GEN/bin/protoc-gen-swift" \
+    --plugin=protoc-gen-grpc-swift-2="$GEN/bin/protoc-gen-grpc-swift-2" "$@"
+}
+run_protoc --swift_out="$PLUGIN_OUT" --swift_opt="$swift_opt" "${plugin_protos[@]}"
+run_protoc --grpc-swift-2_out="$OUT" --grpc-swift-2_opt="$swift_opt,ExtraModuleImports=DeckhandPluginProtocol" \
+  "${plugin_protos[@]}"
+run_protoc --swift_out="$OUT" --swift_opt="$swift_opt" --grpc-swift-2_out="$OUT" --grpc-swift-2_opt="$swift_opt" \
+  "${other_protos[@]}"
+echo "generate-protos: wrote $(ls "$PLUGIN_OUT" | wc -l) files to ${PLUGIN_OUT#"$ROOT"/}"
 echo "generate-protos: wrote $(ls "$OUT" | wc -l) files to ${OUT#"$ROOT"/}"
 
 # The Python example's messages (Debian's python3-protobuf matches this protoc).

@@ -1,5 +1,5 @@
 internal import DeckhandGRPC
-internal import DeckhandProtocol
+internal import DeckhandPluginProtocol
 internal import FoundationEssentials
 public import SwiftProtobuf
 internal import Synchronization

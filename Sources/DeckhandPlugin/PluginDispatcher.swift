@@ -1,5 +1,5 @@
 internal import DeckhandCore
-package import DeckhandProtocol
+package import DeckhandPluginProtocol
 internal import FoundationEssentials
 
 /// Turns `plugin_comm` requests into calls of a ``Plugin``, whichever server

@@ -1,5 +1,5 @@
 internal import DeckhandCore
-internal import DeckhandProtocol
+internal import DeckhandPluginProtocol
 internal import Dispatch
 internal import NIOCore
 internal import NIOPosix

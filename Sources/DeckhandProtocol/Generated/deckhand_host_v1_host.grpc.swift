@@ -15,6 +15,7 @@
 
 public import GRPCCore
 internal import GRPCProtobuf
+public import DeckhandPluginProtocol
 
 // MARK: - deckhand.host.v1.Host
 

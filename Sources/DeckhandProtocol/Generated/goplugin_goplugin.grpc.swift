@@ -14,6 +14,7 @@
 
 public import GRPCCore
 internal import GRPCProtobuf
+public import DeckhandPluginProtocol
 
 // MARK: - plugin.GRPCController
 

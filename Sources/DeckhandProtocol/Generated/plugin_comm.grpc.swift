@@ -15,6 +15,7 @@
 
 public import GRPCCore
 internal import GRPCProtobuf
+public import DeckhandPluginProtocol
 
 // MARK: - plugin_comm.GuestAgentPlugin
 
