@@ -217,8 +217,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
     writeTrailers(id, .ok, nil, trailersOnly: false)
-    // A client that calls again soon (most do) finds this loop awake.
-    spinner?.keepAwake()
+    // A client that calls again soon (most do) finds this loop awake; with
+    // other calls in progress it is awake anyway.
+    if streams.isEmpty { spinner?.keepAwake() }
   }
 
   private func respondError(_ id: HTTP2StreamID, _ error: GRPCCallError) {
