@@ -25,10 +25,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     var timer: Scheduled<Void>?
   }
 
-  private let window: InboundWindow
-  private let spinBudget: Duration
-  private var spinner: LoopSpinner?
-  private var context: ChannelHandlerContext?
+  private var connection: LeanConnection
+  private var context: ChannelHandlerContext? { connection.context }
   private var calls: [HTTP2StreamID: Call] = [:]
   private var nextStreamID: Int32 = 1
   /// Why new calls fail at once: the connection ended, or the server sent
@@ -36,28 +34,21 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   private var refusal: GRPCCallError?
 
   init(windowSize: Int, spinBudget: Duration) {
-    self.window = InboundWindow(target: windowSize)
-    self.spinBudget = spinBudget
+    self.connection = LeanConnection(windowSize: windowSize, spinBudget: spinBudget)
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    self.context = context
-    spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
-    if context.channel.isActive { opened(context) }
+    connection.added(context)
   }
 
   func channelActive(context: ChannelHandlerContext) {
-    opened(context)
+    connection.activated(context)
     context.fireChannelActive()
-  }
-
-  private func opened(_ context: ChannelHandlerContext) {
-    if let update = window.openingUpdate() { context.writeAndFlush(wrapOutboundOut(update), promise: nil) }
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
     failAll(GRPCCallError(.unavailable, "the connection's handler was removed"))
-    self.context = nil
+    connection.removed()
   }
 
   // MARK: Calls
@@ -97,7 +88,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(message), endStream: true)))),
       promise: written)
     // With other calls in flight the loop has answers coming anyway.
-    if calls.count == 1 { spinner?.keepAwake() }
+    if calls.count == 1 { connection.spinner?.keepAwake() }
     return id
   }
 
@@ -208,9 +199,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let event = event as? NIOHTTP2WindowUpdatedEvent {
-      if let update = window.update(for: event, isOpen: { calls[$0] != nil }) {
-        context.writeAndFlush(wrapOutboundOut(update), promise: nil)
-      }
+      connection.windowUpdated(event) { calls[$0] != nil }
     } else if let event = event as? StreamClosedEvent {
       // A normal call ended before its stream closed; one still here was
       // closed under it (reset, refused after GOAWAY).

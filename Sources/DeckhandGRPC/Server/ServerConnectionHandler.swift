@@ -24,38 +24,29 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   private let router: LeanGRPCRouter
   private let maxReceiveMessageSize: Int
-  private let window: InboundWindow
-  private let spinBudget: Duration
-  private var spinner: LoopSpinner?
-  private var context: ChannelHandlerContext?
+  private var connection: LeanConnection
+  private var context: ChannelHandlerContext? { connection.context }
   /// Open streams that have not been answered yet.
   private var streams: [HTTP2StreamID: Stream] = [:]
 
   init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int, spinBudget: Duration) {
     self.router = router
     self.maxReceiveMessageSize = maxReceiveMessageSize
-    self.window = InboundWindow(target: windowSize)
-    self.spinBudget = spinBudget
+    self.connection = LeanConnection(windowSize: windowSize, spinBudget: spinBudget)
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    self.context = context
-    spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
-    if context.channel.isActive { opened(context) }
+    connection.added(context)
   }
 
   func channelActive(context: ChannelHandlerContext) {
-    opened(context)
+    connection.activated(context)
     context.fireChannelActive()
-  }
-
-  private func opened(_ context: ChannelHandlerContext) {
-    if let update = window.openingUpdate() { context.writeAndFlush(wrapOutboundOut(update), promise: nil) }
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
     dropAll()
-    self.context = nil
+    connection.removed()
   }
 
   func channelInactive(context: ChannelHandlerContext) {
@@ -188,9 +179,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let event = event as? NIOHTTP2WindowUpdatedEvent {
-      if let update = window.update(for: event, isOpen: { streams[$0].map { !$0.ended } ?? false }) {
-        context.writeAndFlush(wrapOutboundOut(update), promise: nil)
-      }
+      connection.windowUpdated(event) { streams[$0].map { !$0.ended } ?? false }
     } else if let event = event as? StreamClosedEvent {
       streams.removeValue(forKey: event.streamID)?.timer?.cancel()
     }
@@ -219,7 +208,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     writeTrailers(id, .ok, nil, trailersOnly: false)
     // A client that calls again soon (most do) finds this loop awake; with
     // other calls in progress it is awake anyway.
-    if streams.isEmpty { spinner?.keepAwake() }
+    if streams.isEmpty { connection.spinner?.keepAwake() }
   }
 
   private func respondError(_ id: HTTP2StreamID, _ error: GRPCCallError) {
