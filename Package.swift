@@ -81,6 +81,7 @@ let package = Package(
     .target(
       name: "DeckhandGRPC",
       dependencies: [
+        "CDeckhandExecutorHook",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
@@ -92,7 +93,7 @@ let package = Package(
     // posix_spawn into a new process group, pidfd: what Swift cannot call.
     .target(name: "CDeckhandSystem"),
     // Swift concurrency's global enqueue hook, linked directly (the SDK's
-    // event-loop executor, in static builds too).
+    // event-loop executor and deckhand's, in static builds too).
     .target(name: "CDeckhandExecutorHook"),
     // Processes, sockets and gRPC: launching and supervising plugins.
     .target(
@@ -117,7 +118,6 @@ let package = Package(
     .target(
       name: "DeckhandPlugin",
       dependencies: [
-        "CDeckhandExecutorHook",
         "DeckhandCore",
         "DeckhandPluginProtocol",
         "DeckhandGRPC",
@@ -213,6 +213,7 @@ let package = Package(
       name: "deckhand",
       dependencies: [
         "DeckhandCLI",
+        "DeckhandGRPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 internal import DeckhandCore
+internal import DeckhandGRPC
 internal import DeckhandPluginProtocol
 internal import Dispatch
 internal import NIOCore
