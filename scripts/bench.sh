@@ -22,13 +22,9 @@ bin=.build/release/deckhand
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
 "$bin" plugin bench Benchmarks/grpc-swift-echo.json --transport grpc-swift --prefix grpcswift. \
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
-# The same plugin with the Swift runtime linked in (--static-swift-stdlib):
-# what a plugin author ships. Its own scratch folder, as switching the
-# stdlib rebuilds everything.
-swift build -c release --static-swift-stdlib --scratch-path .build-static --product deckhand-example-echo >&2
-cat > "$dir/static.json" <<JSON
-{ "name": "echo-static", "version": "1.0.0", "entrypoint": "$ROOT/.build-static/release/deckhand-example-echo" }
-JSON
+# The same plugin with the Swift runtime linked in: what a plugin author
+# ships.
+scripts/static-echo.sh "$dir/static.json"
 "$bin" plugin bench "$dir/static.json" --prefix lean-static. \
   --state-dir "$dir/state" --runtime-dir "$dir/run" "${quick[@]}"
 bash ../shared/peers/goplugin/run.sh "${peer[@]}" 2>/dev/null

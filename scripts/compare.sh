@@ -11,12 +11,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 rounds="${1:-3}"
 swift build -c release --product deckhand >&2
-swift build -c release --static-swift-stdlib --scratch-path .build-static --product deckhand-example-echo >&2
 dir="$(mktemp -d /tmp/dhcompare.XXXX)"
 trap 'rm -rf "$dir"' EXIT
-cat > "$dir/static.json" <<JSON
-{ "name": "echo-static", "version": "1.0.0", "entrypoint": "$ROOT/.build-static/release/deckhand-example-echo" }
-JSON
+scripts/static-echo.sh "$dir/static.json"
 for round in $(seq "$rounds"); do
   .build/release/deckhand plugin bench "$dir/static.json" --prefix deckhand. \
     --state-dir "$dir/state" --runtime-dir "$dir/run" | grep -v '^#' | tee -a "$dir/all.txt"

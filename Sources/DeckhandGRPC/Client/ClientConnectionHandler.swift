@@ -55,7 +55,6 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   /// Starts a call; its promise completes with the response message or a
   /// ``GRPCCallError``. Returns the call's stream id (for ``cancel(_:)``).
-  @discardableResult
   func start(
     headers: HPACKHeaders, message: ByteBuffer, timeout: Duration, maxReceiveMessageSize: Int,
     promise: EventLoopPromise<ByteBuffer>

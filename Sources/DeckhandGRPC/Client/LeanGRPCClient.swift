@@ -6,12 +6,14 @@ internal import Synchronization
 
 /// A lean gRPC client for unary calls over one HTTP/2 connection.
 ///
-/// Each call is one HTTP/2 stream whose handler runs on the connection's
-/// event loop and completes a promise: the only thread hop is the caller's
-/// `await`. It speaks standard gRPC: length-prefixed messages, `te:
-/// trailers`, `grpc-timeout`, status and message in trailers (or in a
-/// trailers-only response), custom metadata, a receive size limit, no
-/// compression. Flow control, PING and GOAWAY are handled by NIOHTTP2.
+/// Each call is one HTTP/2 stream, handled on the connection's event loop
+/// by ``ClientConnectionHandler``, which completes the call's promise. It
+/// speaks standard gRPC: length-prefixed messages, `te: trailers`,
+/// `grpc-timeout`, status and message in trailers (or in a trailers-only
+/// response), custom metadata, a receive size limit, no compression.
+/// NIOHTTP2 answers PINGs and holds back DATA the peer's windows do not
+/// allow; the handler keeps this side's windows open and stops new calls
+/// after a GOAWAY.
 package final class LeanGRPCClient: Sendable {
   private let channel: any Channel
   private let handler: NIOLoopBound<ClientConnectionHandler>
@@ -141,25 +143,17 @@ package final class LeanGRPCClient: Sendable {
     let message = ByteBuffer.framed(request, allocator: channel.allocator)
     let handler = self.handler
     let maxReceive = maxReceiveMessageSize
-    if eventLoop.inEventLoop {
-      // The common case: the caller runs on this loop (NIO is the global
-      // executor), so the call starts without a hop.
-      let id = handler.value.start(
-        headers: headers, message: message, timeout: timeout, maxReceiveMessageSize: maxReceive, promise: promise)
-      return try await withTaskCancellationHandler {
-        try await promise.futureResult.get()
-      } onCancel: {
-        if let id { eventLoop.execute { handler.value.cancel(id) } }
-      }
-    }
     let cancel = CallCanceller()
     let requestHeaders = headers
-    eventLoop.execute {
+    let start: @Sendable () -> Void = {
       let id = handler.value.start(
         headers: requestHeaders, message: message, timeout: timeout, maxReceiveMessageSize: maxReceive,
         promise: promise)
       if let id { cancel.install { eventLoop.execute { handler.value.cancel(id) } } }
     }
+    // The common case is a caller on this loop (NIO is the global
+    // executor): the call starts without a hop.
+    if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
     return try await withTaskCancellationHandler {
       try await promise.futureResult.get()
     } onCancel: {

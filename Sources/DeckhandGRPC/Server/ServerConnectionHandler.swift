@@ -22,6 +22,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var timer: Scheduled<Void>?
   }
 
+  /// The headers that open every answer (and a trailers-only one).
+  private static let responseHeaders: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
+
   private let router: LeanGRPCRouter
   private let maxReceiveMessageSize: Int
   private var connection: LeanConnection
@@ -123,9 +126,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var stream = Stream(deframer: GRPCMessageDeframer(maxMessageSize: maxReceiveMessageSize))
     if router.heldOpen.contains(path) {
       stream.heldOpen = true
-      let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
       context.writeAndFlush(
-        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+        wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))),
+        promise: nil)
       return stream
     }
     guard let handler = router.unary[path] else {
@@ -145,25 +148,26 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   /// The client ended its side: run the handler (or, for a held-open
   /// stream, end ours with OK).
   private func requestEnded(_ id: HTTP2StreamID, _ stream: Stream) {
-    var stream = stream
-    stream.ended = true
-    streams[id] = stream
     if stream.heldOpen {
       streams[id] = nil
       writeTrailers(id, .ok, nil, trailersOnly: false)
       return
     }
+    var stream = stream
+    stream.ended = true
+    let request = stream.request
+    stream.request = nil
+    // Stored before anything answers: respondError and the answer look here.
+    streams[id] = stream
     guard let handler = stream.handler, let context else { return }
     if stream.deframer.hasPartialMessage {
       respondError(id, GRPCCallError(.internal, "the request ended inside a message"))
       return
     }
-    guard let request = stream.request else {
+    guard let request else {
       respondError(id, GRPCCallError(.internal, "a unary call got no request message"))
       return
     }
-    stream.request = nil
-    streams[id] = stream
     let promise = context.eventLoop.makePromise(of: ByteBuffer.self)
     let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
     promise.futureResult.whenComplete { result in
@@ -200,8 +204,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private func respond(_ id: HTTP2StreamID, _ response: ByteBuffer) {
     guard let context, let stream = streams.removeValue(forKey: id) else { return }
     stream.timer?.cancel()
-    let headers: HPACKHeaders = [":status": "200", "content-type": "application/grpc"]
-    context.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers)))), promise: nil)
+    context.write(
+      wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))),
+      promise: nil)
     let framed = ByteBuffer.framed(response, allocator: context.channel.allocator)
     context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
@@ -223,7 +228,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   private func writeTrailers(_ id: HTTP2StreamID, _ code: GRPCStatusCode, _ message: String?, trailersOnly: Bool) {
     guard let context else { return }
-    var trailers: HPACKHeaders = trailersOnly ? [":status": "200", "content-type": "application/grpc"] : [:]
+    var trailers: HPACKHeaders = trailersOnly ? Self.responseHeaders : [:]
     trailers.add(name: "grpc-status", value: String(code.rawValue))
     if let message, !message.isEmpty { trailers.add(name: "grpc-message", value: GRPCMessageEncoding.encode(message)) }
     context.writeAndFlush(
