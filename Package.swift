@@ -26,6 +26,7 @@ let package = Package(
     .library(name: "DeckhandPlugin", targets: ["DeckhandPlugin"]),
     .executable(name: "deckhand-example-echo", targets: ["deckhand-example-echo"]),
     .executable(name: "deckhand-example-counter", targets: ["deckhand-example-counter"]),
+    .executable(name: "deckhand-bench", targets: ["deckhand-bench"]),
   ],
   dependencies: [
     .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
@@ -44,6 +45,7 @@ let package = Package(
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+    .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     // Tests only: reads back the Kubernetes YAML that the core writes.
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
@@ -137,6 +139,7 @@ let package = Package(
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
       ],
+      path: "Benchmarks/DeckhandPluginGRPCSwift",
       swiftSettings: defaultSwiftSettings
     ),
     .executableTarget(
@@ -155,7 +158,7 @@ let package = Package(
         "DeckhandGRPC",
         "DeckhandPluginHost",
         "DeckhandProtocol",
-        "DeckhandServer",
+        "DeckhandClient",
         "CDeckhandSystem",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -169,12 +172,28 @@ let package = Package(
       ],
       swiftSettings: defaultSwiftSettings
     ),
+    // What a client of the server needs (agents and the CLI): the TLS
+    // client that trusts a server by its token, endpoints, the CLI's
+    // settings file, plugin packages, display names of proto states.
+    .target(
+      name: "DeckhandClient",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandProtocol",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
     // The control plane: `deckhand server` (dispatcher for agents, the
-    // operator's API, SQLite state, its own CA) and the agent's side of it.
+    // operator's API, SQLite state, its own CA).
     .target(
       name: "DeckhandServer",
       dependencies: [
         "DeckhandCore",
+        "DeckhandClient",
         "DeckhandProtocol",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -182,6 +201,7 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "X509", package: "swift-certificates"),
+        .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Logging", package: "swift-log"),
@@ -194,6 +214,7 @@ let package = Package(
       name: "DeckhandCLI",
       dependencies: [
         "DeckhandCore",
+        "DeckhandClient",
         "DeckhandAgent",
         "DeckhandServer",
         "DeckhandPluginHost",
@@ -217,6 +238,49 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Deckhand's benchmarks (dispatcher, jobs, command socket, Host API),
+    // apart from the product: nothing in Sources depends on them.
+    .target(
+      name: "DeckhandBenchmarks",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandAgent",
+        "DeckhandClient",
+        "DeckhandGRPC",
+        "DeckhandPluginHost",
+        "DeckhandProtocol",
+        "DeckhandTestSupport",
+        "CDeckhandSystem",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      path: "Benchmarks/DeckhandBenchmarks",
+      swiftSettings: defaultSwiftSettings
+    ),
+    .executableTarget(
+      name: "deckhand-bench",
+      dependencies: [
+        "DeckhandBenchmarks",
+        "DeckhandCore",
+        "DeckhandGRPC",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Benchmarks/DeckhandBench",
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Helpers the test targets and benchmarks share: workspaces, fixtures,
+    // server and agent processes, free ports, `eventually`.
+    .target(
+      name: "DeckhandTestSupport",
+      dependencies: [
+        "DeckhandCore",
+        "DeckhandAgent",
+        "DeckhandPluginHost",
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -261,6 +325,8 @@ let package = Package(
       name: "DeckhandIntegrationTests",
       dependencies: [
         "DeckhandCore",
+        "DeckhandClient",
+        "DeckhandTestSupport",
         "DeckhandAgent",
         "DeckhandServer",
         "DeckhandGRPC",

@@ -30,7 +30,7 @@ scripts/static-echo.sh "$dir/static.json"
 bash ../shared/peers/goplugin/run.sh "${peer[@]}" 2>/dev/null
 # The agent's command socket beside a bare unix-socket echo (the floor).
 if [ ${#quick[@]} -gt 0 ]; then
-  "$bin" bench commands --requests 2000 --seconds 1
+  .build/release/deckhand-bench commands --requests 2000 --seconds 1
 else
-  "$bin" bench commands
+  .build/release/deckhand-bench commands
 fi

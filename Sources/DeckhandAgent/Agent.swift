@@ -1,10 +1,10 @@
 internal import DeckhandCore
-internal import DeckhandPluginHost
+package import DeckhandPluginHost
 internal import DeckhandProtocol
-internal import DeckhandServer
+internal import DeckhandClient
 internal import Foundation
-public import Logging
-public import ServiceLifecycle
+package import Logging
+package import ServiceLifecycle
 internal import Synchronization
 
 /// `deckhand agent`: keeps the installed plugins running and serves the
@@ -18,11 +18,11 @@ internal import Synchronization
 /// let group = ServiceGroup(services: [agent], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
 /// try await group.run()
 /// ```
-public final class Agent: Service, Sendable {
+package final class Agent: Service, Sendable {
   /// What the agent was started with.
-  public let configuration: AgentConfiguration
+  package let configuration: AgentConfiguration
   /// The command socket's handlers; register more at any time.
-  public let registry = CommandRegistry()
+  package let registry = CommandRegistry()
   let store: AgentStore
   let manager: PluginManager
   /// Where plugins' state, logs and sockets go.
@@ -33,7 +33,7 @@ public final class Agent: Service, Sendable {
   private let controlPlane = Mutex<(task: Task<Void, Never>, reconciler: TaskReconciler?)?>(nil)
 
   /// Opens the agent's database. Plugins are brought back by ``run()``.
-  public init(configuration: AgentConfiguration, logger: Logger) throws {
+  package init(configuration: AgentConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
     store = try AgentStore(stateDirectory: configuration.stateDirectory)
@@ -52,7 +52,7 @@ public final class Agent: Service, Sendable {
   /// Brings back the installed plugins, serves the command socket, and on
   /// graceful shutdown closes the socket and detaches from (or stops) the
   /// plugins.
-  public func run() async throws {
+  package func run() async throws {
     let server = try await start()
     let count = await manager.all.count
     logger.info(
@@ -69,7 +69,7 @@ public final class Agent: Service, Sendable {
 
   /// Brings back the installed plugins and starts serving the command
   /// socket: the first half of ``run()``, for embedding.
-  public func start() async throws -> CommandSocketServer {
+  package func start() async throws -> CommandSocketServer {
     try await manager.restore()
     try registerBuiltinCommands()
     let server = try await CommandSocketServer.bind(
@@ -167,7 +167,7 @@ public final class Agent: Service, Sendable {
 
   /// Closes the command socket and detaches from (or stops) the plugins:
   /// the second half of ``run()``.
-  public func stop(_ server: CommandSocketServer) async {
+  package func stop(_ server: CommandSocketServer) async {
     if let session = controlPlane.withLock({ $0 }) {
       session.task.cancel()
       session.reconciler?.finish()

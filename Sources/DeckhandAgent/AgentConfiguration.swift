@@ -1,4 +1,4 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 internal import TOMLKit
 
@@ -22,41 +22,41 @@ internal import TOMLKit
 /// heartbeat_period = "5s"       # the server tells the agent; for tests
 /// job_slots = 1                 # jobs of the server's queue run at once
 /// ```
-public struct AgentConfiguration: Hashable, Sendable {
+package struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
-  public var stateDirectory: String
+  package var stateDirectory: String
   /// Plugin sockets.
-  public var runtimeDirectory: String
+  package var runtimeDirectory: String
   /// The command socket.
-  public var socketPath: String
+  package var socketPath: String
   /// This node's name (the host name by default).
-  public var nodeName: String
+  package var nodeName: String
   /// This node's labels.
-  public var labels: [String: String] = [:]
+  package var labels: [String: String] = [:]
   /// The command socket's file mode.
-  public var socketMode: UInt32 = 0o660
+  package var socketMode: UInt32 = 0o660
   /// The command socket's group, if not the agent's own.
-  public var socketGroup: String?
+  package var socketGroup: String?
   /// How long a client has to send its request.
-  public var commandTimeout: Duration = .seconds(10)
+  package var commandTimeout: Duration = .seconds(10)
   /// Stop plugins when the agent exits, instead of leaving them running
   /// for the next agent to re-attach.
-  public var stopPluginsOnExit = false
-  /// A folder of trusted public keys (`*.pub`): signed plugins must verify
+  package var stopPluginsOnExit = false
+  /// A folder of trusted package keys (`*.pub`): signed plugins must verify
   /// with one of them.
-  public var trustedKeysDirectory: String?
+  package var trustedKeysDirectory: String?
   /// Refuse unsigned plugins.
-  public var requireSigned = false
+  package var requireSigned = false
   /// The control plane's address (`HOST:PORT`); nil: the agent runs alone.
-  public var server: String?
+  package var server: String?
   /// A worker join token, needed on the first start with ``server``.
-  public var joinToken: String?
+  package var joinToken: String?
   /// How many jobs of the server's queue this agent runs at once (each
   /// on a runner stream of its own).
-  public var jobSlots = 1
+  package var jobSlots = 1
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
-  public static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
+  package static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
     let environment = environment ?? ProcessInfo.processInfo.environment
     let locations = AgentLocations.defaults(uid: getuid(), environment: environment)
     return AgentConfiguration(
@@ -64,7 +64,7 @@ public struct AgentConfiguration: Hashable, Sendable {
       socketPath: locations.commandSocket, nodeName: ProcessInfo.processInfo.hostName)
   }
 
-  public init(stateDirectory: String, runtimeDirectory: String, socketPath: String, nodeName: String) {
+  package init(stateDirectory: String, runtimeDirectory: String, socketPath: String, nodeName: String) {
     self.stateDirectory = stateDirectory
     self.runtimeDirectory = runtimeDirectory
     self.socketPath = socketPath
@@ -75,7 +75,7 @@ public struct AgentConfiguration: Hashable, Sendable {
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` naming the file and the key
   ///   that is unknown or has the wrong type.
-  public mutating func apply(tomlFile path: String) throws {
+  package mutating func apply(tomlFile path: String) throws {
     guard let data = FileManager.default.contents(atPath: path) else {
       throw DeckhandError(.configurationInvalid, "\(path): config file cannot be read")
     }
@@ -157,7 +157,7 @@ public struct AgentConfiguration: Hashable, Sendable {
   }
 
   /// The settings by name, for `agent.config.getoption`.
-  public var options: [String: JSONValue] {
+  package var options: [String: JSONValue] {
     [
       "state_dir": .string(stateDirectory),
       "runtime_dir": .string(runtimeDirectory),

@@ -1,5 +1,5 @@
 internal import DeckhandCore
-internal import DeckhandPluginHost
+package import DeckhandPluginHost
 internal import Foundation
 internal import GRDB
 
@@ -7,7 +7,7 @@ internal import GRDB
 /// `STATE/agent.sqlite`. Holds the installed plugins and the Host API's
 /// key-value data. Every write is a transaction: a record is either whole
 /// or absent after a crash.
-package final class AgentStore: Sendable {
+package final class AgentStore: PluginDataStore, Sendable {
   private let database: DatabasePool
   /// The database file.
   package let path: String

@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 #if canImport(Glibc)
@@ -11,7 +11,7 @@ internal import Foundation
 ///
 /// Blocking: call it from a thread of its own or a command-line tool, not
 /// from a task on the cooperative pool in a loop.
-public enum CommandClient {
+package enum CommandClient {
   /// Sends `request` and returns the raw response.
   ///
   /// - Parameters:
@@ -20,7 +20,7 @@ public enum CommandClient {
   ///   - timeout: For connecting, writing and the whole response.
   /// - Throws: ``DeckhandCore/DeckhandError`` (`callFailed`) naming the
   ///   socket when it cannot be reached or answers nothing.
-  public static func send(
+  package static func send(
     _ request: [UInt8], socket path: String, timeout: Duration = .seconds(60), halfClose: Bool = true
   ) throws -> [UInt8] {
     let fd = deckhand_unix_connect(path)
@@ -63,7 +63,7 @@ public enum CommandClient {
   }
 
   /// Sends a request object and decodes the response object.
-  public static func send(_ request: [String: JSONValue], socket path: String, timeout: Duration = .seconds(60))
+  package static func send(_ request: [String: JSONValue], socket path: String, timeout: Duration = .seconds(60))
     throws -> [String: JSONValue]
   {
     guard let bytes = JSONValue.object(request).serialized() else {

@@ -1,4 +1,5 @@
 internal import DeckhandCore
+package import DeckhandPluginHost
 internal import NIOCore
 
 /// One connection of the command socket: reads one JSON request (within

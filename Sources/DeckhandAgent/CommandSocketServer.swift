@@ -1,9 +1,10 @@
 internal import CDeckhandSystem
 internal import DeckhandCore
+package import DeckhandPluginHost
 internal import DeckhandGRPC
 internal import Foundation
-public import NIOCore
-public import NIOPosix
+package import NIOCore
+package import NIOPosix
 
 #if canImport(Glibc)
   internal import Glibc
@@ -14,10 +15,10 @@ public import NIOPosix
 ///
 /// Connections are served concurrently on NIO's event loops and handlers
 /// run as tasks, so a slow or silent client holds only its own connection.
-public final class CommandSocketServer: Sendable {
+package final class CommandSocketServer: Sendable {
   private let channel: any Channel
   /// The socket's path.
-  public let path: String
+  package let path: String
 
   private init(channel: any Channel, path: String) {
     self.channel = channel
@@ -32,7 +33,7 @@ public final class CommandSocketServer: Sendable {
   ///     after it).
   /// - Throws: ``DeckhandCore/DeckhandError`` if another process serves
   ///   the path, or the folder, mode or group cannot be set.
-  public static func bind(
+  package static func bind(
     path: String, mode: UInt32 = 0o660, group: String? = nil, registry: CommandRegistry,
     timeout: Duration = .seconds(10),
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -93,7 +94,7 @@ public final class CommandSocketServer: Sendable {
   }
 
   /// Stops accepting connections and removes the socket file.
-  public func close() async {
+  package func close() async {
     try? await channel.close().get()
     unlink(path)
   }

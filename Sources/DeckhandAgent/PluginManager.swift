@@ -29,7 +29,7 @@ package actor PluginManager {
   private let logger: Logger
   private let shutdownBehaviour: PluginSupervisor.ShutdownBehaviour
   private let trust: TrustPolicy?
-  private let registry: CommandRegistry
+  private let commands: PluginCommandRouter
   private var entries: [String: Entry] = [:] {
     didSet { installedCount.withLock { $0 = entries.count } }
   }
@@ -45,7 +45,7 @@ package actor PluginManager {
     registry: CommandRegistry = CommandRegistry(), logger: Logger
   ) {
     self.trust = trust
-    self.registry = registry
+    self.commands = PluginCommandRouter(registry: registry, store: store, logger: logger)
     self.store = store
     self.launcher = launcher
     self.transport = transport
@@ -96,7 +96,7 @@ package actor PluginManager {
       }
       entries[record.name] = await start(record, manifest, adopting: adopted)
     }
-    try restoreCommands()
+    try commands.restore(allowed: commandAllowed, forward: forwardCommand)
   }
 
   /// Installs the manifest at `path`, or upgrades the plugin of that name.
@@ -132,7 +132,7 @@ package actor PluginManager {
       if case .failure(let error) = await firstOutcome(entry) {
         await stop(entry, cleanup: false)
         entries[manifest.name] = nil
-        try dropCommands(of: manifest.name) { _ in true }
+        try commands.drop(of: manifest.name) { _ in true }
         try store.delete(manifest.name)
         throw DeckhandError(error.code, "plugin \(manifest.name) was not installed: \(error.message)")
       }
@@ -169,7 +169,7 @@ package actor PluginManager {
       )
     }
     // The new revision keeps only the commands its manifest allows.
-    try dropCommands(of: manifest.name) { !manifest.permissions.allowsCommand($0) }
+    try commands.drop(of: manifest.name) { !manifest.permissions.allowsCommand($0) }
     return entry
   }
 
@@ -179,7 +179,7 @@ package actor PluginManager {
     let entry = try entry(name)
     await stop(entry, cleanup: cleanup)
     entries[name] = nil
-    try dropCommands(of: name) { _ in true }
+    try commands.drop(of: name) { _ in true }
     try store.delete(name)
     if cleanup {
       try store.kvDeleteAll(name)
@@ -273,7 +273,7 @@ package actor PluginManager {
       let actions = HostAPIServer.Actions(
         callPlugin: { target, call in try await self.call(target, call) },
         registerCommand: { command in try await self.registerCommand(command, for: name) },
-        unregisterCommand: { command in try await self.unregisterCommand(command, for: name) })
+        unregisterCommand: { command in try await self.commands.unregister(command, for: name) })
       return try await HostAPIServer.start(
         path: "\(launcher.paths.runtimeDirectory)/\(name).host.sock", plugin: name,
         permissions: manifest.permissions, owner: owner, store: store, logger: logger, actions: actions)
@@ -307,80 +307,25 @@ package actor PluginManager {
 
   // MARK: Commands of plugins on the command socket
 
-  /// Name prefixes the agent keeps for its own commands.
-  static let reservedCommandPrefixes = ["agent.", "plugins."]
-
   /// RegisterCommand for `plugin` (its permission already checked).
   private func registerCommand(_ name: String, for plugin: String) throws {
-    guard !name.isEmpty, !name.contains(where: \.isWhitespace) else {
-      throw GRPCCallError(.invalidArgument, "command name \"\(name)\" must be non-empty and without spaces")
-    }
-    if let reserved = Self.reservedCommandPrefixes.first(where: name.hasPrefix) {
-      throw GRPCCallError(.permissionDenied, "command \(name): names starting with \"\(reserved)\" are the agent's")
-    }
-    let owner = try store.commands().first { $0.name == name }?.plugin
-    if owner == plugin, registry.handler(for: name) != nil { return }
-    if let owner, owner != plugin {
-      throw GRPCCallError(.alreadyExists, "command \(name) is registered by plugin \(owner)")
-    }
-    do {
-      try registry.register(name, commandHandler(name, plugin: plugin))
-    } catch {
-      throw GRPCCallError(.alreadyExists, "command \(name) is already registered by the agent")
-    }
-    try store.addCommand(name, plugin: plugin)
-    logger.info("command registered", metadata: ["plugin": "\(plugin)", "command": "\(name)"])
+    try commands.register(name, for: plugin, forward: forwardCommand)
   }
 
-  /// UnregisterCommand for `plugin`: only its own commands.
-  private func unregisterCommand(_ name: String, for plugin: String) throws {
-    guard try store.commands().contains(where: { $0 == (name, plugin) }) else {
-      throw GRPCCallError(.notFound, "plugin \(plugin) has no command \(name)")
-    }
-    try dropCommands(of: plugin) { $0 == name }
+  /// Whether a stored command may go back on the socket after a restart:
+  /// its plugin is installed and its manifest still allows it.
+  private func commandAllowed(_ name: String, _ plugin: String) -> Bool {
+    entries[plugin]?.manifest.permissions.allowsCommand(name) ?? false
   }
 
-  /// The handler that hands a request for `name` to `plugin`.
-  private func commandHandler(_ name: String, plugin: String) -> CommandRegistry.Handler {
-    { [weak self] request in
+  /// Hands a command's request to its plugin.
+  private var forwardCommand: PluginCommandRouter.Forward {
+    { [weak self] plugin, request in
       guard let self else { throw DeckhandError(.internalError, "the agent is shutting down") }
       let entry = try await self.entry(plugin)
-      var call = Deckhand_Host_V1_HandleCommandRequest()
-      call.name = name
-      guard let json = JSONValue.object(request).serialized() else {
-        throw DeckhandError(.configurationInvalid, "the request holds a number JSON cannot express")
+      return try await entry.supervisor.withConnection { connection in
+        try await connection.handleCommand(request, timeout: entry.manifest.timeouts.call)
       }
-      call.requestJson = Data(json)
-      let response = try await entry.supervisor.withConnection { connection in
-        try await connection.handleCommand(call, timeout: entry.manifest.timeouts.call)
-      }
-      guard case .object(let fields) = try? JSONValue.parse(Array(response.responseJson)) else {
-        throw DeckhandError(.callFailed, "plugin \(plugin) answered \(name) with something other than a JSON object")
-      }
-      return fields
-    }
-  }
-
-  /// Puts the stored commands back on the command socket after an agent
-  /// restart, dropping those the plugin's manifest no longer allows.
-  private func restoreCommands() throws {
-    for (name, plugin) in try store.commands() {
-      guard let entry = entries[plugin], entry.manifest.permissions.allowsCommand(name),
-        registry.handler(for: name) == nil
-      else {
-        try store.removeCommand(name)
-        continue
-      }
-      try registry.register(name, commandHandler(name, plugin: plugin))
-    }
-  }
-
-  /// Takes `plugin`'s commands that match `which` off the socket and out of
-  /// the database.
-  private func dropCommands(of plugin: String, where which: (String) -> Bool) throws {
-    for (name, owner) in try store.commands() where owner == plugin && which(name) {
-      try? registry.unregister(name)
-      try store.removeCommand(name)
     }
   }
 

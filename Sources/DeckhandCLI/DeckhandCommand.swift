@@ -12,7 +12,6 @@ public struct DeckhandCommand: AsyncParsableCommand {
       PluginCommand.self, KeysCommand.self, TokensCommand.self, NodesCommand.self, TasksCommand.self,
       DeployCommand.self, DeploymentsCommand.self, ArtifactsCommand.self, JobsCommand.self, ConfigCommand.self,
       ExecCommand.self,
-      BenchCommand.self,
     ]
   )
 

@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandCore
+internal import DeckhandClient
 internal import DeckhandServer
 internal import Foundation
 internal import Logging

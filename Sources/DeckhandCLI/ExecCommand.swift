@@ -2,7 +2,7 @@ internal import ArgumentParser
 internal import CDeckhandSystem
 internal import DeckhandCore
 internal import DeckhandProtocol
-internal import DeckhandServer
+internal import DeckhandClient
 internal import Dispatch
 internal import Foundation
 internal import GRPCCore

@@ -1,4 +1,5 @@
 internal import Crypto
+internal import DeckhandClient
 internal import DeckhandCore
 internal import Foundation
 internal import SwiftASN1
@@ -98,7 +99,7 @@ package struct CertificateAuthority: Sendable {
       }
       let caText = try ca.serializeAsPEM().pemString
       return CertificateAuthority(
-        caPEM: caText, digest: try Self.digest(ofPEM: caText), serverCertificatePEM: serverPEM!,
+        caPEM: caText, digest: try CertificateDigest.of(pem: caText), serverCertificatePEM: serverPEM!,
         serverKeyPEM: serverKeyPEM!)
     } catch let error as DeckhandError {
       throw error
@@ -106,12 +107,6 @@ package struct CertificateAuthority: Sendable {
       throw DeckhandError(
         .configurationInvalid, "cannot load or make the server's certificates in \(directory): \(error)", cause: error)
     }
-  }
-
-  /// SHA-256 of a PEM certificate's DER, lower-case hex: what tokens carry.
-  package static func digest(ofPEM pem: String) throws -> String {
-    let document = try PEMDocument(pemString: pem)
-    return HexText.encode(SHA256.hash(data: document.derBytes))
   }
 
   private static func hosts(of certificate: Certificate) -> Set<String> {

@@ -1,4 +1,5 @@
 internal import Crypto
+internal import DeckhandClient
 package import DeckhandCore
 package import DeckhandProtocol
 package import Foundation

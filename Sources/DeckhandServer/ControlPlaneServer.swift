@@ -1,3 +1,4 @@
+package import DeckhandClient
 package import DeckhandCore
 internal import DeckhandProtocol
 package import Foundation

@@ -1,64 +1,9 @@
 import DeckhandAgent
 import DeckhandCore
 import DeckhandPluginHost
+import DeckhandTestSupport
 import Foundation
 import Testing
-
-/// A `deckhand agent` process on a workspace's folders.
-final class AgentProcess: Sendable {
-  let socket: String
-  let process: Process
-  let log: String
-
-  init(_ workspace: borrowing TestWorkspace, extra: [String] = []) throws {
-    socket = "\(workspace.root)/commands.sock"
-    log = "\(workspace.root)/agent-\(UUID().uuidString.prefix(4)).log"
-    _ = FileManager.default.createFile(atPath: log, contents: nil)
-    process = Process()
-    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
-    process.arguments =
-      [
-        "agent", "--state-dir", workspace.paths.stateDirectory, "--runtime-dir", workspace.paths.runtimeDirectory,
-        "--socket", socket,
-      ] + extra
-    process.standardInput = FileHandle.nullDevice
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-  }
-
-  /// Waits until the agent answers agent.status.
-  func waitUntilServing() async throws {
-    let socket = self.socket
-    let up = await eventually(timeout: .seconds(20)) {
-      (try? CommandClient.send(["Command": "agent.status"], socket: socket, timeout: .seconds(2))) != nil
-    }
-    if !up {
-      Issue.record("agent did not serve: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-      throw DeckhandError(.startTimeout, "agent did not start")
-    }
-  }
-
-  /// Sends a request on a thread of its own.
-  func call(_ request: [String: JSONValue]) async throws -> [String: JSONValue] {
-    let socket = self.socket
-    return try await onThread { try CommandClient.send(request, socket: socket, timeout: .seconds(60)) }
-  }
-
-  /// The plugins.list entry of `name`.
-  func plugin(_ name: String) async throws -> [String: JSONValue]? {
-    guard case .array(let plugins) = try await call(["Command": "plugins.list"])["Plugins"] else { return nil }
-    for case .object(let plugin) in plugins where plugin["Name"] == .string(name) { return plugin }
-    return nil
-  }
-
-  func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
-
-  func waitForExit() async -> Bool {
-    await eventually(timeout: .seconds(20)) { !self.process.isRunning }
-  }
-}
 
 func pid(_ plugin: [String: JSONValue]?) -> Int32? {
   if case .number(let pid) = plugin?["Pid"] { return Int32(pid) }

@@ -1,5 +1,7 @@
 import CDeckhandSystem
 import DeckhandCore
+import DeckhandPluginHost
+import DeckhandTestSupport
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -7,13 +9,6 @@ import Synchronization
 import Testing
 
 @testable import DeckhandAgent
-
-/// Runs blocking work on a thread of its own, never on the cooperative pool.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-  try await withCheckedThrowingContinuation { continuation in
-    Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-  }
-}
 
 /// A command socket on a throw-away path with a registry of test commands.
 final class TestCommandSocket: Sendable {

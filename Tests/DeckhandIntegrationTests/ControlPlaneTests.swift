@@ -1,77 +1,16 @@
 import DeckhandAgent
+import DeckhandClient
 import DeckhandCore
 import DeckhandPluginHost
 import DeckhandProtocol
 import DeckhandServer
+import DeckhandTestSupport
 import Foundation
 import GRPCCore
 import Testing
 
-/// A `deckhand server` process on a port of its own, with a short
-/// heartbeat period.
-final class ServerProcess: Sendable {
-  let process: Process
-  let log: String
-  let endpoint: String
-  let stateDirectory: String
-
-  init(root: String, port: Int, heartbeat: String = "400ms", extra: [String] = []) throws {
-    stateDirectory = "\(root)/server"
-    endpoint = "127.0.0.1:\(port)"
-    log = "\(root)/server-\(UUID().uuidString.prefix(4)).log"
-    _ = FileManager.default.createFile(atPath: log, contents: nil)
-    process = Process()
-    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
-    process.arguments =
-      [
-        "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
-      ] + extra
-    process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
-    process.standardInput = FileHandle.nullDevice
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-  }
-
-  var operatorToken: String { (try? String(contentsOfFile: "\(stateDirectory)/operator-token", encoding: .utf8)) ?? "" }
-  var workerToken: String { (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? "" }
-  var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
-
-  func waitUntilServing() async throws {
-    let up = await eventually(timeout: .seconds(20)) { self.logText.contains("server serving") }
-    if !up {
-      Issue.record("server did not serve: \(logText)")
-      throw DeckhandError(.startTimeout, "server did not start")
-    }
-  }
-
-  /// `deckhand ARGS --server … --token …` (operator token unless given).
-  func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
-  {
-    // Before a "--": what follows it is the job's command.
-    var arguments = arguments
-    let split = arguments.firstIndex(of: "--") ?? arguments.endIndex
-    arguments.insert(contentsOf: ["--server", endpoint, "--token", token ?? operatorToken], at: split)
-    return try await runCommand(Fixtures.deckhand, arguments)
-  }
-
-  /// `--json` output of an operator command, parsed.
-  func json(_ arguments: [String]) async throws -> JSONValue {
-    let result = try await cli(arguments + ["--json"])
-    guard result.status == 0 else {
-      throw DeckhandError(.callFailed, "deckhand \(arguments) failed: \(result.stderr)")
-    }
-    return try JSONValue.parse(Array(result.stdout.utf8))
-  }
-
-  func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
-}
-
 @Suite("Control plane: server, agents, deployments, tokens", .serialized)
 struct ControlPlaneTests {
-  static func freePort() throws -> Int { try KubernetesModeTests.freePort() }
-
   /// A plugin package of the echo example (plugin.json + binary).
   static func echoPackage(in root: String, version: String = "1.0.0") throws -> String {
     let folder = "\(root)/pkg-\(version)"
@@ -131,7 +70,7 @@ struct ControlPlaneTests {
     "a deployment lands on exactly the matching nodes; a SIGKILLed agent goes DOWN; a SIGKILLed server loses nothing")
   func fleet() async throws {
     let root = try TestWorkspace()
-    let port = try Self.freePort()
+    let port = try FreePort.next()
     var server = try ServerProcess(root: root.root, port: port)
     try await server.waitUntilServing()
 
@@ -204,7 +143,7 @@ struct ControlPlaneTests {
   @Test("a new version replaces the old one node by node; a label change moves a plugin off a node")
   func rollingUpdate() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let one = try TestWorkspace()
     let two = try TestWorkspace()
@@ -256,7 +195,7 @@ struct ControlPlaneTests {
   @Test("a version that fails to start stops the rollout (--max-failures); the failed node keeps the old version")
   func rolloutPausesOnFailures() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let one = try TestWorkspace()
     let two = try TestWorkspace()
@@ -313,7 +252,7 @@ struct ControlPlaneTests {
   @Test("a wrong, revoked or expired token, and a worker calling an operator's RPC, are refused with clear errors")
   func tokens() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try Self.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
 
     // A wrong join token: the agent does not start, and says why.
@@ -389,7 +328,7 @@ struct ControlPlaneTests {
   @Test("deckhand dev: server, agent and the example plugin in one process; the local CLI finds it")
   func dev() async throws {
     let root = try TestWorkspace()
-    let port = try Self.freePort()
+    let port = try FreePort.next()
     let log = "\(root.root)/dev.log"
     _ = FileManager.default.createFile(atPath: log, contents: nil)
     let process = Process()

@@ -3,6 +3,7 @@ import DeckhandCore
 import DeckhandGRPC
 import DeckhandPluginHost
 import DeckhandProtocol
+import DeckhandTestSupport
 import Foundation
 import NIOCore
 import SwiftProtobuf

@@ -1,6 +1,8 @@
+import DeckhandClient
 import DeckhandCore
 import DeckhandProtocol
 import DeckhandServer
+import DeckhandTestSupport
 import Foundation
 import Synchronization
 import Testing

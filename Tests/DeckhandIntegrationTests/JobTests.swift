@@ -1,8 +1,10 @@
 import DeckhandAgent
+import DeckhandClient
 import DeckhandCore
 import DeckhandPluginHost
 import DeckhandProtocol
 import DeckhandServer
+import DeckhandTestSupport
 import Foundation
 import GRPCCore
 import Testing
@@ -49,7 +51,7 @@ struct JobTests {
   @Test("a job runs; its output is read back complete after it ended; exit codes and errors come back")
   func runAndReadBack() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try agent(node, server, name: "r1")
@@ -85,7 +87,7 @@ struct JobTests {
   @Test("output larger than 10 MiB is read back complete and in order")
   func largeOutput() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try agent(node, server, name: "r1")
@@ -104,7 +106,7 @@ struct JobTests {
   @Test("cancel stops a running job through its runner; force ends it at once; a queued one ends at once")
   func cancel() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try agent(node, server, name: "r1")
@@ -138,7 +140,7 @@ struct JobTests {
   @Test("an agent with --job-slots 2 runs two jobs at once, and a third when one ends; one slot runs one")
   func slots() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try agent(node, server, name: "r2", extra: ["--job-slots", "2"])
@@ -167,7 +169,7 @@ struct JobTests {
   @Test("labels and runner ids pick the runner")
   func targeting() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let a = try TestWorkspace()
     let b = try TestWorkspace()
@@ -192,7 +194,7 @@ struct JobTests {
   @Test("a runner killed mid-job: the job ends in ERROR by the heartbeat rule")
   func runnerKilled() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort(), extra: Self.fastTimeouts)
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: Self.fastTimeouts)
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try agent(node, server, name: "r1")
@@ -210,7 +212,7 @@ struct JobTests {
   @Test("a job its runner never acknowledges goes back to the queue, and another runner runs it")
   func unacknowledged() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort(), extra: Self.fastTimeouts)
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: Self.fastTimeouts)
     try await server.waitUntilServing()
     let endpoint = try ServerEndpoint(parsing: server.endpoint)
     let token = server.workerToken
@@ -251,7 +253,7 @@ struct JobTests {
   @Test("a server restart keeps queued jobs queued and resumes a running one whose runner comes back")
   func serverRestart() async throws {
     let root = try TestWorkspace()
-    let port = try ControlPlaneTests.freePort()
+    let port = try FreePort.next()
     var server = try ServerProcess(root: root.root, port: port)
     try await server.waitUntilServing()
     let node = try TestWorkspace()
@@ -280,7 +282,7 @@ struct ExecTests {
   @Test("deckhand exec: stdin in, stdout and stderr out, the exit code back; -t gives a terminal")
   func interactive() async throws {
     let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try ControlPlaneTests.freePort())
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let agent = try AgentProcess(

@@ -1,16 +1,15 @@
+import DeckhandClient
 import DeckhandCore
 import DeckhandGRPC
 import DeckhandPluginHost
 import DeckhandProtocol
 import DeckhandServer
+import DeckhandTestSupport
 import Foundation
 import Testing
 
 @Suite("Kubernetes isolation mode (processes)", .serialized)
 struct KubernetesModeTests {
-  /// A TCP port nothing listens on now.
-  static func freePort() throws -> Int { try DispatcherBenchmark.freePort() }
-
   func readiness(port: Int) async throws -> Grpc_Health_V1_HealthCheckResponse.ServingStatus {
     let deadline = ContinuousClock.now + .seconds(10)
     while true {
@@ -34,7 +33,7 @@ struct KubernetesModeTests {
       ([String](), Grpc_Health_V1_HealthCheckResponse.ServingStatus.serving),
       (["--unhealthy-after", "0"], .notServing),
     ] {
-      let port = try Self.freePort()
+      let port = try FreePort.next()
       let process = Process()
       process.executableURL = URL(fileURLWithPath: Fixtures.testPlugin)
       process.arguments = arguments + ["--protocol=tcp", "--address=127.0.0.1:\(port)", "--errorlogfile=/dev/null"]

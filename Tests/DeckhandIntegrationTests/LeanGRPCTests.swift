@@ -2,6 +2,7 @@ import DeckhandCore
 import DeckhandGRPC
 import DeckhandPluginHost
 import DeckhandProtocol
+import DeckhandTestSupport
 import Foundation
 import NIOCore
 import SwiftProtobuf

@@ -1,5 +1,6 @@
 import DeckhandCore
 import DeckhandPluginHost
+import DeckhandTestSupport
 import Foundation
 import Testing
 

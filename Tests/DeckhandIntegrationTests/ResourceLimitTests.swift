@@ -1,6 +1,7 @@
 import DeckhandCore
 import DeckhandPluginHost
 import DeckhandProtocol
+import DeckhandTestSupport
 import Foundation
 import Testing
 

@@ -1,6 +1,7 @@
 import DeckhandAgent
 import DeckhandCore
 import DeckhandPluginHost
+import DeckhandTestSupport
 import Foundation
 import Testing
 

@@ -1,6 +1,7 @@
+internal import DeckhandAgent
 internal import DeckhandCore
 internal import DeckhandGRPC
-public import DeckhandPluginHost
+package import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import Foundation
 internal import Logging
@@ -15,31 +16,31 @@ internal import SwiftProtobuf
 /// same SQLite store, Host API servers and plugin processes as the agent),
 /// with two copies of the echo example: `caller` (allowed to call
 /// `target`) and `target`.
-public struct HostAPIBenchmark: Sendable {
+package struct HostAPIBenchmark: Sendable {
   /// What to run.
-  public struct Options: Sendable {
+  package struct Options: Sendable {
     /// The plugin binary (the echo example).
-    public var plugin: String
+    package var plugin: String
     /// Sequential calls for each 1-caller figure.
-    public var calls = 3000
+    package var calls = 3000
     /// Concurrent callers.
-    public var callers = 16
+    package var callers = 16
     /// Length of each concurrent phase.
-    public var duration: Duration = .seconds(2)
+    package var duration: Duration = .seconds(2)
     /// Launches measured for each of plain and contained.
-    public var launches = 15
-    public init(plugin: String) {
+    package var launches = 15
+    package init(plugin: String) {
       self.plugin = plugin
     }
   }
 
   let options: Options
 
-  public init(options: Options) {
+  package init(options: Options) {
     self.options = options
   }
 
-  public func run(report: @escaping @Sendable (PluginBenchmark.Figure) -> Void) async throws {
+  package func run(report: @escaping @Sendable (PluginBenchmark.Figure) -> Void) async throws {
     let folder = FileManager.default.temporaryDirectory.path + "/deckhand-bench-hostapi-\(getpid())"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -1,19 +1,18 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import DeckhandGRPC
-internal import DeckhandPluginHost
-internal import DeckhandProtocol
-internal import Foundation
-internal import Logging
+package import DeckhandProtocol
+package import Foundation
+package import Logging
 
 /// The Host API (`deckhand.host.v1.Host`) for one plugin, on a unix socket
 /// of its own (`RUNTIME/NAME.host.sock`, given to the plugin as
 /// `DECKHAND_HOST_SOCKET`). The caller is the plugin the socket belongs to:
 /// no request field names it, so one plugin cannot act as another.
-final class HostAPIServer: Sendable {
+package final class HostAPIServer: Sendable {
   /// The environment variable that names the socket to the plugin.
-  static let environmentKey = "DECKHAND_HOST_SOCKET"
+  package static let environmentKey = "DECKHAND_HOST_SOCKET"
 
-  let path: String
+  package let path: String
   private let server: LeanGRPCServer
 
   private init(path: String, server: LeanGRPCServer) {
@@ -23,7 +22,7 @@ final class HostAPIServer: Sendable {
 
   /// What the Host API asks of the agent, once a call's permission is
   /// checked. Each runs for the plugin the socket belongs to.
-  struct Actions: Sendable {
+  package struct Actions: Sendable {
     /// Runs another plugin's Apply (Any) or GetStatus (data).
     var callPlugin:
       @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
@@ -32,13 +31,25 @@ final class HostAPIServer: Sendable {
     var registerCommand: @Sendable (_ name: String) async throws -> Void
     /// Takes a command of the plugin off the command socket.
     var unregisterCommand: @Sendable (_ name: String) async throws -> Void
+
+    package init(
+      callPlugin:
+        @escaping @Sendable (_ target: String, _ call: Deckhand_Host_V1_CallPluginRequest.OneOf_Call?) async throws ->
+        Deckhand_Host_V1_CallPluginResponse,
+      registerCommand: @escaping @Sendable (_ name: String) async throws -> Void,
+      unregisterCommand: @escaping @Sendable (_ name: String) async throws -> Void
+    ) {
+      self.callPlugin = callPlugin
+      self.registerCommand = registerCommand
+      self.unregisterCommand = unregisterCommand
+    }
   }
 
   /// Serves `plugin`'s Host API at `path`, owned by `owner` (uid, gid) when
   /// the plugin runs as another user.
-  static func start(
+  package static func start(
     path: String, plugin: String, permissions: PluginManifest.Permissions, owner: (uid_t, gid_t)?,
-    store: AgentStore, logger: Logger, actions: Actions
+    store: any PluginDataStore, logger: Logger, actions: Actions
   ) async throws -> HostAPIServer {
     var router = LeanGRPCRouter()
     let service = "/deckhand.host.v1.Host/"
@@ -153,7 +164,7 @@ final class HostAPIServer: Sendable {
 
   /// Stops serving and removes the socket, once the listener is closed:
   /// a replacement may bind the same path right after.
-  func close() async {
+  package func close() async {
     server.close()
     await server.waitUntilClosed()
     unlink(path)

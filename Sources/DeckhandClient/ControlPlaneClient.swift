@@ -36,7 +36,7 @@ package enum ControlPlaneClient {
     } catch let error as RPCError {
       throw DeckhandError(.serverUnavailable, "cannot reach the server at \(endpoint): \(error.message)", cause: error)
     }
-    guard try CertificateAuthority.digest(ofPEM: pem) == digest else {
+    guard try CertificateDigest.of(pem: pem) == digest else {
       throw DeckhandError(
         .serverUnavailable,
         "the server at \(endpoint) is not the one the token was made for (its CA digest differs); refusing to trust it")

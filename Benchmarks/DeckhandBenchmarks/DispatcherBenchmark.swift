@@ -1,5 +1,7 @@
+internal import DeckhandClient
 package import DeckhandCore
 internal import DeckhandProtocol
+internal import DeckhandTestSupport
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -95,7 +97,7 @@ package struct DispatcherBenchmark: Sendable {
     let root = FileManager.default.temporaryDirectory.path + "/deckhand-bench-dispatcher-\(getpid())"
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let port = try Self.freePort()
+    let port = try FreePort.next()
     let server = Process()
     server.executableURL = URL(fileURLWithPath: options.executable)
     server.arguments = [
@@ -336,22 +338,6 @@ package struct DispatcherBenchmark: Sendable {
       }
     }
     return nodes
-  }
-
-  package static func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-        bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-      }
-    }
-    guard bound else { throw DeckhandError(.configurationInvalid, "no free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
   }
 
   /// utime + stime of `pid`, in seconds.

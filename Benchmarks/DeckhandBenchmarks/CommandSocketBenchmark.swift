@@ -1,6 +1,7 @@
 internal import CDeckhandSystem
+internal import DeckhandAgent
 internal import DeckhandCore
-public import DeckhandPluginHost
+package import DeckhandPluginHost
 internal import Foundation
 internal import Logging
 internal import Synchronization
@@ -14,28 +15,28 @@ internal import Synchronization
 /// with many clients; beside them, the same requests to a bare unix-socket
 /// echo server (one thread: accept, read the request, write it back,
 /// close), the floor that any command socket pays in system calls.
-public struct CommandSocketBenchmark: Sendable {
+package struct CommandSocketBenchmark: Sendable {
   /// What to run.
-  public struct Options: Sendable {
+  package struct Options: Sendable {
     /// Sequential requests for the 1-client figures.
-    public var requests = 5000
+    package var requests = 5000
     /// Concurrent clients.
-    public var clients = 16
+    package var clients = 16
     /// Length of the concurrent phase.
-    public var duration: Duration = .seconds(3)
-    public init() {}
+    package var duration: Duration = .seconds(3)
+    package init() {}
   }
 
   let options: Options
 
-  public init(options: Options) {
+  package init(options: Options) {
     self.options = options
   }
 
   static let request = Array(#"{"Command":"agent.status"}"#.utf8)
 
   /// Runs both targets; `socket` is a running agent's, or nil to start one.
-  public func run(socket: String?, report: @Sendable (PluginBenchmark.Figure) -> Void) async throws {
+  package func run(socket: String?, report: @Sendable (PluginBenchmark.Figure) -> Void) async throws {
     let folder = FileManager.default.temporaryDirectory.path + "/deckhand-bench-\(getpid())"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -1,5 +1,7 @@
+internal import DeckhandClient
 package import DeckhandCore
 internal import DeckhandProtocol
+internal import DeckhandTestSupport
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -28,7 +30,7 @@ package struct JobsBenchmark: Sendable {
     let root = FileManager.default.temporaryDirectory.path + "/deckhand-bench-jobs-\(getpid())"
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let port = try DispatcherBenchmark.freePort()
+    let port = try FreePort.next()
     var children: [Process] = []
     defer {
       for child in children { child.terminate() }

@@ -1,4 +1,4 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import Synchronization
 
 /// The command socket's handlers, registered and unregistered by name at
@@ -8,33 +8,33 @@ internal import Synchronization
 /// returns the fields to add to the response; `Status` 0 and an empty
 /// `StatusMessage` are added for it. A handler that throws gives Status 105
 /// with the error's text.
-public final class CommandRegistry: Sendable {
+package final class CommandRegistry: Sendable {
   /// A command handler.
-  public typealias Handler = @Sendable (_ request: [String: JSONValue]) async throws -> [String: JSONValue]
+  package typealias Handler = @Sendable (_ request: [String: JSONValue]) async throws -> [String: JSONValue]
   /// A handler that answers at once, without waiting on anything: it runs
   /// on the connection's event loop, with no hop to another thread.
-  public typealias ImmediateHandler = @Sendable (_ request: [String: JSONValue]) throws -> [String: JSONValue]
+  package typealias ImmediateHandler = @Sendable (_ request: [String: JSONValue]) throws -> [String: JSONValue]
 
   /// A registered handler.
-  public enum Entry: Sendable {
+  package enum Entry: Sendable {
     case waiting(Handler)
     case immediate(ImmediateHandler)
   }
 
   private let handlers = Mutex<[String: Entry]>([:])
 
-  public init() {}
+  package init() {}
 
   /// Registers `handler` under `name`.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` if the name is taken.
-  public func register(_ name: String, _ handler: @escaping Handler) throws {
+  package func register(_ name: String, _ handler: @escaping Handler) throws {
     try add(name, .waiting(handler))
   }
 
   /// Registers a handler that answers at once (no I/O, no waiting): it
   /// runs on the event loop that read the request.
-  public func register(_ name: String, immediate handler: @escaping ImmediateHandler) throws {
+  package func register(_ name: String, immediate handler: @escaping ImmediateHandler) throws {
     try add(name, .immediate(handler))
   }
 
@@ -52,7 +52,7 @@ public final class CommandRegistry: Sendable {
   /// Removes the handler of `name`.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` if none is registered.
-  public func unregister(_ name: String) throws {
+  package func unregister(_ name: String) throws {
     let removed = handlers.withLock { $0.removeValue(forKey: name) != nil }
     guard removed else {
       throw DeckhandError(.configurationInvalid, "command \(name) is not registered")
@@ -60,12 +60,12 @@ public final class CommandRegistry: Sendable {
   }
 
   /// The handler of `name`, if any.
-  public func handler(for name: String) -> Entry? {
+  package func handler(for name: String) -> Entry? {
     handlers.withLock { $0[name] }
   }
 
   /// The registered names, sorted.
-  public var names: [String] {
+  package var names: [String] {
     handlers.withLock { $0.keys.sorted() }
   }
 }

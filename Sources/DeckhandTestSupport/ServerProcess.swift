@@ -1,0 +1,62 @@
+package import DeckhandCore
+package import Foundation
+
+/// A `deckhand server` process on a port of its own, with a short
+/// heartbeat period.
+package final class ServerProcess: Sendable {
+  package let process: Process
+  package let log: String
+  package let endpoint: String
+  package let stateDirectory: String
+
+  package init(root: String, port: Int, heartbeat: String = "400ms", extra: [String] = []) throws {
+    stateDirectory = "\(root)/server"
+    endpoint = "127.0.0.1:\(port)"
+    log = "\(root)/server-\(UUID().uuidString.prefix(4)).log"
+    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    process = Process()
+    process.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
+    process.arguments =
+      [
+        "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
+      ] + extra
+    process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
+    process.standardInput = FileHandle.nullDevice
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+  }
+
+  package var operatorToken: String { (try? String(contentsOfFile: "\(stateDirectory)/operator-token", encoding: .utf8)) ?? "" }
+  package var workerToken: String { (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? "" }
+  package var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+  package func waitUntilServing() async throws {
+    let up = await eventually(timeout: .seconds(20)) { self.logText.contains("server serving") }
+    if !up {
+      throw DeckhandError(.startTimeout, "the server did not start serving within 20 s; its log:\n\(logText)")
+    }
+  }
+
+  /// `deckhand ARGS --server … --token …` (operator token unless given).
+  package func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
+  {
+    // Before a "--": what follows it is the job's command.
+    var arguments = arguments
+    let split = arguments.firstIndex(of: "--") ?? arguments.endIndex
+    arguments.insert(contentsOf: ["--server", endpoint, "--token", token ?? operatorToken], at: split)
+    return try await runCommand(Fixtures.deckhand, arguments)
+  }
+
+  /// `--json` output of an operator command, parsed.
+  package func json(_ arguments: [String]) async throws -> JSONValue {
+    let result = try await cli(arguments + ["--json"])
+    guard result.status == 0 else {
+      throw DeckhandError(.callFailed, "deckhand \(arguments) failed: \(result.stderr)")
+    }
+    return try JSONValue.parse(Array(result.stdout.utf8))
+  }
+
+  package func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+}
