@@ -90,11 +90,11 @@ struct DevService: Service {
         for _ in 0..<300 {
           try? await Task.sleep(for: .milliseconds(100))
           let tasks = (try? running.plane.store.tasks(node: nil, deployment: deployment.id, activeOnly: true)) ?? []
-          if let task = tasks.first, task.state == 5 {
+          if let task = tasks.first, task.state == .running {
             say("  \(artifact.name) is RUNNING on node dev")
             return
           }
-          if let task = tasks.first, task.state == 6 {
+          if let task = tasks.first, task.state == .failed {
             say("  \(artifact.name) FAILED on node dev: \(task.message)")
             return
           }

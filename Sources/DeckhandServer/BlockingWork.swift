@@ -1,3 +1,4 @@
+package import DeckhandCore
 internal import Dispatch
 
 /// Runs blocking work (SQLite reads and writes) on threads of its own.

@@ -1,6 +1,6 @@
 internal import Crypto
 internal import DeckhandClient
-internal import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 internal import SwiftASN1
 internal import X509

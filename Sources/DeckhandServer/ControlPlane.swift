@@ -24,16 +24,8 @@ package final class ControlPlane: Sendable {
   /// Wakes a node's assignment streams when its tasks may have changed.
   package let assignmentChanges = SignalHub<String>()
 
-  struct Liveness {
-    var sessionId: String
-    var deadline: ContinuousClock.Instant
-    var lastHeartbeatMs: Int64
-    var persistedHeartbeatMs: Int64
-    var status: String
-  }
-
   struct State {
-    var liveness: [String: Liveness] = [:]
+    var liveness: NodeLiveness
     /// Per node: the open Session stream, ended when a new one replaces it.
     var sessions: [String: (id: String, end: AsyncStream<Void>.Continuation)] = [:]
     var limiter: SessionRateLimiter
@@ -62,7 +54,7 @@ package final class ControlPlane: Sendable {
     self.artifactsDirectory = artifactsDirectory
     self.advertisedAddresses = advertisedAddresses
     self.logger = logger
-    var initial = State(limiter: SessionRateLimiter(timing: timing))
+    var initial = State(liveness: NodeLiveness(timing: timing), limiter: SessionRateLimiter(timing: timing))
     for node in try store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
     state = Mutex(initial)
     (reconcileRequests, reconcileSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -83,9 +75,9 @@ package final class ControlPlane: Sendable {
     return String((0..<bytes).map { _ in alphabet[Int(generator.next(upperBound: UInt32(alphabet.count)))] })
   }
 
-  /// Creates a token of `role` ("worker" or "operator"); returns its
-  /// record and its text (shown once).
-  package func createToken(role: String, ttl: Duration?, description: String) throws -> (TokenRecord, String) {
+  /// Creates a token of `role`; returns its record and its text (shown
+  /// once).
+  package func createToken(role: TokenRole, ttl: Duration?, description: String) throws -> (TokenRecord, String) {
     let id = Self.randomText(bytes: 10)
     let secret = Self.randomText(bytes: 32)
     let now = nowMs()
@@ -150,7 +142,10 @@ package final class ControlPlane: Sendable {
       if token.expiresMs > 0 && token.expiresMs < nowMs() {
         throw DeckhandError(.tokenInvalid, "token \(id) expired")
       }
-      return token.role == "operator" ? .operatorToken(id: id) : .joinToken(id: id)
+      switch token.role {
+      case .operator: return .operatorToken(id: id)
+      case .worker: return .joinToken(id: id)
+      }
     }
   }
 
@@ -182,7 +177,7 @@ package final class ControlPlane: Sendable {
     let now = nowMs()
     var record = NodeRecord(
       id: id, name: name, hostname: "", labels: [:], platform: "", agentVersion: "", address: "", plugins: [:],
-      status: "UNKNOWN", lastHeartbeatMs: 0, createdMs: now, credentialHash: Self.hash(secret))
+      status: .unknown, lastHeartbeatMs: 0, createdMs: now, credentialHash: Self.hash(secret))
     record.describe(description)
     try store.save(record)
     state.withLock { $0.nodeCredentials[id] = record.credentialHash }
@@ -215,19 +210,16 @@ package final class ControlPlane: Sendable {
     // tasks are in the store and the assignments stream sends them.
     let needsReconcile = node.labels != description.labels || node.lastHeartbeatMs == 0
     node.describe(description)
-    node.status = "READY"
+    node.status = .ready
     node.lastHeartbeatMs = nowMs()
     try store.save(node)
     let (ended, end) = AsyncStream.makeStream(of: Void.self)
-    let deadline = ContinuousClock.now + timing.downAfter
+    let newID = Self.randomText(bytes: 12)
     let sessionId = state.withLock { state -> String in
-      let current = state.sessions[nodeId]
-      let id = (current?.id == resume && !resume.isEmpty) ? resume : Self.randomText(bytes: 12)
-      current?.end.finish()
+      let id = state.liveness.sessionOpened(
+        nodeId, resume: resume, newID: newID, now: .now, nowMs: node.lastHeartbeatMs)
+      state.sessions[nodeId]?.end.finish()
       state.sessions[nodeId] = (id, end)
-      state.liveness[nodeId] = Liveness(
-        sessionId: id, deadline: deadline, lastHeartbeatMs: node.lastHeartbeatMs,
-        persistedHeartbeatMs: node.lastHeartbeatMs, status: "READY")
       return id
     }
     if needsReconcile { requestReconcile() }
@@ -239,53 +231,33 @@ package final class ControlPlane: Sendable {
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
   package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
-    let now = ContinuousClock.now
     let period = timing.nextPeriod(random: Double.random(in: 0..<1))
-    let (known, revived) = state.withLock { state -> (Bool, Bool) in
-      guard var liveness = state.liveness[nodeId], liveness.sessionId == sessionId else { return (false, false) }
-      let revived = liveness.status != "READY"
-      liveness.deadline = now + timing.downAfter
-      liveness.lastHeartbeatMs = nowMs()
-      liveness.status = "READY"
-      state.liveness[nodeId] = liveness
-      return (true, revived)
-    }
-    guard known else {
+    let now = nowMs()
+    let outcome = state.withLock { $0.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now) }
+    switch outcome {
+    case .unknownSession:
       throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
+    case .alive(revived: true):
+      try store.setNodeStatus([NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)])
+    case .alive(revived: false):
+      break
     }
-    if revived { try store.setNodeStatus([(nodeId, "READY", nowMs())]) }
     return period
   }
 
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
   /// heartbeat times to the store in one transaction.
   package func sweep() throws {
-    let now = ContinuousClock.now
-    let changes = state.withLock { state -> [(id: String, status: String, lastHeartbeatMs: Int64?)] in
-      var changes: [(id: String, status: String, lastHeartbeatMs: Int64?)] = []
-      for (id, var liveness) in state.liveness {
-        if liveness.status == "READY" && now > liveness.deadline {
-          liveness.status = "DOWN"
-          changes.append((id, "DOWN", liveness.lastHeartbeatMs))
-        } else if liveness.lastHeartbeatMs - liveness.persistedHeartbeatMs >= 15_000 {
-          changes.append((id, liveness.status, liveness.lastHeartbeatMs))
-        } else {
-          continue
-        }
-        liveness.persistedHeartbeatMs = liveness.lastHeartbeatMs
-        state.liveness[id] = liveness
-      }
-      return changes
-    }
+    let changes = state.withLock { $0.liveness.sweep(now: .now) }
     try store.setNodeStatus(changes)
-    for change in changes where change.status == "DOWN" {
+    for change in changes where change.status == .down {
       logger.warning("node down: no heartbeat for \(timing.downAfter)", metadata: ["node": "\(change.id)"])
     }
   }
 
   /// Nodes that are DOWN now (in memory), for the benchmark and tests.
   package var downNodes: Set<String> {
-    state.withLock { Set($0.liveness.filter { $0.value.status == "DOWN" }.keys) }
+    state.withLock { $0.liveness.downNodes }
   }
 
   /// Ends every session (server shutdown).
@@ -309,23 +281,26 @@ package final class ControlPlane: Sendable {
 
   /// NEW tasks that were just sent become ASSIGNED.
   package func markAssigned(_ tasks: [TaskRecord]) async throws {
-    let fresh = tasks.filter { $0.state == Deckhand_Dispatcher_V1_TaskState.new.rawValue }
+    let fresh = tasks.filter { $0.state == .new }
     guard !fresh.isEmpty else { return }
-    _ = try await store.updateTasks(
-      fresh.map { ($0.id, $0.nodeId, Deckhand_Dispatcher_V1_TaskState.assigned.rawValue, "sent to the node") })
+    _ = try await store.updateTasks(fresh.map { ($0.id, $0.nodeId, .assigned, "sent to the node") })
   }
 
   /// Agents' task states, committed before this returns.
   package func updateTaskStatus(_ nodeId: String, _ updates: [Deckhand_Dispatcher_V1_TaskStatus]) async throws {
-    let changed = try await store.updateTasks(updates.map { ($0.taskID, nodeId, $0.state.rawValue, $0.message) })
+    let known = try updates.map { update in
+      guard let state = TaskState(rawValue: update.state.rawValue) else {
+        throw DeckhandError(
+          .configurationInvalid, "task \(update.taskID): unknown state \(update.state.rawValue) in the status update")
+      }
+      return (update.taskID, nodeId, state, update.message)
+    }
+    let changed = try await store.updateTasks(known)
     // Only a rollout in progress moves on when a task ends its start.
-    let settled: Set<Int> = [
-      Deckhand_Dispatcher_V1_TaskState.running.rawValue, Deckhand_Dispatcher_V1_TaskState.failed.rawValue,
-    ]
-    let deployments = Set(changed.filter { settled.contains($0.state) }.map(\.deploymentId))
+    let deployments = Set(changed.filter { $0.state.isSettled }.map(\.deploymentId))
     guard !deployments.isEmpty else { return }
     let store = self.store
-    if try await BlockingWork.run({ try deployments.contains { try store.deployment(id: $0)?.state != "complete" } }) {
+    if try await BlockingWork.run({ try deployments.contains { try store.deployment(id: $0)?.state != .complete } }) {
       requestReconcile()
     }
   }
@@ -382,14 +357,14 @@ package final class ControlPlane: Sendable {
       }
     }
     var changed: [DeploymentRecord] = []
-    for var previous in try store.deployments() where previous.plugin == plugin && previous.state != "replaced" {
-      previous.state = "replaced"
+    for var previous in try store.deployments() where previous.plugin == plugin && previous.state != .replaced {
+      previous.state = .replaced
       changed.append(previous)
     }
     let record = DeploymentRecord(
       id: Self.randomText(bytes: 10), plugin: plugin, version: version, artifactDigest: artifact.digest,
       artifactSize: artifact.size, selector: selector, configJSON: configJSON, maxFailures: max(0, maxFailures),
-      state: "rolling", createdMs: nowMs())
+      state: .rolling, createdMs: nowMs())
     changed.append(record)
     try store.apply(deployments: changed, tasks: [])
     logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
@@ -419,79 +394,17 @@ package final class ControlPlane: Sendable {
 
   private let reconcileLock = Mutex(())
 
-  /// Turns deployments into tasks: one per matching node; nodes that stop
-  /// matching lose theirs; a new version replaces the old one node by
-  /// node, one at a time, and stops (paused) once more than `maxFailures`
-  /// of its tasks failed.
+  /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
+  /// the assignment streams of the nodes whose tasks changed.
   package func reconcile() throws {
     try reconcileLock.withLock { _ in
-      let live = try store.deployments().filter { $0.state != "replaced" }
-      guard !live.isEmpty else { return }
-      let nodes = try store.nodes()
-      let active = try store.tasks(node: nil, deployment: nil, activeOnly: true)
-      var touched: Set<String> = []
-      var deployments: [DeploymentRecord] = []
-      var tasks: [TaskRecord] = []
-      let now = nowMs()
-      let inProgress: Set<Int> = Set(
-        [.new, .assigned, .accepted, .preparing, .starting].map { (state: Deckhand_Dispatcher_V1_TaskState) in
-          state.rawValue
-        })
-      let failed = Deckhand_Dispatcher_V1_TaskState.failed.rawValue
-
-      for deployment in live {
-        let matching = nodes.filter { node in deployment.selector.allSatisfy { node.labels[$0.key] == $0.value } }
-        let matchingIds = Set(matching.map(\.id))
-        let pluginTasks = active.filter { $0.plugin == deployment.plugin }
-        var byNode: [String: TaskRecord] = [:]
-        for task in pluginTasks { byNode[task.nodeId] = task }
-        func newTask(on node: String) -> TaskRecord {
-          TaskRecord(
-            id: Self.randomText(bytes: 12), deploymentId: deployment.id, nodeId: node, plugin: deployment.plugin,
-            version: deployment.version, artifactDigest: deployment.artifactDigest,
-            artifactSize: deployment.artifactSize, configJSON: deployment.configJSON,
-            state: Deckhand_Dispatcher_V1_TaskState.new.rawValue, message: "", updatedMs: now, active: true)
-        }
-        func retire(_ task: TaskRecord, _ why: String) {
-          var task = task
-          task.active = false
-          task.state = Deckhand_Dispatcher_V1_TaskState.removed.rawValue
-          task.message = why
-          task.updatedMs = now
-          tasks.append(task)
-          touched.insert(task.nodeId)
-        }
-        // Nodes that no longer match.
-        for task in pluginTasks where !matchingIds.contains(task.nodeId) {
-          retire(task, "its node no longer matches the selector")
-        }
-        // Nodes with no task for the plugin: a task of this deployment.
-        for node in matching where byNode[node.id] == nil {
-          tasks.append(newTask(on: node.id))
-          touched.insert(node.id)
-        }
-        // Rolling replacement of older deployments' tasks.
-        let mine = pluginTasks.filter { $0.deploymentId == deployment.id && matchingIds.contains($0.nodeId) }
-        let failures = mine.filter { $0.state == failed }.count
-        let running = mine.filter { inProgress.contains($0.state) }.count
-        let outdated = matching.compactMap { byNode[$0.id] }.filter { $0.deploymentId != deployment.id }
-        var next = deployment
-        if failures > deployment.maxFailures {
-          next.state = "paused: \(failures) task(s) of \(deployment.version) failed (max \(deployment.maxFailures))"
-        } else if let first = outdated.first {
-          if running == 0 {
-            retire(first, "replaced by \(deployment.plugin)@\(deployment.version)")
-            tasks.append(newTask(on: first.nodeId))
-          }
-          next.state = "rolling"
-        } else {
-          next.state =
-            running == 0 && !tasks.contains(where: { $0.deploymentId == deployment.id }) ? "complete" : "rolling"
-        }
-        if next.state != deployment.state { deployments.append(next) }
-      }
-      try store.apply(deployments: deployments, tasks: tasks)
-      assignmentChanges.signal(touched)
+      let deployments = try store.deployments()
+      guard deployments.contains(where: { $0.state != .replaced }) else { return }
+      let plan = RolloutPlanner { Self.randomText(bytes: 12) }.plan(
+        deployments: deployments, nodes: try store.nodes(),
+        active: try store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
+      try store.apply(deployments: plan.deployments, tasks: plan.tasks)
+      assignmentChanges.signal(plan.wake)
     }
   }
 }

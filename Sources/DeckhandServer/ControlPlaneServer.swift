@@ -66,7 +66,7 @@ package final class ControlPlaneServer: Service, Sendable {
     let store = try SQLiteServerStore(stateDirectory: state)
     // After a restart nobody is known to be up: nodes become READY as they
     // come back.
-    try store.setAllNodes(status: "UNKNOWN")
+    try store.setAllNodes(status: .unknown)
     var hosts = ["localhost", "127.0.0.1", ProcessInfo.processInfo.hostName]
     if !["0.0.0.0", "::", ""].contains(configuration.listen.host) { hosts.append(configuration.listen.host) }
     let authority = try CertificateAuthority.loadOrCreate(directory: "\(state)/tls", hosts: hosts)
@@ -107,8 +107,8 @@ package final class ControlPlaneServer: Service, Sendable {
     var workerToken = ""
     var operatorToken = ""
     if try store.tokens().isEmpty {
-      (_, workerToken) = try provisional.createToken(role: "worker", ttl: nil, description: "first worker join token")
-      (_, operatorToken) = try provisional.createToken(role: "operator", ttl: nil, description: "first operator token")
+      (_, workerToken) = try provisional.createToken(role: .worker, ttl: nil, description: "first worker join token")
+      (_, operatorToken) = try provisional.createToken(role: .operator, ttl: nil, description: "first operator token")
       try Self.writeSecret(workerToken, to: "\(state)/worker-token")
       try Self.writeSecret(operatorToken, to: "\(state)/operator-token")
     } else {

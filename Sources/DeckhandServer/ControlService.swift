@@ -1,5 +1,5 @@
 internal import Crypto
-internal import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -36,7 +36,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request) { message in
       let (record, secret) = try plane.createToken(
-        role: message.role == .operator ? "operator" : "worker",
+        role: message.role == .operator ? .operator : .worker,
         ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p)
       var response = Deckhand_Control_V1_CreateTokenResponse()
       response.token = ProtoMapping.token(record)

@@ -1,4 +1,4 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -124,7 +124,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
           var next: [String: TaskRecord] = [:]
           for task in current {
             next[task.id] = task
-            if let old = sent[task.id], ProtoMapping.sameSpec(old, task) { continue }
+            if let old = sent[task.id], old.sameSpec(as: task) { continue }
             changesToSend.append(ProtoMapping.change(.update, task))
           }
           for (id, old) in sent where next[id] == nil {

@@ -1,3 +1,4 @@
+package import DeckhandCore
 internal import Dispatch
 internal import GRDB
 internal import Synchronization

@@ -1,3 +1,4 @@
+package import DeckhandCore
 package import Foundation
 package import GRDB
 

@@ -1,4 +1,4 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore

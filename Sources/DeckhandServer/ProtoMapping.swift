@@ -1,3 +1,4 @@
+package import DeckhandCore
 internal import DeckhandClient
 package import DeckhandProtocol
 internal import Foundation
@@ -20,9 +21,9 @@ enum ProtoMapping {
       status
       ?? {
         switch record.status {
-        case "READY": .ready
-        case "DOWN": .down
-        default: .unknown
+        case .ready: .ready
+        case .down: .down
+        case .unknown: .unknown
         }
       }()
     node.lastHeartbeatMs = record.lastHeartbeatMs
@@ -40,7 +41,7 @@ enum ProtoMapping {
     task.artifactDigest = record.artifactDigest
     task.artifactSize = record.artifactSize
     task.configJson = record.configJSON
-    task.state = Deckhand_Dispatcher_V1_TaskState(rawValue: record.state) ?? .new
+    task.state = Deckhand_Dispatcher_V1_TaskState(rawValue: record.state.rawValue) ?? .new
     task.message = record.message
     task.updatedMs = record.updatedMs
     return task
@@ -55,16 +56,14 @@ enum ProtoMapping {
     return change
   }
 
-  /// Whether two versions of a task ask the node for the same thing.
-  static func sameSpec(_ a: TaskRecord, _ b: TaskRecord) -> Bool {
-    a.plugin == b.plugin && a.version == b.version && a.artifactDigest == b.artifactDigest
-      && a.configJSON == b.configJSON
-  }
-
   static func token(_ record: TokenRecord) -> Deckhand_Control_V1_Token {
     var token = Deckhand_Control_V1_Token()
     token.id = record.id
-    token.role = record.role == "operator" ? .operator : .worker
+    token.role =
+      switch record.role {
+      case .operator: .operator
+      case .worker: .worker
+      }
     token.createdMs = record.createdMs
     token.expiresMs = record.expiresMs
     token.revoked = record.revoked
@@ -92,11 +91,10 @@ enum ProtoMapping {
     deployment.selector = record.selector
     deployment.configJson = record.configJSON
     deployment.maxFailures = Int32(record.maxFailures)
-    deployment.state = record.state
+    deployment.state = record.state.text
     deployment.createdMs = record.createdMs
     for task in tasks where task.deploymentId == record.id {
-      let name = (Deckhand_Dispatcher_V1_TaskState(rawValue: task.state) ?? .new).displayName
-      deployment.taskCounts[name, default: 0] += 1
+      deployment.taskCounts[task.state.displayName, default: 0] += 1
     }
     return deployment
   }

@@ -1,4 +1,4 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import GRPCCore
 
 /// Runs a handler body; a ``DeckhandError`` becomes the gRPC status its

@@ -1,3 +1,4 @@
+package import DeckhandCore
 internal import DeckhandProtocol
 package import Foundation
 internal import GRDB

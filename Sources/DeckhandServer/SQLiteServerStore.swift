@@ -1,4 +1,4 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 internal import GRDB
 
@@ -117,23 +117,23 @@ package final class SQLiteServerStore: ServerStore {
     try database.read { try NodeRecord.order(Column("name")).fetchAll($0) }
   }
 
-  package func setNodeStatus(_ changes: [(id: String, status: String, lastHeartbeatMs: Int64?)]) throws {
+  package func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) throws {
     guard !changes.isEmpty else { return }
     try database.write { db in
       for change in changes {
         if let heartbeat = change.lastHeartbeatMs {
           try db.execute(
             sql: "UPDATE node SET status = ?, lastHeartbeatMs = ? WHERE id = ?",
-            arguments: [change.status, heartbeat, change.id])
+            arguments: [change.status.rawValue, heartbeat, change.id])
         } else {
-          try db.execute(sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status, change.id])
+          try db.execute(sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status.rawValue, change.id])
         }
       }
     }
   }
 
-  package func setAllNodes(status: String) throws {
-    try database.write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status]) }
+  package func setAllNodes(status: NodeStatus) throws {
+    try database.write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
   }
 
   package func save(_ artifact: ArtifactRecord) throws { try database.write { try artifact.save($0) } }
@@ -178,7 +178,7 @@ package final class SQLiteServerStore: ServerStore {
 
   /// Group-committed: a rollout to 10,000 nodes brings 10,000 of these
   /// in a few seconds.
-  package func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) async throws
+  package func updateTasks(_ updates: [(id: String, nodeId: String, state: TaskState, message: String)]) async throws
     -> [TaskRecord]
   {
     guard !updates.isEmpty else { return [] }

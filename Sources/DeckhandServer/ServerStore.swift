@@ -1,3 +1,4 @@
+package import DeckhandCore
 /// Where the server keeps its state. SQLite (``SQLiteServerStore``) is the
 /// embedded default; a PostgreSQL store for several server replicas will
 /// fulfil the same protocol. Every method is one transaction: after a
@@ -14,9 +15,9 @@ package protocol ServerStore: Sendable {
   func node(named name: String) throws -> NodeRecord?
   func nodes() throws -> [NodeRecord]
   /// Sets the status (and, where given, the last heartbeat) of many nodes.
-  func setNodeStatus(_ changes: [(id: String, status: String, lastHeartbeatMs: Int64?)]) throws
+  func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) throws
   /// Every node to `status` (at server start: UNKNOWN).
-  func setAllNodes(status: String) throws
+  func setAllNodes(status: NodeStatus) throws
 
   // Artifacts
   func save(_ artifact: ArtifactRecord) throws
@@ -33,5 +34,5 @@ package protocol ServerStore: Sendable {
   func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord]
   /// Applies agents' status updates to known, active tasks (others are
   /// ignored); returns the tasks that changed.
-  func updateTasks(_ updates: [(id: String, nodeId: String, state: Int, message: String)]) async throws -> [TaskRecord]
+  func updateTasks(_ updates: [(id: String, nodeId: String, state: TaskState, message: String)]) async throws -> [TaskRecord]
 }

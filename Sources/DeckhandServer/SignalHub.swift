@@ -1,3 +1,4 @@
+package import DeckhandCore
 package import Foundation
 internal import Synchronization
 

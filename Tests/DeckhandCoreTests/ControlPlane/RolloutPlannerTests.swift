@@ -1,0 +1,141 @@
+import DeckhandCore
+import Synchronization
+import Testing
+
+@Suite("RolloutPlanner: deployments and nodes to tasks")
+struct RolloutPlannerTests {
+  /// A planner whose task ids are t1, t2, …
+  static func planner() -> RolloutPlanner {
+    let counter = Mutex(0)
+    return RolloutPlanner {
+      counter.withLock {
+        $0 += 1
+        return "t\($0)"
+      }
+    }
+  }
+
+  static func node(_ id: String, _ labels: [String: String] = [:]) -> NodeRecord {
+    NodeRecord(
+      id: id, name: id, hostname: id, labels: labels, platform: "linux/x86_64", agentVersion: "1", address: "",
+      plugins: [:], status: .ready, lastHeartbeatMs: 1, createdMs: 1, credentialHash: "")
+  }
+
+  static func deployment(
+    _ id: String, version: String = "1.0.0", selector: [String: String] = [:], maxFailures: Int = 0,
+    state: DeploymentState = .rolling
+  ) -> DeploymentRecord {
+    DeploymentRecord(
+      id: id, plugin: "echo", version: version, artifactDigest: "d-\(version)", artifactSize: 10, selector: selector,
+      configJSON: "", maxFailures: maxFailures, state: state, createdMs: 1)
+  }
+
+  static func task(_ id: String, on node: String, of deployment: DeploymentRecord, _ state: TaskState) -> TaskRecord {
+    TaskRecord(
+      id: id, deploymentId: deployment.id, nodeId: node, plugin: deployment.plugin, version: deployment.version,
+      artifactDigest: deployment.artifactDigest, artifactSize: deployment.artifactSize, configJSON: "", state: state,
+      message: "", updatedMs: 1, active: true)
+  }
+
+  @Test("a new deployment gets one NEW task on every matching node, and wakes only those")
+  func placesOnMatchingNodes() {
+    let deployment = Self.deployment("d1", selector: ["role": "web"])
+    let nodes = [Self.node("a", ["role": "web"]), Self.node("b", ["role": "db"]), Self.node("c", ["role": "web"])]
+    let plan = Self.planner().plan(deployments: [deployment], nodes: nodes, active: [], nowMs: 42)
+    #expect(plan.tasks.map(\.nodeId).sorted() == ["a", "c"])
+    #expect(plan.tasks.allSatisfy { $0.state == .new && $0.active && $0.deploymentId == "d1" && $0.updatedMs == 42 })
+    #expect(plan.wake == ["a", "c"])
+    // The deployment stays rolling (it was rolling): nothing to write.
+    #expect(plan.deployments.isEmpty)
+  }
+
+  @Test("a node that no longer matches loses its task (REMOVED, inactive, with the reason)")
+  func retiresUnmatchedNodes() {
+    let deployment = Self.deployment("d1", selector: ["role": "web"])
+    let active = [Self.task("t0", on: "a", of: deployment, .running)]
+    let plan = Self.planner().plan(
+      deployments: [deployment], nodes: [Self.node("a", ["role": "db"])], active: active, nowMs: 5)
+    #expect(plan.tasks.count == 1)
+    let retired = plan.tasks[0]
+    #expect(retired.id == "t0" && retired.state == .removed && !retired.active)
+    #expect(retired.message == "its node no longer matches the selector")
+    #expect(plan.wake == ["a"])
+  }
+
+  @Test("every node running the version completes the deployment; a second pass writes nothing")
+  func completes() {
+    let deployment = Self.deployment("d1")
+    let active = [Self.task("t0", on: "a", of: deployment, .running)]
+    let plan = Self.planner().plan(deployments: [deployment], nodes: [Self.node("a")], active: active, nowMs: 5)
+    #expect(plan.tasks.isEmpty)
+    #expect(plan.deployments.map(\.state) == [.complete])
+    let again = Self.planner().plan(deployments: plan.deployments, nodes: [Self.node("a")], active: active, nowMs: 6)
+    #expect(again.isEmpty)
+  }
+
+  @Test(
+    "a task in progress keeps the deployment rolling",
+    arguments: [TaskState.new, .assigned, .accepted, .preparing, .starting])
+  func inProgressKeepsRolling(state: TaskState) {
+    let deployment = Self.deployment("d1", state: .complete)
+    let active = [Self.task("t0", on: "a", of: deployment, state)]
+    let plan = Self.planner().plan(deployments: [deployment], nodes: [Self.node("a")], active: active, nowMs: 5)
+    #expect(plan.deployments.map(\.state) == [.rolling])
+  }
+
+  @Test("a new version replaces old tasks one node at a time, each after the previous settled")
+  func replacesOneAtATime() {
+    let old = Self.deployment("d1", version: "1.0.0", state: .replaced)
+    let new = Self.deployment("d2", version: "2.0.0")
+    let nodes = [Self.node("a"), Self.node("b"), Self.node("c")]
+    var active = nodes.map { Self.task("old-\($0.id)", on: $0.id, of: old, .running) }
+
+    // First pass: exactly one node is replaced.
+    let first = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 5)
+    let retired = first.tasks.filter { !$0.active }
+    let created = first.tasks.filter { $0.active }
+    #expect(retired.count == 1 && created.count == 1)
+    #expect(retired[0].message == "replaced by echo@2.0.0")
+    #expect(created[0].nodeId == retired[0].nodeId && created[0].deploymentId == "d2")
+
+    // While the new task starts, nothing else is replaced.
+    active.removeAll { $0.id == retired[0].id }
+    active.append(Self.task(created[0].id, on: created[0].nodeId, of: new, .starting))
+    let waiting = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 6)
+    #expect(waiting.tasks.isEmpty)
+
+    // Once it runs, the next node is replaced.
+    active[active.count - 1].state = .running
+    let second = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 7)
+    #expect(second.tasks.filter { !$0.active }.count == 1)
+    #expect(second.tasks.filter { !$0.active }.first?.nodeId != created[0].nodeId)
+  }
+
+  @Test("more failures than maxFailures pause the rollout, and a paused rollout replaces nothing")
+  func pausesOnFailures() {
+    let old = Self.deployment("d1", version: "1.0.0", state: .replaced)
+    let new = Self.deployment("d2", version: "2.0.0", maxFailures: 0)
+    let nodes = [Self.node("a"), Self.node("b")]
+    let active = [
+      Self.task("new-a", on: "a", of: new, .failed), Self.task("old-b", on: "b", of: old, .running),
+    ]
+    let plan = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 5)
+    #expect(plan.tasks.isEmpty)
+    #expect(plan.deployments.map(\.state) == [.paused(reason: "1 task(s) of 2.0.0 failed (max 0)")])
+  }
+
+  @Test("failures up to maxFailures do not pause")
+  func toleratesFailures() {
+    let new = Self.deployment("d2", version: "2.0.0", maxFailures: 1)
+    let active = [Self.task("new-a", on: "a", of: new, .failed)]
+    let plan = Self.planner().plan(deployments: [new], nodes: [Self.node("a")], active: active, nowMs: 5)
+    #expect(plan.deployments.map(\.state) == [.complete])
+  }
+
+  @Test("replaced deployments are never planned")
+  func ignoresReplaced() {
+    let old = Self.deployment("d1", state: .replaced)
+    let plan = Self.planner().plan(deployments: [old], nodes: [Self.node("a")], active: [], nowMs: 5)
+    #expect(plan.isEmpty && plan.wake.isEmpty)
+  }
+}
