@@ -103,6 +103,9 @@ struct JobsCommand: AsyncParsableCommand {
       []
 
     func run() async throws {
+      // Before the "--", --help is a request for help, not the command
+      // (passthrough parsing would take it as the first argument).
+      if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
       let argv = command.first == "--" ? Array(command.dropFirst()) : command
       guard !argv.isEmpty else {
         throw ValidationError("give the command after --, e.g. deckhand jobs run -- uname -a")

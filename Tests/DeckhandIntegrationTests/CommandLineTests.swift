@@ -6,6 +6,19 @@ import Testing
 
 @Suite("The deckhand command")
 struct CommandLineTests {
+  @Test(
+    "--help before the command's -- prints help and reaches no server",
+    arguments: [["jobs", "run", "--help"], ["jobs", "run", "-h"], ["exec", "web-1", "--help"]])
+  func passthroughHelp(arguments: [String]) async throws {
+    // No server at this address: reaching for one would fail.
+    let result = try await runCommand(
+      Fixtures.deckhand, arguments + ["--server", "127.0.0.1:1", "--token", "x"],
+      environment: ["XDG_CONFIG_HOME": "/nonexistent"])
+    #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+    #expect(result.stdout.contains("USAGE:"), "\(result.stdout)")
+    #expect(!result.stderr.contains("cannot reach"), "\(result.stderr)")
+  }
+
   @Test("plugin check --json reports every check and exits 0 for a good plugin")
   func checkJSON() async throws {
     let workspace = try TestWorkspace()
