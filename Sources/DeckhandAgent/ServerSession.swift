@@ -115,10 +115,9 @@ final class ServerSession: Sendable {
             var assignments = Deckhand_Dispatcher_V1_AssignmentsRequest()
             assignments.sessionID = id
             try await dispatcher.assignments(assignments, metadata: credential) { response in
-              var last: String?
+              reconciler.streamOpened()
               for try await message in response.messages {
-                guard reconciler.apply(message, after: last) else { throw BrokenChain() }
-                last = message.resultsIn
+                guard reconciler.apply(message) else { throw BrokenChain() }
               }
             }
             throw SessionEnded()

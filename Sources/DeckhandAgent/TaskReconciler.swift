@@ -22,8 +22,8 @@ final class TaskReconciler: Sendable {
   private let endpoint: ServerEndpoint
   private let stateDirectory: String
   private let logger: Logger
-  /// The assignments: task id → task.
-  private let desired = Mutex<[String: Deckhand_Dispatcher_V1_Task]?>(nil)
+  /// The assignments the server sent, checked link by link.
+  private let assignments = Mutex(AssignmentChain.Receiver<Deckhand_Dispatcher_V1_Task>())
   private let wake: AsyncStream<Void>.Continuation
   private let wakes: AsyncStream<Void>
   /// The current session's stream of status changes, if one is open.
@@ -64,27 +64,15 @@ final class TaskReconciler: Sendable {
     }
   }
 
+  /// A new assignments stream opened: it must start with a COMPLETE.
+  func streamOpened() {
+    assignments.withLock { $0.streamOpened() }
+  }
+
   /// Applies one assignments message. Returns false when it does not
   /// follow from the last one (the stream must be opened again).
-  func apply(_ message: Deckhand_Dispatcher_V1_AssignmentsMessage, after previous: String?) -> Bool {
-    let ok = desired.withLock { desired -> Bool in
-      switch message.type {
-      case .complete:
-        var tasks: [String: Deckhand_Dispatcher_V1_Task] = [:]
-        for change in message.changes where change.action == .update {
-          if case .task(let task) = change.item { tasks[task.id] = task }
-        }
-        desired = tasks
-      default:
-        guard var tasks = desired, let previous, message.appliesTo == previous else { return false }
-        for change in message.changes {
-          guard case .task(let task) = change.item else { continue }
-          if change.action == .remove { tasks[task.id] = nil } else { tasks[task.id] = task }
-        }
-        desired = tasks
-      }
-      return true
-    }
+  func apply(_ message: Deckhand_Dispatcher_V1_AssignmentsMessage) -> Bool {
+    let ok = assignments.withLock { $0.receive(AssignmentChain.Message(message)) }
     if ok { wake.yield() }
     return ok
   }
@@ -92,7 +80,7 @@ final class TaskReconciler: Sendable {
   /// Converges after every change, one pass at a time, until cancelled.
   func run() async {
     for await _ in wakes {
-      guard let tasks = desired.withLock({ $0 }) else { continue }
+      guard let tasks = assignments.withLock({ $0.desired }) else { continue }
       await converge(tasks)
     }
   }

@@ -107,43 +107,17 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       return StreamingServerResponse { writer in
         let (changes, token) = plane.assignmentChanges.watch(nodeId)
         defer { plane.assignmentChanges.unwatch(nodeId, token) }
-        var sent: [String: TaskRecord] = [:]
-        var version = ControlPlane.randomText(bytes: 8)
+        var sender = AssignmentChain.Sender<TaskRecord>(batchSize: plane.timing.assignmentBatch)
         let initial = try await BlockingWork.run { try plane.assignments(nodeId) }
-        var complete = Deckhand_Dispatcher_V1_AssignmentsMessage()
-        complete.type = .complete
-        complete.resultsIn = version
-        complete.changes = initial.map { ProtoMapping.change(.update, $0) }
-        try await writer.write(complete)
-        for task in initial { sent[task.id] = task }
+        try await writer.write(
+          ProtoMapping.assignments(sender.start(initial, version: ControlPlane.randomText(bytes: 8))))
         try await plane.markAssigned(initial)
         for await _ in changes {
           try? await Task.sleep(for: plane.timing.assignmentDebounce)
           let current = try await BlockingWork.run { try plane.assignments(nodeId) }
-          var changesToSend: [Deckhand_Dispatcher_V1_AssignmentChange] = []
-          var next: [String: TaskRecord] = [:]
-          for task in current {
-            next[task.id] = task
-            if let old = sent[task.id], old.sameSpec(as: task) { continue }
-            changesToSend.append(ProtoMapping.change(.update, task))
-          }
-          for (id, old) in sent where next[id] == nil {
-            changesToSend.append(ProtoMapping.change(.remove, old))
-          }
-          sent = next
-          guard !changesToSend.isEmpty else { continue }
-          var start = 0
-          while start < changesToSend.count {
-            let batch = changesToSend[start..<min(start + plane.timing.assignmentBatch, changesToSend.count)]
-            var message = Deckhand_Dispatcher_V1_AssignmentsMessage()
-            message.type = .incremental
-            message.appliesTo = version
-            version = ControlPlane.randomText(bytes: 8)
-            message.resultsIn = version
-            message.changes = Array(batch)
-            try await writer.write(message)
-            start += batch.count
-          }
+          let messages = sender.next(current) { ControlPlane.randomText(bytes: 8) }
+          guard !messages.isEmpty else { continue }
+          for message in messages { try await writer.write(ProtoMapping.assignments(message)) }
           try await plane.markAssigned(current)
         }
         return [:]

@@ -56,6 +56,15 @@ enum ProtoMapping {
     return change
   }
 
+  static func assignments(_ message: AssignmentChain.Message<TaskRecord>) -> Deckhand_Dispatcher_V1_AssignmentsMessage {
+    var proto = Deckhand_Dispatcher_V1_AssignmentsMessage()
+    proto.type = message.isComplete ? .complete : .incremental
+    proto.appliesTo = message.appliesTo
+    proto.resultsIn = message.resultsIn
+    proto.changes = message.changes.map { item in change(item.action == .remove ? .remove : .update, item.task) }
+    return proto
+  }
+
   static func token(_ record: TokenRecord) -> Deckhand_Control_V1_Token {
     var token = Deckhand_Control_V1_Token()
     token.id = record.id
