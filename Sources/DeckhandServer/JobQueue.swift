@@ -45,12 +45,6 @@ package final class JobQueue: Sendable {
     self.timing = timing
   }
 
-  static let queued = Deckhand_Server_V1_JobState.queued.rawValue
-  static let waiting = Deckhand_Server_V1_JobState.waiting.rawValue
-  static let running = Deckhand_Server_V1_JobState.running.rawValue
-  static let success = Deckhand_Server_V1_JobState.success.rawValue
-  static let failure = Deckhand_Server_V1_JobState.error.rawValue
-
   // MARK: Operators
 
   /// Why `job` cannot be queued, or nil.
@@ -97,12 +91,12 @@ package final class JobQueue: Sendable {
     var spec = job
     spec.id = ControlPlane.randomText(bytes: 12)
     let now = nowMs()
-    let record = JobRecord(
+    var record = JobRecord(
       id: spec.id, spec: try spec.serializedData(), singletonId: job.singletonID, targetRunner: target.runner,
-      targetLabels: target.labels, project: job.project, state: Self.queued, runnerId: "", queuedMs: now,
-      assignedMs: 0, ackedMs: 0, completeMs: 0, expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0,
-      heartbeatMs: 0, exitCode: 0, error: "", cancelRequested: false, forceCancel: false, resultCode: 0,
-      results: [], outputSequence: 0)
+      targetLabels: target.labels, project: job.project, state: .queued, runnerId: "", queuedMs: now,
+      assignedMs: 0, ackedMs: 0, completeMs: 0, expiresMs: 0, heartbeatMs: 0, exitCode: 0, error: "",
+      cancelRequested: false, forceCancel: false, resultCode: 0, results: [], outputSequence: 0)
+    record.lifecycle = JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0)
     let replaced = try await store.insert(record)
     for id in replaced { notify(job: id) }
     waiters.announce(target)
@@ -112,25 +106,7 @@ package final class JobQueue: Sendable {
   /// Cancels a job: a queued or waiting one ends at once; a running one is
   /// told to stop and its runner ends it; `force` ends it at once.
   package func cancel(_ id: String, force: Bool) async throws {
-    let updated = try await store.update(id) { job in
-      switch job.state {
-      case Self.queued, Self.waiting:
-        job.state = Self.failure
-        job.error = "cancelled before it ran"
-        job.completeMs = nowMs()
-        job.cancelRequested = true
-      case Self.running:
-        job.cancelRequested = true
-        if force {
-          job.forceCancel = true
-          job.state = Self.failure
-          job.error = "force-cancelled"
-          job.completeMs = nowMs()
-        }
-      default:
-        break
-      }
-    }
+    let updated = try await store.update(id) { job in job.lifecycle.cancel(force: force, nowMs: nowMs()) }
     guard let updated else { throw DeckhandError(.notFound, "no job \(id)") }
     notify(job: id)
     if !updated.runnerId.isEmpty { changes.signal(.cancel(runner: updated.runnerId)) }
@@ -147,7 +123,7 @@ package final class JobQueue: Sendable {
   package func message(_ record: JobRecord) -> Deckhand_Server_V1_Job {
     var job = (try? Deckhand_Server_V1_Job(serializedBytes: record.spec)) ?? Deckhand_Server_V1_Job()
     job.id = record.id
-    job.state = Deckhand_Server_V1_JobState(rawValue: record.state) ?? .unknown
+    job.state = Deckhand_Server_V1_JobState(rawValue: record.state.rawValue) ?? .unknown
     job.runnerID = record.runnerId
     job.queuedMs = record.queuedMs
     job.assignedMs = record.assignedMs
@@ -160,8 +136,6 @@ package final class JobQueue: Sendable {
     job.results = record.results
     return job
   }
-
-  static func isEnded(_ state: Int) -> Bool { state == success || state == failure }
 
   // MARK: Runners
 
@@ -207,12 +181,12 @@ package final class JobQueue: Sendable {
   package func ack(_ id: String, runner: String) async throws -> JobRecord {
     let now = nowMs()
     let job = try await store.update(id) { job in
-      guard job.runnerId == runner, job.state == Self.waiting else {
-        throw DeckhandError(.configurationInvalid, "job \(id) is not waiting for this runner (state \(job.state))")
+      do {
+        try job.lifecycle.acknowledge(by: runner, nowMs: now)
+      } catch {
+        throw DeckhandError(
+          .configurationInvalid, "job \(id) is not waiting for this runner (state \(job.state.rawValue))")
       }
-      job.state = Self.running
-      job.ackedMs = now
-      job.heartbeatMs = now
     }
     guard let job else {
       throw DeckhandError(.configurationInvalid, "job \(id) is not waiting for this runner (it no longer exists)")
@@ -223,14 +197,9 @@ package final class JobQueue: Sendable {
 
   /// A runner that never acknowledged: the job is queued again.
   package func requeue(_ id: String, runner: String) async {
-    let job = try? await store.update(id) { job in
-      guard job.runnerId == runner, job.state == Self.waiting else { return }
-      job.state = Self.queued
-      job.runnerId = ""
-      job.assignedMs = 0
-    }
+    let job = try? await store.update(id) { job in job.lifecycle.requeue(from: runner) }
     notify(job: id)
-    if let job, job.state == Self.queued {
+    if let job, job.state == .queued {
       waiters.announce(RunnerWaiters.Target(runner: job.targetRunner, labels: job.targetLabels))
     }
   }
@@ -238,7 +207,7 @@ package final class JobQueue: Sendable {
   /// A runner picks a running job up again after a reconnect.
   package func resume(_ id: String, runner: String) async throws -> JobRecord {
     let job = try record(id)
-    guard job.runnerId == runner, job.state == Self.running else {
+    guard job.lifecycle.canResume(by: runner) else {
       throw DeckhandError(.configurationInvalid, "job \(id) cannot be resumed by this runner (it has ended or moved)")
     }
     await heartbeat(id)
@@ -246,9 +215,7 @@ package final class JobQueue: Sendable {
   }
 
   package func heartbeat(_ id: String) async {
-    _ = try? await store.update(id) { job in
-      if job.state == Self.running { job.heartbeatMs = nowMs() }
-    }
+    _ = try? await store.update(id) { job in job.lifecycle.heartbeat(nowMs: nowMs()) }
   }
 
   package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) async throws {
@@ -263,20 +230,8 @@ package final class JobQueue: Sendable {
   ) async throws {
     let now = nowMs()
     _ = try await store.update(id) { job in
-      guard job.runnerId == runner, !Self.isEnded(job.state) else { return }
-      job.exitCode = Int(exitCode)
-      job.resultCode = resultCode
-      job.results = results
-      job.completeMs = now
-      if let error {
-        job.state = Self.failure
-        job.error = error
-      } else if exitCode != 0 {
-        job.state = Self.failure
-        job.error = "exited with status \(exitCode)"
-      } else {
-        job.state = Self.success
-      }
+      job.lifecycle.finish(
+        by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now)
     }
     notify(job: id)
   }
@@ -291,7 +246,7 @@ package final class JobQueue: Sendable {
       now: nowMs(), ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed { notify(job: job.id) }
-    if changed.contains(where: { $0.state == Self.queued }) { waiters.announceAll() }
+    if changed.contains(where: { $0.state == .queued }) { waiters.announceAll() }
   }
 
   /// Whether ``close()`` was called.

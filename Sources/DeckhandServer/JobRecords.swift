@@ -19,8 +19,7 @@ package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord
   package var targetRunner: String
   package var targetLabels: [String: String]
   package var project: String
-  /// `Deckhand_Server_V1_JobState` raw value.
-  package var state: Int
+  package var state: JobState
   package var runnerId: String
   package var queuedMs: Int64
   package var assignedMs: Int64
@@ -40,6 +39,32 @@ package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord
 }
 
 extension JobRecord {
+  /// The job's state, times and outcome, for the rules of
+  /// ``JobLifecycle`` (read and written back as one value).
+  package var lifecycle: JobLifecycle {
+    get {
+      JobLifecycle(
+        state: state, runnerId: runnerId, assignedMs: assignedMs, ackedMs: ackedMs, completeMs: completeMs,
+        expiresMs: expiresMs, heartbeatMs: heartbeatMs, exitCode: exitCode, error: error,
+        cancelRequested: cancelRequested, forceCancel: forceCancel, resultCode: resultCode, results: results)
+    }
+    set {
+      state = newValue.state
+      runnerId = newValue.runnerId
+      assignedMs = newValue.assignedMs
+      ackedMs = newValue.ackedMs
+      completeMs = newValue.completeMs
+      expiresMs = newValue.expiresMs
+      heartbeatMs = newValue.heartbeatMs
+      exitCode = newValue.exitCode
+      error = newValue.error
+      cancelRequested = newValue.cancelRequested
+      forceCancel = newValue.forceCancel
+      resultCode = newValue.resultCode
+      results = newValue.results
+    }
+  }
+
   /// The columns, in the order ``init(row:)`` reads them.
   static let columns = [
     "id", "spec", "singletonId", "targetRunner", "targetLabels", "project", "state", "runnerId", "queuedMs",
@@ -55,7 +80,11 @@ extension JobRecord {
     targetRunner = row[3]
     targetLabels = try JSONColumn.decode(row[4], empty: "{}")
     project = row[5]
-    state = row[6]
+    let stateNumber: Int = row[6]
+    guard let state = JobState(rawValue: stateNumber) else {
+      throw DeckhandError(.internalError, "job \(id) has an unknown state \(stateNumber) in the store")
+    }
+    self.state = state
     runnerId = row[7]
     queuedMs = row[8]
     assignedMs = row[9]
@@ -79,7 +108,7 @@ extension JobRecord {
   /// The column values, in the order of ``columns``.
   func values() throws -> [(any DatabaseValueConvertible)?] {
     [
-      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state, runnerId,
+      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state.rawValue, runnerId,
       queuedMs, assignedMs, ackedMs, completeMs, expiresMs, heartbeatMs, exitCode, error, cancelRequested,
       forceCancel, resultCode, try JSONColumn.encode(results, empty: "[]"), outputSequence,
     ]

@@ -189,13 +189,13 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           let job = try queue.record(id)
           if job.state != state {
             var message = Deckhand_Server_V1_GetJobStreamResponse()
-            message.state.previous = Deckhand_Server_V1_JobState(rawValue: state) ?? .unknown
-            message.state.current = Deckhand_Server_V1_JobState(rawValue: job.state) ?? .unknown
+            message.state.previous = Deckhand_Server_V1_JobState(rawValue: state.rawValue) ?? .unknown
+            message.state.current = Deckhand_Server_V1_JobState(rawValue: job.state.rawValue) ?? .unknown
             message.state.job = queue.message(job)
             try await writer.write(message)
             state = job.state
           }
-          if JobQueue.isEnded(job.state), job.outputSequence <= sequence {
+          if job.state.isEnded, job.outputSequence <= sequence {
             var message = Deckhand_Server_V1_GetJobStreamResponse()
             message.complete.job = queue.message(job)
             message.complete.exitCode = Int32(job.exitCode)

@@ -48,11 +48,11 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  static let queued = Deckhand_Server_V1_JobState.queued.rawValue
-  static let waiting = Deckhand_Server_V1_JobState.waiting.rawValue
-  static let running = Deckhand_Server_V1_JobState.running.rawValue
-  static let success = Deckhand_Server_V1_JobState.success.rawValue
-  static let failure = Deckhand_Server_V1_JobState.error.rawValue
+  static let queued = JobState.queued.rawValue
+  static let waiting = JobState.waiting.rawValue
+  static let running = JobState.running.rawValue
+  static let success = JobState.success.rawValue
+  static let failure = JobState.error.rawValue
 
   package func insert(_ job: JobRecord) async throws -> [String] {
     try await groupWriter.write { db in
@@ -61,10 +61,7 @@ extension SQLiteServerStore: JobStore {
         let previous = try JobRecord.filter(
           Column("singletonId") == job.singletonId && Column("state") == Self.queued
         ).fetchAll(db)
-        for var old in previous {
-          old.state = Self.failure
-          old.error = "replaced by job \(job.id) with the same singleton id"
-          old.completeMs = job.queuedMs
+        for var old in previous where old.lifecycle.replace(by: job.id, nowMs: job.queuedMs) {
           try old.updateRow(db)
           replaced.append(old.id)
         }
@@ -118,9 +115,11 @@ extension SQLiteServerStore: JobStore {
           break
         }
         let jobId: String = row[0]
-        try db.cachedStatement(sql: "UPDATE job SET state = ?, runnerId = ?, assignedMs = ? WHERE id = ?")
-          .execute(arguments: [Self.waiting, runner.id, now, jobId])
-        claim.job = try JobRecord.fetch(db, id: jobId)
+        guard var job = try JobRecord.fetch(db, id: jobId), job.lifecycle.assign(to: runner.id, nowMs: now) else {
+          continue
+        }
+        try job.updateRow(db)
+        claim.job = job
       }
       return claim
     }
@@ -169,7 +168,8 @@ extension SQLiteServerStore: JobStore {
   package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord] {
     try database.write { db in
       var changed: [JobRecord] = []
-      // Only the jobs a rule applies to are read.
+      // Only the jobs a rule may apply to are read (this filter mirrors
+      // JobLifecycle.applyTimeouts, which decides).
       let open = try JobRecord.fetchAll(
         db.cachedStatement(
           sql: JobRecord.selectSQL + """
@@ -181,21 +181,8 @@ extension SQLiteServerStore: JobStore {
           Self.queued, Self.waiting, now, Self.waiting, now - ackTimeoutMs, Self.running, now - heartbeatTimeoutMs,
         ])
       for var job in open {
-        if job.state != Self.running, job.expiresMs > 0, job.expiresMs <= now {
-          job.state = Self.failure
-          job.error = "expired before a runner took it"
-          job.completeMs = now
-        } else if job.state == Self.waiting, now - job.assignedMs > ackTimeoutMs {
-          job.state = Self.queued
-          job.runnerId = ""
-          job.assignedMs = 0
-        } else if job.state == Self.running, now - job.heartbeatMs > heartbeatTimeoutMs {
-          job.state = Self.failure
-          job.error = "the runner stopped sending heartbeats (none for \(heartbeatTimeoutMs) ms)"
-          job.completeMs = now
-        } else {
-          continue
-        }
+        guard job.lifecycle.applyTimeouts(nowMs: now, ackTimeoutMs: ackTimeoutMs, heartbeatTimeoutMs: heartbeatTimeoutMs)
+        else { continue }
         try job.updateRow(db)
         changed.append(job)
       }

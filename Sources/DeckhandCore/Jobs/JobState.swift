@@ -1,0 +1,13 @@
+/// Where a job stands (the jobs protocol's `JobState`, same numbers):
+/// QUEUED → WAITING (assigned, not acknowledged) → RUNNING → SUCCESS or
+/// ERROR.
+package enum JobState: Int, Sendable, Hashable, Codable, CaseIterable {
+  case queued = 1
+  case waiting = 2
+  case running = 3
+  case success = 4
+  case error = 5
+
+  /// SUCCESS or ERROR: nothing changes it any more.
+  package var isEnded: Bool { self == .success || self == .error }
+}
