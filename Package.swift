@@ -102,6 +102,7 @@ let package = Package(
       name: "DeckhandPluginHost",
       dependencies: [
         "DeckhandCore",
+        "DeckhandRuntime",
         "DeckhandProtocol",
         "DeckhandGRPC",
         "CDeckhandSystem",
@@ -159,6 +160,7 @@ let package = Package(
         "DeckhandPluginHost",
         "DeckhandProtocol",
         "DeckhandClient",
+        "DeckhandRuntime",
         "CDeckhandSystem",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -170,6 +172,13 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // What the server and the agent share at run time: the bounded pool
+    // that blocking work (SQLite, tar, files) runs on.
+    .target(
+      name: "DeckhandRuntime",
+      dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
       swiftSettings: defaultSwiftSettings
     ),
     // What a client of the server needs (agents and the CLI): the TLS
@@ -194,6 +203,7 @@ let package = Package(
       dependencies: [
         "DeckhandCore",
         "DeckhandClient",
+        "DeckhandRuntime",
         "DeckhandProtocol",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

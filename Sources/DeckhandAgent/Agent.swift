@@ -103,22 +103,16 @@ package final class Agent: Service, Sendable {
         membership = try await ServerMembership.join(
           endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
         try membership?.save(state)
-      } catch let error as DeckhandError where error.code == .serverUnavailable && !error.message.contains("CA digest")
-      {
+      } catch let error as DeckhandError where error.code == .serverUnavailable {
         logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
         let task = Task { [self] in
-          var bound: Duration = .zero
-          while !Task.isCancelled {
-            bound = ControlPlaneTiming().reconnectBound(after: bound)
-            try? await Task.sleep(for: bound * Double.random(in: 0...1))
-            guard
-              let joined = try? await ServerMembership.join(
-                endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
-            else { continue }
+          await reconnecting(timing: ControlPlaneTiming()) { _ in
+            let joined = try await ServerMembership.join(
+              endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
             try? joined.save(state)
             await runSession(joined)
-            return
-          }
+            return true
+          } failed: { _ in }
         }
         controlPlane.withLock { $0 = (task, nil) }
         return

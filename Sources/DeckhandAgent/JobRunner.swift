@@ -78,31 +78,22 @@ final class JobRunner: Sendable {
   }
 
   func run() async {
-    var bound: Duration = .zero
-    while !Task.isCancelled {
-      let connected = ConnectedFlag()
-      do {
-        try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
-          let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
-          try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.followConfig(jobs) }
-            group.addTask { try await self.followExecs(jobs) }
-            for slot in self.slots {
-              group.addTask { try await self.stream(jobs, slot: slot) { connected.set() } }
-            }
-            try await group.next()
-            group.cancelAll()
+    await reconnecting(timing: timing) { connected in
+      try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+        let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask { try await self.followConfig(jobs) }
+          group.addTask { try await self.followExecs(jobs) }
+          for slot in self.slots {
+            group.addTask { try await self.stream(jobs, slot: slot, connected: connected) }
           }
+          try await group.next()
+          group.cancelAll()
         }
-      } catch is CancellationError {
-        return
-      } catch {
-        if Task.isCancelled { return }
-        logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
       }
-      if connected.isSet { bound = .zero }
-      bound = timing.reconnectBound(after: bound)
-      try? await Task.sleep(for: bound * Double.random(in: 0...1))
+      return false
+    } failed: { error in
+      logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
     }
     for slot in slots { slot.current.withLock { $0 }?.cancel(force: true) }
   }
@@ -386,9 +377,3 @@ final class JobRunner: Sendable {
   }
 }
 
-/// Whether a stream got as far as talking to the server.
-final class ConnectedFlag: Sendable {
-  private let value = Mutex(false)
-  func set() { value.withLock { $0 = true } }
-  var isSet: Bool { value.withLock { $0 } }
-}

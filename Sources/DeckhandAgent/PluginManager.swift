@@ -63,7 +63,7 @@ package actor PluginManager {
     guard let entry = entries[name] else {
       let known = entries.keys.sorted()
       throw DeckhandError(
-        .configurationInvalid,
+        .notFound,
         "plugin \(name) is not installed\(known.isEmpty ? "" : "; installed: \(known.joined(separator: ", "))")")
     }
     return entry
@@ -346,17 +346,8 @@ package actor PluginManager {
   private func firstOutcome(_ entry: Entry) async -> Result<Void, DeckhandError> {
     let manifest = entry.manifest
     let limit = manifest.timeouts.start + manifest.timeouts.call + manifest.health.timeout + .seconds(1)
-    let outcome = await withTaskGroup(of: Result<Void, DeckhandError>?.self) { group in
-      group.addTask { await entry.runtime.firstOutcome.wait() }
-      group.addTask {
-        try? await Task.sleep(for: limit)
-        return nil
-      }
-      let first = await group.next() ?? nil
-      group.cancelAll()
-      return first
-    }
-    return outcome
+    let runtime = entry.runtime
+    return await firstResult(within: limit) { await runtime.firstOutcome.wait() }
       ?? .failure(
         DeckhandError(.startTimeout, "plugin \(manifest.name) was not healthy within \(limit)"))
   }

@@ -34,25 +34,13 @@ final class ServerSession: Sendable {
 
   /// Keeps a session open until cancelled.
   func run() async {
-    var bound: Duration = .zero
     var sessionId = ""
-    while !Task.isCancelled {
-      let started = ContinuousClock.now
-      let connected = Mutex(false)
-      defer { if connected.withLock({ $0 }) { bound = .zero } }
-      do {
-        try await session(resume: &sessionId) { connected.withLock { $0 = true } }
-      } catch is CancellationError {
-        return
-      } catch {
-        if Task.isCancelled { return }
-        let described = ControlPlaneClient.describe(error, endpoint: endpoint)
-        logger.warning("session with the server ended: \(described.message)", metadata: ["server": "\(endpoint)"])
-      }
-      if connected.withLock({ $0 }) || started.duration(to: .now) > .seconds(30) { bound = .zero }
-      bound = timing.reconnectBound(after: bound)
-      let wait = bound * Double.random(in: 0...1)
-      try? await Task.sleep(for: wait)
+    await reconnecting(timing: timing) { connected in
+      try await session(resume: &sessionId, connected: connected)
+      return false
+    } failed: { error in
+      let described = ControlPlaneClient.describe(error, endpoint: endpoint)
+      logger.warning("session with the server ended: \(described.message)", metadata: ["server": "\(endpoint)"])
     }
   }
 

@@ -1,5 +1,6 @@
 internal import Crypto
 internal import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandProtocol
 internal import DeckhandClient
 internal import Foundation
@@ -189,9 +190,11 @@ final class TaskReconciler: Sendable {
     if !FileManager.default.fileExists(atPath: "\(directory)/plugin.json") {
       let archive = "\(folder)/\(digest).tar.gz"
       try await download(digest, to: archive)
-      try? FileManager.default.removeItem(atPath: directory)
-      try ArtifactPackage.unpack(archive, into: directory)
-      try? FileManager.default.removeItem(atPath: archive)
+      try await BlockingWork.run {
+        try? FileManager.default.removeItem(atPath: directory)
+        try ArtifactPackage.unpack(archive, into: directory)
+        try? FileManager.default.removeItem(atPath: archive)
+      }
     }
     guard !task.configJson.isEmpty else { return "\(directory)/plugin.json" }
     guard let data = FileManager.default.contents(atPath: "\(directory)/plugin.json"),
@@ -228,7 +231,8 @@ final class TaskReconciler: Sendable {
           var hasher = SHA256()
           for try await chunk in response.messages {
             hasher.update(data: chunk.data)
-            try handle.write(contentsOf: chunk.data)
+            let data = chunk.data
+            try await BlockingWork.run { try handle.write(contentsOf: data) }
           }
           return HexText.encode(hasher.finalize())
         }

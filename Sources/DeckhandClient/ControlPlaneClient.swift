@@ -20,7 +20,8 @@ package enum ControlPlaneClient {
 
   /// The server's CA, checked against the digest `token` carries.
   ///
-  /// - Throws: ``DeckhandError`` `serverUnavailable` when the server cannot
+  /// - Throws: ``DeckhandError`` `serverUntrusted` when its CA is not the
+  ///   token's, `serverUnavailable` when the server cannot
   ///   be reached or its CA is not the token's.
   package static func trustedCA(at endpoint: ServerEndpoint, token: String) async throws -> String {
     guard case .token(let digest, _, _) = try Credential.parse(token) else {
@@ -38,7 +39,7 @@ package enum ControlPlaneClient {
     }
     guard try CertificateDigest.of(pem: pem) == digest else {
       throw DeckhandError(
-        .serverUnavailable,
+        .serverUntrusted,
         "the server at \(endpoint) is not the one the token was made for (its CA digest differs); refusing to trust it")
     }
     return pem
@@ -102,7 +103,9 @@ package enum ControlPlaneClient {
       case .permissionDenied: .permissionDenied
       case .notFound: .notFound
       case .invalidArgument: .configurationInvalid
-      case .unavailable, .deadlineExceeded, .resourceExhausted: .serverUnavailable
+      case .unavailable, .deadlineExceeded: .serverUnavailable
+      case .resourceExhausted: .rateLimited
+      case .failedPrecondition: .notConnected
       default: .internalError
       }
     return DeckhandError(code, rpc.code == .unavailable ? "cannot reach \(endpoint): \(rpc.message)" : rpc.message)

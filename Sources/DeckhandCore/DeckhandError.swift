@@ -35,8 +35,15 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let tokenInvalid = Code("tokenInvalid")
     /// The caller's role may not do this (a worker calling an operator's RPC).
     public static let permissionDenied = Code("permissionDenied")
-    /// The server cannot be reached, or is not the one the token names.
+    /// The server cannot be reached or is shutting down (try again later).
     public static let serverUnavailable = Code("serverUnavailable")
+    /// The server answered, but its CA is not the one the token names:
+    /// never trusted, never retried.
+    public static let serverUntrusted = Code("serverUntrusted")
+    /// The caller asked too often (sessions per window); back off.
+    public static let rateLimited = Code("rateLimited")
+    /// The node concerned has no agent connected right now.
+    public static let notConnected = Code("notConnected")
     /// Something asked for does not exist (node, deployment, artifact).
     public static let notFound = Code("notFound")
     /// Something inside Deckhand failed that should not have.

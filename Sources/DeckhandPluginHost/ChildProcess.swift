@@ -246,16 +246,7 @@ package final class ChildProcess: Sendable {
   /// Waits for the exit at most `timeout`; nil if the process still runs.
   package func waitForExit(timeout: Duration) async -> ProcessExit? {
     if let exit { return exit }
-    return await withTaskGroup(of: ProcessExit?.self) { group in
-      group.addTask { await self.waitForExit() }
-      group.addTask {
-        try? await Task.sleep(for: timeout)
-        return nil
-      }
-      let first = await group.next() ?? nil
-      group.cancelAll()
-      return first ?? self.exit
-    }
+    return await firstResult(within: timeout) { await self.waitForExit() } ?? self.exit
   }
 
   /// Sends `signal` to the whole process group.

@@ -1,4 +1,5 @@
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandGRPC
 package import DeckhandProtocol
 package import Foundation
@@ -67,14 +68,18 @@ package final class HostAPIServer: Sendable {
       service + "KVSet",
       LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVSetRequest) in
         guard !request.key.isEmpty else { throw GRPCCallError(.invalidArgument, "key must not be empty") }
-        try store.kvSet(plugin, request.key, Array(request.value))
+        // A write waits for SQLite's writer (and the WAL's fsync): off the
+        // event loop. Reads stay on it: in WAL mode they never wait.
+        let (key, value) = (request.key, Array(request.value))
+        try await BlockingWork.run { try store.kvSet(plugin, key, value) }
         return Deckhand_Host_V1_KVSetResponse()
       })
     router.register(
       service + "KVDelete",
       LeanGRPCRouter.message { (request: Deckhand_Host_V1_KVDeleteRequest) in
         var response = Deckhand_Host_V1_KVDeleteResponse()
-        response.existed = try store.kvDelete(plugin, request.key)
+        let key = request.key
+        response.existed = try await BlockingWork.run { try store.kvDelete(plugin, key) }
         return response
       })
     router.register(
@@ -156,7 +161,7 @@ package final class HostAPIServer: Sendable {
     } catch let error as GRPCCallError {
       throw error
     } catch let error as DeckhandError {
-      throw GRPCCallError(code, error.message)
+      throw GRPCCallError(error.code == .notFound ? .notFound : code, error.message)
     } catch {
       throw GRPCCallError(code, "\(error)")
     }

@@ -356,41 +356,31 @@ public struct PluginLauncher: Sendable {
   {
     let manifest = plugin.manifest
     let timeout = manifest.timeouts.start
-    let result: Result<GoPluginHandshake, DeckhandError> = await withTaskGroup(
-      of: Result<GoPluginHandshake, DeckhandError>?.self
-    ) { group in
-      group.addTask {
-        for await line in plugin.process.stdoutLines {
-          guard GoPluginHandshake.looksLikeHandshake(line) else { continue }
-          do {
-            return .success(try GoPluginHandshake.parse(line, offeredVersions: [manifest.handshake.appVersion]))
-          } catch let error as DeckhandError {
-            return .failure(DeckhandError(error.code, "plugin \(manifest.name): \(error.message)"))
-          } catch {
-            return .failure(DeckhandError(.internalError, "plugin \(manifest.name): \(error)"))
-          }
+    let result = await firstResult(within: timeout - started.duration(to: .now)) {
+      () async -> Result<GoPluginHandshake, DeckhandError>? in
+      for await line in plugin.process.stdoutLines {
+        guard GoPluginHandshake.looksLikeHandshake(line) else { continue }
+        do {
+          return .success(try GoPluginHandshake.parse(line, offeredVersions: [manifest.handshake.appVersion]))
+        } catch let error as DeckhandError {
+          return .failure(DeckhandError(error.code, "plugin \(manifest.name): \(error.message)"))
+        } catch {
+          return .failure(DeckhandError(.internalError, "plugin \(manifest.name): \(error)"))
         }
-        let exit = await plugin.process.waitForExit(timeout: .seconds(1))
-        let how = exit.map { "\($0)" } ?? "closed its stdout"
-        return .failure(
-          DeckhandError(
-            .pluginExited,
-            "plugin \(manifest.name) \(how) before printing its go-plugin handshake line (expected CORE|APP|NETWORK|ADDRESS|grpc); is it a go-plugin plugin, and does handshake.cookie_key/cookie_value match its own?\(plugin.lastLinesSuffix())"
-          ))
       }
-      group.addTask {
-        try? await Task.sleep(for: timeout - started.duration(to: .now))
-        if Task.isCancelled { return nil }
-        return .failure(
-          DeckhandError(
-            .startTimeout,
-            "plugin \(manifest.name): no go-plugin handshake line on stdout within \(timeout) (timeouts.start_s)\(plugin.lastLinesSuffix())"
-          ))
-      }
-      let first = await group.next() ?? nil
-      group.cancelAll()
-      return first ?? .failure(DeckhandError(.internalError, "plugin \(manifest.name): handshake wait ended"))
+      let exit = await plugin.process.waitForExit(timeout: .seconds(1))
+      let how = exit.map { "\($0)" } ?? "closed its stdout"
+      return .failure(
+        DeckhandError(
+          .pluginExited,
+          "plugin \(manifest.name) \(how) before printing its go-plugin handshake line (expected CORE|APP|NETWORK|ADDRESS|grpc); is it a go-plugin plugin, and does handshake.cookie_key/cookie_value match its own?\(plugin.lastLinesSuffix())"
+        ))
     }
-    return try result.get()
+    return try (result
+      ?? .failure(
+        DeckhandError(
+          .startTimeout,
+          "plugin \(manifest.name): no go-plugin handshake line on stdout within \(timeout) (timeouts.start_s)\(plugin.lastLinesSuffix())"
+        ))).get()
   }
 }

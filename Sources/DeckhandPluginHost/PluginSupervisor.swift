@@ -284,16 +284,8 @@ public final class PluginSupervisor: Service, Sendable {
 
   /// Sleeps `delay`; returns true if a stop came first.
   private func sleepUnlessStopped(_ delay: Duration) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-      group.addTask { await self.stopSignal.wait() != nil }
-      group.addTask {
-        try? await Task.sleep(for: delay)
-        return false
-      }
-      let stopped = await group.next() ?? false
-      group.cancelAll()
-      return stopped || stopSignal.value != nil
-    }
+    let stopped = await firstResult(within: delay) { await self.stopSignal.wait().map { _ in true } }
+    return stopped ?? false || stopSignal.value != nil
   }
 
   private func emit(_ kind: PluginEvent.Kind, pid: Int32?, _ details: [String: JSONValue]) {

@@ -1,6 +1,7 @@
 internal import Crypto
 internal import DeckhandClient
 package import DeckhandCore
+internal import DeckhandRuntime
 package import DeckhandProtocol
 package import Foundation
 package import Logging
@@ -200,7 +201,7 @@ package final class ControlPlane: Sendable {
     let allowed = state.withLock { $0.limiter.allow(nodeId, now: .now) }
     guard allowed else {
       throw DeckhandError(
-        .serverUnavailable,
+        .rateLimited,
         "node \(nodeId) opened more than \(timing.sessionsPerWindow) sessions in \(timing.sessionWindow); back off")
     }
     guard var node = try store.node(id: nodeId) else {

@@ -1,5 +1,6 @@
 package import DeckhandClient
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandProtocol
 package import Foundation
 internal import GRPCCore

@@ -1,5 +1,6 @@
 internal import Crypto
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -162,7 +163,8 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
             platform = chunk.platform
           }
           hasher.update(data: chunk.data)
-          try handle.write(contentsOf: chunk.data)
+          let data = chunk.data
+          try await BlockingWork.run { try handle.write(contentsOf: data) }
           size += Int64(chunk.data.count)
         }
         try handle.close()
@@ -174,8 +176,12 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
         throw DeckhandError(.configurationInvalid, "the first chunk must name the plugin and its version")
       }
       let digest = HexText.encode(hasher.finalize())
-      let record = try plane.addArtifact(
-        at: temporary, digest: digest, size: size, name: name, version: version, platform: platform)
+      let (plane, upload) = (plane, (name: name, version: version, platform: platform, size: size))
+      let record = try await BlockingWork.run {
+        try plane.addArtifact(
+          at: temporary, digest: digest, size: upload.size, name: upload.name, version: upload.version,
+          platform: upload.platform)
+      }
       return ServerResponse(message: ProtoMapping.artifact(record))
     }
   }

@@ -1,4 +1,5 @@
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -160,7 +161,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       return StreamingServerResponse { writer in
         defer { try? handle.close() }
         var first = true
-        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+        while let data = try await BlockingWork.run({ try handle.read(upToCount: 1 << 20) }), !data.isEmpty {
           var chunk = Deckhand_Dispatcher_V1_ArtifactChunk()
           chunk.data = data
           if first { chunk.totalSize = size }

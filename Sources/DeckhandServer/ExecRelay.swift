@@ -42,7 +42,7 @@ package final class ExecRelay: Sendable {
   /// Asks `node`'s agent to start `start`; returns the pairing the
   /// operator's stream uses.
   ///
-  /// - Throws: ``DeckhandError`` `serverUnavailable` when the node's agent
+  /// - Throws: ``DeckhandError`` `notConnected` when the node's agent
   ///   is not connected.
   package func open(node: String, _ start: Deckhand_Server_V1_ExecStreamRequest.Start) throws -> (String, Pairing) {
     let (toAgent, agentSink) = AsyncStream.makeStream(of: Deckhand_Server_V1_RunnerExecStreamResponse.self)
@@ -55,7 +55,9 @@ package final class ExecRelay: Sendable {
       return control
     }
     guard let control else {
-      throw DeckhandError(.serverUnavailable, "node \(start.node) has no agent connected for exec right now")
+      throw DeckhandError(
+        .notConnected,
+        "node \(start.node) has no agent connected for exec right now; `deckhand nodes ls` shows whether it is READY")
     }
     var request = Deckhand_Server_V1_RunnerExecControlResponse()
     request.execID = id

@@ -47,21 +47,24 @@ package final class JobQueue: Sendable {
 
   // MARK: Operators
 
-  /// Why `job` cannot be queued, or nil.
-  package func validationError(_ job: Deckhand_Server_V1_Job) -> String? {
+  /// Checks that `job` can be queued.
+  ///
+  /// - Throws: ``DeckhandError`` `configurationInvalid` saying what is
+  ///   wrong with it.
+  package func validate(_ job: Deckhand_Server_V1_Job) throws(DeckhandError) {
+    func invalid(_ problem: String) -> DeckhandError { DeckhandError(.configurationInvalid, problem) }
     switch job.operation {
-    case nil: return "the job has no operation (exec, plugin_apply, plugin_status or noop)"
+    case nil: throw invalid("the job has no operation (exec, plugin_apply, plugin_status or noop)")
     case .exec(let exec):
-      if exec.argv.isEmpty || exec.argv[0].isEmpty { return "exec needs a command (argv)" }
-      if exec.timeoutMs < 0 { return "exec timeout must not be negative" }
+      if exec.argv.isEmpty || exec.argv[0].isEmpty { throw invalid("exec needs a command (argv)") }
+      if exec.timeoutMs < 0 { throw invalid("exec timeout must not be negative") }
     case .pluginApply(let apply):
-      if apply.plugin.isEmpty { return "plugin.apply needs a plugin name" }
+      if apply.plugin.isEmpty { throw invalid("plugin.apply needs a plugin name") }
     case .pluginStatus(let status):
-      if status.plugin.isEmpty { return "plugin.status needs a plugin name" }
+      if status.plugin.isEmpty { throw invalid("plugin.status needs a plugin name") }
     case .noop: break
     }
-    if job.expiresInMs < 0 { return "expires_in must not be negative" }
-    return nil
+    if job.expiresInMs < 0 { throw invalid("expires_in must not be negative") }
   }
 
   /// Whether a known node could take `job`.
@@ -86,7 +89,7 @@ package final class JobQueue: Sendable {
 
   /// Queues `job`; returns its id.
   package func queue(_ job: Deckhand_Server_V1_Job) async throws -> String {
-    if let problem = validationError(job) { throw DeckhandError(.configurationInvalid, problem) }
+    try validate(job)
     let target = try resolveTarget(job.target)
     var spec = job
     spec.id = ControlPlane.randomText(bytes: 12)

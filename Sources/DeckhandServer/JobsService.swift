@@ -1,4 +1,5 @@
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -40,6 +41,14 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     }
   }
 
+  /// An operator's call whose body reads or writes the store: it runs on
+  /// the blocking-work pool, never on an event loop.
+  private func blocking<Request: Sendable, Response: Sendable>(
+    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) throws -> Response
+  ) async throws -> ServerResponse<Response> {
+    try await unary(request) { message in try await BlockingWork.run { try body(message) } }
+  }
+
   func getVersionInfo(request: ServerRequest<Deckhand_Server_V1_GetVersionInfoRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_VersionInfo>
   {
@@ -74,13 +83,13 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getJob(request: ServerRequest<Deckhand_Server_V1_GetJobRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_Job>
   {
-    try await unary(request) { message in queue.message(try queue.record(message.jobID)) }
+    try await blocking(request) { message in queue.message(try queue.record(message.jobID)) }
   }
 
   func listJobs(request: ServerRequest<Deckhand_Server_V1_ListJobsRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_ListJobsResponse>
   {
-    try await unary(request) { message in
+    try await blocking(request) { message in
       var runner: String?
       if !message.runnerID.isEmpty {
         runner =
@@ -100,13 +109,14 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func validateJob(request: ServerRequest<Deckhand_Server_V1_ValidateJobRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_ValidateJobResponse>
   {
-    try await unary(request) { message in
+    try await blocking(request) { message in
       var response = Deckhand_Server_V1_ValidateJobResponse()
-      if let problem = queue.validationError(message.job) {
-        response.validationError = problem
-      } else {
+      do {
+        try queue.validate(message.job)
         response.valid = true
         response.assignable = (try? queue.assignable(message.job)) ?? false
+      } catch let error as DeckhandError {
+        response.validationError = error.message
       }
       return response
     }
@@ -115,7 +125,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func pruneOldJobs(request: ServerRequest<Deckhand_Server_V1_PruneOldJobsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_PruneOldJobsResponse>
   {
-    try await unary(request) { message in
+    try await blocking(request) { message in
       var response = Deckhand_Server_V1_PruneOldJobsResponse()
       response.pruned = Int64(try queue.store.prune(endedBefore: nowMs() - message.olderThanMs))
       return response
@@ -125,7 +135,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func setConfig(request: ServerRequest<Deckhand_Server_V1_SetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_SetConfigResponse>
   {
-    try await unary(request) { message in
+    try await blocking(request) { message in
       try queue.setConfig(message.variables)
       return Deckhand_Server_V1_SetConfigResponse()
     }
@@ -134,7 +144,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getConfig(request: ServerRequest<Deckhand_Server_V1_GetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_GetConfigResponse>
   {
-    try await unary(request) { message in
+    try await blocking(request) { message in
       var response = Deckhand_Server_V1_GetConfigResponse()
       response.variables = try queue.config(prefix: message.prefix).filter { variable in
         !message.filterScope || (variable.scope == message.scope && variable.target == message.target)
@@ -149,8 +159,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     try await mappingErrors {
       try requireOperator(request.metadata)
       let id = request.message.jobID
-      let first = try queue.record(id)
       let queue = self.queue
+      let first = try await BlockingWork.run { try queue.record(id) }
       return StreamingServerResponse { writer in
         let (changes, token) = queue.changes.watch(.job(id))
         defer { queue.changes.unwatch(.job(id), token) }
@@ -166,7 +176,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             // At most about 1 MiB a message: clients' default limit is 4 MiB.
             var events: [JobOutputRecord] = []
             var bytes = 0
-            for record in try queue.store.output(id, after: sequence, limit: 256) {
+            let after = sequence
+            for record in try await BlockingWork.run({ try queue.store.output(id, after: after, limit: 256) }) {
               if !events.isEmpty && bytes + record.data.count > 1 << 20 { break }
               events.append(record)
               bytes += record.data.count
@@ -186,7 +197,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             try await writer.write(message)
           }
           buffered = false
-          let job = try queue.record(id)
+          let job = try await BlockingWork.run { try queue.record(id) }
           if job.state != state {
             var message = Deckhand_Server_V1_GetJobStreamResponse()
             message.state.previous = Deckhand_Server_V1_JobState(rawValue: state.rawValue) ?? .unknown

@@ -16,7 +16,9 @@ func rpcCode(_ code: DeckhandError.Code) -> RPCError.Code {
   case .tokenInvalid: .unauthenticated
   case .permissionDenied: .permissionDenied
   case .notFound: .notFound
-  case .serverUnavailable: .resourceExhausted
+  case .serverUnavailable: .unavailable
+  case .rateLimited: .resourceExhausted
+  case .notConnected: .failedPrecondition
   case .configurationInvalid, .manifestInvalid: .invalidArgument
   default: .internalError
   }

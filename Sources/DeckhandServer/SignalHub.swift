@@ -64,11 +64,9 @@ package final class SignalHub<Key: Hashable & Sendable>: Sendable {
 extension AsyncStream where Element == Void {
   /// Waits for the next signal or for `timeout`, whichever comes first.
   package func next(orAfter timeout: Duration) async {
-    await withTaskGroup(of: Void.self) { group in
-      group.addTask { for await _ in self { return } }
-      group.addTask { try? await Task.sleep(for: timeout) }
-      await group.next()
-      group.cancelAll()
+    _ = await firstResult(within: timeout) { () async -> Void? in
+      for await _ in self { return () }
+      return nil
     }
   }
 }
