@@ -304,7 +304,7 @@ let package = Package(
     // Counts Apply calls in its Host API key-value store.
     .executableTarget(
       name: "deckhand-example-counter",
-      dependencies: ["DeckhandCore", "DeckhandPlugin", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      dependencies: ["DeckhandPlugin"],
       path: "Examples/Counter/Sources",
       swiftSettings: defaultSwiftSettings,
       linkerSettings: pluginLinkerSettings

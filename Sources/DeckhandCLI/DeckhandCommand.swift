@@ -1,9 +1,9 @@
-public import ArgumentParser
+package import ArgumentParser
 internal import DeckhandCore
 
 /// `deckhand`: the fleet agent, plugin runtime and control plane.
-public struct DeckhandCommand: AsyncParsableCommand {
-  public static let configuration = CommandConfiguration(
+package struct DeckhandCommand: AsyncParsableCommand {
+  package static let configuration = CommandConfiguration(
     commandName: "deckhand",
     abstract: "Deckhand: a fleet agent, an out-of-process plugin runtime and the control plane that drives them.",
     version: DeckhandVersion.current,
@@ -15,5 +15,5 @@ public struct DeckhandCommand: AsyncParsableCommand {
     ]
   )
 
-  public init() {}
+  package init() {}
 }

@@ -46,6 +46,11 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let notConnected = Code("notConnected")
     /// Something asked for does not exist (node, deployment, artifact).
     public static let notFound = Code("notFound")
+    /// The agent's Host API cannot be reached (the plugin runs without
+    /// one, under `deckhand plugin run` say).
+    public static let hostUnavailable = Code("hostUnavailable")
+    /// The name is taken (a command another plugin registered).
+    public static let alreadyExists = Code("alreadyExists")
     /// Something inside Deckhand failed that should not have.
     public static let internalError = Code("internalError")
   }

@@ -1,4 +1,4 @@
 /// The version of this build.
-public enum DeckhandVersion {
-  public static let current = "0.1.0"
+package enum DeckhandVersion {
+  package static let current = "0.1.0"
 }

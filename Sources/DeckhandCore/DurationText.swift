@@ -1,8 +1,8 @@
 /// Durations as people write them in flags and config files: `10s`,
 /// `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
-public enum DurationText {
+package enum DurationText {
   /// Parses `text`; nil if it is not a duration or is negative.
-  public static func parse(_ text: String) -> Duration? {
+  package static func parse(_ text: String) -> Duration? {
     let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
     for unit in units where text.hasSuffix(unit.suffix) {
       guard let number = Double(text.dropLast(unit.suffix.count)), number >= 0, number.isFinite else { return nil }
@@ -13,7 +13,7 @@ public enum DurationText {
   }
 
   /// `10s`, `1.5s`, `250ms`: the shortest form that parses back.
-  public static func format(_ duration: Duration) -> String {
+  package static func format(_ duration: Duration) -> String {
     let seconds = duration.inSeconds
     if seconds < 1, seconds > 0 {
       let milliseconds = seconds * 1000

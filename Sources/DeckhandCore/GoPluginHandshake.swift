@@ -1,24 +1,24 @@
 /// The line a HashiCorp go-plugin plugin prints on stdout once it serves:
 /// `CORE-VERSION|APP-VERSION|NETWORK|ADDRESS|PROTOCOL[|SERVER-CERT]`, for
 /// example `1|1|unix|/tmp/plugin123|grpc|`.
-public struct GoPluginHandshake: Hashable, Sendable {
+package struct GoPluginHandshake: Hashable, Sendable {
   /// go-plugin's core protocol version; the only one there is.
-  public static let coreProtocolVersion = 1
+  package static let coreProtocolVersion = 1
 
   /// The network the plugin listens on.
-  public enum Network: String, Hashable, Sendable {
+  package enum Network: String, Hashable, Sendable {
     case unix
     case tcp
   }
 
   /// The application protocol version the plugin chose.
-  public var appVersion: Int
+  package var appVersion: Int
   /// The network of ``address``.
-  public var network: Network
+  package var network: Network
   /// A socket path (``Network/unix``) or `host:port` (``Network/tcp``).
-  public var address: String
+  package var address: String
 
-  public init(appVersion: Int, network: Network, address: String) {
+  package init(appVersion: Int, network: Network, address: String) {
     self.appVersion = appVersion
     self.network = network
     self.address = address
@@ -26,12 +26,12 @@ public struct GoPluginHandshake: Hashable, Sendable {
 
   /// Whether a line from a plugin's stdout is meant as a handshake (and so
   /// must parse) rather than chatter printed before it.
-  public static func looksLikeHandshake(_ line: String) -> Bool {
+  package static func looksLikeHandshake(_ line: String) -> Bool {
     line.split(separator: "|", omittingEmptySubsequences: false).count >= 4
   }
 
   /// The line a plugin serving on `address` prints.
-  public func line() -> String {
+  package func line() -> String {
     "\(Self.coreProtocolVersion)|\(appVersion)|\(network.rawValue)|\(address)|grpc|"
   }
 
@@ -44,7 +44,7 @@ public struct GoPluginHandshake: Hashable, Sendable {
   /// - Throws: ``DeckhandError`` with code
   ///   ``DeckhandError/Code/handshakeFailed`` saying what was expected and
   ///   what came.
-  public static func parse(_ line: String, offeredVersions: [Int]) throws(DeckhandError) -> GoPluginHandshake {
+  package static func parse(_ line: String, offeredVersions: [Int]) throws(DeckhandError) -> GoPluginHandshake {
     let trimmed = line.hasSuffix("\r") ? String(line.dropLast()) : line
     let parts = trimmed.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
     let expected = "expected CORE|APP|NETWORK|ADDRESS|grpc[|CERT], e.g. \"1|1|unix|/tmp/plugin1|grpc|\""

@@ -3,11 +3,11 @@
 /// One table lookup per nibble: `String(format: "%02x")` per byte cost
 /// several microseconds per digest, and the server hashes a credential on
 /// every call.
-public enum HexText {
+package enum HexText {
   private static let digits = Array("0123456789abcdef".utf8)
 
   /// `bytes` as two lower-case hex digits each.
-  public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+  package static func encode(_ bytes: some Sequence<UInt8>) -> String {
     var text: [UInt8] = []
     text.reserveCapacity(bytes.underestimatedCount * 2)
     for byte in bytes {

@@ -1,6 +1,6 @@
 /// How a plugin was launched, as the plugin sees it from its command line
 /// and environment.
-public enum LaunchContract: Hashable, Sendable {
+package enum LaunchContract: Hashable, Sendable {
   /// The guest agent's: serve on the unix socket `address`, write errors to
   /// `errorLogFile`.
   case guestAgent(address: String, errorLogFile: String?)
@@ -23,7 +23,7 @@ public enum LaunchContract: Hashable, Sendable {
   ///   `--protocol` other than `unix` or `tcp`, no `--address`, a tcp
   ///   address that is not HOST:PORT, or a go-plugin host
   ///   that offers no version the plugin speaks.
-  public static func detect(
+  package static func detect(
     arguments: [String],
     environment: [String: String],
     handshakes: [PluginManifest.Handshake]

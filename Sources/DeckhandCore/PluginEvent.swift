@@ -1,8 +1,8 @@
 /// Something that happened to a supervised plugin, as `deckhand plugin run
 /// --events json` prints it: one JSON object a line.
-public struct PluginEvent: Hashable, Sendable, Encodable {
+package struct PluginEvent: Hashable, Sendable, Encodable {
   /// The kinds of event.
-  public enum Kind: String, Hashable, Sendable, Encodable {
+  package enum Kind: String, Hashable, Sendable, Encodable {
     case launched, ready, healthy, unhealthy, exited, restarting, stopped
     /// A host took over a plugin that a previous host left running.
     case attached
@@ -15,18 +15,18 @@ public struct PluginEvent: Hashable, Sendable, Encodable {
   }
 
   /// What happened.
-  public var event: Kind
+  package var event: Kind
   /// The plugin's name.
-  public var plugin: String
+  package var plugin: String
   /// The plugin's process id, if it had one.
-  public var pid: Int32?
+  package var pid: Int32?
   /// When, as seconds since the Unix epoch.
-  public var time: Double
+  package var time: Double
   /// Details: exit status, signal, backoff, health code and results, last log
   /// lines, error text.
-  public var details: [String: JSONValue]
+  package var details: [String: JSONValue]
 
-  public init(event: Kind, plugin: String, pid: Int32?, time: Double, details: [String: JSONValue] = [:]) {
+  package init(event: Kind, plugin: String, pid: Int32?, time: Double, details: [String: JSONValue] = [:]) {
     self.event = event
     self.plugin = plugin
     self.pid = pid
@@ -42,7 +42,7 @@ public struct PluginEvent: Hashable, Sendable, Encodable {
     init?(intValue: Int) { nil }
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: Key.self)
     try container.encode(event, forKey: Key("event"))
     try container.encode(plugin, forKey: Key("plugin"))

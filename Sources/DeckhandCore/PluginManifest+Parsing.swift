@@ -17,7 +17,7 @@ extension PluginManifest {
   ///     relative `entrypoint` is resolved against its folder.
   /// - Throws: ``DeckhandError`` with code ``DeckhandError/Code/manifestInvalid``
   ///   listing every problem found, each naming the field.
-  public static func parse(_ bytes: some Collection<UInt8>, path: String) throws(DeckhandError) -> PluginManifest {
+  package static func parse(_ bytes: some Collection<UInt8>, path: String) throws(DeckhandError) -> PluginManifest {
     let root: JSONValue
     do {
       root = try JSONValue.parse(bytes)

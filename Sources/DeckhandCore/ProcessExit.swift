@@ -1,5 +1,5 @@
 /// How a process ended.
-public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
+package enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
   /// It called exit with this status.
   case exited(code: Int32)
   /// A signal ended it.
@@ -9,9 +9,9 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
   case unknown
 
   /// Whether it exited with status 0.
-  public var isSuccess: Bool { self == .exited(code: 0) }
+  package var isSuccess: Bool { self == .exited(code: 0) }
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .exited(let code): "exited with status \(code)"
     case .signaled(let signal): "killed by signal \(signal)\(Self.signalName(signal).map { " (\($0))" } ?? "")"
@@ -20,7 +20,7 @@ public enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// The details of an `exited` event: `exit_code` or `signal`.
-  public var eventDetails: [String: JSONValue] {
+  package var eventDetails: [String: JSONValue] {
     switch self {
     case .exited(let code): ["exit_code": .number(Double(code))]
     case .signaled(let signal):

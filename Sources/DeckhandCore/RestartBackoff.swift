@@ -3,22 +3,22 @@
 ///
 /// Jitter spreads the delay by ±20 % so that plugins that crashed together
 /// do not come back together.
-public struct RestartBackoff: Hashable, Sendable {
+package struct RestartBackoff: Hashable, Sendable {
   /// The first delay.
-  public var initial: Duration
+  package var initial: Duration
   /// The largest delay.
-  public var maximum: Duration
+  package var maximum: Duration
   /// The fraction by which a delay may differ from its nominal value.
-  public var jitter: Double
+  package var jitter: Double
 
-  public init(initial: Duration, maximum: Duration, jitter: Double = 0.2) {
+  package init(initial: Duration, maximum: Duration, jitter: Double = 0.2) {
     self.initial = initial
     self.maximum = max(maximum, initial)
     self.jitter = jitter
   }
 
   /// The nominal delay before restart number `attempt` (0 for the first).
-  public func nominalDelay(attempt: Int) -> Duration {
+  package func nominalDelay(attempt: Int) -> Duration {
     let initialSeconds = initial.inSeconds
     let exponent = Double(min(attempt, 62))
     let nominal = min(maximum.inSeconds, initialSeconds * pow2(exponent))
@@ -27,7 +27,7 @@ public struct RestartBackoff: Hashable, Sendable {
 
   /// The delay before restart number `attempt`, with jitter from `random`, a
   /// number in `0..<1`.
-  public func delay(attempt: Int, random: Double) -> Duration {
+  package func delay(attempt: Int, random: Double) -> Duration {
     let nominal = nominalDelay(attempt: attempt).inSeconds
     let factor = 1 - jitter + 2 * jitter * min(max(random, 0), 1)
     let seconds = min(max(nominal * factor, initial.inSeconds), maximum.inSeconds)

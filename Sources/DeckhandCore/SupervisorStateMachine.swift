@@ -7,11 +7,11 @@
 ///                  │                 └─unhealthy→ terminating ─exit→ backingOff
 ///                  └─failed→ backingOff          any ─stop→ stopping ─exit→ stopped
 /// ```
-public struct SupervisorStateMachine: Sendable {
-  public typealias Instant = ContinuousClock.Instant
+package struct SupervisorStateMachine: Sendable {
+  package typealias Instant = ContinuousClock.Instant
 
   /// Where the supervisor is.
-  public enum State: Hashable, Sendable {
+  package enum State: Hashable, Sendable {
     case idle
     case launching
     case running
@@ -23,7 +23,7 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// What the I/O layer must do next.
-  public enum Action: Hashable, Sendable {
+  package enum Action: Hashable, Sendable {
     /// Launch the plugin. `attempt` counts restarts since the last reset.
     case launch(attempt: Int)
     /// Wait `delay`, then call ``backoffElapsed()``.
@@ -42,7 +42,7 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// What one health check meant.
-  public enum HealthVerdict: Hashable, Sendable {
+  package enum HealthVerdict: Hashable, Sendable {
     /// Healthy, as before.
     case healthy
     /// Healthy for the first time since launch or since failures.
@@ -57,15 +57,15 @@ public struct SupervisorStateMachine: Sendable {
 
   /// How long a plugin must stay healthy before the backoff starts again
   /// from its initial delay.
-  public static let backoffResetAfter: Duration = .seconds(300)
+  package static let backoffResetAfter: Duration = .seconds(300)
 
-  public private(set) var state: State = .idle
+  package private(set) var state: State = .idle
   /// Restarts in a row since the last reset; the next delay grows with it.
-  public private(set) var attempt = 0
+  package private(set) var attempt = 0
   /// Failed health checks in a row.
-  public private(set) var consecutiveFailures = 0
+  package private(set) var consecutiveFailures = 0
   /// Whether a stop has been asked for.
-  public private(set) var stopRequested = false
+  package private(set) var stopRequested = false
 
   private let backoff: RestartBackoff
   private let failureThreshold: Int
@@ -73,14 +73,14 @@ public struct SupervisorStateMachine: Sendable {
   private var healthySince: Instant?
   private var reportedHealthy = false
 
-  public init(backoff: RestartBackoff, failureThreshold: Int, stopDeadline: Duration) {
+  package init(backoff: RestartBackoff, failureThreshold: Int, stopDeadline: Duration) {
     self.backoff = backoff
     self.failureThreshold = max(1, failureThreshold)
     self.stopDeadline = stopDeadline
   }
 
   /// Builds the state machine a manifest asks for.
-  public init(manifest: PluginManifest) {
+  package init(manifest: PluginManifest) {
     self.init(
       backoff: RestartBackoff(initial: manifest.restart.initialBackoff, maximum: manifest.restart.maxBackoff),
       failureThreshold: manifest.health.failures,
@@ -89,14 +89,14 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// Supervision begins.
-  public mutating func start() -> Action {
+  package mutating func start() -> Action {
     guard state == .idle else { return .none }
     state = .launching
     return .launch(attempt: attempt)
   }
 
   /// The plugin launched and answered its first call.
-  public mutating func ready(now: Instant) -> Action {
+  package mutating func ready(now: Instant) -> Action {
     guard state == .launching else { return .none }
     state = .running
     consecutiveFailures = 0
@@ -106,13 +106,13 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// The launch failed (spawn, handshake, start timeout or Start error).
-  public mutating func launchFailed(random: Double) -> Action {
+  package mutating func launchFailed(random: Double) -> Action {
     guard state == .launching else { return .none }
     return scheduleRestart(random: random)
   }
 
   /// A health check finished.
-  public mutating func healthChecked(ok: Bool, now: Instant) -> HealthVerdict {
+  package mutating func healthChecked(ok: Bool, now: Instant) -> HealthVerdict {
     guard state == .running else { return .ignored }
     if ok {
       let wasFailing = consecutiveFailures > 0 || !reportedHealthy
@@ -132,12 +132,12 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// The action for an ``HealthVerdict/unhealthy(count:)`` verdict.
-  public func actionForUnhealthy() -> Action {
+  package func actionForUnhealthy() -> Action {
     state == .terminating ? .killUnhealthy(failures: consecutiveFailures) : .none
   }
 
   /// The plugin's process exited (or was killed).
-  public mutating func exited(now: Instant, random: Double) -> Action {
+  package mutating func exited(now: Instant, random: Double) -> Action {
     switch state {
     case .stopping:
       state = .stopped
@@ -154,7 +154,7 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// The backoff delay ran out.
-  public mutating func backoffElapsed() -> Action {
+  package mutating func backoffElapsed() -> Action {
     guard state == .backingOff else { return .none }
     if stopRequested {
       state = .stopped
@@ -165,7 +165,7 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// The operator asked to stop the plugin.
-  public mutating func requestStop() -> Action {
+  package mutating func requestStop() -> Action {
     stopRequested = true
     switch state {
     case .idle, .backingOff:
@@ -184,12 +184,12 @@ public struct SupervisorStateMachine: Sendable {
   }
 
   /// The plugin answered StopRequest, or failed to.
-  public mutating func stopReplied() -> Action {
+  package mutating func stopReplied() -> Action {
     state == .stopping ? .killGroup : .none
   }
 
   /// The Stop deadline passed without a reply.
-  public mutating func stopDeadlineExpired() -> Action {
+  package mutating func stopDeadlineExpired() -> Action {
     state == .stopping ? .killGroup : .none
   }
 

@@ -1,3 +1,4 @@
+internal import DeckhandCore
 internal import DeckhandGRPC
 internal import DeckhandPluginProtocol
 internal import FoundationEssentials
@@ -18,14 +19,6 @@ internal import Synchronization
 /// try await host.set("count", Array(String(count + 1).utf8))
 /// ```
 public final class HostClient: Sendable {
-  /// A Host API call failed: `code` is the gRPC status name
-  /// (`permissionDenied`, `unavailable`, …).
-  public struct Failure: Error, CustomStringConvertible {
-    public var code: String
-    public var message: String
-    public var description: String { "\(code): \(message)" }
-  }
-
   /// Log levels.
   public enum Level: Sendable {
     case debug, info, warning, error
@@ -41,12 +34,12 @@ public final class HostClient: Sendable {
   /// Connects to the Host API the agent gave this plugin
   /// (`DECKHAND_HOST_SOCKET`).
   ///
-  /// - Throws: ``Failure`` (`unavailable`) when the plugin runs without a
-  ///   Host API (under `deckhand plugin run`, say).
+  /// - Throws: ``DeckhandError`` `hostUnavailable` when the plugin runs
+  ///   without a Host API (under `deckhand plugin run`, say).
   public static func connect() async throws -> HostClient {
     guard let pointer = getenv("DECKHAND_HOST_SOCKET") else {
-      throw Failure(
-        code: "unavailable", message: "no Host API: DECKHAND_HOST_SOCKET is not set (run under deckhand agent)")
+      throw DeckhandError(
+        .hostUnavailable, "no Host API: DECKHAND_HOST_SOCKET is not set (run the plugin under deckhand agent)")
     }
     let host = HostClient(path: String(cString: pointer))
     _ = try await host.connection()
@@ -152,7 +145,7 @@ public final class HostClient: Sendable {
       client.withLock { $0 = fresh }
       return fresh
     } catch {
-      throw Failure(code: "unavailable", message: "cannot reach the Host API at \(path): \(error)")
+      throw DeckhandError(.hostUnavailable, "cannot reach the Host API at \(path): \(error)", cause: error)
     }
   }
 
@@ -172,8 +165,22 @@ public final class HostClient: Sendable {
           client.withLock { $0 = nil }
           continue
         }
-        throw Failure(code: "\(error.code)", message: error.message)
+        throw Self.error(error)
       }
     }
+  }
+
+  /// A Host API status as a ``DeckhandError`` with the agent's message.
+  static func error(_ error: GRPCCallError) -> DeckhandError {
+    let code: DeckhandError.Code =
+      switch error.code {
+      case .permissionDenied: .permissionDenied
+      case .notFound: .notFound
+      case .alreadyExists: .alreadyExists
+      case .invalidArgument, .failedPrecondition: .configurationInvalid
+      case .unavailable: .hostUnavailable
+      default: .callFailed
+      }
+    return DeckhandError(code, error.message, cause: error)
   }
 }

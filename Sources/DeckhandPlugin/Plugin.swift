@@ -45,13 +45,6 @@ extension Plugin {
   public func apply(_ payload: Google_Protobuf_Any) async throws {}
   /// Refuses: the plugin registered no commands.
   public func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue] {
-    throw PluginCommandError(message: "this plugin has no handler for command \(name)")
+    throw DeckhandError(.notFound, "this plugin has no handler for command \(name)")
   }
-}
-
-/// A command this plugin cannot answer.
-public struct PluginCommandError: Error, CustomStringConvertible {
-  public var message: String
-  public init(message: String) { self.message = message }
-  public var description: String { message }
 }

@@ -4,7 +4,7 @@ internal import FoundationEssentials
 
 /// Turns `plugin_comm` requests into calls of a ``Plugin``, whichever server
 /// carries them. A plugin's error is logged and rethrown as a
-/// ``PluginDispatcher/Failure`` naming the method.
+/// ``DeckhandError`` (`callFailed`) naming the method.
 package struct PluginDispatcher: Sendable {
   let plugin: any Plugin
 
@@ -13,10 +13,6 @@ package struct PluginDispatcher: Sendable {
   }
 
   /// A plugin method failed.
-  package struct Failure: Error, CustomStringConvertible {
-    package var description: String
-  }
-
   package func start(_ request: PluginComm_StartRequest) async throws -> PluginComm_StartResponse {
     let config: StartContext.Config =
       switch request.serviceConfig {
@@ -52,13 +48,14 @@ package struct PluginDispatcher: Sendable {
     -> Deckhand_Host_V1_HandleCommandResponse
   {
     guard case .object(let fields) = try JSONValue.parse(Array(request.requestJson)) else {
-      throw Failure(description: "HandleCommand: the request is not a JSON object")
+      throw DeckhandError(.configurationInvalid, "HandleCommand: the request is not a JSON object")
     }
     let answer = try await run("HandleCommand \(request.name)") {
       try await plugin.command(request.name, request: fields)
     }
     guard let bytes = JSONValue.object(answer).serialized() else {
-      throw Failure(description: "HandleCommand \(request.name): the answer holds a number JSON cannot express")
+      throw DeckhandError(
+        .callFailed, "HandleCommand \(request.name): the answer holds a number JSON cannot express")
     }
     var response = Deckhand_Host_V1_HandleCommandResponse()
     response.responseJson = Data(bytes)
@@ -70,7 +67,7 @@ package struct PluginDispatcher: Sendable {
       return try await body()
     } catch {
       PluginLog.error("\(method) failed: \(error)")
-      throw Failure(description: "\(method) failed: \(error)")
+      throw DeckhandError(.callFailed, "\(method) failed: \(error)", cause: error)
     }
   }
 }

@@ -3,9 +3,9 @@ internal import DeckhandCore
 internal import Foundation
 
 /// SHA-256 of files, for the manifest's `sha256` pin.
-public enum FileDigest {
+package enum FileDigest {
   /// The lowercase hex SHA-256 of the file at `path`.
-  public static func sha256(ofFile path: String) throws -> String {
+  package static func sha256(ofFile path: String) throws -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else {
       throw DeckhandError(.launchFailed, "cannot read \(path) to check its sha256: \(String(cString: strerror(errno)))")
     }

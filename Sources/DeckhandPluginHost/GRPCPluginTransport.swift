@@ -6,10 +6,10 @@ internal import SwiftProtobuf
 
 /// The default ``PluginTransport``: grpc-swift-2 clients on HTTP/2, over
 /// unix domain sockets (or loopback TCP for go-plugin plugins that ask).
-public struct GRPCPluginTransport: PluginTransport {
-  public init() {}
+package struct GRPCPluginTransport: PluginTransport {
+  package init() {}
 
-  public func withConnection<Result: Sendable>(
+  package func withConnection<Result: Sendable>(
     to address: PluginAddress,
     _ body: (any PluginConnection) async throws -> Result
   ) async throws -> Result {

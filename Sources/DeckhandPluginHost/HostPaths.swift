@@ -6,13 +6,13 @@ internal import Foundation
 /// - State: `STATE/plugins/NAME/` is the plugin's state directory, kept
 ///   across restarts and versions; `STATE/logs/NAME.errors.log` its error log.
 /// - Runtime: `RUNTIME/NAME.sock`, the plugin's socket.
-public struct HostPaths: Hashable, Sendable {
+package struct HostPaths: Hashable, Sendable {
   /// The state root.
-  public var stateDirectory: String
+  package var stateDirectory: String
   /// The runtime root, for sockets.
-  public var runtimeDirectory: String
+  package var runtimeDirectory: String
 
-  public init(stateDirectory: String, runtimeDirectory: String) {
+  package init(stateDirectory: String, runtimeDirectory: String) {
     self.stateDirectory = stateDirectory
     self.runtimeDirectory = runtimeDirectory
   }
@@ -20,7 +20,7 @@ public struct HostPaths: Hashable, Sendable {
   /// Linux conventions: `/var/lib/deckhand` and `/run/deckhand` as root;
   /// `$XDG_STATE_HOME/deckhand` and `$XDG_RUNTIME_DIR/deckhand` otherwise
   /// (`~/.local/state/deckhand`, `/tmp/deckhand-UID` without them).
-  public static func defaults(environment: [String: String]? = nil) -> HostPaths {
+  package static func defaults(environment: [String: String]? = nil) -> HostPaths {
     var environment = environment ?? ProcessInfo.processInfo.environment
     if environment["HOME", default: ""].isEmpty { environment["HOME"] = NSHomeDirectory() }
     let locations = AgentLocations.defaults(uid: getuid(), environment: environment)
@@ -28,15 +28,15 @@ public struct HostPaths: Hashable, Sendable {
   }
 
   /// The plugin's state directory, sent with Start.
-  public func pluginStateDirectory(_ name: String) -> String { "\(stateDirectory)/plugins/\(name)" }
+  package func pluginStateDirectory(_ name: String) -> String { "\(stateDirectory)/plugins/\(name)" }
   /// The file given to guest-agent plugins as `--errorlogfile`.
-  public func errorLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).errors.log" }
+  package func errorLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).errors.log" }
   /// The file a plugin that outlives its host writes its stdout to.
-  public func stdoutLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stdout.log" }
+  package func stdoutLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stdout.log" }
   /// The file a plugin that outlives its host writes its stderr to.
-  public func stderrLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stderr.log" }
+  package func stderrLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stderr.log" }
   /// The plugin's socket (guest-agent contract).
-  public func socket(_ name: String) -> String { "\(runtimeDirectory)/\(name).sock" }
+  package func socket(_ name: String) -> String { "\(runtimeDirectory)/\(name).sock" }
 
   /// Creates the folders a plugin needs.
   func prepare(for name: String) throws {

@@ -1,6 +1,6 @@
 internal import CDeckhandSystem
-public import DeckhandCore
-public import DeckhandProtocol
+package import DeckhandCore
+package import DeckhandProtocol
 internal import Foundation
 internal import SwiftProtobuf
 
@@ -9,37 +9,37 @@ internal import SwiftProtobuf
 #endif
 
 /// A plugin process that serves, as ``PluginLauncher`` hands it back.
-public struct LaunchedPlugin: Sendable {
+package struct LaunchedPlugin: Sendable {
   /// The manifest it was launched from.
-  public let manifest: PluginManifest
+  package let manifest: PluginManifest
   /// Its process.
   package let process: ChildProcess
   /// Where it serves.
-  public let address: PluginAddress
+  package let address: PluginAddress
   /// A socket file the host removes once the plugin is gone.
   let socketToRemove: String?
   /// The file given as `--errorlogfile` (guest-agent contract).
-  public let errorLog: String?
+  package let errorLog: String?
   /// When the launch began.
-  public let launchedAt: ContinuousClock.Instant
+  package let launchedAt: ContinuousClock.Instant
   /// The host's folders.
-  public let paths: HostPaths
+  package let paths: HostPaths
   /// How its `limits` are enforced: its cgroups, if any.
-  public var limits: ResourceControl.Applied? = nil
+  package var limits: ResourceControl.Applied? = nil
   /// What enforces them.
   var resources: ResourceControl? = nil
 
   /// The process id, also its process group id.
-  public var pid: Int32 { process.pid }
+  package var pid: Int32 { process.pid }
 
   /// What the next host needs to re-attach to this plugin.
-  public var attachment: PluginLauncher.Attachment {
+  package var attachment: PluginLauncher.Attachment {
     PluginLauncher.Attachment(
       pid: pid, startTime: deckhand_process_start_time(pid), address: address, socket: socketToRemove)
   }
 
   /// The StartRequest for this plugin: its state directory and its config.
-  public func startRequest() -> PluginComm_StartRequest {
+  package func startRequest() -> PluginComm_StartRequest {
     var request = PluginComm_StartRequest()
     request.config.stateDirectoryPath = paths.pluginStateDirectory(manifest.name)
     switch manifest.config {
@@ -51,7 +51,7 @@ public struct LaunchedPlugin: Sendable {
   }
 
   /// The last lines of the plugin's stderr, stdout and error log.
-  public func lastLines() -> [String: JSONValue] {
+  package func lastLines() -> [String: JSONValue] {
     var details: [String: JSONValue] = [:]
     let stderr = process.stderrTail.snapshot
     if !stderr.isEmpty { details["stderr_tail"] = .array(stderr.map(JSONValue.string)) }
@@ -101,22 +101,22 @@ public struct LaunchedPlugin: Sendable {
   }
 
   /// The result of ``stop(using:cleanup:)``.
-  public struct StopOutcome: Sendable {
+  package struct StopOutcome: Sendable {
     /// Whether the plugin answered StopRequest before the deadline.
-    public var replied: Bool
+    package var replied: Bool
     /// The error of the Stop call, if it failed.
-    public var stopError: String?
+    package var stopError: String?
     /// How the process ended.
-    public var exit: ProcessExit?
+    package var exit: ProcessExit?
     /// From the stop request to the reaped process.
-    public var elapsed: Duration
+    package var elapsed: Duration
   }
 
   /// Stops the plugin: StopRequest{cleanup, deadline = stop_s}; for go-plugin
   /// plugins also `GRPCController/Shutdown`; then, after the reply or the
   /// deadline, the whole process group is killed, the process reaped and
   /// the socket removed. With `cleanup` the state directory is removed too.
-  public func stop(using connection: (any PluginConnection)?, cleanup: Bool) async -> StopOutcome {
+  package func stop(using connection: (any PluginConnection)?, cleanup: Bool) async -> StopOutcome {
     let begin = ContinuousClock.now
     let deadline = manifest.timeouts.stop
     var replied = false
@@ -153,7 +153,7 @@ public struct LaunchedPlugin: Sendable {
   /// Kills the process group at once (an unhealthy or lost plugin), reaps
   /// the process and removes its socket.
   @discardableResult
-  public func kill() async -> ProcessExit? {
+  package func kill() async -> ProcessExit? {
     let exit = await process.killGroupAndWait()
     releaseAfterExit()
     return exit
@@ -167,7 +167,7 @@ public struct LaunchedPlugin: Sendable {
   }
 
   /// Whether the kernel killed it for going over its memory limit.
-  public var killedForMemory: Bool {
+  package var killedForMemory: Bool {
     guard let limits, let resources else { return false }
     return resources.oomKilled(limits)
   }

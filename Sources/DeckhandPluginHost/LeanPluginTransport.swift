@@ -7,10 +7,10 @@ internal import SwiftProtobuf
 /// The fast ``PluginTransport``: Deckhand's lean gRPC client on
 /// swift-nio-http2, whose calls are handled on the connection's event loop.
 /// Standard gRPC on the wire, so it talks to any gRPC plugin.
-public struct LeanPluginTransport: PluginTransport {
-  public init() {}
+package struct LeanPluginTransport: PluginTransport {
+  package init() {}
 
-  public func withConnection<Result: Sendable>(
+  package func withConnection<Result: Sendable>(
     to address: PluginAddress,
     _ body: (any PluginConnection) async throws -> Result
   ) async throws -> Result {

@@ -1,11 +1,11 @@
 /// Where a plugin serves.
-public enum PluginAddress: Hashable, Sendable, Codable, CustomStringConvertible {
+package enum PluginAddress: Hashable, Sendable, Codable, CustomStringConvertible {
   /// A unix domain socket.
   case unix(path: String)
   /// A TCP `host:port`; go-plugin plugins may choose it.
   case tcp(host: String, port: Int)
 
-  public var description: String {
+  package var description: String {
     switch self {
     case .unix(let path): "unix:\(path)"
     case .tcp(let host, let port): "\(host):\(port)"

@@ -1,4 +1,4 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import SwiftProtobuf
@@ -6,41 +6,41 @@ internal import SwiftProtobuf
 /// `deckhand plugin bench`: what launching and calling a plugin costs, with
 /// the figure names of `../shared/peers/goplugin/run.sh` (without its
 /// `goplugin.` prefix), so that the two can be compared line by line.
-public struct PluginBenchmark: Sendable {
+package struct PluginBenchmark: Sendable {
   /// What to run.
-  public struct Options: Sendable {
+  package struct Options: Sendable {
     /// Timed launches, after one untimed warm-up launch.
-    public var launches = 20
+    package var launches = 20
     /// Sequential GetStatus calls.
-    public var calls = 20_000
+    package var calls = 20_000
     /// Untimed calls before each load phase.
-    public var warmup = 500
+    package var warmup = 500
     /// Concurrent callers in the concurrent phase.
-    public var concurrency = 16
+    package var concurrency = 16
     /// Length of the concurrent phase.
-    public var duration: Duration = .seconds(3)
+    package var duration: Duration = .seconds(3)
     /// Sequential Apply calls.
-    public var applyCalls = 2000
+    package var applyCalls = 2000
     /// Apply payload size in bytes.
-    public var payload = 65_536
+    package var payload = 65_536
     /// Settle time before reading idle RSS.
-    public var idleWait: Duration = .milliseconds(500)
-    public init() {}
+    package var idleWait: Duration = .milliseconds(500)
+    package init() {}
   }
 
   /// One figure: printed as `name value unit`.
-  public struct Figure: Hashable, Sendable, CustomStringConvertible {
-    public var name: String
-    public var value: Double
-    public var unit: String
+  package struct Figure: Hashable, Sendable, CustomStringConvertible {
+    package var name: String
+    package var value: Double
+    package var unit: String
 
-    public init(name: String, value: Double, unit: String) {
+    package init(name: String, value: Double, unit: String) {
       self.name = name
       self.value = value
       self.unit = unit
     }
 
-    public var description: String {
+    package var description: String {
       let text =
         value >= 100 || value.rounded() == value ? String(format: "%.0f", value) : String(format: "%.3f", value)
       return "\(name) \(text) \(unit)"
@@ -51,14 +51,14 @@ public struct PluginBenchmark: Sendable {
   let transport: any PluginTransport
   let options: Options
 
-  public init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(), options: Options) {
+  package init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(), options: Options) {
     self.launcher = launcher
     self.transport = transport
     self.options = options
   }
 
   /// Runs every phase, calling `report` with each figure as it is known.
-  public func run(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
+  package func run(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
     try await measureLaunches(manifest, report: report)
     try await measureCalls(manifest, report: report)
   }

@@ -1,4 +1,4 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import SwiftProtobuf
@@ -9,14 +9,14 @@ internal import SwiftProtobuf
 
 /// `deckhand plugin check`: launches a plugin once and checks that it keeps
 /// the contract, step by step.
-public struct PluginConformanceCheck: Sendable {
+package struct PluginConformanceCheck: Sendable {
   /// One step's verdict.
-  public struct Check: Hashable, Sendable, Encodable {
-    public var name: String
-    public var ok: Bool
-    public var detail: String
+  package struct Check: Hashable, Sendable, Encodable {
+    package var name: String
+    package var ok: Bool
+    package var detail: String
 
-    public init(name: String, ok: Bool, detail: String) {
+    package init(name: String, ok: Bool, detail: String) {
       self.name = name
       self.ok = ok
       self.detail = detail
@@ -24,14 +24,14 @@ public struct PluginConformanceCheck: Sendable {
   }
 
   /// The whole report, as `--json` prints it.
-  public struct Report: Hashable, Sendable, Encodable {
-    public var ok: Bool
-    public var plugin: String
-    public var version: String
-    public var `protocol`: String
-    public var checks: [Check]
+  package struct Report: Hashable, Sendable, Encodable {
+    package var ok: Bool
+    package var plugin: String
+    package var version: String
+    package var `protocol`: String
+    package var checks: [Check]
 
-    public init(ok: Bool, plugin: String, version: String, protocol: String, checks: [Check]) {
+    package init(ok: Bool, plugin: String, version: String, protocol: String, checks: [Check]) {
       self.ok = ok
       self.plugin = plugin
       self.version = version
@@ -43,13 +43,13 @@ public struct PluginConformanceCheck: Sendable {
   let launcher: PluginLauncher
   let transport: any PluginTransport
 
-  public init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport()) {
+  package init(launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport()) {
     self.launcher = launcher
     self.transport = transport
   }
 
   /// Runs every check; a failed step skips the ones that need it.
-  public func run(_ manifest: PluginManifest) async -> Report {
+  package func run(_ manifest: PluginManifest) async -> Report {
     var checks: [Check] = []
     func record(_ name: String, _ ok: Bool, _ detail: String) {
       checks.append(Check(name: name, ok: ok, detail: detail))

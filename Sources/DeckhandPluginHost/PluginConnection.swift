@@ -1,12 +1,12 @@
-public import DeckhandProtocol
-public import SwiftProtobuf
+package import DeckhandProtocol
+package import SwiftProtobuf
 
 /// The host's side of one connection to a plugin: the calls of
 /// `plugin_comm.GuestAgentPlugin`, plus the two go-plugin services.
 ///
 /// Every call takes its own timeout; a call that fails or times out throws
 /// a ``DeckhandCore/DeckhandError`` with code `callFailed`.
-public protocol PluginConnection: Sendable {
+package protocol PluginConnection: Sendable {
   /// Sends StartRequest.
   func start(_ request: PluginComm_StartRequest, timeout: Duration) async throws
   /// Sends StopRequest.

@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 /// Launches plugins under either launch contract and waits until they serve.
@@ -9,27 +9,27 @@ internal import Foundation
 /// let plugin = try await launcher.launch(manifest)
 /// try await GRPCPluginTransport().withConnection(to: plugin.address) { connection in … }
 /// ```
-public struct PluginLauncher: Sendable {
+package struct PluginLauncher: Sendable {
   /// Where state, logs and sockets go.
-  public var paths: HostPaths
+  package var paths: HostPaths
   /// The environment plugins inherit before the manifest's `env`.
-  public var baseEnvironment: [String: String]
+  package var baseEnvironment: [String: String]
   /// Called with every line a plugin writes to stdout or stderr.
-  public var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
+  package var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
   /// Whether plugins write their output to log files in the state
   /// directory (`logs/NAME.stdout.log`, `logs/NAME.stderr.log`) instead of
   /// pipes, so that they can outlive the host (the agent) and be
   /// re-attached by the next one.
-  public var outliveHost: Bool
+  package var outliveHost: Bool
   /// Runs before every launch, after the entrypoint's checks; a throw
   /// refuses the launch (a signature policy, say).
-  public var preLaunchCheck: (@Sendable (PluginManifest) throws -> Void)?
+  package var preLaunchCheck: (@Sendable (PluginManifest) throws -> Void)?
   /// Enforces manifests' `limits`; by default what the machine offers
   /// (``ResourceControl/machine``), detected on the first plugin that has
   /// limits.
-  public var resources: ResourceControl?
+  package var resources: ResourceControl?
 
-  public init(
+  package init(
     paths: HostPaths,
     baseEnvironment: [String: String]? = nil,
     outliveHost: Bool = false,
@@ -47,23 +47,23 @@ public struct PluginLauncher: Sendable {
 
   /// What a host records of a running plugin so that the next host can
   /// re-attach to it.
-  public struct Attachment: Hashable, Sendable, Codable {
+  package struct Attachment: Hashable, Sendable, Codable {
     /// The process id.
-    public var pid: Int32
+    package var pid: Int32
     /// The process's start time in clock ticks since boot (/proc/PID/stat
     /// field 22): with the executable, what tells it from a process that
     /// reused the pid.
-    public var startTime: UInt64
+    package var startTime: UInt64
     /// Where it serves.
-    public var address: PluginAddress
+    package var address: PluginAddress
     /// The socket file to remove once it is gone, if the host owns one.
-    public var socket: String?
+    package var socket: String?
 
     /// Whether the recorded process still exists: the pid is there and
     /// started at the recorded time (not a process that reused the pid).
     var isRunning: Bool { pid > 0 && deckhand_process_start_time(pid) == startTime }
 
-    public init(pid: Int32, startTime: UInt64, address: PluginAddress, socket: String?) {
+    package init(pid: Int32, startTime: UInt64, address: PluginAddress, socket: String?) {
       self.pid = pid
       self.startTime = startTime
       self.address = address
@@ -76,7 +76,7 @@ public struct PluginLauncher: Sendable {
   /// no longer answers on its socket, say): it must not linger beside the
   /// instance launched in its place. Returns whether it did.
   @discardableResult
-  public func killStale(_ attachment: Attachment) -> Bool {
+  package func killStale(_ attachment: Attachment) -> Bool {
     let pid = attachment.pid
     guard attachment.isRunning else { return false }
     kill(-pid, SIGKILL)
@@ -99,7 +99,7 @@ public struct PluginLauncher: Sendable {
   /// if `attachment` still describes it: the pid is alive, started at the
   /// recorded time, runs the manifest's entrypoint, and its socket accepts.
   /// Nil otherwise (it is then to be launched again).
-  public func attach(_ manifest: PluginManifest, _ attachment: Attachment) -> LaunchedPlugin? {
+  package func attach(_ manifest: PluginManifest, _ attachment: Attachment) -> LaunchedPlugin? {
     let pid = attachment.pid
     guard attachment.isRunning else { return nil }
     guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe") else {
@@ -127,7 +127,7 @@ public struct PluginLauncher: Sendable {
   /// address (go-plugin), within `timeouts.start_s`.
   ///
   /// On failure nothing of the plugin is left running.
-  public func launch(_ manifest: PluginManifest) async throws -> LaunchedPlugin {
+  package func launch(_ manifest: PluginManifest) async throws -> LaunchedPlugin {
     guard manifest.isolation.mode == .local else {
       throw DeckhandError(
         .isolationUnavailable,

@@ -1,4 +1,4 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 extension PluginManifest {
@@ -7,7 +7,7 @@ extension PluginManifest {
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` naming the file and every
   ///   problem in it.
-  public static func load(path: String) throws -> PluginManifest {
+  package static func load(path: String) throws -> PluginManifest {
     let absolute =
       path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     let standardized = URL(fileURLWithPath: absolute).standardizedFileURL.path

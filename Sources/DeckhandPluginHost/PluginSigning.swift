@@ -16,25 +16,25 @@ internal import Foundation
 /// let trust = try TrustPolicy(directory: "/etc/deckhand/trusted", requireSigned: true)
 /// try trust.verify(manifestText: text, signature: sigText, entrypoint: "/opt/echo/echo", plugin: "echo")
 /// ```
-public enum PluginSigning {
+package enum PluginSigning {
   /// The signature file's `format`.
-  public static let format = "deckhand-signature-v1"
+  package static let format = "deckhand-signature-v1"
 
   /// Where a manifest's signature is kept.
-  public static func signaturePath(forManifest path: String) -> String { path + ".sig" }
+  package static func signaturePath(forManifest path: String) -> String { path + ".sig" }
 
   /// The files of a new key pair.
-  public struct KeyFiles: Sendable {
+  package struct KeyFiles: Sendable {
     /// `NAME.key`: the private key, base64, mode 0600.
-    public var privateKeyPath: String
+    package var privateKeyPath: String
     /// `NAME.pub`: the public key, base64; put it in an agent's
     /// `--trusted-keys` folder.
-    public var publicKeyPath: String
+    package var publicKeyPath: String
   }
 
   /// Makes an ed25519 key pair and writes `NAME.key` and `NAME.pub` in
   /// `directory`. Refuses to overwrite existing files.
-  public static func generateKey(named name: String, in directory: String) throws -> KeyFiles {
+  package static func generateKey(named name: String, in directory: String) throws -> KeyFiles {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let files = KeyFiles(privateKeyPath: "\(directory)/\(name).key", publicKeyPath: "\(directory)/\(name).pub")
     for path in [files.privateKeyPath, files.publicKeyPath] where FileManager.default.fileExists(atPath: path) {
@@ -49,7 +49,7 @@ public enum PluginSigning {
   /// Signs the manifest at `path` (and its entrypoint) with the private key
   /// in `keyFile`; writes and returns the signature file's path.
   @discardableResult
-  public static func sign(manifestAt path: String, keyFile: String) throws -> String {
+  package static func sign(manifestAt path: String, keyFile: String) throws -> String {
     let manifest = try PluginManifest.load(path: path)
     guard let manifestBytes = FileManager.default.contents(atPath: path) else {
       throw DeckhandError(.manifestInvalid, "\(path): cannot be read")
@@ -103,18 +103,18 @@ public enum PluginSigning {
 
 /// Which plugins a host runs: signed by one of its trusted keys, and,
 /// with `requireSigned`, nothing unsigned.
-public struct TrustPolicy: Sendable {
+package struct TrustPolicy: Sendable {
   /// Trusted public keys (raw 32 bytes) by name (the `.pub` file's name).
   let keys: [String: Data]
   /// Whether unsigned plugins are refused.
-  public let requireSigned: Bool
+  package let requireSigned: Bool
 
   /// Loads every `*.pub` in `directory`.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` if the folder cannot be read,
   ///   a key is not an ed25519 public key, or `requireSigned` is set and no
   ///   key is there.
-  public init(directory: String?, requireSigned: Bool) throws {
+  package init(directory: String?, requireSigned: Bool) throws {
     var keys: [String: Data] = [:]
     if let directory {
       let names: [String]
@@ -149,7 +149,7 @@ public struct TrustPolicy: Sendable {
   /// - Throws: ``DeckhandCore/DeckhandError`` (`signatureInvalid`) saying
   ///   why the plugin is refused.
   @discardableResult
-  public func verify(manifestText: String, signature: String?, entrypoint: String, plugin: String) throws -> String? {
+  package func verify(manifestText: String, signature: String?, entrypoint: String, plugin: String) throws -> String? {
     guard let signature else {
       if requireSigned {
         throw DeckhandError(

@@ -1,8 +1,8 @@
-public import DeckhandCore
+package import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
-public import Logging
-public import ServiceLifecycle
+package import Logging
+package import ServiceLifecycle
 internal import Synchronization
 
 /// Keeps one plugin running: launches it, sends Start, checks its health,
@@ -17,9 +17,9 @@ internal import Synchronization
 /// let group = ServiceGroup(services: [supervisor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
 /// try await group.run()
 /// ```
-public final class PluginSupervisor: Service, Sendable {
+package final class PluginSupervisor: Service, Sendable {
   /// The manifest of the plugin supervised.
-  public let manifest: PluginManifest
+  package let manifest: PluginManifest
   private let launcher: PluginLauncher
   private let transport: any PluginTransport
   private let onEvent: @Sendable (PluginEvent) -> Void
@@ -32,7 +32,7 @@ public final class PluginSupervisor: Service, Sendable {
   private let current = Mutex<(plugin: LaunchedPlugin, connection: any PluginConnection)?>(nil)
 
   /// What graceful shutdown does to the plugin.
-  public enum ShutdownBehaviour: Sendable {
+  package enum ShutdownBehaviour: Sendable {
     /// Stop it (StopRequest, then kill the group). `deckhand plugin run`.
     case stopPlugin
     /// Leave it running for the next host to re-attach. The agent's default.
@@ -54,7 +54,7 @@ public final class PluginSupervisor: Service, Sendable {
   ///   - onShutdown: What graceful shutdown does to the plugin.
   ///   - logger: For the host's own messages.
   ///   - onEvent: Called with every event, in order.
-  public init(
+  package init(
     manifest: PluginManifest,
     launcher: PluginLauncher,
     transport: any PluginTransport = LeanPluginTransport(),
@@ -76,24 +76,24 @@ public final class PluginSupervisor: Service, Sendable {
   /// Asks the supervisor to stop the plugin and return. With `cleanup` the
   /// plugin is asked to remove its state, and its state directory is
   /// removed.
-  public func requestStop(cleanup: Bool = false) {
+  package func requestStop(cleanup: Bool = false) {
     stopSignal.set(.stop(cleanup: cleanup))
   }
 
   /// Asks the supervisor to return and leave the plugin running.
-  public func requestDetach() {
+  package func requestDetach() {
     stopSignal.set(.detach)
   }
 
   /// The plugin while it is up (ready, and not yet stopped or exited).
-  public var runningPlugin: LaunchedPlugin? { current.withLock { $0?.plugin } }
+  package var runningPlugin: LaunchedPlugin? { current.withLock { $0?.plugin } }
 
   /// Runs `body` with the connection to the running plugin.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError/Code/callFailed`` when the
   ///   plugin is not up (starting, restarting or stopped), or what `body`
   ///   throws.
-  public func withConnection<Result: Sendable>(_ body: (any PluginConnection) async throws -> Result)
+  package func withConnection<Result: Sendable>(_ body: (any PluginConnection) async throws -> Result)
     async throws -> Result
   {
     guard let connection = current.withLock({ $0?.connection }) else {
@@ -105,7 +105,7 @@ public final class PluginSupervisor: Service, Sendable {
 
   /// Supervises until stopped. Returns once the plugin is stopped and its
   /// process group is gone.
-  public func run() async throws {
+  package func run() async throws {
     await withGracefulShutdownHandler {
       var action = machine.withLock { $0.start() }
       while true {

@@ -2,7 +2,7 @@
 /// ``LeanPluginTransport`` (Deckhand's gRPC client on swift-nio-http2);
 /// ``GRPCPluginTransport`` (grpc-swift-2) is the alternative. Both speak
 /// standard gRPC over HTTP/2 on unix sockets.
-public protocol PluginTransport: Sendable {
+package protocol PluginTransport: Sendable {
   /// Connects to a plugin for the duration of `body`; the connection closes
   /// when `body` returns.
   func withConnection<Result: Sendable>(

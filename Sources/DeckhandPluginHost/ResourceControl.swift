@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-public import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 #if canImport(Glibc)
@@ -13,16 +13,16 @@ internal import Foundation
 /// The process is moved into its cgroup right after it is spawned
 /// (posix_spawn cannot start it there), before the host waits for it to
 /// serve.
-public struct ResourceControl: Sendable {
+package struct ResourceControl: Sendable {
   /// How limits are enforced on this machine.
-  public enum Mechanism: String, Sendable, Hashable {
+  package enum Mechanism: String, Sendable, Hashable {
     case cgroupV2 = "cgroup-v2"
     case cgroupV1 = "cgroup-v1"
     case rlimits
   }
 
   /// The mechanism in force.
-  public let mechanism: Mechanism
+  package let mechanism: Mechanism
   /// v2: the folder new groups are made in. v1: one such folder per
   /// controller (memory, pids, cpu).
   let parents: [String: String]
@@ -30,7 +30,7 @@ public struct ResourceControl: Sendable {
   /// Detects what the machine offers under `root` (`/sys/fs/cgroup`): a
   /// writable cgroup v2 hierarchy, else writable v1 memory, pids and cpu
   /// hierarchies, else rlimits.
-  public static func detect(root: String = "/sys/fs/cgroup", processCgroups: String = "/proc/self/cgroup")
+  package static func detect(root: String = "/sys/fs/cgroup", processCgroups: String = "/proc/self/cgroup")
     -> ResourceControl
   {
     let own = Self.ownCgroups(processCgroups)
@@ -50,30 +50,30 @@ public struct ResourceControl: Sendable {
   }
 
   /// What this machine offers, detected once, on first use.
-  public static let machine = ResourceControl.detect()
+  package static let machine = ResourceControl.detect()
 
   /// The groups a plugin launched earlier (by a previous host) is in.
-  public func existing(plugin: String) -> Applied {
+  package func existing(plugin: String) -> Applied {
     Applied(mechanism: mechanism, groups: parents.mapValues { "\($0)/\(plugin)" })
   }
 
   /// No limits enforced by cgroups at all (tests, or a host that wants
   /// none): rlimits only.
-  public static let rlimitsOnly = ResourceControl(mechanism: .rlimits, parents: [:])
+  package static let rlimitsOnly = ResourceControl(mechanism: .rlimits, parents: [:])
 
   /// The cgroups (or none) a plugin was put in.
-  public struct Applied: Sendable, Hashable {
+  package struct Applied: Sendable, Hashable {
     /// How its limits are enforced.
-    public var mechanism: Mechanism
+    package var mechanism: Mechanism
     /// Its cgroup folders, one per v1 controller or one for v2.
-    public var groups: [String: String]
+    package var groups: [String: String]
   }
 
   /// Puts `pid` under `limits`.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` (`launchFailed`) if a group
   ///   cannot be made or a limit not written; the caller kills the process.
-  public func apply(_ limits: PluginManifest.Limits, pid: Int32, plugin: String) throws -> Applied {
+  package func apply(_ limits: PluginManifest.Limits, pid: Int32, plugin: String) throws -> Applied {
     if let nofile = limits.nofile {
       let rc = deckhand_set_rlimit(pid, deckhand_rlimit_nofile(), UInt64(nofile))
       guard rc == 0 else { throw failure(plugin, "RLIMIT_NOFILE", rc) }
@@ -135,7 +135,7 @@ public struct ResourceControl: Sendable {
   }
 
   /// Whether the kernel killed a process of the group for memory.
-  public func oomKilled(_ applied: Applied) -> Bool {
+  package func oomKilled(_ applied: Applied) -> Bool {
     let file: String
     switch applied.mechanism {
     case .rlimits: return false
@@ -150,7 +150,7 @@ public struct ResourceControl: Sendable {
   }
 
   /// Removes the plugin's groups (once its processes are gone).
-  public func remove(_ applied: Applied) {
+  package func remove(_ applied: Applied) {
     for group in applied.groups.values {
       for _ in 0..<50 {
         if rmdir(group) == 0 || errno == ENOENT { break }

@@ -3,16 +3,14 @@
 // the agent, reports it in GetStatus, and answers `counter.get` on the
 // agent's command socket:
 //   echo '{"Command": "counter.get"}' | deckhand cmd
-import DeckhandCore
 import DeckhandPlugin
-import SwiftProtobuf
 
 final class Counter: Plugin {
   func start(_ context: StartContext) async throws {
     let host = try await HostClient.connect()
     do {
       try await host.registerCommand("counter.get")
-    } catch let failure as HostClient.Failure where failure.code == "permissionDenied" {
+    } catch let failure as DeckhandError where failure.code == .permissionDenied {
       // The manifest does not grant `commands`: count without the command.
       try await host.log(.warning, "counter.get not registered: \(failure.message)")
     }
@@ -32,7 +30,7 @@ final class Counter: Plugin {
   }
 
   func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue] {
-    guard name == "counter.get" else { throw PluginCommandError(message: "unknown command \(name)") }
+    guard name == "counter.get" else { throw DeckhandError(.notFound, "unknown command \(name); this plugin answers counter.get") }
     return ["Count": .number(Double(try await count(try await HostClient.connect())))]
   }
 

@@ -2,7 +2,6 @@
 // the host sends (the Start config, every Apply) and reports it in GetStatus;
 // GetStatus with data echoes the data back.
 import DeckhandPlugin
-import SwiftProtobuf
 import Synchronization
 
 final class EchoPlugin: Plugin {

@@ -3,22 +3,22 @@
 /// as root; `$XDG_STATE_HOME/deckhand` and
 /// `$XDG_RUNTIME_DIR/deckhand/commands.sock` otherwise (with
 /// `~/.local/state` and `/tmp/deckhand-UID` when those are unset).
-public struct AgentLocations: Hashable, Sendable {
+package struct AgentLocations: Hashable, Sendable {
   /// The state directory: the database, plugin state, logs.
-  public var stateDirectory: String
+  package var stateDirectory: String
   /// The runtime directory: plugin sockets.
-  public var runtimeDirectory: String
+  package var runtimeDirectory: String
   /// The command socket.
-  public var commandSocket: String
+  package var commandSocket: String
 
-  public init(stateDirectory: String, runtimeDirectory: String, commandSocket: String) {
+  package init(stateDirectory: String, runtimeDirectory: String, commandSocket: String) {
     self.stateDirectory = stateDirectory
     self.runtimeDirectory = runtimeDirectory
     self.commandSocket = commandSocket
   }
 
   /// The defaults for a user id and environment.
-  public static func defaults(uid: UInt32, environment: [String: String]) -> AgentLocations {
+  package static func defaults(uid: UInt32, environment: [String: String]) -> AgentLocations {
     if uid == 0 {
       return AgentLocations(
         stateDirectory: "/var/lib/deckhand", runtimeDirectory: "/run/deckhand",

@@ -6,9 +6,9 @@
 /// begin a request (anything but `{` or `[` after leading whitespace) or a
 /// closing bracket with nothing open make it ``Verdict/invalid`` at once, so
 /// garbage is answered without waiting for the deadline.
-public struct CommandRequestScanner: Sendable {
+package struct CommandRequestScanner: Sendable {
   /// What is known after the bytes seen so far.
-  public enum Verdict: Hashable, Sendable {
+  package enum Verdict: Hashable, Sendable {
     /// More bytes are needed.
     case incomplete
     /// The request is the first `length` bytes.
@@ -24,10 +24,10 @@ public struct CommandRequestScanner: Sendable {
   private var scanned = 0
   private var verdict = Verdict.incomplete
 
-  public init() {}
+  package init() {}
 
   /// Scans `bytes`, the next piece of the request.
-  public mutating func scan(_ bytes: some Sequence<UInt8>) -> Verdict {
+  package mutating func scan(_ bytes: some Sequence<UInt8>) -> Verdict {
     guard verdict == .incomplete else { return verdict }
     for byte in bytes {
       scanned += 1

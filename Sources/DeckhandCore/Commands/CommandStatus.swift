@@ -1,6 +1,6 @@
 /// The status codes of the command socket, as Google's guest agent command
 /// monitor defines them: 0 is success, 101 to 106 are the monitor's own.
-public enum CommandStatus: Int, Hashable, Sendable, CaseIterable {
+package enum CommandStatus: Int, Hashable, Sendable, CaseIterable {
   case success = 0
   /// No handler is registered under the request's `Command`.
   case commandNotFound = 101
@@ -16,7 +16,7 @@ public enum CommandStatus: Int, Hashable, Sendable, CaseIterable {
   case internalError = 106
 
   /// The monitor's standard message for this status.
-  public var message: String {
+  package var message: String {
     switch self {
     case .success: ""
     case .commandNotFound: "Could not find a handler for the requested command"
@@ -30,7 +30,7 @@ public enum CommandStatus: Int, Hashable, Sendable, CaseIterable {
 
   /// The whole response for an error status, pre-encoded, as the guest
   /// agent sends it: `{"Status":N,"StatusMessage":"..."}`.
-  public var response: [UInt8] {
+  package var response: [UInt8] {
     Array("{\"Status\":\(rawValue),\"StatusMessage\":\"\(message)\"}".utf8)
   }
 }

@@ -8,7 +8,7 @@
 ///   agent presents from then on.
 ///
 /// The server stores only a hash of each secret.
-public enum Credential: Hashable, Sendable {
+package enum Credential: Hashable, Sendable {
   case token(caDigest: String, id: String, secret: String)
   case node(id: String, secret: String)
 
@@ -16,7 +16,7 @@ public enum Credential: Hashable, Sendable {
   ///
   /// - Throws: ``DeckhandError`` (`tokenInvalid`) saying what is wrong,
   ///   never echoing the secret.
-  public static func parse(_ text: String) throws(DeckhandError) -> Credential {
+  package static func parse(_ text: String) throws(DeckhandError) -> Credential {
     let parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
     switch parts.first {
     case "DHTKN":
@@ -42,7 +42,7 @@ public enum Credential: Hashable, Sendable {
   }
 
   /// The credential as text.
-  public var text: String {
+  package var text: String {
     switch self {
     case .token(let digest, let id, let secret): "DHTKN-1-\(digest)-\(id)-\(secret)"
     case .node(let id, let secret): "DHNODE-\(id)-\(secret)"
@@ -50,14 +50,14 @@ public enum Credential: Hashable, Sendable {
   }
 
   /// The id the server looks the credential up by.
-  public var id: String {
+  package var id: String {
     switch self {
     case .token(_, let id, _), .node(let id, _): id
     }
   }
 
   /// The secret part.
-  public var secret: String {
+  package var secret: String {
     switch self {
     case .token(_, _, let secret), .node(_, let secret): secret
     }

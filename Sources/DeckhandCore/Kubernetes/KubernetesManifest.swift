@@ -10,33 +10,33 @@
 /// context from the manifest's isolation. Kubernetes has no per-pod
 /// `pids` or `nofile` setting (the kubelet's `podPidsLimit` is per node),
 /// so those are recorded as annotations.
-public struct KubernetesManifest: Sendable {
+package struct KubernetesManifest: Sendable {
   /// What the manifest's `user` and `group` are as ids: Kubernetes takes
   /// only numbers. Resolving names needs the system's user database, so
   /// the caller does it.
-  public struct Identity: Hashable, Sendable {
-    public var uid: Int?
-    public var gid: Int?
-    public init(uid: Int? = nil, gid: Int? = nil) {
+  package struct Identity: Hashable, Sendable {
+    package var uid: Int?
+    package var gid: Int?
+    package init(uid: Int? = nil, gid: Int? = nil) {
       self.uid = uid
       self.gid = gid
     }
   }
 
   /// The GetStatus-backed health service name readiness asks for.
-  public static let readinessService = "plugin_comm.GuestAgentPlugin"
+  package static let readinessService = "plugin_comm.GuestAgentPlugin"
   /// Where the plugin's state directory is mounted in the pod.
-  public static let stateDirectory = "/var/lib/deckhand/plugin"
+  package static let stateDirectory = "/var/lib/deckhand/plugin"
 
-  public var manifest: PluginManifest
-  public var image: String
-  public var namespace: String
+  package var manifest: PluginManifest
+  package var image: String
+  package var namespace: String
   /// The container's command (the plugin binary in the image); nil keeps
   /// the image's entrypoint.
-  public var command: String?
-  public var identity: Identity
+  package var command: String?
+  package var identity: Identity
 
-  public init(
+  package init(
     manifest: PluginManifest, image: String, namespace: String = "default", command: String? = nil,
     identity: Identity = Identity()
   ) {
@@ -49,12 +49,12 @@ public struct KubernetesManifest: Sendable {
 
   /// The objects' names: `deckhand-` and the plugin's name made a DNS-1123
   /// label (lower case, `a-z0-9-`, at most 63 characters).
-  public var objectName: String { Self.dnsLabel("deckhand-" + manifest.name) }
+  package var objectName: String { Self.dnsLabel("deckhand-" + manifest.name) }
 
   /// Checks what Kubernetes would refuse.
   ///
   /// - Throws: ``DeckhandError`` naming the problem.
-  public func validate() throws(DeckhandError) {
+  package func validate() throws(DeckhandError) {
     guard !image.isEmpty, !image.contains(where: \.isWhitespace) else {
       throw DeckhandError(.configurationInvalid, "--image must name a container image, got \"\(image)\"")
     }
@@ -75,7 +75,7 @@ public struct KubernetesManifest: Sendable {
   }
 
   /// The objects, in apply order.
-  public func documents() throws(DeckhandError) -> [YAMLNode] {
+  package func documents() throws(DeckhandError) -> [YAMLNode] {
     try validate()
     var documents = [pod(), service()]
     if manifest.isolation.network == .none { documents.append(networkPolicy()) }
@@ -83,7 +83,7 @@ public struct KubernetesManifest: Sendable {
   }
 
   /// The objects as one YAML stream.
-  public func yaml() throws(DeckhandError) -> String {
+  package func yaml() throws(DeckhandError) -> String {
     YAMLNode.stream(try documents())
   }
 

@@ -2,14 +2,14 @@
 /// ``KubernetesManifest`` prints. Strings are always double-quoted (JSON
 /// escapes are valid YAML), so no value is read back as another type
 /// (`no`, `1.0`, `0700`).
-public indirect enum YAMLNode: Hashable, Sendable {
+package indirect enum YAMLNode: Hashable, Sendable {
   case string(String)
   case integer(Int)
   case bool(Bool)
   case sequence([YAMLNode])
   case mapping([(String, YAMLNode)])
 
-  public static func == (left: YAMLNode, right: YAMLNode) -> Bool {
+  package static func == (left: YAMLNode, right: YAMLNode) -> Bool {
     switch (left, right) {
     case (.string(let a), .string(let b)): a == b
     case (.integer(let a), .integer(let b)): a == b
@@ -20,12 +20,12 @@ public indirect enum YAMLNode: Hashable, Sendable {
     }
   }
 
-  public func hash(into hasher: inout Hasher) {
+  package func hash(into hasher: inout Hasher) {
     hasher.combine(text())
   }
 
   /// The value as one YAML document (no `---`), ending in a newline.
-  public func text() -> String {
+  package func text() -> String {
     var output = ""
     switch self {
     case .mapping(let pairs) where !pairs.isEmpty: Self.writeMapping(pairs, indent: 0, to: &output)
@@ -36,7 +36,7 @@ public indirect enum YAMLNode: Hashable, Sendable {
   }
 
   /// Several documents separated by `---`.
-  public static func stream(_ documents: [YAMLNode]) -> String {
+  package static func stream(_ documents: [YAMLNode]) -> String {
     documents.map { $0.text() }.joined(separator: "---\n")
   }
 
