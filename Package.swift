@@ -225,6 +225,7 @@ let package = Package(
       dependencies: [
         "DeckhandCore",
         "DeckhandClient",
+        "DeckhandRuntime",
         "DeckhandAgent",
         "DeckhandServer",
         "DeckhandPluginHost",

@@ -41,23 +41,25 @@ package struct CommandSocketBenchmark: Sendable {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
 
-    var agent: Agent?
-    var server: CommandSocketServer?
-    let agentSocket: String
     if let socket {
-      agentSocket = socket
-    } else {
-      agentSocket = "\(folder)/commands.sock"
-      var configuration = AgentConfiguration(
-        stateDirectory: "\(folder)/state", runtimeDirectory: "\(folder)/run", socketPath: agentSocket,
-        nodeName: "bench")
-      configuration.socketMode = 0o600
-      var logger = Logger(label: "deckhand.bench")
-      logger.logLevel = .warning
-      agent = try Agent(configuration: configuration, logger: logger)
-      server = try await agent!.start()
+      try await measure(agentSocket: socket, folder: folder, report: report)
+      return
     }
+    let agentSocket = "\(folder)/commands.sock"
+    var configuration = AgentConfiguration(
+      stateDirectory: "\(folder)/state", runtimeDirectory: "\(folder)/run", socketPath: agentSocket, nodeName: "bench")
+    configuration.socketMode = 0o600
+    var logger = Logger(label: "deckhand.bench")
+    logger.logLevel = .warning
+    try await Agent(configuration: configuration, logger: logger).run { _ in
+      try await measure(agentSocket: agentSocket, folder: folder, report: report)
+    }
+  }
 
+  /// The agent's figures beside the floor's.
+  private func measure(
+    agentSocket: String, folder: String, report: @Sendable (PluginBenchmark.Figure) -> Void
+  ) async throws {
     let floorSocket = "\(folder)/floor.sock"
     let floor = try EchoServer(path: floorSocket)
     defer { floor.stop() }
@@ -73,7 +75,6 @@ package struct CommandSocketBenchmark: Sendable {
     if let agentRate = c16["agent_status"], let floorRate = c16["floor"], floorRate > 0 {
       report(.init(name: "agent_status_c\(options.clients)_vs_floor", value: agentRate / floorRate, unit: "x"))
     }
-    if let agent, let server { await agent.stop(server) }
   }
 
   struct Result {

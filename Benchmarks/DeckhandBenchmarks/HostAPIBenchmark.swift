@@ -60,32 +60,45 @@ package struct HostAPIBenchmark: Sendable {
       return path
     }
     let base: [String: JSONValue] = ["version": "1.0.0", "entrypoint": .string(options.plugin)]
+    // The supervisors run as children of this task group; shutdown ends it.
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { await manager.run() }
+      do {
+        try await measureCalls(manager: manager, manifestFile: manifestFile, base: base, paths: paths, report: report)
+      } catch {
+        await manager.shutdown()
+        throw error
+      }
+      await manager.shutdown()
+      try await group.waitForAll()
+    }
+    try await measureLaunches(folder: folder, launcher: launcher, base: base, report: report)
+  }
+
+  /// Host API round trips against two installed copies of the plugin.
+  private func measureCalls(
+    manager: PluginManager, manifestFile: ([String: JSONValue]) throws -> String, base: [String: JSONValue],
+    paths: HostPaths, report: @escaping @Sendable (PluginBenchmark.Figure) -> Void
+  ) async throws {
     _ = try await manager.install(manifestPath: try manifestFile(base.merging(["name": "target"]) { $1 }))
     _ = try await manager.install(
       manifestPath: try manifestFile(
         base.merging(["name": "caller", "permissions": .object(["call": .array(["target"])])]) { $1 }))
 
-    do {
-      let client = try await LeanGRPCClient.connect(unixSocket: "\(paths.runtimeDirectory)/caller.host.sock")
-      var set = Deckhand_Host_V1_KVSetRequest()
-      set.key = "bench"
-      set.value = Data(repeating: 0x61, count: 64)
-      var get = Deckhand_Host_V1_KVGetRequest()
-      get.key = "bench"
-      var call = Deckhand_Host_V1_CallPluginRequest()
-      call.plugin = "target"
-      call.status = ""
-      try await measure("hostapi_kv_set", client, "KVSet", set, as: Deckhand_Host_V1_KVSetResponse.self, report)
-      try await measure("hostapi_kv_get", client, "KVGet", get, as: Deckhand_Host_V1_KVGetResponse.self, report)
-      try await measure(
-        "hostapi_call_plugin", client, "CallPlugin", call, as: Deckhand_Host_V1_CallPluginResponse.self, report)
-      await client.close()
-    } catch {
-      await manager.shutdown()
-      throw error
-    }
-    await manager.shutdown()
-    try await measureLaunches(folder: folder, launcher: launcher, base: base, report: report)
+    let client = try await LeanGRPCClient.connect(unixSocket: "\(paths.runtimeDirectory)/caller.host.sock")
+    var set = Deckhand_Host_V1_KVSetRequest()
+    set.key = "bench"
+    set.value = Data(repeating: 0x61, count: 64)
+    var get = Deckhand_Host_V1_KVGetRequest()
+    get.key = "bench"
+    var call = Deckhand_Host_V1_CallPluginRequest()
+    call.plugin = "target"
+    call.status = ""
+    try await measure("hostapi_kv_set", client, "KVSet", set, as: Deckhand_Host_V1_KVSetResponse.self, report)
+    try await measure("hostapi_kv_get", client, "KVGet", get, as: Deckhand_Host_V1_KVGetResponse.self, report)
+    try await measure(
+      "hostapi_call_plugin", client, "CallPlugin", call, as: Deckhand_Host_V1_CallPluginResponse.self, report)
+    await client.close()
   }
 
   /// `NAME_c1_{p50,p99,rate}` and `NAME_cN_{p50,p99,rate}`.

@@ -29,8 +29,6 @@ package final class Agent: Service, Sendable {
   let paths: HostPaths
   let logger: Logger
   let startedAt = ContinuousClock.now
-  /// The session with the control plane, when the agent joined one.
-  private let controlPlane = Mutex<(task: Task<Void, Never>, reconciler: TaskReconciler?)?>(nil)
 
   /// Opens the agent's database. Plugins are brought back by ``run()``.
   package init(configuration: AgentConfiguration, logger: Logger) throws {
@@ -53,74 +51,106 @@ package final class Agent: Service, Sendable {
   /// graceful shutdown closes the socket and detaches from (or stops) the
   /// plugins.
   package func run() async throws {
-    let server = try await start()
-    let count = await manager.all.count
-    logger.info(
-      "agent serving",
-      metadata: [
-        "socket": "\(configuration.socketPath)", "state_dir": "\(configuration.stateDirectory)",
-        "plugins": "\(count)",
-      ])
-    try? await gracefulShutdown()
-    await stop(server)
+    try await run { _ in
+      let count = await manager.all.count
+      logger.info(
+        "agent serving",
+        metadata: [
+          "socket": "\(configuration.socketPath)", "state_dir": "\(configuration.stateDirectory)",
+          "plugins": "\(count)",
+        ])
+      try? await gracefulShutdown()
+    }
     logger.info(
       "agent stopped", metadata: ["plugins": .string(configuration.stopPluginsOnExit ? "stopped" : "left running")])
   }
 
-  /// Brings back the installed plugins and starts serving the command
-  /// socket: the first half of ``run()``, for embedding.
-  package func start() async throws -> CommandSocketServer {
+  /// Brings back the installed plugins, serves the command socket, joins
+  /// the server (if one is configured) and calls `body` with the socket's
+  /// server. When `body` returns (or throws), ends the session with the
+  /// server, closes the socket and detaches from (or stops) the plugins.
+  /// The session with the server is a child task of this call.
+  package func run(_ body: (CommandSocketServer) async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      // The plugins' supervisors are children of this call too.
+      group.addTask { await self.manager.run() }
+      let outcome: Result<Void, any Error>
+      do {
+        try await serve(body)
+        outcome = .success(())
+      } catch {
+        outcome = .failure(error)
+      }
+      await manager.shutdown()
+      try await group.waitForAll()
+      try outcome.get()
+    }
+  }
+
+  /// Restores the plugins, binds the socket, keeps the session with the
+  /// server (a child task) while `body` runs, and closes the socket.
+  private func serve(_ body: (CommandSocketServer) async throws -> Void) async throws {
     try await manager.restore()
     try registerBuiltinCommands()
     let server = try await CommandSocketServer.bind(
       path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
       registry: registry, timeout: configuration.commandTimeout)
+    let outcome: Result<Void, any Error>
     do {
-      try await joinControlPlane()
+      let session = try await joinControlPlane()
+      outcome = await withTaskGroup(of: Void.self) { group in
+        if let session { group.addTask { await session() } }
+        let outcome: Result<Void, any Error>
+        do {
+          try await body(server)
+          outcome = .success(())
+        } catch {
+          outcome = .failure(error)
+        }
+        group.cancelAll()
+        return outcome
+      }
     } catch {
-      await server.close()
-      await manager.shutdown()
-      throw error
+      outcome = .failure(error)
     }
-    return server
+    await server.close()
+    try outcome.get()
   }
 
   /// With `server` set: joins it (once, with the join token; a refused
-  /// token fails the start) and keeps a session in the background. A
-  /// server that cannot be reached yet is tried again with backoff.
-  private func joinControlPlane() async throws {
-    guard let serverText = configuration.server else { return }
+  /// token fails the start) and returns the work that keeps a session with
+  /// it, for the caller to run as a child task. A server that cannot be
+  /// reached yet is tried again with backoff by that work.
+  private func joinControlPlane() async throws -> (@Sendable () async -> Void)? {
+    guard let serverText = configuration.server else { return nil }
     let endpoint = try ServerEndpoint(parsing: serverText)
     let state = configuration.stateDirectory
-    var membership = ServerMembership.load(state).flatMap { $0.server == endpoint.description ? $0 : nil }
-    if membership == nil {
-      guard let token = configuration.joinToken else {
-        throw DeckhandError(
-          .tokenInvalid, "--server \(endpoint) needs --join-token the first time (deckhand tokens create --role worker)"
-        )
-      }
-      do {
-        membership = try await ServerMembership.join(
-          endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
-        try membership?.save(state)
-      } catch let error as DeckhandError where error.code == .serverUnavailable {
-        logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
-        let task = Task { [self] in
-          await reconnecting(timing: ControlPlaneTiming()) { _ in
-            let joined = try await ServerMembership.join(
-              endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
-            try? joined.save(state)
-            await runSession(joined)
-            return true
-          } failed: { _ in }
-        }
-        controlPlane.withLock { $0 = (task, nil) }
-        return
+    if let membership = ServerMembership.load(state).flatMap({ $0.server == endpoint.description ? $0 : nil }) {
+      return { await self.runSession(membership) }
+    }
+    guard let token = configuration.joinToken else {
+      throw DeckhandError(
+        .tokenInvalid, "--server \(endpoint) needs --join-token the first time (deckhand tokens create --role worker)"
+      )
+    }
+    do {
+      let membership = try await ServerMembership.join(
+        endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
+      try membership.save(state)
+      return { await self.runSession(membership) }
+    } catch let error as DeckhandError where error.code == .serverUnavailable {
+      logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
+      let configuration = self.configuration
+      return {
+        await reconnecting(timing: ControlPlaneTiming()) { _ in
+          let joined = try await ServerMembership.join(
+            endpoint, token: token, name: configuration.nodeName, description: await self.nodeDescription())
+          try? joined.save(state)
+          await self.runSession(joined)
+          return true
+        } failed: { _ in }
       }
     }
-    guard let membership else { return }
-    let task = Task { [self] in await runSession(membership) }
-    controlPlane.withLock { $0 = (task, nil) }
   }
 
   private func runSession(_ membership: ServerMembership) async {
@@ -128,7 +158,6 @@ package final class Agent: Service, Sendable {
       let reconciler = try TaskReconciler(
         manager: manager, store: store, membership: membership, stateDirectory: configuration.stateDirectory,
         logger: logger)
-      controlPlane.withLock { $0?.reconciler = reconciler }
       let session = try ServerSession(membership: membership, reconciler: reconciler, logger: logger) {
         await self.nodeDescription()
       }
@@ -157,17 +186,5 @@ package final class Agent: Service, Sendable {
     description.agentVersion = DeckhandVersion.current
     for entry in await manager.all { description.plugins[entry.record.name] = entry.manifest.version }
     return description
-  }
-
-  /// Closes the command socket and detaches from (or stops) the plugins:
-  /// the second half of ``run()``.
-  package func stop(_ server: CommandSocketServer) async {
-    if let session = controlPlane.withLock({ $0 }) {
-      session.task.cancel()
-      session.reconciler?.finish()
-      await session.task.value
-    }
-    await server.close()
-    await manager.shutdown()
   }
 }

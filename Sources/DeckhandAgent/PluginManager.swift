@@ -19,7 +19,8 @@ package actor PluginManager {
     package let manifest: PluginManifest
     package let supervisor: PluginSupervisor
     package let runtime: PluginRuntime
-    let task: Task<Void, Never>
+    /// Set when its supervisor's run ended.
+    let finished: OnceValue<Void>
     let hostAPI: HostAPIServer?
   }
 
@@ -34,6 +35,10 @@ package actor PluginManager {
     didSet { installedCount.withLock { $0 = entries.count } }
   }
   private let installedCount = Mutex(0)
+  /// Supervisors for ``run()`` to run as its children.
+  private let supervisors: AsyncStream<(name: String, supervisor: PluginSupervisor, finished: OnceValue<Void>)>
+  private let newSupervisor:
+    AsyncStream<(name: String, supervisor: PluginSupervisor, finished: OnceValue<Void>)>.Continuation
 
   /// How many plugins are installed, readable without waiting for the
   /// actor.
@@ -45,12 +50,32 @@ package actor PluginManager {
     registry: CommandRegistry = CommandRegistry(), logger: Logger
   ) {
     self.trust = trust
+    (supervisors, newSupervisor) = AsyncStream.makeStream()
     self.commands = PluginCommandRouter(registry: registry, store: store, logger: logger)
     self.store = store
     self.launcher = launcher
     self.transport = transport
     self.shutdownBehaviour = shutdownBehaviour
     self.logger = logger
+  }
+
+  /// Runs every plugin's supervisor as a child task, until ``shutdown()``
+  /// (which stops or detaches them first). Installs and restores need it
+  /// running: a plugin is launched by its supervisor.
+  package nonisolated func run() async {
+    let logger = self.logger
+    await withDiscardingTaskGroup { group in
+      for await (name, supervisor, finished) in supervisors {
+        group.addTask {
+          do {
+            try await supervisor.run()
+          } catch {
+            logger.error("supervisor of \(name) failed: \(error)")
+          }
+          finished.set(())
+        }
+      }
+    }
   }
 
   /// The installed plugins, by name.
@@ -217,9 +242,10 @@ package actor PluginManager {
       }
     }
     for entry in current {
-      await entry.task.value
+      await entry.finished.wait()
       await entry.hostAPI?.close()
     }
+    newSupervisor.finish()
   }
 
   private func start(_ record: InstalledPlugin, _ manifest: PluginManifest, adopting: LaunchedPlugin?) async -> Entry {
@@ -247,15 +273,11 @@ package actor PluginManager {
         metadata: ["plugin": "\(event.plugin)", "pid": "\(event.pid.map(String.init) ?? "-")"])
     }
     runtime.bind(supervisor)
-    let task = Task {
-      do {
-        try await supervisor.run()
-      } catch {
-        logger.error("supervisor of \(record.name) failed: \(error)")
-      }
-    }
+    let finished = OnceValue<Void>()
+    newSupervisor.yield((record.name, supervisor, finished))
     return Entry(
-      record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, task: task, hostAPI: hostAPI)
+      record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, finished: finished,
+      hostAPI: hostAPI)
   }
 
   /// Serves the plugin's Host API; nil (logged) if its socket cannot be
@@ -337,7 +359,7 @@ package actor PluginManager {
 
   private func stop(_ entry: Entry, cleanup: Bool) async {
     entry.supervisor.requestStop(cleanup: cleanup)
-    await entry.task.value
+    await entry.finished.wait()
     await entry.hostAPI?.close()
   }
 

@@ -2,6 +2,7 @@ internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandCore
 internal import DeckhandClient
+internal import DeckhandRuntime
 internal import DeckhandServer
 internal import Foundation
 internal import Logging
@@ -57,64 +58,78 @@ struct DevService: Service {
   func run() async throws {
     var serverConfiguration = ControlPlaneServer.Configuration(
       listen: listen, stateDirectory: "\(stateDirectory)/server")
-    let server = ControlPlaneServer(configuration: serverConfiguration, logger: logger)
-    let running: ControlPlaneServer.Running
-    do {
-      running = try await server.start()
-    } catch {
-      serverConfiguration.listen.port = 0
-      running = try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).start()
-    }
-    var agentConfiguration = AgentConfiguration(
-      stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
-      socketPath: "\(stateDirectory)/run/commands.sock", nodeName: "dev")
-    agentConfiguration.labels = ["env": "dev"]
-    agentConfiguration.socketMode = 0o600
-    agentConfiguration.stopPluginsOnExit = true
-    agentConfiguration.server = running.endpoint.description
-    agentConfiguration.joinToken = running.workerToken
-    let agent = try Agent(configuration: agentConfiguration, logger: logger)
-    let socket = try await agent.start()
-
-    say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
-    say("  operator token and address written to \(ClientSettings.defaultPath)")
-    say("  worker join token: \(running.workerToken)")
-    say("  agent \"dev\" joined (labels env=dev); command socket \(agentConfiguration.socketPath)")
-    do {
-      let package = try Self.examplePackage(in: stateDirectory)
-      let artifact = try running.plane.addArtifact(file: package, platform: ArtifactPackage.platform)
-      let deployment = try running.plane.deploy(
-        plugin: artifact.name, version: artifact.version, selector: [:], configJSON: "", maxFailures: 0)
-      say("  deploying \(artifact.name)@\(artifact.version) to every node (deployment \(deployment.id))")
-      Task {
-        for _ in 0..<300 {
-          try? await Task.sleep(for: .milliseconds(100))
-          let tasks = (try? running.plane.store.tasks(node: nil, deployment: deployment.id, activeOnly: true)) ?? []
-          if let task = tasks.first, task.state == .running {
-            say("  \(artifact.name) is RUNNING on node dev")
-            return
+    // The default port may be taken (another deckhand dev): any free one.
+    if !Self.portIsFree(listen) { serverConfiguration.listen.port = 0 }
+    try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).run { running in
+      var agentConfiguration = AgentConfiguration(
+        stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
+        socketPath: "\(stateDirectory)/run/commands.sock", nodeName: "dev")
+      agentConfiguration.labels = ["env": "dev"]
+      agentConfiguration.socketMode = 0o600
+      agentConfiguration.stopPluginsOnExit = true
+      agentConfiguration.server = running.endpoint.description
+      agentConfiguration.joinToken = running.workerToken
+      try await Agent(configuration: agentConfiguration, logger: logger).run { _ in
+        say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
+        say("  operator token and address written to \(ClientSettings.defaultPath)")
+        say("  worker join token: \(running.workerToken)")
+        say("  agent \"dev\" joined (labels env=dev); command socket \(agentConfiguration.socketPath)")
+        try await withThrowingDiscardingTaskGroup { group in
+          do {
+            let package = try Self.examplePackage(in: stateDirectory)
+            let artifact = try running.plane.addArtifact(file: package, platform: ArtifactPackage.platform)
+            let deployment = try running.plane.deploy(
+              plugin: artifact.name, version: artifact.version, selector: [:], configJSON: "", maxFailures: 0)
+            say("  deploying \(artifact.name)@\(artifact.version) to every node (deployment \(deployment.id))")
+            group.addTask { await reportFirstOutcome(of: deployment.id, plugin: artifact.name, running.plane) }
+          } catch {
+            say("  could not deploy the example plugin: \(error)")
           }
-          if let task = tasks.first, task.state == .failed {
-            say("  \(artifact.name) FAILED on node dev: \(task.message)")
-            return
-          }
+          say("")
+          say("Try, in another terminal:")
+          say("  deckhand nodes ls")
+          say("  deckhand tasks ls")
+          say("  deckhand deployments ls")
+          say("  deckhand cmd --socket \(agentConfiguration.socketPath) '{\"Command\": \"plugins.list\"}'")
+          say("Ctrl-C stops the agent, its plugins and the server.")
+          try? await gracefulShutdown()
+          group.cancelAll()
         }
+        say("deckhand dev: stopping")
       }
-    } catch {
-      say("  could not deploy the example plugin: \(error)")
     }
-    say("")
-    say("Try, in another terminal:")
-    say("  deckhand nodes ls")
-    say("  deckhand tasks ls")
-    say("  deckhand deployments ls")
-    say("  deckhand cmd --socket \(agentConfiguration.socketPath) '{\"Command\": \"plugins.list\"}'")
-    say("Ctrl-C stops the agent, its plugins and the server.")
+  }
 
-    try? await gracefulShutdown()
-    say("deckhand dev: stopping")
-    await agent.stop(socket)
-    await server.stop(running)
+  /// Says once whether the example plugin came up on the node (or gives up
+  /// after 30 s quietly).
+  func reportFirstOutcome(of deployment: String, plugin: String, _ plane: ControlPlane) async {
+    for _ in 0..<300 {
+      try? await Task.sleep(for: .milliseconds(100))
+      if Task.isCancelled { return }
+      let tasks = (try? await BlockingWork.run { try plane.store.tasks(node: nil, deployment: deployment, activeOnly: true) }) ?? []
+      if let task = tasks.first, task.state == .running {
+        say("  \(plugin) is RUNNING on node dev")
+        return
+      }
+      if let task = tasks.first, task.state == .failed {
+        say("  \(plugin) FAILED on node dev: \(task.message)")
+        return
+      }
+    }
+  }
+
+  /// Whether nothing listens on `endpoint`'s port yet.
+  static func portIsFree(_ endpoint: ServerEndpoint) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(endpoint.port).bigEndian)
+    address.sin_addr.s_addr = inet_addr(endpoint.host)
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
   }
 
   /// A package of the echo example beside this deckhand binary.

@@ -29,19 +29,15 @@ package final class ControlPlaneServer: Service, Sendable {
     }
   }
 
-  /// A started server.
+  /// A serving server, as ``run(_:)`` hands it to its body.
   package struct Running: Sendable {
     package let plane: ControlPlane
     package let jobs: JobQueue
-    let relay: ExecRelay
-    let serving: Task<Void, any Error>
     /// The address agents and the CLI use.
     package let endpoint: ServerEndpoint
-    /// Tokens made on this start (first start only), else nil.
+    /// Tokens made on this start (first start only), else read back.
     package let workerToken: String
     package let operatorToken: String
-    let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let tasks: Task<Void, Never>
   }
 
   package let configuration: Configuration
@@ -52,17 +48,29 @@ package final class ControlPlaneServer: Service, Sendable {
     self.logger = logger
   }
 
+  /// Serves until graceful shutdown (SIGTERM or SIGINT in a
+  /// `ServiceGroup`).
   package func run() async throws {
-    let running = try await start()
-    logger.info(
-      "server serving", metadata: ["address": "\(running.endpoint)", "state_dir": "\(configuration.stateDirectory)"])
-    try? await gracefulShutdown()
-    await stop(running)
+    try await run { running in
+      logger.info(
+        "server serving", metadata: ["address": "\(running.endpoint)", "state_dir": "\(configuration.stateDirectory)"])
+      try? await gracefulShutdown()
+    }
   }
 
-  /// Opens the state, serves, and starts the heartbeat sweeper and the
-  /// reconcile loop.
-  package func start() async throws -> Running {
+  /// What runs under ``run(_:)`` and why it ended.
+  private enum Child: Sendable {
+    case serving
+    case loops
+    case deadline
+  }
+
+  /// Opens the state, serves, runs the reconcile loop and the sweepers,
+  /// and calls `body` with the running server. When `body` returns (or
+  /// throws), ends sessions and streams and stops serving: gracefully,
+  /// then (after 5 s) by cancelling what still runs. Everything long-lived
+  /// is a child task of this call.
+  package func run(_ body: (Running) async throws -> Void) async throws {
     let state = configuration.stateDirectory
     let store = try SQLiteServerStore(stateDirectory: state)
     // After a restart nobody is known to be up: nodes become READY as they
@@ -82,7 +90,7 @@ package final class ControlPlaneServer: Service, Sendable {
         // Thousands of agents hold streams open.
         config.http2.maxConcurrentStreams = 4096
       })
-    let provisional = try ControlPlane(
+    let plane = try ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
@@ -90,28 +98,131 @@ package final class ControlPlaneServer: Service, Sendable {
     let server = GRPCServer(
       transport: transport,
       services: [
-        DispatcherService(plane: provisional), ControlService(plane: provisional),
-        JobsService(plane: provisional, queue: jobs, relay: relay),
+        DispatcherService(plane: plane), ControlService(plane: plane),
+        JobsService(plane: plane, queue: jobs, relay: relay),
       ])
-    let serving = Task { try await server.serve() }
-    guard let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
-    else {
-      serving.cancel()
-      let failure = await serving.result
-      throw DeckhandError(
-        .configurationInvalid, "cannot listen on \(configuration.listen): \(failure)")
+    let logger = self.logger
+    let configuration = self.configuration
+
+    try await withThrowingTaskGroup(of: Child.self) { group in
+      group.addTask {
+        try await server.serve()
+        return .serving
+      }
+      // Whatever happens below, the server and the loops end with this
+      // call: sessions and streams first, then serving, forced after 5 s.
+      func shutDown() async throws {
+        plane.endSessions()
+        jobs.close()
+        relay.close()
+        server.beginGracefulShutdown()
+        group.addTask {
+          try? await Task.sleep(for: .seconds(5))
+          return .deadline
+        }
+        var open = 2  // serving, loops
+        while open > 0, let child = try await group.next() {
+          if case .deadline = child { break }
+          open -= 1
+        }
+        group.cancelAll()
+      }
+
+      guard let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
+      else {
+        group.cancelAll()
+        let failure: String
+        do {
+          _ = try await group.next()
+          failure = "the listener closed"
+        } catch {
+          failure = "\(error)"
+        }
+        throw DeckhandError(.configurationInvalid, "cannot listen on \(configuration.listen): \(failure)")
+      }
+      group.addTask {
+        await Self.runLoops(plane: plane, jobs: jobs, period: configuration.timing.heartbeatPeriod, logger: logger)
+        return .loops
+      }
+      do {
+        let running = try Self.provision(
+          plane: plane, store: store, jobs: jobs, configuration: configuration, port: port)
+        plane.requestReconcile()
+        try Self.announce(running, in: state)
+        try await body(running)
+      } catch {
+        try? FileManager.default.removeItem(atPath: Self.servingFile(state))
+        try await shutDown()
+        throw error
+      }
+      try? FileManager.default.removeItem(atPath: Self.servingFile(state))
+      try await shutDown()
     }
+  }
+
+  /// The reconcile loop and the two sweepers, until the plane and the
+  /// queue are closed (``ControlPlane/endSessions()``, ``JobQueue/close()``).
+  private static func runLoops(plane: ControlPlane, jobs: JobQueue, period: Duration, logger: Logger) async {
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await plane.runReconcileLoop() }
+      group.addTask {
+        let tick = min(period / 4, .seconds(1))
+        while !jobs.isClosed {
+          await jobs.changes.closed(orAfter: tick)
+          do { try await BlockingWork.run { try plane.sweep() } } catch {
+            logger.error("heartbeat sweep failed: \(error)")
+          }
+        }
+      }
+      group.addTask {
+        while !jobs.isClosed {
+          await jobs.changes.closed(orAfter: .milliseconds(250))
+          do { try await BlockingWork.run { try jobs.sweep() } } catch { logger.error("job sweep failed: \(error)") }
+        }
+      }
+    }
+  }
+
+  /// `STATE/serving.json`: written once the server serves, removed when it
+  /// stops; the machine-readable signal that it is ready.
+  package static func servingFile(_ stateDirectory: String) -> String { "\(stateDirectory)/serving.json" }
+
+  /// What `serving.json` holds.
+  package struct Serving: Codable, Sendable, Hashable {
+    /// HOST:PORT that agents and the CLI use.
+    package var address: String
+    /// The serving process.
+    package var pid: Int32
+  }
+
+  private static func announce(_ running: Running, in state: String) throws {
+    let serving = Serving(address: running.endpoint.description, pid: getpid())
+    let path = servingFile(state)
+    guard
+      FileManager.default.createFile(
+        atPath: path, contents: try JSONEncoder().encode(serving), attributes: [.posixPermissions: 0o644])
+    else {
+      throw DeckhandError(
+        .configurationInvalid, "cannot write \(path): is the state directory \(state) writable by this user?")
+    }
+  }
+
+  /// The endpoint to advertise and the first start's tokens (made and
+  /// written on a first start, read back otherwise).
+  private static func provision(
+    plane: ControlPlane, store: SQLiteServerStore, jobs: JobQueue, configuration: Configuration, port: Int
+  ) throws -> Running {
+    let state = configuration.stateDirectory
     let advertisedHost =
       ["0.0.0.0", "::"].contains(configuration.listen.host) ? "127.0.0.1" : configuration.listen.host
     let endpoint = ServerEndpoint(host: advertisedHost, port: port)
-
     var workerToken = ""
     var operatorToken = ""
     if try store.tokens().isEmpty {
-      (_, workerToken) = try provisional.createToken(role: .worker, ttl: nil, description: "first worker join token")
-      (_, operatorToken) = try provisional.createToken(role: .operator, ttl: nil, description: "first operator token")
-      try Self.writeSecret(workerToken, to: "\(state)/worker-token")
-      try Self.writeSecret(operatorToken, to: "\(state)/operator-token")
+      (_, workerToken) = try plane.createToken(role: .worker, ttl: nil, description: "first worker join token")
+      (_, operatorToken) = try plane.createToken(role: .operator, ttl: nil, description: "first operator token")
+      try writeSecret(workerToken, to: "\(state)/worker-token")
+      try writeSecret(operatorToken, to: "\(state)/operator-token")
     } else {
       workerToken = (try? String(contentsOfFile: "\(state)/worker-token", encoding: .utf8)) ?? ""
       operatorToken = (try? String(contentsOfFile: "\(state)/operator-token", encoding: .utf8)) ?? ""
@@ -119,59 +230,8 @@ package final class ControlPlaneServer: Service, Sendable {
     if let path = configuration.clientSettingsPath, !operatorToken.isEmpty {
       try ClientSettings(server: endpoint.description, token: operatorToken).write(to: path)
     }
-
-    let plane = provisional
-    let period = configuration.timing.heartbeatPeriod
-    let logger = self.logger
-    let tasks = Task {
-      await withTaskGroup(of: Void.self) { group in
-        group.addTask { await plane.runReconcileLoop() }
-        group.addTask {
-          let tick = min(period / 4, .seconds(1))
-          while !Task.isCancelled {
-            try? await Task.sleep(for: tick)
-            do { try await BlockingWork.run { try plane.sweep() } } catch {
-              logger.error("heartbeat sweep failed: \(error)")
-            }
-          }
-        }
-        group.addTask {
-          while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(250))
-            do { try await BlockingWork.run { try jobs.sweep() } } catch { logger.error("job sweep failed: \(error)") }
-          }
-        }
-        group.addTask {
-          do { try await serving.value } catch { logger.error("server stopped: \(error)") }
-        }
-        await group.next()
-        group.cancelAll()
-      }
-    }
-    plane.requestReconcile()
     return Running(
-      plane: plane, jobs: jobs, relay: relay, serving: serving, endpoint: endpoint, workerToken: workerToken,
-      operatorToken: operatorToken,
-      server: server,
-      tasks: tasks)
-  }
-
-  /// Ends sessions and streams, stops serving: gracefully, then (after
-  /// 5 s) by cancelling what still runs.
-  package func stop(_ running: Running) async {
-    running.plane.endSessions()
-    running.jobs.close()
-    running.relay.close()
-    running.server.beginGracefulShutdown()
-    let serving = running.serving
-    let deadline = Task {
-      try await Task.sleep(for: .seconds(5))
-      serving.cancel()
-    }
-    _ = await serving.result
-    deadline.cancel()
-    running.tasks.cancel()
-    await running.tasks.value
+      plane: plane, jobs: jobs, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken)
   }
 
   private static func writeSecret(_ text: String, to path: String) throws {

@@ -9,6 +9,8 @@ internal import Synchronization
 package final class SignalHub<Key: Hashable & Sendable>: Sendable {
   private struct State {
     var watchers: [Key: [UUID: AsyncStream<Void>.Continuation]] = [:]
+    /// Waits in ``closed(orAfter:)``.
+    var closeWatchers: [UUID: AsyncStream<Void>.Continuation] = [:]
     var closed = false
   }
   private let state = Mutex(State())
@@ -51,14 +53,32 @@ package final class SignalHub<Key: Hashable & Sendable>: Sendable {
   package func close() {
     let all = state.withLock { state in
       state.closed = true
-      defer { state.watchers = [:] }
-      return state.watchers.values.flatMap(\.values)
+      defer {
+        state.watchers = [:]
+        state.closeWatchers = [:]
+      }
+      return state.watchers.values.flatMap(\.values) + state.closeWatchers.values
     }
     for continuation in all { continuation.finish() }
   }
 
   /// Whether ``close()`` was called.
   package var isClosed: Bool { state.withLock { $0.closed } }
+
+  /// Sleeps `timeout`, or less if the hub is closed meanwhile (the
+  /// server's periodic loops wait with it, so shutdown need not wait for
+  /// their next turn).
+  package func closed(orAfter timeout: Duration) async {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+    let token = UUID()
+    let closed = state.withLock { state in
+      if !state.closed { state.closeWatchers[token] = continuation }
+      return state.closed
+    }
+    guard !closed else { return }
+    await stream.next(orAfter: timeout)
+    state.withLock { _ = $0.closeWatchers.removeValue(forKey: token) }
+  }
 }
 
 extension AsyncStream where Element == Void {

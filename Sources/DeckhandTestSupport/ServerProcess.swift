@@ -32,12 +32,22 @@ package final class ServerProcess: Sendable {
   package var workerToken: String { (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? "" }
   package var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
+  /// Waits until the server says it serves: its `serving.json` names
+  /// this process (a machine-readable signal, not a log line).
   package func waitUntilServing() async throws {
-    let up = await eventually(timeout: .seconds(20)) { self.logText.contains("server serving") }
+    let path = "\(stateDirectory)/serving.json"
+    let pid = process.processIdentifier
+    let up = await eventually(timeout: .seconds(20)) {
+      guard let data = FileManager.default.contents(atPath: path),
+        case .object(let fields) = try? JSONValue.parse(Array(data)), case .number(let serving) = fields["pid"]
+      else { return false }
+      return Int32(serving) == pid
+    }
     if !up {
       throw DeckhandError(.startTimeout, "the server did not start serving within 20 s; its log:\n\(logText)")
     }
   }
+
 
   /// `deckhand ARGS --server … --token …` (operator token unless given).
   package func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
