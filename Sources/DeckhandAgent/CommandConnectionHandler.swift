@@ -112,6 +112,9 @@ final class CommandConnectionHandler: ChannelInboundHandler {
     case .answer(let response):
       writeAndFinish(channel, response, drain: drain)
     case .run(let handler, let object):
+      // The one bridge from the channel's callbacks into async code: a
+      // channel handler has no task to be the parent of one. The request
+      // lives no longer than its connection's deadline (command_timeout).
       Task { writeAndFinish(channel, await CommandRegistry.run(handler, object), drain: drain) }
     }
   }

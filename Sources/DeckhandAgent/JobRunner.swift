@@ -25,6 +25,10 @@ final class JobRunner: Sendable {
   private let variables = Mutex<[String: String]>([:])
   /// One per job that may run at once.
   private let slots: [Slot]
+  /// Jobs to run as children of ``run()``: a job outlives the stream that
+  /// brought it (it keeps running while the server is away).
+  private let executions: AsyncStream<@Sendable () async -> Void>
+  private let newExecution: AsyncStream<@Sendable () async -> Void>.Continuation
 
   /// A place for one job: the job running in it now, if any.
   final class Slot: Sendable {
@@ -37,6 +41,7 @@ final class JobRunner: Sendable {
     self.manager = manager
     self.slots = (0..<max(1, slots)).map { _ in Slot() }
     self.logger = logger
+    (executions, newExecution) = AsyncStream.makeStream()
   }
 
   typealias Outgoing = AsyncStream<Deckhand_Server_V1_RunnerJobStreamRequest>.Continuation
@@ -77,7 +82,21 @@ final class JobRunner: Sendable {
     func cancel(force: Bool) { state.withLock { $0.cancel }?(force) }
   }
 
+  /// Keeps the runner streams open (reconnecting with backoff) and runs
+  /// their jobs, all as child tasks, until cancelled; then ends the jobs
+  /// that still run.
   func run() async {
+    await withDiscardingTaskGroup { group in
+      group.addTask {
+        await self.keepStreams()
+        for slot in self.slots { slot.current.withLock { $0 }?.cancel(force: true) }
+        self.newExecution.finish()
+      }
+      for await execution in executions { group.addTask { await execution() } }
+    }
+  }
+
+  private func keepStreams() async {
     await reconnecting(timing: timing) { connected in
       try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
         let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
@@ -95,7 +114,6 @@ final class JobRunner: Sendable {
     } failed: { error in
       logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
     }
-    for slot in slots { slot.current.withLock { $0 }?.cancel(force: true) }
   }
 
   private func followConfig(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {
@@ -234,7 +252,7 @@ final class JobRunner: Sendable {
             let execution = Execution(id: assignment.job.id)
             execution.attach(sink)
             slot.current.withLock { $0 = execution }
-            Task { await self.execute(assignment, execution, slot: slot, sink: sink) }
+            self.newExecution.yield { await self.execute(assignment, execution, slot: slot, sink: sink) }
           case .cancel(let cancel):
             slot.current.withLock { $0 }?.cancel(force: cancel.force)
           default:
@@ -252,15 +270,32 @@ final class JobRunner: Sendable {
   ) async {
     let job = assignment.job
     let interval = Duration.milliseconds(max(assignment.heartbeatIntervalMs, 100))
-    let heartbeats = Task {
-      while !Task.isCancelled {
-        try? await Task.sleep(for: interval)
-        if Task.isCancelled { return }
-        var beat = Deckhand_Server_V1_RunnerJobStreamRequest()
-        beat.heartbeat = .init()
-        execution.send(beat)
+    let outcome = await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        while !Task.isCancelled {
+          try? await Task.sleep(for: interval)
+          if Task.isCancelled { return }
+          var beat = Deckhand_Server_V1_RunnerJobStreamRequest()
+          beat.heartbeat = .init()
+          execution.send(beat)
+        }
       }
+      let outcome = await perform(job, assignment, execution)
+      group.cancelAll()
+      return outcome
     }
+    execution.send(outcome, final: true)
+    slot.current.withLock { if $0 === execution { $0 = nil } }
+    var next = Deckhand_Server_V1_RunnerJobStreamRequest()
+    next.request = .init()
+    sink.yield(next)
+  }
+
+  /// The job's operation, to its outcome.
+  private func perform(
+    _ job: Deckhand_Server_V1_Job, _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment,
+    _ execution: Execution
+  ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
     let outcome: Deckhand_Server_V1_RunnerJobStreamRequest
     switch job.operation {
     case .exec(let exec):
@@ -285,12 +320,7 @@ final class JobRunner: Sendable {
       complete.complete = .init()
       outcome = complete
     }
-    heartbeats.cancel()
-    execution.send(outcome, final: true)
-    slot.current.withLock { if $0 === execution { $0 = nil } }
-    var next = Deckhand_Server_V1_RunnerJobStreamRequest()
-    next.request = .init()
-    sink.yield(next)
+    return outcome
   }
 
   private func plugin(
@@ -346,26 +376,34 @@ final class JobRunner: Sendable {
       failure.error.exitCode = 127
       return failure
     }
+    // SIGTERM, then SIGKILL 5 s later (a child task below); SIGKILL at
+    // once when forced.
+    let (terminated, terminate) = AsyncStream.makeStream(of: Void.self)
     let stop: @Sendable (String, Bool) -> Void = { why, force in
       reason.withLock { $0 = $0 ?? why }
       process.signal(force ? SIGKILL : SIGTERM)
-      if !force {
-        Task {
-          try? await Task.sleep(for: .seconds(5))
-          process.signal(SIGKILL)
-        }
-      }
+      if !force { terminate.yield() }
     }
     execution.onCancel { force in stop("cancelled", force) }
-    let timer =
-      exec.timeoutMs > 0
-      ? Task {
-        try? await Task.sleep(for: .milliseconds(exec.timeoutMs))
-        if !Task.isCancelled { stop("timed out after \(exec.timeoutMs) ms", false) }
-      } : nil
     var code: Int32 = -1
-    for await exitCode in exits { code = exitCode }
-    timer?.cancel()
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        for await _ in terminated {
+          try? await Task.sleep(for: .seconds(5))
+          if !Task.isCancelled { process.signal(SIGKILL) }
+          return
+        }
+      }
+      if exec.timeoutMs > 0 {
+        group.addTask {
+          try? await Task.sleep(for: .milliseconds(exec.timeoutMs))
+          if !Task.isCancelled { stop("timed out after \(exec.timeoutMs) ms", false) }
+        }
+      }
+      for await exitCode in exits { code = exitCode }
+      group.cancelAll()
+    }
+    terminate.finish()
     var message = Deckhand_Server_V1_RunnerJobStreamRequest()
     if let why = reason.withLock({ $0 }) {
       message.error.message = "\(why) (exit status \(code))"

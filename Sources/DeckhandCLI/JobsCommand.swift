@@ -44,17 +44,30 @@ struct JobsCommand: AsyncParsableCommand {
     var request = Deckhand_Server_V1_GetJobStreamRequest()
     request.jobID = id
     let lastOutput = OutputClock()
-    let progress = Task {
-      while !Task.isCancelled && !quiet {
-        try? await Task.sleep(for: .seconds(5))
-        let quietFor = lastOutput.quietFor
-        if quietFor >= .seconds(5) {
-          FileHandle.standardError.write(
-            Data("deckhand: job \(id) still running (\(Int(quietFor.inSeconds)) s without output)\n".utf8))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+      if !quiet {
+        group.addTask {
+          while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            let quietFor = lastOutput.quietFor
+            if !Task.isCancelled && quietFor >= .seconds(5) {
+              FileHandle.standardError.write(
+                Data("deckhand: job \(id) still running (\(Int(quietFor.inSeconds)) s without output)\n".utf8))
+            }
+          }
         }
       }
+      let final = try await stream(jobs, metadata, request: request, quiet: quiet, lastOutput: lastOutput)
+      group.cancelAll()
+      return final
     }
-    defer { progress.cancel() }
+  }
+
+  private static func stream(
+    _ jobs: Client, _ metadata: Metadata, request: Deckhand_Server_V1_GetJobStreamRequest, quiet: Bool,
+    lastOutput: OutputClock
+  ) async throws -> Deckhand_Server_V1_Job {
+    let id = request.jobID
     return try await jobs.getJobStream(request, metadata: metadata) { response in
       var final = Deckhand_Server_V1_Job()
       for try await message in response.messages {

@@ -251,8 +251,26 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         // The job this stream follows now, and one watcher per stream
         // that passes cancel requests for it on to the runner.
         let following = Following()
-        let cancels = Self.passCancels(runner: runner, following: following, queue: queue, writer: writer)
-        defer { cancels.cancel() }
+        let (changes, token) = queue.changes.watch(.cancel(runner: runner))
+        defer { queue.changes.unwatch(.cancel(runner: runner), token) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          group.addTask {
+            await Self.passCancels(changes, runner: runner, following: following, queue: queue, writer: writer)
+          }
+          try await Self.serveRunner(runner, request: request, writer: writer, following: following, queue: queue)
+          group.cancelAll()
+        }
+        return [:]
+      }
+    }
+  }
+
+  /// The runner's requests, one job at a time: a resumed job, or the next
+  /// claimed, assigned and acknowledged; then its output to its end.
+  static func serveRunner(
+    _ runner: String, request: StreamingServerRequest<Deckhand_Server_V1_RunnerJobStreamRequest>,
+    writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>, following: Following, queue: JobQueue
+  ) async throws {
         var messages = request.messages.makeAsyncIterator()
         while let message = try await messages.next() {
           guard case .request(let ask) = message.event else {
@@ -292,9 +310,6 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
           following.set(nil)
         }
-        return [:]
-      }
-    }
   }
 
   /// The job a runner's stream follows now.
@@ -307,22 +322,18 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   /// Sends Cancel to the runner when the job it runs is asked to stop
   /// (once per job).
   static func passCancels(
-    runner: String, following: Following, queue: JobQueue,
+    _ changes: AsyncStream<Void>, runner: String, following: Following, queue: JobQueue,
     writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
-  ) -> Task<Void, Never> {
-    let (changes, token) = queue.changes.watch(.cancel(runner: runner))
-    return Task {
-      defer { queue.changes.unwatch(.cancel(runner: runner), token) }
-      var sent: String?
-      while await changes.first(where: { _ in true }) != nil {
-        guard let id = following.id, id != sent,
-          let job = try? queue.record(id), job.cancelRequested
-        else { continue }
-        var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
-        cancel.cancel.force = job.forceCancel
-        try? await writer.write(cancel)
-        sent = id
-      }
+  ) async {
+    var sent: String?
+    while await changes.first(where: { _ in true }) != nil {
+      guard let id = following.id, id != sent,
+        let job = try? await BlockingWork.run({ try queue.record(id) }), job.cancelRequested
+      else { continue }
+      var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
+      cancel.cancel.force = job.forceCancel
+      try? await writer.write(cancel)
+      sent = id
     }
   }
 
@@ -369,36 +380,42 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         guard !start.argv.isEmpty else { throw RPCError(code: .invalidArgument, message: "exec needs a command") }
         let node = try await mappingErrors { try plane.findNode(start.node) }
         let (id, pairing) = try await mappingErrors { try relay.open(node: node.id, start) }
-        let forward = Task {
-          var messages = messages
-          do {
-            while let message = try await messages.next() {
-              var out = Deckhand_Server_V1_RunnerExecStreamResponse()
-              switch message.event {
-              case .input(let input): out.input = input
-              case .window(let window): out.window = window
-              default: continue
-              }
-              pairing.agentSink.yield(out)
-            }
-          } catch {}
-          var close = Deckhand_Server_V1_RunnerExecStreamResponse()
-          close.input.close = true
-          pairing.agentSink.yield(close)
-        }
-        defer { forward.cancel() }
-        let timeout = Task {
-          try await Task.sleep(for: .seconds(15))
-          relay.abandon(id)
-        }
+        let answered = Following()
         var exited = false
-        for await message in pairing.toOperator {
-          timeout.cancel()
-          try await writer.write(message)
-          if case .exit = message.event {
-            exited = true
-            break
+        let operatorMessages = HandedOver(messages)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          // The operator's input and window sizes, on to the agent.
+          group.addTask {
+            var messages = operatorMessages.take()
+            do {
+              while let message = try await messages.next() {
+                var out = Deckhand_Server_V1_RunnerExecStreamResponse()
+                switch message.event {
+                case .input(let input): out.input = input
+                case .window(let window): out.window = window
+                default: continue
+                }
+                pairing.agentSink.yield(out)
+              }
+            } catch {}
+            var close = Deckhand_Server_V1_RunnerExecStreamResponse()
+            close.input.close = true
+            pairing.agentSink.yield(close)
           }
+          // An agent that never answers within 15 s is given up on.
+          group.addTask {
+            try? await Task.sleep(for: .seconds(15))
+            if !Task.isCancelled && answered.id == nil { relay.abandon(id) }
+          }
+          for await message in pairing.toOperator {
+            answered.set(id)
+            try await writer.write(message)
+            if case .exit = message.event {
+              exited = true
+              break
+            }
+          }
+          group.cancelAll()
         }
         pairing.agentSink.finish()
         if !exited {
@@ -439,24 +456,27 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           throw RPCError(code: .invalidArgument, message: "a runner exec stream starts with Open")
         }
         let pairing = try await mappingErrors { try relay.attach(id) }
-        let forward = Task {
-          var messages = messages
-          do {
-            while let message = try await messages.next() {
-              var out = Deckhand_Server_V1_ExecStreamResponse()
-              switch message.event {
-              case .output(let output): out.output = output
-              case .exit(let exit): out.exit = exit
-              default: continue
+        let agentMessages = HandedOver(messages)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          // The command's output and exit, on to the operator.
+          group.addTask {
+            var messages = agentMessages.take()
+            do {
+              while let message = try await messages.next() {
+                var out = Deckhand_Server_V1_ExecStreamResponse()
+                switch message.event {
+                case .output(let output): out.output = output
+                case .exit(let exit): out.exit = exit
+                default: continue
+                }
+                pairing.operatorSink.yield(out)
               }
-              pairing.operatorSink.yield(out)
-            }
-          } catch {}
-          pairing.operatorSink.finish()
+            } catch {}
+            pairing.operatorSink.finish()
+          }
+          for await message in pairing.toAgent { try await writer.write(message) }
+          try await group.waitForAll()
         }
-        defer { forward.cancel() }
-        for await message in pairing.toAgent { try await writer.write(message) }
-        await forward.value
         return [:]
       }
     }
