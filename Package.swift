@@ -333,6 +333,29 @@ let package = Package(
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
+      name: "DeckhandPluginHostTests",
+      dependencies: [
+        "DeckhandCore", "DeckhandGRPC", "DeckhandPluginHost", "DeckhandProtocol",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandClientTests",
+      dependencies: ["DeckhandClient", "DeckhandCore"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandServerTests",
+      dependencies: ["DeckhandServer", "DeckhandCore"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandRuntimeTests",
+      dependencies: ["DeckhandRuntime"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
       name: "DeckhandIntegrationTests",
       dependencies: [
         "DeckhandCore",
