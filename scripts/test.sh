@@ -37,6 +37,10 @@ else
   echo "scripts/test.sh: $PEER not found; the go-plugin interop tests will fail" >&2
 fi
 
+# Formatting is part of the check: swift format lint --strict, with the
+# repository's .swift-format (scripts/format.sh formats in place).
+scripts/format.sh --check
+
 # The tests launch the package's executables (the example and test plugins,
 # `deckhand` itself), so build everything first.
 swift build --build-tests

@@ -7,7 +7,9 @@ struct DeckhandBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "deckhand-bench",
     abstract: "Benchmarks of Deckhand's parts. `deckhand plugin bench` measures plugin calls.",
-    subcommands: [CommandsBenchCommand.self, HostAPIBenchCommand.self, DispatcherBenchCommand.self, JobsBenchCommand.self]
+    subcommands: [
+      CommandsBenchCommand.self, HostAPIBenchCommand.self, DispatcherBenchCommand.self, JobsBenchCommand.self,
+    ]
   )
 
   /// The `deckhand` binary the benchmark starts servers and agents from:

@@ -1,7 +1,7 @@
+internal import DeckhandClient
 internal import DeckhandCore
 package import DeckhandPluginHost
 internal import DeckhandProtocol
-internal import DeckhandClient
 internal import Foundation
 package import Logging
 package import ServiceLifecycle
@@ -148,7 +148,8 @@ package final class Agent: Service, Sendable {
           try? joined.save(state)
           await self.runSession(joined)
           return true
-        } failed: { _ in }
+        } failed: { _ in
+        }
       }
     }
   }

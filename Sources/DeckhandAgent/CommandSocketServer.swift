@@ -1,7 +1,7 @@
 internal import CDeckhandSystem
 internal import DeckhandCore
-package import DeckhandPluginHost
 internal import DeckhandGRPC
+package import DeckhandPluginHost
 internal import Foundation
 package import NIOCore
 package import NIOPosix

@@ -1,7 +1,7 @@
+internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import DeckhandProtocol
-internal import DeckhandClient
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -414,4 +414,3 @@ final class JobRunner: Sendable {
     return message
   }
 }
-

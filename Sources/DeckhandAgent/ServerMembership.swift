@@ -1,6 +1,6 @@
+internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandProtocol
-internal import DeckhandClient
 internal import Foundation
 internal import GRPCCore
 

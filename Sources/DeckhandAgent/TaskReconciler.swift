@@ -1,8 +1,8 @@
 internal import Crypto
-internal import DeckhandCore
-internal import DeckhandRuntime
-internal import DeckhandProtocol
 internal import DeckhandClient
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRPCCore
 internal import Logging

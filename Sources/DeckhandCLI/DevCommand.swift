@@ -1,7 +1,7 @@
 internal import ArgumentParser
 internal import DeckhandAgent
-internal import DeckhandCore
 internal import DeckhandClient
+internal import DeckhandCore
 internal import DeckhandRuntime
 internal import DeckhandServer
 internal import Foundation
@@ -106,7 +106,9 @@ struct DevService: Service {
     for _ in 0..<300 {
       try? await Task.sleep(for: .milliseconds(100))
       if Task.isCancelled { return }
-      let tasks = (try? await BlockingWork.run { try plane.store.tasks(node: nil, deployment: deployment, activeOnly: true) }) ?? []
+      let tasks =
+        (try? await BlockingWork.run { try plane.store.tasks(node: nil, deployment: deployment, activeOnly: true) })
+        ?? []
       if let task = tasks.first, task.state == .running {
         say("  \(plugin) is RUNNING on node dev")
         return
@@ -128,7 +130,9 @@ struct DevService: Service {
     address.sin_port = in_port_t(UInt16(endpoint.port).bigEndian)
     address.sin_addr.s_addr = inet_addr(endpoint.host)
     return withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+      }
     }
   }
 

@@ -1,8 +1,8 @@
 internal import ArgumentParser
 internal import CDeckhandSystem
+internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandProtocol
-internal import DeckhandClient
 internal import Dispatch
 internal import Foundation
 internal import GRPCCore

@@ -1,7 +1,7 @@
 internal import ArgumentParser
+internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandProtocol
-internal import DeckhandClient
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix

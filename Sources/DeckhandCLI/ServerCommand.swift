@@ -1,6 +1,6 @@
 internal import ArgumentParser
-internal import DeckhandCore
 internal import DeckhandClient
+internal import DeckhandCore
 internal import DeckhandServer
 internal import Foundation
 internal import Logging

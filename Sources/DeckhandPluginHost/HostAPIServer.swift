@@ -1,7 +1,7 @@
 package import DeckhandCore
-internal import DeckhandRuntime
 internal import DeckhandGRPC
 package import DeckhandProtocol
+internal import DeckhandRuntime
 package import Foundation
 package import Logging
 

@@ -376,7 +376,8 @@ package struct PluginLauncher: Sendable {
           "plugin \(manifest.name) \(how) before printing its go-plugin handshake line (expected CORE|APP|NETWORK|ADDRESS|grpc); is it a go-plugin plugin, and does handshake.cookie_key/cookie_value match its own?\(plugin.lastLinesSuffix())"
         ))
     }
-    return try (result
+    return try
+      (result
       ?? .failure(
         DeckhandError(
           .startTimeout,

@@ -1,8 +1,8 @@
 internal import Crypto
 internal import DeckhandClient
 package import DeckhandCore
-internal import DeckhandRuntime
 package import DeckhandProtocol
+internal import DeckhandRuntime
 package import Foundation
 package import Logging
 internal import Synchronization

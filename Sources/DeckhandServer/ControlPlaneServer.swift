@@ -1,7 +1,7 @@
 package import DeckhandClient
 package import DeckhandCore
-internal import DeckhandRuntime
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 package import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix

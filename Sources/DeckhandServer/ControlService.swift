@@ -1,7 +1,7 @@
 internal import Crypto
 package import DeckhandCore
-internal import DeckhandRuntime
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRPCCore
 internal import SwiftProtobuf

@@ -1,6 +1,6 @@
 package import DeckhandCore
-internal import DeckhandRuntime
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRPCCore
 internal import SwiftProtobuf

@@ -108,7 +108,8 @@ extension JobRecord {
   /// The column values, in the order of ``columns``.
   func values() throws -> [(any DatabaseValueConvertible)?] {
     [
-      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state.rawValue, runnerId,
+      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state.rawValue,
+      runnerId,
       queuedMs, assignedMs, ackedMs, completeMs, expiresMs, heartbeatMs, exitCode, error, cancelRequested,
       forceCancel, resultCode, try JSONColumn.encode(results, empty: "[]"), outputSequence,
     ]

@@ -1,6 +1,6 @@
 package import DeckhandCore
-internal import DeckhandRuntime
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRPCCore
 internal import SwiftProtobuf
@@ -271,45 +271,45 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     _ runner: String, request: StreamingServerRequest<Deckhand_Server_V1_RunnerJobStreamRequest>,
     writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>, following: Following, queue: JobQueue
   ) async throws {
-        var messages = request.messages.makeAsyncIterator()
-        while let message = try await messages.next() {
-          guard case .request(let ask) = message.event else {
-            throw RPCError(code: .failedPrecondition, message: "expected a Request, got \(message)")
-          }
-          let job: JobRecord
-          if !ask.resumeJobID.isEmpty {
-            following.set(ask.resumeJobID)
-            job = try await mappingErrors { try await queue.resume(ask.resumeJobID, runner: runner) }
-            var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
-            resumed.resumed = .init()
-            try await writer.write(resumed)
-            // A cancel may have come while the runner was away.
-            queue.changes.signal(.cancel(runner: runner))
-          } else {
-            let identity: RunnerIdentity
-            (job, identity) = try await queue.claim(for: runner)
-            following.set(job.id)
-            var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
-            assignment.assignment.job = queue.message(job)
-            for variable in try queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
-              assignment.assignment.env[variable.name] = variable.value
-            }
-            assignment.assignment.heartbeatIntervalMs = Int64(queue.timing.heartbeatInterval.inMilliseconds)
-            do {
-              try await writer.write(assignment)
-              guard let answer = try await messages.next(), case .ack = answer.event else {
-                await queue.requeue(job.id, runner: runner)
-                throw RPCError(code: .failedPrecondition, message: "expected an Ack for job \(job.id)")
-              }
-            } catch {
-              await queue.requeue(job.id, runner: runner)
-              throw error
-            }
-            _ = try await queue.ack(job.id, runner: runner)
-          }
-          try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
-          following.set(nil)
+    var messages = request.messages.makeAsyncIterator()
+    while let message = try await messages.next() {
+      guard case .request(let ask) = message.event else {
+        throw RPCError(code: .failedPrecondition, message: "expected a Request, got \(message)")
+      }
+      let job: JobRecord
+      if !ask.resumeJobID.isEmpty {
+        following.set(ask.resumeJobID)
+        job = try await mappingErrors { try await queue.resume(ask.resumeJobID, runner: runner) }
+        var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
+        resumed.resumed = .init()
+        try await writer.write(resumed)
+        // A cancel may have come while the runner was away.
+        queue.changes.signal(.cancel(runner: runner))
+      } else {
+        let identity: RunnerIdentity
+        (job, identity) = try await queue.claim(for: runner)
+        following.set(job.id)
+        var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
+        assignment.assignment.job = queue.message(job)
+        for variable in try queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
+          assignment.assignment.env[variable.name] = variable.value
         }
+        assignment.assignment.heartbeatIntervalMs = Int64(queue.timing.heartbeatInterval.inMilliseconds)
+        do {
+          try await writer.write(assignment)
+          guard let answer = try await messages.next(), case .ack = answer.event else {
+            await queue.requeue(job.id, runner: runner)
+            throw RPCError(code: .failedPrecondition, message: "expected an Ack for job \(job.id)")
+          }
+        } catch {
+          await queue.requeue(job.id, runner: runner)
+          throw error
+        }
+        _ = try await queue.ack(job.id, runner: runner)
+      }
+      try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
+      following.set(nil)
+    }
   }
 
   /// The job a runner's stream follows now.

@@ -1,4 +1,5 @@
 package import DeckhandCore
+
 /// Who is calling the server, known from the `authorization` metadata.
 package enum Principal: Sendable, Hashable {
   /// A joined agent (a worker).

@@ -1,5 +1,5 @@
-package import DeckhandCore
 internal import DeckhandClient
+package import DeckhandCore
 package import DeckhandProtocol
 internal import Foundation
 

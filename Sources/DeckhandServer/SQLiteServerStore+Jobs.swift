@@ -181,7 +181,8 @@ extension SQLiteServerStore: JobStore {
           Self.queued, Self.waiting, now, Self.waiting, now - ackTimeoutMs, Self.running, now - heartbeatTimeoutMs,
         ])
       for var job in open {
-        guard job.lifecycle.applyTimeouts(nowMs: now, ackTimeoutMs: ackTimeoutMs, heartbeatTimeoutMs: heartbeatTimeoutMs)
+        guard
+          job.lifecycle.applyTimeouts(nowMs: now, ackTimeoutMs: ackTimeoutMs, heartbeatTimeoutMs: heartbeatTimeoutMs)
         else { continue }
         try job.updateRow(db)
         changed.append(job)

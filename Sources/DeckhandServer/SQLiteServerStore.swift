@@ -126,7 +126,8 @@ package final class SQLiteServerStore: ServerStore {
             sql: "UPDATE node SET status = ?, lastHeartbeatMs = ? WHERE id = ?",
             arguments: [change.status.rawValue, heartbeat, change.id])
         } else {
-          try db.execute(sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status.rawValue, change.id])
+          try db.execute(
+            sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status.rawValue, change.id])
         }
       }
     }

@@ -21,7 +21,8 @@ extension NodeRecord: FetchableRecord, PersistableRecord {
   package init(row: Row) throws {
     let statusText: String = row[8]
     guard let status = NodeStatus(rawValue: statusText) else {
-      throw DeckhandError(.internalError, "node \(row[0] as String) has an unknown status \"\(statusText)\" in the store")
+      throw DeckhandError(
+        .internalError, "node \(row[0] as String) has an unknown status \"\(statusText)\" in the store")
     }
     self.init(
       id: row[0], name: row[1], hostname: row[2], labels: try JSONColumn.decode(row[3], empty: "{}"),

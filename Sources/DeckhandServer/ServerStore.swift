@@ -1,4 +1,5 @@
 package import DeckhandCore
+
 /// Where the server keeps its state. SQLite (``SQLiteServerStore``) is the
 /// embedded default; a PostgreSQL store for several server replicas will
 /// fulfil the same protocol. Every method is one transaction: after a
@@ -34,5 +35,6 @@ package protocol ServerStore: Sendable {
   func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord]
   /// Applies agents' status updates to known, active tasks (others are
   /// ignored); returns the tasks that changed.
-  func updateTasks(_ updates: [(id: String, nodeId: String, state: TaskState, message: String)]) async throws -> [TaskRecord]
+  func updateTasks(_ updates: [(id: String, nodeId: String, state: TaskState, message: String)]) async throws
+    -> [TaskRecord]
 }

@@ -1,5 +1,5 @@
-package import DeckhandCore
 internal import DeckhandAgent
+package import DeckhandCore
 internal import DeckhandPluginHost
 package import Foundation
 

@@ -26,7 +26,9 @@ package enum Fixtures {
 
   /// Fields of a manifest for the test plugin with these behaviour
   /// arguments and a unique tag to find its processes by.
-  package static func testPlugin(_ name: String, args: [String], tag: String, extra: [String: Any] = [:]) -> [String: Any] {
+  package static func testPlugin(_ name: String, args: [String], tag: String, extra: [String: Any] = [:]) -> [String:
+    Any]
+  {
     var fields: [String: Any] = [
       "name": name, "version": "1.0.0", "entrypoint": testPlugin, "args": ["--tag", tag] + args,
     ]

@@ -28,8 +28,12 @@ package final class ServerProcess: Sendable {
     try process.run()
   }
 
-  package var operatorToken: String { (try? String(contentsOfFile: "\(stateDirectory)/operator-token", encoding: .utf8)) ?? "" }
-  package var workerToken: String { (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? "" }
+  package var operatorToken: String {
+    (try? String(contentsOfFile: "\(stateDirectory)/operator-token", encoding: .utf8)) ?? ""
+  }
+  package var workerToken: String {
+    (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? ""
+  }
   package var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
   /// Waits until the server says it serves: its `serving.json` names
@@ -48,10 +52,10 @@ package final class ServerProcess: Sendable {
     }
   }
 
-
   /// `deckhand ARGS --server … --token …` (operator token unless given).
-  package func cli(_ arguments: [String], token: String? = nil) async throws -> (status: Int32, stdout: String, stderr: String)
-  {
+  package func cli(_ arguments: [String], token: String? = nil) async throws -> (
+    status: Int32, stdout: String, stderr: String
+  ) {
     // Before a "--": what follows it is the job's command.
     var arguments = arguments
     let split = arguments.firstIndex(of: "--") ?? arguments.endIndex

@@ -21,7 +21,8 @@ struct ServerEndpointTests {
     #expect {
       try ServerEndpoint(parsing: text)
     } throws: { error in
-      (error as? DeckhandError)?.code == .configurationInvalid && (error as? DeckhandError)?.message.contains(text) == true
+      (error as? DeckhandError)?.code == .configurationInvalid
+        && (error as? DeckhandError)?.message.contains(text) == true
     }
   }
 }

@@ -67,8 +67,10 @@ struct PluginCommandRouterTests {
 
   @Test(
     "names that are empty, have spaces, or are the agent's are refused",
-    arguments: [("", GRPCStatusCode.invalidArgument), ("two words", .invalidArgument), ("agent.status", .permissionDenied),
-      ("plugins.install", .permissionDenied)])
+    arguments: [
+      ("", GRPCStatusCode.invalidArgument), ("two words", .invalidArgument), ("agent.status", .permissionDenied),
+      ("plugins.install", .permissionDenied),
+    ])
   func refusesNames(name: String, expected: GRPCStatusCode) {
     let router = Self.router()
     #expect(Self.code { try router.register(name, for: "evil", forward: Self.forward) } == expected)

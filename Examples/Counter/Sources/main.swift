@@ -30,7 +30,9 @@ final class Counter: Plugin {
   }
 
   func command(_ name: String, request: [String: JSONValue]) async throws -> [String: JSONValue] {
-    guard name == "counter.get" else { throw DeckhandError(.notFound, "unknown command \(name); this plugin answers counter.get") }
+    guard name == "counter.get" else {
+      throw DeckhandError(.notFound, "unknown command \(name); this plugin answers counter.get")
+    }
     return ["Count": .number(Double(try await count(try await HostClient.connect())))]
   }
 

@@ -43,7 +43,9 @@ struct AssignmentChainTests {
     let versions = Versions()
     _ = sender.start([Item(id: "a", version: "1"), Item(id: "b", version: "1")], version: "v0")
     // Only b's state changed: nothing the node needs.
-    #expect(sender.next([Item(id: "a", version: "1"), Item(id: "b", version: "1", state: 5)], makeVersion: versions.make).isEmpty)
+    #expect(
+      sender.next([Item(id: "a", version: "1"), Item(id: "b", version: "1", state: 5)], makeVersion: versions.make)
+        .isEmpty)
     let messages = sender.next(
       [Item(id: "a", version: "2"), Item(id: "c", version: "1")], makeVersion: versions.make)
     #expect(messages.count == 1)

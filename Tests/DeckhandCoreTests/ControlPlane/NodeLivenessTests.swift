@@ -26,7 +26,8 @@ struct NodeLivenessTests {
     _ = liveness.sessionOpened("n1", resume: "", newID: "s1", now: start, nowMs: 0)
     for second in 1...10 {
       let now = start + .seconds(second)
-      #expect(liveness.heartbeat("n1", sessionId: "s1", now: now, nowMs: Int64(second) * 1_000) == .alive(revived: false))
+      #expect(
+        liveness.heartbeat("n1", sessionId: "s1", now: now, nowMs: Int64(second) * 1_000) == .alive(revived: false))
       #expect(!liveness.sweep(now: now + .milliseconds(2_900)).contains { $0.status == .down })
     }
   }
