@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=(format --in-place)
-[ "${1:-}" = "--check" ] && mode=(lint --strict)
+[ "${1:-}" = "--check" ] && mode=(format lint --strict)
 git ls-files '*.swift' | grep -v '/Generated/' | xargs swift "${mode[@]}" --configuration .swift-format

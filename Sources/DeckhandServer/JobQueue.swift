@@ -94,12 +94,10 @@ package final class JobQueue: Sendable {
     var spec = job
     spec.id = ControlPlane.randomText(bytes: 12)
     let now = nowMs()
-    var record = JobRecord(
+    let record = JobRecord(
       id: spec.id, spec: try spec.serializedData(), singletonId: job.singletonID, targetRunner: target.runner,
-      targetLabels: target.labels, project: job.project, state: .queued, runnerId: "", queuedMs: now,
-      assignedMs: 0, ackedMs: 0, completeMs: 0, expiresMs: 0, heartbeatMs: 0, exitCode: 0, error: "",
-      cancelRequested: false, forceCancel: false, resultCode: 0, results: [], outputSequence: 0)
-    record.lifecycle = JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0)
+      targetLabels: target.labels, project: job.project, queuedMs: now,
+      lifecycle: JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0))
     let replaced = try await store.insert(record)
     for id in replaced { notify(job: id) }
     waiters.announce(target)

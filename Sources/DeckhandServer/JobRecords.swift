@@ -9,6 +9,10 @@ package import GRDB
 /// the queue reads and writes a job several times in its life, and
 /// GRDB's keyed decoding (a column lookup by name for every field) was
 /// the largest cost of a no-op job on the server.
+///
+/// The state, times and outcome are a ``JobLifecycle``, whose rules move
+/// them; its fields read as the record's own (`job.state`, `job.runnerId`).
+@dynamicMemberLookup
 package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord {
   package static let databaseTableName = "job"
   package var id: String
@@ -19,52 +23,34 @@ package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord
   package var targetRunner: String
   package var targetLabels: [String: String]
   package var project: String
-  package var state: JobState
-  package var runnerId: String
   package var queuedMs: Int64
-  package var assignedMs: Int64
-  package var ackedMs: Int64
-  package var completeMs: Int64
-  /// Absolute; 0: never.
-  package var expiresMs: Int64
-  package var heartbeatMs: Int64
-  package var exitCode: Int
-  package var error: String
-  package var cancelRequested: Bool
-  package var forceCancel: Bool
-  package var resultCode: Int64
-  package var results: [String]
+  /// State, times and outcome.
+  package var lifecycle: JobLifecycle
   /// The last output sequence number stored.
   package var outputSequence: Int64
+
+  package init(
+    id: String, spec: Data, singletonId: String, targetRunner: String, targetLabels: [String: String], project: String,
+    queuedMs: Int64, lifecycle: JobLifecycle, outputSequence: Int64 = 0
+  ) {
+    self.id = id
+    self.spec = spec
+    self.singletonId = singletonId
+    self.targetRunner = targetRunner
+    self.targetLabels = targetLabels
+    self.project = project
+    self.queuedMs = queuedMs
+    self.lifecycle = lifecycle
+    self.outputSequence = outputSequence
+  }
+
+  package subscript<Value>(dynamicMember keyPath: WritableKeyPath<JobLifecycle, Value>) -> Value {
+    get { lifecycle[keyPath: keyPath] }
+    set { lifecycle[keyPath: keyPath] = newValue }
+  }
 }
 
 extension JobRecord {
-  /// The job's state, times and outcome, for the rules of
-  /// ``JobLifecycle`` (read and written back as one value).
-  package var lifecycle: JobLifecycle {
-    get {
-      JobLifecycle(
-        state: state, runnerId: runnerId, assignedMs: assignedMs, ackedMs: ackedMs, completeMs: completeMs,
-        expiresMs: expiresMs, heartbeatMs: heartbeatMs, exitCode: exitCode, error: error,
-        cancelRequested: cancelRequested, forceCancel: forceCancel, resultCode: resultCode, results: results)
-    }
-    set {
-      state = newValue.state
-      runnerId = newValue.runnerId
-      assignedMs = newValue.assignedMs
-      ackedMs = newValue.ackedMs
-      completeMs = newValue.completeMs
-      expiresMs = newValue.expiresMs
-      heartbeatMs = newValue.heartbeatMs
-      exitCode = newValue.exitCode
-      error = newValue.error
-      cancelRequested = newValue.cancelRequested
-      forceCancel = newValue.forceCancel
-      resultCode = newValue.resultCode
-      results = newValue.results
-    }
-  }
-
   /// The columns, in the order ``init(row:)`` reads them.
   static let columns = [
     "id", "spec", "singletonId", "targetRunner", "targetLabels", "project", "state", "runnerId", "queuedMs",
@@ -74,31 +60,19 @@ extension JobRecord {
   package static var databaseSelection: [any SQLSelectable] { columns.map { Column($0) } }
 
   package init(row: Row) throws {
-    id = row[0]
-    spec = row[1]
-    singletonId = row[2]
-    targetRunner = row[3]
-    targetLabels = try JSONColumn.decode(row[4], empty: "{}")
-    project = row[5]
+    let id: String = row[0]
     let stateNumber: Int = row[6]
     guard let state = JobState(rawValue: stateNumber) else {
       throw DeckhandError(.internalError, "job \(id) has an unknown state \(stateNumber) in the store")
     }
-    self.state = state
-    runnerId = row[7]
-    queuedMs = row[8]
-    assignedMs = row[9]
-    ackedMs = row[10]
-    completeMs = row[11]
-    expiresMs = row[12]
-    heartbeatMs = row[13]
-    exitCode = row[14]
-    error = row[15]
-    cancelRequested = row[16]
-    forceCancel = row[17]
-    resultCode = row[18]
-    results = try JSONColumn.decode(row[19], empty: "[]")
-    outputSequence = row[20]
+    self.init(
+      id: id, spec: row[1], singletonId: row[2], targetRunner: row[3],
+      targetLabels: try JSONColumn.decode(row[4], empty: "{}"), project: row[5], queuedMs: row[8],
+      lifecycle: JobLifecycle(
+        state: state, runnerId: row[7], assignedMs: row[9], ackedMs: row[10], completeMs: row[11],
+        expiresMs: row[12], heartbeatMs: row[13], exitCode: row[14], error: row[15], cancelRequested: row[16],
+        forceCancel: row[17], resultCode: row[18], results: try JSONColumn.decode(row[19], empty: "[]")),
+      outputSequence: row[20])
   }
 
   package func encode(to container: inout PersistenceContainer) throws {
@@ -107,11 +81,12 @@ extension JobRecord {
 
   /// The column values, in the order of ``columns``.
   func values() throws -> [(any DatabaseValueConvertible)?] {
-    [
-      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project, state.rawValue,
-      runnerId,
-      queuedMs, assignedMs, ackedMs, completeMs, expiresMs, heartbeatMs, exitCode, error, cancelRequested,
-      forceCancel, resultCode, try JSONColumn.encode(results, empty: "[]"), outputSequence,
+    let life = lifecycle
+    return [
+      id, spec, singletonId, targetRunner, try JSONColumn.encode(targetLabels, empty: "{}"), project,
+      life.state.rawValue, life.runnerId, queuedMs, life.assignedMs, life.ackedMs, life.completeMs, life.expiresMs,
+      life.heartbeatMs, life.exitCode, life.error, life.cancelRequested, life.forceCancel, life.resultCode,
+      try JSONColumn.encode(life.results, empty: "[]"), outputSequence,
     ]
   }
 
