@@ -125,7 +125,7 @@ extension Agent {
         "Version": .string(entry.manifest.version),
         "Revision": .number(Double(entry.record.revision)),
         "Protocol": .string(entry.manifest.launchProtocol.rawValue),
-        "State": .string(snapshot.state),
+        "State": .string(snapshot.state.rawValue),
         "Pid": snapshot.pid.map { .number(Double($0)) } ?? .null,
         "Restarts": .number(Double(snapshot.restarts)),
         "LastExit": snapshot.lastExit.map(JSONValue.string) ?? .null,

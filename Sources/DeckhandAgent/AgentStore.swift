@@ -1,4 +1,4 @@
-internal import DeckhandCore
+package import DeckhandCore
 package import DeckhandPluginHost
 internal import Foundation
 internal import GRDB
@@ -82,7 +82,7 @@ package final class AgentStore: PluginDataStore, Sendable {
     package var plugin: String
     /// plugin@version#digest#config: what was installed for it.
     package var spec: String
-    package var state: Int
+    package var state: TaskState
     package var message: String
     /// Whether the plugin of this task is the one installed now.
     package var installed: Bool
@@ -92,8 +92,10 @@ package final class AgentStore: PluginDataStore, Sendable {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT * FROM serverTask").map { row in
         ServerTask(
-          taskId: row["taskId"], plugin: row["plugin"], spec: row["spec"], state: row["state"],
-          message: row["message"], installed: row["installed"])
+          taskId: row["taskId"], plugin: row["plugin"], spec: row["spec"],
+          // A state this agent does not know (a damaged file): converge
+          // on the task again, as if it were new.
+          state: TaskState(rawValue: row["state"]) ?? .new, message: row["message"], installed: row["installed"])
       }
     }
   }
@@ -103,7 +105,7 @@ package final class AgentStore: PluginDataStore, Sendable {
       try db.execute(
         sql:
           "INSERT OR REPLACE INTO serverTask (taskId, plugin, spec, state, message, installed) VALUES (?, ?, ?, ?, ?, ?)",
-        arguments: [task.taskId, task.plugin, task.spec, task.state, task.message, task.installed])
+        arguments: [task.taskId, task.plugin, task.spec, task.state.rawValue, task.message, task.installed])
     }
   }
 

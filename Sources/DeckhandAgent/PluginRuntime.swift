@@ -1,5 +1,5 @@
 internal import CDeckhandSystem
-internal import DeckhandCore
+package import DeckhandCore
 internal import DeckhandPluginHost
 internal import Logging
 internal import Synchronization
@@ -10,9 +10,7 @@ internal import Synchronization
 package final class PluginRuntime: Sendable {
   /// A copy of the plugin's state, for `plugins.list`.
   package struct Snapshot: Sendable {
-    /// starting, running, unhealthy, exited, restarting, failed, stopped,
-    /// detached.
-    package var state = "starting"
+    package var state = PluginState.starting
     package var pid: Int32?
     package var restarts = 0
     package var lastExit: String?
@@ -57,17 +55,17 @@ package final class PluginRuntime: Sendable {
     switch event.event {
     case .launched, .attached:
       snapshotState.withLock {
-        $0.state = "starting"
+        $0.state = .starting
         $0.pid = event.pid
       }
     case .ready:
-      snapshotState.withLock { $0.state = "running" }
+      snapshotState.withLock { $0.state = .running }
       if let attachment = supervisorRef.withLock({ $0 })?.runningPlugin?.attachment {
         persist { $0.attachment = attachment }
       }
     case .healthy, .healthFailed:
       snapshotState.withLock {
-        if event.event == .healthy { $0.state = "running" }
+        if event.event == .healthy { $0.state = .running }
         if case .number(let code) = details["code"] { $0.healthCode = Int(code) }
         if case .array(let results) = details["results"] {
           $0.healthResults = results.compactMap { if case .string(let text) = $0 { text } else { nil } }
@@ -76,38 +74,38 @@ package final class PluginRuntime: Sendable {
       }
       if event.event == .healthy { firstOutcome.set(.success(())) }
     case .unhealthy:
-      snapshotState.withLock { $0.state = "unhealthy" }
+      snapshotState.withLock { $0.state = .unhealthy }
       firstOutcome.set(
         .failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(details))")))
     case .exited:
       let exit = Self.exitText(details)
-      ended(state: "exited", lastExit: exit)
+      ended(state: .exited, lastExit: exit)
       firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) \(exit)\(Self.why(details))")))
     case .launchFailed:
       let error = Self.string(details["error"]) ?? "launch failed"
-      ended(state: "failed", lastExit: error)
+      ended(state: .failed, lastExit: error)
       firstOutcome.set(.failure(DeckhandError(.launchFailed, error)))
     case .restarting:
       let restarts = snapshotState.withLock {
-        $0.state = "restarting"
+        $0.state = .restarting
         $0.restarts += 1
         return $0.restarts
       }
       persist { $0.restarts = restarts }
     case .stopped:
       snapshotState.withLock {
-        $0.state = "stopped"
+        $0.state = .stopped
         $0.pid = nil
       }
       persist { $0.attachment = nil }
       firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) was stopped")))
     case .detached:
-      snapshotState.withLock { $0.state = "detached" }
+      snapshotState.withLock { $0.state = .detached }
     }
   }
 
   /// The process is gone: no pid, no attachment, and how it ended.
-  private func ended(state: String, lastExit: String) {
+  private func ended(state: PluginState, lastExit: String) {
     snapshotState.withLock {
       $0.state = state
       $0.pid = nil

@@ -59,7 +59,7 @@ final class TaskReconciler: Sendable {
     try store.serverTasks().map { task in
       var status = Deckhand_Dispatcher_V1_TaskStatus()
       status.taskID = task.taskId
-      status.state = Deckhand_Dispatcher_V1_TaskState(rawValue: task.state) ?? .new
+      status.state = Deckhand_Dispatcher_V1_TaskState(rawValue: task.state.rawValue) ?? .new
       status.message = task.message
       return status
     }
@@ -121,9 +121,7 @@ final class TaskReconciler: Sendable {
     for task in byPlugin.values.sorted(by: { $0.plugin < $1.plugin }) {
       let spec = Self.spec(task)
       if let record = known.first(where: { $0.taskId == task.id }),
-        record.state == Deckhand_Dispatcher_V1_TaskState.failed.rawValue
-          || (record.installed && record.spec == spec
-            && record.state == Deckhand_Dispatcher_V1_TaskState.running.rawValue)
+        record.state == .failed || (record.installed && record.spec == spec && record.state == .running)
       {
         continue  // done (or failed: a new task is needed to try again)
       }
@@ -162,17 +160,16 @@ final class TaskReconciler: Sendable {
   }
 
   private func report(
-    _ task: Deckhand_Dispatcher_V1_Task, _ state: Deckhand_Dispatcher_V1_TaskState, _ message: String,
-    installed: Bool? = nil
+    _ task: Deckhand_Dispatcher_V1_Task, _ state: TaskState, _ message: String, installed: Bool? = nil
   ) {
     let previous = (try? store.serverTasks())?.first { $0.taskId == task.id }
     let record = AgentStore.ServerTask(
-      taskId: task.id, plugin: task.plugin, spec: Self.spec(task), state: state.rawValue, message: message,
+      taskId: task.id, plugin: task.plugin, spec: Self.spec(task), state: state, message: message,
       installed: installed ?? previous?.installed ?? false)
     try? store.saveServerTask(record)
     var status = Deckhand_Dispatcher_V1_TaskStatus()
     status.taskID = task.id
-    status.state = state
+    status.state = Deckhand_Dispatcher_V1_TaskState(rawValue: state.rawValue) ?? .failed
     status.message = message
     _ = outbox.withLock { $0?.yield(status) }
   }
