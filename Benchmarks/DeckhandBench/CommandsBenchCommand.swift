@@ -6,6 +6,7 @@ internal import Foundation
 /// `deckhand-bench commands`: command-socket round trips beside the floor.
 struct CommandsBenchCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "commands",
     abstract: "Command-socket round trips (agent.status) with 1 and 16 clients, beside a bare unix-socket echo.",
     discussion: """
       Starts an agent (no plugins) on a throw-away state directory, unless --socket names a running one, \

@@ -118,7 +118,10 @@ extension SQLiteServerStore: JobStore {
         guard var job = try JobRecord.fetch(db, id: jobId), job.lifecycle.assign(to: runner.id, nowMs: now) else {
           continue
         }
-        try job.updateRow(db)
+        // Only the columns the assignment changes (every job is claimed
+        // once; the whole row would be written for three values).
+        try db.cachedStatement(sql: "UPDATE job SET state = ?, runnerId = ?, assignedMs = ? WHERE id = ?")
+          .execute(arguments: [job.state.rawValue, job.runnerId, job.assignedMs, jobId])
         claim.job = job
       }
       return claim

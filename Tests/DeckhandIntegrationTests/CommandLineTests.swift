@@ -6,6 +6,15 @@ import Testing
 
 @Suite("The deckhand command")
 struct CommandLineTests {
+  @Test("deckhand-bench offers the four benchmarks by the names the README gives")
+  func benchSubcommands() async throws {
+    let result = try await runCommand("\(Fixtures.binDirectory)/deckhand-bench", ["--help"])
+    #expect(result.status == 0, "\(result.stderr)")
+    for name in ["dispatcher", "jobs", "commands", "hostapi"] {
+      #expect(result.stdout.contains("  \(name) "), "\(name) missing from: \(result.stdout)")
+    }
+  }
+
   @Test(
     "--help before the command's -- prints help and reaches no server",
     arguments: [["jobs", "run", "--help"], ["jobs", "run", "-h"], ["exec", "web-1", "--help"]])
