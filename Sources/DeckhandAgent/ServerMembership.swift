@@ -27,7 +27,10 @@ struct ServerMembership: Codable, Sendable, Hashable {
       FileManager.default.createFile(
         atPath: Self.path(stateDirectory), contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
     else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(Self.path(stateDirectory))")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(Self.path(stateDirectory)): \(String(cString: strerror(errno))); check that --state-dir \(stateDirectory) is writable by the agent's user"
+      )
     }
   }
 

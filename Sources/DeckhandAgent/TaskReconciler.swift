@@ -214,7 +214,10 @@ final class TaskReconciler: Sendable {
     let partial = "\(path).part"
     _ = FileManager.default.createFile(atPath: partial, contents: nil)
     guard let handle = FileHandle(forWritingAtPath: partial) else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(partial)")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(partial) to download the package: \(String(cString: strerror(errno))); check the free space and permissions of \(stateDirectory)"
+      )
     }
     let actual: String
     do {

@@ -32,7 +32,9 @@ package struct ClientSettings: Codable, Sendable, Hashable {
       FileManager.default.createFile(
         atPath: path, contents: try encoder.encode(self), attributes: [.posixPermissions: 0o600])
     else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(path)")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(path): \(String(cString: strerror(errno))); set XDG_CONFIG_HOME to a writable folder")
     }
   }
 

@@ -238,7 +238,10 @@ package final class ControlPlaneServer: Service, Sendable {
     guard
       FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
     else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(path)")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(path): \(String(cString: strerror(errno))); check that the state directory is writable by the server's user"
+      )
     }
   }
 }

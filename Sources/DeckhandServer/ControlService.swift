@@ -148,7 +148,10 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
       _ = FileManager.default.createFile(atPath: temporary, contents: nil)
       defer { try? FileManager.default.removeItem(atPath: temporary) }
       guard let handle = FileHandle(forWritingAtPath: temporary) else {
-        throw DeckhandError(.internalError, "cannot write \(temporary)")
+        throw DeckhandError(
+          .internalError,
+          "cannot write \(temporary) to take the upload: \(String(cString: strerror(errno))); check the free space and permissions of the server's state directory"
+        )
       }
       var hasher = SHA256()
       var size: Int64 = 0
