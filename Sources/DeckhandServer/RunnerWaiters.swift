@@ -36,6 +36,9 @@ package final class RunnerWaiters: Sendable {
 
   package init() {}
 
+  /// The ids of the runners waiting now, sorted (for tests and listings).
+  package var waiting: [String] { state.withLock { $0.waiters.values.map(\.identity.id).sorted() } }
+
   /// Counts announcements; see ``wait(_:since:)``.
   package var generation: UInt64 { state.withLock { $0.generation } }
 

@@ -32,13 +32,15 @@ struct JobQueueUnitTests {
           if start.duration(to: .now) < .seconds(2) { woken.append(identity.id) }
         }
       }
-      try await Task.sleep(for: .milliseconds(200))
+      // No sleeping for state: the waiters say who waits, and an
+      // announcement takes exactly one of them off the list at once.
+      #expect(await eventually { waiters.waiting == ["a", "b", "c"] })
       waiters.announce(RunnerWaiters.Target(runner: "", labels: ["role": "web"]))
-      try await Task.sleep(for: .milliseconds(300))
-      #expect(woken.all == ["a"], "only the runner with the label")
+      #expect(waiters.waiting == ["b", "c"], "only the runner with the label")
+      #expect(await eventually { woken.all == ["a"] })
       waiters.announce(RunnerWaiters.Target(runner: "c", labels: [:]))
-      try await Task.sleep(for: .milliseconds(300))
-      #expect(woken.all.sorted() == ["a", "c"], "the by-id-only runner, by its id")
+      #expect(waiters.waiting == ["b"], "the by-id-only runner, by its id")
+      #expect(await eventually { woken.all.sorted() == ["a", "c"] })
       try await group.waitForAll()
     }
     #expect(woken.all.sorted() == ["a", "c"], "b waited out its timeout")
