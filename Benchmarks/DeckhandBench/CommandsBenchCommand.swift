@@ -26,12 +26,8 @@ struct CommandsBenchCommand: AsyncParsableCommand {
     options.requests = requests
     options.clients = clients
     options.duration = .nanoseconds(Int64(seconds * 1e9))
-    FileHandle.standardOutput.write(
-      Data(
-        "# deckhand \(DeckhandVersion.current), command socket, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n"
-          .utf8))
-    try await CommandSocketBenchmark(options: options).run(socket: socket.map(DeckhandBench.absolute)) { figure in
-      FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
-    }
+    DeckhandBench.header("command socket")
+    try await CommandSocketBenchmark(options: options).run(
+      socket: socket.map(DeckhandBench.absolute), report: DeckhandBench.report)
   }
 }

@@ -1,4 +1,5 @@
 internal import ArgumentParser
+internal import DeckhandCore
 internal import Foundation
 
 /// `deckhand-bench dispatcher|jobs|commands|hostapi`: each prints
@@ -26,5 +27,17 @@ struct DeckhandBench: AsyncParsableCommand {
 
   static func absolute(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+  }
+
+  /// Prints the run's header line: `# deckhand VERSION, WHAT, N cpus`.
+  static func header(_ what: String) {
+    FileHandle.standardOutput.write(
+      Data(
+        "# deckhand \(DeckhandVersion.current), \(what), \(ProcessInfo.processInfo.activeProcessorCount) cpus\n".utf8))
+  }
+
+  /// Prints one figure as a `name value unit` line.
+  @Sendable static func report(_ figure: some CustomStringConvertible) {
+    FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
   }
 }

@@ -31,12 +31,7 @@ struct DispatcherBenchCommand: AsyncParsableCommand {
       throw ValidationError("--heartbeat-period \(heartbeatPeriod): expected a duration")
     }
     options.heartbeatPeriod = period
-    FileHandle.standardOutput.write(
-      Data(
-        "# deckhand \(DeckhandVersion.current), dispatcher, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n"
-          .utf8))
-    try await DispatcherBenchmark(options: options).run { figure in
-      FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
-    }
+    DeckhandBench.header("dispatcher")
+    try await DispatcherBenchmark(options: options).run(report: DeckhandBench.report)
   }
 }

@@ -30,12 +30,7 @@ struct HostAPIBenchCommand: AsyncParsableCommand {
     options.callers = callers
     options.duration = .nanoseconds(Int64(seconds * 1e9))
     options.launches = launches
-    FileHandle.standardOutput.write(
-      Data(
-        "# deckhand \(DeckhandVersion.current), host api, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n"
-          .utf8))
-    try await HostAPIBenchmark(options: options).run { figure in
-      FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
-    }
+    DeckhandBench.header("host api")
+    try await HostAPIBenchmark(options: options).run(report: DeckhandBench.report)
   }
 }

@@ -30,11 +30,7 @@ struct JobsBenchCommand: AsyncParsableCommand {
     options.runners = runners
     options.slots = slots
     options.outputMegabytes = outputMb
-    FileHandle.standardOutput.write(
-      Data("# deckhand \(DeckhandVersion.current), jobs, \(ProcessInfo.processInfo.activeProcessorCount) cpus\n".utf8)
-    )
-    try await JobsBenchmark(options: options).run { figure in
-      FileHandle.standardOutput.write(Data("\(figure)\n".utf8))
-    }
+    DeckhandBench.header("jobs")
+    try await JobsBenchmark(options: options).run(report: DeckhandBench.report)
   }
 }
