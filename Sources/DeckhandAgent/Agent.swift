@@ -5,7 +5,6 @@ internal import DeckhandProtocol
 internal import Foundation
 package import Logging
 package import ServiceLifecycle
-internal import Synchronization
 
 /// `deckhand agent`: keeps the installed plugins running and serves the
 /// command socket, until graceful shutdown (SIGTERM, SIGINT).

@@ -4,7 +4,6 @@ internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
 internal import Logging
-internal import Synchronization
 
 /// The agent's side of the dispatcher: one session at a time with the
 /// server, heartbeats at the period the server gives, the assignments
