@@ -342,7 +342,10 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandClientTests",
-      dependencies: ["DeckhandClient", "DeckhandCore"],
+      dependencies: [
+        "DeckhandClient", "DeckhandCore", "DeckhandProtocol",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

@@ -54,6 +54,17 @@ run_protoc --grpc-swift-2_out="$OUT" --grpc-swift-2_opt="$swift_opt,ExtraModuleI
   "${plugin_protos[@]}"
 run_protoc --swift_out="$OUT" --swift_opt="$swift_opt" --grpc-swift-2_out="$OUT" --grpc-swift-2_opt="$swift_opt" \
   "${other_protos[@]}"
+# The descriptors of the server's messages, for `--json` output that prints
+# every field (swift-protobuf has no public reflection; see ProtoJSON.swift).
+{
+  echo "// DO NOT EDIT. Written by scripts/generate-protos.sh from Protos/."
+  echo "// protoc --include_imports --descriptor_set_out, base64."
+  echo ""
+  echo '/// A serialized `google.protobuf.FileDescriptorSet` of the protos of the server, base64.'
+  printf 'package let deckhandProtoDescriptorSet = "'
+  run_protoc --include_imports --descriptor_set_out=/dev/stdout "${other_protos[@]}" | base64 -w0
+  echo '"'
+} >"$OUT/deckhand_descriptors.swift"
 echo "generate-protos: wrote $(ls "$PLUGIN_OUT" | wc -l) files to ${PLUGIN_OUT#"$ROOT"/}"
 echo "generate-protos: wrote $(ls "$OUT" | wc -l) files to ${OUT#"$ROOT"/}"
 

@@ -56,13 +56,10 @@ struct OperatorOptions: ParsableArguments {
     }
   }
 
-  /// Prints messages as a JSON array (one object for `single`).
+  /// Prints messages as a JSON array (one object for `single`), with every
+  /// field, also those that hold their default value.
   func printJSON(_ messages: [some SwiftProtobuf.Message], single: Bool = false) throws {
-    var options = JSONEncodingOptions()
-    options.preserveProtoFieldNames = true
-    options.alwaysPrintEnumsAsInts = false
-    let parts = try messages.map { try $0.jsonString(options: options) }
-    print(single ? (parts.first ?? "{}") : "[\(parts.joined(separator: ","))]")
+    print(try ProtoJSON.server.text(of: messages, single: single))
   }
 }
 
