@@ -51,7 +51,6 @@ package final class PluginRuntime: Sendable {
 
   /// Takes in one supervisor event.
   func handle(_ event: PluginEvent) {
-    let details = event.details
     switch event.event {
     case .launched, .attached:
       snapshotState.withLock {
@@ -66,23 +65,21 @@ package final class PluginRuntime: Sendable {
     case .healthy, .healthFailed:
       snapshotState.withLock {
         if event.event == .healthy { $0.state = .running }
-        if case .number(let code) = details["code"] { $0.healthCode = Int(code) }
-        if case .array(let results) = details["results"] {
-          $0.healthResults = results.compactMap { if case .string(let text) = $0 { text } else { nil } }
-        }
-        if case .string(let error) = details["error"] { $0.healthError = error } else { $0.healthError = nil }
+        if let code = event.healthCode { $0.healthCode = Int(code) }
+        if let results = event.healthResults { $0.healthResults = results }
+        $0.healthError = event.error
       }
       if event.event == .healthy { firstOutcome.set(.success(())) }
     case .unhealthy:
       snapshotState.withLock { $0.state = .unhealthy }
       firstOutcome.set(
-        .failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(details))")))
+        .failure(DeckhandError(.callFailed, "plugin \(name) failed its health checks\(Self.why(event))")))
     case .exited:
-      let exit = Self.exitText(details)
+      let exit = Self.exitText(event)
       ended(state: .exited, lastExit: exit)
-      firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) \(exit)\(Self.why(details))")))
+      firstOutcome.set(.failure(DeckhandError(.pluginExited, "plugin \(name) \(exit)\(Self.why(event))")))
     case .launchFailed:
-      let error = Self.string(details["error"]) ?? "launch failed"
+      let error = event.error ?? "launch failed"
       ended(state: .failed, lastExit: error)
       firstOutcome.set(.failure(DeckhandError(.launchFailed, error)))
     case .restarting:
@@ -125,35 +122,25 @@ package final class PluginRuntime: Sendable {
     }
   }
 
-  static func string(_ value: JSONValue?) -> String? {
-    if case .string(let text) = value { return text }
-    return nil
-  }
-
   /// "exited with status 3", "killed by SIGKILL", from an exit event.
-  static func exitText(_ details: [String: JSONValue]) -> String {
-    var text: String
-    if case .number(let code) = details["exit_code"] {
-      text = "exited with status \(Int(code))"
-    } else if let signal = string(details["signal_name"]) {
-      text = "killed by \(signal)"
-    } else if string(details["exit_status"]) == "unknown" {
-      text = "exited (status unknown: started by an earlier agent)"
-    } else {
-      text = "exited"
-    }
-    if let reason = string(details["reason"]) { text += " (\(reason))" }
+  static func exitText(_ event: PluginEvent) -> String {
+    var text =
+      switch event.exit {
+      case .exited(let code)?: "exited with status \(code)"
+      case .signaled(let signal)?: "killed by \(ProcessExit.signalName(signal) ?? "SIG\(signal)")"
+      case .unknown?: "exited (status unknown: started by an earlier agent)"
+      case nil: "exited"
+      }
+    if let reason = event.reason { text += " (\(reason))" }
     return text
   }
 
-  /// "; last stderr lines: …" from an event's details.
-  static func why(_ details: [String: JSONValue]) -> String {
+  /// "; last stderr lines: …" from an event.
+  static func why(_ event: PluginEvent) -> String {
     var parts: [String] = []
-    if let error = string(details["error"]) { parts.append(error) }
-    if case .array(let lines) = details["stderr_tail"] {
-      let text = lines.suffix(5).compactMap(string).joined(separator: " | ")
-      if !text.isEmpty { parts.append("last stderr lines: \(text)") }
-    }
+    if let error = event.error { parts.append(error) }
+    let text = event.lastLines.stderr.suffix(5).joined(separator: " | ")
+    if !text.isEmpty { parts.append("last stderr lines: \(text)") }
     return parts.isEmpty ? "" : "; " + parts.joined(separator: "; ")
   }
 }

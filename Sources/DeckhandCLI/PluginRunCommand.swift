@@ -62,8 +62,8 @@ struct PluginRunCommand: AsyncParsableCommand {
   static func describe(_ event: PluginEvent) -> String {
     var parts = ["\(event.plugin): \(event.event.rawValue)"]
     if let pid = event.pid { parts.append("pid=\(pid)") }
-    for key in event.details.keys.sorted() {
-      switch event.details[key]! {
+    for (key, value) in event.fields {
+      switch value {
       case .string(let text): parts.append("\(key)=\(text)")
       case .number(let number):
         parts.append("\(key)=\(number.rounded() == number ? String(Int64(number)) : String(format: "%.3f", number))")
@@ -73,10 +73,8 @@ struct PluginRunCommand: AsyncParsableCommand {
       }
     }
     var text = parts.joined(separator: " ")
-    for key in ["stderr_tail", "errorlog_tail"] {
-      if case .array(let items)? = event.details[key] {
-        for case .string(let line) in items.suffix(5) { text += "\n    \(key.prefix(6)) | \(line)" }
-      }
+    for (key, lines) in [("stderr", event.lastLines.stderr), ("errorl", event.lastLines.errorLog)] {
+      for line in lines.suffix(5) { text += "\n    \(key) | \(line)" }
     }
     return text
   }

@@ -19,17 +19,8 @@ package enum ProcessExit: Hashable, Sendable, CustomStringConvertible {
     }
   }
 
-  /// The details of an `exited` event: `exit_code` or `signal`.
-  package var eventDetails: [String: JSONValue] {
-    switch self {
-    case .exited(let code): ["exit_code": .number(Double(code))]
-    case .signaled(let signal):
-      ["signal": .number(Double(signal)), "signal_name": .string(Self.signalName(signal) ?? "SIG\(signal)")]
-    case .unknown: ["exit_status": .string("unknown")]
-    }
-  }
-
-  static func signalName(_ signal: Int32) -> String? {
+  /// "SIGKILL" for 9, for the signals a plugin is likely to die of.
+  package static func signalName(_ signal: Int32) -> String? {
     switch signal {
     case 1: "SIGHUP"
     case 2: "SIGINT"

@@ -51,28 +51,21 @@ package struct LaunchedPlugin: Sendable {
   }
 
   /// The last lines of the plugin's stderr, stdout and error log.
-  package func lastLines() -> [String: JSONValue] {
-    var details: [String: JSONValue] = [:]
-    let stderr = process.stderrTail.snapshot
-    if !stderr.isEmpty { details["stderr_tail"] = .array(stderr.map(JSONValue.string)) }
-    let stdout = process.stdoutTail.snapshot
-    if !stdout.isEmpty { details["stdout_tail"] = .array(stdout.map(JSONValue.string)) }
-    if let errorLog, let tail = Self.tail(ofFile: errorLog, lines: 20), !tail.isEmpty {
-      details["errorlog_tail"] = .array(tail.map(JSONValue.string))
-    }
-    return details
+  package func lastLines() -> PluginEvent.LastLines {
+    PluginEvent.LastLines(
+      stderr: process.stderrTail.snapshot, stdout: process.stdoutTail.snapshot,
+      errorLog: errorLog.flatMap { Self.tail(ofFile: $0, lines: 20) } ?? [])
   }
 
-  /// The details of an event that reports the plugin's end: the last lines
-  /// of its output and how it exited.
-  func exitDetails(_ exit: ProcessExit?) -> [String: JSONValue] {
-    var details = lastLines()
-    if let exit { details.merge(exit.eventDetails) { kept, _ in kept } }
+  /// Adds to `event` what reports the plugin's end: the last lines of its
+  /// output, how it exited, and whether the kernel killed it for memory.
+  func describeEnd(_ exit: ProcessExit?, in event: inout PluginEvent) {
+    event.lastLines = lastLines()
+    event.exit = exit
     if killedForMemory {
-      details["oom"] = .bool(true)
-      details["reason"] = .string("OOM: over limits.memory_mb = \(manifest.limits.memoryMB ?? 0) MiB")
+      event.outOfMemory = true
+      event.reason = "OOM: over limits.memory_mb = \(manifest.limits.memoryMB ?? 0) MiB"
     }
-    return details
   }
 
   /// ": last stderr lines: …" for error messages, or "".

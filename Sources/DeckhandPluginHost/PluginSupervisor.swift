@@ -113,14 +113,15 @@ package final class PluginSupervisor: Service, Sendable {
         case .launch(let attempt):
           action = await launchAndSupervise(attempt: attempt)
         case .restart(let delay, let attempt):
-          emit(
-            .restarting, pid: nil,
-            ["backoff_s": .number(delay.inSeconds), "attempt": .number(Double(attempt + 1))])
+          emit(.restarting, pid: nil) {
+            $0.backoff = delay
+            $0.attempt = attempt + 1
+          }
           let stopped = await sleepUnlessStopped(delay)
           action = machine.withLock { stopped ? $0.requestStop() : $0.backoffElapsed() }
         case .finish:
           if case .detach = stopSignal.value { return }
-          if !stoppedReported.withLock({ $0 }) { emit(.stopped, pid: nil, ["running": .bool(false)]) }
+          if !stoppedReported.withLock({ $0 }) { emit(.stopped, pid: nil) { $0.running = false } }
           return
         case .none, .killUnhealthy, .sendStop, .killGroup:
           // Only reachable from within a launch; treat as the end.
@@ -152,15 +153,21 @@ package final class PluginSupervisor: Service, Sendable {
     }
     if let adopted {
       plugin = adopted
-      emit(.attached, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+      emit(.attached, pid: plugin.pid) {
+        $0.address = "\(plugin.address)"
+        $0.version = manifest.version
+      }
     } else {
       do {
         plugin = try await launcher.launch(manifest)
       } catch {
-        emit(.launchFailed, pid: nil, ["error": .string("\(error)")])
+        emit(.launchFailed, pid: nil) { $0.error = "\(error)" }
         return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
       }
-      emit(.launched, pid: plugin.pid, ["address": .string("\(plugin.address)"), "version": .string(manifest.version)])
+      emit(.launched, pid: plugin.pid) {
+        $0.address = "\(plugin.address)"
+        $0.version = manifest.version
+      }
     }
     do {
       return try await transport.withConnection(to: plugin.address) { connection in
@@ -168,7 +175,7 @@ package final class PluginSupervisor: Service, Sendable {
       }
     } catch {
       await plugin.kill()
-      emit(.launchFailed, pid: plugin.pid, ["error": .string("\(error)")])
+      emit(.launchFailed, pid: plugin.pid) { $0.error = "\(error)" }
       return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
     }
   }
@@ -185,17 +192,17 @@ package final class PluginSupervisor: Service, Sendable {
       }
       if sendStart { try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call) }
     } catch {
-      var details = plugin.exitDetails(await plugin.kill())
-      details["error"] = .string("Start failed: \(error)")
-      emit(.launchFailed, pid: plugin.pid, details)
+      let exit = await plugin.kill()
+      emit(.launchFailed, pid: plugin.pid) {
+        plugin.describeEnd(exit, in: &$0)
+        $0.error = "Start failed: \(error)"
+      }
       return machine.withLock { $0.launchFailed(random: .random(in: 0..<1)) }
     }
     machine.withLock { _ = $0.ready(now: .now) }
     current.withLock { $0 = (plugin, connection) }
     defer { current.withLock { $0 = nil } }
-    emit(
-      .ready, pid: plugin.pid,
-      ["launch_ms": .number(plugin.launchedAt.duration(to: .now).inMilliseconds)])
+    emit(.ready, pid: plugin.pid) { $0.launchTime = plugin.launchedAt.duration(to: .now) }
 
     let end = await withTaskGroup(of: SessionEnd?.self) { group in
       group.addTask { .exited(await plugin.process.waitForExit()) }
@@ -209,22 +216,25 @@ package final class PluginSupervisor: Service, Sendable {
 
     switch end {
     case .exited(let exit):
-      let details = plugin.exitDetails(exit)  // before its cgroup goes: it tells an OOM kill
+      var ended = event(.exited, pid: plugin.pid)
+      plugin.describeEnd(exit, in: &ended)  // before its cgroup goes: it tells an OOM kill
       plugin.releaseAfterExit()
-      emit(.exited, pid: plugin.pid, details)
+      emit(ended)
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
     case .unhealthy:
-      var details = plugin.exitDetails(await plugin.kill())
-      details["reason"] = .string("unhealthy")
-      emit(.exited, pid: plugin.pid, details)
+      let exit = await plugin.kill()
+      emit(.exited, pid: plugin.pid) {
+        plugin.describeEnd(exit, in: &$0)
+        $0.reason = "unhealthy"
+      }
       return machine.withLock { $0.exited(now: .now, random: .random(in: 0..<1)) }
 
     case .stopRequested:
       var cleanup = false
       switch stopSignal.value {
       case .detach:
-        emit(.detached, pid: plugin.pid, ["address": .string("\(plugin.address)")])
+        emit(.detached, pid: plugin.pid) { $0.address = "\(plugin.address)" }
         return .finish
       case .stop(let clean): cleanup = clean
       case nil: break
@@ -233,13 +243,12 @@ package final class PluginSupervisor: Service, Sendable {
       guard case .sendStop = action else { return action }
       let outcome = await plugin.stop(using: connection, cleanup: cleanup)
       _ = machine.withLock { outcome.replied ? $0.stopReplied() : $0.stopDeadlineExpired() }
-      var details: [String: JSONValue] = [
-        "replied": .bool(outcome.replied),
-        "stop_ms": .number(outcome.elapsed.inMilliseconds),
-      ]
-      if let error = outcome.stopError { details["stop_error"] = .string(error) }
-      if let exit = outcome.exit { details.merge(exit.eventDetails) { kept, _ in kept } }
-      emit(.stopped, pid: plugin.pid, details)
+      emit(.stopped, pid: plugin.pid) {
+        $0.stopReplied = outcome.replied
+        $0.stopTime = outcome.elapsed
+        $0.stopError = outcome.stopError
+        $0.exit = outcome.exit
+      }
       return machine.withLock { $0.exited(now: .now, random: 0) }
     }
   }
@@ -249,28 +258,30 @@ package final class PluginSupervisor: Service, Sendable {
   private func healthLoop(_ plugin: LaunchedPlugin, connection: any PluginConnection) async -> SessionEnd? {
     while !Task.isCancelled {
       var ok = false
-      var details: [String: JSONValue] = [:]
+      var check = event(.healthy, pid: plugin.pid)
       do {
         let status = try await connection.getStatus(data: nil, timeout: manifest.health.timeout)
         ok = status.code == 0
-        details["code"] = .number(Double(status.code))
-        details["results"] = .array(status.results.map(JSONValue.string))
+        check.healthCode = Int32(truncatingIfNeeded: status.code)
+        check.healthResults = status.results
       } catch {
         if Task.isCancelled { return nil }
-        details["error"] = .string("\(error)")
+        check.error = "\(error)"
       }
       let verdict = machine.withLock { $0.healthChecked(ok: ok, now: .now) }
       switch verdict {
       case .healthy, .ignored:
         break
       case .becameHealthy:
-        emit(.healthy, pid: plugin.pid, details)
+        emit(check)
       case .failed(let count):
-        details["failures"] = .number(Double(count))
-        emit(.healthFailed, pid: plugin.pid, details)
+        check.event = .healthFailed
+        check.failures = count
+        emit(check)
       case .unhealthy(let count):
-        details["failures"] = .number(Double(count))
-        emit(.unhealthy, pid: plugin.pid, details)
+        check.event = .unhealthy
+        check.failures = count
+        emit(check)
         return .unhealthy(count)
       }
       do {
@@ -288,11 +299,21 @@ package final class PluginSupervisor: Service, Sendable {
     return stopped ?? false || stopSignal.value != nil
   }
 
-  private func emit(_ kind: PluginEvent.Kind, pid: Int32?, _ details: [String: JSONValue]) {
-    if kind == .stopped { stoppedReported.withLock { $0 = true } }
-    onEvent(
-      PluginEvent(
-        event: kind, plugin: manifest.name, pid: pid, time: Date().timeIntervalSince1970, details: details))
+  /// An event of this plugin, now.
+  private func event(_ kind: PluginEvent.Kind, pid: Int32?) -> PluginEvent {
+    PluginEvent(event: kind, plugin: manifest.name, pid: pid, time: Date().timeIntervalSince1970)
+  }
+
+  /// Reports an event of `kind` with the facts `describe` adds.
+  private func emit(_ kind: PluginEvent.Kind, pid: Int32?, _ describe: (inout PluginEvent) -> Void = { _ in }) {
+    var event = event(kind, pid: pid)
+    describe(&event)
+    emit(event)
+  }
+
+  private func emit(_ event: PluginEvent) {
+    if event.event == .stopped { stoppedReported.withLock { $0 = true } }
+    onEvent(event)
   }
 
 }

@@ -37,15 +37,12 @@ struct PluginSupervisorTests {
         extra: ["restart": ["initial_backoff_s": 0.1, "max_backoff_s": 2]]))
     try await supervise(manifest, workspace: workspace) { _, log in
       #expect(await eventually(timeout: .seconds(30)) { log.count(.restarting) >= 3 })
-      let backoffs = log.of(.restarting).prefix(3).compactMap { event -> Double? in
-        if case .number(let value)? = event.details["backoff_s"] { return value }
-        return nil
-      }
+      let backoffs = log.of(.restarting).prefix(3).compactMap(\.backoff)
       #expect(backoffs.count == 3)
       #expect(backoffs == backoffs.sorted() && Set(backoffs).count == 3, "\(backoffs)")
       let exit = try #require(log.of(.exited).first)
-      #expect(exit.details["exit_code"] == .number(3))
-      #expect(exit.details["stderr_tail"] == .array([.string("test plugin: crashing on purpose")]))
+      #expect(exit.exit == .exited(code: 3))
+      #expect(exit.lastLines.stderr == ["test plugin: crashing on purpose"])
       let pids = Set(log.of(.launched).compactMap(\.pid))
       #expect(pids.count == log.count(.launched))
     }
@@ -66,9 +63,9 @@ struct PluginSupervisorTests {
       let kinds = log.all.map(\.event)
       let expected: [PluginEvent.Kind] = [.launched, .ready, .healthy, .healthFailed, .unhealthy, .exited, .restarting]
       #expect(Array(kinds.prefix(expected.count)) == expected, "\(kinds)")
-      #expect(log.of(.unhealthy).first?.details["code"] == .number(1))
-      #expect(log.of(.exited).first?.details["reason"] == .string("unhealthy"))
-      #expect(log.of(.exited).first?.details["signal"] == .number(9))
+      #expect(log.of(.unhealthy).first?.healthCode == 1)
+      #expect(log.of(.exited).first?.reason == "unhealthy")
+      #expect(log.of(.exited).first?.exit == .signaled(signal: 9))
     }
   }
 
@@ -95,11 +92,7 @@ struct PluginSupervisorTests {
         extra: ["restart": ["initial_backoff_s": 0.05, "max_backoff_s": 0.2]]))
     try await supervise(manifest, workspace: workspace) { _, log in
       #expect(await eventually { log.count(.launchFailed) >= 3 })
-      let error = log.of(.launchFailed).first?.details["error"]
-      guard case .string(let text)? = error else {
-        Issue.record("no error text")
-        return
-      }
+      let text = try #require(log.of(.launchFailed).first?.error)
       #expect(text.contains("giving up before serving"))
     }
   }

@@ -33,9 +33,9 @@ struct ResourceLimitTests {
       try await group.waitForAll()
     }
     let exit = try #require(log.of(.exited).first)
-    #expect(exit.details["oom"] == .bool(true), "\(exit.details)")
-    #expect(exit.details["signal_name"] == "SIGKILL")
-    if case .string(let reason) = exit.details["reason"] { #expect(reason.contains("OOM")) }
+    #expect(exit.outOfMemory, "\(exit)")
+    #expect(exit.exit == .signaled(signal: SIGKILL))
+    #expect(exit.reason?.contains("OOM") == true, "\(exit)")
     #expect(log.count(.launched) >= 2)
     for group in ResourceControl.machine.existing(plugin: name).groups.values {
       #expect(!FileManager.default.fileExists(atPath: group), "\(group)")
