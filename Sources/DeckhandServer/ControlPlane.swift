@@ -139,10 +139,7 @@ package final class ControlPlane: Sendable {
       guard let token = try token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
         throw DeckhandError(.tokenInvalid, "unknown token \(id)")
       }
-      guard !token.revoked else { throw DeckhandError(.tokenInvalid, "token \(id) was revoked") }
-      if token.expiresMs > 0 && token.expiresMs < nowMs() {
-        throw DeckhandError(.tokenInvalid, "token \(id) expired")
-      }
+      if let refusal = token.refusal(atMs: nowMs()) { throw DeckhandError(.tokenInvalid, refusal) }
       switch token.role {
       case .operator: return .operatorToken(id: id)
       case .worker: return .joinToken(id: id)

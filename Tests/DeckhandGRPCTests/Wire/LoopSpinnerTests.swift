@@ -17,15 +17,22 @@ struct LoopSpinnerTests {
     let spinner = try await loop.submit {
       NIOLoopBound(LoopSpinner(eventLoop: loop, budget: .milliseconds(30)), eventLoop: loop)
     }.get()
+    let clock = ContinuousClock()
+    let armed = clock.now
     try await loop.submit { spinner.value.keepAwake() }.get()
     // Tasks still run while it spins (it never monopolizes the loop).
-    let clock = ContinuousClock()
     let begin = clock.now
     try await loop.submit {}.get()
     #expect(begin.duration(to: clock.now) < .milliseconds(20))
     #expect(try await loop.submit { spinner.value.isSpinning }.get())
-    try await Task.sleep(for: .milliseconds(80))
-    #expect(try await loop.submit { spinner.value.isSpinning }.get() == false)
+    // It stops by itself once the budget is spent (polled: no fixed sleep).
+    var stopped = false
+    while !stopped && armed.duration(to: clock.now) < .seconds(5) {
+      stopped = try await loop.submit { !spinner.value.isSpinning }.get()
+      await Task.yield()
+    }
+    #expect(stopped)
+    #expect(armed.duration(to: clock.now) >= .milliseconds(30), "it spun its whole budget")
   }
 
   @Test("a zero budget never spins")
