@@ -350,7 +350,15 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandServerTests",
-      dependencies: ["DeckhandServer", "DeckhandCore"],
+      dependencies: ["DeckhandServer", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport"],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
+      name: "DeckhandAgentTests",
+      dependencies: [
+        "DeckhandAgent", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport", "CDeckhandSystem",
+        .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

@@ -183,7 +183,7 @@ struct AgentTests {
       try await agent.call(["Command": "agent.config.getoption", "Option": "labels"])["Value"]
         == .object(["zone": "eu"]))
     let unknown = try await agent.call(["Command": "agent.config.getoption", "Option": "colour"])
-    #expect(DeckhandIntegrationTests.status(unknown) == 105)
+    #expect(DeckhandTestSupport.status(unknown) == 105)
     #expect(message(unknown).contains("unknown option colour"))
     let missing = try await agent.call(["Command": "plugins.status", "Name": "ghost"])
     #expect(message(missing).contains("plugin ghost is not installed"))

@@ -54,18 +54,8 @@ final class TestCommandSocket: Sendable {
   }
 }
 
-func status(_ response: [String: JSONValue]) -> Int {
-  if case .number(let status) = response["Status"] { return Int(status) }
-  return -1
-}
-
-func message(_ response: [String: JSONValue]) -> String {
-  if case .string(let text) = response["StatusMessage"] { return text }
-  return ""
-}
-
 @Suite("Command socket: the guest agent's command protocol")
-struct CommandSocketTests {
+struct CommandSocketServerTests {
   @Test("a handler's fields come back with Status 0")
   func success() async throws {
     let socket = try await TestCommandSocket()
@@ -244,18 +234,5 @@ struct CommandSocketTests {
     #expect(failures.isEmpty, "\(failures.prefix(3))")
     #expect(status(try await socket.send(#"{"Command": "echo"}"#)) == 0)
     await socket.close()
-  }
-}
-
-@Suite("Command connection handler")
-struct CommandConnectionHandlerTests {
-  @Test("an error while reading a request is answered 103")
-  func readError() throws {
-    let channel = EmbeddedChannel(handler: CommandConnectionHandler(registry: CommandRegistry(), timeout: .seconds(10)))
-    try channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/x")).wait()
-    channel.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read"))
-    let written = try channel.readOutbound(as: ByteBuffer.self)
-    #expect(written.map { String(buffer: $0) } == #"{"Status":103,"StatusMessage":"Connection error"}"#)
-    _ = try? channel.finish()
   }
 }

@@ -1,14 +1,10 @@
-import DeckhandClient
-import DeckhandCore
-import DeckhandProtocol
 import DeckhandServer
 import DeckhandTestSupport
-import Foundation
 import Synchronization
 import Testing
 
-@Suite("The job queue's parts: waking runners, group commit")
-struct JobQueueUnitTests {
+@Suite("RunnerWaiters: waking the runners a job may go to")
+struct RunnerWaitersTests {
   static func runner(_ id: String, labels: [String: String] = [:], byIdOnly: Bool = false) -> RunnerIdentity {
     RunnerIdentity(id: id, name: id, labels: labels, byIdOnly: byIdOnly)
   }
@@ -58,58 +54,5 @@ struct JobQueueUnitTests {
     let closed = ContinuousClock.now
     await waiters.wait(Self.runner("a"), since: waiters.generation, timeout: .seconds(5))
     #expect(closed.duration(to: .now) < .seconds(1), "no waiting after close")
-  }
-
-  @Test("targets: by id, by labels, and by-id-only runners")
-  func accepts() {
-    let web = Self.runner("n1", labels: ["role": "web", "zone": "eu"])
-    #expect(web.accepts(.init(runner: "", labels: [:])))
-    #expect(web.accepts(.init(runner: "", labels: ["role": "web"])))
-    #expect(!web.accepts(.init(runner: "", labels: ["role": "db"])))
-    #expect(web.accepts(.init(runner: "n1", labels: ["zone": "eu"])))
-    #expect(!web.accepts(.init(runner: "n2", labels: [:])))
-    let pinned = Self.runner("n3", byIdOnly: true)
-    #expect(!pinned.accepts(.init(runner: "", labels: [:])))
-    #expect(pinned.accepts(.init(runner: "n3", labels: [:])))
-  }
-
-  @Test("concurrent queue writes all commit; a write that fails rolls back alone")
-  func groupCommit() async throws {
-    let root = try TestWorkspace()
-    let store = try SQLiteServerStore(stateDirectory: root.root + "/server")
-    let queue = JobQueue(store: store, timing: JobQueue.Timing())
-    var job = Deckhand_Server_V1_Job()
-    job.noop = .init()
-    job.target.labels = ["k": "v"]
-    let template = job
-    let ids = try await withThrowingTaskGroup(of: String.self) { group in
-      for _ in 0..<200 { group.addTask { try await queue.queue(template) } }
-      return try await group.reduce(into: [String]()) { $0.append($1) }
-    }
-    struct Refused: Error {}
-    // Changes in flight together: every third one throws halfway.
-    let outcomes = await withTaskGroup(of: (String, Bool).self) { group in
-      for (index, id) in ids.enumerated() {
-        group.addTask {
-          do {
-            _ = try await store.update(id) { record in
-              record.error = "changed"
-              if index % 3 == 0 { throw Refused() }
-            }
-            return (id, true)
-          } catch {
-            return (id, false)
-          }
-        }
-      }
-      return await group.reduce(into: [String: Bool]()) { $0[$1.0] = $1.1 }
-    }
-    #expect(outcomes.values.filter { !$0 }.count == 67)
-    let stored = try store.jobs(states: [], runner: nil, since: 0, limit: 1000)
-    #expect(stored.count == 200)
-    #expect(stored.allSatisfy { $0.targetLabels == ["k": "v"] && $0.results.isEmpty }, "JSON columns round-trip")
-    for record in stored {
-      #expect(record.error == (outcomes[record.id] == true ? "changed" : ""), "job \(record.id)")
-    }
   }
 }
