@@ -140,14 +140,25 @@ package final class Agent: Service, Sendable {
     } catch let error as DeckhandError where error.code == .serverUnavailable {
       logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
       let configuration = self.configuration
+      let logger = self.logger
       return {
+        // One line a minute at most, saying how many attempts failed
+        // quietly since the last one.
+        var lastLine = ContinuousClock.now
+        var quiet = 0
         await reconnecting(timing: ControlPlaneTiming()) { _ in
           let joined = try await ServerMembership.join(
             endpoint, token: token, name: configuration.nodeName, description: await self.nodeDescription())
           try? joined.save(state)
           await self.runSession(joined)
           return true
-        } failed: { _ in
+        } failed: { error in
+          quiet += 1
+          guard lastLine.duration(to: .now) >= .seconds(60) else { return }
+          let why = (error as? DeckhandError)?.message ?? "\(error)"
+          logger.warning("joining \(endpoint) failed \(quiet) time(s) in the last minute, last: \(why); retrying")
+          lastLine = .now
+          quiet = 0
         }
       }
     }

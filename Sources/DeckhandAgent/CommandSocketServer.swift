@@ -47,7 +47,8 @@ package final class CommandSocketServer: Sendable {
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     } catch {
       throw DeckhandError(
-        .configurationInvalid, "cannot create \(folder) for the command socket: \(error.localizedDescription)",
+        .configurationInvalid,
+        "cannot create \(folder) for the command socket: \(error.localizedDescription); choose another --socket path or run the agent as a user that may create it",
         cause: error)
     }
     var groupID: gid_t?

@@ -96,7 +96,9 @@ package enum PluginSigning {
   private static func write(_ text: String, to path: String, mode: Int) throws {
     guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
     else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(path): \(String(cString: strerror(errno)))")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(path): \(String(cString: strerror(errno))); choose a writable folder for the key")
     }
   }
 }

@@ -145,7 +145,10 @@ package struct CertificateAuthority: Sendable {
     let temporary = "\(path).tmp"
     FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
     guard rename(temporary, path) == 0 else {
-      throw DeckhandError(.configurationInvalid, "cannot write \(path): \(String(cString: strerror(errno)))")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot write \(path): \(String(cString: strerror(errno))); check that the server's state directory is writable by its user and has free space"
+      )
     }
   }
 }

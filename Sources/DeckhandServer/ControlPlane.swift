@@ -326,7 +326,10 @@ package final class ControlPlane: Sendable {
   package func addArtifact(file path: String, platform: String) throws -> ArtifactRecord {
     let manifest = try ArtifactPackage.manifest(path: path)
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw DeckhandError(.configurationInvalid, "cannot read \(path): \(String(cString: strerror(errno)))")
+      throw DeckhandError(
+        .configurationInvalid,
+        "cannot read the package \(path): \(String(cString: strerror(errno))); check the path and that this user may read it"
+      )
     }
     let digest = HexText.encode(SHA256.hash(data: data))
     let copy = "\(artifactsDirectory)/upload-\(Self.randomText(bytes: 8))"
