@@ -90,8 +90,8 @@ extension Agent {
       default: throw DeckhandError(.configurationInvalid, "Lines must be a number from 0 to 100000")
       }
       _ = try await manager.entry(name)
-      let stderr = LaunchedPlugin.tail(ofFile: paths.stderrLog(name), lines: count) ?? []
-      let errorLog = LaunchedPlugin.tail(ofFile: paths.errorLog(name), lines: count) ?? []
+      let stderr = LaunchedPlugin.tail(ofFile: try paths.stderrLog(name), lines: count) ?? []
+      let errorLog = LaunchedPlugin.tail(ofFile: try paths.errorLog(name), lines: count) ?? []
       return [
         "Lines": .array((stderr + errorLog).suffix(count).map(JSONValue.string)),
         "Stderr": .array(stderr.map(JSONValue.string)),

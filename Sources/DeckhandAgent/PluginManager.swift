@@ -210,7 +210,8 @@ package actor PluginManager {
       try store.kvDeleteAll(name)
       let paths = launcher.paths
       for path in [
-        paths.pluginStateDirectory(name), paths.stdoutLog(name), paths.stderrLog(name), paths.errorLog(name),
+        try paths.pluginStateDirectory(name), try paths.stdoutLog(name), try paths.stderrLog(name),
+        try paths.errorLog(name),
       ] {
         try? FileManager.default.removeItem(atPath: path)
       }
@@ -297,7 +298,7 @@ package actor PluginManager {
         registerCommand: { command in try await self.registerCommand(command, for: name) },
         unregisterCommand: { command in try await self.commands.unregister(command, for: name) })
       return try await HostAPIServer.start(
-        path: "\(launcher.paths.runtimeDirectory)/\(name).host.sock", plugin: name,
+        path: try launcher.paths.hostAPISocket(name), plugin: name,
         permissions: manifest.permissions, owner: owner, store: store, logger: logger, actions: actions)
     } catch {
       logger.error("plugin \(name): cannot serve its Host API: \(error)")

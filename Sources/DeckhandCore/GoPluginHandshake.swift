@@ -87,4 +87,60 @@ package struct GoPluginHandshake: Hashable, Sendable {
   private static func fail(_ message: String) -> DeckhandError {
     DeckhandError(.handshakeFailed, "go-plugin handshake: \(message)")
   }
+
+  /// Where the host may connect for this handshake, checked against what
+  /// it gave the plugin: a unix socket must sit directly inside
+  /// `socketFolder` (an absolute path, no `..` or `.` and no deeper
+  /// folder), and TCP must be loopback (`127.0.0.0/8`, `::1`, `localhost`)
+  /// with a port from 1 to 65535. A plugin must not be able to make the
+  /// host connect elsewhere, nor name a file the host would later remove.
+  ///
+  /// - Throws: ``DeckhandError`` `handshakeFailed` naming the address and
+  ///   what is allowed.
+  package func checkedEndpoint(socketFolder: String) throws(DeckhandError) -> Endpoint {
+    switch network {
+    case .unix:
+      let prefix = socketFolder.hasSuffix("/") ? socketFolder : socketFolder + "/"
+      let name = address.hasPrefix(prefix) ? String(address.dropFirst(prefix.count)) : ""
+      guard address.hasPrefix("/"), !name.isEmpty, name != ".", name != "..", !name.contains("/"),
+        !address.utf8.contains(0)
+      else {
+        throw DeckhandError(
+          .handshakeFailed,
+          "the handshake names unix socket \"\(address)\", which is not directly inside the folder the host gave the plugin (\(socketFolder), in PLUGIN_UNIX_SOCKET_DIR and TMPDIR)"
+        )
+      }
+      return .unix(path: address)
+    case .tcp:
+      let colon = address.lastIndex(of: ":")
+      var host = colon.map { String(address[..<$0]) } ?? ""
+      if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+      let port = colon.flatMap { Int(address[address.index(after: $0)...]) } ?? 0
+      guard (1...65535).contains(port) else {
+        throw DeckhandError(.handshakeFailed, "the handshake names tcp address \"\(address)\", which is not host:port")
+      }
+      guard Self.isLoopback(host) else {
+        throw DeckhandError(
+          .handshakeFailed,
+          "the handshake names tcp address \"\(address)\", which is not loopback: a plugin may only listen on 127.0.0.1, ::1 or localhost"
+        )
+      }
+      return .tcp(host: host, port: port)
+    }
+  }
+
+  /// An address the host may connect to, from ``checkedEndpoint(socketFolder:)``.
+  package enum Endpoint: Hashable, Sendable {
+    case unix(path: String)
+    case tcp(host: String, port: Int)
+  }
+
+  static func isLoopback(_ host: String) -> Bool {
+    if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
+    let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+    guard octets.count == 4, octets[0] == "127" else { return false }
+    return octets.allSatisfy { part in
+      !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && UInt8(part).map { _ in true } ?? false
+    }
+  }
 }

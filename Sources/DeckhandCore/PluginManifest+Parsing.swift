@@ -64,8 +64,8 @@ struct ManifestReader {
       problem(key, "unknown field (known: \(PluginManifest.knownFields.sorted().joined(separator: ", ")))")
     }
     let name = requiredString(fields, "name")
-    if let name, !Self.isValidName(name) {
-      problem("name", "\"\(name)\" may hold only letters, digits, '.', '_' and '-', at most 64")
+    if let name, !PluginName.isValid(name) {
+      problem("name", "\"\(name)\" is not a valid name: use \(PluginName.rule)")
     }
     let version = requiredString(fields, "version")
     let entrypoint = requiredString(fields, "entrypoint")
@@ -311,13 +311,6 @@ struct ManifestReader {
   }
 
   // MARK: Helpers
-
-  static func isValidName(_ name: String) -> Bool {
-    name.count <= 64
-      && name.unicodeScalars.allSatisfy {
-        ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "._-".unicodeScalars.contains($0)
-      }
-  }
 
   static func show(_ value: JSONValue) -> String {
     switch value {

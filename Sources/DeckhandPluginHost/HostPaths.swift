@@ -1,11 +1,15 @@
-internal import DeckhandCore
+package import DeckhandCore
 internal import Foundation
 
 /// Where the host keeps plugins' state and sockets.
 ///
 /// - State: `STATE/plugins/NAME/` is the plugin's state directory, kept
 ///   across restarts and versions; `STATE/logs/NAME.errors.log` its error log.
-/// - Runtime: `RUNTIME/NAME.sock`, the plugin's socket.
+/// - Runtime: `RUNTIME/NAME.sock`, the plugin's socket; `RUNTIME/NAME.d/`
+///   an isolated plugin's socket folder; `RUNTIME/NAME.host.sock` its Host API.
+///
+/// Every per-plugin path comes from ``child(_:plugin:_:)``, which refuses a
+/// name that is not one component directly inside its root.
 package struct HostPaths: Hashable, Sendable {
   /// The state root.
   package var stateDirectory: String
@@ -28,19 +32,57 @@ package struct HostPaths: Hashable, Sendable {
   }
 
   /// The plugin's state directory, sent with Start.
-  package func pluginStateDirectory(_ name: String) -> String { "\(stateDirectory)/plugins/\(name)" }
+  package func pluginStateDirectory(_ name: String) throws(DeckhandError) -> String {
+    try Self.child("\(stateDirectory)/plugins", plugin: name, "")
+  }
   /// The file given to guest-agent plugins as `--errorlogfile`.
-  package func errorLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).errors.log" }
+  package func errorLog(_ name: String) throws(DeckhandError) -> String {
+    try Self.child("\(stateDirectory)/logs", plugin: name, ".errors.log")
+  }
   /// The file a plugin that outlives its host writes its stdout to.
-  package func stdoutLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stdout.log" }
+  package func stdoutLog(_ name: String) throws(DeckhandError) -> String {
+    try Self.child("\(stateDirectory)/logs", plugin: name, ".stdout.log")
+  }
   /// The file a plugin that outlives its host writes its stderr to.
-  package func stderrLog(_ name: String) -> String { "\(stateDirectory)/logs/\(name).stderr.log" }
+  package func stderrLog(_ name: String) throws(DeckhandError) -> String {
+    try Self.child("\(stateDirectory)/logs", plugin: name, ".stderr.log")
+  }
   /// The plugin's socket (guest-agent contract).
-  package func socket(_ name: String) -> String { "\(runtimeDirectory)/\(name).sock" }
+  package func socket(_ name: String) throws(DeckhandError) -> String {
+    try Self.child(runtimeDirectory, plugin: name, ".sock")
+  }
+  /// The folder that holds an isolated plugin's socket.
+  package func socketFolder(_ name: String) throws(DeckhandError) -> String {
+    try Self.child(runtimeDirectory, plugin: name, ".d")
+  }
+  /// The socket of the plugin's Host API.
+  package func hostAPISocket(_ name: String) throws(DeckhandError) -> String {
+    try Self.child(runtimeDirectory, plugin: name, ".host.sock")
+  }
+
+  /// `root/NAMEsuffix` for a plugin's `name`: every per-plugin path is
+  /// built here, and each is checked to be a direct child of its root (a
+  /// valid ``PluginName`` and a suffix make one component that is neither
+  /// `.` nor `..` and holds no `/`).
+  package static func child(_ root: String, plugin name: String, _ suffix: String) throws(DeckhandError) -> String {
+    try PluginName.check(name)
+    return try child(root, name + suffix)
+  }
+
+  /// `root/component`, refused unless `component` is a single path
+  /// component other than `.` and `..`.
+  package static func child(_ root: String, _ component: String) throws(DeckhandError) -> String {
+    guard !component.isEmpty, component != ".", component != "..", !component.contains("/"),
+      !component.utf8.contains(0)
+    else {
+      throw DeckhandError(.configurationInvalid, "\"\(component)\" is not a single name inside \(root)")
+    }
+    return "\(root)/\(component)"
+  }
 
   /// Creates the folders a plugin needs.
   func prepare(for name: String) throws {
-    for folder in [pluginStateDirectory(name), "\(stateDirectory)/logs", runtimeDirectory] {
+    for folder in [try pluginStateDirectory(name), "\(stateDirectory)/logs", runtimeDirectory] {
       do {
         try FileManager.default.createDirectory(
           atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -51,7 +93,7 @@ package struct HostPaths: Hashable, Sendable {
           cause: error)
       }
     }
-    let socketPath = socket(name)
+    let socketPath = try socket(name)
     if socketPath.utf8.count >= 108 {
       throw DeckhandError(
         .configurationInvalid,

@@ -39,9 +39,9 @@ package struct LaunchedPlugin: Sendable {
   }
 
   /// The StartRequest for this plugin: its state directory and its config.
-  package func startRequest() -> PluginComm_StartRequest {
+  package func startRequest() throws(DeckhandError) -> PluginComm_StartRequest {
     var request = PluginComm_StartRequest()
-    request.config.stateDirectoryPath = paths.pluginStateDirectory(manifest.name)
+    request.config.stateDirectoryPath = try paths.pluginStateDirectory(manifest.name)
     switch manifest.config {
     case .string(let text): request.stringConfig = text
     case .object(let object): request.structConfig = Google_Protobuf_Struct(jsonObject: object)
@@ -155,7 +155,9 @@ package struct LaunchedPlugin: Sendable {
   /// Once the process is gone: removes its socket file, if the host owns
   /// one, and its cgroups.
   func releaseAfterExit() {
-    if let socketToRemove, !socketToRemove.isEmpty { unlink(socketToRemove) }
+    if let socketToRemove, !socketToRemove.isEmpty {
+      SocketFile.remove(socketToRemove, runtimeDirectory: paths.runtimeDirectory)
+    }
     if let limits, let resources { resources.remove(limits) }
   }
 

@@ -82,8 +82,8 @@ package struct PluginConformanceCheck: Sendable {
             record("health", false, "\(error)")
           }
         }
-        let start = plugin.startRequest()
         do {
+          let start = try plugin.startRequest()
           try await connection.start(start, timeout: call)
           record(
             "start", true,

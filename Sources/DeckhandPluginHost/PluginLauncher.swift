@@ -41,8 +41,8 @@ package struct PluginLauncher: Sendable {
     self.onOutputLine = onOutputLine
   }
 
-  private func output(for name: String) -> ChildProcess.Output {
-    outliveHost ? .files(stdout: paths.stdoutLog(name), stderr: paths.stderrLog(name)) : .pipes
+  private func output(for name: String) throws(DeckhandError) -> ChildProcess.Output {
+    outliveHost ? .files(stdout: try paths.stdoutLog(name), stderr: try paths.stderrLog(name)) : .pipes
   }
 
   /// What a host records of a running plugin so that the next host can
@@ -86,7 +86,7 @@ package struct PluginLauncher: Sendable {
     for _ in 0..<200 where attachment.isRunning && !Self.isZombie(pid) {
       usleep(5_000)
     }
-    if let socket = attachment.socket { unlink(socket) }
+    if let socket = attachment.socket { SocketFile.remove(socket, runtimeDirectory: paths.runtimeDirectory) }
     return true
   }
 
@@ -111,14 +111,14 @@ package struct PluginLauncher: Sendable {
     free(resolved)
     guard executable == entrypoint || executable == entrypoint + " (deleted)" else { return nil }
     if case .unix(let path) = attachment.address, deckhand_unix_probe(path) != 0 { return nil }
-    guard
-      let process = ChildProcess.attach(
-        pid: pid, stdoutLog: paths.stdoutLog(manifest.name), stderrLog: paths.stderrLog(manifest.name))
+    guard let stdoutLog = try? paths.stdoutLog(manifest.name), let stderrLog = try? paths.stderrLog(manifest.name),
+      let errorLog = try? paths.errorLog(manifest.name),
+      let process = ChildProcess.attach(pid: pid, stdoutLog: stdoutLog, stderrLog: stderrLog)
     else { return nil }
     let control = manifest.limits.isEmpty ? nil : (resources ?? .machine)
     return LaunchedPlugin(
       manifest: manifest, process: process, address: attachment.address, socketToRemove: attachment.socket,
-      errorLog: manifest.launchProtocol == .guestAgent ? paths.errorLog(manifest.name) : nil,
+      errorLog: manifest.launchProtocol == .guestAgent ? errorLog : nil,
       launchedAt: .now, paths: paths, limits: control?.existing(plugin: manifest.name), resources: control)
   }
 
@@ -152,9 +152,9 @@ package struct PluginLauncher: Sendable {
 
     switch manifest.launchProtocol {
     case .guestAgent:
-      let socket = socketDirectory.map { "\($0)/plugin.sock" } ?? paths.socket(name)
+      let socket = try socketDirectory.map { "\($0)/plugin.sock" } ?? paths.socket(name)
       try Self.clearStaleSocket(socket, plugin: name)
-      let errorLog = paths.errorLog(name)
+      let errorLog = try paths.errorLog(name)
       let arguments = manifest.args + ["--protocol=unix", "--address=\(socket)", "--errorlogfile=\(errorLog)"]
       let process = try spawn(
         manifest, isolation, arguments: arguments, environment: environment, onLine: onLine)
@@ -171,7 +171,12 @@ package struct PluginLauncher: Sendable {
       environment["PLUGIN_PROTOCOL_VERSIONS"] = String(handshake.appVersion)
       environment["PLUGIN_MIN_PORT"] = environment["PLUGIN_MIN_PORT"] ?? "10000"
       environment["PLUGIN_MAX_PORT"] = environment["PLUGIN_MAX_PORT"] ?? "25000"
-      environment["PLUGIN_UNIX_SOCKET_DIR"] = socketDirectory ?? paths.runtimeDirectory
+      // Its own folder for its socket: go-plugin puts it in
+      // PLUGIN_UNIX_SOCKET_DIR, older versions (1.0.x) in TMPDIR. The
+      // handshake may name nothing outside it.
+      let folder = try socketDirectory ?? makeSocketFolder(for: name)
+      environment["PLUGIN_UNIX_SOCKET_DIR"] = folder
+      environment["TMPDIR"] = folder
       let process = try spawn(
         manifest, isolation, arguments: manifest.args, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
@@ -180,15 +185,15 @@ package struct PluginLauncher: Sendable {
         errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
       let (address, socket) = try await pending.failingCleanly { () async throws -> (PluginAddress, String?) in
         let line = try await readHandshake(pending, started: started)
-        switch line.network {
-        case .unix:
-          return (.unix(path: line.address), line.address)
-        case .tcp:
-          let parts = line.address.split(separator: ":")
-          guard parts.count >= 2, let port = Int(parts.last!) else {
-            throw DeckhandError(.handshakeFailed, "plugin \(name): tcp address \"\(line.address)\" is not host:port")
-          }
-          return (.tcp(host: parts.dropLast().joined(separator: ":"), port: port), nil)
+        let endpoint: GoPluginHandshake.Endpoint
+        do throws(DeckhandError) {
+          endpoint = try line.checkedEndpoint(socketFolder: folder)
+        } catch {
+          throw DeckhandError(.handshakeFailed, "plugin \(name): \(error.message)")
+        }
+        switch endpoint {
+        case .unix(let path): return (.unix(path: path), path)
+        case .tcp(let host, let port): return (.tcp(host: host, port: port), nil)
         }
       }
       return LaunchedPlugin(
@@ -207,7 +212,7 @@ package struct PluginLauncher: Sendable {
     func run(_ isolation: ChildProcess.Isolation?) throws -> ChildProcess {
       try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: arguments, environment: environment,
-        workingDirectory: manifest.directory, output: output(for: manifest.name), isolation: isolation,
+        workingDirectory: manifest.directory, output: try output(for: manifest.name), isolation: isolation,
         onLine: onLine)
     }
     do {
@@ -228,15 +233,15 @@ package struct PluginLauncher: Sendable {
     guard isolation.uid >= 0 || isolation.gid >= 0 else { return nil }
     let uid = isolation.uid >= 0 ? uid_t(isolation.uid) : uid_t.max
     let gid = isolation.gid >= 0 ? gid_t(isolation.gid) : gid_t.max
-    let folder = "\(paths.runtimeDirectory)/\(name).d"
+    let folder = try paths.socketFolder(name)
     if mkdir(folder, 0o700) != 0 && errno != EEXIST {
       throw DeckhandError(.launchFailed, "plugin \(name): cannot create \(folder): \(String(cString: strerror(errno)))")
     }
-    let errorLog = paths.errorLog(name)
+    let errorLog = try paths.errorLog(name)
     if !FileManager.default.fileExists(atPath: errorLog) {
       _ = FileManager.default.createFile(atPath: errorLog, contents: nil, attributes: [.posixPermissions: 0o600])
     }
-    for path in [folder, paths.pluginStateDirectory(name), errorLog] where chown(path, uid, gid) != 0 {
+    for path in [folder, try paths.pluginStateDirectory(name), errorLog] where chown(path, uid, gid) != 0 {
       throw DeckhandError(
         .launchFailed,
         "plugin \(name): cannot give \(path) to isolation.user/group: \(String(cString: strerror(errno)))")
@@ -313,13 +318,33 @@ package struct PluginLauncher: Sendable {
   }
 
   private static func clearStaleSocket(_ socket: String, plugin: String) throws {
-    guard FileManager.default.fileExists(atPath: socket) else { return }
+    var info = stat()
+    guard lstat(socket, &info) == 0 else { return }
+    guard SocketFile.isSocket(socket) else {
+      throw DeckhandError(
+        .launchFailed,
+        "plugin \(plugin): \(socket) exists and is not a socket; the host removes only sockets: move it away")
+    }
     if deckhand_unix_probe(socket) == 0 {
       throw DeckhandError(
         .launchFailed,
         "plugin \(plugin): \(socket) is served by another process (another instance of the plugin?); stop it first")
     }
     unlink(socket)
+  }
+
+  /// `RUNTIME/NAME.d`, the folder of a plugin's socket, made (0700) if
+  /// missing; refused if something other than a folder is there.
+  private func makeSocketFolder(for name: String) throws -> String {
+    let folder = try paths.socketFolder(name)
+    if mkdir(folder, 0o700) != 0 && errno != EEXIST {
+      throw DeckhandError(.launchFailed, "plugin \(name): cannot create \(folder): \(String(cString: strerror(errno)))")
+    }
+    var info = stat()
+    guard lstat(folder, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else {
+      throw DeckhandError(.launchFailed, "plugin \(name): \(folder) is not a folder; move it away")
+    }
+    return folder
   }
 
   private func waitForSocket(_ plugin: LaunchedPlugin, socket: String, started: ContinuousClock.Instant)

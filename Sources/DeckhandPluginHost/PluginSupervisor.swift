@@ -190,7 +190,7 @@ package final class PluginSupervisor: Service, Sendable {
         let serving = try await connection.checkHealth(service: "plugin", timeout: manifest.timeouts.call)
         if !serving { throw DeckhandError(.callFailed, "grpc.health.v1 reports service \"plugin\" not SERVING") }
       }
-      if sendStart { try await connection.start(plugin.startRequest(), timeout: manifest.timeouts.call) }
+      if sendStart { try await connection.start(try plugin.startRequest(), timeout: manifest.timeouts.call) }
     } catch {
       let exit = await plugin.kill()
       emit(.launchFailed, pid: plugin.pid) {

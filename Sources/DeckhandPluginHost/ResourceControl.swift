@@ -54,7 +54,8 @@ package struct ResourceControl: Sendable {
 
   /// The groups a plugin launched earlier (by a previous host) is in.
   package func existing(plugin: String) -> Applied {
-    Applied(mechanism: mechanism, groups: parents.mapValues { "\($0)/\(plugin)" })
+    // A name that is not one path component has no group: the launch refused it.
+    Applied(mechanism: mechanism, groups: parents.compactMapValues { try? HostPaths.child($0, plugin: plugin, "") })
   }
 
   /// No limits enforced by cgroups at all (tests, or a host that wants
@@ -97,7 +98,7 @@ package struct ResourceControl: Sendable {
       }
       return Applied(mechanism: .rlimits, groups: [:])
     case .cgroupV2:
-      let group = "\(parents[""]!)/\(plugin)"
+      let group = try HostPaths.child(parents[""]!, plugin: plugin, "")
       try make(group, plugin)
       var writes: [(String, String)] = []
       if let memory = limits.memoryMB {
@@ -122,7 +123,7 @@ package struct ResourceControl: Sendable {
         writes += [("cpu", "cpu.cfs_period_us", "100000"), ("cpu", "cpu.cfs_quota_us", "\(cpu * 1000)")]
       }
       for (controller, file, value) in writes {
-        let group = "\(parents[controller]!)/\(plugin)"
+        let group = try HostPaths.child(parents[controller]!, plugin: plugin, "")
         if groups[controller] == nil {
           try make(group, plugin)
           groups[controller] = group

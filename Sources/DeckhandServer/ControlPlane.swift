@@ -347,6 +347,7 @@ package final class ControlPlane: Sendable {
   package func deploy(
     plugin: String, version: String, selector: [String: String], configJSON: String, maxFailures: Int
   ) throws -> DeploymentRecord {
+    try PluginName.check(plugin)
     guard let artifact = try store.artifact(name: plugin, version: version) else {
       throw DeckhandError(
         .notFound,

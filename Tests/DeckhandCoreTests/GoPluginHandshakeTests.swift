@@ -51,4 +51,41 @@ struct GoPluginHandshakeTests {
     #expect(handshake.line() == "1|4|unix|/run/p.sock|grpc|")
     #expect(try GoPluginHandshake.parse(handshake.line(), offeredVersions: [4]) == handshake)
   }
+
+  @Test(
+    "a unix socket directly inside the plugin's folder, or loopback TCP, is where the host connects",
+    arguments: [
+      (
+        GoPluginHandshake.Network.unix, "/run/dh/echo.d/plugin123",
+        GoPluginHandshake.Endpoint.unix(path: "/run/dh/echo.d/plugin123")
+      ),
+      (.tcp, "127.0.0.1:1234", .tcp(host: "127.0.0.1", port: 1234)),
+      (.tcp, "127.1.2.3:80", .tcp(host: "127.1.2.3", port: 80)),
+      (.tcp, "[::1]:9000", .tcp(host: "::1", port: 9000)),
+      (.tcp, "localhost:10000", .tcp(host: "localhost", port: 10000)),
+    ])
+  func allowedEndpoints(network: GoPluginHandshake.Network, address: String, expected: GoPluginHandshake.Endpoint)
+    throws
+  {
+    let handshake = GoPluginHandshake(appVersion: 1, network: network, address: address)
+    #expect(try handshake.checkedEndpoint(socketFolder: "/run/dh/echo.d") == expected)
+  }
+
+  @Test(
+    "anything else fails the launch, naming the address",
+    arguments: [
+      (GoPluginHandshake.Network.unix, "/etc/shadow"), (.unix, "/run/dh/echo.d/../other.sock"),
+      (.unix, "/run/dh/echo.d/sub/x"), (.unix, "/run/dh/echo.d/"), (.unix, "/run/dh/echo.d/.."),
+      (.unix, "/run/dh/echo.dx/p"), (.unix, "relative.sock"), (.unix, "/run/dh/other.d/p"),
+      (.tcp, "10.0.0.5:80"), (.tcp, "0.0.0.0:80"), (.tcp, "example.org:443"), (.tcp, "127.0.0.1:0"),
+      (.tcp, "127.0.0.1:70000"), (.tcp, "127.0.0.1"), (.tcp, "127.0.0.256:80"), (.tcp, "[::]:80"),
+    ])
+  func refusedEndpoints(network: GoPluginHandshake.Network, address: String) {
+    let handshake = GoPluginHandshake(appVersion: 1, network: network, address: address)
+    #expect {
+      try handshake.checkedEndpoint(socketFolder: "/run/dh/echo.d")
+    } throws: { error in
+      (error as? DeckhandError)?.code == .handshakeFailed && "\(error)".contains(address)
+    }
+  }
 }

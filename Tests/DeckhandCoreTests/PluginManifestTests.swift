@@ -81,7 +81,8 @@ struct PluginManifestTests {
     arguments: [
       (#"{"version": "1", "entrypoint": "a"}"#, #"field "name": is required"#),
       (#"{"name": "", "version": "1", "entrypoint": "a"}"#, #"field "name": must be a non-empty string"#),
-      (#"{"name": "a b", "version": "1", "entrypoint": "a"}"#, #"field "name": "a b" may hold only"#),
+      (#"{"name": "a b", "version": "1", "entrypoint": "a"}"#, #"field "name": "a b" is not a valid name"#),
+      (#"{"name": "..", "version": "1", "entrypoint": "a"}"#, #"field "name": ".." is not a valid name"#),
       (#"{"name": "a", "version": 1, "entrypoint": "a"}"#, #"field "version": must be a non-empty string, got 1"#),
       (#"{"name": "a", "version": "1"}"#, #"field "entrypoint": is required"#),
       (

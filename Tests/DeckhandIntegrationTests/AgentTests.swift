@@ -35,7 +35,7 @@ struct AgentTests {
     #expect(status(reply) == 0, "\(reply)")
 
     // Remove with cleanup: the process goes, and so does its state.
-    let stateDirectory = workspace.paths.pluginStateDirectory("echo")
+    let stateDirectory = try workspace.paths.pluginStateDirectory("echo")
     #expect(FileManager.default.fileExists(atPath: stateDirectory))
     let removed = try await second.call(["Command": "plugins.remove", "Name": "echo", "Cleanup": true])
     #expect(status(removed) == 0, "\(removed)")
@@ -108,7 +108,7 @@ struct AgentTests {
     first.signal(SIGKILL)
     #expect(await first.waitForExit())
     // Its socket file is gone: the process runs but cannot be reached.
-    unlink(workspace.paths.socket("st"))
+    unlink(try workspace.paths.socket("st"))
 
     let second = try AgentProcess(workspace)
     try await second.waitUntilServing()
@@ -132,7 +132,7 @@ struct AgentTests {
     let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
     try await agent.waitUntilServing()
     #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(good)])) == 0)
-    let marker = workspace.paths.pluginStateDirectory("up") + "/kept"
+    let marker = try workspace.paths.pluginStateDirectory("up") + "/kept"
     try "state".write(toFile: marker, atomically: true, encoding: .utf8)
 
     let failed = try await agent.call(["Command": "plugins.install", "Manifest": .string(bad)])

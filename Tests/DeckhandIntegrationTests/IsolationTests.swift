@@ -33,7 +33,7 @@ struct IsolationTests {
       Fixtures.testPlugin("iso", args: [], tag: tag, extra: ["isolation": isolation]))
     let plugin = try await workspace.launcher.launch(manifest)
     let answers = try await LeanPluginTransport().withConnection(to: plugin.address) { connection in
-      try await connection.start(plugin.startRequest(), timeout: .seconds(10))
+      try await connection.start(try plugin.startRequest(), timeout: .seconds(10))
       var answers: [String] = []
       for query in queries {
         answers.append(try await connection.getStatus(data: query, timeout: .seconds(5)).results.first ?? "")
@@ -81,7 +81,7 @@ struct IsolationTests {
   @Test("a plugin runs as another user, with its own socket folder and its state directory")
   func otherUser() async throws {
     let workspace = try TestWorkspace()
-    let stateFile = workspace.paths.pluginStateDirectory("iso") + "/written-by-plugin"
+    let stateFile = try workspace.paths.pluginStateDirectory("iso") + "/written-by-plugin"
     let answers = try await Self.ask(
       ["user": "daemon", "no_new_privileges": true], ["uid", "write:\(stateFile)"], workspace: workspace)
     let daemon = getpwnam("daemon").pointee

@@ -23,9 +23,9 @@ struct PluginLaunchTests {
     let report = await PluginConformanceCheck(launcher: workspace.launcher).run(manifest)
     expectAllPassed(report, Self.guestAgentChecks)
     let status = report.checks.first { $0.name == "status" }?.detail ?? ""
-    #expect(status.contains("state_directory=\(workspace.paths.pluginStateDirectory("echo"))"))
+    #expect(status.contains("state_directory=\(try workspace.paths.pluginStateDirectory("echo"))"))
     #expect(status.contains(#"config=struct:{\"greeting\":\"hi\"}"#), "\(status)")
-    #expect(FileManager.default.fileExists(atPath: workspace.paths.pluginStateDirectory("echo")))
+    #expect(FileManager.default.fileExists(atPath: try workspace.paths.pluginStateDirectory("echo")))
   }
 
   @Test("the Swift example passes the conformance check under the go-plugin contract")
@@ -180,6 +180,57 @@ struct PluginLaunchTests {
       #expect(error.message.contains(expected), "\(error.message)")
     }
     #expect(processes(withArgument: tag).isEmpty)
+  }
+
+  @Test(
+    "a go-plugin handshake that names a file outside the plugin's folder, or a non-loopback address, fails the launch and removes nothing",
+    arguments: ["victim", "runtime-sibling", "dotdot", "remote"])
+  func hostileHandshake(target: String) async throws {
+    let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
+    let victim = try workspace.write("victim.txt", "precious\n")
+    let sibling = workspace.paths.runtimeDirectory + "/other.sock"
+    try FileManager.default.createDirectory(atPath: workspace.paths.runtimeDirectory, withIntermediateDirectories: true)
+    _ = FileManager.default.createFile(atPath: sibling, contents: Data("x".utf8))
+    let address =
+      switch target {
+      case "victim": "unix|\(victim)"
+      case "runtime-sibling": "unix|\(sibling)"
+      case "dotdot": "unix|\(try workspace.paths.socketFolder("hostile"))/../other.sock"
+      default: "tcp|192.0.2.1:80"
+      }
+    let script = try workspace.write(
+      "hostile.sh", "#!/bin/sh\necho '1|1|\(address)|grpc|'\nexec sleep 30\n", executable: true)
+    let manifest = try workspace.manifest([
+      "name": "hostile", "version": "1", "entrypoint": script, "args": [tag], "protocol": "go-plugin",
+    ])
+    await #expect {
+      try await workspace.launcher.launch(manifest)
+    } throws: { error in
+      let error = error as? DeckhandError
+      return error?.code == .handshakeFailed
+        && error?.message.contains(address.split(separator: "|")[1]) == true
+    }
+    #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
+    #expect(FileManager.default.fileExists(atPath: sibling))
+    #expect(processes(withArgument: tag).isEmpty)
+  }
+
+  @Test("a plugin's go-plugin socket goes into a folder of its own, which is all the handshake may name")
+  func goPluginSocketFolder() async throws {
+    let workspace = try TestWorkspace()
+    let manifest = try workspace.manifest([
+      "name": "echo-folder", "version": "1.0.0", "entrypoint": Fixtures.echo, "protocol": "go-plugin",
+    ])
+    let plugin = try await workspace.launcher.launch(manifest)
+    let folder = try workspace.paths.socketFolder("echo-folder")
+    guard case .unix(let path) = plugin.address else {
+      Issue.record("not a unix socket: \(plugin.address)")
+      return
+    }
+    #expect((path as NSString).deletingLastPathComponent == folder)
+    _ = await plugin.kill()
+    #expect(!FileManager.default.fileExists(atPath: path), "its socket is removed after it")
   }
 
   @Test("a go-plugin host offering a version the plugin does not speak gets a clear error")

@@ -17,7 +17,7 @@ struct PluginStopTests {
         extra: ["timeouts": ["stop_s": 1]]))
     let plugin = try await workspace.launcher.launch(manifest)
     let outcome = try await GRPCPluginTransport().withConnection(to: plugin.address) { connection in
-      try await connection.start(plugin.startRequest(), timeout: .seconds(5))
+      try await connection.start(try plugin.startRequest(), timeout: .seconds(5))
       return await plugin.stop(using: connection, cleanup: false)
     }
     let child = try #require(Int32(try String(contentsOfFile: childFile, encoding: .utf8)))
@@ -52,7 +52,7 @@ struct PluginStopTests {
     let workspace = try TestWorkspace()
     let manifest = try workspace.manifest(["name": "tidy", "version": "1", "entrypoint": Fixtures.echo])
     let plugin = try await workspace.launcher.launch(manifest)
-    let stateDirectory = workspace.paths.pluginStateDirectory("tidy")
+    let stateDirectory = try workspace.paths.pluginStateDirectory("tidy")
     try "kept".write(toFile: "\(stateDirectory)/data", atomically: true, encoding: .utf8)
     _ = await
       (try GRPCPluginTransport().withConnection(to: plugin.address) { connection in

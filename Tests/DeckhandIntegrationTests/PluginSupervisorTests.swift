@@ -80,7 +80,7 @@ struct PluginSupervisorTests {
     }
     let stopped = try #require(pid)
     #expect(!isAlive(stopped))
-    #expect(FileManager.default.fileExists(atPath: workspace.paths.pluginStateDirectory("echo")))
+    #expect(FileManager.default.fileExists(atPath: try workspace.paths.pluginStateDirectory("echo")))
   }
 
   @Test("a plugin that fails to launch is retried with backoff")

@@ -53,7 +53,7 @@ struct ResourceLimitTests {
     let plugin = try await workspace.launcher.launch(manifest)
     let applied = try #require(plugin.limits)
     let status = try await LeanPluginTransport().withConnection(to: plugin.address) { connection in
-      try await connection.start(plugin.startRequest(), timeout: .seconds(10))
+      try await connection.start(try plugin.startRequest(), timeout: .seconds(10))
       return try await connection.getStatus(data: "x", timeout: .seconds(5))
     }
     let forked = status.results.compactMap { $0.hasPrefix("forked=") ? Int($0.dropFirst(7)) : nil }.first
