@@ -56,6 +56,33 @@ package struct AgentConfiguration: Hashable, Sendable {
   package var jobSlots = 1
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
+  /// The join token in `file`, trimmed. The file must be a regular file
+  /// that other users cannot read (as ssh does for keys): a token in a
+  /// world-readable file is no better than one on the command line.
+  package static func readJoinToken(file: String) throws -> String {
+    var info = stat()
+    guard stat(file, &info) == 0 else {
+      throw DeckhandError(
+        .configurationInvalid, "cannot read the join token file \(file): \(String(cString: strerror(errno)))")
+    }
+    guard (info.st_mode & S_IFMT) == S_IFREG else {
+      throw DeckhandError(.configurationInvalid, "the join token file \(file) is not a regular file")
+    }
+    guard info.st_mode & 0o007 == 0 else {
+      throw DeckhandError(
+        .configurationInvalid,
+        "the join token file \(file) is readable by other users (mode \(String(info.st_mode & 0o777, radix: 8))); chmod 600 it"
+      )
+    }
+    guard let data = FileManager.default.contents(atPath: file), data.count <= 4096,
+      let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty
+    else {
+      throw DeckhandError(
+        .configurationInvalid, "the join token file \(file) holds no token (expected one line DHTKN-1-…)")
+    }
+    return text
+  }
+
   package static func defaults(environment: [String: String]? = nil) -> AgentConfiguration {
     let environment = environment ?? ProcessInfo.processInfo.environment
     let locations = AgentLocations.defaults(uid: getuid(), environment: environment)
@@ -147,10 +174,13 @@ package struct AgentConfiguration: Hashable, Sendable {
       case "join_token":
         guard let text = value.string else { throw fail(key, "a string") }
         joinToken = text
+      case "join_token_file":
+        guard let text = value.string else { throw fail(key, "a string") }
+        joinToken = try Self.readJoinToken(file: text)
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, join_token"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, join_token, join_token_file"
         )
       }
     }

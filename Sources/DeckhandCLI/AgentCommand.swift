@@ -63,8 +63,14 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: "Join this control plane (HOST:PORT) and run what it assigns.")
   var server: String?
 
-  @Option(help: "A worker join token (DHTKN-1-…), needed the first time with --server.")
+  @Option(
+    help:
+      "A worker join token (DHTKN-1-…), needed the first time with --server. Every local user can read a command line: prefer --join-token-file or DECKHAND_JOIN_TOKEN."
+  )
   var joinToken: String?
+
+  @Option(help: "Read the join token from this file (not readable by other users).")
+  var joinTokenFile: String?
 
   @Option(help: "How many jobs of the server's queue to run at once (default 1).")
   var jobSlots: Int?
@@ -100,7 +106,14 @@ struct AgentCommand: AsyncParsableCommand {
     if let trustedKeys { configuration.trustedKeysDirectory = HostOptions.absolute(trustedKeys) }
     if requireSigned { configuration.requireSigned = true }
     if let server { configuration.server = server }
-    if let joinToken { configuration.joinToken = joinToken }
+    if let joinToken {
+      configuration.joinToken = joinToken
+    } else if let joinTokenFile {
+      configuration.joinToken = try AgentConfiguration.readJoinToken(file: HostOptions.absolute(joinTokenFile))
+    } else if let fromEnvironment = ProcessInfo.processInfo.environment["DECKHAND_JOIN_TOKEN"], !fromEnvironment.isEmpty
+    {
+      configuration.joinToken = fromEnvironment
+    }
     if let jobSlots {
       guard jobSlots >= 1 else { throw ValidationError("--job-slots \(jobSlots): expected at least 1") }
       configuration.jobSlots = jobSlots

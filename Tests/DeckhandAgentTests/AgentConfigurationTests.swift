@@ -1,0 +1,55 @@
+import DeckhandAgent
+import DeckhandCore
+import DeckhandTestSupport
+import Foundation
+import Testing
+
+@Suite("AgentConfiguration: the join token kept off the command line")
+struct AgentConfigurationTests {
+  private func file(_ text: String, mode: mode_t, in workspace: borrowing TestWorkspace) throws -> String {
+    let path = try workspace.write("token-\(UUID().uuidString.prefix(6))", text)
+    chmod(path, mode)
+    return path
+  }
+
+  @Test("a token file only its owner reads gives the token, trimmed")
+  func readsPrivateFile() throws {
+    let workspace = try TestWorkspace()
+    #expect(
+      try AgentConfiguration.readJoinToken(file: file("DHTKN-1-abc\n", mode: 0o600, in: workspace)) == "DHTKN-1-abc")
+    #expect(
+      try AgentConfiguration.readJoinToken(file: file(" DHTKN-1-abc ", mode: 0o640, in: workspace)) == "DHTKN-1-abc")
+  }
+
+  @Test(
+    "a token file others can read, an empty one, a folder or a missing one is refused, saying why",
+    arguments: [
+      ("world", "readable by other users"), ("empty", "holds no token"), ("folder", "not a regular file"),
+      ("missing", "cannot read"),
+    ])
+  func refuses(kind: String, expected: String) throws {
+    let workspace = try TestWorkspace()
+    let path: String
+    switch kind {
+    case "world": path = try file("DHTKN-1-abc", mode: 0o644, in: workspace)
+    case "empty": path = try file("\n", mode: 0o600, in: workspace)
+    case "folder": path = workspace.root
+    default: path = workspace.root + "/none"
+    }
+    #expect {
+      try AgentConfiguration.readJoinToken(file: path)
+    } throws: { error in
+      (error as? DeckhandError)?.code == .configurationInvalid && "\(error)".contains(expected)
+    }
+  }
+
+  @Test("join_token_file in the TOML config is read the same way")
+  func toml() throws {
+    let workspace = try TestWorkspace()
+    let token = try file("DHTKN-1-fromfile", mode: 0o600, in: workspace)
+    let config = try workspace.write("agent.toml", "join_token_file = \"\(token)\"\n")
+    var configuration = AgentConfiguration.defaults()
+    try configuration.apply(tomlFile: config)
+    #expect(configuration.joinToken == "DHTKN-1-fromfile")
+  }
+}
