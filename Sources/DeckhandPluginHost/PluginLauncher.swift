@@ -12,8 +12,26 @@ internal import Foundation
 package struct PluginLauncher: Sendable {
   /// Where state, logs and sockets go.
   package var paths: HostPaths
-  /// The environment plugins inherit before the manifest's `env`.
+  /// The environment plugins start from, before the manifest's `env` and
+  /// the variables of their contract: by default only
+  /// ``inheritedVariables`` of the host's own (as systemd gives a service
+  /// a clean environment). The host's may hold secrets
+  /// (`DECKHAND_JOIN_TOKEN`) that no plugin should see.
   package var baseEnvironment: [String: String]
+
+  /// What a plugin inherits from the host's environment: the search path,
+  /// the locale and the time zone.
+  package static let inheritedVariables: Set<String> = ["PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ"]
+
+  /// The search path a plugin gets when the host has none.
+  package static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+  /// `environment` cut down to what a plugin inherits.
+  package static func minimalEnvironment(from environment: [String: String]) -> [String: String] {
+    var minimal = environment.filter { inheritedVariables.contains($0.key) }
+    if minimal["PATH", default: ""].isEmpty { minimal["PATH"] = defaultPath }
+    return minimal
+  }
   /// Called with every line a plugin writes to stdout or stderr.
   package var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
   /// Whether plugins write their output to log files in the state
@@ -36,7 +54,7 @@ package struct PluginLauncher: Sendable {
     onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)? = nil
   ) {
     self.paths = paths
-    self.baseEnvironment = baseEnvironment ?? ProcessInfo.processInfo.environment
+    self.baseEnvironment = baseEnvironment ?? Self.minimalEnvironment(from: ProcessInfo.processInfo.environment)
     self.outliveHost = outliveHost
     self.onOutputLine = onOutputLine
   }

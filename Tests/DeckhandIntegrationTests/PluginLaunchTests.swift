@@ -233,6 +233,33 @@ struct PluginLaunchTests {
     #expect(!FileManager.default.fileExists(atPath: path), "its socket is removed after it")
   }
 
+  @Test("a plugin starts from a minimal environment: PATH and locale, its manifest's env and its contract's variables")
+  func minimalEnvironment() async throws {
+    let workspace = try TestWorkspace()
+    let dump = workspace.root + "/env.txt"
+    let script = try workspace.write(
+      "env-plugin.sh", "#!/bin/sh\nenv > '\(dump)'\necho '9|1|unix|/none|grpc|'\n", executable: true)
+    let manifest = try workspace.manifest([
+      "name": "envy", "version": "1", "entrypoint": script, "protocol": "go-plugin", "env": ["FROM_MANIFEST": "yes"],
+    ])
+    var launcher = workspace.launcher
+    launcher.baseEnvironment = PluginLauncher.minimalEnvironment(from: [
+      "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root", "DECKHAND_JOIN_TOKEN": "DHTKN-1-secret",
+      "SSH_AUTH_SOCK": "/tmp/agent.sock",
+    ])
+    await #expect(throws: DeckhandError.self) { try await launcher.launch(manifest) }
+    let lines = Set(try String(contentsOfFile: dump, encoding: .utf8).split(separator: "\n").map(String.init))
+    let names = Set(lines.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
+    #expect(
+      lines.contains("PATH=/usr/bin:/bin") && lines.contains("LANG=C.UTF-8") && lines.contains("FROM_MANIFEST=yes"))
+    #expect(names.isDisjoint(with: ["HOME", "DECKHAND_JOIN_TOKEN", "SSH_AUTH_SOCK"]), "\(names.sorted())")
+    #expect(
+      names.isSuperset(of: ["PLUGIN_PROTOCOL_VERSIONS", "PLUGIN_UNIX_SOCKET_DIR", "TMPDIR"]), "\(names.sorted())")
+    // The default is the same filter over the host's own environment.
+    let inherited = Set(PluginLauncher(paths: workspace.paths).baseEnvironment.keys)
+    #expect(inherited.isSubset(of: PluginLauncher.inheritedVariables) && inherited.contains("PATH"))
+  }
+
   @Test("a go-plugin host offering a version the plugin does not speak gets a clear error")
   func versionMismatch() async throws {
     let workspace = try TestWorkspace()
