@@ -94,6 +94,9 @@ let package = Package(
     ),
     // posix_spawn into a new process group, pidfd: what Swift cannot call.
     .target(name: "CDeckhandSystem"),
+    // zlib's inflate, for unpacking plugin packages in process
+    // (PackageArchive); Debian's zlib1g-dev.
+    .target(name: "CDeckhandInflate", linkerSettings: [.linkedLibrary("z")]),
     // Swift concurrency's global enqueue hook, linked directly (the SDK's
     // event-loop executor and deckhand's, in static builds too).
     .target(name: "CDeckhandExecutorHook"),
@@ -188,6 +191,7 @@ let package = Package(
       name: "DeckhandClient",
       dependencies: [
         "DeckhandCore",
+        "CDeckhandInflate",
         "DeckhandProtocol",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -321,7 +325,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandCoreTests",
-      dependencies: ["DeckhandCore", .product(name: "Yams", package: "Yams")],
+      dependencies: ["DeckhandCore", "DeckhandTestSupport", .product(name: "Yams", package: "Yams")],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
@@ -343,7 +347,7 @@ let package = Package(
     .testTarget(
       name: "DeckhandClientTests",
       dependencies: [
-        "DeckhandClient", "DeckhandCore", "DeckhandProtocol",
+        "DeckhandClient", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       swiftSettings: defaultSwiftSettings
@@ -363,7 +367,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandRuntimeTests",
-      dependencies: ["DeckhandRuntime"],
+      dependencies: ["DeckhandRuntime", "DeckhandCore"],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

@@ -2,6 +2,7 @@ internal import DeckhandClient
 internal import DeckhandCore
 package import DeckhandPluginHost
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 package import Logging
 package import ServiceLifecycle
@@ -29,10 +30,12 @@ package final class Agent: Service, Sendable {
   let logger: Logger
   let startedAt = ContinuousClock.now
 
-  /// Opens the agent's database. Plugins are brought back by ``run()``.
+  /// Makes the state directory private (``StateDirectory/secure(_:traversable:)``)
+  /// and opens the agent's database. Plugins are brought back by ``run()``.
   package init(configuration: AgentConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
+    try StateDirectory.secure(configuration.stateDirectory, traversable: ["plugins", "logs"])
     store = try AgentStore(stateDirectory: configuration.stateDirectory)
     paths = HostPaths(
       stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory)

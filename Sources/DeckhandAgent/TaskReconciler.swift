@@ -1,6 +1,7 @@
 internal import Crypto
 internal import DeckhandClient
 internal import DeckhandCore
+internal import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import DeckhandRuntime
 internal import Foundation
@@ -184,16 +185,24 @@ final class TaskReconciler: Sendable {
     let folder = "\(stateDirectory)/artifacts"
     let directory = "\(folder)/\(digest)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    if !FileManager.default.fileExists(atPath: "\(directory)/plugin.json") {
+    // The folder appears only once a package is wholly unpacked
+    // (PackageArchive renames it into place), so one that exists is whole.
+    if !FileManager.default.fileExists(atPath: directory) {
       let archive = "\(folder)/\(digest).tar.gz"
       try await download(digest, to: archive)
       try await BlockingWork.run {
-        try? FileManager.default.removeItem(atPath: directory)
+        defer { try? FileManager.default.removeItem(atPath: archive) }
         try ArtifactPackage.unpack(archive, into: directory)
-        try? FileManager.default.removeItem(atPath: archive)
       }
     }
-    guard !task.configJson.isEmpty else { return "\(directory)/plugin.json" }
+    let manifestPath = "\(directory)/plugin.json"
+    let packaged = try await BlockingWork.run { try PluginManifest.load(path: manifestPath) }
+    guard packaged.name == task.plugin else {
+      throw DeckhandError(
+        .manifestInvalid,
+        "the package's plugin.json names plugin \"\(packaged.name)\", but the deployment is for \"\(task.plugin)\"")
+    }
+    guard !task.configJson.isEmpty else { return manifestPath }
     guard let data = FileManager.default.contents(atPath: "\(directory)/plugin.json"),
       case .object(var manifest) = try JSONValue.parse(Array(data)),
       case .object(let config) = try JSONValue.parse(Array(task.configJson.utf8)),

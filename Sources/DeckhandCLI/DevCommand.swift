@@ -56,6 +56,8 @@ struct DevService: Service {
   func say(_ line: String) { FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
 
   func run() async throws {
+    // The root of both state directories and the runtime one: private too.
+    try StateDirectory.secure(stateDirectory)
     var serverConfiguration = ControlPlaneServer.Configuration(
       listen: listen, stateDirectory: "\(stateDirectory)/server")
     // The default port may be taken (another deckhand dev): any free one.
@@ -148,6 +150,8 @@ struct DevService: Service {
     try? FileManager.default.removeItem(atPath: contents)
     try FileManager.default.createDirectory(atPath: contents, withIntermediateDirectories: true)
     try FileManager.default.copyItem(atPath: echo, toPath: "\(contents)/deckhand-example-echo")
+    // A copy keeps the original's mode; the state directory's files are private.
+    chmod("\(contents)/deckhand-example-echo", 0o700)
     let manifest = #"{"name": "echo", "version": "1.0.0", "entrypoint": "deckhand-example-echo"}"#
     try Data(manifest.utf8).write(to: URL(fileURLWithPath: "\(contents)/plugin.json"))
     let package = "\(folder)/package/echo-1.0.0.tar.gz"

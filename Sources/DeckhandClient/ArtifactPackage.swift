@@ -2,7 +2,8 @@ package import DeckhandCore
 internal import Foundation
 
 /// A plugin package: a tar.gz with `plugin.json` at its root and the files
-/// it names. Read and unpacked with the system's `tar`.
+/// it names. Read and unpacked in process (``PackageArchive``); packed with
+/// the system's `tar` (an operator's own files, on their machine).
 package enum ArtifactPackage {
   /// This machine's platform, as packages and nodes name it: `linux/x86_64`.
   package static var platform: String {
@@ -17,17 +18,8 @@ package enum ArtifactPackage {
   /// - Throws: ``DeckhandError`` if it is not a tar.gz or has no
   ///   `plugin.json` that parses.
   package static func manifest(path: String) throws -> PluginManifest {
-    let (status, output, errors) = try run("/bin/tar", ["-xzOf", path, "./plugin.json"])
-    var bytes = output
-    if status != 0 {
-      let second = try run("/bin/tar", ["-xzOf", path, "plugin.json"])
-      guard second.status == 0 else {
-        throw DeckhandError(
-          .manifestInvalid,
-          "\(path) is not a plugin package (a tar.gz with plugin.json at its root): \(String(decoding: errors + second.errors, as: UTF8.self))"
-        )
-      }
-      bytes = second.output
+    guard let bytes = try PackageArchive.file("plugin.json", in: path) else {
+      throw DeckhandError(.manifestInvalid, "\(path) is not a plugin package: it has no plugin.json at its root")
     }
     return try PluginManifest.parse(Data(bytes), path: "/package/plugin.json")
   }
@@ -42,14 +34,14 @@ package enum ArtifactPackage {
     }
   }
 
-  /// Unpacks `path` into `directory` (created).
+  /// Unpacks `path` into `directory`, in this process and under
+  /// ``PackageArchive``'s rules (see ``TarStream``): nothing outside it is
+  /// written, no link leads out, no set-uid bit is kept; `directory`
+  /// appears only once the whole package is unpacked.
   package static func unpack(_ path: String, into directory: String) throws {
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let (status, _, errors) = try run("/bin/tar", ["-xzf", path, "-C", directory, "--no-same-owner"])
-    guard status == 0 else {
-      throw DeckhandError(
-        .manifestInvalid, "cannot unpack \(path): \(String(decoding: errors, as: UTF8.self))")
-    }
+    let parent = (directory as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+    try PackageArchive.unpack(path, into: directory)
   }
 
   /// Packs `directory`'s contents into the tar.gz `path`.

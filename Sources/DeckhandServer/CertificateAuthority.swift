@@ -54,7 +54,7 @@ package struct CertificateAuthority: Sendable {
           },
           issuerPrivateKey: .init(caKey))
         try write(caKey.pemRepresentation, to: caKeyPath, mode: 0o600)
-        try write(try ca.serializeAsPEM().pemString, to: caPath, mode: 0o644)
+        try write(try ca.serializeAsPEM().pemString, to: caPath, mode: 0o600)
       }
 
       var serverPEM = try? String(contentsOfFile: serverPath, encoding: .utf8)
@@ -95,7 +95,7 @@ package struct CertificateAuthority: Sendable {
         serverPEM = try certificate.serializeAsPEM().pemString
         serverKeyPEM = key.pemRepresentation
         try write(serverKeyPEM!, to: serverKeyPath, mode: 0o600)
-        try write(serverPEM!, to: serverPath, mode: 0o644)
+        try write(serverPEM!, to: serverPath, mode: 0o600)
       }
       let caText = try ca.serializeAsPEM().pemString
       return CertificateAuthority(

@@ -72,6 +72,7 @@ package final class ControlPlaneServer: Service, Sendable {
   /// is a child task of this call.
   package func run(_ body: (Running) async throws -> Void) async throws {
     let state = configuration.stateDirectory
+    try StateDirectory.secure(state)
     let store = try SQLiteServerStore(stateDirectory: state)
     // After a restart nobody is known to be up: nodes become READY as they
     // come back.

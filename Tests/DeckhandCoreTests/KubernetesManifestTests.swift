@@ -30,7 +30,7 @@ struct KubernetesManifestTests {
   func containedPlugin() throws {
     let plugin = try manifest(
       """
-      {"name": "Net_Probe", "version": "1.2.0+build", "entrypoint": "bin/probe", "args": ["-v"],
+      {"name": "net_probe", "version": "1.2.0+build", "entrypoint": "bin/probe", "args": ["-v"],
        "env": {"MODE": "no"}, "timeouts": {"stop_s": 2.5},
        "limits": {"memory_mb": 128, "cpu_percent": 50, "pids": 64},
        "isolation": {"mode": "k8s", "port": 9000, "network": "none", "user": "65534", "no_new_privileges": true,

@@ -361,5 +361,28 @@ struct ControlPlaneTests {
     #expect(await eventually(timeout: .seconds(20)) { !process.isRunning })
     #expect(process.terminationStatus == 0, "\(text())")
     #expect(processes(withArgument: "\(root.root)/dev/").isEmpty, "the plugin was stopped with dev")
+    // Nothing the run left in its state directories is open to other users
+    // (folders a plugin run as another user crosses may be 0711).
+    let loose = try Self.looseModes(under: "\(root.root)/dev", skipping: ["run"])
+    #expect(loose.isEmpty, "\(loose)")
+  }
+
+  /// Paths under `root` whose mode lets group or others read or write
+  /// (folders may be 0711), with their modes.
+  static func looseModes(under root: String, skipping: Set<String>) throws -> [String: String] {
+    var loose: [String: String] = [:]
+    var pending = [root]
+    while let path = pending.popLast() {
+      var info = stat()
+      guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFLNK else { continue }
+      let mode = info.st_mode & 0o777
+      let isFolder = (info.st_mode & S_IFMT) == S_IFDIR
+      if mode & 0o066 != 0 || (mode & 0o011 != 0 && !isFolder) { loose[path] = String(mode, radix: 8) }
+      guard isFolder else { continue }
+      for entry in try FileManager.default.contentsOfDirectory(atPath: path) where !skipping.contains(entry) {
+        pending.append("\(path)/\(entry)")
+      }
+    }
+    return loose
   }
 }
