@@ -10,7 +10,7 @@ cd "$ROOT"
 
 # Python example plugin: Debian's grpcio and protobuf for /usr/bin/python3.
 # protoc and the well-known types: scripts/generate-protos.sh.
-APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip"
+APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev"
 missing=()
 for pkg in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -42,7 +42,8 @@ package enum PackageArchive {
       writer.closeFile()
       guard rename(staging, directory) == 0 else {
         throw DeckhandError(
-          .configurationInvalid, "cannot move the unpacked package to \(directory): \(String(cString: strerror(errno)))")
+          .configurationInvalid, "cannot move the unpacked package to \(directory): \(String(cString: strerror(errno)))"
+        )
       }
     } catch {
       writer.closeFile()

@@ -77,7 +77,8 @@ package enum StateDirectory {
       // lstat: a symlink is tightened itself (a no-op) and never followed.
       guard lstat(child, &info) == 0, (info.st_mode & S_IFMT) != S_IFLNK else { continue }
       tighten(
-        child, relative: relative.isEmpty ? entry : "\(relative)/\(entry)", traversable: traversable, mode: info.st_mode)
+        child, relative: relative.isEmpty ? entry : "\(relative)/\(entry)", traversable: traversable, mode: info.st_mode
+      )
     }
   }
 }

@@ -17,7 +17,8 @@ package struct TarWriter {
       for (index, byte) in text.utf8.prefix(length).enumerated() { header[offset + index] = byte }
     }
     func octal(_ value: Int, at offset: Int, length: Int) {
-      put(String(repeating: "0", count: max(0, length - 1 - String(value, radix: 8).count)) + String(value, radix: 8),
+      put(
+        String(repeating: "0", count: max(0, length - 1 - String(value, radix: 8).count)) + String(value, radix: 8),
         at: offset, length: length - 1)
     }
     put(name, at: 0, length: 100)

@@ -62,6 +62,7 @@ struct PackageArchiveTests {
       (error as? DeckhandError)?.code == .manifestInvalid && "\(error)".contains("refused")
     }
     #expect(!FileManager.default.fileExists(atPath: outside))
-    #expect(try FileManager.default.contentsOfDirectory(atPath: workspace.root + "/out").isEmpty, "nothing half-unpacked")
+    #expect(
+      try FileManager.default.contentsOfDirectory(atPath: workspace.root + "/out").isEmpty, "nothing half-unpacked")
   }
 }

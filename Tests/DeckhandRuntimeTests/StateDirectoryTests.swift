@@ -67,8 +67,10 @@ struct StateDirectoryTests {
 
   @Test(
     "a root that group or others may write, or that is not a folder, is refused, saying what to do",
-    arguments: [("group-writable", "chmod go-w"), ("world-writable", "chmod go-w"), ("symlink", "not a folder"),
-      ("file", "not a folder")])
+    arguments: [
+      ("group-writable", "chmod go-w"), ("world-writable", "chmod go-w"), ("symlink", "not a folder"),
+      ("file", "not a folder"),
+    ])
   func refuses(kind: String, expected: String) throws {
     try inFolder { root in
       let state = "\(root)/state"

@@ -146,7 +146,9 @@ package struct TarStream: Sendable {
   /// Checks that the stream ended where an archive may end.
   package func finish() throws(DeckhandError) {
     switch phase {
-    case .ended, .header where buffer.isEmpty && zeroBlocks > 0: return
+    case .ended,
+      .header where buffer.isEmpty && zeroBlocks > 0:
+      return
     default:
       throw Self.refuse("it is cut short: it ends inside an entry or before the end of the archive")
     }
