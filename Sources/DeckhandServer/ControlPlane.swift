@@ -159,25 +159,38 @@ package final class ControlPlane: Sendable {
   // MARK: Nodes and sessions
 
   /// Join: a new node record with its credential.
+  ///
+  /// - Throws: ``DeckhandError`` `alreadyExists` when another node holds
+  ///   the name (asked for, or the host name by default): a name is the
+  ///   operator's handle on a node, so a joining agent never takes one over
+  ///   nor gets a variant of it.
   package func join(name requested: String, description: Deckhand_Dispatcher_V1_NodeDescription) throws
     -> (NodeRecord, String)
   {
     let id = Self.randomText(bytes: 12)
     let secret = Self.randomText(bytes: 32)
-    var base = requested.isEmpty ? description.hostname : requested
-    if base.isEmpty { base = "node" }
-    var name = base
-    var suffix = 2
-    while try store.node(named: name) != nil {
-      name = "\(base)-\(suffix)"
-      suffix += 1
+    var name = requested.isEmpty ? description.hostname : requested
+    if name.isEmpty { name = "node-\(id.prefix(6).lowercased())" }
+    func taken() throws -> DeckhandError? {
+      guard let holder = try store.node(named: name) else { return nil }
+      return DeckhandError(
+        .alreadyExists,
+        "node name \(name) is taken by node \(holder.id); join with another --node-name"
+      )
     }
+    if let refusal = try taken() { throw refusal }
     let now = nowMs()
     var record = NodeRecord(
       id: id, name: name, hostname: "", labels: [:], platform: "", agentVersion: "", address: "", plugins: [:],
       status: .unknown, lastHeartbeatMs: 0, createdMs: now, credentialHash: Self.hash(secret))
     record.describe(description)
-    try store.save(record)
+    do {
+      try store.save(record)
+    } catch {
+      // Two joins for one name at once: the store's unique name decides.
+      if let refusal = try taken() { throw refusal }
+      throw error
+    }
     state.withLock { $0.nodeCredentials[id] = record.credentialHash }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
     return (record, Credential.node(id: id, secret: secret).text)

@@ -16,6 +16,7 @@ func rpcCode(_ code: DeckhandError.Code) -> RPCError.Code {
   case .tokenInvalid: .unauthenticated
   case .permissionDenied: .permissionDenied
   case .notFound: .notFound
+  case .alreadyExists: .alreadyExists
   case .serverUnavailable: .unavailable
   case .rateLimited: .resourceExhausted
   case .notConnected: .failedPrecondition

@@ -300,6 +300,15 @@ struct ControlPlaneTests {
     let agent = try agent(joined, server, name: "w1", labels: [])
     defer { agent.signal(SIGKILL) }
     try await agent.waitUntilServing()
+
+    // Another agent asking for w1's name is refused, and says so.
+    let squatter = try TestWorkspace()
+    let squatting = try self.agent(squatter, server, name: "w1", labels: [])
+    #expect(await squatting.waitForExit())
+    #expect(squatting.process.terminationStatus != 0)
+    let squatLog = (try? String(contentsOfFile: squatting.log, encoding: .utf8)) ?? ""
+    #expect(squatLog.contains("node name w1 is taken"), "\(squatLog)")
+    #expect(try await Self.nodeStatuses(server).keys.sorted() == ["w1"], "no w1-2")
     let membershipPath = "\(joined.paths.stateDirectory)/server.json"
     #expect(await eventually { FileManager.default.fileExists(atPath: membershipPath) })
     let membership = try JSONValue.parse(

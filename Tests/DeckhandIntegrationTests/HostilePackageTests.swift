@@ -31,20 +31,28 @@ struct HostilePackageTests {
     return nil
   }
 
-  @Test("escaping, set-uid and link-out packages fail their task saying why, write nothing outside, and a good one deploys after them")
+  @Test(
+    "escaping, set-uid and link-out packages fail their task saying why, write nothing outside, and a good one deploys after them"
+  )
   func hostilePackages() async throws {
     let root = try TestWorkspace()
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let agent = try AgentProcess(
-      node, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "n1", "--label", "role=web"])
+      node,
+      extra: [
+        "--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "n1", "--label", "role=web",
+      ])
     defer { agent.signal(SIGKILL) }
     try await agent.waitUntilServing()
 
     let outside = root.root + "/pwned"
     let cases: [(version: String, expected: String, add: (inout TarWriter) -> Void)] = [
-      ("9.0.1", "leaves the package", { $0.add(String(repeating: "../", count: 12) + outside.dropFirst(), content: [1]) }),
+      (
+        "9.0.1", "leaves the package",
+        { $0.add(String(repeating: "../", count: 12) + outside.dropFirst(), content: [1]) }
+      ),
       ("9.0.2", "set-uid", { $0.add("./bin/root", mode: 0o4755, content: [1]) }),
       ("9.0.3", "points outside", { $0.add("./escape", type: "2", link: "../../../../..") }),
       ("9.0.4", "absolute", { $0.add(outside, content: [1]) }),
