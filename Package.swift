@@ -360,7 +360,8 @@ let package = Package(
     .testTarget(
       name: "DeckhandAgentTests",
       dependencies: [
-        "DeckhandAgent", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport", "CDeckhandSystem",
+        "DeckhandAgent", "DeckhandClient", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport",
+        "CDeckhandSystem",
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
       ],
       swiftSettings: defaultSwiftSettings

@@ -171,7 +171,7 @@ package final class Agent: Service, Sendable {
     do {
       let reconciler = try TaskReconciler(
         manager: manager, store: store, membership: membership, stateDirectory: configuration.stateDirectory,
-        logger: logger)
+        packageLimits: configuration.packageLimits, logger: logger)
       let session = try ServerSession(membership: membership, reconciler: reconciler, logger: logger) {
         await self.nodeDescription()
       }

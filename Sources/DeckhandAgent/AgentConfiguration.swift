@@ -1,3 +1,4 @@
+package import DeckhandClient
 package import DeckhandCore
 internal import Foundation
 internal import TOMLKit
@@ -54,6 +55,9 @@ package struct AgentConfiguration: Hashable, Sendable {
   /// How many jobs of the server's queue this agent runs at once (each
   /// on a runner stream of its own).
   package var jobSlots = 1
+  /// Bounds on a plugin package from the server: its size, what it unpacks
+  /// to and its number of entries (256 MiB, 1 GiB and 10,000 by default).
+  package var packageLimits = PackageArchive.Limits()
 
   /// The defaults for this process (see ``DeckhandCore/AgentLocations``).
   /// The join token in `file`, trimmed. The file must be a regular file
@@ -171,6 +175,15 @@ package struct AgentConfiguration: Hashable, Sendable {
       case "job_slots":
         guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of at least 1") }
         jobSlots = number
+      case "package_max_mb":
+        guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of MiB, at least 1") }
+        packageLimits.compressedBytes = Int64(number) << 20
+      case "package_max_unpacked_mb":
+        guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of MiB, at least 1") }
+        packageLimits.stream.unpackedBytes = Int64(number) << 20
+      case "package_max_files":
+        guard let number = value.int, number >= 1 else { throw fail(key, "a whole number, at least 1") }
+        packageLimits.stream.entries = number
       case "join_token":
         guard let text = value.string else { throw fail(key, "a string") }
         joinToken = text
@@ -180,7 +193,7 @@ package struct AgentConfiguration: Hashable, Sendable {
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, join_token, join_token_file"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, job_slots, join_token, join_token_file, package_max_mb, package_max_unpacked_mb, package_max_files"
         )
       }
     }

@@ -28,12 +28,15 @@ final class TaskReconciler: Sendable {
   private let assignments = Mutex(AssignmentChain.Receiver<Deckhand_Dispatcher_V1_Task>())
   private let wake: AsyncStream<Void>.Continuation
   private let wakes: AsyncStream<Void>
+  private let packageLimits: PackageArchive.Limits
   /// The current session's stream of status changes, if one is open.
   private let outbox = Mutex<AsyncStream<Deckhand_Dispatcher_V1_TaskStatus>.Continuation?>(nil)
 
-  init(manager: PluginManager, store: AgentStore, membership: ServerMembership, stateDirectory: String, logger: Logger)
-    throws
-  {
+  init(
+    manager: PluginManager, store: AgentStore, membership: ServerMembership, stateDirectory: String,
+    packageLimits: PackageArchive.Limits = PackageArchive.Limits(), logger: Logger
+  ) throws {
+    self.packageLimits = packageLimits
     self.manager = manager
     self.store = store
     self.membership = membership
@@ -190,9 +193,10 @@ final class TaskReconciler: Sendable {
     if !FileManager.default.fileExists(atPath: directory) {
       let archive = "\(folder)/\(digest).tar.gz"
       try await download(digest, to: archive)
+      let limits = packageLimits
       try await BlockingWork.run {
         defer { try? FileManager.default.removeItem(atPath: archive) }
-        try ArtifactPackage.unpack(archive, into: directory)
+        try ArtifactPackage.unpack(archive, into: directory, limits: limits)
       }
     }
     let manifestPath = "\(directory)/plugin.json"

@@ -1,5 +1,6 @@
 internal import ArgumentParser
 internal import DeckhandAgent
+internal import DeckhandClient
 internal import DeckhandCore
 internal import Foundation
 internal import Logging
@@ -75,6 +76,15 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: "How many jobs of the server's queue to run at once (default 1).")
   var jobSlots: Int?
 
+  @Option(help: "The largest plugin package to take from the server, in MiB (default 256).")
+  var packageMaxMb: Int?
+
+  @Option(help: "The most a plugin package may unpack to, in MiB (default 1024).")
+  var packageMaxUnpackedMb: Int?
+
+  @Option(help: "The most entries a plugin package may hold (default 10000).")
+  var packageMaxFiles: Int?
+
   func resolvedConfiguration() throws -> AgentConfiguration {
     var configuration = AgentConfiguration.defaults()
     if let config { try configuration.apply(tomlFile: HostOptions.absolute(config)) }
@@ -118,6 +128,15 @@ struct AgentCommand: AsyncParsableCommand {
       guard jobSlots >= 1 else { throw ValidationError("--job-slots \(jobSlots): expected at least 1") }
       configuration.jobSlots = jobSlots
     }
+    for (flag, value) in [
+      ("--package-max-mb", packageMaxMb), ("--package-max-unpacked-mb", packageMaxUnpackedMb),
+      ("--package-max-files", packageMaxFiles),
+    ] {
+      if let value, value < 1 { throw ValidationError("\(flag) \(value): expected at least 1") }
+    }
+    if let packageMaxMb { configuration.packageLimits.compressedBytes = Int64(packageMaxMb) << 20 }
+    if let packageMaxUnpackedMb { configuration.packageLimits.stream.unpackedBytes = Int64(packageMaxUnpackedMb) << 20 }
+    if let packageMaxFiles { configuration.packageLimits.stream.entries = packageMaxFiles }
     return configuration
   }
 

@@ -38,10 +38,12 @@ package enum ArtifactPackage {
   /// ``PackageArchive``'s rules (see ``TarStream``): nothing outside it is
   /// written, no link leads out, no set-uid bit is kept; `directory`
   /// appears only once the whole package is unpacked.
-  package static func unpack(_ path: String, into directory: String) throws {
+  package static func unpack(
+    _ path: String, into directory: String, limits: PackageArchive.Limits = PackageArchive.Limits()
+  ) throws {
     let parent = (directory as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-    try PackageArchive.unpack(path, into: directory)
+    try PackageArchive.unpack(path, into: directory, limits: limits)
   }
 
   /// Packs `directory`'s contents into the tar.gz `path`.

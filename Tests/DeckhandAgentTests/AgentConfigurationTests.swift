@@ -1,4 +1,5 @@
 import DeckhandAgent
+import DeckhandClient
 import DeckhandCore
 import DeckhandTestSupport
 import Foundation
@@ -51,5 +52,20 @@ struct AgentConfigurationTests {
     var configuration = AgentConfiguration.defaults()
     try configuration.apply(tomlFile: config)
     #expect(configuration.joinToken == "DHTKN-1-fromfile")
+  }
+
+  @Test("package limits come from the TOML config; a zero or negative limit is refused")
+  func packageLimits() throws {
+    let workspace = try TestWorkspace()
+    let config = try workspace.write(
+      "agent.toml", "package_max_mb = 2\npackage_max_unpacked_mb = 3\npackage_max_files = 40\n")
+    var configuration = AgentConfiguration.defaults()
+    #expect(configuration.packageLimits == PackageArchive.Limits())
+    try configuration.apply(tomlFile: config)
+    #expect(configuration.packageLimits.compressedBytes == 2 << 20)
+    #expect(configuration.packageLimits.stream.unpackedBytes == 3 << 20)
+    #expect(configuration.packageLimits.stream.entries == 40)
+    let zero = try workspace.write("zero.toml", "package_max_files = 0\n")
+    #expect(throws: DeckhandError.self) { try configuration.apply(tomlFile: zero) }
   }
 }
