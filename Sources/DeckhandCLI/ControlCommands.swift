@@ -17,6 +17,14 @@ struct TokensCommand: AsyncParsableCommand {
     @Option(help: "worker (joins agents) or operator (runs these commands).") var role = "worker"
     @Option(help: "How long it is valid (e.g. 1h, 30m); default: until revoked.") var ttl: String?
     @Option(help: "A note about what the token is for.") var description = ""
+    @Option(
+      name: .customLong("label"),
+      help: "A label every node that joins with this worker token gets, KEY=VALUE; repeatable.")
+    var labels: [String] = []
+    @Option(
+      name: .customLong("allow-label"),
+      help: "A label key a node joining with this worker token may set itself (--label of deckhand agent); repeatable.")
+    var allowedLabelKeys: [String] = []
 
     func run() async throws {
       var request = Deckhand_Control_V1_CreateTokenRequest()
@@ -32,6 +40,8 @@ struct TokensCommand: AsyncParsableCommand {
         request.ttlMs = Int64(duration.inMilliseconds.rounded())
       }
       request.description_p = description
+      request.labels = try KeyValues.parse(labels, flag: "--label")
+      request.allowedLabelKeys = allowedLabelKeys
       let response = try await options.withControl { control, metadata in
         try await control.createToken(request, metadata: metadata)
       }
@@ -85,7 +95,8 @@ struct TokensCommand: AsyncParsableCommand {
 /// `deckhand nodes ls|inspect`.
 struct NodesCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "nodes", abstract: "The agents that joined the server.", subcommands: [List.self, Inspect.self])
+    commandName: "nodes", abstract: "The agents that joined the server.",
+    subcommands: [List.self, Inspect.self, Label.self])
 
   static func status(_ status: Deckhand_Dispatcher_V1_NodeStatus) -> String {
     switch status {
@@ -110,7 +121,7 @@ struct NodesCommand: AsyncParsableCommand {
           nodes.map {
             [
               $0.id, $0.name, NodesCommand.status($0.status), TextTable.time($0.lastHeartbeatMs),
-              $0.description_p.agentVersion, TextTable.labels($0.description_p.labels),
+              $0.description_p.agentVersion, TextTable.labels($0.labels),
             ]
           }))
     }
@@ -135,8 +146,36 @@ struct NodesCommand: AsyncParsableCommand {
       print("Hostname:       \(found.description_p.hostname)")
       print("Platform:       \(found.description_p.platform)")
       print("Agent version:  \(found.description_p.agentVersion)")
-      print("Labels:         \(TextTable.labels(found.description_p.labels))")
+      print("Labels:         \(TextTable.labels(found.labels))")
+      print("Agent labels:   \(TextTable.labels(found.agentLabels)) (reported by the agent; not matched)")
       print("Plugins:        \(TextTable.labels(found.description_p.plugins))")
+    }
+  }
+}
+
+extension NodesCommand {
+  /// `deckhand nodes label NODE key=value … key-`.
+  struct Label: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Set (key=value) and remove (key-) a node's labels: the ones selectors and job targets match.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Node id or name.") var node: String
+    @Argument(help: "key=value to set, key- to remove.") var changes: [String]
+
+    func validate() throws {
+      if changes.isEmpty { throw ValidationError("give at least one key=value or key-") }
+    }
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_SetNodeLabelsRequest()
+      request.node = node
+      request.remove = changes.filter { $0.hasSuffix("-") && !$0.contains("=") }.map { String($0.dropLast()) }
+      request.set = try KeyValues.parse(changes.filter { !($0.hasSuffix("-") && !$0.contains("=")) }, flag: "label")
+      let updated = try await options.withControl { control, metadata in
+        try await control.setNodeLabels(request, metadata: metadata)
+      }
+      if options.json { return try options.printJSON([updated], single: true) }
+      print("\(updated.name): \(TextTable.labels(updated.labels))")
     }
   }
 }
@@ -201,11 +240,7 @@ struct DeployCommand: AsyncParsableCommand {
     var request = Deckhand_Control_V1_CreateDeploymentRequest()
     request.plugin = parts[0]
     request.version = parts[1]
-    for label in selector {
-      let pair = label.split(separator: "=", maxSplits: 1).map(String.init)
-      guard pair.count == 2, !pair[0].isEmpty else { throw ValidationError("--selector \(label): expected key=value") }
-      request.selector[pair[0]] = pair[1]
-    }
+    request.selector = try KeyValues.parse(selector, flag: "--selector")
     request.configJson = config ?? ""
     request.maxFailures = Int32(maxFailures)
     let deployment = try await options.withControl { control, metadata in

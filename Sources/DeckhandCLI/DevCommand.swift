@@ -70,7 +70,10 @@ struct DevService: Service {
       agentConfiguration.socketMode = 0o600
       agentConfiguration.stopPluginsOnExit = true
       agentConfiguration.server = running.endpoint.description
-      agentConfiguration.joinToken = running.workerToken
+      // The dev node's labels come from its join token, as in a fleet.
+      let (_, devToken) = try running.plane.createToken(
+        role: .worker, ttl: .seconds(300), description: "deckhand dev's agent", labels: ["env": "dev"])
+      agentConfiguration.joinToken = devToken
       try await Agent(configuration: agentConfiguration, logger: logger).run { _ in
         say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
         say("  operator token and address written to \(ClientSettings.defaultPath)")

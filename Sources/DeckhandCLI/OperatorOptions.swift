@@ -93,3 +93,20 @@ enum TextTable {
     labels.isEmpty ? "-" : labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
   }
 }
+
+/// `KEY=VALUE` arguments (labels, selectors) as a map.
+enum KeyValues {
+  /// Each of `pairs` split at its first `=`; `flag` names the option in
+  /// errors.
+  static func parse(_ pairs: [String], flag: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for pair in pairs {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+      guard parts.count == 2, !parts[0].isEmpty else {
+        throw ValidationError("\(flag) \(pair): expected KEY=VALUE")
+      }
+      result[parts[0]] = parts[1]
+    }
+    return result
+  }
+}

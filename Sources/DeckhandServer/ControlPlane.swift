@@ -78,13 +78,26 @@ package final class ControlPlane: Sendable {
 
   /// Creates a token of `role`; returns its record and its text (shown
   /// once).
-  package func createToken(role: TokenRole, ttl: Duration?, description: String) throws -> (TokenRecord, String) {
+  package func createToken(
+    role: TokenRole, ttl: Duration?, description: String, labels: [String: String] = [:],
+    allowedLabelKeys: [String] = []
+  ) throws -> (TokenRecord, String) {
+    if role == .operator && (!labels.isEmpty || !allowedLabelKeys.isEmpty) {
+      throw DeckhandError(.configurationInvalid, "labels belong to worker join tokens, not to operator tokens")
+    }
+    for (key, value) in labels {
+      if let problem = LabelRule.problem(key: key, value: value) { throw DeckhandError(.configurationInvalid, problem) }
+    }
+    for key in allowedLabelKeys {
+      if let problem = LabelRule.problem(key: key, value: "") { throw DeckhandError(.configurationInvalid, problem) }
+    }
     let id = Self.randomText(bytes: 10)
     let secret = Self.randomText(bytes: 32)
     let now = nowMs()
     let record = TokenRecord(
       id: id, role: role, secretHash: Self.hash(secret), createdMs: now,
-      expiresMs: ttl.map { now + Int64($0.inMilliseconds.rounded()) } ?? 0, revoked: false, description: description)
+      expiresMs: ttl.map { now + Int64($0.inMilliseconds.rounded()) } ?? 0, revoked: false, description: description,
+      labels: labels, allowedLabelKeys: allowedLabelKeys.sorted())
     try store.save(record)
     state.withLock { $0.tokens[id] = (record, .now) }
     return (record, Credential.token(caDigest: authority.digest, id: id, secret: secret).text)
@@ -164,9 +177,12 @@ package final class ControlPlane: Sendable {
   ///   the name (asked for, or the host name by default): a name is the
   ///   operator's handle on a node, so a joining agent never takes one over
   ///   nor gets a variant of it.
-  package func join(name requested: String, description: Deckhand_Dispatcher_V1_NodeDescription) throws
-    -> (NodeRecord, String)
-  {
+  package func join(
+    name requested: String, description: Deckhand_Dispatcher_V1_NodeDescription, tokenId: String
+  ) throws -> (NodeRecord, String) {
+    guard let token = try token(id: tokenId) else {
+      throw DeckhandError(.tokenInvalid, "unknown token \(tokenId)")
+    }
     let id = Self.randomText(bytes: 12)
     let secret = Self.randomText(bytes: 32)
     var name = requested.isEmpty ? description.hostname : requested
@@ -184,6 +200,10 @@ package final class ControlPlane: Sendable {
       id: id, name: name, hostname: "", labels: [:], platform: "", agentVersion: "", address: "", plugins: [:],
       status: .unknown, lastHeartbeatMs: 0, createdMs: now, credentialHash: Self.hash(secret))
     record.describe(description)
+    // The token's labels and what it lets the agent choose; not what the
+    // agent claims.
+    record.labels = token.grantedLabels(asked: description.labels)
+    record.joinTokenId = tokenId
     do {
       try store.save(record)
     } catch {
@@ -194,6 +214,30 @@ package final class ControlPlane: Sendable {
     state.withLock { $0.nodeCredentials[id] = record.credentialHash }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
     return (record, Credential.node(id: id, secret: secret).text)
+  }
+
+  /// Sets and removes `key`'s labels (the operator's): placement follows
+  /// at once (a reconcile), and the node's waiting job runners look again.
+  package func setNodeLabels(_ key: String, set: [String: String], remove: [String]) throws -> NodeRecord {
+    for (label, value) in set {
+      if let problem = LabelRule.problem(key: label, value: value) {
+        throw DeckhandError(.configurationInvalid, problem)
+      }
+    }
+    var node = try findNode(key)
+    for label in remove { node.labels[label] = nil }
+    for (label, value) in set { node.labels[label] = value }
+    try store.save(node)
+    logger.info("node labels set", metadata: ["node": "\(node.name)", "labels": "\(node.labels)"])
+    requestReconcile()
+    for observer in labelObservers.withLock({ $0 }) { observer(node.id) }
+    return node
+  }
+
+  /// Calls `observer` with a node's id whenever its labels change (the job
+  /// queue wakes that node's waiting runners).
+  package func onLabelsChanged(_ observer: @escaping @Sendable (String) -> Void) {
+    labelObservers.withLock { $0.append(observer) }
   }
 
   /// The node with id or name `key`.
@@ -217,9 +261,10 @@ package final class ControlPlane: Sendable {
     guard var node = try store.node(id: nodeId) else {
       throw DeckhandError(.notFound, "node \(nodeId) is not known; join again")
     }
-    // A new node, or new labels, may match deployments; otherwise its
-    // tasks are in the store and the assignments stream sends them.
-    let needsReconcile = node.labels != description.labels || node.lastHeartbeatMs == 0
+    // A new node may match deployments; otherwise its tasks are in the
+    // store and the assignments stream sends them. The labels it reports
+    // are informational (agentLabels): they never move placement.
+    let needsReconcile = node.lastHeartbeatMs == 0
     node.describe(description)
     node.status = .ready
     node.lastHeartbeatMs = nowMs()
@@ -408,6 +453,7 @@ package final class ControlPlane: Sendable {
   static let reconcileSpacing: Duration = .milliseconds(200)
 
   private let reconcileLock = Mutex(())
+  private let labelObservers = Mutex<[@Sendable (String) -> Void]>([])
 
   /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
   /// the assignment streams of the nodes whose tasks changed.

@@ -38,7 +38,8 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     try await unary(request) { message in
       let (record, secret) = try plane.createToken(
         role: message.role == .operator ? .operator : .worker,
-        ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p)
+        ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p,
+        labels: message.labels, allowedLabelKeys: message.allowedLabelKeys)
       var response = Deckhand_Control_V1_CreateTokenResponse()
       response.token = ProtoMapping.token(record)
       response.secret = secret
@@ -79,6 +80,14 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
     try await unary(request) { message in ProtoMapping.node(try plane.findNode(message.node)) }
+  }
+
+  func setNodeLabels(request: ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node>
+  {
+    try await unary(request) { message in
+      ProtoMapping.node(try plane.setNodeLabels(message.node, set: message.set, remove: message.remove))
+    }
   }
 
   func listTasks(request: ServerRequest<Deckhand_Control_V1_ListTasksRequest>, context: ServerContext)

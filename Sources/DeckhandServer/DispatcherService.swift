@@ -33,12 +33,12 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   {
     try await mappingErrors {
       let principal = try plane.authenticate(request.metadata.authorization)
-      guard case .joinToken = principal else {
+      guard case .joinToken(let tokenId) = principal else {
         throw DeckhandError(.permissionDenied, "Join needs a worker join token, not a \(principal.role)")
       }
       let message = request.message
       let (node, credential) = try await BlockingWork.run { [plane] in
-        try plane.join(name: message.nodeName, description: message.description_p)
+        try plane.join(name: message.nodeName, description: message.description_p, tokenId: tokenId)
       }
       var response = Deckhand_Dispatcher_V1_JoinResponse()
       response.nodeID = node.id

@@ -241,6 +241,12 @@ package final class JobQueue: Sendable {
 
   func notify(job id: String) { changes.signal(.job(id)) }
 
+  /// A node's labels changed: its waiting runners look at the queue again
+  /// (jobs for its new labels may be waiting).
+  package func nodeChanged(_ nodeId: String) {
+    waiters.announce(RunnerWaiters.Target(runner: nodeId, labels: [:]))
+  }
+
   /// Ack, heartbeat and expiry rules.
   package func sweep() throws {
     let changed = try store.expire(

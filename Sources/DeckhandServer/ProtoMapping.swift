@@ -12,7 +12,9 @@ enum ProtoMapping {
     node.id = record.id
     node.name = record.name
     node.description_p.hostname = record.hostname
-    node.description_p.labels = record.labels
+    node.labels = record.labels
+    node.agentLabels = record.agentLabels
+    node.description_p.labels = record.agentLabels
     node.description_p.platform = record.platform
     node.description_p.agentVersion = record.agentVersion
     node.description_p.address = record.address
@@ -77,6 +79,8 @@ enum ProtoMapping {
     token.expiresMs = record.expiresMs
     token.revoked = record.revoked
     token.description_p = record.description
+    token.labels = record.labels
+    token.allowedLabelKeys = record.allowedLabelKeys
     return token
   }
 
@@ -113,7 +117,7 @@ extension NodeRecord {
   /// Takes what the agent says about its node.
   mutating func describe(_ description: Deckhand_Dispatcher_V1_NodeDescription) {
     hostname = description.hostname
-    labels = description.labels
+    agentLabels = description.labels
     platform = description.platform
     agentVersion = description.agentVersion
     address = description.address

@@ -94,6 +94,19 @@ package final class SQLiteServerStore: ServerStore {
       }
     }
     registerJobMigrations(&migrator)
+    // Node identity belongs to the operator: a token grants labels, an
+    // agent's own are kept apart. Nodes that joined before keep the labels
+    // they had (accepted then); their agents' reports go to agentLabels.
+    migrator.registerMigration("v3 node identity") { db in
+      try db.alter(table: "token") { table in
+        table.add(column: "labels", .jsonText).notNull().defaults(to: "{}")
+        table.add(column: "allowedLabelKeys", .jsonText).notNull().defaults(to: "[]")
+      }
+      try db.alter(table: "node") { table in
+        table.add(column: "agentLabels", .jsonText).notNull().defaults(to: "{}")
+        table.add(column: "joinTokenId", .text).notNull().defaults(to: "")
+      }
+    }
     return migrator
   }
 

@@ -52,6 +52,19 @@ package final class ServerProcess: Sendable {
     }
   }
 
+  /// A worker join token that lets a joining agent set the keys of
+  /// `labels` (`KEY=VALUE`, as `deckhand agent --label` asks) itself; the
+  /// first worker token when there are none.
+  package func workerToken(allowing labels: [String]) async throws -> String {
+    guard !labels.isEmpty else { return workerToken }
+    let keys = labels.map { String($0.split(separator: "=")[0]) }
+    let made = try await cli(["tokens", "create", "--role", "worker"] + keys.flatMap { ["--allow-label", $0] })
+    guard made.status == 0 else {
+      throw DeckhandError(.internalError, "deckhand tokens create failed: \(made.stderr)")
+    }
+    return made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
   /// `deckhand ARGS --server … --token …` (operator token unless given).
   package func cli(_ arguments: [String], token: String? = nil) async throws -> (
     status: Int32, stdout: String, stderr: String

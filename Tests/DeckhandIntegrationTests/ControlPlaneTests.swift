@@ -58,12 +58,14 @@ struct ControlPlaneTests {
   }
 
   func agent(_ workspace: borrowing TestWorkspace, _ server: ServerProcess, name: String, labels: [String])
-    throws -> AgentProcess
+    async throws -> AgentProcess
   {
     try AgentProcess(
       workspace,
-      extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", name]
-        + labels.flatMap { ["--label", $0] })
+      extra: [
+        "--server", server.endpoint, "--join-token", try await server.workerToken(allowing: labels), "--node-name",
+        name,
+      ] + labels.flatMap { ["--label", $0] })
   }
 
   @Test(
@@ -78,9 +80,9 @@ struct ControlPlaneTests {
     let webB = try TestWorkspace()
     let db = try TestWorkspace()
     let agents = [
-      try agent(webA, server, name: "web-a", labels: ["role=web", "zone=1"]),
-      try agent(webB, server, name: "web-b", labels: ["role=web", "zone=2"]),
-      try agent(db, server, name: "db-a", labels: ["role=db"]),
+      try await agent(webA, server, name: "web-a", labels: ["role=web", "zone=1"]),
+      try await agent(webB, server, name: "web-b", labels: ["role=web", "zone=2"]),
+      try await agent(db, server, name: "db-a", labels: ["role=db"]),
     ]
     defer { for agent in agents { agent.signal(SIGKILL) } }
     for agent in agents { try await agent.waitUntilServing() }
@@ -148,8 +150,8 @@ struct ControlPlaneTests {
     let one = try TestWorkspace()
     let two = try TestWorkspace()
     let agents = [
-      try agent(one, server, name: "n1", labels: ["role=web"]),
-      try agent(two, server, name: "n2", labels: ["role=web"]),
+      try await agent(one, server, name: "n1", labels: ["role=web"]),
+      try await agent(two, server, name: "n2", labels: ["role=web"]),
     ]
     defer { for agent in agents { agent.signal(SIGKILL) } }
     for agent in agents { try await agent.waitUntilServing() }
@@ -175,12 +177,18 @@ struct ControlPlaneTests {
     let listed = try await server.cli(["deployments", "ls"])
     #expect(listed.stdout.contains("replaced") && listed.stdout.contains("complete"), "\(listed.stdout)")
 
-    // n2 comes back as role=db: the plugin leaves it, and n1 keeps it.
+    // n2 comes back saying role=db: what an agent says of itself moves
+    // nothing.
     agents[1].signal(SIGTERM)
     #expect(await agents[1].waitForExit())
-    let relabelled = try agent(two, server, name: "n2", labels: ["role=db"])
+    let relabelled = try await agent(two, server, name: "n2", labels: ["role=db"])
     defer { relabelled.signal(SIGKILL) }
     try await relabelled.waitUntilServing()
+    #expect(await eventually(timeout: .seconds(10)) { (try? await relabelled.plugin("echo")) != nil })
+    #expect(try await Self.tasks(server).map(\.node).sorted() == ["n1", "n2"])
+    // The operator relabels n2: the plugin leaves it at once, and n1 keeps it.
+    let relabel = try await server.cli(["nodes", "label", "n2", "role=db"])
+    #expect(relabel.status == 0 && relabel.stdout.contains("role=db"), "\(relabel)")
     #expect(
       await eventually(timeout: .seconds(30)) {
         let tasks = (try? await Self.tasks(server)) ?? []
@@ -192,6 +200,72 @@ struct ControlPlaneTests {
     server.signal(SIGTERM)
   }
 
+  @Test("a node's labels come from its join token and the operator, never from what the agent claims")
+  func nodeIdentity() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
+    try await server.waitUntilServing()
+    #expect(try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root)]).status == 0)
+    #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"]).status == 0)
+    let granting = try await server.cli([
+      "tokens", "create", "--role", "worker", "--label", "role=web", "--allow-label", "zone",
+    ])
+    #expect(granting.status == 0, "\(granting)")
+    let webToken = granting.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+    // A squatter with the plain join token claims role=web: it gets no labels and no deployment.
+    let squatterHome = try TestWorkspace()
+    let squatter = try AgentProcess(
+      squatterHome,
+      extra: [
+        "--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "squatter", "--label",
+        "role=web",
+      ])
+    defer { squatter.signal(SIGKILL) }
+    // An honest node with the granting token asks for role=db and zone=eu: it gets role=web (the token's) and zone=eu.
+    let webHome = try TestWorkspace()
+    let web = try AgentProcess(
+      webHome,
+      extra: [
+        "--server", server.endpoint, "--join-token", webToken, "--node-name", "web", "--label", "role=db", "--label",
+        "zone=eu",
+      ])
+    defer { web.signal(SIGKILL) }
+    try await squatter.waitUntilServing()
+    try await web.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.map(\.node) == ["web"] && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }
+      }, "\(server.logText)")
+    guard case .array(let nodes) = try await server.json(["nodes", "ls"]) else {
+      Issue.record("no nodes")
+      return
+    }
+    var labels: [String: JSONValue] = [:]
+    var agentLabels: [String: JSONValue] = [:]
+    for case .object(let node) in nodes {
+      if case .string(let name) = node["name"] {
+        labels[name] = node["labels"]
+        agentLabels[name] = node["agent_labels"]
+      }
+    }
+    #expect(labels["squatter"] == .object([:]), "\(labels)")
+    #expect(labels["web"] == .object(["role": "web", "zone": "eu"]), "\(labels)")
+    #expect(agentLabels["squatter"] == .object(["role": "web"]), "reported, shown, not matched")
+    #expect(try await squatter.plugin("echo") == nil)
+
+    // The operator labels the squatter: it gets the plugin at once; removing the label takes it away.
+    #expect(try await server.cli(["nodes", "label", "squatter", "role=web"]).status == 0)
+    #expect(await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo")) != nil })
+    #expect(try await server.cli(["nodes", "label", "squatter", "role-"]).status == 0)
+    #expect(await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo")) == nil })
+    let bad = try await server.cli(["nodes", "label", "squatter", "bad key=x"])
+    #expect(bad.status != 0 && bad.stderr.contains("label key"), "\(bad)")
+    let operatorLabels = try await server.cli(["tokens", "create", "--role", "operator", "--label", "a=b"])
+    #expect(operatorLabels.status != 0 && operatorLabels.stderr.contains("worker join tokens"), "\(operatorLabels)")
+  }
+
   @Test("a version that fails to start stops the rollout (--max-failures); the failed node keeps the old version")
   func rolloutPausesOnFailures() async throws {
     let root = try TestWorkspace()
@@ -200,8 +274,8 @@ struct ControlPlaneTests {
     let one = try TestWorkspace()
     let two = try TestWorkspace()
     let agents = [
-      try agent(one, server, name: "n1", labels: ["role=web"]),
-      try agent(two, server, name: "n2", labels: ["role=web"]),
+      try await agent(one, server, name: "n1", labels: ["role=web"]),
+      try await agent(two, server, name: "n2", labels: ["role=web"]),
     ]
     defer { for agent in agents { agent.signal(SIGKILL) } }
     for agent in agents { try await agent.waitUntilServing() }
@@ -297,13 +371,13 @@ struct ControlPlaneTests {
 
     // A joined node's own credential on an operator's RPC.
     let joined = try TestWorkspace()
-    let agent = try agent(joined, server, name: "w1", labels: [])
+    let agent = try await agent(joined, server, name: "w1", labels: [])
     defer { agent.signal(SIGKILL) }
     try await agent.waitUntilServing()
 
     // Another agent asking for w1's name is refused, and says so.
     let squatter = try TestWorkspace()
-    let squatting = try self.agent(squatter, server, name: "w1", labels: [])
+    let squatting = try await self.agent(squatter, server, name: "w1", labels: [])
     #expect(await squatting.waitForExit())
     #expect(squatting.process.terminationStatus != 0)
     let squatLog = (try? String(contentsOfFile: squatting.log, encoding: .utf8)) ?? ""

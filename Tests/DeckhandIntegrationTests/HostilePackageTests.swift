@@ -42,7 +42,8 @@ struct HostilePackageTests {
     let agent = try AgentProcess(
       node,
       extra: [
-        "--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "n1", "--label", "role=web",
+        "--server", server.endpoint, "--join-token", try await server.workerToken(allowing: ["role=web"]),
+        "--node-name", "n1", "--label", "role=web",
       ])
     defer { agent.signal(SIGKILL) }
     try await agent.waitUntilServing()

@@ -18,11 +18,13 @@ struct JobTests {
   func agent(
     _ workspace: borrowing TestWorkspace, _ server: ServerProcess, name: String, labels: [String] = [],
     extra: [String] = []
-  ) throws -> AgentProcess {
+  ) async throws -> AgentProcess {
     try AgentProcess(
       workspace,
-      extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", name]
-        + labels.flatMap { ["--label", $0] } + extra)
+      extra: [
+        "--server", server.endpoint, "--join-token", try await server.workerToken(allowing: labels), "--node-name",
+        name,
+      ] + labels.flatMap { ["--label", $0] } + extra)
   }
 
   /// `jobs get --json` as fields.
@@ -54,7 +56,7 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1")
+    let runner = try await agent(node, server, name: "r1")
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
 
@@ -90,7 +92,7 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1")
+    let runner = try await agent(node, server, name: "r1")
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
     let id = try await queue(server, ["--", "seq", "1", "1600000"])
@@ -109,7 +111,7 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1")
+    let runner = try await agent(node, server, name: "r1")
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
 
@@ -143,7 +145,7 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r2", extra: ["--job-slots", "2"])
+    let runner = try await agent(node, server, name: "r2", extra: ["--job-slots", "2"])
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
     let marker = "job-slots-\(UUID().uuidString.prefix(6))"
@@ -174,7 +176,8 @@ struct JobTests {
     let a = try TestWorkspace()
     let b = try TestWorkspace()
     let runners = [
-      try agent(a, server, name: "ra", labels: ["role=a"]), try agent(b, server, name: "rb", labels: ["role=b"]),
+      try await agent(a, server, name: "ra", labels: ["role=a"]),
+      try await agent(b, server, name: "rb", labels: ["role=b"]),
     ]
     defer { for runner in runners { runner.signal(SIGKILL) } }
     for runner in runners { try await runner.waitUntilServing() }
@@ -197,7 +200,7 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: Self.fastTimeouts)
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1")
+    let runner = try await agent(node, server, name: "r1")
     try await runner.waitUntilServing()
     let marker = "runner-killed-\(UUID().uuidString.prefix(6))"
     let id = try await queue(server, ["--", "sh", "-c", "sleep 60; echo \(marker)"])
@@ -215,7 +218,8 @@ struct JobTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: Self.fastTimeouts)
     try await server.waitUntilServing()
     let endpoint = try ServerEndpoint(parsing: server.endpoint)
-    let token = server.workerToken
+    // A token that lets the joining node choose its lane.
+    let token = try await server.workerToken(allowing: ["lane=x"])
     let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: token)
     let id = try await queue(server, ["--label", "lane=x", "--", "true"])
     // A runner that takes the job and goes silent.
@@ -242,7 +246,7 @@ struct JobTests {
     #expect(await eventually(timeout: .seconds(10)) { await state(server, id) == "JOB_STATE_WAITING" })
     #expect(await eventually(timeout: .seconds(10)) { await state(server, id) == "JOB_STATE_QUEUED" }, "ack timeout")
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1", labels: ["lane=x"])
+    let runner = try await agent(node, server, name: "r1", labels: ["lane=x"])
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
     #expect(await eventually(timeout: .seconds(20)) { await state(server, id) == "JOB_STATE_SUCCESS" })
@@ -257,7 +261,7 @@ struct JobTests {
     var server = try ServerProcess(root: root.root, port: port)
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let runner = try agent(node, server, name: "r1")
+    let runner = try await agent(node, server, name: "r1")
     defer { runner.signal(SIGKILL) }
     try await runner.waitUntilServing()
     let running = try await queue(server, ["--", "sh", "-c", "echo before; sleep 4; echo after"])

@@ -90,6 +90,19 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetNodeLabels" metadata.
+        public enum SetNodeLabels: Sendable {
+            /// Request type for "SetNodeLabels".
+            public typealias Input = Deckhand_Control_V1_SetNodeLabelsRequest
+            /// Response type for "SetNodeLabels".
+            public typealias Output = Deckhand_Dispatcher_V1_Node
+            /// Descriptor for "SetNodeLabels".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "SetNodeLabels",
+                type: .unary
+            )
+        }
         /// Namespace for "ListTasks" metadata.
         public enum ListTasks: Sendable {
             /// Request type for "ListTasks".
@@ -175,6 +188,7 @@ public enum Deckhand_Control_V1_Control: Sendable {
             RevokeToken.descriptor,
             ListNodes.descriptor,
             GetNode.descriptor,
+            SetNodeLabels.descriptor,
             ListTasks.descriptor,
             CreateDeployment.descriptor,
             ListDeployments.descriptor,
@@ -274,6 +288,25 @@ extension Deckhand_Control_V1_Control {
         /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_Node` messages.
         func getNode(
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_GetNodeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node>
+
+        /// Handle the "SetNodeLabels" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets and removes a node's labels: the ones selectors, job targets and
+        /// > config scopes match. Placement follows at once.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_SetNodeLabelsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_Node` messages.
+        func setNodeLabels(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node>
 
@@ -445,6 +478,25 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>
 
+        /// Handle the "SetNodeLabels" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets and removes a node's labels: the ones selectors, job targets and
+        /// > config scopes match. Placement follows at once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeLabelsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Dispatcher_V1_Node` message.
+        func setNodeLabels(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -611,6 +663,25 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Dispatcher_V1_Node
 
+        /// Handle the "SetNodeLabels" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets and removes a node's labels: the ones selectors, job targets and
+        /// > config scopes match. Placement follows at once.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_SetNodeLabelsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Dispatcher_V1_Node` to respond with.
+        func setNodeLabels(
+            request: Deckhand_Control_V1_SetNodeLabelsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Dispatcher_V1_Node
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -762,6 +833,17 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.SetNodeLabels.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_SetNodeLabelsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_Node>(),
+            handler: { request, context in
+                try await self.setNodeLabels(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Deckhand_Control_V1_Control.Method.ListTasks.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ListTasksRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ListTasksResponse>(),
@@ -882,6 +964,17 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node> {
         let response = try await self.getNode(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setNodeLabels(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node> {
+        let response = try await self.setNodeLabels(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1016,6 +1109,19 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node> {
         return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>(
             message: try await self.getNode(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setNodeLabels(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node> {
+        return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>(
+            message: try await self.setNodeLabels(
                 request: request.message,
                 context: context
             ),
@@ -1201,6 +1307,30 @@ extension Deckhand_Control_V1_Control {
         func getNode<Result>(
             request: GRPCCore.ClientRequest<Deckhand_Control_V1_GetNodeRequest>,
             serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_GetNodeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetNodeLabels" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets and removes a node's labels: the ones selectors, job targets and
+        /// > config scopes match. Placement follows at once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeLabelsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SetNodeLabelsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_Node` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setNodeLabels<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SetNodeLabelsRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result
@@ -1485,6 +1615,41 @@ extension Deckhand_Control_V1_Control {
             try await self.client.unary(
                 request: request,
                 descriptor: Deckhand_Control_V1_Control.Method.GetNode.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetNodeLabels" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Sets and removes a node's labels: the ones selectors, job targets and
+        /// > config scopes match. Placement follows at once.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeLabelsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SetNodeLabelsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_Node` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setNodeLabels<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.SetNodeLabels.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1807,6 +1972,36 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
         )
     }
 
+    /// Call the "SetNodeLabels" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets and removes a node's labels: the ones selectors, job targets and
+    /// > config scopes match. Placement follows at once.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeLabelsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setNodeLabels<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setNodeLabels(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SetNodeLabelsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_Node>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListTasks" method.
     ///
     /// - Parameters:
@@ -2105,6 +2300,40 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.getNode(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetNodeLabels" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Sets and removes a node's labels: the ones selectors, job targets and
+    /// > config scopes match. Placement follows at once.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setNodeLabels<Result>(
+        _ message: Deckhand_Control_V1_SetNodeLabelsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeLabelsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setNodeLabels(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -82,6 +82,13 @@ public nonisolated struct Deckhand_Control_V1_Token: Sendable {
 
   public var description_p: String = String()
 
+  /// A worker token's labels: every node that joins with it gets them.
+  public var labels: Dictionary<String,String> = [:]
+
+  /// Label keys a node joining with this worker token may set itself
+  /// (its asked-for value is taken); any other label it asks for is not.
+  public var allowedLabelKeys: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -98,6 +105,11 @@ public nonisolated struct Deckhand_Control_V1_CreateTokenRequest: Sendable {
   public var ttlMs: Int64 = 0
 
   public var description_p: String = String()
+
+  /// Worker tokens only: see Token.
+  public var labels: Dictionary<String,String> = [:]
+
+  public var allowedLabelKeys: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -188,6 +200,23 @@ public nonisolated struct Deckhand_Control_V1_ListNodesResponse: Sendable {
   // methods supported on all messages.
 
   public var nodes: [Deckhand_Dispatcher_V1_Node] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Deckhand_Control_V1_SetNodeLabelsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Id or name.
+  public var node: String = String()
+
+  public var set: Dictionary<String,String> = [:]
+
+  public var remove: [String] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -394,7 +423,7 @@ nonisolated extension Deckhand_Control_V1_Role: SwiftProtobuf._ProtoNameProvidin
 
 nonisolated extension Deckhand_Control_V1_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Token"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}role\0\u{3}created_ms\0\u{3}expires_ms\0\u{1}revoked\0\u{1}description\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}role\0\u{3}created_ms\0\u{3}expires_ms\0\u{1}revoked\0\u{1}description\0\u{1}labels\0\u{3}allowed_label_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -408,6 +437,8 @@ nonisolated extension Deckhand_Control_V1_Token: SwiftProtobuf.Message, SwiftPro
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresMs) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.revoked) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.allowedLabelKeys) }()
       default: break
       }
     }
@@ -432,6 +463,12 @@ nonisolated extension Deckhand_Control_V1_Token: SwiftProtobuf.Message, SwiftPro
     if !self.description_p.isEmpty {
       try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 6)
     }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 7)
+    }
+    if !self.allowedLabelKeys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.allowedLabelKeys, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -442,6 +479,8 @@ nonisolated extension Deckhand_Control_V1_Token: SwiftProtobuf.Message, SwiftPro
     if lhs.expiresMs != rhs.expiresMs {return false}
     if lhs.revoked != rhs.revoked {return false}
     if lhs.description_p != rhs.description_p {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.allowedLabelKeys != rhs.allowedLabelKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -449,7 +488,7 @@ nonisolated extension Deckhand_Control_V1_Token: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Deckhand_Control_V1_CreateTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateTokenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{3}ttl_ms\0\u{1}description\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{3}ttl_ms\0\u{1}description\0\u{1}labels\0\u{3}allowed_label_keys\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -460,6 +499,8 @@ nonisolated extension Deckhand_Control_V1_CreateTokenRequest: SwiftProtobuf.Mess
       case 1: try { try decoder.decodeSingularEnumField(value: &self.role) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 4: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.allowedLabelKeys) }()
       default: break
       }
     }
@@ -475,6 +516,12 @@ nonisolated extension Deckhand_Control_V1_CreateTokenRequest: SwiftProtobuf.Mess
     if !self.description_p.isEmpty {
       try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
     }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 4)
+    }
+    if !self.allowedLabelKeys.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.allowedLabelKeys, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -482,6 +529,8 @@ nonisolated extension Deckhand_Control_V1_CreateTokenRequest: SwiftProtobuf.Mess
     if lhs.role != rhs.role {return false}
     if lhs.ttlMs != rhs.ttlMs {return false}
     if lhs.description_p != rhs.description_p {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.allowedLabelKeys != rhs.allowedLabelKeys {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -668,6 +717,46 @@ nonisolated extension Deckhand_Control_V1_ListNodesResponse: SwiftProtobuf.Messa
 
   public static func ==(lhs: Deckhand_Control_V1_ListNodesResponse, rhs: Deckhand_Control_V1_ListNodesResponse) -> Bool {
     if lhs.nodes != rhs.nodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_SetNodeLabelsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetNodeLabelsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}set\0\u{1}remove\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.set) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.remove) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if !self.set.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.set, fieldNumber: 2)
+    }
+    if !self.remove.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.remove, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_SetNodeLabelsRequest, rhs: Deckhand_Control_V1_SetNodeLabelsRequest) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.set != rhs.set {return false}
+    if lhs.remove != rhs.remove {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

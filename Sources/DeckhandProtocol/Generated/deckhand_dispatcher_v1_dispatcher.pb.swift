@@ -237,6 +237,13 @@ public nonisolated struct Deckhand_Dispatcher_V1_Node: Sendable {
 
   public var createdMs: Int64 = 0
 
+  /// The node's labels, set by the operator (and by the join token it joined
+  /// with): what selectors, job targets and config scopes match.
+  public var labels: Dictionary<String,String> = [:]
+
+  /// The labels its agent reports (description.labels): informational only.
+  public var agentLabels: Dictionary<String,String> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -282,34 +289,46 @@ public nonisolated struct Deckhand_Dispatcher_V1_SessionRequest: Sendable {
   fileprivate var _description_p: Deckhand_Dispatcher_V1_NodeDescription? = nil
 }
 
-public nonisolated struct Deckhand_Dispatcher_V1_SessionMessage: Sendable {
+public nonisolated struct Deckhand_Dispatcher_V1_SessionMessage: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var sessionID: String = String()
+  public var sessionID: String {
+    get {_storage._sessionID}
+    set {_uniqueStorage()._sessionID = newValue}
+  }
 
   public var node: Deckhand_Dispatcher_V1_Node {
-    get {_node ?? Deckhand_Dispatcher_V1_Node()}
-    set {_node = newValue}
+    get {_storage._node ?? Deckhand_Dispatcher_V1_Node()}
+    set {_uniqueStorage()._node = newValue}
   }
   /// Returns true if `node` has been explicitly set.
-  public var hasNode: Bool {self._node != nil}
+  public var hasNode: Bool {_storage._node != nil}
   /// Clears the value of `node`. Subsequent reads from it will return its default value.
-  public mutating func clearNode() {self._node = nil}
+  public mutating func clearNode() {_uniqueStorage()._node = nil}
 
-  public var managers: [Deckhand_Dispatcher_V1_WeightedPeer] = []
+  public var managers: [Deckhand_Dispatcher_V1_WeightedPeer] {
+    get {_storage._managers}
+    set {_uniqueStorage()._managers = newValue}
+  }
 
-  public var caCertificate: String = String()
+  public var caCertificate: String {
+    get {_storage._caCertificate}
+    set {_uniqueStorage()._caCertificate = newValue}
+  }
 
   /// The heartbeat period to use, in milliseconds.
-  public var heartbeatPeriodMs: Int64 = 0
+  public var heartbeatPeriodMs: Int64 {
+    get {_storage._heartbeatPeriodMs}
+    set {_uniqueStorage()._heartbeatPeriodMs = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _node: Deckhand_Dispatcher_V1_Node? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Deckhand_Dispatcher_V1_HeartbeatRequest: Sendable {
@@ -826,7 +845,7 @@ nonisolated extension Deckhand_Dispatcher_V1_JoinResponse: SwiftProtobuf.Message
 
 nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0\u{1}labels\0\u{3}agent_labels\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -840,6 +859,8 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeSingularEnumField(value: &self.status) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.lastHeartbeatMs) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
+      case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.agentLabels) }()
       default: break
       }
     }
@@ -868,6 +889,12 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if self.createdMs != 0 {
       try visitor.visitSingularInt64Field(value: self.createdMs, fieldNumber: 6)
     }
+    if !self.labels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 7)
+    }
+    if !self.agentLabels.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.agentLabels, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -878,6 +905,8 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if lhs.status != rhs.status {return false}
     if lhs.lastHeartbeatMs != rhs.lastHeartbeatMs {return false}
     if lhs.createdMs != rhs.createdMs {return false}
+    if lhs.labels != rhs.labels {return false}
+    if lhs.agentLabels != rhs.agentLabels {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -961,51 +990,95 @@ nonisolated extension Deckhand_Dispatcher_V1_SessionMessage: SwiftProtobuf.Messa
   public static let protoMessageName: String = _protobuf_package + ".SessionMessage"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_id\0\u{1}node\0\u{1}managers\0\u{3}ca_certificate\0\u{3}heartbeat_period_ms\0")
 
+  fileprivate class _StorageClass {
+    var _sessionID: String = String()
+    var _node: Deckhand_Dispatcher_V1_Node? = nil
+    var _managers: [Deckhand_Dispatcher_V1_WeightedPeer] = []
+    var _caCertificate: String = String()
+    var _heartbeatPeriodMs: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _sessionID = source._sessionID
+      _node = source._node
+      _managers = source._managers
+      _caCertificate = source._caCertificate
+      _heartbeatPeriodMs = source._heartbeatPeriodMs
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._node) }()
-      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.managers) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.caCertificate) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self.heartbeatPeriodMs) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._sessionID) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._node) }()
+        case 3: try { try decoder.decodeRepeatedMessageField(value: &_storage._managers) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._caCertificate) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._heartbeatPeriodMs) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.sessionID.isEmpty {
-      try visitor.visitSingularStringField(value: self.sessionID, fieldNumber: 1)
-    }
-    try { if let v = self._node {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if !self.managers.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.managers, fieldNumber: 3)
-    }
-    if !self.caCertificate.isEmpty {
-      try visitor.visitSingularStringField(value: self.caCertificate, fieldNumber: 4)
-    }
-    if self.heartbeatPeriodMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.heartbeatPeriodMs, fieldNumber: 5)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._sessionID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sessionID, fieldNumber: 1)
+      }
+      try { if let v = _storage._node {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if !_storage._managers.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._managers, fieldNumber: 3)
+      }
+      if !_storage._caCertificate.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._caCertificate, fieldNumber: 4)
+      }
+      if _storage._heartbeatPeriodMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._heartbeatPeriodMs, fieldNumber: 5)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Dispatcher_V1_SessionMessage, rhs: Deckhand_Dispatcher_V1_SessionMessage) -> Bool {
-    if lhs.sessionID != rhs.sessionID {return false}
-    if lhs._node != rhs._node {return false}
-    if lhs.managers != rhs.managers {return false}
-    if lhs.caCertificate != rhs.caCertificate {return false}
-    if lhs.heartbeatPeriodMs != rhs.heartbeatPeriodMs {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._sessionID != rhs_storage._sessionID {return false}
+        if _storage._node != rhs_storage._node {return false}
+        if _storage._managers != rhs_storage._managers {return false}
+        if _storage._caCertificate != rhs_storage._caCertificate {return false}
+        if _storage._heartbeatPeriodMs != rhs_storage._heartbeatPeriodMs {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -25,3 +25,33 @@ struct TokenRecordTests {
     #expect(token(expiresMs: 1_500, revoked: true).refusal(atMs: 2_000) == "token abc was revoked")
   }
 }
+
+@Suite("TokenRecord: the labels a joining node gets")
+struct TokenLabelsTests {
+  @Test(
+    "the token's labels, plus asked ones whose key it allows; the token's win",
+    arguments: [
+      ([:], [] as [String], ["role": "web"], [:] as [String: String]),
+      (["role": "web"], [], ["role": "db", "zone": "eu"], ["role": "web"]),
+      (["role": "web"], ["zone"], ["role": "db", "zone": "eu", "evil": "1"], ["role": "web", "zone": "eu"]),
+      ([:], ["role"], ["role": "db"], ["role": "db"]),
+      (["role": "web"], ["role"], ["role": "db"], ["role": "web"]),
+    ])
+  func granted(labels: [String: String], allowed: [String], asked: [String: String], expected: [String: String]) {
+    let token = TokenRecord(
+      id: "t", role: .worker, secretHash: "h", createdMs: 0, expiresMs: 0, revoked: false, description: "",
+      labels: labels, allowedLabelKeys: allowed)
+    #expect(token.grantedLabels(asked: asked) == expected)
+  }
+
+  @Test(
+    "label keys and values follow one rule",
+    arguments: [
+      ("role", "web", true), ("app.kubernetes.io", "x-1_y", true), ("zone", "", true), ("", "x", false),
+      ("-bad", "x", false), ("k", "bad-", false), ("k", String(repeating: "v", count: 64), false), ("k/x", "v", false),
+      ("k", "v w", false),
+    ])
+  func rule(key: String, value: String, valid: Bool) {
+    #expect((LabelRule.problem(key: key, value: value) == nil) == valid)
+  }
+}
