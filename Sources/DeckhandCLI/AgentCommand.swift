@@ -92,13 +92,7 @@ struct AgentCommand: AsyncParsableCommand {
     if let runtimeDir { configuration.runtimeDirectory = HostOptions.absolute(runtimeDir) }
     if let socket { configuration.socketPath = HostOptions.absolute(socket) }
     if let nodeName { configuration.nodeName = nodeName }
-    for label in labels {
-      let parts = label.split(separator: "=", maxSplits: 1)
-      guard parts.count == 2, !parts[0].isEmpty else {
-        throw ValidationError("--label \(label): expected key=value")
-      }
-      configuration.labels[String(parts[0])] = String(parts[1])
-    }
+    configuration.labels.merge(try KeyValues.parse(labels, flag: "--label", emptyValues: false)) { $1 }
     if let socketMode {
       guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
         throw ValidationError("--socket-mode \(socketMode): expected an octal mode such as 0660")

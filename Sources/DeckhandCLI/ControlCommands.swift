@@ -240,7 +240,7 @@ struct DeployCommand: AsyncParsableCommand {
     var request = Deckhand_Control_V1_CreateDeploymentRequest()
     request.plugin = parts[0]
     request.version = parts[1]
-    request.selector = try KeyValues.parse(selector, flag: "--selector")
+    request.selector = try KeyValues.parse(selector, flag: "--selector", emptyValues: false)
     request.configJson = config ?? ""
     request.maxFailures = Int32(maxFailures)
     let deployment = try await options.withControl { control, metadata in

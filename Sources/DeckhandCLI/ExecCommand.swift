@@ -35,11 +35,7 @@ struct ExecCommand: AsyncParsableCommand {
     start.start.node = node
     start.start.argv = argv
     start.start.pty = tty
-    for pair in environment {
-      let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2 else { throw ValidationError("--env \(pair): expected KEY=VALUE") }
-      start.start.env[parts[0]] = parts[1]
-    }
+    start.start.env = try KeyValues.parse(environment, flag: "--env", emptyValues: false)
     let terminal = tty && isatty(0) == 1
     var rows: UInt16 = 24
     var columns: UInt16 = 80

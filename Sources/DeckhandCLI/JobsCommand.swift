@@ -125,11 +125,7 @@ struct JobsCommand: AsyncParsableCommand {
       }
       var job = Deckhand_Server_V1_Job()
       job.exec.argv = argv
-      for pair in environment {
-        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw ValidationError("--env \(pair): expected KEY=VALUE") }
-        job.exec.env[parts[0]] = parts[1]
-      }
+      job.exec.env = try KeyValues.parse(environment, flag: "--env", emptyValues: false)
       if let workdir { job.exec.workingDirectory = workdir }
       job.exec.pty = pty
       if let timeout {
@@ -141,11 +137,7 @@ struct JobsCommand: AsyncParsableCommand {
         job.expiresInMs = Int64(duration.inMilliseconds)
       }
       if let target { job.target.runnerID = target } else { job.target.any = true }
-      for label in labels {
-        let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
-        guard parts.count == 2 else { throw ValidationError("--label \(label): expected key=value") }
-        job.target.labels[parts[0]] = parts[1]
-      }
+      job.target.labels = try KeyValues.parse(labels, flag: "--label", emptyValues: false)
       job.singletonID = singletonId ?? ""
       job.project = project ?? ""
       let outcome: (id: String, job: Deckhand_Server_V1_Job?) = try await options.withJobs { jobs, metadata in

@@ -97,12 +97,12 @@ enum TextTable {
 /// `KEY=VALUE` arguments (labels, selectors) as a map.
 enum KeyValues {
   /// Each of `pairs` split at its first `=`; `flag` names the option in
-  /// errors.
-  static func parse(_ pairs: [String], flag: String) throws -> [String: String] {
+  /// errors. `KEY=` (an empty value) is refused unless `emptyValues`.
+  static func parse(_ pairs: [String], flag: String, emptyValues: Bool = true) throws -> [String: String] {
     var result: [String: String] = [:]
     for pair in pairs {
       let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-      guard parts.count == 2, !parts[0].isEmpty else {
+      guard parts.count == 2, !parts[0].isEmpty, emptyValues || !parts[1].isEmpty else {
         throw ValidationError("\(flag) \(pair): expected KEY=VALUE")
       }
       result[parts[0]] = parts[1]
