@@ -96,7 +96,7 @@ struct TokensCommand: AsyncParsableCommand {
 struct NodesCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "nodes", abstract: "The agents that joined the server.",
-    subcommands: [List.self, Inspect.self, Label.self])
+    subcommands: [List.self, Inspect.self, Label.self, Drain.self, Activate.self])
 
   static func status(_ status: Deckhand_Dispatcher_V1_NodeStatus) -> String {
     switch status {
@@ -117,10 +117,11 @@ struct NodesCommand: AsyncParsableCommand {
       if options.json { return try options.printJSON(nodes) }
       print(
         TextTable.render(
-          ["ID", "NAME", "STATUS", "LAST HEARTBEAT", "VERSION", "LABELS"],
+          ["ID", "NAME", "STATUS", "AVAILABILITY", "LAST HEARTBEAT", "VERSION", "LABELS"],
           nodes.map {
             [
-              $0.id, $0.name, NodesCommand.status($0.status), TextTable.time($0.lastHeartbeatMs),
+              $0.id, $0.name, NodesCommand.status($0.status), $0.availability == .drain ? "drain" : "active",
+              TextTable.time($0.lastHeartbeatMs),
               $0.description_p.agentVersion, TextTable.labels($0.labels),
             ]
           }))
@@ -142,6 +143,7 @@ struct NodesCommand: AsyncParsableCommand {
       print("ID:             \(found.id)")
       print("Name:           \(found.name)")
       print("Status:         \(NodesCommand.status(found.status))")
+      print("Availability:   \(found.availability == .drain ? "drain" : "active")")
       print("Last heartbeat: \(TextTable.time(found.lastHeartbeatMs))")
       print("Hostname:       \(found.description_p.hostname)")
       print("Platform:       \(found.description_p.platform)")
@@ -177,6 +179,40 @@ extension NodesCommand {
       if options.json { return try options.printJSON([updated], single: true) }
       print("\(updated.name): \(TextTable.labels(updated.labels))")
     }
+  }
+}
+
+extension NodesCommand {
+  /// `deckhand nodes drain NODE`.
+  struct Drain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Stop new jobs and deployment tasks from reaching a node; what runs there goes on.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Node id or name.") var node: String
+
+    func run() async throws { try await NodesCommand.setAvailability(node, .drain, options) }
+  }
+
+  /// `deckhand nodes activate NODE`.
+  struct Activate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Let new work reach a drained node again.")
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Node id or name.") var node: String
+
+    func run() async throws { try await NodesCommand.setAvailability(node, .active, options) }
+  }
+
+  static func setAvailability(
+    _ node: String, _ availability: Deckhand_Dispatcher_V1_NodeAvailability, _ options: OperatorOptions
+  ) async throws {
+    var request = Deckhand_Control_V1_SetNodeAvailabilityRequest()
+    request.node = node
+    request.availability = availability
+    let updated = try await options.withControl { control, metadata in
+      try await control.setNodeAvailability(request, metadata: metadata)
+    }
+    if options.json { return try options.printJSON([updated], single: true) }
+    print("\(updated.name): \(availability == .drain ? "drain" : "active")")
   }
 }
 

@@ -234,7 +234,19 @@ package final class ControlPlane: Sendable {
     return node
   }
 
-  /// Calls `observer` with a node's id whenever its labels change (the job
+  /// Drains `key` (no new tasks or jobs reach it; what runs goes on) or
+  /// makes it active again; placement and its waiting runners follow.
+  package func setNodeAvailability(_ key: String, _ availability: NodeAvailability) throws -> NodeRecord {
+    var node = try findNode(key)
+    node.availability = availability
+    try store.save(node)
+    logger.info("node availability set", metadata: ["node": "\(node.name)", "availability": "\(availability)"])
+    requestReconcile()
+    for observer in labelObservers.withLock({ $0 }) { observer(node.id) }
+    return node
+  }
+
+  /// Calls `observer` with a node's id whenever its labels or availability change (the job
   /// queue wakes that node's waiting runners).
   package func onLabelsChanged(_ observer: @escaping @Sendable (String) -> Void) {
     labelObservers.withLock { $0.append(observer) }

@@ -90,6 +90,14 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     }
   }
 
+  func setNodeAvailability(
+    request: ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node> {
+    try await unary(request) { message in
+      ProtoMapping.node(try plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
+    }
+  }
+
   func listTasks(request: ServerRequest<Deckhand_Control_V1_ListTasksRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListTasksResponse>
   {

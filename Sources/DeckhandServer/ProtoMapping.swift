@@ -14,6 +14,7 @@ enum ProtoMapping {
     node.description_p.hostname = record.hostname
     node.labels = record.labels
     node.agentLabels = record.agentLabels
+    node.availability = record.availability == .drain ? .drain : .active
     node.description_p.labels = record.agentLabels
     node.description_p.platform = record.platform
     node.description_p.agentVersion = record.agentVersion

@@ -86,9 +86,12 @@ extension SQLiteServerStore: JobStore {
     try database.read { try Self.runnerIdentity($0, id: id, byIdOnly: byIdOnly) }
   }
 
+  /// The runner `id` as a claim sees it; nil when it is unknown or
+  /// drained (a drained node takes no new jobs).
   static func runnerIdentity(_ db: Database, id: String, byIdOnly: Bool) throws -> RunnerIdentity? {
-    let statement = try db.cachedStatement(sql: "SELECT name, labels FROM node WHERE id = ?")
+    let statement = try db.cachedStatement(sql: "SELECT name, labels, availability FROM node WHERE id = ?")
     guard let row = try Row.fetchOne(statement, arguments: [id]) else { return nil }
+    guard row[2] as String == NodeAvailability.active.rawValue else { return nil }
     let labels: [String: String] = try JSONColumn.decode(row[1], empty: "{}")
     return RunnerIdentity(id: id, name: row[0], labels: labels, byIdOnly: byIdOnly)
   }

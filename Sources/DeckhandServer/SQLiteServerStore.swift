@@ -107,6 +107,11 @@ package final class SQLiteServerStore: ServerStore {
         table.add(column: "joinTokenId", .text).notNull().defaults(to: "")
       }
     }
+    migrator.registerMigration("v4 node availability") { db in
+      try db.alter(table: "node") { table in
+        table.add(column: "availability", .text).notNull().defaults(to: NodeAvailability.active.rawValue)
+      }
+    }
     return migrator
   }
 

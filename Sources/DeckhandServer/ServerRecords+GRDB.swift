@@ -14,7 +14,7 @@ extension NodeRecord: FetchableRecord, PersistableRecord {
   package static var databaseSelection: [any SQLSelectable] {
     [
       "id", "name", "hostname", "labels", "platform", "agentVersion", "address", "plugins", "status",
-      "lastHeartbeatMs", "createdMs", "credentialHash", "agentLabels", "joinTokenId",
+      "lastHeartbeatMs", "createdMs", "credentialHash", "agentLabels", "joinTokenId", "availability",
     ].map { Column($0) }
   }
 
@@ -28,7 +28,8 @@ extension NodeRecord: FetchableRecord, PersistableRecord {
       id: row[0], name: row[1], hostname: row[2], labels: try JSONColumn.decode(row[3], empty: "{}"),
       platform: row[4], agentVersion: row[5], address: row[6], plugins: try JSONColumn.decode(row[7], empty: "{}"),
       status: status, lastHeartbeatMs: row[9], createdMs: row[10], credentialHash: row[11],
-      agentLabels: try JSONColumn.decode(row[12], empty: "{}"), joinTokenId: row[13])
+      agentLabels: try JSONColumn.decode(row[12], empty: "{}"), joinTokenId: row[13],
+      availability: NodeAvailability(rawValue: row[14]) ?? .drain)
   }
 }
 

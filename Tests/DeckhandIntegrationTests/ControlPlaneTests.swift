@@ -260,6 +260,23 @@ struct ControlPlaneTests {
     #expect(await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo")) != nil })
     #expect(try await server.cli(["nodes", "label", "squatter", "role-"]).status == 0)
     #expect(await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo")) == nil })
+    // Drained, web keeps echo@1.0.0 while 2.0.0 rolls out elsewhere, and gets it once active again.
+    #expect(try await server.cli(["nodes", "label", "squatter", "role=web"]).status == 0)
+    #expect(await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo")) != nil })
+    let drained = try await server.cli(["nodes", "drain", "web"])
+    #expect(drained.status == 0 && drained.stdout.contains("drain"), "\(drained)")
+    #expect(try await server.cli(["nodes", "ls"]).stdout.contains("drain"))
+    #expect(
+      try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root, version: "2.0.0")]).status == 0)
+    #expect(try await server.cli(["deploy", "echo@2.0.0", "--selector", "role=web"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) { (try? await squatter.plugin("echo"))?["Version"] == .string("2.0.0") })
+    #expect(try await web.plugin("echo")?["Version"] == .string("1.0.0"), "a drained node keeps what it runs")
+    #expect(try await server.cli(["nodes", "activate", "web"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) { (try? await web.plugin("echo"))?["Version"] == .string("2.0.0") })
+    #expect(try await server.cli(["nodes", "label", "squatter", "role-"]).status == 0)
+
     let bad = try await server.cli(["nodes", "label", "squatter", "bad key=x"])
     #expect(bad.status != 0 && bad.stderr.contains("label key"), "\(bad)")
     let operatorLabels = try await server.cli(["tokens", "create", "--role", "operator", "--label", "a=b"])

@@ -191,6 +191,15 @@ struct JobTests {
       #expect(try await job(server, byLabel)["runner_id"] == .string(idB))
       #expect(try await job(server, byId)["runner_id"] == .string(idA))
     }
+    // A drained runner takes no new job, even one aimed at it; activated, it runs it.
+    #expect(try await server.cli(["nodes", "drain", "rb"]).status == 0)
+    let held = try await queue(server, ["--label", "role=b", "--", "true"])
+    let other = try await queue(server, ["--target", "ra", "--", "true"])
+    #expect(await eventually(timeout: .seconds(20)) { await state(server, other) == "JOB_STATE_SUCCESS" })
+    #expect(await state(server, held) == "JOB_STATE_QUEUED")
+    #expect(try await server.cli(["nodes", "activate", "rb"]).status == 0)
+    #expect(await eventually(timeout: .seconds(20)) { await state(server, held) == "JOB_STATE_SUCCESS" })
+    #expect(try await job(server, held)["runner_id"] == .string(idB))
     server.signal(SIGTERM)
   }
 

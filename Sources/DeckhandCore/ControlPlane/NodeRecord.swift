@@ -18,12 +18,16 @@ package struct NodeRecord: Codable, Sendable, Hashable {
   package var agentLabels: [String: String]
   /// The join token the node joined with.
   package var joinTokenId: String
+  /// Whether new work may reach it.
+  package var availability: NodeAvailability
 
   package init(
     id: String, name: String, hostname: String, labels: [String: String], platform: String, agentVersion: String,
     address: String, plugins: [String: String], status: NodeStatus, lastHeartbeatMs: Int64, createdMs: Int64,
-    credentialHash: String, agentLabels: [String: String] = [:], joinTokenId: String = ""
+    credentialHash: String, agentLabels: [String: String] = [:], joinTokenId: String = "",
+    availability: NodeAvailability = .active
   ) {
+    self.availability = availability
     self.agentLabels = agentLabels
     self.joinTokenId = joinTokenId
     self.id = id
@@ -68,4 +72,13 @@ package enum LabelRule {
   private static func alphanumeric(_ scalar: Unicode.Scalar) -> Bool {
     ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
   }
+}
+
+/// Whether new work may reach a node: the operator's choice, after
+/// SwarmKit's node availability.
+package enum NodeAvailability: String, Codable, Sendable, Hashable {
+  /// New deployment tasks and jobs reach it.
+  case active
+  /// Nothing new reaches it; what runs there goes on.
+  case drain
 }

@@ -75,13 +75,16 @@ package struct RolloutPlanner: Sendable {
     for task in pluginTasks where !matchingIds.contains(task.nodeId) {
       retire(task, "its node no longer matches the selector")
     }
+    // A drained node keeps what it runs and gets nothing new: no first
+    // task, no replacement.
+    let placeable = matching.filter { $0.availability == .active }
     // Nodes with no task for the plugin: a task of this deployment.
-    for node in matching where byNode[node.id] == nil { newTask(on: node.id) }
+    for node in placeable where byNode[node.id] == nil { newTask(on: node.id) }
     // Rolling replacement of older deployments' tasks.
     let mine = pluginTasks.filter { $0.deploymentId == deployment.id && matchingIds.contains($0.nodeId) }
     let failures = mine.filter { $0.state == .failed }.count
     let inProgress = mine.filter { $0.state.isInProgress }.count
-    let outdated = matching.compactMap { byNode[$0.id] }.filter { $0.deploymentId != deployment.id }
+    let outdated = placeable.compactMap { byNode[$0.id] }.filter { $0.deploymentId != deployment.id }
     let next: DeploymentState
     if failures > deployment.maxFailures {
       next = .paused(

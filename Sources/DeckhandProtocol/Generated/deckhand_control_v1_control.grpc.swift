@@ -103,6 +103,19 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetNodeAvailability" metadata.
+        public enum SetNodeAvailability: Sendable {
+            /// Request type for "SetNodeAvailability".
+            public typealias Input = Deckhand_Control_V1_SetNodeAvailabilityRequest
+            /// Response type for "SetNodeAvailability".
+            public typealias Output = Deckhand_Dispatcher_V1_Node
+            /// Descriptor for "SetNodeAvailability".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "SetNodeAvailability",
+                type: .unary
+            )
+        }
         /// Namespace for "ListTasks" metadata.
         public enum ListTasks: Sendable {
             /// Request type for "ListTasks".
@@ -189,6 +202,7 @@ public enum Deckhand_Control_V1_Control: Sendable {
             ListNodes.descriptor,
             GetNode.descriptor,
             SetNodeLabels.descriptor,
+            SetNodeAvailability.descriptor,
             ListTasks.descriptor,
             CreateDeployment.descriptor,
             ListDeployments.descriptor,
@@ -307,6 +321,25 @@ extension Deckhand_Control_V1_Control {
         /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_Node` messages.
         func setNodeLabels(
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node>
+
+        /// Handle the "SetNodeAvailability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+        /// > active again.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_SetNodeAvailabilityRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_Node` messages.
+        func setNodeAvailability(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node>
 
@@ -497,6 +530,25 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>
 
+        /// Handle the "SetNodeAvailability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+        /// > active again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeAvailabilityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Dispatcher_V1_Node` message.
+        func setNodeAvailability(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -682,6 +734,25 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Dispatcher_V1_Node
 
+        /// Handle the "SetNodeAvailability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+        /// > active again.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_SetNodeAvailabilityRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Dispatcher_V1_Node` to respond with.
+        func setNodeAvailability(
+            request: Deckhand_Control_V1_SetNodeAvailabilityRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Dispatcher_V1_Node
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -844,6 +915,17 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.SetNodeAvailability.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_SetNodeAvailabilityRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_Node>(),
+            handler: { request, context in
+                try await self.setNodeAvailability(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Deckhand_Control_V1_Control.Method.ListTasks.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ListTasksRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ListTasksResponse>(),
@@ -975,6 +1057,17 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node> {
         let response = try await self.setNodeLabels(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setNodeAvailability(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node> {
+        let response = try await self.setNodeAvailability(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1122,6 +1215,19 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node> {
         return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>(
             message: try await self.setNodeLabels(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setNodeAvailability(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node> {
+        return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>(
+            message: try await self.setNodeAvailability(
                 request: request.message,
                 context: context
             ),
@@ -1331,6 +1437,30 @@ extension Deckhand_Control_V1_Control {
         func setNodeLabels<Result>(
             request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeLabelsRequest>,
             serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SetNodeLabelsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetNodeAvailability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+        /// > active again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeAvailabilityRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SetNodeAvailabilityRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_Node` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setNodeAvailability<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result
@@ -1650,6 +1780,41 @@ extension Deckhand_Control_V1_Control {
             try await self.client.unary(
                 request: request,
                 descriptor: Deckhand_Control_V1_Control.Method.SetNodeLabels.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetNodeAvailability" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+        /// > active again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeAvailabilityRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SetNodeAvailabilityRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_Node` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setNodeAvailability<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.SetNodeAvailability.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2002,6 +2167,36 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
         )
     }
 
+    /// Call the "SetNodeAvailability" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+    /// > active again.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_SetNodeAvailabilityRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setNodeAvailability<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setNodeAvailability(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SetNodeAvailabilityRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_Node>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListTasks" method.
     ///
     /// - Parameters:
@@ -2334,6 +2529,40 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.setNodeLabels(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetNodeAvailability" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Drains a node (no new tasks or jobs; running ones go on) or makes it
+    /// > active again.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setNodeAvailability<Result>(
+        _ message: Deckhand_Control_V1_SetNodeAvailabilityRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setNodeAvailability(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -223,6 +223,21 @@ public nonisolated struct Deckhand_Control_V1_SetNodeLabelsRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Deckhand_Control_V1_SetNodeAvailabilityRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Id or name.
+  public var node: String = String()
+
+  public var availability: Deckhand_Dispatcher_V1_NodeAvailability = .active
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Deckhand_Control_V1_GetNodeRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -757,6 +772,41 @@ nonisolated extension Deckhand_Control_V1_SetNodeLabelsRequest: SwiftProtobuf.Me
     if lhs.node != rhs.node {return false}
     if lhs.set != rhs.set {return false}
     if lhs.remove != rhs.remove {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_SetNodeAvailabilityRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetNodeAvailabilityRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}availability\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.availability) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if self.availability != .active {
+      try visitor.visitSingularEnumField(value: self.availability, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_SetNodeAvailabilityRequest, rhs: Deckhand_Control_V1_SetNodeAvailabilityRequest) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.availability != rhs.availability {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -68,6 +68,45 @@ public nonisolated enum Deckhand_Dispatcher_V1_NodeStatus: SwiftProtobuf.Enum, S
 
 }
 
+/// Whether new work may reach a node (the operator's choice).
+public nonisolated enum Deckhand_Dispatcher_V1_NodeAvailability: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// New deployment tasks and jobs reach it.
+  case active // = 0
+
+  /// Nothing new reaches it; what runs there goes on.
+  case drain // = 1
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .active
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .active
+    case 1: self = .drain
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .active: return 0
+    case .drain: return 1
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Deckhand_Dispatcher_V1_NodeAvailability] = [
+    .active,
+    .drain,
+  ]
+
+}
+
 public nonisolated enum Deckhand_Dispatcher_V1_TaskState: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case new // = 0
@@ -243,6 +282,8 @@ public nonisolated struct Deckhand_Dispatcher_V1_Node: Sendable {
 
   /// The labels its agent reports (description.labels): informational only.
   public var agentLabels: Dictionary<String,String> = [:]
+
+  public var availability: Deckhand_Dispatcher_V1_NodeAvailability = .active
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -661,6 +702,10 @@ nonisolated extension Deckhand_Dispatcher_V1_NodeStatus: SwiftProtobuf._ProtoNam
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_STATUS_UNKNOWN\0\u{1}NODE_STATUS_READY\0\u{1}NODE_STATUS_DOWN\0")
 }
 
+nonisolated extension Deckhand_Dispatcher_V1_NodeAvailability: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NODE_AVAILABILITY_ACTIVE\0\u{1}NODE_AVAILABILITY_DRAIN\0")
+}
+
 nonisolated extension Deckhand_Dispatcher_V1_TaskState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TASK_STATE_NEW\0\u{1}TASK_STATE_ASSIGNED\0\u{1}TASK_STATE_ACCEPTED\0\u{1}TASK_STATE_PREPARING\0\u{1}TASK_STATE_STARTING\0\u{1}TASK_STATE_RUNNING\0\u{1}TASK_STATE_FAILED\0\u{1}TASK_STATE_REMOVED\0")
 }
@@ -845,7 +890,7 @@ nonisolated extension Deckhand_Dispatcher_V1_JoinResponse: SwiftProtobuf.Message
 
 nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0\u{1}labels\0\u{3}agent_labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0\u{1}labels\0\u{3}agent_labels\0\u{1}availability\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -861,6 +906,7 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.agentLabels) }()
+      case 9: try { try decoder.decodeSingularEnumField(value: &self.availability) }()
       default: break
       }
     }
@@ -895,6 +941,9 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if !self.agentLabels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.agentLabels, fieldNumber: 8)
     }
+    if self.availability != .active {
+      try visitor.visitSingularEnumField(value: self.availability, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -907,6 +956,7 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if lhs.createdMs != rhs.createdMs {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.agentLabels != rhs.agentLabels {return false}
+    if lhs.availability != rhs.availability {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -49,6 +49,25 @@ struct RolloutPlannerTests {
     #expect(plan.deployments.isEmpty)
   }
 
+  @Test("a drained node gets no new task and no replacement, keeps what it runs, and does not hold the rollout back")
+  func drainedNodes() {
+    var drained = Self.node("b", ["role": "web"])
+    drained.availability = .drain
+    let fresh = Self.planner().plan(
+      deployments: [Self.deployment("d1", selector: ["role": "web"])],
+      nodes: [Self.node("a", ["role": "web"]), drained],
+      active: [], nowMs: 1)
+    #expect(fresh.tasks.map(\.nodeId) == ["a"])
+
+    let old = Self.deployment("d1", selector: ["role": "web"], state: .replaced)
+    let new = Self.deployment("d2", version: "2.0.0", selector: ["role": "web"])
+    let active = [Self.task("t1", on: "a", of: new, .running), Self.task("t2", on: "b", of: old, .running)]
+    let plan = Self.planner().plan(
+      deployments: [new], nodes: [Self.node("a", ["role": "web"]), drained], active: active, nowMs: 2)
+    #expect(plan.tasks.isEmpty, "b keeps 1.0.0 while drained: \(plan.tasks)")
+    #expect(plan.deployments.map(\.state) == [.complete])
+  }
+
   @Test("a node that no longer matches loses its task (REMOVED, inactive, with the reason)")
   func retiresUnmatchedNodes() {
     let deployment = Self.deployment("d1", selector: ["role": "web"])
