@@ -227,10 +227,8 @@ package final class ControlPlane: Sendable {
     var node = try findNode(key)
     for label in remove { node.labels[label] = nil }
     for (label, value) in set { node.labels[label] = value }
-    try store.save(node)
+    try placementChanged(node)
     logger.info("node labels set", metadata: ["node": "\(node.name)", "labels": "\(node.labels)"])
-    requestReconcile()
-    for observer in labelObservers.withLock({ $0 }) { observer(node.id) }
     return node
   }
 
@@ -239,17 +237,24 @@ package final class ControlPlane: Sendable {
   package func setNodeAvailability(_ key: String, _ availability: NodeAvailability) throws -> NodeRecord {
     var node = try findNode(key)
     node.availability = availability
-    try store.save(node)
+    try placementChanged(node)
     logger.info("node availability set", metadata: ["node": "\(node.name)", "availability": "\(availability)"])
-    requestReconcile()
-    for observer in labelObservers.withLock({ $0 }) { observer(node.id) }
     return node
   }
 
-  /// Calls `observer` with a node's id whenever its labels or availability change (the job
-  /// queue wakes that node's waiting runners).
-  package func onLabelsChanged(_ observer: @escaping @Sendable (String) -> Void) {
-    labelObservers.withLock { $0.append(observer) }
+  /// Saves `node`, whose labels or availability changed, and lets
+  /// placement follow: a reconcile, and the observers (the job queue wakes
+  /// the node's waiting runners).
+  private func placementChanged(_ node: NodeRecord) throws {
+    try store.save(node)
+    requestReconcile()
+    for observer in placementObservers.withLock({ $0 }) { observer(node.id) }
+  }
+
+  /// Calls `observer` with a node's id whenever its labels or availability
+  /// change.
+  package func onPlacementChanged(_ observer: @escaping @Sendable (String) -> Void) {
+    placementObservers.withLock { $0.append(observer) }
   }
 
   /// The node with id or name `key`.
@@ -465,7 +470,7 @@ package final class ControlPlane: Sendable {
   static let reconcileSpacing: Duration = .milliseconds(200)
 
   private let reconcileLock = Mutex(())
-  private let labelObservers = Mutex<[@Sendable (String) -> Void]>([])
+  private let placementObservers = Mutex<[@Sendable (String) -> Void]>([])
 
   /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
   /// the assignment streams of the nodes whose tasks changed.

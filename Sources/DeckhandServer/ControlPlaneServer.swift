@@ -95,7 +95,7 @@ package final class ControlPlaneServer: Service, Sendable {
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
-    plane.onLabelsChanged { jobs.nodeChanged($0) }
+    plane.onPlacementChanged { jobs.nodeChanged($0) }
     let relay = ExecRelay()
     let server = GRPCServer(
       transport: transport,
