@@ -80,14 +80,19 @@ struct TokensCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Revoke a token by id.")
     @OptionGroup var options: OperatorOptions
     @Argument(help: "The token's id (from tokens list).") var id: String
+    @Flag(help: "Also remove every node that joined with this token (as `nodes rm` does).") var nodes = false
 
     func run() async throws {
       var request = Deckhand_Control_V1_RevokeTokenRequest()
       request.id = id
-      _ = try await options.withControl { control, metadata in
+      request.nodes = nodes
+      let response = try await options.withControl { control, metadata in
         try await control.revokeToken(request, metadata: metadata)
       }
-      if !options.json { print("revoked \(id)") }
+      if options.json { return try options.printJSON([response], single: true) }
+      print("revoked \(id)")
+      for removal in response.removedNodes { NodesCommand.printRemoval(removal) }
+      if nodes && response.removedNodes.isEmpty { print("no node had joined with it") }
     }
   }
 }
@@ -96,7 +101,7 @@ struct TokensCommand: AsyncParsableCommand {
 struct NodesCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "nodes", abstract: "The agents that joined the server.",
-    subcommands: [List.self, Inspect.self, Label.self, Drain.self, Activate.self])
+    subcommands: [List.self, Inspect.self, Label.self, Drain.self, Activate.self, Remove.self])
 
   static func status(_ status: Deckhand_Dispatcher_V1_NodeStatus) -> String {
     switch status {
@@ -200,6 +205,35 @@ extension NodesCommand {
     @Argument(help: "Node id or name.") var node: String
 
     func run() async throws { try await NodesCommand.setAvailability(node, .active, options) }
+  }
+
+  /// `deckhand nodes rm NODE`.
+  struct Remove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "rm",
+      abstract: "Remove a node: its credential is refused, its tasks retired, its unfinished jobs queued again.",
+      discussion: """
+        What already runs on the machine is left to its agent, which can no longer reach the server. To bring \
+        the machine back, clear the agent's state directory and join it again with a join token.
+        """)
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "Node id or name.") var node: String
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_RemoveNodeRequest()
+      request.node = node
+      let removal = try await options.withControl { control, metadata in
+        try await control.removeNode(request, metadata: metadata)
+      }
+      if options.json { return try options.printJSON([removal], single: true) }
+      NodesCommand.printRemoval(removal)
+    }
+  }
+
+  static func printRemoval(_ removal: Deckhand_Control_V1_RemoveNodeResponse) {
+    print(
+      "removed node \(removal.nodeName) (\(removal.nodeID)): \(removal.retiredTasks) task(s) retired, "
+        + "\(removal.requeuedJobs) job(s) queued again")
   }
 
   static func setAvailability(

@@ -24,6 +24,9 @@ package final class ControlPlane: Sendable {
   let logger: Logger
   /// Wakes a node's assignment streams when its tasks may have changed.
   package let assignmentChanges = SignalHub<String>()
+  /// Signals a node's id when an operator removed it: every stream the
+  /// node holds ends (``whileJoined(_:_:)``).
+  let removals = SignalHub<String>()
 
   struct State {
     var liveness: NodeLiveness
@@ -32,6 +35,8 @@ package final class ControlPlane: Sendable {
     var limiter: SessionRateLimiter
     /// Node id → hash of its credential's secret.
     var nodeCredentials: [String: String] = [:]
+    /// Node id → name, of nodes an operator removed.
+    var removedNodes: [String: String] = [:]
     /// Tokens read recently (every operator call names one). This server's
     /// own changes update it at once; an entry is read again after
     /// ``tokenCacheLifetime``, for changes made by another server on the
@@ -57,6 +62,7 @@ package final class ControlPlane: Sendable {
     self.logger = logger
     var initial = State(liveness: NodeLiveness(timing: timing), limiter: SessionRateLimiter(timing: timing))
     for node in try store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
+    for node in try store.removedNodes() { initial.removedNodes[node.id] = node.name }
     state = Mutex(initial)
     (reconcileRequests, reconcileSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     try FileManager.default.createDirectory(atPath: artifactsDirectory, withIntermediateDirectories: true)
@@ -103,14 +109,18 @@ package final class ControlPlane: Sendable {
     return (record, Credential.token(caDigest: authority.digest, id: id, secret: secret).text)
   }
 
-  /// Revokes a token by id.
-  package func revokeToken(id: String) throws {
+  /// Revokes a token by id; with `removingNodes`, also removes every node
+  /// that joined with it (``removeNode(_:)``), and returns them.
+  package func revokeToken(id: String, removingNodes: Bool = false) throws -> [NodeRemoval] {
     guard var token = try store.token(id: id) else {
       throw DeckhandError(.notFound, "no token \(id); `deckhand tokens list` shows them")
     }
     token.revoked = true
     try store.save(token)
     state.withLock { $0.tokens[id] = (token, .now) }
+    logger.info("token revoked", metadata: ["token": "\(id)"])
+    guard removingNodes else { return [] }
+    return try store.nodes().filter { $0.joinTokenId == id }.map { try removeNode($0.id) }
   }
 
   /// The token `id`, from the cache while it is fresh.
@@ -139,7 +149,13 @@ package final class ControlPlane: Sendable {
     let credential = try Credential.parse(String(authorization.dropFirst(7)))
     switch credential {
     case .node(let id, let secret):
-      let known = state.withLock { $0.nodeCredentials[id] }
+      let (known, removedName) = state.withLock { ($0.nodeCredentials[id], $0.removedNodes[id]) }
+      if let removedName {
+        throw DeckhandError(
+          .tokenInvalid,
+          "node \(removedName) (\(id)) was removed from the fleet by an operator; "
+            + "to bring this machine back, clear the agent's state and join it again with a join token")
+      }
       guard let known, Self.constantTimeEqual(known, Self.hash(secret)) else {
         throw DeckhandError(.tokenInvalid, "unknown node credential; join the agent again with a join token")
       }
@@ -257,6 +273,85 @@ package final class ControlPlane: Sendable {
     placementObservers.withLock { $0.append(observer) }
   }
 
+  /// Removes node `key` (id or name) from the fleet: its credential is
+  /// refused from now on (naming the node), its session and every stream
+  /// it holds end, its tasks are retired (REMOVED, and rollouts go on
+  /// without it) and the jobs its runner had not ended are queued again.
+  /// What runs on the machine is left to its agent, which can no longer
+  /// reach the server (SwarmKit's `node rm`).
+  package func removeNode(_ key: String) throws -> NodeRemoval {
+    let node = try findNode(key)
+    guard let removal = try store.removeNode(id: node.id, nowMs: nowMs()) else {
+      throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
+    }
+    let session = state.withLock { state in
+      state.nodeCredentials[node.id] = nil
+      state.removedNodes[node.id] = node.name
+      state.liveness.forget(node.id)
+      return state.sessions.removeValue(forKey: node.id)
+    }
+    session?.end.finish()
+    removals.signal(node.id)
+    requestReconcile()
+    for observer in removalObservers.withLock({ $0 }) { observer(removal) }
+    logger.warning(
+      "node removed",
+      metadata: [
+        "node": "\(node.name)", "id": "\(node.id)", "retired_tasks": "\(removal.retiredTasks.count)",
+        "requeued_jobs": "\(removal.releasedJobs.count)",
+      ])
+    return removal
+  }
+
+  /// Calls `observer` after a node was removed (the job queue wakes runners
+  /// for its requeued jobs; the exec relay ends its execs).
+  package func onNodeRemoved(_ observer: @escaping @Sendable (NodeRemoval) -> Void) {
+    removalObservers.withLock { $0.append(observer) }
+  }
+
+  /// Whether `nodeId` is a joined node now.
+  package func isJoined(_ nodeId: String) -> Bool {
+    state.withLock { $0.nodeCredentials[nodeId] != nil }
+  }
+
+  /// Runs `body` (a node's stream) until it ends or the node is removed;
+  /// then the stream fails UNAUTHENTICATED, naming the node.
+  package func whileJoined<Result: Sendable>(
+    _ nodeId: String, _ body: @escaping @Sendable () async throws -> Result
+  ) async throws -> Result {
+    let (removed, token) = removals.watch(nodeId)
+    defer { removals.unwatch(nodeId, token) }
+    // Watching first: a removal between the caller's authentication and
+    // here is seen by this check, one after it by the watch.
+    try checkJoined(nodeId)
+    return try await withThrowingTaskGroup(of: Result?.self) { group in
+      group.addTask { try await body() }
+      group.addTask {
+        for await _ in removed { break }
+        try Task.checkCancellation()
+        try self.checkJoined(nodeId)
+        return nil
+      }
+      defer { group.cancelAll() }
+      while let next = try await group.next() {
+        if let result = next {
+          // A stream the removal ended on its own still says why.
+          try checkJoined(nodeId)
+          return result
+        }
+      }
+      throw CancellationError()
+    }
+  }
+
+  private func checkJoined(_ nodeId: String) throws {
+    let (joined, removedName) = state.withLock { ($0.nodeCredentials[nodeId] != nil, $0.removedNodes[nodeId]) }
+    guard !joined else { return }
+    throw DeckhandError(
+      .tokenInvalid,
+      "node \(removedName ?? nodeId) (\(nodeId)) was removed from the fleet by an operator; its streams are closed")
+  }
+
   /// The node with id or name `key`.
   package func findNode(_ key: String) throws -> NodeRecord {
     if let node = try store.node(id: key) ?? store.node(named: key) { return node }
@@ -342,6 +437,7 @@ package final class ControlPlane: Sendable {
     }
     for end in ends { end.finish() }
     assignmentChanges.close()
+    removals.close()
     reconcileSignal.finish()
   }
 
@@ -395,6 +491,29 @@ package final class ControlPlane: Sendable {
     try store.save(record)
     logger.info("artifact stored", metadata: ["plugin": "\(name)", "version": "\(version)", "digest": "\(digest)"])
     return record
+  }
+
+  /// Whether `principal` may download artifact `digest`: an operator any;
+  /// a node only one that a task of its own names (a package may hold
+  /// what only the nodes it was deployed to should see); a join token
+  /// none.
+  ///
+  /// - Throws: ``DeckhandError`` `notFound` (no such artifact, or not one
+  ///   for this node: a node does not learn which others exist) or
+  ///   `permissionDenied`.
+  package func checkDownload(_ digest: String, by principal: Principal) throws {
+    let notFound = DeckhandError(.notFound, "no artifact \(digest)")
+    guard try store.artifact(digest: digest) != nil else { throw notFound }
+    switch principal {
+    case .operatorToken:
+      return
+    case .node(let id):
+      guard
+        try store.tasks(node: id, deployment: nil, activeOnly: false).contains(where: { $0.artifactDigest == digest })
+      else { throw notFound }
+    case .joinToken:
+      throw DeckhandError(.permissionDenied, "a worker join token can only join; join the agent first")
+    }
   }
 
   /// Stores a package file from this machine (`deckhand dev`).
@@ -471,6 +590,7 @@ package final class ControlPlane: Sendable {
 
   private let reconcileLock = Mutex(())
   private let placementObservers = Mutex<[@Sendable (String) -> Void]>([])
+  private let removalObservers = Mutex<[@Sendable (NodeRemoval) -> Void]>([])
 
   /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
   /// the assignment streams of the nodes whose tasks changed.

@@ -97,6 +97,10 @@ package final class ControlPlaneServer: Service, Sendable {
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
     plane.onPlacementChanged { jobs.nodeChanged($0) }
     let relay = ExecRelay()
+    plane.onNodeRemoved { removal in
+      jobs.released(removal.releasedJobs)
+      relay.endNode(removal.node.id)
+    }
     let server = GRPCServer(
       transport: transport,
       services: [

@@ -61,9 +61,17 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Control_V1_RevokeTokenResponse>
   {
     try await unary(request) { message in
-      try plane.revokeToken(id: message.id)
-      return Deckhand_Control_V1_RevokeTokenResponse()
+      var response = Deckhand_Control_V1_RevokeTokenResponse()
+      response.removedNodes = try plane.revokeToken(id: message.id, removingNodes: message.nodes)
+        .map(ProtoMapping.removal)
+      return response
     }
+  }
+
+  func removeNode(request: ServerRequest<Deckhand_Control_V1_RemoveNodeRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_RemoveNodeResponse>
+  {
+    try await unary(request) { message in ProtoMapping.removal(try plane.removeNode(message.node)) }
   }
 
   func listNodes(request: ServerRequest<Deckhand_Control_V1_ListNodesRequest>, context: ServerContext)

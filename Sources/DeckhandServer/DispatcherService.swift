@@ -68,10 +68,14 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       first.caCertificate = plane.authority.caPEM
       first.heartbeatPeriodMs = Int64(plane.timing.heartbeatPeriod.inMilliseconds)
       let message = first
-      return StreamingServerResponse { writer in
-        try await writer.write(message)
-        for await _ in ended {}
-        return [:]
+      return StreamingServerResponse { [plane] writer in
+        try await mappingErrors {
+          try await plane.whileJoined(nodeId) {
+            try await writer.write(message)
+            for await _ in ended {}
+            return [:]
+          }
+        }
       }
     }
   }
@@ -106,24 +110,33 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       let nodeId = try node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
-        let (changes, token) = plane.assignmentChanges.watch(nodeId)
-        defer { plane.assignmentChanges.unwatch(nodeId, token) }
-        var sender = AssignmentChain.Sender<TaskRecord>(batchSize: plane.timing.assignmentBatch)
-        let initial = try await BlockingWork.run { try plane.assignments(nodeId) }
-        try await writer.write(
-          ProtoMapping.assignments(sender.start(initial, version: ControlPlane.randomText(bytes: 8))))
-        try await plane.markAssigned(initial)
-        for await _ in changes {
-          try? await Task.sleep(for: plane.timing.assignmentDebounce)
-          let current = try await BlockingWork.run { try plane.assignments(nodeId) }
-          let messages = sender.next(current) { ControlPlane.randomText(bytes: 8) }
-          guard !messages.isEmpty else { continue }
-          for message in messages { try await writer.write(ProtoMapping.assignments(message)) }
-          try await plane.markAssigned(current)
+        try await mappingErrors {
+          try await plane.whileJoined(nodeId) { try await Self.sendAssignments(nodeId, plane: plane, writer: writer) }
         }
-        return [:]
       }
     }
+  }
+
+  /// The assignments stream: the node's tasks, then each change.
+  private static func sendAssignments(
+    _ nodeId: String, plane: ControlPlane, writer: RPCWriter<Deckhand_Dispatcher_V1_AssignmentsMessage>
+  ) async throws -> Metadata {
+    let (changes, token) = plane.assignmentChanges.watch(nodeId)
+    defer { plane.assignmentChanges.unwatch(nodeId, token) }
+    var sender = AssignmentChain.Sender<TaskRecord>(batchSize: plane.timing.assignmentBatch)
+    let initial = try await BlockingWork.run { try plane.assignments(nodeId) }
+    try await writer.write(
+      ProtoMapping.assignments(sender.start(initial, version: ControlPlane.randomText(bytes: 8))))
+    try await plane.markAssigned(initial)
+    for await _ in changes {
+      try? await Task.sleep(for: plane.timing.assignmentDebounce)
+      let current = try await BlockingWork.run { try plane.assignments(nodeId) }
+      let messages = sender.next(current) { ControlPlane.randomText(bytes: 8) }
+      guard !messages.isEmpty else { continue }
+      for message in messages { try await writer.write(ProtoMapping.assignments(message)) }
+      try await plane.markAssigned(current)
+    }
+    return [:]
   }
 
   func tasks(request: ServerRequest<Deckhand_Dispatcher_V1_TasksRequest>, context: ServerContext) async throws
@@ -133,14 +146,18 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       let nodeId = try node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
-        let (changes, token) = plane.assignmentChanges.watch(nodeId)
-        defer { plane.assignmentChanges.unwatch(nodeId, token) }
-        repeat {
-          var message = Deckhand_Dispatcher_V1_TasksMessage()
-          message.tasks = try await BlockingWork.run { try plane.assignments(nodeId) }.map(ProtoMapping.task)
-          try await writer.write(message)
-        } while await changes.first(where: { _ in true }) != nil
-        return [:]
+        try await mappingErrors {
+          try await plane.whileJoined(nodeId) {
+            let (changes, token) = plane.assignmentChanges.watch(nodeId)
+            defer { plane.assignmentChanges.unwatch(nodeId, token) }
+            repeat {
+              var message = Deckhand_Dispatcher_V1_TasksMessage()
+              message.tasks = try await BlockingWork.run { try plane.assignments(nodeId) }.map(ProtoMapping.task)
+              try await writer.write(message)
+            } while await changes.first(where: { _ in true }) != nil
+            return [:]
+          }
+        }
       }
     }
   }
@@ -149,10 +166,10 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     request: ServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk> {
     try await mappingErrors {
-      _ = try plane.authenticate(request.metadata.authorization)
+      let principal = try plane.authenticate(request.metadata.authorization)
       let digest = request.message.digest
-      guard try plane.store.artifact(digest: digest) != nil,
-        let handle = FileHandle(forReadingAtPath: "\(plane.artifactsDirectory)/\(digest).tar.gz")
+      try await BlockingWork.run { [plane] in try plane.checkDownload(digest, by: principal) }
+      guard let handle = FileHandle(forReadingAtPath: "\(plane.artifactsDirectory)/\(digest).tar.gz")
       else {
         throw DeckhandError(.notFound, "no artifact \(digest)")
       }

@@ -20,7 +20,8 @@ package final class ExecRelay: Sendable {
 
   private struct State {
     var controls: [String: [UUID: AsyncStream<Deckhand_Server_V1_RunnerExecControlResponse>.Continuation]] = [:]
-    var pending: [String: Pairing] = [:]
+    /// Waiting execs by id, with the node whose agent must take them.
+    var pending: [String: (node: String, pairing: Pairing)] = [:]
   }
   private let state = Mutex(State())
 
@@ -51,7 +52,7 @@ package final class ExecRelay: Sendable {
     let id = ControlPlane.randomText(bytes: 12)
     let control = state.withLock { state -> AsyncStream<Deckhand_Server_V1_RunnerExecControlResponse>.Continuation? in
       guard let control = state.controls[node]?.values.first else { return nil }
-      state.pending[id] = pairing
+      state.pending[id] = (node, pairing)
       return control
     }
     guard let control else {
@@ -66,12 +67,31 @@ package final class ExecRelay: Sendable {
     return (id, pairing)
   }
 
-  /// The agent's stream for exec `id`.
-  package func attach(_ id: String) throws -> Pairing {
-    guard let pairing = state.withLock({ $0.pending.removeValue(forKey: id) }) else {
-      throw DeckhandError(.notFound, "no exec \(id) is waiting")
+  /// The agent's stream for exec `id`, which only the node it was sent to
+  /// may take (another node learns nothing, not even that it exists).
+  package func attach(_ id: String, node: String) throws -> Pairing {
+    let pairing = state.withLock { state -> Pairing? in
+      guard let pending = state.pending[id], pending.node == node else { return nil }
+      state.pending[id] = nil
+      return pending.pairing
     }
+    guard let pairing else { throw DeckhandError(.notFound, "no exec \(id) is waiting for this node") }
     return pairing
+  }
+
+  /// Ends `node`'s control streams and the execs waiting for it (the node
+  /// was removed).
+  package func endNode(_ node: String) {
+    let (controls, pending) = state.withLock { state in
+      let controls = state.controls.removeValue(forKey: node).map { Array($0.values) } ?? []
+      let ids = state.pending.filter { $0.value.node == node }.map(\.key)
+      return (controls, ids.compactMap { state.pending.removeValue(forKey: $0)?.pairing })
+    }
+    for control in controls { control.finish() }
+    for pairing in pending {
+      pairing.agentSink.finish()
+      pairing.operatorSink.finish()
+    }
   }
 
   /// Ends every control stream and waiting exec (server shutdown).
@@ -81,7 +101,7 @@ package final class ExecRelay: Sendable {
         state.controls = [:]
         state.pending = [:]
       }
-      return (state.controls.values.flatMap(\.values), Array(state.pending.values))
+      return (state.controls.values.flatMap(\.values), state.pending.values.map(\.pairing))
     }
     for control in controls { control.finish() }
     for pairing in pending {
@@ -92,7 +112,7 @@ package final class ExecRelay: Sendable {
 
   /// Forgets an exec whose agent never came.
   package func abandon(_ id: String) {
-    let pairing = state.withLock { $0.pending.removeValue(forKey: id) }
+    let pairing = state.withLock { $0.pending.removeValue(forKey: id)?.pairing }
     pairing?.agentSink.finish()
     pairing?.operatorSink.finish()
   }

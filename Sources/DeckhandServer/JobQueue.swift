@@ -241,6 +241,13 @@ package final class JobQueue: Sendable {
 
   func notify(job id: String) { changes.signal(.job(id)) }
 
+  /// A removed node's unfinished jobs changed (queued again, or ended):
+  /// their followers look, and runners that could take them do.
+  package func released(_ jobs: [JobRecord]) {
+    for job in jobs { notify(job: job.id) }
+    if jobs.contains(where: { $0.state == .queued }) { waiters.announceAll() }
+  }
+
   /// A node's labels changed: its waiting runners look at the queue again
   /// (jobs for its new labels may be waiting).
   package func nodeChanged(_ nodeId: String) {

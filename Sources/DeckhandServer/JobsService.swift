@@ -247,20 +247,26 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     try await mappingErrors {
       let runner = try self.runner(request.metadata)
       let queue = self.queue
+      let plane = self.plane
       return StreamingServerResponse { writer in
-        // The job this stream follows now, and one watcher per stream
-        // that passes cancel requests for it on to the runner.
-        let following = Following()
-        let (changes, token) = queue.changes.watch(.cancel(runner: runner))
-        defer { queue.changes.unwatch(.cancel(runner: runner), token) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          group.addTask {
-            await Self.passCancels(changes, runner: runner, following: following, queue: queue, writer: writer)
+        try await mappingErrors {
+          try await plane.whileJoined(runner) {
+            // The job this stream follows now, and one watcher per stream
+            // that passes cancel requests for it on to the runner.
+            let following = Following()
+            let (changes, token) = queue.changes.watch(.cancel(runner: runner))
+            defer { queue.changes.unwatch(.cancel(runner: runner), token) }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+              group.addTask {
+                await Self.passCancels(changes, runner: runner, following: following, queue: queue, writer: writer)
+              }
+              try await Self.serveRunner(
+                runner, request: request, writer: writer, following: following, queue: queue)
+              group.cancelAll()
+            }
+            return [:]
           }
-          try await Self.serveRunner(runner, request: request, writer: writer, following: following, queue: queue)
-          group.cancelAll()
         }
-        return [:]
       }
     }
   }
@@ -435,11 +441,16 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     try await mappingErrors {
       let node = try runner(request.metadata)
       let relay = self.relay
+      let plane = self.plane
       return StreamingServerResponse { writer in
-        let (requests, token) = relay.control(node: node)
-        defer { relay.endControl(node: node, token) }
-        for await request in requests { try await writer.write(request) }
-        return [:]
+        try await mappingErrors {
+          try await plane.whileJoined(node) {
+            let (requests, token) = relay.control(node: node)
+            defer { relay.endControl(node: node, token) }
+            for await request in requests { try await writer.write(request) }
+            return [:]
+          }
+        }
       }
     }
   }
@@ -448,37 +459,51 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     request: StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse> {
     try await mappingErrors {
-      _ = try runner(request.metadata)
+      let node = try runner(request.metadata)
       let relay = self.relay
+      let plane = self.plane
       return StreamingServerResponse { writer in
-        var messages = request.messages.makeAsyncIterator()
-        guard let first = try await messages.next(), case .open(let id) = first.event else {
-          throw RPCError(code: .invalidArgument, message: "a runner exec stream starts with Open")
-        }
-        let pairing = try await mappingErrors { try relay.attach(id) }
-        let agentMessages = HandedOver(messages)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          // The command's output and exit, on to the operator.
-          group.addTask {
-            var messages = agentMessages.take()
-            do {
-              while let message = try await messages.next() {
-                var out = Deckhand_Server_V1_ExecStreamResponse()
-                switch message.event {
-                case .output(let output): out.output = output
-                case .exit(let exit): out.exit = exit
-                default: continue
-                }
-                pairing.operatorSink.yield(out)
-              }
-            } catch {}
-            pairing.operatorSink.finish()
+        try await mappingErrors {
+          try await plane.whileJoined(node) {
+            try await Self.relayExec(node, request: request, writer: writer, relay: relay)
           }
-          for await message in pairing.toAgent { try await writer.write(message) }
-          try await group.waitForAll()
         }
-        return [:]
       }
     }
+  }
+
+  /// One exec's agent stream: the operator's input and window sizes to
+  /// the agent, the command's output and exit back.
+  private static func relayExec(
+    _ node: String, request: StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>,
+    writer: RPCWriter<Deckhand_Server_V1_RunnerExecStreamResponse>, relay: ExecRelay
+  ) async throws -> Metadata {
+    var messages = request.messages.makeAsyncIterator()
+    guard let first = try await messages.next(), case .open(let id) = first.event else {
+      throw RPCError(code: .invalidArgument, message: "a runner exec stream starts with Open")
+    }
+    let pairing = try relay.attach(id, node: node)
+    let agentMessages = HandedOver(messages)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      // The command's output and exit, on to the operator.
+      group.addTask {
+        var messages = agentMessages.take()
+        do {
+          while let message = try await messages.next() {
+            var out = Deckhand_Server_V1_ExecStreamResponse()
+            switch message.event {
+            case .output(let output): out.output = output
+            case .exit(let exit): out.exit = exit
+            default: continue
+            }
+            pairing.operatorSink.yield(out)
+          }
+        } catch {}
+        pairing.operatorSink.finish()
+      }
+      for await message in pairing.toAgent { try await writer.write(message) }
+      try await group.waitForAll()
+    }
+    return [:]
   }
 }

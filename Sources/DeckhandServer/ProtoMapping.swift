@@ -85,6 +85,15 @@ enum ProtoMapping {
     return token
   }
 
+  static func removal(_ removal: NodeRemoval) -> Deckhand_Control_V1_RemoveNodeResponse {
+    var message = Deckhand_Control_V1_RemoveNodeResponse()
+    message.nodeID = removal.node.id
+    message.nodeName = removal.node.name
+    message.retiredTasks = Int32(removal.retiredTasks.count)
+    message.requeuedJobs = Int32(removal.releasedJobs.filter { $0.state == .queued }.count)
+    return message
+  }
+
   static func artifact(_ record: ArtifactRecord) -> Deckhand_Control_V1_Artifact {
     var artifact = Deckhand_Control_V1_Artifact()
     artifact.digest = record.digest

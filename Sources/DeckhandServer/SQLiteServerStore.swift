@@ -112,6 +112,15 @@ package final class SQLiteServerStore: ServerStore {
         table.add(column: "availability", .text).notNull().defaults(to: NodeAvailability.active.rawValue)
       }
     }
+    // A removed node leaves a tombstone, so its agent learns why its
+    // credential stopped working.
+    migrator.registerMigration("v5 removed nodes") { db in
+      try db.create(table: "removedNode") { table in
+        table.column("id", .text).primaryKey()
+        table.column("name", .text).notNull()
+        table.column("removedMs", .integer).notNull()
+      }
+    }
     return migrator
   }
 
@@ -153,6 +162,42 @@ package final class SQLiteServerStore: ServerStore {
 
   package func setAllNodes(status: NodeStatus) throws {
     try database.write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
+  }
+
+  package func removeNode(id: String, nowMs: Int64) throws -> NodeRemoval? {
+    try database.write { db in
+      guard let node = try NodeRecord.fetchOne(db, key: id) else { return nil }
+      var retired: [TaskRecord] = []
+      for var task in try TaskRecord.filter(Column("nodeId") == id && Column("active") == true).fetchAll(db) {
+        task.state = .removed
+        task.active = false
+        task.message = "its node \(node.name) was removed from the fleet"
+        task.updatedMs = nowMs
+        try task.update(db)
+        retired.append(task)
+      }
+      var released: [JobRecord] = []
+      let open = try JobRecord.fetchAll(
+        db.cachedStatement(sql: JobRecord.selectSQL + " WHERE runnerId = ? AND state IN (?, ?)"),
+        arguments: [id, Self.waiting, Self.running])
+      for var job in open where job.lifecycle.release(from: id, nowMs: nowMs) {
+        try job.updateRow(db)
+        released.append(job)
+      }
+      _ = try NodeRecord.deleteOne(db, key: id)
+      try db.execute(
+        sql: "INSERT OR REPLACE INTO removedNode (id, name, removedMs) VALUES (?, ?, ?)",
+        arguments: [id, node.name, nowMs])
+      return NodeRemoval(node: node, retiredTasks: retired, releasedJobs: released)
+    }
+  }
+
+  package func removedNodes() throws -> [RemovedNode] {
+    try database.read { db in
+      try Row.fetchAll(db, sql: "SELECT id, name, removedMs FROM removedNode").map {
+        RemovedNode(id: $0[0], name: $0[1], removedMs: $0[2])
+      }
+    }
   }
 
   package func save(_ artifact: ArtifactRecord) throws { try database.write { try artifact.save($0) } }

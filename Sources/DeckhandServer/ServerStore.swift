@@ -19,6 +19,13 @@ package protocol ServerStore: Sendable {
   func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) throws
   /// Every node to `status` (at server start: UNKNOWN).
   func setAllNodes(status: NodeStatus) throws
+  /// Removes node `id` in one transaction: its record (a tombstone is
+  /// kept), its active tasks (REMOVED), and its runner's unfinished jobs
+  /// (QUEUED again, see ``JobLifecycle/release(from:nowMs:)``). Nil if no
+  /// such node.
+  func removeNode(id: String, nowMs: Int64) throws -> NodeRemoval?
+  /// The tombstones of removed nodes.
+  func removedNodes() throws -> [RemovedNode]
 
   // Artifacts
   func save(_ artifact: ArtifactRecord) throws

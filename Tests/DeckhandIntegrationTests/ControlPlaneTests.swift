@@ -283,6 +283,78 @@ struct ControlPlaneTests {
     #expect(operatorLabels.status != 0 && operatorLabels.stderr.contains("worker join tokens"), "\(operatorLabels)")
   }
 
+  @Test("nodes rm: the node's agent is refused naming it, its tasks retire, its running job runs elsewhere")
+  func nodeRemoval() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
+    try await server.waitUntilServing()
+    #expect(try await server.cli(["artifacts", "push", try Self.echoPackage(in: root.root)]).status == 0)
+    #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=x"]).status == 0)
+    let doomedHome = try TestWorkspace()
+    let spareHome = try TestWorkspace()
+    let doomed = try await agent(doomedHome, server, name: "doomed", labels: ["role=x"])
+    defer { doomed.signal(SIGKILL) }
+    let spare = try await agent(spareHome, server, name: "spare", labels: ["role=x"])
+    defer { spare.signal(SIGKILL) }
+    try await doomed.waitUntilServing()
+    try await spare.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await Self.tasks(server)) ?? []
+        return tasks.count == 2 && tasks.allSatisfy { $0.state == "TASK_STATE_RUNNING" }
+      }, "\(server.logText)")
+
+    // A job that sleeps the first time it runs and ends at once the second: it starts on doomed.
+    #expect(try await server.cli(["nodes", "drain", "spare"]).status == 0)
+    let flag = "\(root.root)/ran-once"
+    let marker = "removal-\(UUID().uuidString.prefix(6))"
+    let command = "test -e \(flag) && echo second || { touch \(flag); sleep 60; echo \(marker); }"
+    let queued = try await server.cli(["jobs", "run", "--label", "role=x", "--", "sh", "-c", command])
+    let job = queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    func field(_ name: String) async -> JSONValue? {
+      guard case .object(let fields) = try? await server.json(["jobs", "get", job]) else { return nil }
+      return fields[name]
+    }
+    #expect(await eventually(timeout: .seconds(20)) { await field("state") == .string("JOB_STATE_RUNNING") })
+    #expect(try await server.cli(["nodes", "activate", "spare"]).status == 0)
+
+    let removed = try await server.cli(["nodes", "rm", "doomed"])
+    #expect(removed.status == 0, "\(removed)")
+    #expect(removed.stdout.contains("1 task(s) retired, 1 job(s) queued again"), "\(removed.stdout)")
+    #expect(await eventually(timeout: .seconds(20)) { await field("state") == .string("JOB_STATE_SUCCESS") })
+    let spareId: String? =
+      if case .object(let node) = try await server.json(["nodes", "inspect", "spare"]),
+        case .string(let id) = node["id"]
+      { id } else { nil }
+    #expect(await field("runner_id") == spareId.map(JSONValue.string))
+    #expect(try await server.cli(["jobs", "watch", job]).stdout.contains("second"))
+    #expect(try await Self.nodeStatuses(server).keys.sorted() == ["spare"])
+    #expect(try await Self.tasks(server).map(\.node) == ["spare"])
+    // Its agent is refused, and told which node was removed.
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        let log = (try? String(contentsOfFile: doomed.log, encoding: .utf8)) ?? ""
+        return log.contains("node doomed") && log.contains("was removed from the fleet")
+      })
+    let again = try await server.cli(["nodes", "rm", "doomed"])
+    #expect(again.status != 0 && again.stderr.contains("no node doomed"), "\(again)")
+    for pid in processes(withArgument: marker) where pid > 1 { kill(pid, SIGKILL) }
+
+    // Revoking a join token with --nodes removes the nodes that joined with it.
+    let made = try await server.cli(["tokens", "create", "--role", "worker"])
+    let token = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let thirdHome = try TestWorkspace()
+    let third = try AgentProcess(
+      thirdHome, extra: ["--server", server.endpoint, "--join-token", token, "--node-name", "third"])
+    defer { third.signal(SIGKILL) }
+    try await third.waitUntilServing()
+    #expect(await eventually { (try? await Self.nodeStatuses(server))?["third"] != nil })
+    let revoked = try await server.cli(["tokens", "revoke", String(token.split(separator: "-")[3]), "--nodes"])
+    #expect(revoked.status == 0 && revoked.stdout.contains("removed node third"), "\(revoked)")
+    #expect(try await Self.nodeStatuses(server).keys.sorted() == ["spare"])
+    server.signal(SIGTERM)
+  }
+
   @Test("a version that fails to start stops the rollout (--max-failures); the failed node keeps the old version")
   func rolloutPausesOnFailures() async throws {
     let root = try TestWorkspace()

@@ -92,6 +92,10 @@ package struct NodeLiveness: Sendable {
     return changes
   }
 
+  /// Forgets `node` (removed by an operator): its session ends, and its
+  /// heartbeats are unknown from now on.
+  package mutating func forget(_ node: String) { nodes[node] = nil }
+
   /// Nodes that are DOWN now.
   package var downNodes: Set<String> { Set(nodes.filter { $0.value.status == .down }.keys) }
 

@@ -93,6 +93,25 @@ package struct JobLifecycle: Sendable, Hashable {
     return true
   }
 
+  /// The runner's node was removed from the fleet: a job it had not ended
+  /// is QUEUED again for another runner, unless someone asked to cancel
+  /// it (then it ends in ERROR). False (and no change) if the job was not
+  /// this runner's or had ended.
+  @discardableResult
+  package mutating func release(from runner: String, nowMs: Int64) -> Bool {
+    guard runnerId == runner, state == .waiting || state == .running else { return false }
+    if cancelRequested {
+      end(error: "cancelled; its runner's node was removed before it stopped", nowMs: nowMs)
+      return true
+    }
+    state = .queued
+    runnerId = ""
+    assignedMs = 0
+    ackedMs = 0
+    heartbeatMs = 0
+    return true
+  }
+
   /// Whether `runner` may pick the job up again after a reconnect.
   package func canResume(by runner: String) -> Bool { runnerId == runner && state == .running }
 

@@ -116,6 +116,19 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RemoveNode" metadata.
+        public enum RemoveNode: Sendable {
+            /// Request type for "RemoveNode".
+            public typealias Input = Deckhand_Control_V1_RemoveNodeRequest
+            /// Response type for "RemoveNode".
+            public typealias Output = Deckhand_Control_V1_RemoveNodeResponse
+            /// Descriptor for "RemoveNode".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "RemoveNode",
+                type: .unary
+            )
+        }
         /// Namespace for "ListTasks" metadata.
         public enum ListTasks: Sendable {
             /// Request type for "ListTasks".
@@ -203,6 +216,7 @@ public enum Deckhand_Control_V1_Control: Sendable {
             GetNode.descriptor,
             SetNodeLabels.descriptor,
             SetNodeAvailability.descriptor,
+            RemoveNode.descriptor,
             ListTasks.descriptor,
             CreateDeployment.descriptor,
             ListDeployments.descriptor,
@@ -342,6 +356,26 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node>
+
+        /// Handle the "RemoveNode" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a node from the fleet: its credential is refused from then on,
+        /// > its streams end, its tasks are retired and its runner's unfinished
+        /// > jobs are queued again.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_RemoveNodeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_RemoveNodeResponse` messages.
+        func removeNode(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RemoveNodeResponse>
 
         /// Handle the "ListTasks" method.
         ///
@@ -549,6 +583,26 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>
 
+        /// Handle the "RemoveNode" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a node from the fleet: its credential is refused from then on,
+        /// > its streams end, its tasks are retired and its runner's unfinished
+        /// > jobs are queued again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_RemoveNodeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Control_V1_RemoveNodeResponse` message.
+        func removeNode(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RemoveNodeResponse>
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -753,6 +807,26 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Dispatcher_V1_Node
 
+        /// Handle the "RemoveNode" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a node from the fleet: its credential is refused from then on,
+        /// > its streams end, its tasks are retired and its runner's unfinished
+        /// > jobs are queued again.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_RemoveNodeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Control_V1_RemoveNodeResponse` to respond with.
+        func removeNode(
+            request: Deckhand_Control_V1_RemoveNodeRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Control_V1_RemoveNodeResponse
+
         /// Handle the "ListTasks" method.
         ///
         /// - Parameters:
@@ -926,6 +1000,17 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.RemoveNode.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_RemoveNodeRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_RemoveNodeResponse>(),
+            handler: { request, context in
+                try await self.removeNode(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Deckhand_Control_V1_Control.Method.ListTasks.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ListTasksRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ListTasksResponse>(),
@@ -1068,6 +1153,17 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_Node> {
         let response = try await self.setNodeAvailability(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeNode(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RemoveNodeResponse> {
+        let response = try await self.removeNode(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1228,6 +1324,19 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node> {
         return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_Node>(
             message: try await self.setNodeAvailability(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeNode(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RemoveNodeResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Control_V1_RemoveNodeResponse>(
+            message: try await self.removeNode(
                 request: request.message,
                 context: context
             ),
@@ -1464,6 +1573,31 @@ extension Deckhand_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_Node>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_Node>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveNode" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a node from the fleet: its credential is refused from then on,
+        /// > its streams end, its tasks are retired and its runner's unfinished
+        /// > jobs are queued again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_RemoveNodeRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_RemoveNodeRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_RemoveNodeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeNode<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_RemoveNodeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RemoveNodeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RemoveNodeResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ListTasks" method.
@@ -1815,6 +1949,42 @@ extension Deckhand_Control_V1_Control {
             try await self.client.unary(
                 request: request,
                 descriptor: Deckhand_Control_V1_Control.Method.SetNodeAvailability.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveNode" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Removes a node from the fleet: its credential is refused from then on,
+        /// > its streams end, its tasks are retired and its runner's unfinished
+        /// > jobs are queued again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_RemoveNodeRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_RemoveNodeRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_RemoveNodeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeNode<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_RemoveNodeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RemoveNodeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RemoveNodeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.RemoveNode.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2197,6 +2367,37 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
         )
     }
 
+    /// Call the "RemoveNode" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes a node from the fleet: its credential is refused from then on,
+    /// > its streams end, its tasks are retired and its runner's unfinished
+    /// > jobs are queued again.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_RemoveNodeRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeNode<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_RemoveNodeRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RemoveNodeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeNode(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_RemoveNodeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_RemoveNodeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListTasks" method.
     ///
     /// - Parameters:
@@ -2563,6 +2764,41 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.setNodeAvailability(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveNode" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Removes a node from the fleet: its credential is refused from then on,
+    /// > its streams end, its tasks are retired and its runner's unfinished
+    /// > jobs are queued again.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeNode<Result>(
+        _ message: Deckhand_Control_V1_RemoveNodeRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RemoveNodeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_RemoveNodeRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeNode(
             request: request,
             options: options,
             onResponse: handleResponse

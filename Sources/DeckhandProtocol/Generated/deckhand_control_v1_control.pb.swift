@@ -169,6 +169,9 @@ public nonisolated struct Deckhand_Control_V1_RevokeTokenRequest: Sendable {
 
   public var id: String = String()
 
+  /// Also remove every node that joined with this token (RemoveNode).
+  public var nodes: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -178,6 +181,9 @@ public nonisolated struct Deckhand_Control_V1_RevokeTokenResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// The nodes removed with it (when asked).
+  public var removedNodes: [Deckhand_Control_V1_RemoveNodeResponse] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -232,6 +238,39 @@ public nonisolated struct Deckhand_Control_V1_SetNodeAvailabilityRequest: Sendab
   public var node: String = String()
 
   public var availability: Deckhand_Dispatcher_V1_NodeAvailability = .active
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Deckhand_Control_V1_RemoveNodeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Id or name.
+  public var node: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Deckhand_Control_V1_RemoveNodeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var nodeID: String = String()
+
+  public var nodeName: String = String()
+
+  /// Tasks retired (REMOVED).
+  public var retiredTasks: Int32 = 0
+
+  /// Jobs its runner had not ended, queued again.
+  public var requeuedJobs: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -641,7 +680,7 @@ nonisolated extension Deckhand_Control_V1_ListTokensResponse: SwiftProtobuf.Mess
 
 nonisolated extension Deckhand_Control_V1_RevokeTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RevokeTokenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}nodes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -650,6 +689,7 @@ nonisolated extension Deckhand_Control_V1_RevokeTokenRequest: SwiftProtobuf.Mess
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.nodes) }()
       default: break
       }
     }
@@ -659,11 +699,15 @@ nonisolated extension Deckhand_Control_V1_RevokeTokenRequest: SwiftProtobuf.Mess
     if !self.id.isEmpty {
       try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
     }
+    if self.nodes != false {
+      try visitor.visitSingularBoolField(value: self.nodes, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Control_V1_RevokeTokenRequest, rhs: Deckhand_Control_V1_RevokeTokenRequest) -> Bool {
     if lhs.id != rhs.id {return false}
+    if lhs.nodes != rhs.nodes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -671,18 +715,29 @@ nonisolated extension Deckhand_Control_V1_RevokeTokenRequest: SwiftProtobuf.Mess
 
 nonisolated extension Deckhand_Control_V1_RevokeTokenResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RevokeTokenResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}removed_nodes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.removedNodes) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.removedNodes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.removedNodes, fieldNumber: 1)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Control_V1_RevokeTokenResponse, rhs: Deckhand_Control_V1_RevokeTokenResponse) -> Bool {
+    if lhs.removedNodes != rhs.removedNodes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -807,6 +862,81 @@ nonisolated extension Deckhand_Control_V1_SetNodeAvailabilityRequest: SwiftProto
   public static func ==(lhs: Deckhand_Control_V1_SetNodeAvailabilityRequest, rhs: Deckhand_Control_V1_SetNodeAvailabilityRequest) -> Bool {
     if lhs.node != rhs.node {return false}
     if lhs.availability != rhs.availability {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_RemoveNodeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveNodeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_RemoveNodeRequest, rhs: Deckhand_Control_V1_RemoveNodeRequest) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_RemoveNodeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveNodeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}node_id\0\u{3}node_name\0\u{3}retired_tasks\0\u{3}requeued_jobs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.nodeID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nodeName) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.retiredTasks) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.requeuedJobs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.nodeID.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeID, fieldNumber: 1)
+    }
+    if !self.nodeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.nodeName, fieldNumber: 2)
+    }
+    if self.retiredTasks != 0 {
+      try visitor.visitSingularInt32Field(value: self.retiredTasks, fieldNumber: 3)
+    }
+    if self.requeuedJobs != 0 {
+      try visitor.visitSingularInt32Field(value: self.requeuedJobs, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_RemoveNodeResponse, rhs: Deckhand_Control_V1_RemoveNodeResponse) -> Bool {
+    if lhs.nodeID != rhs.nodeID {return false}
+    if lhs.nodeName != rhs.nodeName {return false}
+    if lhs.retiredTasks != rhs.retiredTasks {return false}
+    if lhs.requeuedJobs != rhs.requeuedJobs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

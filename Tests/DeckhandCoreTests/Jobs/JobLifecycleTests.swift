@@ -158,4 +158,39 @@ struct JobLifecycleTests {
     #expect(!changed18)
     #expect(waiting.state == .waiting)
   }
+
+  @Test(
+    "a removed runner's WAITING and RUNNING jobs are QUEUED again (cancelled ones end); others' and ended ones stay",
+    arguments: [
+      ("waiting", JobState.queued, true),
+      ("running", .queued, true),
+      ("running, cancel asked", .error, true),
+      ("another runner's", .running, false),
+      ("ended", .success, false),
+    ])
+  func release(case name: String, expected: JobState, changes: Bool) {
+    var job: JobLifecycle
+    switch name {
+    case "waiting": job = Self.waiting()
+    case "running": job = Self.running()
+    case "running, cancel asked":
+      job = Self.running()
+      job.cancel(force: false, nowMs: 2_500)
+    case "ended":
+      job = Self.running()
+      job.finish(by: "r1", exitCode: 0, error: nil, nowMs: 3_000)
+    default: job = Self.running()
+    }
+    let runner = name == "another runner's" ? "r2" : "r1"
+    let changed = job.release(from: runner, nowMs: 9_000)
+    #expect(changed == changes, "\(name)")
+    #expect(job.state == expected, "\(name)")
+    if expected == .queued {
+      #expect(job.runnerId.isEmpty && job.assignedMs == 0 && job.ackedMs == 0 && job.heartbeatMs == 0)
+      // Another runner can take it as a fresh job.
+      let assigned = job.assign(to: "r2", nowMs: 9_500)
+      #expect(assigned)
+    }
+    if name == "running, cancel asked" { #expect(job.error.contains("removed") && job.completeMs == 9_000) }
+  }
 }
