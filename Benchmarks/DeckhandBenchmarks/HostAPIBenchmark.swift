@@ -49,7 +49,9 @@ package struct HostAPIBenchmark: Sendable {
     let paths = HostPaths(stateDirectory: "\(folder)/state", runtimeDirectory: "\(folder)/run")
     let store = try AgentStore(stateDirectory: paths.stateDirectory)
     let launcher = PluginLauncher(paths: paths)
-    let manager = PluginManager(store: store, launcher: launcher, shutdownBehaviour: .stopPlugin, logger: logger)
+    // This process calls the Host API in the plugin's place.
+    let manager = PluginManager(
+      store: store, launcher: launcher, shutdownBehaviour: .stopPlugin, hostAPIAlsoAdmits: getpid(), logger: logger)
 
     func manifestFile(_ fields: [String: JSONValue]) throws -> String {
       guard case .string(let name) = fields["name"], let bytes = JSONValue.object(fields).serialized() else {

@@ -328,6 +328,25 @@ int deckhand_descendants(pid_t pid, pid_t *out, int max) {
   return found;
 }
 
+int deckhand_is_descendant(pid_t pid, pid_t ancestor) {
+  for (int depth = 0; depth < 256 && pid > 0; depth++) {
+    if (pid == ancestor) return 1;
+    if (pid == 1) return 0;
+    pid = parent_of(pid);
+  }
+  return 0;
+}
+
+pid_t deckhand_unix_peer_pid(const char *path) {
+  int fd = deckhand_unix_connect(path);
+  if (fd < 0) return -1;
+  struct ucred credentials;
+  socklen_t length = sizeof(credentials);
+  int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length);
+  close(fd);
+  return rc == 0 ? credentials.pid : -1;
+}
+
 int deckhand_open_pty(int *primary, int *replica, unsigned short rows, unsigned short columns) {
   int main_fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (main_fd < 0) return errno;

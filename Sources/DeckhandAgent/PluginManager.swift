@@ -31,6 +31,7 @@ package actor PluginManager {
   private let shutdownBehaviour: PluginSupervisor.ShutdownBehaviour
   private let trust: TrustPolicy?
   private let commands: PluginCommandRouter
+  private let hostAPIAlsoAdmits: Int32?
   private var entries: [String: Entry] = [:] {
     didSet { installedCount.withLock { $0 = entries.count } }
   }
@@ -47,8 +48,9 @@ package actor PluginManager {
   package init(
     store: AgentStore, launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(),
     shutdownBehaviour: PluginSupervisor.ShutdownBehaviour, trust: TrustPolicy? = nil,
-    registry: CommandRegistry = CommandRegistry(), logger: Logger
+    registry: CommandRegistry = CommandRegistry(), hostAPIAlsoAdmits: Int32? = nil, logger: Logger
   ) {
+    self.hostAPIAlsoAdmits = hostAPIAlsoAdmits
     self.trust = trust
     (supervisors, newSupervisor) = AsyncStream.makeStream()
     self.commands = PluginCommandRouter(registry: registry, store: store, logger: logger)
@@ -254,7 +256,10 @@ package actor PluginManager {
       name: record.name, restarts: record.restarts, lastExit: record.lastExit, store: store, logger: logger)
     let logger = self.logger
     var launcher = self.launcher
-    let hostAPI = await startHostAPI(record.name, manifest)
+    let peers = PluginPeers(plugin: record.name, alsoAdmits: hostAPIAlsoAdmits)
+    peers.pid = adopting?.pid
+    launcher.onSpawn = { pid in peers.pid = pid }
+    let hostAPI = await startHostAPI(record.name, manifest, peers: peers)
     if let hostAPI { launcher.baseEnvironment[HostAPIServer.environmentKey] = hostAPI.path }
     if let trust {
       let name = record.name
@@ -283,7 +288,7 @@ package actor PluginManager {
 
   /// Serves the plugin's Host API; nil (logged) if its socket cannot be
   /// bound: the plugin then runs without it.
-  private func startHostAPI(_ name: String, _ manifest: PluginManifest) async -> HostAPIServer? {
+  private func startHostAPI(_ name: String, _ manifest: PluginManifest, peers: PluginPeers) async -> HostAPIServer? {
     do {
       try FileManager.default.createDirectory(
         atPath: launcher.paths.runtimeDirectory, withIntermediateDirectories: true,
@@ -299,7 +304,7 @@ package actor PluginManager {
         unregisterCommand: { command in try await self.commands.unregister(command, for: name) })
       return try await HostAPIServer.start(
         path: try launcher.paths.hostAPISocket(name), plugin: name,
-        permissions: manifest.permissions, owner: owner, store: store, logger: logger, actions: actions)
+        permissions: manifest.permissions, owner: owner, peers: peers, store: store, logger: logger, actions: actions)
     } catch {
       logger.error("plugin \(name): cannot serve its Host API: \(error)")
       return nil

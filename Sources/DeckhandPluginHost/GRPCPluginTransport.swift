@@ -1,4 +1,6 @@
+internal import CDeckhandSystem
 internal import DeckhandCore
+internal import DeckhandGRPC
 internal import DeckhandProtocol
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -26,8 +28,15 @@ package struct GRPCPluginTransport: PluginTransport {
         $0.backoff = .init(initial: .milliseconds(5), max: .milliseconds(100), multiplier: 1.6, jitter: 0.2)
       }
     )
+    // grpc-swift does not show its socket: the server's process is read
+    // from a connection of our own to the same path, just before.
+    var server: PeerCredentials?
+    if case .unix(let path) = address {
+      let pid = deckhand_unix_peer_pid(path)
+      if pid > 0 { server = PeerCredentials(pid: pid, uid: 0, gid: 0) }
+    }
     return try await withGRPCClient(transport: transport) { client in
-      try await body(GRPCPluginConnection(client: client, address: address))
+      try await body(GRPCPluginConnection(client: client, address: address, server: server))
     }
   }
 }
@@ -39,8 +48,12 @@ struct GRPCPluginConnection<Transport: ClientTransport>: PluginConnection {
   let controller: Plugin_GRPCController.Client<Transport>
   let commands: Deckhand_Host_V1_PluginCommands.Client<Transport>
   let address: PluginAddress
+  let server: PeerCredentials?
 
-  init(client: GRPCClient<Transport>, address: PluginAddress) {
+  func serverCredentials() async -> PeerCredentials? { server }
+
+  init(client: GRPCClient<Transport>, address: PluginAddress, server: PeerCredentials?) {
+    self.server = server
     self.plugin = .init(wrapping: client)
     self.health = .init(wrapping: client)
     self.controller = .init(wrapping: client)

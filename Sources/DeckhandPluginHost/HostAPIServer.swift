@@ -8,7 +8,9 @@ package import Logging
 /// The Host API (`deckhand.host.v1.Host`) for one plugin, on a unix socket
 /// of its own (`RUNTIME/NAME.host.sock`, given to the plugin as
 /// `DECKHAND_HOST_SOCKET`). The caller is the plugin the socket belongs to:
-/// no request field names it, so one plugin cannot act as another.
+/// no request field names it, and the kernel's word on the connecting
+/// process (``PluginPeers``) admits only that plugin's processes, so one
+/// plugin cannot act as another even when both run as the same user.
 package final class HostAPIServer: Sendable {
   /// The environment variable that names the socket to the plugin.
   package static let environmentKey = "DECKHAND_HOST_SOCKET"
@@ -47,10 +49,12 @@ package final class HostAPIServer: Sendable {
   }
 
   /// Serves `plugin`'s Host API at `path`, owned by `owner` (uid, gid) when
-  /// the plugin runs as another user.
+  /// the plugin runs as another user. Only `peers` (the plugin's process
+  /// and its children, known by `SO_PEERCRED`) may call; any other
+  /// process, also one of the same user, gets PERMISSION_DENIED.
   package static func start(
     path: String, plugin: String, permissions: PluginManifest.Permissions, owner: (uid_t, gid_t)?,
-    store: any PluginDataStore, logger: Logger, actions: Actions
+    peers: PluginPeers, store: any PluginDataStore, logger: Logger, actions: Actions
   ) async throws -> HostAPIServer {
     var router = LeanGRPCRouter()
     let service = "/deckhand.host.v1.Host/"
@@ -142,7 +146,11 @@ package final class HostAPIServer: Sendable {
         return Deckhand_Host_V1_UnregisterCommandResponse()
       })
     unlink(path)
-    let server = try await LeanGRPCServer.bind(unixSocket: path, router: router)
+    let server = try await LeanGRPCServer.bind(unixSocket: path, router: router) { peer in
+      let refusal = peers.refusal(peer)
+      if let refusal { logger.warning("Host API caller refused: \(refusal)", metadata: ["plugin": "\(plugin)"]) }
+      return refusal
+    }
     chmod(path, 0o600)
     if let (uid, gid) = owner, chown(path, uid, gid) != 0 {
       let reason = String(cString: strerror(errno))

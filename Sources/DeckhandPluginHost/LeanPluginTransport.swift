@@ -50,6 +50,8 @@ struct LeanPluginConnection: PluginConnection {
   let client: LeanGRPCClient
   let address: PluginAddress
 
+  func serverCredentials() async -> PeerCredentials? { await client.peerCredentials() }
+
   private func call<Response: SwiftProtobuf.Message>(
     _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration, as: Response.Type = Response.self
   ) async throws -> Response {

@@ -1,3 +1,4 @@
+package import DeckhandGRPC
 package import DeckhandProtocol
 package import SwiftProtobuf
 
@@ -7,6 +8,9 @@ package import SwiftProtobuf
 /// Every call takes its own timeout; a call that fails or times out throws
 /// a ``DeckhandCore/DeckhandError`` with code `callFailed`.
 package protocol PluginConnection: Sendable {
+  /// The process serving a unix socket (`SO_PEERCRED`), for the host to
+  /// check it is the plugin's; nil over TCP.
+  func serverCredentials() async -> PeerCredentials?
   /// Sends StartRequest.
   func start(_ request: PluginComm_StartRequest, timeout: Duration) async throws
   /// Sends StopRequest.

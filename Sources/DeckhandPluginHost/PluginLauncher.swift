@@ -42,6 +42,9 @@ package struct PluginLauncher: Sendable {
   /// Runs before every launch, after the entrypoint's checks; a throw
   /// refuses the launch (a signature policy, say).
   package var preLaunchCheck: (@Sendable (PluginManifest) throws -> Void)?
+  /// Told the pid of each plugin process right after it is spawned,
+  /// before it can call anything (the Host API admits it by this pid).
+  package var onSpawn: (@Sendable (Int32) -> Void)?
   /// Enforces manifests' `limits`; by default what the machine offers
   /// (``ResourceControl/machine``), detected on the first plugin that has
   /// limits.
@@ -228,10 +231,12 @@ package struct PluginLauncher: Sendable {
     environment: [String: String], onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   ) throws -> ChildProcess {
     func run(_ isolation: ChildProcess.Isolation?) throws -> ChildProcess {
-      try ChildProcess.spawn(
+      let process = try ChildProcess.spawn(
         executable: manifest.entrypoint, arguments: arguments, environment: environment,
         workingDirectory: manifest.directory, output: try output(for: manifest.name), isolation: isolation,
         onLine: onLine)
+      onSpawn?(process.pid)
+      return process
     }
     do {
       return try run(isolation)

@@ -171,7 +171,14 @@ package final class PluginSupervisor: Service, Sendable {
     }
     do {
       return try await transport.withConnection(to: plugin.address) { connection in
-        await supervise(plugin, connection: connection, sendStart: adopted == nil)
+        // The socket must be served by the plugin's own process tree: in
+        // a folder the plugin's user can write, another plugin run as the
+        // same user could have put its own listener there.
+        if case .unix(let socket) = plugin.address {
+          try PluginPeers.checkServer(
+            await connection.serverCredentials(), socket: socket, plugin: manifest.name, pid: plugin.pid)
+        }
+        return await supervise(plugin, connection: connection, sendStart: adopted == nil)
       }
     } catch {
       await plugin.kill()

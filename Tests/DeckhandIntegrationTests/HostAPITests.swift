@@ -64,53 +64,56 @@ struct HostAPITests {
     kill(pluginPID, SIGKILL)
   }
 
+  /// What a test plugin's Host API call (GetStatus "host:OP:ARG" or
+  /// "host-at:SOCKET|OP:ARG") answered: its results joined.
+  func host(_ agent: AgentProcess, _ plugin: String, _ request: String) async throws -> String {
+    let reply = try await agent.call(["Command": "plugins.status", "Name": .string(plugin), "Data": .string(request)])
+    guard case .array(let results) = reply["Results"] else { return "\(reply)" }
+    return results.compactMap { if case .string(let text) = $0 { text } else { nil } }.joined(separator: " ")
+  }
+
   @Test("the caller is known from its socket: own keys only, and calls only to plugins it may call")
   func identityAndPermissions() async throws {
     let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
     let counter = try workspace.manifestFile(["name": "counter", "version": "1.0.0", "entrypoint": Self.counter])
-    let plain = try workspace.manifestFile(["name": "plain", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let plain = try workspace.manifestFile(Fixtures.testPlugin("plain", args: [], tag: tag))
     let caller = try workspace.manifestFile(
-      ["name": "caller", "version": "1.0.0", "entrypoint": Fixtures.echo, "permissions": ["call": ["counter"]]])
+      Fixtures.testPlugin("caller", args: [], tag: tag, extra: ["permissions": ["call": ["counter"]]]))
     let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
     try await agent.waitUntilServing()
     for manifest in [counter, plain, caller] {
       #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
     }
     _ = try await agent.call(["Command": "plugins.apply", "Name": "counter", "TypeURL": "t/x", "Value": "1"])
+    #expect(try await count(agent) == "count=1")
 
-    func client(_ name: String) async throws -> LeanGRPCClient {
-      try await LeanGRPCClient.connect(unixSocket: "\(workspace.paths.runtimeDirectory)/\(name).host.sock")
-    }
-    func call<R: SwiftProtobuf.Message>(
-      _ client: LeanGRPCClient, _ method: String, _ request: some SwiftProtobuf.Message
-    )
-      async throws -> R
-    {
-      try await client.message("/deckhand.host.v1.Host/\(method)", request, timeout: .seconds(10))
-    }
+    // Each plugin sees its own keys only.
+    #expect(try await host(agent, "plain", "host:get:count") == "missing")
+    #expect(try await host(agent, "plain", "host:set:count=99") == "ok")
+    #expect(try await host(agent, "plain", "host:get:count") == "found=99")
+    #expect(try await count(agent) == "count=1")
+
+    let refused = try await host(agent, "plain", "host:call:counter")
+    #expect(refused.contains("permissionDenied") && refused.contains("permission \"call\""), "\(refused)")
+    #expect(try await host(agent, "caller", "host:call:counter") == "called count=1")
+
+    // Another plugin's socket admits only that plugin's processes, also for a process of the same user.
+    let counterSocket = try workspace.paths.hostAPISocket("counter")
+    let intruder = try await host(agent, "plain", "host-at:\(counterSocket)|get:count")
+    #expect(intruder.contains("error=") && intruder.contains("belongs to plugin counter"), "\(intruder)")
+    // Nor may any other local process, such as this test.
+    let outsider = try await LeanGRPCClient.connect(unixSocket: counterSocket)
     var get = Deckhand_Host_V1_KVGetRequest()
     get.key = "count"
-    let plainClient = try await client("plain")
-    let counterClient = try await client("counter")
-    let seenByPlain: Deckhand_Host_V1_KVGetResponse = try await call(plainClient, "KVGet", get)
-    let seenByCounter: Deckhand_Host_V1_KVGetResponse = try await call(counterClient, "KVGet", get)
-    #expect(!seenByPlain.found)
-    #expect(seenByCounter.found && seenByCounter.value == Data("1".utf8))
-
-    var callCounter = Deckhand_Host_V1_CallPluginRequest()
-    callCounter.plugin = "counter"
-    callCounter.status = ""
-    do {
-      let _: Deckhand_Host_V1_CallPluginResponse = try await call(plainClient, "CallPlugin", callCounter)
-      Issue.record("plain called counter without permission")
-    } catch let error as GRPCCallError {
-      #expect(error.code == .permissionDenied)
-      #expect(error.message.contains("permission \"call\""), "\(error.message)")
+    await #expect {
+      let _: Deckhand_Host_V1_KVGetResponse = try await outsider.message(
+        "/deckhand.host.v1.Host/KVGet", get, timeout: .seconds(10))
+    } throws: { error in
+      (error as? GRPCCallError)?.code == .permissionDenied
+        && (error as? GRPCCallError)?.message.contains("pid \(getpid())") == true
     }
-    let callerClient = try await client("caller")
-    let answer: Deckhand_Host_V1_CallPluginResponse = try await call(callerClient, "CallPlugin", callCounter)
-    #expect(answer.results == ["count=1"])
-    for open in [plainClient, counterClient, callerClient] { await open.close() }
+    await outsider.close()
 
     // Remove with cleanup forgets the plugin's keys too.
     #expect(status(try await agent.call(["Command": "plugins.remove", "Name": "counter", "Cleanup": true])) == 0)
@@ -123,62 +126,69 @@ struct HostAPITests {
   @Test("commands: a plugin registers only what permissions.commands allows, and only the owner answers")
   func registeredCommands() async throws {
     let workspace = try TestWorkspace()
-    let plain = try workspace.manifestFile(["name": "plain", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let tag = UUID().uuidString
+    let plain = try workspace.manifestFile(Fixtures.testPlugin("plain", args: [], tag: tag))
     let wide = try workspace.manifestFile(
-      ["name": "wide", "version": "1.0.0", "entrypoint": Fixtures.echo, "permissions": ["commands": ["*"]]])
+      Fixtures.testPlugin("wide", args: [], tag: tag, extra: ["permissions": ["commands": ["*"]]]))
     let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
     try await agent.waitUntilServing()
     for manifest in [plain, wide] {
       #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
     }
-    let plainClient = try await LeanGRPCClient.connect(
-      unixSocket: "\(workspace.paths.runtimeDirectory)/plain.host.sock")
-    let wideClient = try await LeanGRPCClient.connect(unixSocket: "\(workspace.paths.runtimeDirectory)/wide.host.sock")
-    func register(_ client: LeanGRPCClient, _ name: String, unregister: Bool = false) async -> GRPCCallError? {
-      do {
-        if unregister {
-          var request = Deckhand_Host_V1_UnregisterCommandRequest()
-          request.name = name
-          let _: Deckhand_Host_V1_UnregisterCommandResponse = try await client.message(
-            "/deckhand.host.v1.Host/UnregisterCommand", request, timeout: .seconds(10))
-        } else {
-          var request = Deckhand_Host_V1_RegisterCommandRequest()
-          request.name = name
-          let _: Deckhand_Host_V1_RegisterCommandResponse = try await client.message(
-            "/deckhand.host.v1.Host/RegisterCommand", request, timeout: .seconds(10))
-        }
-        return nil
-      } catch let error as GRPCCallError {
-        return error
-      } catch {
-        return GRPCCallError(.unknown, "\(error)")
-      }
-    }
+    let refused = try await host(agent, "plain", "host:register:plain.hello")
+    #expect(refused.contains("permissionDenied") && refused.contains("permission \"commands\""), "\(refused)")
+    #expect(try await host(agent, "wide", "host:register:agent.status").contains("permissionDenied"))
+    #expect(try await host(agent, "wide", "host:register:wide.hello") == "ok")
+    #expect(try await host(agent, "wide", "host:register:wide.hello") == "ok", "registering again succeeds")
 
-    let refused = await register(plainClient, "plain.hello")
-    #expect(refused?.code == .permissionDenied)
-    #expect(refused?.message.contains("permission \"commands\"") == true, "\(String(describing: refused))")
-    #expect(await register(wideClient, "agent.status")?.code == .permissionDenied)
-    #expect(await register(wideClient, "wide.hello") == nil)
-    #expect(await register(wideClient, "wide.hello") == nil, "registering again succeeds")
-
-    // The request reaches the plugin; the echo example has no handler, so
+    // The request reaches the plugin; the test plugin has no handler, so
     // the caller gets 105 with the plugin's error.
     let answer = try await agent.call(["Command": "wide.hello", "Extra": .number(1)])
     #expect(status(answer) == 105, "\(answer)")
     if case .string(let message) = answer["StatusMessage"] {
       #expect(message.contains("no handler for command wide.hello"), "\(message)")
     }
-    // Another plugin can neither take nor drop it.
-    #expect(await register(plainClient, "wide.hello", unregister: true)?.code == .notFound)
-    #expect(await register(wideClient, "wide.hello", unregister: true) == nil)
+    // Another plugin can neither take nor drop it, not through its own socket nor through wide's.
+    #expect(try await host(agent, "plain", "host:unregister:wide.hello").contains("notFound"))
+    let wideSocket = try workspace.paths.hostAPISocket("wide")
+    #expect(
+      try await host(agent, "plain", "host-at:\(wideSocket)|unregister:wide.hello").contains("belongs to plugin wide"))
+    #expect(status(try await agent.call(["Command": "wide.hello"])) == 105)
+    #expect(try await host(agent, "wide", "host:unregister:wide.hello") == "ok")
     #expect(status(try await agent.call(["Command": "wide.hello"])) == 101)
     // Removing the plugin takes its commands off the socket.
-    #expect(await register(wideClient, "wide.bye") == nil)
+    #expect(try await host(agent, "wide", "host:register:wide.bye") == "ok")
     #expect(status(try await agent.call(["Command": "wide.bye"])) == 105)
     #expect(status(try await agent.call(["Command": "plugins.remove", "Name": "wide"])) == 0)
     #expect(status(try await agent.call(["Command": "wide.bye"])) == 101)
-    for open in [plainClient, wideClient] { await open.close() }
+    agent.signal(SIGTERM)
+    #expect(await agent.waitForExit())
+  }
+
+  @Test("two plugins run as the same user cannot reach each other's Host API")
+  func sameUser() async throws {
+    let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
+    let isolation: [String: Any] = ["isolation": ["user": "daemon"]]
+    let first = try workspace.manifestFile(Fixtures.testPlugin("first", args: [], tag: tag, extra: isolation))
+    let second = try workspace.manifestFile(Fixtures.testPlugin("second", args: [], tag: tag, extra: isolation))
+    let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
+    try await agent.waitUntilServing()
+    for manifest in [first, second] {
+      let installed = try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
+      #expect(status(installed) == 0, "\(installed)")
+    }
+    #expect(try await host(agent, "first", "host:set:secret=first's") == "ok")
+    #expect(try await host(agent, "first", "host:get:secret") == "found=first's")
+    let firstSocket = try workspace.paths.hostAPISocket("first")
+    let daemon = getpwnam("daemon").pointee.pw_uid
+    var info = stat()
+    #expect(stat(firstSocket, &info) == 0 && info.st_uid == daemon, "the socket is the same user's: only the pid tells")
+    for request in ["get:secret", "set:secret=stolen", "register:first.x"] {
+      let answer = try await host(agent, "second", "host-at:\(firstSocket)|\(request)")
+      #expect(answer.contains("error=") && answer.contains("belongs to plugin first"), "\(request): \(answer)")
+    }
+    #expect(try await host(agent, "first", "host:get:secret") == "found=first's")
     agent.signal(SIGTERM)
     #expect(await agent.waitForExit())
   }

@@ -1,8 +1,18 @@
 import DeckhandCore
+import DeckhandGRPC
 import DeckhandPluginHost
 import DeckhandTestSupport
 import Foundation
+import NIOCore
+import Synchronization
 import Testing
+
+/// Counts calls from any thread.
+final class CallCounter: Sendable {
+  private let count = Mutex(0)
+  func increment() { count.withLock { $0 += 1 } }
+  var value: Int { count.withLock { $0 } }
+}
 
 @Suite("Supervising plugins")
 struct PluginSupervisorTests {
@@ -26,6 +36,37 @@ struct PluginSupervisorTests {
       try await group.waitForAll()
     }
     #expect(log.all.last?.event == .stopped, "\(log.all.map(\.event))")
+  }
+
+  @Test("a plugin socket served by a process outside the plugin's tree is refused, not called")
+  func socketTakenOver() async throws {
+    let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
+    // Another process (this test, standing for another plugin of the same
+    // user) listens in the plugin's socket folder; the plugin names it.
+    let folder = try workspace.paths.socketFolder("victim")
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    var router = LeanGRPCRouter()
+    let called = CallCounter()
+    router.register("/plugin_comm.GuestAgentPlugin/Start") { _, promise in
+      called.increment()
+      promise.succeed(ByteBuffer())
+    }
+    let squatter = try await LeanGRPCServer.bind(unixSocket: "\(folder)/plugin.sock", router: router)
+    defer { squatter.close() }
+    let script = try workspace.write(
+      "victim.sh", "#!/bin/sh\necho '1|1|unix|\(folder)/plugin.sock|grpc|'\nexec sleep 30 \(tag)\n", executable: true)
+    let manifest = try workspace.manifest([
+      "name": "victim", "version": "1", "entrypoint": script, "protocol": "go-plugin",
+      "restart": ["initial_backoff_s": 5, "max_backoff_s": 5],
+    ])
+    try await supervise(manifest, workspace: workspace) { _, log in
+      #expect(await eventually(timeout: .seconds(20)) { log.count(.launchFailed) >= 1 })
+      let failure = log.of(.launchFailed).first?.error ?? ""
+      #expect(failure.contains("served by pid \(getpid())") && failure.contains("another process"), "\(failure)")
+      #expect(called.value == 0, "the impostor got no Start")
+      #expect(processes(withArgument: "sleep 30 \(tag)").isEmpty, "the plugin was ended")
+    }
   }
 
   @Test("a plugin that crashes is restarted with growing backoff, and its stderr is reported")

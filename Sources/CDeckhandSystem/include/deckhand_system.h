@@ -79,6 +79,14 @@ unsigned long long deckhand_process_start_time(pid_t pid);
 /// returns how many (at most `max`).
 int deckhand_descendants(pid_t pid, pid_t *out, int max);
 
+/// 1 if `pid` is `ancestor` or one of its descendants (following parent
+/// pids in /proc/N/stat, at most 256 levels), 0 otherwise.
+int deckhand_is_descendant(pid_t pid, pid_t ancestor);
+
+/// The pid of the process that listens on the unix socket `path` (its
+/// SO_PEERCRED after a connect), or -1 if none answers.
+pid_t deckhand_unix_peer_pid(const char *path);
+
 /// Opens a pseudo-terminal pair (both close-on-exec; the child gets the
 /// replica as its stdin, stdout and stderr). Returns 0 or errno.
 int deckhand_open_pty(int *primary, int *replica, unsigned short rows, unsigned short columns);

@@ -119,6 +119,12 @@ package final class LeanGRPCClient: Sendable {
       channel: channel, handler: handler, authority: authority, maxReceiveMessageSize: maxReceiveMessageSize)
   }
 
+  /// The process serving the other end (a unix socket's `SO_PEERCRED`,
+  /// recorded when the server listened); nil over TCP.
+  package func peerCredentials() async -> PeerCredentials? {
+    try? await PeerCredentials.of(channel).get()
+  }
+
   /// Makes a unary call.
   ///
   /// - Parameters:

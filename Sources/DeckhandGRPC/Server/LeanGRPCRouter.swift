@@ -24,4 +24,14 @@ package struct LeanGRPCRouter: Sendable {
   package mutating func holdOpen(_ path: String) {
     heldOpen.insert(path)
   }
+
+  /// The same methods, each answering PERMISSION_DENIED with `reason` (a
+  /// refused peer learns why, not only that the connection closed).
+  package func refusingAll(_ reason: String) -> LeanGRPCRouter {
+    var refusing = LeanGRPCRouter()
+    for path in unary.keys {
+      refusing.register(path) { _, promise in promise.fail(GRPCCallError(.permissionDenied, reason)) }
+    }
+    return refusing
+  }
 }

@@ -11,15 +11,24 @@ package final class LeanGRPCServer: Sendable {
     self.channel = channel
   }
 
+  /// Decides whether a connection's peer may call; returns why not, or nil
+  /// to admit it. Called once per connection, on its event loop.
+  package typealias PeerCheck = @Sendable (PeerCredentials?) -> String?
+
   /// Binds `path` (removing a stale socket file first) and starts serving.
+  ///
+  /// - Parameter admit: when given, each connection's peer (its
+  ///   `SO_PEERCRED`) is checked when it is accepted; a refused peer gets
+  ///   PERMISSION_DENIED with the reason on every call.
   package static func bind(
     unixSocket path: String,
     router: LeanGRPCRouter,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20,
-    spinBudget: Duration = LoopSpinner.defaultBudget
+    spinBudget: Duration = LoopSpinner.defaultBudget,
+    admit: PeerCheck? = nil
   ) async throws -> LeanGRPCServer {
-    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget, admit: admit)
       .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
       .get()
     return LeanGRPCServer(channel: channel)
@@ -46,20 +55,28 @@ package final class LeanGRPCServer: Sendable {
   package var port: Int? { channel.localAddress?.port }
 
   private static func bootstrap(
-    _ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int, _ spinBudget: Duration
+    _ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int, _ spinBudget: Duration,
+    admit: PeerCheck? = nil
   )
     -> ServerBootstrap
   {
-    ServerBootstrap(group: group)
+    @Sendable func serve(_ channel: any Channel, _ router: LeanGRPCRouter) -> EventLoopFuture<Void> {
+      channel.eventLoop.makeCompletedFuture {
+        try channel.pipeline.syncOperations.addHandlers([
+          NIOHTTP2Handler(mode: .server, connectionConfiguration: LeanGRPCClient.connectionConfiguration),
+          ServerConnectionHandler(
+            router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize,
+            spinBudget: spinBudget),
+        ])
+      }
+    }
+    return ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
       .childChannelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
-          try channel.pipeline.syncOperations.addHandlers([
-            NIOHTTP2Handler(mode: .server, connectionConfiguration: LeanGRPCClient.connectionConfiguration),
-            ServerConnectionHandler(
-              router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize,
-              spinBudget: spinBudget),
-          ])
+        guard let admit else { return serve(channel, router) }
+        return PeerCredentials.of(channel).flatMap { peer in
+          guard let refusal = admit(peer) else { return serve(channel, router) }
+          return serve(channel, router.refusingAll(refusal))
         }
       }
   }

@@ -12,6 +12,9 @@
 //   --fork N               at Start, start N `sleep 1000`; GetStatus reports forked=K
 // GetStatus with data "connect:PORT" tries 127.0.0.1:PORT, "pid" gives its
 // pid, "write:PATH" tries to create PATH: for the isolation tests.
+// "host:OP:ARG" calls its Host API as a plugin does (OP get, set (ARG
+// KEY=VALUE), call, register, unregister); "host-at:SOCKET|OP:ARG" makes the
+// same call on another socket (another plugin's): for the Host API tests.
 import DeckhandPlugin
 import Foundation
 import SwiftProtobuf
@@ -91,7 +94,50 @@ final class TestPlugin: Plugin {
     }
   }
 
+  /// One Host API call, as "host:OP:ARG" or "host-at:SOCKET|OP:ARG" asks.
+  func hostCall(_ data: String) async -> [String] {
+    var request = data.dropFirst(5)
+    let own = getenv("DECKHAND_HOST_SOCKET").map { String(cString: $0) } ?? ""
+    defer { setenv("DECKHAND_HOST_SOCKET", own, 1) }
+    if data.hasPrefix("host-at:") {
+      let parts = data.dropFirst(8).split(separator: "|", maxSplits: 1)
+      guard parts.count == 2 else { return ["error=bad request"] }
+      setenv("DECKHAND_HOST_SOCKET", String(parts[0]), 1)
+      request = parts[1]
+    }
+    let fields = request.split(separator: ":", maxSplits: 1).map(String.init)
+    guard fields.count == 2 else { return ["error=bad request"] }
+    do {
+      let host = try await HostClient.connect()
+      switch fields[0] {
+      case "get":
+        return [(try await host.get(fields[1])).map { "found=\(String(decoding: $0, as: UTF8.self))" } ?? "missing"]
+      case "set":
+        let pair = fields[1].split(separator: "=", maxSplits: 1).map(String.init)
+        try await host.set(pair[0], Array((pair.count > 1 ? pair[1] : "").utf8))
+        return ["ok"]
+      case "call":
+        return ["called"] + (try await host.status(ofPlugin: fields[1])).results
+      case "register":
+        try await host.registerCommand(fields[1])
+        return ["ok"]
+      case "unregister":
+        try await host.unregisterCommand(fields[1])
+        return ["ok"]
+      default:
+        return ["error=unknown op \(fields[0])"]
+      }
+    } catch let error as DeckhandError {
+      return ["error=\(error.code) \(error.message)"]
+    } catch {
+      return ["error=\(error)"]
+    }
+  }
+
   func status(data: String?) async throws -> PluginStatus {
+    if let data, data.hasPrefix("host:") || data.hasPrefix("host-at:") {
+      return PluginStatus(code: 0, results: await hostCall(data))
+    }
     if let data, data.hasPrefix("connect:"), let port = UInt16(data.dropFirst(8)) {
       return PluginStatus(code: 0, results: ["connect=\(probe(port: port))"])
     }
