@@ -35,7 +35,7 @@ package final class Agent: Service, Sendable {
   package init(configuration: AgentConfiguration, logger: Logger) throws {
     self.configuration = configuration
     self.logger = logger
-    try StateDirectory.secure(configuration.stateDirectory, traversable: ["plugins", "logs"])
+    try StateDirectory.secure(configuration.stateDirectory, traversable: ["plugins", "logs", "verified"])
     store = try AgentStore(stateDirectory: configuration.stateDirectory)
     paths = HostPaths(
       stateDirectory: configuration.stateDirectory, runtimeDirectory: configuration.runtimeDirectory)

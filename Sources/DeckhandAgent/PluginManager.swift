@@ -22,6 +22,23 @@ package actor PluginManager {
     /// Set when its supervisor's run ended.
     let finished: OnceValue<Void>
     let hostAPI: HostAPIServer?
+    /// The root-owned copy it runs from, when it is signed.
+    let verified: VerifiedPackage?
+  }
+
+  /// What the trust policy says of a plugin.
+  enum Verification {
+    /// No policy, or an unsigned plugin the policy lets through: it runs
+    /// from its own files.
+    case unchecked
+    /// Signed and checked: it runs from this copy.
+    case verified(VerifiedPackage)
+    /// Refused: every launch fails with this.
+    case refused(any Error)
+
+    var package: VerifiedPackage? {
+      if case .verified(let package) = self { package } else { nil }
+    }
   }
 
   private let store: AgentStore
@@ -109,9 +126,17 @@ package actor PluginManager {
         continue
       }
       // A plugin the trust policy refuses is not adopted either: its
-      // process is killed below and every launch of it refused.
-      let trusted = (try? verify(record, manifest)) != nil
-      let adopted = trusted ? record.attachment.flatMap { launcher.attach(manifest, $0) } : nil
+      // process is killed below and every launch of it refused. A signed
+      // one is adopted only if it runs from its verified copy.
+      let verification = verification(
+        manifest, manifestText: record.manifestText, signature: record.signatureText, reuse: true)
+      var adopted: LaunchedPlugin?
+      switch verification {
+      case .unchecked: adopted = record.attachment.flatMap { launcher.attach(manifest, $0) }
+      case .verified(let package):
+        adopted = record.attachment.flatMap { launcher.attach(package.relocate(manifest), $0) }
+      case .refused: adopted = nil
+      }
       if let attachment = record.attachment, adopted == nil {
         if launcher.killStale(attachment) {
           logger.warning(
@@ -121,7 +146,7 @@ package actor PluginManager {
           logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
         }
       }
-      entries[record.name] = await start(record, manifest, adopting: adopted)
+      entries[record.name] = await start(record, manifest, verification, adopting: adopted)
     }
     try commands.restore(allowed: commandAllowed, forward: forwardCommand)
   }
@@ -138,15 +163,17 @@ package actor PluginManager {
       throw DeckhandError(.manifestInvalid, "Manifest must be an absolute path, not \(manifestPath)")
     }
     let path = URL(fileURLWithPath: manifestPath).standardizedFileURL.path
-    let manifest = try PluginManifest.load(path: path)
-    try PluginLauncher.verifyEntrypoint(manifest)
+    // Read once: these bytes are parsed, verified and stored.
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw DeckhandError(.manifestInvalid, "\(path): cannot be read")
+      throw DeckhandError(.manifestInvalid, "\(path): cannot be read: \(String(cString: strerror(errno)))")
     }
-    let digest = try FileDigest.sha256(ofFile: manifest.entrypoint)
+    let manifest = try PluginManifest.parse(data, path: path)
+    try PluginLauncher.verifyEntrypoint(manifest)
     let text = String(decoding: data, as: UTF8.self)
     let signature = try? String(contentsOfFile: PluginSigning.signaturePath(forManifest: path), encoding: .utf8)
-    try trust?.verify(manifestText: text, signature: signature, entrypoint: manifest.entrypoint, plugin: manifest.name)
+    let verification = verification(manifest, manifestText: text, signature: signature)
+    if case .refused(let error) = verification { throw error }
+    let digest = try verification.package?.signed.entrypoint ?? FileDigest.sha256(ofFile: manifest.entrypoint)
     let now = Date().timeIntervalSince1970
 
     guard let old = entries[manifest.name] else {
@@ -154,11 +181,12 @@ package actor PluginManager {
         name: manifest.name, revision: 1, manifestPath: path, manifestText: text,
         entrypointDigest: digest, signatureText: signature, installedAt: now)
       try store.save(record)
-      let entry = await start(record, manifest, adopting: nil)
+      let entry = await start(record, manifest, verification, adopting: nil)
       entries[manifest.name] = entry
       if case .failure(let error) = await firstOutcome(entry) {
         await stop(entry, cleanup: false)
         entries[manifest.name] = nil
+        VerifiedPackage.prune(manifest.name, root: verifiedRoot, keeping: [])
         try commands.drop(of: manifest.name) { _ in true }
         try store.delete(manifest.name)
         throw DeckhandError(error.code, "plugin \(manifest.name) was not installed: \(error.message)")
@@ -181,7 +209,7 @@ package actor PluginManager {
     record.attachment = nil
     await stop(old, cleanup: false)
     try store.save(record)
-    let entry = await start(record, manifest, adopting: nil)
+    let entry = await start(record, manifest, verification, adopting: nil)
     entries[manifest.name] = entry
     if case .failure(let error) = await firstOutcome(entry) {
       await stop(entry, cleanup: false)
@@ -189,7 +217,8 @@ package actor PluginManager {
       previous.attachment = nil
       previous.restarts = entry.runtime.snapshot.restarts
       try store.save(previous)
-      entries[manifest.name] = await start(previous, old.manifest, adopting: nil)
+      entries[manifest.name] = await start(
+        previous, old.manifest, old.verified.map { .verified($0) } ?? .unchecked, adopting: nil)
       throw DeckhandError(
         error.code,
         "revision \(record.revision) of plugin \(manifest.name) (version \(manifest.version)) failed its first health check, so revision \(previous.revision) (version \(old.manifest.version)) runs again: \(error.message)"
@@ -197,6 +226,7 @@ package actor PluginManager {
     }
     // The new revision keeps only the commands its manifest allows.
     try commands.drop(of: manifest.name) { !manifest.permissions.allowsCommand($0) }
+    VerifiedPackage.prune(manifest.name, root: verifiedRoot, keeping: [entry.verified, old.verified].compactMap { $0 })
     return entry
   }
 
@@ -208,6 +238,7 @@ package actor PluginManager {
     entries[name] = nil
     try commands.drop(of: name) { _ in true }
     try store.delete(name)
+    VerifiedPackage.prune(name, root: verifiedRoot, keeping: [])
     if cleanup {
       try store.kvDeleteAll(name)
       let paths = launcher.paths
@@ -228,7 +259,7 @@ package actor PluginManager {
     guard let record = try store.plugin(named: name) else {
       throw DeckhandError(.internalError, "plugin \(name) vanished from the database during its restart")
     }
-    let entry = await start(record, old.manifest, adopting: nil)
+    let entry = await start(record, old.manifest, old.verified.map { .verified($0) } ?? .unchecked, adopting: nil)
     entries[name] = entry
     _ = await firstOutcome(entry)
     return entry
@@ -251,7 +282,12 @@ package actor PluginManager {
     newSupervisor.finish()
   }
 
-  private func start(_ record: InstalledPlugin, _ manifest: PluginManifest, adopting: LaunchedPlugin?) async -> Entry {
+  private func start(
+    _ record: InstalledPlugin, _ installed: PluginManifest, _ verification: Verification, adopting: LaunchedPlugin?
+  ) async -> Entry {
+    // A signed plugin runs from its verified copy, checked again before
+    // each launch; a refused one fails every launch, saying why.
+    var manifest = installed
     let runtime = PluginRuntime(
       name: record.name, restarts: record.restarts, lastExit: record.lastExit, store: store, logger: logger)
     let logger = self.logger
@@ -261,13 +297,14 @@ package actor PluginManager {
     launcher.onSpawn = { pid in peers.pid = pid }
     let hostAPI = await startHostAPI(record.name, manifest, peers: peers)
     if let hostAPI { launcher.baseEnvironment[HostAPIServer.environmentKey] = hostAPI.path }
-    if let trust {
-      let name = record.name
-      let text = record.manifestText
-      let signature = record.signatureText
-      launcher.preLaunchCheck = { manifest in
-        try trust.verify(manifestText: text, signature: signature, entrypoint: manifest.entrypoint, plugin: name)
-      }
+    let name = record.name
+    switch verification {
+    case .unchecked: break
+    case .verified(let package):
+      manifest = package.relocate(installed)
+      launcher.preLaunchCheck = { _ in try package.check(installed, plugin: name) }
+    case .refused(let error):
+      launcher.preLaunchCheck = { _ in throw error }
     }
     let supervisor = PluginSupervisor(
       manifest: manifest, launcher: launcher, transport: transport, adopting: adopting,
@@ -283,7 +320,7 @@ package actor PluginManager {
     newSupervisor.yield((record.name, supervisor, finished))
     return Entry(
       record: record, manifest: manifest, supervisor: supervisor, runtime: runtime, finished: finished,
-      hostAPI: hostAPI)
+      hostAPI: hostAPI, verified: verification.package)
   }
 
   /// Serves the plugin's Host API; nil (logged) if its socket cannot be
@@ -357,10 +394,31 @@ package actor PluginManager {
     }
   }
 
-  private func verify(_ record: InstalledPlugin, _ manifest: PluginManifest) throws {
-    try trust?.verify(
-      manifestText: record.manifestText, signature: record.signatureText, entrypoint: manifest.entrypoint,
-      plugin: record.name)
+  /// Where signed plugins' verified copies live.
+  private var verifiedRoot: String { "\(launcher.paths.stateDirectory)/verified" }
+
+  /// The trust policy's word on a plugin (``Verification``); a signed one
+  /// gets its verified copy made (or checked, if it exists).
+  private func verification(
+    _ manifest: PluginManifest, manifestText: String, signature: String?, reuse: Bool = false
+  ) -> Verification {
+    guard let trust else { return .unchecked }
+    do {
+      guard
+        let signed = try trust.verify(
+          manifestBytes: Array(manifestText.utf8), signature: signature, plugin: manifest.name)
+      else { return .unchecked }
+      // A plugin run as another user reads its copy through its group.
+      var group: UInt32?
+      if manifest.isolation.user != nil || manifest.isolation.group != nil {
+        let ids = try PluginLauncher.resolve(manifest.isolation, plugin: manifest.name)
+        if ids.gid >= 0 { group = UInt32(ids.gid) }
+      }
+      return .verified(
+        try VerifiedPackage.prepare(manifest, signed: signed, root: verifiedRoot, group: group, reuse: reuse))
+    } catch {
+      return .refused(error)
+    }
   }
 
   private func stop(_ entry: Entry, cleanup: Bool) async {

@@ -271,6 +271,7 @@ package struct PluginLauncher: Sendable {
     }
     for traversed in [
       paths.runtimeDirectory, paths.stateDirectory, "\(paths.stateDirectory)/plugins", "\(paths.stateDirectory)/logs",
+      "\(paths.stateDirectory)/verified",
     ] {
       chmod(traversed, 0o711)
     }

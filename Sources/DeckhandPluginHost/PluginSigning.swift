@@ -2,23 +2,26 @@ internal import Crypto
 internal import DeckhandCore
 internal import Foundation
 
-/// Signed plugins: an ed25519 signature over a manifest together with its
-/// entrypoint's SHA-256, kept beside the manifest as `plugin.json.sig`.
+/// Signed plugins: an ed25519 signature over a manifest, its whole package
+/// (every file in the manifest's folder, ``PackageTree``) and its
+/// entrypoint, kept beside the manifest as `plugin.json.sig`.
 ///
 /// The signed message is
-/// `deckhand-plugin-signature-v1\n<sha256 of the manifest file>\n<sha256 of the entrypoint>\n`,
-/// so neither the manifest (byte for byte) nor the binary can change
-/// without the signature failing.
+/// `deckhand-plugin-signature-v2\n<sha256 of the manifest file>\n<package digest>\n<sha256 of the entrypoint>\n`,
+/// so neither the manifest (byte for byte), nor any file beside it, nor the
+/// binary can change without the signature failing. An agent runs a signed
+/// plugin from a root-owned copy of the bytes it checked
+/// (``VerifiedPackage``).
 ///
 /// ```swift
 /// let key = try PluginSigning.generateKey(named: "release", in: "/etc/deckhand/keys")
 /// try PluginSigning.sign(manifestAt: "/opt/echo/plugin.json", keyFile: key.privateKeyPath)
 /// let trust = try TrustPolicy(directory: "/etc/deckhand/trusted", requireSigned: true)
-/// try trust.verify(manifestText: text, signature: sigText, entrypoint: "/opt/echo/echo", plugin: "echo")
+/// let signed = try trust.verify(manifestBytes: bytes, signature: sigText, plugin: "echo")
 /// ```
 package enum PluginSigning {
   /// The signature file's `format`.
-  package static let format = "deckhand-signature-v1"
+  package static let format = "deckhand-signature-v2"
 
   /// Where a manifest's signature is kept.
   package static func signaturePath(forManifest path: String) -> String { path + ".sig" }
@@ -61,14 +64,16 @@ package enum PluginSigning {
       throw DeckhandError(
         .configurationInvalid, "\(keyFile) is not an ed25519 private key from `deckhand keys generate`")
     }
-    let manifestDigest = hex(SHA256.hash(data: manifestBytes))
-    let entrypointDigest = try FileDigest.sha256(ofFile: manifest.entrypoint)
-    let signature = try key.signature(for: message(manifestDigest, entrypointDigest))
+    let digests = SignedDigests(
+      manifest: hex(SHA256.hash(data: manifestBytes)), package: try PackageTree.digest(of: manifest.directory),
+      entrypoint: try FileDigest.sha256(ofFile: manifest.entrypoint), keyName: "")
+    let signature = try key.signature(for: message(digests))
     let document: JSONValue = .object([
       "format": .string(format),
       "key": .string(key.publicKey.rawRepresentation.base64EncodedString()),
-      "manifest_sha256": .string(manifestDigest),
-      "entrypoint_sha256": .string(entrypointDigest),
+      "manifest_sha256": .string(digests.manifest),
+      "package_sha256": .string(digests.package),
+      "entrypoint_sha256": .string(digests.entrypoint),
       "signature": .string(signature.base64EncodedString()),
     ])
     let output = signaturePath(forManifest: path)
@@ -76,8 +81,9 @@ package enum PluginSigning {
     return output
   }
 
-  static func message(_ manifestDigest: String, _ entrypointDigest: String) -> Data {
-    Data("deckhand-plugin-signature-v1\n\(manifestDigest)\n\(entrypointDigest)\n".utf8)
+  static func message(_ digests: SignedDigests) -> Data {
+    Data(
+      "deckhand-plugin-signature-v2\n\(digests.manifest)\n\(digests.package)\n\(digests.entrypoint)\n".utf8)
   }
 
   static func hex(_ digest: SHA256.Digest) -> String {
@@ -144,14 +150,16 @@ package struct TrustPolicy: Sendable {
     self.requireSigned = requireSigned
   }
 
-  /// Checks a plugin: `signature` is the text of its `plugin.json.sig`, or
-  /// nil if it has none. Returns the name of the key that signed it (nil
-  /// for an unsigned plugin that the policy lets through).
+  /// Checks a plugin's signature: `signature` is the text of its
+  /// `plugin.json.sig` (nil if it has none), `manifestBytes` the manifest
+  /// as read once (what is parsed and stored). Returns what the signature
+  /// vouches for, which the package's bytes must then match
+  /// (``VerifiedPackage``); nil for an unsigned plugin that the policy
+  /// lets through.
   ///
   /// - Throws: ``DeckhandCore/DeckhandError`` (`signatureInvalid`) saying
   ///   why the plugin is refused.
-  @discardableResult
-  package func verify(manifestText: String, signature: String?, entrypoint: String, plugin: String) throws -> String? {
+  package func verify(manifestBytes: [UInt8], signature: String?, plugin: String) throws -> SignedDigests? {
     guard let signature else {
       if requireSigned {
         throw DeckhandError(
@@ -161,10 +169,20 @@ package struct TrustPolicy: Sendable {
       }
       return nil
     }
-    guard case .object(let document) = try? JSONValue.parse(Array(signature.utf8)),
-      document["format"] == .string(PluginSigning.format),
+    guard case .object(let document) = try? JSONValue.parse(Array(signature.utf8)) else {
+      throw DeckhandError(
+        .signatureInvalid, "plugin \(plugin): its signature file is not a \(PluginSigning.format) document")
+    }
+    if document["format"] == .string("deckhand-signature-v1") {
+      throw DeckhandError(
+        .signatureInvalid,
+        "plugin \(plugin): its signature (deckhand-signature-v1) covers only the entrypoint, not the whole package; sign it again with `deckhand plugin sign`"
+      )
+    }
+    guard document["format"] == .string(PluginSigning.format),
       case .string(let keyText) = document["key"], let key = Data(base64Encoded: keyText),
       case .string(let manifestDigest) = document["manifest_sha256"],
+      case .string(let packageDigest) = document["package_sha256"],
       case .string(let entrypointDigest) = document["entrypoint_sha256"],
       case .string(let signatureText) = document["signature"], let signatureBytes = Data(base64Encoded: signatureText)
     else {
@@ -175,23 +193,27 @@ package struct TrustPolicy: Sendable {
       throw DeckhandError(
         .signatureInvalid, "plugin \(plugin) is signed by a key this agent does not trust (not in --trusted-keys)")
     }
-    let actualManifest = PluginSigning.hex(SHA256.hash(data: Data(manifestText.utf8)))
-    guard actualManifest == manifestDigest else {
-      throw DeckhandError(
-        .signatureInvalid, "plugin \(plugin): the manifest changed after it was signed; sign it again")
-    }
-    let actualEntrypoint = try FileDigest.sha256(ofFile: entrypoint)
-    guard actualEntrypoint == entrypointDigest else {
-      throw DeckhandError(
-        .signatureInvalid,
-        "plugin \(plugin): the entrypoint \(entrypoint) is not the binary that was signed (sha256 \(actualEntrypoint), signed \(entrypointDigest))"
-      )
-    }
+    let digests = SignedDigests(
+      manifest: manifestDigest, package: packageDigest, entrypoint: entrypointDigest, keyName: name)
     guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: key),
-      publicKey.isValidSignature(signatureBytes, for: PluginSigning.message(manifestDigest, entrypointDigest))
+      publicKey.isValidSignature(signatureBytes, for: PluginSigning.message(digests))
     else {
       throw DeckhandError(.signatureInvalid, "plugin \(plugin): the signature does not verify with key \(name)")
     }
-    return name
+    guard PluginSigning.hex(SHA256.hash(data: manifestBytes)) == manifestDigest else {
+      throw DeckhandError(
+        .signatureInvalid, "plugin \(plugin): the manifest changed after it was signed; sign it again")
+    }
+    return digests
   }
+}
+
+/// What a valid signature vouches for: the digests of the manifest, the
+/// package folder and the entrypoint, and the trusted key that signed them.
+package struct SignedDigests: Sendable, Hashable {
+  package var manifest: String
+  package var package: String
+  package var entrypoint: String
+  /// The `.pub` file's name of the key that signed ("" while signing).
+  package var keyName: String
 }
