@@ -228,15 +228,22 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       let runner = try self.runner(request.metadata)
       queue.register(runner: runner, byIdOnly: request.message.byIDOnly)
       let queue = self.queue
+      let plane = self.plane
       return StreamingServerResponse { writer in
-        let (changes, token) = queue.changes.watch(.config)
-        defer { queue.changes.unwatch(.config, token) }
-        repeat {
-          var message = Deckhand_Server_V1_RunnerConfigResponse()
-          message.variables = try queue.variables(for: try queue.identity(of: runner), project: nil)
-          try await writer.write(message)
-        } while await changes.first(where: { _ in true }) != nil
-        return [:]
+        try await mappingErrors {
+          try await plane.whileJoined(runner) {
+            let (changes, token) = queue.changes.watch(.config)
+            defer { queue.changes.unwatch(.config, token) }
+            repeat {
+              var message = Deckhand_Server_V1_RunnerConfigResponse()
+              message.variables = try await BlockingWork.run {
+                try queue.variables(for: try queue.identity(of: runner), project: nil)
+              }
+              try await writer.write(message)
+            } while await changes.first(where: { _ in true }) != nil
+            return [:]
+          }
+        }
       }
     }
   }

@@ -193,6 +193,36 @@ struct HostAPITests {
     #expect(await agent.waitForExit())
   }
 
+  @Test("a plugin run as another user reaches only its own state: not the agent's, nor another plugin's")
+  func traversal() async throws {
+    let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
+    let confined = try workspace.manifestFile(
+      Fixtures.testPlugin("confined", args: [], tag: tag, extra: ["isolation": ["user": "daemon"]]))
+    let neighbour = try workspace.manifestFile(Fixtures.testPlugin("neighbour", args: [], tag: tag))
+    let agent = try AgentProcess(workspace, extra: ["--stop-plugins-on-exit"])
+    try await agent.waitUntilServing()
+    for manifest in [confined, neighbour] {
+      let installed = try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
+      #expect(status(installed) == 0, "\(installed)")
+    }
+    let paths = workspace.paths
+    let own = try paths.pluginStateDirectory("confined")
+    #expect(try await host(agent, "confined", "write:\(own)/mine") == "write=ok")
+    #expect(try await host(agent, "confined", "read:\(own)") == "read=ok")
+    let forbidden = [
+      paths.stateDirectory, "\(paths.stateDirectory)/agent.sqlite", "\(paths.stateDirectory)/plugins",
+      try paths.pluginStateDirectory("neighbour"), "\(paths.stateDirectory)/logs", try paths.stderrLog("neighbour"),
+      paths.runtimeDirectory, try paths.socketFolder("neighbour"),
+    ]
+    for path in forbidden {
+      #expect(try await host(agent, "confined", "read:\(path)") == "read=refused", "\(path)")
+    }
+    #expect(try await host(agent, "confined", "write:\(paths.stateDirectory)/planted") == "write=refused")
+    agent.signal(SIGTERM)
+    #expect(await agent.waitForExit())
+  }
+
   @Test("a plugin run as another user reaches its Host API: the socket is given to that user")
   func otherUser() async throws {
     let workspace = try TestWorkspace()

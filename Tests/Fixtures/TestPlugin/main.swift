@@ -11,7 +11,8 @@
 //   --allocate-mb N        50 ms after Start, allocate and touch N MiB
 //   --fork N               at Start, start N `sleep 1000`; GetStatus reports forked=K
 // GetStatus with data "connect:PORT" tries 127.0.0.1:PORT, "pid" gives its
-// pid, "write:PATH" tries to create PATH: for the isolation tests.
+// pid, "write:PATH" tries to create PATH, "read:PATH" to list a folder or
+// read a file: for the isolation tests.
 // "host:OP:ARG" calls its Host API as a plugin does (OP get, set (ARG
 // KEY=VALUE), call, register, unregister); "host-at:SOCKET|OP:ARG" makes the
 // same call on another socket (another plugin's): for the Host API tests.
@@ -143,6 +144,16 @@ final class TestPlugin: Plugin {
     }
     if data == "pid" { return PluginStatus(code: 0, results: ["pid=\(getpid())"]) }
     if data == "uid" { return PluginStatus(code: 0, results: ["uid=\(getuid()) gid=\(getgid())"]) }
+    if let data, data.hasPrefix("read:") {
+      let path = String(data.dropFirst(5))
+      var isFolder: ObjCBool = false
+      let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+      let ok =
+        exists && isFolder.boolValue
+        ? (try? FileManager.default.contentsOfDirectory(atPath: path)) != nil
+        : FileManager.default.contents(atPath: path) != nil
+      return PluginStatus(code: 0, results: ["read=\(ok ? "ok" : "refused")"])
+    }
     if let data, data.hasPrefix("write:") {
       let ok = FileManager.default.createFile(atPath: String(data.dropFirst(6)), contents: Data("x".utf8))
       return PluginStatus(code: 0, results: ["write=\(ok ? "ok" : "refused")"])
