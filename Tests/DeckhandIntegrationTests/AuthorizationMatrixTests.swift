@@ -4,6 +4,7 @@ import DeckhandProtocol
 import DeckhandTestSupport
 import Foundation
 import GRPCCore
+import Synchronization
 import Testing
 
 /// Every RPC of every service, called by each kind of caller: nobody, a
@@ -321,22 +322,43 @@ struct AuthorizationMatrixTests {
   /// The outcome of `body`: nil if it returned, else its status code; a
   /// call that hangs counts as `deadlineExceeded`.
   static func outcome(_ body: @escaping @Sendable () async throws -> Void) async -> RPCError.Code? {
-    do {
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-          try await Task.sleep(for: .seconds(15))
-          throw RPCError(code: .deadlineExceeded, message: "no answer in 15 s")
+    // A call that hangs must not hang the test: whichever ends first
+    // answers, and a stuck call is left behind (cancelled).
+    let answer = OnceAnswer()
+    return await withCheckedContinuation { continuation in
+      answer.set(continuation)
+      let call = Task {
+        do {
+          try await body()
+          answer.finish(nil)
+        } catch let error as RPCError {
+          answer.finish(error.code)
+        } catch {
+          answer.finish(.unknown)
         }
-        try await group.next()
-        group.cancelAll()
       }
-      return nil
-    } catch let error as RPCError {
-      return error.code
-    } catch {
-      return .unknown
+      Task {
+        try? await Task.sleep(for: .seconds(15))
+        call.cancel()
+        answer.finish(.deadlineExceeded)
+      }
     }
+  }
+
+  /// Set once, read from any task.
+  final class OnceFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var isSet: Bool { flag.withLock { $0 } }
+  }
+
+  /// Resumes a continuation once, from whichever side comes first.
+  final class OnceAnswer: Sendable {
+    private let continuation = Mutex<CheckedContinuation<RPCError.Code?, Never>?>(nil)
+    func set(_ continuation: CheckedContinuation<RPCError.Code?, Never>) {
+      self.continuation.withLock { $0 = continuation }
+    }
+    func finish(_ code: RPCError.Code?) { continuation.withLock { $0.take() }?.resume(returning: code) }
   }
 
   @Test("each RPC answers each caller as its role allows; a node never reaches another node's things")
@@ -357,27 +379,30 @@ struct AuthorizationMatrixTests {
     }
     var current = fleet
     var failures: [String] = []
-    for row in Self.controlRows + Self.dispatcherRows + Self.jobsRows {
-      if row.name == "Jobs.RunnerExecStream" { current.execA = try await exec() }
-      for caller in Caller.allCases {
-        let fleet = current
-        let got = await Self.outcome {
-          try await fleet.withClient { client in try await row.body(client, fleet.metadata(caller), caller, fleet) }
-        }
-        let expected = row.expected[caller] ?? nil
-        if got != expected {
-          failures.append(
-            "\(row.name) by \(caller): got \(got.map { "\($0)" } ?? "OK"), expected \(expected.map { "\($0)" } ?? "OK")"
-          )
-        }
-        if row.name == "Dispatcher.UpdateTaskStatus" && caller == .otherNode {
-          let state = try await Self.taskState(fleet)
-          if state == .failed { failures.append("B's report changed A's task to \(state)") }
+    // One connection for every call, as a real client has.
+    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+      for row in Self.controlRows + Self.dispatcherRows + Self.jobsRows {
+        if row.name == "Jobs.RunnerExecStream" { current.execA = try await exec() }
+        for caller in Caller.allCases {
+          let fleet = current
+          let got = await Self.outcome { try await row.body(client, fleet.metadata(caller), caller, fleet) }
+          let expected = row.expected[caller] ?? nil
+          if got != expected {
+            failures.append(
+              "\(row.name) by \(caller): got \(got.map { "\($0)" } ?? "OK"), expected \(expected.map { "\($0)" } ?? "OK")"
+            )
+          }
+          if row.name == "Dispatcher.UpdateTaskStatus" && caller == .otherNode {
+            let state = try await Self.taskState(fleet, client)
+            if state == .failed { failures.append("B's report changed A's task to \(state)") }
+          }
         }
       }
     }
     #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+    // Streams still open (A's exec control) do not keep the server from stopping.
     server.signal(SIGTERM)
+    #expect(await eventually(timeout: .seconds(15)) { !server.process.isRunning }, "the server stops on SIGTERM")
   }
 
   /// Joins A (granted role=a, so it gets the echo task) and B, opens A's
@@ -464,19 +489,30 @@ struct AuthorizationMatrixTests {
           }
         }
       }
+      // The operator's exec fails while A's control stream is not yet
+      // registered: it is sent again until A has it.
+      let delivered = OnceFlag()
       Task {
-        try? await fleet.withClient { client in
-          try await Deckhand_Server_V1_Jobs.Client(wrapping: client).execStream(metadata: operatorMetadata) {
-            writer in
-            var request = Deckhand_Server_V1_ExecStreamRequest()
-            request.start.node = fleet.nodeA
-            request.start.argv = ["true"]
-            try await writer.write(request)
-            try await Task.sleep(for: .seconds(10))
-          } onResponse: { response in
-            for try await _ in response.messages {}
+        for _ in 0..<100 where !delivered.isSet {
+          try? await fleet.withClient { client in
+            try await Deckhand_Server_V1_Jobs.Client(wrapping: client).execStream(metadata: operatorMetadata) {
+              writer in
+              var request = Deckhand_Server_V1_ExecStreamRequest()
+              request.start.node = fleet.nodeA
+              request.start.argv = ["true"]
+              try await writer.write(request)
+              try await Task.sleep(for: .seconds(5))
+            } onResponse: { response in
+              for try await _ in response.messages {}
+            }
           }
+          try? await Task.sleep(for: .milliseconds(100))
         }
+      }
+      defer { delivered.set() }
+      Task {
+        try? await Task.sleep(for: .seconds(20))
+        idSink.finish()
       }
       for await id in ids { return id }
       return ""
@@ -485,14 +521,14 @@ struct AuthorizationMatrixTests {
   }
 
   /// A's task's state, as the operator sees it.
-  static func taskState(_ fleet: Fleet) async throws -> Deckhand_Dispatcher_V1_TaskState {
-    try await fleet.withClient { client in
-      var request = Deckhand_Control_V1_ListTasksRequest()
-      request.node = fleet.nodeA
-      let tasks = try await Deckhand_Control_V1_Control.Client(wrapping: client).listTasks(
-        request, metadata: fleet.metadata(.operatorToken)
-      ).tasks
-      return tasks.first { $0.id == fleet.taskA }?.state ?? .removed
-    }
+  static func taskState(_ fleet: Fleet, _ client: ControlPlaneClient.Client) async throws
+    -> Deckhand_Dispatcher_V1_TaskState
+  {
+    var request = Deckhand_Control_V1_ListTasksRequest()
+    request.node = fleet.nodeA
+    let tasks = try await Deckhand_Control_V1_Control.Client(wrapping: client).listTasks(
+      request, metadata: fleet.metadata(.operatorToken), options: ControlPlaneClient.options(.seconds(10))
+    ).tasks
+    return tasks.first { $0.id == fleet.taskA }?.state ?? .removed
   }
 }
