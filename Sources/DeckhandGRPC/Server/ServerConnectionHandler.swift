@@ -39,11 +39,12 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    connection.added(context)
+    // Written after the mutation: see LeanConnection.activated().
+    if let update = connection.added(context) { context.writeAndFlush(NIOAny(update), promise: nil) }
   }
 
   func channelActive(context: ChannelHandlerContext) {
-    connection.activated(context)
+    if let update = connection.activated() { context.writeAndFlush(NIOAny(update), promise: nil) }
     context.fireChannelActive()
   }
 

@@ -16,18 +16,25 @@ struct LeanConnection {
     self.spinBudget = spinBudget
   }
 
-  /// From `handlerAdded`.
-  mutating func added(_ context: ChannelHandlerContext) {
+  /// From `handlerAdded`; returns the window update to send when the
+  /// channel is already active (``activated()``).
+  mutating func added(_ context: ChannelHandlerContext) -> HTTP2Frame? {
     self.context = context
     spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
-    if context.channel.isActive { activated(context) }
+    return context.channel.isActive ? activated() : nil
   }
 
   /// From `channelActive`: opens the connection window.
-  mutating func activated(_ context: ChannelHandlerContext) {
-    guard !opened else { return }
+  ///
+  /// Returns the WINDOW_UPDATE for the caller to write once this mutation
+  /// has ended: a write can call back into the handler at once (NIOHTTP2
+  /// fires a window event inbound), which reads this connection, and a
+  /// write from inside the mutation was an exclusivity violation (a crash,
+  /// seen with a client and server in one process).
+  mutating func activated() -> HTTP2Frame? {
+    guard !opened else { return nil }
     opened = true
-    if let update = window.openingUpdate() { context.writeAndFlush(NIOAny(update), promise: nil) }
+    return window.openingUpdate()
   }
 
   /// From `handlerRemoved`.
