@@ -328,6 +328,39 @@ int deckhand_descendants(pid_t pid, pid_t *out, int max) {
   return found;
 }
 
+int deckhand_processes_with_env(const char *entry, pid_t *out, int max) {
+  DIR *proc = opendir("/proc");
+  if (proc == NULL) return 0;
+  size_t length = strlen(entry);
+  int found = 0;
+  static __thread char buffer[65536];
+  struct dirent *item;
+  while (found < max && (item = readdir(proc)) != NULL) {
+    char *end;
+    long value = strtol(item->d_name, &end, 10);
+    if (*end != 0 || value <= 1) continue;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/environ", value);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buffer[n] = 0;
+    /* NUL-separated entries: compare each whole entry. */
+    for (ssize_t i = 0; i < n;) {
+      size_t left = strnlen(buffer + i, (size_t)(n - i));
+      if (left == length && memcmp(buffer + i, entry, length) == 0) {
+        out[found++] = (pid_t)value;
+        break;
+      }
+      i += (ssize_t)left + 1;
+    }
+  }
+  closedir(proc);
+  return found;
+}
+
 int deckhand_is_descendant(pid_t pid, pid_t ancestor) {
   for (int depth = 0; depth < 256 && pid > 0; depth++) {
     if (pid == ancestor) return 1;

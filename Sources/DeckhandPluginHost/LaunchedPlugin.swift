@@ -28,6 +28,10 @@ package struct LaunchedPlugin: Sendable {
   package var limits: ResourceControl.Applied? = nil
   /// What enforces them.
   var resources: ResourceControl? = nil
+  /// The `DECKHAND_PLUGIN_INSTANCE=…` entry this launch put in the plugin's
+  /// environment, which its descendants inherit ("" for a plugin adopted
+  /// from a previous host).
+  var instance: String = ""
 
   /// The process id, also its process group id.
   package var pid: Int32 { process.pid }
@@ -152,9 +156,19 @@ package struct LaunchedPlugin: Sendable {
     return exit
   }
 
-  /// Once the process is gone: removes its socket file, if the host owns
-  /// one, and its cgroups.
+  /// Once the process is gone: ends what it left running (its process
+  /// group, and every process that carries this launch's instance entry in
+  /// its environment: descendants that called setsid and were orphaned to
+  /// init, which a walk from the dead plugin no longer finds; Jenkins'
+  /// ProcessTreeKiller finds a build's leftovers the same way), removes
+  /// its socket file, if the host owns one, and its cgroups.
   func releaseAfterExit() {
+    process.signalGroup(SIGKILL)
+    if !instance.isEmpty {
+      var found = [pid_t](repeating: 0, count: 4096)
+      let count = deckhand_processes_with_env(instance, &found, Int32(found.count))
+      for leftover in found.prefix(Int(count)) where leftover != getpid() { _ = Glibc.kill(leftover, SIGKILL) }
+    }
     if let socketToRemove, !socketToRemove.isEmpty {
       SocketFile.remove(socketToRemove, runtimeDirectory: paths.runtimeDirectory)
     }

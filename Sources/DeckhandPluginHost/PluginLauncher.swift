@@ -45,6 +45,8 @@ package struct PluginLauncher: Sendable {
   /// Told the pid of each plugin process right after it is spawned,
   /// before it can call anything (the Host API admits it by this pid).
   package var onSpawn: (@Sendable (Int32) -> Void)?
+  /// The environment variable that marks one launch's processes.
+  package static let instanceKey = "DECKHAND_PLUGIN_INSTANCE"
   /// Enforces manifests' `limits`; by default what the machine offers
   /// (``ResourceControl/machine``), detected on the first plugin that has
   /// limits.
@@ -165,6 +167,10 @@ package struct PluginLauncher: Sendable {
     let started = ContinuousClock.now
     var environment = baseEnvironment
     for (key, value) in manifest.environment { environment[key] = value }
+    // Marks this launch's processes, children included, so that what a
+    // plugin leaves behind can be found after it is gone.
+    let instance = "\(manifest.name)-\(UInt64.random(in: 0...UInt64.max))"
+    environment[Self.instanceKey] = instance
     let name = manifest.name
     var onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
     if let handler = onOutputLine {
@@ -180,9 +186,10 @@ package struct PluginLauncher: Sendable {
       let process = try spawn(
         manifest, isolation, arguments: arguments, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
-      let plugin = LaunchedPlugin(
+      var plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: socket), socketToRemove: socket,
         errorLog: errorLog, launchedAt: started, paths: paths, limits: limits, resources: control)
+      plugin.instance = "\(Self.instanceKey)=\(instance)"
       try await plugin.failingCleanly { try await waitForSocket(plugin, socket: socket, started: started) }
       return plugin
 
@@ -201,9 +208,10 @@ package struct PluginLauncher: Sendable {
       let process = try spawn(
         manifest, isolation, arguments: manifest.args, environment: environment, onLine: onLine)
       let (limits, control) = try await constrain(process, manifest)
-      let pending = LaunchedPlugin(
+      var pending = LaunchedPlugin(
         manifest: manifest, process: process, address: .unix(path: ""), socketToRemove: nil,
         errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
+      pending.instance = "\(Self.instanceKey)=\(instance)"
       let (address, socket) = try await pending.failingCleanly { () async throws -> (PluginAddress, String?) in
         let line = try await readHandshake(pending, started: started)
         let endpoint: GoPluginHandshake.Endpoint
@@ -217,9 +225,11 @@ package struct PluginLauncher: Sendable {
         case .tcp(let host, let port): return (.tcp(host: host, port: port), nil)
         }
       }
-      return LaunchedPlugin(
+      var plugin = LaunchedPlugin(
         manifest: manifest, process: process, address: address, socketToRemove: socket,
         errorLog: nil, launchedAt: started, paths: paths, limits: limits, resources: control)
+      plugin.instance = pending.instance
+      return plugin
     }
   }
 

@@ -69,6 +69,30 @@ struct PluginSupervisorTests {
     }
   }
 
+  @Test("a plugin that crashes leaves no child behind, also one that called setsid, before it is restarted")
+  func crashLeavesNothing() async throws {
+    let workspace = try TestWorkspace()
+    let childFile = workspace.root + "/child.pid"
+    // Foundation's Process starts the child in a session of its own.
+    let manifest = try workspace.manifest(
+      Fixtures.testPlugin(
+        "litter", args: ["--spawn-child", childFile, "--crash-after-ms", "150"], tag: UUID().uuidString,
+        extra: ["restart": ["initial_backoff_s": 0.05, "max_backoff_s": 0.2]]))
+    let children = Mutex<Set<Int32>>([])
+    try await supervise(manifest, workspace: workspace) { _, log in
+      while log.count(.exited) < 4 {
+        if let text = try? String(contentsOfFile: childFile, encoding: .utf8), let pid = Int32(text) {
+          children.withLock { _ = $0.insert(pid) }
+        }
+        try await Task.sleep(for: .milliseconds(10))
+      }
+    }
+    let seen = children.withLock { $0 }
+    #expect(seen.count >= 3, "children seen: \(seen)")
+    #expect(
+      await eventually(timeout: .seconds(5)) { seen.allSatisfy { !isAlive($0) } }, "alive: \(seen.filter(isAlive))")
+  }
+
   @Test("a plugin that crashes is restarted with growing backoff, and its stderr is reported")
   func crashLoop() async throws {
     let workspace = try TestWorkspace()

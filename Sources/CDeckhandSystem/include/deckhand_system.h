@@ -79,6 +79,11 @@ unsigned long long deckhand_process_start_time(pid_t pid);
 /// returns how many (at most `max`).
 int deckhand_descendants(pid_t pid, pid_t *out, int max);
 
+/// Fills `out` with the pids of processes whose environment holds the exact
+/// entry `entry` ("KEY=VALUE"), found through /proc/N/environ (readable for
+/// root or the same user), and returns how many (at most `max`).
+int deckhand_processes_with_env(const char *entry, pid_t *out, int max);
+
 /// 1 if `pid` is `ancestor` or one of its descendants (following parent
 /// pids in /proc/N/stat, at most 256 levels), 0 otherwise.
 int deckhand_is_descendant(pid_t pid, pid_t ancestor);
