@@ -330,11 +330,7 @@ package actor PluginManager {
       try FileManager.default.createDirectory(
         atPath: launcher.paths.runtimeDirectory, withIntermediateDirectories: true,
         attributes: [.posixPermissions: 0o700])
-      var owner: (uid_t, gid_t)?
-      if manifest.isolation.user != nil || manifest.isolation.group != nil {
-        let ids = try PluginLauncher.resolve(manifest.isolation, plugin: name)
-        owner = (ids.uid >= 0 ? uid_t(ids.uid) : uid_t.max, ids.gid >= 0 ? gid_t(ids.gid) : gid_t.max)
-      }
+      let owner = try Self.isolationOwner(manifest)
       let actions = HostAPIServer.Actions(
         callPlugin: { target, call in try await self.call(target, call) },
         registerCommand: { command in try await self.registerCommand(command, for: name) },
@@ -394,6 +390,15 @@ package actor PluginManager {
     }
   }
 
+  /// The user and group a plugin runs as when its manifest switches them
+  /// (`uid_t.max` or `gid_t.max` for the one it keeps); nil when it runs as
+  /// the agent. Its Host API socket and its verified copy are given to them.
+  private static func isolationOwner(_ manifest: PluginManifest) throws -> (uid: uid_t, gid: gid_t)? {
+    guard manifest.isolation.user != nil || manifest.isolation.group != nil else { return nil }
+    let ids = try PluginLauncher.resolve(manifest.isolation, plugin: manifest.name)
+    return (ids.uid >= 0 ? uid_t(ids.uid) : uid_t.max, ids.gid >= 0 ? gid_t(ids.gid) : gid_t.max)
+  }
+
   /// Where signed plugins' verified copies live.
   private var verifiedRoot: String { "\(launcher.paths.stateDirectory)/verified" }
 
@@ -409,11 +414,7 @@ package actor PluginManager {
           manifestBytes: Array(manifestText.utf8), signature: signature, plugin: manifest.name)
       else { return .unchecked }
       // A plugin run as another user reads its copy through its group.
-      var group: UInt32?
-      if manifest.isolation.user != nil || manifest.isolation.group != nil {
-        let ids = try PluginLauncher.resolve(manifest.isolation, plugin: manifest.name)
-        if ids.gid >= 0 { group = UInt32(ids.gid) }
-      }
+      let group = try Self.isolationOwner(manifest).flatMap { $0.gid == gid_t.max ? nil : UInt32($0.gid) }
       return .verified(
         try VerifiedPackage.prepare(manifest, signed: signed, root: verifiedRoot, group: group, reuse: reuse))
     } catch {
