@@ -339,7 +339,7 @@ let package = Package(
     .testTarget(
       name: "DeckhandPluginHostTests",
       dependencies: [
-        "DeckhandCore", "DeckhandGRPC", "DeckhandPluginHost", "DeckhandProtocol",
+        "DeckhandCore", "DeckhandGRPC", "DeckhandPluginHost", "DeckhandProtocol", "DeckhandTestSupport",
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: defaultSwiftSettings

@@ -74,6 +74,9 @@ static void isolated_child(const char *path, char *const argv[], char *const env
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+  /* "0" moves the writer: the child is in its cgroup before it runs any of
+     its own code, so nothing it forks can start outside it. */
+  if (iso->cgroup_procs_fd >= 0 && write(iso->cgroup_procs_fd, "0", 1) != 1) FAIL(DECKHAND_STEP_SETUP);
   if (setpgid(0, 0) != 0) FAIL(DECKHAND_STEP_SETUP);
   if (iso->new_network) {
     if (unshare(CLONE_NEWNET) != 0) FAIL(DECKHAND_STEP_NETWORK);

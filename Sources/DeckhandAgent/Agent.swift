@@ -73,6 +73,12 @@ package final class Agent: Service, Sendable {
   /// server, closes the socket and detaches from (or stops) the plugins.
   /// The session with the server is a child task of this call.
   package func run(_ body: (CommandSocketServer) async throws -> Void) async throws {
+    // Jobs live only in this process: what a previous agent's jobs left
+    // running (it was killed) has no record any more, and ends now.
+    let owner = JobProcess.Owner(stateDirectory: configuration.stateDirectory)
+    if let ended = try? await BlockingWork.run({ owner.sweepLeftovers() }), ended > 0 {
+      logger.warning("ended \(ended) process(es) left by the previous agent's jobs")
+    }
     try await withThrowingTaskGroup(of: Void.self) { group in
       // The plugins' supervisors are children of this call too.
       group.addTask { await self.manager.run() }
@@ -85,6 +91,9 @@ package final class Agent: Service, Sendable {
       }
       await manager.shutdown()
       try await group.waitForAll()
+      // The runner ended its jobs with the session; nothing of them may
+      // outlive the agent, and their cgroup folder goes.
+      _ = try? await BlockingWork.run { owner.sweepLeftovers() }
       try outcome.get()
     }
   }
@@ -178,7 +187,8 @@ package final class Agent: Service, Sendable {
       logger.info(
         "joined the control plane", metadata: ["server": "\(membership.server)", "node": "\(membership.nodeId)"])
       let runner = try JobRunner(
-        membership: membership, manager: manager, slots: configuration.jobSlots, logger: logger)
+        membership: membership, manager: manager, slots: configuration.jobSlots,
+        owner: JobProcess.Owner(stateDirectory: configuration.stateDirectory), logger: logger)
       await withTaskGroup(of: Void.self) { group in
         group.addTask { await reconciler.run() }
         group.addTask { await session.run() }

@@ -21,6 +21,8 @@ final class JobRunner: Sendable {
   let manager: PluginManager
   let logger: Logger
   let timing = ControlPlaneTiming()
+  /// Marks this agent's job processes.
+  let owner: JobProcess.Owner
   /// Variables from RunnerConfig.
   private let variables = Mutex<[String: String]>([:])
   /// One per job that may run at once.
@@ -35,8 +37,11 @@ final class JobRunner: Sendable {
     let current = Mutex<Execution?>(nil)
   }
 
-  init(membership: ServerMembership, manager: PluginManager, slots: Int, logger: Logger) throws {
+  init(membership: ServerMembership, manager: PluginManager, slots: Int, owner: JobProcess.Owner, logger: Logger)
+    throws
+  {
     self.membership = membership
+    self.owner = owner
     self.endpoint = try ServerEndpoint(parsing: membership.server)
     self.manager = manager
     self.slots = (0..<max(1, slots)).map { _ in Slot() }
@@ -177,6 +182,7 @@ final class JobRunner: Sendable {
         input: start.pty
           ? .terminal(rows: UInt16(clamping: start.window.rows), columns: UInt16(clamping: start.window.columns))
           : .pipe,
+        owner: owner,
         onOutput: { chunk in
           var message = Deckhand_Server_V1_RunnerExecStreamRequest()
           message.output.stream = Int32(chunk.stream)
@@ -218,8 +224,9 @@ final class JobRunner: Sendable {
     } catch {
       logger.warning("interactive exec \(request.execID) ended: \(error)")
     }
-    // The operator went away: the command goes too.
-    process?.signal(SIGTERM)
+    // The operator went away: the command goes too, with everything it
+    // started (SIGKILL after 5 s).
+    if let process { await process.terminate(within: .seconds(5)) }
   }
 
   private func stream(
@@ -356,7 +363,7 @@ final class JobRunner: Sendable {
       process = try JobProcess.start(
         argv: exec.argv, environment: environment,
         directory: exec.workingDirectory.isEmpty ? nil : exec.workingDirectory,
-        input: exec.pty ? .terminal(rows: 24, columns: 80) : .none,
+        input: exec.pty ? .terminal(rows: 24, columns: 80) : .none, owner: owner,
         onOutput: { chunk in
           var event = Deckhand_Server_V1_OutputEvent()
           event.kind = chunk.stream == 1 ? .stdout : .stderr
@@ -376,22 +383,27 @@ final class JobRunner: Sendable {
       failure.error.exitCode = 127
       return failure
     }
-    // SIGTERM, then SIGKILL 5 s later (a child task below); SIGKILL at
-    // once when forced.
-    let (terminated, terminate) = AsyncStream.makeStream(of: Void.self)
+    // SIGTERM, then SIGKILL 5 s later; SIGKILL at once when forced. Each
+    // reaches every process the job started.
+    let (signals, sendSignal) = AsyncStream.makeStream(of: Int32.self)
     let stop: @Sendable (String, Bool) -> Void = { why, force in
       reason.withLock { $0 = $0 ?? why }
-      process.signal(force ? SIGKILL : SIGTERM)
-      if !force { terminate.yield() }
+      sendSignal.yield(force ? SIGKILL : SIGTERM)
     }
     execution.onCancel { force in stop("cancelled", force) }
     var code: Int32 = -1
     await withTaskGroup(of: Void.self) { group in
       group.addTask {
-        for await _ in terminated {
-          try? await Task.sleep(for: .seconds(5))
-          if !Task.isCancelled { process.signal(SIGKILL) }
-          return
+        await withTaskGroup(of: Void.self) { killers in
+          for await signal in signals {
+            await process.signal(signal)
+            guard signal == SIGTERM else { continue }
+            killers.addTask {
+              try? await Task.sleep(for: .seconds(5))
+              if !Task.isCancelled { await process.signal(SIGKILL) }
+            }
+          }
+          killers.cancelAll()
         }
       }
       if exec.timeoutMs > 0 {
@@ -403,7 +415,7 @@ final class JobRunner: Sendable {
       for await exitCode in exits { code = exitCode }
       group.cancelAll()
     }
-    terminate.finish()
+    sendSignal.finish()
     var message = Deckhand_Server_V1_RunnerJobStreamRequest()
     if let why = reason.withLock({ $0 }) {
       message.error.message = "\(why) (exit status \(code))"

@@ -151,7 +151,8 @@ package final class ChildProcess: Sendable {
           buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) { list in
             var settings = deckhand_isolation(
               new_network: newNetwork ? 1 : 0, new_pid: newPID ? 1 : 0, new_mount: newMount ? 1 : 0,
-              readonly_paths: list, uid: uid, gid: gid, no_new_privileges: noNewPrivileges ? 1 : 0)
+              readonly_paths: list, uid: uid, gid: gid, no_new_privileges: noNewPrivileges ? 1 : 0,
+              cgroup_procs_fd: -1)
             return deckhand_spawn_isolated(
               executable, argv, envp, stdin, stdout, stderr, cwd, &settings, &failedStep, &pid)
           }

@@ -158,17 +158,12 @@ package struct LaunchedPlugin: Sendable {
 
   /// Once the process is gone: ends what it left running (its process
   /// group, and every process that carries this launch's instance entry in
-  /// its environment: descendants that called setsid and were orphaned to
-  /// init, which a walk from the dead plugin no longer finds; Jenkins'
-  /// ProcessTreeKiller finds a build's leftovers the same way), removes
-  /// its socket file, if the host owns one, and its cgroups.
+  /// its environment, as ``ProcessSweep`` finds them), removes its socket
+  /// file, if the host owns one, and its cgroups.
   func releaseAfterExit() {
-    process.signalGroup(SIGKILL)
-    if !instance.isEmpty {
-      var found = [pid_t](repeating: 0, count: 4096)
-      let count = deckhand_processes_with_env(instance, &found, Int32(found.count))
-      for leftover in found.prefix(Int(count)) where leftover != getpid() { _ = Glibc.kill(leftover, SIGKILL) }
-    }
+    var sweep = ProcessSweep(marker: instance)
+    sweep.processGroup = process.pid
+    sweep.signal(SIGKILL)
     if let socketToRemove, !socketToRemove.isEmpty {
       SocketFile.remove(socketToRemove, runtimeDirectory: paths.runtimeDirectory)
     }

@@ -1,5 +1,9 @@
 internal import Foundation
 
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
 /// Removes plugin sockets: only a socket, and only where the host puts
 /// them. A socket's path can come from a plugin (a go-plugin handshake) or
 /// from a state file, so the host checks both the place and the kind of

@@ -21,6 +21,8 @@ struct deckhand_isolation {
   int uid;                 /* -1: unchanged */
   int gid;                 /* -1: unchanged */
   int no_new_privileges;
+  int cgroup_procs_fd;     /* -1: none; else an open cgroup.procs the child
+                              joins first, before it can start anything */
 };
 
 enum {
