@@ -143,7 +143,11 @@ struct JobsCommand: AsyncParsableCommand {
       let outcome: (id: String, job: Deckhand_Server_V1_Job?) = try await options.withJobs { jobs, metadata in
         var request = Deckhand_Server_V1_QueueJobRequest()
         request.job = job
-        let id = try await jobs.queueJob(request, metadata: metadata).jobID
+        let queued = try await jobs.queueJob(request, metadata: metadata)
+        let id = queued.jobID
+        if !queued.warning.isEmpty {
+          FileHandle.standardError.write(Data("deckhand: warning: \(queued.warning)\n".utf8))
+        }
         guard wait else { return (id, nil) }
         if !options.json { FileHandle.standardError.write(Data("deckhand: job \(id) queued\n".utf8)) }
         return (id, try await JobsCommand.follow(jobs, metadata, id: id, quiet: options.json))

@@ -1,5 +1,6 @@
 package import DeckhandCore
 package import DeckhandProtocol
+internal import DeckhandRuntime
 package import Foundation
 internal import SwiftProtobuf
 internal import Synchronization
@@ -89,6 +90,39 @@ package final class JobQueue: Sendable {
 
   /// Queues `job`; returns its id.
   package func queue(_ job: Deckhand_Server_V1_Job) async throws -> String {
+    try await queueWithWarning(job).id
+  }
+
+  /// Queues a job, and says why it may wait long: no node the server
+  /// knows matches its target, or only drained ones do. The job is queued
+  /// all the same (the node may join later), and waits without holding
+  /// up jobs other runners can take.
+  package func queueWithWarning(_ job: Deckhand_Server_V1_Job) async throws -> (id: String, warning: String?) {
+    let id = try await insert(job)
+    let target = try resolveTarget(job.target)
+    let nodes = try await BlockingWork.run { [store] in try store.nodes() }
+    let matching = nodes.filter {
+      RunnerIdentity(id: $0.id, name: $0.name, labels: $0.labels, byIdOnly: false).accepts(target)
+    }
+    let wanted =
+      target.runner.isEmpty
+      ? (target.labels.isEmpty
+        ? "any node"
+        : "a node labelled \(target.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")
+      : "node \(target.runner)"
+    if matching.isEmpty {
+      return (id, "no node known to the server can take job \(id): it wants \(wanted); it waits until one joins")
+    }
+    if matching.allSatisfy({ $0.availability != .active }) {
+      return (
+        id,
+        "every node that can take job \(id) is drained (\(matching.map(\.name).sorted().joined(separator: ", "))); it waits until one is activated"
+      )
+    }
+    return (id, nil)
+  }
+
+  private func insert(_ job: Deckhand_Server_V1_Job) async throws -> String {
     try validate(job)
     let target = try resolveTarget(job.target)
     var spec = job

@@ -66,7 +66,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   {
     try await unary(request) { message in
       var response = Deckhand_Server_V1_QueueJobResponse()
-      response.jobID = try await queue.queue(message.job)
+      let queued = try await queue.queueWithWarning(message.job)
+      response.jobID = queued.id
+      response.warning = queued.warning ?? ""
       return response
     }
   }

@@ -105,9 +105,9 @@ extension SQLiteServerStore: JobStore {
       let sql =
         runner.byIdOnly
         ? "SELECT id, targetRunner, targetLabels FROM job WHERE state = ? AND targetRunner = ? "
-          + "ORDER BY queuedMs, id LIMIT 64"
+          + "ORDER BY queuedMs, id"
         : "SELECT id, targetRunner, targetLabels FROM job WHERE state = ? AND (targetRunner = '' OR targetRunner = ?) "
-          + "ORDER BY queuedMs, id LIMIT 64"
+          + "ORDER BY queuedMs, id"
       let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [Self.queued, runner.id])
       var claim = JobClaim(runner: runner)
       while let row = try rows.next() {

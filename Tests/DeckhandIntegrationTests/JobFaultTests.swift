@@ -25,19 +25,17 @@ struct JobFaultTests {
     try await runner.waitUntilServing()
 
     let sleep = uniqueSleep()
-    let began = ContinuousClock.now
-    let ran = try await server.cli(["jobs", "run", "--wait", "--", "sh", "-c", "sleep \(sleep) & echo hi"])
-    let took = began.duration(to: .now)
+    // (No --wait: with the defect, the test would wait forever.)
+    let id = try await jobs.queue(server, ["--", "sh", "-c", "sleep \(sleep) & echo hi"])
+    #expect(await eventually(timeout: .seconds(10)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" })
+    let ran = try await server.cli(["jobs", "watch", id])
     #expect(ran.status == 0 && ran.stdout == "hi\n", "\(ran)")
-    #expect(took < .seconds(10), "the job ended \(took) after it was queued")
     #expect(await eventually { processes(withArgument: sleep).isEmpty }, "the background child was ended")
 
     // The same on a terminal, where the child holds the terminal.
     let terminalSleep = uniqueSleep()
-    let onTerminal = try await server.cli([
-      "jobs", "run", "--wait", "--pty", "--", "sh", "-c", "sleep \(terminalSleep) & echo hi",
-    ])
-    #expect(onTerminal.status == 0 && onTerminal.stdout.contains("hi"), "\(onTerminal)")
+    let onTerminal = try await jobs.queue(server, ["--pty", "--", "sh", "-c", "sleep \(terminalSleep) & echo hi"])
+    #expect(await eventually(timeout: .seconds(10)) { await jobs.state(server, onTerminal) == "JOB_STATE_SUCCESS" })
     #expect(await eventually { processes(withArgument: terminalSleep).isEmpty })
 
     // The slot is free: the next job runs.
@@ -106,6 +104,34 @@ struct JobFaultTests {
     defer { again.signal(SIGKILL) }
     try await again.waitUntilServing()
     #expect(await eventually { processes(withArgument: sleep).isEmpty }, "the next agent ended the leftovers")
+    server.signal(SIGTERM)
+  }
+
+  @Test("100 queued jobs no node can take do not hold up one any node can take; jobs run warns about them")
+  func unassignableJobs() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let runner = try await jobs.agent(node, server, name: "r1", labels: ["zone=a"])
+    defer { runner.signal(SIGKILL) }
+    try await runner.waitUntilServing()
+
+    let first = try await server.cli(["jobs", "run", "--label", "gpu=yes", "--", "true"])
+    #expect(
+      first.status == 0 && first.stderr.contains("warning: no node known to the server can take job")
+        && first.stderr.contains("gpu=yes"), "\(first)")
+    for _ in 1..<100 { _ = try await jobs.queue(server, ["--label", "gpu=yes", "--", "true"]) }
+    let ran = try await server.cli(["jobs", "run", "--", "echo", "ran"])
+    #expect(ran.status == 0 && !ran.stderr.contains("warning"), "\(ran)")
+    let id = ran.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    // (No --wait: with the defect, the test would wait forever.)
+    #expect(await eventually(timeout: .seconds(10)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" })
+
+    // A node that matches but is drained is named.
+    #expect(try await server.cli(["nodes", "drain", "r1"]).status == 0)
+    let drained = try await server.cli(["jobs", "run", "--label", "zone=a", "--", "true"])
+    #expect(drained.stderr.contains("is drained (r1)"), "\(drained)")
     server.signal(SIGTERM)
   }
 }

@@ -696,6 +696,10 @@ public nonisolated struct Deckhand_Server_V1_QueueJobResponse: Sendable {
 
   public var jobID: String = String()
 
+  /// Why the job may wait long (no known node can take it, or only drained
+  /// ones can); empty when some active node can.
+  public var warning: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2566,7 +2570,7 @@ nonisolated extension Deckhand_Server_V1_QueueJobRequest: SwiftProtobuf.Message,
 
 nonisolated extension Deckhand_Server_V1_QueueJobResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QueueJobResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}warning\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2575,6 +2579,7 @@ nonisolated extension Deckhand_Server_V1_QueueJobResponse: SwiftProtobuf.Message
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.warning) }()
       default: break
       }
     }
@@ -2584,11 +2589,15 @@ nonisolated extension Deckhand_Server_V1_QueueJobResponse: SwiftProtobuf.Message
     if !self.jobID.isEmpty {
       try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
     }
+    if !self.warning.isEmpty {
+      try visitor.visitSingularStringField(value: self.warning, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Server_V1_QueueJobResponse, rhs: Deckhand_Server_V1_QueueJobResponse) -> Bool {
     if lhs.jobID != rhs.jobID {return false}
+    if lhs.warning != rhs.warning {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
