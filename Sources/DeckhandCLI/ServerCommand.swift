@@ -27,6 +27,10 @@ struct ServerCommand: AsyncParsableCommand {
   @Option(help: "A job assigned but not acknowledged within this goes back to the queue.") var jobAckTimeout = "2m"
   @Option(help: "How often runners send heartbeats for a running job.") var jobHeartbeatInterval = "5s"
   @Option(help: "A running job with no heartbeat for this long ends in ERROR.") var jobHeartbeatTimeout = "2m"
+  @Option(help: "Output stored per job (e.g. 64MiB); past it, output is cut and the cut is said in the output.")
+  var jobOutputLimit = "64MiB"
+  @Option(help: "Ended jobs and their output are deleted this long after they ended (e.g. 7d).")
+  var jobRetention = "7d"
 
   static func duration(_ text: String, _ flag: String) throws -> Duration {
     guard let duration = DurationText.parse(text), duration > .zero else {
@@ -60,6 +64,12 @@ struct ServerCommand: AsyncParsableCommand {
       configuration.jobTiming.ackTimeout = try Self.duration(jobAckTimeout, "job-ack-timeout")
       configuration.jobTiming.heartbeatInterval = try Self.duration(jobHeartbeatInterval, "job-heartbeat-interval")
       configuration.jobTiming.heartbeatTimeout = try Self.duration(jobHeartbeatTimeout, "job-heartbeat-timeout")
+      configuration.jobTiming.retention = try Self.duration(jobRetention, "job-retention")
+      guard let limit = ByteText.parse(jobOutputLimit), limit > 0 else {
+        throw DeckhandError(
+          .configurationInvalid, "--job-output-limit \(jobOutputLimit): expected a size such as 64MiB or 1GiB")
+      }
+      configuration.jobTiming.outputLimit = limit
       let server = ControlPlaneServer(configuration: configuration, logger: logger)
       let group = ServiceGroup(
         configuration: .init(

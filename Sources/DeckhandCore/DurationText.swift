@@ -1,9 +1,9 @@
 /// Durations as people write them in flags and config files: `10s`,
-/// `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
+/// `500ms`, `2m`, `1h`, `7d`, `1.5s`, or a bare number of seconds.
 package enum DurationText {
   /// Parses `text`; nil if it is not a duration or is negative.
   package static func parse(_ text: String) -> Duration? {
-    let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
     for unit in units where text.hasSuffix(unit.suffix) {
       guard let number = Double(text.dropLast(unit.suffix.count)), number >= 0, number.isFinite else { return nil }
       return .nanoseconds(Int64((number * unit.seconds * 1e9).rounded()))

@@ -15,6 +15,12 @@ package final class JobQueue: Sendable {
     package var ackTimeout: Duration = .seconds(120)
     package var heartbeatInterval: Duration = .seconds(5)
     package var heartbeatTimeout: Duration = .seconds(120)
+    /// Ended jobs, and their output, are deleted this long after they
+    /// ended.
+    package var retention: Duration = .seconds(7 * 86_400)
+    /// The output stored per job, in bytes (64 MiB); past it, output is
+    /// cut and the cut is said in the output.
+    package var outputLimit: Int64 = 64 << 20
     package init() {}
   }
 
@@ -34,6 +40,8 @@ package final class JobQueue: Sendable {
   package let changes = SignalHub<Topic>()
   /// Runners waiting for a job.
   let waiters = RunnerWaiters()
+  /// When ended jobs were last pruned (ms).
+  private let lastPrune = Mutex<Int64>(0)
   /// Runners that take only jobs aimed at them.
   private let byIdOnlyRunners = Mutex<[String: Bool]>([:])
   /// Every config variable, read once after each change (every
@@ -255,7 +263,8 @@ package final class JobQueue: Sendable {
 
   package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) async throws {
     guard !events.isEmpty else { return }
-    _ = try await store.appendOutput(id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) })
+    _ = try await store.appendOutput(
+      id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) }, limit: timing.outputLimit)
     notify(job: id)
   }
 
@@ -288,13 +297,23 @@ package final class JobQueue: Sendable {
     waiters.announce(RunnerWaiters.Target(runner: nodeId, labels: [:]))
   }
 
-  /// Ack, heartbeat and expiry rules.
+  /// Ack, heartbeat and expiry rules; and, at most once a minute (or
+  /// once a tenth of a short retention), deletes jobs that ended longer
+  /// ago than the retention.
   package func sweep() throws {
+    let now = nowMs()
     let changed = try store.expire(
-      now: nowMs(), ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
+      now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed { notify(job: job.id) }
     if changed.contains(where: { $0.state == .queued }) { waiters.announceAll() }
+    let retention = Int64(timing.retention.inMilliseconds)
+    let due = lastPrune.withLock { last -> Bool in
+      guard now - last >= min(60_000, retention / 10) else { return false }
+      last = now
+      return true
+    }
+    if due { _ = try store.prune(endedBefore: now - retention) }
   }
 
   /// Whether ``close()`` was called.

@@ -196,9 +196,12 @@ package protocol JobStore: Sendable {
   func claim(runner id: String, byIdOnly: Bool, now: Int64) async throws -> JobClaim?
   /// Changes one job in a transaction; nil if it does not exist.
   func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws -> JobRecord?
-  /// Appends output, numbering it after the job's last; returns the new
-  /// last sequence number.
-  func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) async throws -> Int64
+  /// Appends output, numbering it after the job's last, up to `limit`
+  /// bytes per job: the event that crosses it is cut there and followed by
+  /// a note saying so, and later output is dropped. Returns the new last
+  /// sequence number.
+  func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)], limit: Int64)
+    async throws -> Int64
   func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord]
   /// Applies the timeout rules; returns the jobs it changed.
   func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord]

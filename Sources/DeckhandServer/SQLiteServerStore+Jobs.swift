@@ -142,20 +142,36 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)]) async throws
-    -> Int64
-  {
+  package func appendOutput(
+    _ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)], limit: Int64
+  ) async throws -> Int64 {
     try await groupWriter.write { db in
-      let select = try db.cachedStatement(sql: "SELECT outputSequence FROM job WHERE id = ?")
-      guard let last = try Int64.fetchOne(select, arguments: [id]) else { return 0 }
-      var sequence = last
+      let select = try db.cachedStatement(sql: "SELECT outputSequence, outputBytes FROM job WHERE id = ?")
+      guard let row = try Row.fetchOne(select, arguments: [id]) else { return 0 }
+      var sequence: Int64 = row[0]
+      var bytes: Int64 = row[1]
       let insert = try db.cachedStatement(
         sql: "INSERT INTO jobOutput (jobId, sequence, kind, data, timestampMs) VALUES (?, ?, ?, ?, ?)")
       for event in events {
+        // Past the limit: dropped (the note was written when it was crossed).
+        guard bytes < limit else { break }
+        let room = limit - bytes
+        let kept = Int64(event.data.count) <= room ? event.data : event.data.prefix(Int(room))
         sequence += 1
-        try insert.execute(arguments: [id, sequence, event.kind, event.data, event.timestampMs])
+        try insert.execute(arguments: [id, sequence, event.kind, kept, event.timestampMs])
+        bytes += Int64(kept.count)
+        if kept.count < event.data.count {
+          bytes = limit
+          sequence += 1
+          let note =
+            "\n[deckhand] output cut: this job reached the server's limit of \(ByteText.format(limit)) of output (deckhand server --job-output-limit); the rest is not stored\n"
+          try insert.execute(arguments: [
+            id, sequence, Deckhand_Server_V1_OutputEvent.Kind.stderr.rawValue, Data(note.utf8), event.timestampMs,
+          ])
+        }
       }
-      try db.cachedStatement(sql: "UPDATE job SET outputSequence = ? WHERE id = ?").execute(arguments: [sequence, id])
+      try db.cachedStatement(sql: "UPDATE job SET outputSequence = ?, outputBytes = ? WHERE id = ?")
+        .execute(arguments: [sequence, bytes, id])
       return sequence
     }
   }

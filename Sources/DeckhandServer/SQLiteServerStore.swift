@@ -121,6 +121,12 @@ package final class SQLiteServerStore: ServerStore {
         table.column("removedMs", .integer).notNull()
       }
     }
+    // Job output is capped per job: the bytes stored so far.
+    migrator.registerMigration("v6 job output bytes") { db in
+      try db.alter(table: "job") { table in
+        table.add(column: "outputBytes", .integer).notNull().defaults(to: 0)
+      }
+    }
     return migrator
   }
 

@@ -86,6 +86,7 @@ struct CommandProtocolTests {
     #expect(DurationText.parse("10s") == .seconds(10))
     #expect(DurationText.parse("250ms") == .milliseconds(250))
     #expect(DurationText.parse("2m") == .seconds(120))
+    #expect(DurationText.parse("7d") == .seconds(7 * 86_400))
     #expect(DurationText.parse("1.5") == .milliseconds(1500))
     #expect(DurationText.parse("-1s") == nil)
     #expect(DurationText.parse("soon") == nil)

@@ -134,4 +134,22 @@ struct JobFaultTests {
     #expect(drained.stderr.contains("is drained (r1)"), "\(drained)")
     server.signal(SIGTERM)
   }
+
+  @Test("a job that prints past --job-output-limit ends normally; what is stored stops at the limit and says so")
+  func outputLimit() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: ["--job-output-limit", "1MiB"])
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let runner = try await jobs.agent(node, server, name: "r1")
+    defer { runner.signal(SIGKILL) }
+    try await runner.waitUntilServing()
+    let id = try await jobs.queue(server, ["--", "sh", "-c", "head -c 3145728 /dev/zero | tr '\\0' x; echo done"])
+    #expect(await eventually(timeout: .seconds(30)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" })
+    let watched = try await server.cli(["jobs", "watch", id])
+    #expect(watched.stdout.utf8.count == 1 << 20, "stdout stops at the limit")
+    #expect(watched.stderr.contains("output cut") && watched.stderr.contains("1MiB"), "\(watched.stderr)")
+    #expect(!watched.stdout.contains("done"))
+    server.signal(SIGTERM)
+  }
 }

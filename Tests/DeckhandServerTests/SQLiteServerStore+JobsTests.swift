@@ -2,6 +2,7 @@ import DeckhandCore
 import DeckhandProtocol
 import DeckhandServer
 import DeckhandTestSupport
+import Foundation
 import Testing
 
 @Suite("SQLiteServerStore: job writes committed in groups")
@@ -44,5 +45,50 @@ struct SQLiteServerStoreJobsTests {
     for record in stored {
       #expect(record.error == (outcomes[record.id] == true ? "changed" : ""), "job \(record.id)")
     }
+  }
+}
+
+@Suite("SQLiteServerStore: job output limits and retention")
+struct JobOutputLimitTests {
+  func queued(_ queue: JobQueue) async throws -> String {
+    var job = Deckhand_Server_V1_Job()
+    job.noop = .init()
+    return try await queue.queue(job)
+  }
+
+  @Test("output past the per-job limit is cut where it crosses it, a note says so, and later output is dropped")
+  func outputLimit() async throws {
+    let root = try TestWorkspace()
+    let store = try SQLiteServerStore(stateDirectory: root.root + "/server")
+    let id = try await queued(JobQueue(store: store, timing: JobQueue.Timing()))
+    let chunk = Data(repeating: UInt8(ascii: "x"), count: 600)
+    _ = try await store.appendOutput(id, [(1, chunk, 1)], limit: 1000)
+    let last = try await store.appendOutput(id, [(1, chunk, 2), (2, chunk, 3)], limit: 1000)
+    let after = try await store.appendOutput(id, [(1, chunk, 4)], limit: 1000)
+    #expect(after == last, "nothing is stored past the limit")
+    let stored = try store.output(id, after: 0, limit: 100)
+    #expect(stored.map(\.data.count).prefix(2) == [600, 400])
+    #expect(stored.count == 3)
+    let note = String(decoding: stored.last?.data ?? Data(), as: UTF8.self)
+    #expect(note.contains("output cut") && note.contains("1000 bytes"), "\(note)")
+    #expect(stored.last?.kind == Deckhand_Server_V1_OutputEvent.Kind.stderr.rawValue)
+  }
+
+  @Test("jobs that ended longer ago than the retention are deleted with their output; others stay")
+  func retention() async throws {
+    let root = try TestWorkspace()
+    let store = try SQLiteServerStore(stateDirectory: root.root + "/server")
+    var timing = JobQueue.Timing()
+    timing.retention = .milliseconds(300)
+    let queue = JobQueue(store: store, timing: timing)
+    let ended = try await queued(queue)
+    let waiting = try await queued(queue)
+    try await queue.cancel(ended, force: true)
+    _ = try await store.appendOutput(ended, [(1, Data("out".utf8), 1)], limit: 1 << 20)
+    try await Task.sleep(for: .milliseconds(400))
+    try queue.sweep()
+    #expect(try store.job(id: ended) == nil)
+    #expect(try store.output(ended, after: 0, limit: 10).isEmpty)
+    #expect(try store.job(id: waiting)?.state == .queued)
   }
 }
