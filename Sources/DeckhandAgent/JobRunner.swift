@@ -52,37 +52,49 @@ final class JobRunner: Sendable {
   typealias Outgoing = AsyncStream<Deckhand_Server_V1_RunnerJobStreamRequest>.Continuation
 
   /// One job: its events go to the stream that is open now, or wait for
-  /// the next one.
+  /// the next one. Its result (the final Complete or Error) is kept until
+  /// the server says it handled it (Finished): a result produced while the
+  /// server was away, or sent on a stream that broke, is sent again on the
+  /// next stream.
   final class Execution: Sendable {
     let id: String
     private struct State {
       var sink: Outgoing?
       var pending: [Deckhand_Server_V1_RunnerJobStreamRequest] = []
-      var ended = false
+      var result: Deckhand_Server_V1_RunnerJobStreamRequest?
       var cancel: (@Sendable (Bool) -> Void)?
     }
     private let state = Mutex(State())
     init(id: String) { self.id = id }
 
-    func send(_ message: Deckhand_Server_V1_RunnerJobStreamRequest, final: Bool = false) {
+    func send(_ message: Deckhand_Server_V1_RunnerJobStreamRequest) {
       state.withLock { state in
-        if final { state.ended = true }
         if let sink = state.sink, case .enqueued = sink.yield(message) { return }
         state.pending.append(message)
       }
     }
 
-    /// Attaches a new stream and sends what waited.
+    /// The job's result: sent now if a stream is open, and kept.
+    func finish(_ result: Deckhand_Server_V1_RunnerJobStreamRequest) {
+      state.withLock { state in
+        state.result = result
+        if let sink = state.sink { sink.yield(result) }
+      }
+    }
+
+    /// Attaches a new stream and sends what waited, the result last.
     func attach(_ sink: Outgoing) {
       state.withLock { state in
         state.sink = sink
         for message in state.pending { sink.yield(message) }
         state.pending = []
+        if let result = state.result { sink.yield(result) }
       }
     }
 
     func detach() { state.withLock { $0.sink = nil } }
-    var ended: Bool { state.withLock { $0.ended } }
+    /// Whether the job ended here (its result may not have been handled).
+    var ended: Bool { state.withLock { $0.result != nil } }
     func onCancel(_ body: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.cancel = body } }
     func cancel(force: Bool) { state.withLock { $0.cancel }?(force) }
   }
@@ -244,9 +256,9 @@ final class JobRunner: Sendable {
         connected()
         var ask = Deckhand_Server_V1_RunnerJobStreamRequest()
         ask.request = .init()
-        if let running = slot.current.withLock({ $0 }), !running.ended {
-          ask.request.resumeJobID = running.id
-        }
+        // A job still running here, or one whose result the server has
+        // not confirmed: resumed, and its result sent (again).
+        if let current = slot.current.withLock({ $0 }) { ask.request.resumeJobID = current.id }
         sink.yield(ask)
         for try await message in response.messages {
           switch message.event {
@@ -259,9 +271,24 @@ final class JobRunner: Sendable {
             let execution = Execution(id: assignment.job.id)
             execution.attach(sink)
             slot.current.withLock { $0 = execution }
-            self.newExecution.yield { await self.execute(assignment, execution, slot: slot, sink: sink) }
+            self.newExecution.yield { await self.execute(assignment, execution) }
           case .cancel(let cancel):
             slot.current.withLock { $0 }?.cancel(force: cancel.force)
+          case .finished(let finished):
+            // The server has the result: the slot is free for the next job.
+            let freed = slot.current.withLock { current -> Bool in
+              guard let execution = current, execution.id == finished.jobID, execution.ended else { return false }
+              current = nil
+              return true
+            }
+            if !finished.recorded {
+              self.logger.warning("job \(finished.jobID) had already ended on the server; its result here was dropped")
+            }
+            if freed {
+              var next = Deckhand_Server_V1_RunnerJobStreamRequest()
+              next.request = .init()
+              sink.yield(next)
+            }
           default:
             break
           }
@@ -270,10 +297,10 @@ final class JobRunner: Sendable {
       })
   }
 
-  /// Runs one job to its end, then asks for the next.
+  /// Runs one job to its end; the slot asks for the next once the server
+  /// has its result.
   private func execute(
-    _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment, _ execution: Execution, slot: Slot,
-    sink: Outgoing
+    _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment, _ execution: Execution
   ) async {
     let job = assignment.job
     let interval = Duration.milliseconds(max(assignment.heartbeatIntervalMs, 100))
@@ -291,11 +318,9 @@ final class JobRunner: Sendable {
       group.cancelAll()
       return outcome
     }
-    execution.send(outcome, final: true)
-    slot.current.withLock { if $0 === execution { $0 = nil } }
-    var next = Deckhand_Server_V1_RunnerJobStreamRequest()
-    next.request = .init()
-    sink.yield(next)
+    // The slot stays taken until the server confirms the result
+    // (Finished), on this stream or a later one.
+    execution.finish(outcome)
   }
 
   /// The job's operation, to its outcome.

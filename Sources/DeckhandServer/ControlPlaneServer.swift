@@ -95,6 +95,9 @@ package final class ControlPlaneServer: Service, Sendable {
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
+    // The server was away: its runners could not send heartbeats, which is
+    // no fault of theirs. Each running job's clock starts again now.
+    try await BlockingWork.run { try store.restartHeartbeats(nowMs: nowMs()) }
     plane.onPlacementChanged { jobs.nodeChanged($0) }
     let relay = ExecRelay()
     plane.onNodeRemoved { removal in

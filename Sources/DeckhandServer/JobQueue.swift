@@ -248,13 +248,17 @@ package final class JobQueue: Sendable {
   }
 
   /// A runner picks a running job up again after a reconnect.
-  package func resume(_ id: String, runner: String) async throws -> JobRecord {
-    let job = try record(id)
-    guard job.lifecycle.canResume(by: runner) else {
-      throw DeckhandError(.configurationInvalid, "job \(id) cannot be resumed by this runner (it has ended or moved)")
-    }
+  /// A runner asks to go on with `id` on a new stream: true if it may
+  /// (the job is its own and still running; its heartbeat clock starts
+  /// again), false if the job ended while the runner was away, moved to
+  /// another runner or is gone: the runner must then stop it, and what it
+  /// sends for it is dropped.
+  package func resume(_ id: String, runner: String) async throws -> Bool {
+    guard let job = try await BlockingWork.run({ [store] in try store.job(id: id) }),
+      job.lifecycle.canResume(by: runner)
+    else { return false }
     await heartbeat(id)
-    return job
+    return true
   }
 
   package func heartbeat(_ id: String) async {
@@ -268,16 +272,32 @@ package final class JobQueue: Sendable {
     notify(job: id)
   }
 
-  /// The runner ended the job.
+  /// The runner ended the job. Idempotent: a result delivered again, or
+  /// for a job that ended otherwise (cancelled, timed out) or is not this
+  /// runner's, changes nothing. Returns whether this result was recorded.
+  @discardableResult
   package func finish(
     _ id: String, runner: String, exitCode: Int32, error: String?, resultCode: Int64 = 0, results: [String] = []
-  ) async throws {
+  ) async throws -> Bool {
     let now = nowMs()
+    let recorded = RecordedFlag()
     _ = try await store.update(id) { job in
-      job.lifecycle.finish(
+      if job.lifecycle.finish(
         by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now)
+      {
+        recorded.set()
+      }
     }
     notify(job: id)
+    return recorded.value
+  }
+
+  /// Whether an update's closure recorded a result (the closure is
+  /// Sendable and escapes; a Mutex cannot be captured by it).
+  private final class RecordedFlag: Sendable {
+    private let flag = Mutex(false)
+    func set() { flag.withLock { $0 = true } }
+    var value: Bool { flag.withLock { $0 } }
   }
 
   // MARK: Watching
@@ -305,7 +325,12 @@ package final class JobQueue: Sendable {
     let changed = try store.expire(
       now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
-    for job in changed { notify(job: job.id) }
+    for job in changed {
+      notify(job: job.id)
+      // A running job that timed out: its runner, if it still follows
+      // it, is told to stop it.
+      if job.state.isEnded && !job.runnerId.isEmpty { changes.signal(.cancel(runner: job.runnerId)) }
+    }
     if changed.contains(where: { $0.state == .queued }) { waiters.announceAll() }
     let retention = Int64(timing.retention.inMilliseconds)
     let due = lastPrune.withLock { last -> Bool in

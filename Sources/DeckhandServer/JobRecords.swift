@@ -203,6 +203,9 @@ package protocol JobStore: Sendable {
   func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)], limit: Int64)
     async throws -> Int64
   func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord]
+  /// Sets every running job's last heartbeat to `nowMs` (a server that
+  /// starts again gives its runners a full heartbeat timeout to return).
+  func restartHeartbeats(nowMs: Int64) throws
   /// Applies the timeout rules; returns the jobs it changed.
   func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord]
   /// Deletes ended jobs (and their output) that ended before `before`.

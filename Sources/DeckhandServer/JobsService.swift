@@ -291,18 +291,27 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       guard case .request(let ask) = message.event else {
         throw RPCError(code: .failedPrecondition, message: "expected a Request, got \(message)")
       }
-      let job: JobRecord
       if !ask.resumeJobID.isEmpty {
-        following.set(ask.resumeJobID)
-        job = try await mappingErrors { try await queue.resume(ask.resumeJobID, runner: runner) }
+        let id = ask.resumeJobID
+        following.set(id)
+        let resumable = try await mappingErrors { try await queue.resume(id, runner: runner) }
         var resumed = Deckhand_Server_V1_RunnerJobStreamResponse()
         resumed.resumed = .init()
         try await writer.write(resumed)
-        // A cancel may have come while the runner was away.
-        queue.changes.signal(.cancel(runner: runner))
+        if resumable {
+          // A cancel may have come while the runner was away.
+          queue.changes.signal(.cancel(runner: runner))
+        } else {
+          // The job is over here: the runner stops its process, and its
+          // result changes nothing. Its other slots go on.
+          var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
+          cancel.cancel.force = true
+          try await writer.write(cancel)
+        }
+        try await Self.follow(
+          id, runner: runner, queue: queue, messages: &messages, writer: writer, accepting: resumable)
       } else {
-        let identity: RunnerIdentity
-        (job, identity) = try await queue.claim(for: runner)
+        let (job, identity) = try await queue.claim(for: runner)
         following.set(job.id)
         var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
         assignment.assignment.job = queue.message(job)
@@ -321,8 +330,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           throw error
         }
         _ = try await queue.ack(job.id, runner: runner)
+        try await Self.follow(
+          job.id, runner: runner, queue: queue, messages: &messages, writer: writer, accepting: true)
       }
-      try await Self.follow(job.id, runner: runner, queue: queue, messages: &messages)
       following.set(nil)
     }
   }
@@ -334,47 +344,59 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     func set(_ id: String?) { current.withLock { $0 = id } }
   }
 
-  /// Sends Cancel to the runner when the job it runs is asked to stop
-  /// (once per job).
+  /// Sends Cancel to the runner when the job it runs is asked to stop, or
+  /// ended without it (force-cancelled, timed out: then forced); once per
+  /// job and kind.
   static func passCancels(
     _ changes: AsyncStream<Void>, runner: String, following: Following, queue: JobQueue,
     writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>
   ) async {
-    var sent: String?
+    var sent: (id: String, force: Bool)?
     while await changes.first(where: { _ in true }) != nil {
-      guard let id = following.id, id != sent,
-        let job = try? await BlockingWork.run({ try queue.record(id) }), job.cancelRequested
+      guard let id = following.id, let job = try? await BlockingWork.run({ try queue.record(id) }),
+        job.cancelRequested || job.state.isEnded
       else { continue }
+      let force = job.forceCancel || job.state.isEnded
+      if let sent, sent.id == id, sent.force || !force { continue }
       var cancel = Deckhand_Server_V1_RunnerJobStreamResponse()
-      cancel.cancel.force = job.forceCancel
+      cancel.cancel.force = force
       try? await writer.write(cancel)
-      sent = id
+      sent = (id, force)
     }
   }
 
-  /// While the runner runs `id`: store its output and heartbeats, and end
-  /// the job with its Complete or Error.
+  /// While the runner runs `id`: store its output and heartbeats
+  /// (`accepting`; else drop them: the job is over here), end the job
+  /// with its Complete or Error, and tell the runner it was handled
+  /// (Finished).
   static func follow(
     _ id: String, runner: String, queue: JobQueue,
-    messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator
+    messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator,
+    writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>, accepting: Bool
   ) async throws {
     while let message = try await messages.next() {
+      let recorded: Bool
       switch message.event {
       case .terminal(let terminal):
-        try await queue.appendOutput(id, terminal.events)
+        if accepting { try await queue.appendOutput(id, terminal.events) }
+        continue
       case .heartbeat:
-        await queue.heartbeat(id)
+        if accepting { await queue.heartbeat(id) }
+        continue
       case .complete(let complete):
-        try await queue.finish(
+        recorded = try await queue.finish(
           id, runner: runner, exitCode: complete.exitCode, error: nil, resultCode: complete.resultCode,
           results: complete.results)
-        return
       case .error(let failure):
-        try await queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
-        return
+        recorded = try await queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
       default:
         throw RPCError(code: .failedPrecondition, message: "unexpected \(message) while job \(id) runs")
       }
+      var finished = Deckhand_Server_V1_RunnerJobStreamResponse()
+      finished.finished.jobID = id
+      finished.finished.recorded = recorded
+      try await writer.write(finished)
+      return
     }
   }
 

@@ -187,6 +187,12 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
+  package func restartHeartbeats(nowMs: Int64) throws {
+    try database.write { db in
+      try db.execute(sql: "UPDATE job SET heartbeatMs = ? WHERE state = ?", arguments: [nowMs, Self.running])
+    }
+  }
+
   package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord] {
     try database.write { db in
       var changed: [JobRecord] = []

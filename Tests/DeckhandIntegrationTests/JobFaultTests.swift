@@ -152,4 +152,79 @@ struct JobFaultTests {
     #expect(!watched.stdout.contains("done"))
     server.signal(SIGTERM)
   }
+
+  @Test("a job that finishes while the server is away, longer than the heartbeat timeout, ends as its command did")
+  func finishedWhileServerAway() async throws {
+    let root = try TestWorkspace()
+    let port = try FreePort.next()
+    var server = try ServerProcess(root: root.root, port: port, extra: JobTests.fastTimeouts)
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let runner = try await jobs.agent(node, server, name: "r1")
+    defer { runner.signal(SIGKILL) }
+    try await runner.waitUntilServing()
+    let id = try await jobs.queue(server, ["--", "sh", "-c", "echo before; sleep 1; echo after"])
+    #expect(await eventually(timeout: .seconds(20)) { await jobs.state(server, id) == "JOB_STATE_RUNNING" })
+    server.signal(SIGKILL)
+    _ = await eventually { !server.process.isRunning }
+    // Away for 3 s: past the job's end and past the 1.5 s heartbeat timeout.
+    try await Task.sleep(for: .seconds(3))
+    server = try ServerProcess(root: root.root, port: port, extra: JobTests.fastTimeouts)
+    try await server.waitUntilServing()
+    let succeeded = await eventually(timeout: .seconds(20)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" }
+    let record = try await jobs.job(server, id)
+    #expect(succeeded, "\(record)")
+    let watched = try await server.cli(["jobs", "watch", id])
+    #expect(watched.stdout == "before\nafter\n", "\(watched)")
+    // The slot was freed: the next job runs.
+    let next = try await jobs.queue(server, ["--", "true"])
+    #expect(await eventually(timeout: .seconds(20)) { await jobs.state(server, next) == "JOB_STATE_SUCCESS" })
+    server.signal(SIGTERM)
+  }
+
+  @Test(
+    "a job force-cancelled while its runner is away ends at once; the runner stops it on return, its other slot goes on"
+  )
+  func cancelledWhileRunnerAway() async throws {
+    let root = try TestWorkspace()
+    let port = try FreePort.next()
+    let timeouts = ["--job-heartbeat-interval", "200ms", "--job-heartbeat-timeout", "30s"]
+    var server = try ServerProcess(root: root.root, port: port, extra: timeouts)
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let runner = try await jobs.agent(node, server, name: "r1", extra: ["--job-slots", "2"])
+    defer { runner.signal(SIGKILL) }
+    try await runner.waitUntilServing()
+    let sleep = uniqueSleep()
+    let cancelled = try await jobs.queue(server, ["--", "sleep", sleep])
+    let other = try await jobs.queue(server, ["--", "sh", "-c", "sleep 2; echo other"])
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        let first = await jobs.state(server, cancelled)
+        let second = await jobs.state(server, other)
+        return first == "JOB_STATE_RUNNING" && second == "JOB_STATE_RUNNING"
+      })
+    // The runner is away (stopped), and its connection is gone with the
+    // server it had.
+    runner.signal(SIGSTOP)
+    server.signal(SIGKILL)
+    _ = await eventually { !server.process.isRunning }
+    server = try ServerProcess(root: root.root, port: port, extra: timeouts)
+    try await server.waitUntilServing()
+    #expect(try await server.cli(["jobs", "cancel", "--force", cancelled]).status == 0)
+    #expect(await jobs.state(server, cancelled) == "JOB_STATE_ERROR", "force ends it at once")
+    runner.signal(SIGCONT)
+    #expect(await eventually(timeout: .seconds(20)) { processes(withArgument: sleep).isEmpty }, "the runner stopped it")
+    #expect(await eventually(timeout: .seconds(20)) { await jobs.state(server, other) == "JOB_STATE_SUCCESS" })
+    #expect(try await server.cli(["jobs", "watch", other]).stdout == "other\n")
+    #expect("\(try await jobs.job(server, cancelled)["error"] ?? .null)".contains("force-cancelled"))
+    // Both slots take jobs again.
+    let next = [
+      try await jobs.queue(server, ["--", "sleep", "1"]), try await jobs.queue(server, ["--", "sleep", "1"]),
+    ]
+    for id in next {
+      #expect(await eventually(timeout: .seconds(20)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" })
+    }
+    server.signal(SIGTERM)
+  }
 }

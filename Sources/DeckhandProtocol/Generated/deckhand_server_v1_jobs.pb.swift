@@ -1311,12 +1311,21 @@ public nonisolated struct Deckhand_Server_V1_RunnerJobStreamResponse: Sendable {
     set {event = .resumed(newValue)}
   }
 
+  public var finished: Deckhand_Server_V1_RunnerJobStreamResponse.Finished {
+    get {
+      if case .finished(let v)? = event {return v}
+      return Deckhand_Server_V1_RunnerJobStreamResponse.Finished()
+    }
+    set {event = .finished(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Event: Equatable, Sendable {
     case assignment(Deckhand_Server_V1_RunnerJobStreamResponse.Assignment)
     case cancel(Deckhand_Server_V1_RunnerJobStreamResponse.Cancel)
     case resumed(Deckhand_Server_V1_RunnerJobStreamResponse.Resumed)
+    case finished(Deckhand_Server_V1_RunnerJobStreamResponse.Finished)
 
   }
 
@@ -1358,10 +1367,33 @@ public nonisolated struct Deckhand_Server_V1_RunnerJobStreamResponse: Sendable {
     public init() {}
   }
 
+  /// The runner goes on with the job it asked to resume. If the job can no
+  /// longer run there (it ended while the runner was away, or moved), a
+  /// forced Cancel follows at once, and what the runner sends for it is
+  /// dropped until its Complete or Error.
   public nonisolated struct Resumed: Sendable {
     // SwiftProtobuf.Message conformance is added in an extension below. See the
     // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
     // methods supported on all messages.
+
+    public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    public init() {}
+  }
+
+  /// The job's Complete or Error was handled (stored, or dropped because the
+  /// job had ended already): the runner may forget it and ask for the next.
+  /// A runner that never sees this sends the result again on its next
+  /// stream (at least once; finishing is idempotent).
+  public nonisolated struct Finished: Sendable {
+    // SwiftProtobuf.Message conformance is added in an extension below. See the
+    // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+    // methods supported on all messages.
+
+    public var jobID: String = String()
+
+    /// Whether this result is the job's (false: it had ended already).
+    public var recorded: Bool = false
 
     public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3657,7 +3689,7 @@ nonisolated extension Deckhand_Server_V1_RunnerJobStreamRequest.Error: SwiftProt
 
 nonisolated extension Deckhand_Server_V1_RunnerJobStreamResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RunnerJobStreamResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}assignment\0\u{1}cancel\0\u{1}resumed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}assignment\0\u{1}cancel\0\u{1}resumed\0\u{1}finished\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3704,6 +3736,19 @@ nonisolated extension Deckhand_Server_V1_RunnerJobStreamResponse: SwiftProtobuf.
           self.event = .resumed(v)
         }
       }()
+      case 4: try {
+        var v: Deckhand_Server_V1_RunnerJobStreamResponse.Finished?
+        var hadOneofValue = false
+        if let current = self.event {
+          hadOneofValue = true
+          if case .finished(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.event = .finished(v)
+        }
+      }()
       default: break
       }
     }
@@ -3726,6 +3771,10 @@ nonisolated extension Deckhand_Server_V1_RunnerJobStreamResponse: SwiftProtobuf.
     case .resumed?: try {
       guard case .resumed(let v)? = self.event else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .finished?: try {
+      guard case .finished(let v)? = self.event else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
     case nil: break
     }
@@ -3827,6 +3876,41 @@ nonisolated extension Deckhand_Server_V1_RunnerJobStreamResponse.Resumed: SwiftP
   }
 
   public static func ==(lhs: Deckhand_Server_V1_RunnerJobStreamResponse.Resumed, rhs: Deckhand_Server_V1_RunnerJobStreamResponse.Resumed) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Server_V1_RunnerJobStreamResponse.Finished: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = Deckhand_Server_V1_RunnerJobStreamResponse.protoMessageName + ".Finished"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}job_id\0\u{1}recorded\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.jobID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.recorded) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.jobID.isEmpty {
+      try visitor.visitSingularStringField(value: self.jobID, fieldNumber: 1)
+    }
+    if self.recorded != false {
+      try visitor.visitSingularBoolField(value: self.recorded, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Server_V1_RunnerJobStreamResponse.Finished, rhs: Deckhand_Server_V1_RunnerJobStreamResponse.Finished) -> Bool {
+    if lhs.jobID != rhs.jobID {return false}
+    if lhs.recorded != rhs.recorded {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
