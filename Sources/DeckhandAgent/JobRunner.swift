@@ -241,8 +241,43 @@ final class JobRunner: Sendable {
     if let process { await process.terminate(within: .seconds(5)) }
   }
 
+  /// One slot's streams: a resume the server refuses (the job is not
+  /// this runner's any more) stops that slot's job and opens the slot's
+  /// stream again, without ending the runner's other streams.
   private func stream(
     _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, slot: Slot,
+    connected: @escaping @Sendable () -> Void
+  ) async throws {
+    while true {
+      let asked = AskedResume()
+      do {
+        try await openStream(jobs, slot: slot, asked: asked, connected: connected)
+        return
+      } catch let error as RPCError where error.code == .invalidArgument {
+        guard let id = asked.withLock({ $0 }) else { throw error }
+        let dropped = slot.current.withLock { current -> Execution? in
+          guard let execution = current, execution.id == id else { return nil }
+          current = nil
+          return execution
+        }
+        guard let dropped else { throw error }
+        logger.warning("job \(id): the server refused to resume it (\(error.message)); stopping it here")
+        dropped.cancel(force: true)
+      }
+    }
+  }
+
+  /// The job a slot's stream asked to resume, until the server answered
+  /// Resumed (a class: the stream's escaping handler sets it).
+  final class AskedResume: Sendable {
+    private let id = Mutex<String?>(nil)
+    func withLock<T>(_ body: (inout String?) -> T) -> T { id.withLock { body(&$0) } }
+  }
+
+  /// One RunnerJobStream of a slot; `asked` holds the job it asked to
+  /// resume until the server answers Resumed.
+  private func openStream(
+    _ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>, slot: Slot, asked: AskedResume,
     connected: @escaping @Sendable () -> Void
   ) async throws {
     let (outgoing, sink) = AsyncStream.makeStream(of: Deckhand_Server_V1_RunnerJobStreamRequest.self)
@@ -258,11 +293,15 @@ final class JobRunner: Sendable {
         ask.request = .init()
         // A job still running here, or one whose result the server has
         // not confirmed: resumed, and its result sent (again).
-        if let current = slot.current.withLock({ $0 }) { ask.request.resumeJobID = current.id }
+        if let current = slot.current.withLock({ $0 }) {
+          ask.request.resumeJobID = current.id
+          asked.withLock { $0 = current.id }
+        }
         sink.yield(ask)
         for try await message in response.messages {
           switch message.event {
           case .resumed:
+            asked.withLock { $0 = nil }
             slot.current.withLock { $0 }?.attach(sink)
           case .assignment(let assignment):
             var ack = Deckhand_Server_V1_RunnerJobStreamRequest()

@@ -250,13 +250,22 @@ package final class JobQueue: Sendable {
   /// A runner picks a running job up again after a reconnect.
   /// A runner asks to go on with `id` on a new stream: true if it may
   /// (the job is its own and still running; its heartbeat clock starts
-  /// again), false if the job ended while the runner was away, moved to
-  /// another runner or is gone: the runner must then stop it, and what it
-  /// sends for it is dropped.
+  /// again), false if the job is its own but ended while it was away
+  /// (force-cancelled, timed out): the runner must then stop it, and what
+  /// it sends for it is dropped.
+  ///
+  /// - Throws: ``DeckhandError`` `configurationInvalid` if the job is not
+  ///   this runner's (never was, or was queued again and moved) or does
+  ///   not exist; the runner then stops its process and frees that slot.
   package func resume(_ id: String, runner: String) async throws -> Bool {
-    guard let job = try await BlockingWork.run({ [store] in try store.job(id: id) }),
-      job.lifecycle.canResume(by: runner)
-    else { return false }
+    let job = try await BlockingWork.run { [store] in try store.job(id: id) }
+    guard let job, job.runnerId == runner else {
+      throw DeckhandError(
+        .configurationInvalid,
+        "job \(id) cannot be resumed by this runner (\(job == nil ? "there is no such job" : "it is not this runner's"))"
+      )
+    }
+    guard job.lifecycle.canResume(by: runner) else { return false }
     await heartbeat(id)
     return true
   }

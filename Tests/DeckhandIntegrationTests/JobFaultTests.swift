@@ -157,7 +157,11 @@ struct JobFaultTests {
   func finishedWhileServerAway() async throws {
     let root = try TestWorkspace()
     let port = try FreePort.next()
-    var server = try ServerProcess(root: root.root, port: port, extra: JobTests.fastTimeouts)
+    // A heartbeat timeout longer than the agent's longest reconnect wait
+    // (8 s): a restarted server gives running jobs a full timeout, so the
+    // rule is met whatever the jitter.
+    let timeouts = ["--job-heartbeat-interval", "200ms", "--job-heartbeat-timeout", "9s"]
+    var server = try ServerProcess(root: root.root, port: port, extra: timeouts)
     try await server.waitUntilServing()
     let node = try TestWorkspace()
     let runner = try await jobs.agent(node, server, name: "r1")
@@ -167,9 +171,9 @@ struct JobFaultTests {
     #expect(await eventually(timeout: .seconds(20)) { await jobs.state(server, id) == "JOB_STATE_RUNNING" })
     server.signal(SIGKILL)
     _ = await eventually { !server.process.isRunning }
-    // Away for 3 s: past the job's end and past the 1.5 s heartbeat timeout.
-    try await Task.sleep(for: .seconds(3))
-    server = try ServerProcess(root: root.root, port: port, extra: JobTests.fastTimeouts)
+    // Away for 10 s: past the job's end and past the heartbeat timeout.
+    try await Task.sleep(for: .seconds(10))
+    server = try ServerProcess(root: root.root, port: port, extra: timeouts)
     try await server.waitUntilServing()
     let succeeded = await eventually(timeout: .seconds(20)) { await jobs.state(server, id) == "JOB_STATE_SUCCESS" }
     let record = try await jobs.job(server, id)
