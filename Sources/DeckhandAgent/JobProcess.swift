@@ -268,18 +268,10 @@ extension JobProcess {
   /// cgroups live under one folder, so that an agent that starts again
   /// ends what the previous one, killed, left running (``sweepLeftovers()``).
   struct Owner: Sendable {
-    /// A hex digest of the state directory's path (FNV-1a, 64 bits; a
-    /// name, not a secret).
+    /// ``ProcessSweep/ownerKey(_:)`` of the state directory.
     let key: String
 
-    init(stateDirectory: String) {
-      var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-      for byte in stateDirectory.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x100_0000_01b3
-      }
-      key = String(hash, radix: 16)
-    }
+    init(stateDirectory: String) { key = ProcessSweep.ownerKey(stateDirectory) }
 
     /// What this agent's job cgroups' names (under the host's own cgroup)
     /// start with. The leading `_` keeps them apart from plugin groups: no

@@ -2,6 +2,7 @@ package import DeckhandCore
 internal import DeckhandGRPC
 package import DeckhandPluginHost
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 package import Logging
 internal import SwiftProtobuf
@@ -117,6 +118,7 @@ package actor PluginManager {
   /// from the previous agent still runs (same pid, start time, executable,
   /// socket), launched again otherwise.
   package func restore() async throws {
+    var restoring: [(InstalledPlugin, PluginManifest, Verification, LaunchedPlugin?)] = []
     for record in try store.plugins() {
       let manifest: PluginManifest
       do {
@@ -146,6 +148,19 @@ package actor PluginManager {
           logger.info("plugin \(record.name): its process from the previous agent is gone; launching it again")
         }
       }
+      restoring.append((record, manifest, verification, adopted))
+    }
+    // What a killed agent had spawned but not recorded (an install or
+    // upgrade cut short) ends before anything is launched: each plugin
+    // runs exactly once.
+    let keep = Set(restoring.compactMap { $0.3?.instance }.filter { !$0.isEmpty })
+    let host = launcher
+    let stray = (try? await BlockingWork.run { host.endUnrecorded(keeping: keep) }) ?? []
+    if !stray.isEmpty {
+      logger.warning(
+        "ended \(stray.count) plugin process(es) no record names (pids \(stray)), left by an agent killed mid-launch")
+    }
+    for (record, manifest, verification, adopted) in restoring {
       entries[record.name] = await start(record, manifest, verification, adopting: adopted)
     }
     try commands.restore(allowed: commandAllowed, forward: forwardCommand)

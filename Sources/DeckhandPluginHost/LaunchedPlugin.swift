@@ -29,9 +29,9 @@ package struct LaunchedPlugin: Sendable {
   /// What enforces them.
   var resources: ResourceControl? = nil
   /// The `DECKHAND_PLUGIN_INSTANCE=…` entry this launch put in the plugin's
-  /// environment, which its descendants inherit ("" for a plugin adopted
-  /// from a previous host).
-  var instance: String = ""
+  /// environment, which its descendants inherit (read back from /proc for
+  /// a plugin adopted from a previous host; "" if it had none).
+  package internal(set) var instance: String = ""
 
   /// The process id, also its process group id.
   package var pid: Int32 { process.pid }

@@ -47,6 +47,28 @@ package struct PluginLauncher: Sendable {
   package var onSpawn: (@Sendable (Int32) -> Void)?
   /// The environment variable that marks one launch's processes.
   package static let instanceKey = "DECKHAND_PLUGIN_INSTANCE"
+  /// The environment variable that marks every plugin process of one host
+  /// (``ProcessSweep/ownerKey(_:)`` of its state directory), so that the
+  /// next host finds those no record names (``endUnrecorded(keeping:)``).
+  package static let ownerKeyName = "DECKHAND_PLUGIN_OWNER"
+
+  /// This host's `DECKHAND_PLUGIN_OWNER=…` entry.
+  package var ownerEntry: String { "\(Self.ownerKeyName)=\(ProcessSweep.ownerKey(paths.stateDirectory))" }
+
+  /// Ends every plugin process of this host (by its owner entry) whose
+  /// launch is not one of `instances` (the `DECKHAND_PLUGIN_INSTANCE=…`
+  /// entries of the plugins the host adopted): a plugin a killed host had
+  /// spawned but not yet recorded (mid-install or upgrade), which would
+  /// otherwise keep serving the plugin's socket beside the new launch.
+  /// Returns the pids it killed. Blocking: reads /proc.
+  package func endUnrecorded(keeping instances: Set<String>) -> [Int32] {
+    let stray = ProcessSweep(marker: ownerEntry).members().filter { pid in
+      guard let instance = ProcessSweep.environmentEntry(Self.instanceKey, of: pid) else { return true }
+      return !instances.contains(instance)
+    }
+    for pid in stray { _ = kill(pid, SIGKILL) }
+    return stray
+  }
   /// Enforces manifests' `limits`; by default what the machine offers
   /// (``ResourceControl/machine``), detected on the first plugin that has
   /// limits.
@@ -139,10 +161,14 @@ package struct PluginLauncher: Sendable {
       let process = ChildProcess.attach(pid: pid, stdoutLog: stdoutLog, stderrLog: stderrLog)
     else { return nil }
     let control = manifest.limits.isEmpty ? nil : (resources ?? .machine)
-    return LaunchedPlugin(
+    var plugin = LaunchedPlugin(
       manifest: manifest, process: process, address: attachment.address, socketToRemove: attachment.socket,
       errorLog: manifest.launchProtocol == .guestAgent ? errorLog : nil,
       launchedAt: .now, paths: paths, limits: control?.existing(plugin: manifest.name), resources: control)
+    // Its launch's entry, read back, so that what it leaves when it exits
+    // is found as for a plugin this host launched.
+    plugin.instance = ProcessSweep.environmentEntry(Self.instanceKey, of: pid) ?? ""
+    return plugin
   }
 
   /// Checks the entrypoint, spawns the plugin and waits until it serves:
@@ -171,6 +197,7 @@ package struct PluginLauncher: Sendable {
     // plugin leaves behind can be found after it is gone.
     let instance = "\(manifest.name)-\(UInt64.random(in: 0...UInt64.max))"
     environment[Self.instanceKey] = instance
+    environment[Self.ownerKeyName] = ProcessSweep.ownerKey(paths.stateDirectory)
     let name = manifest.name
     var onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
     if let handler = onOutputLine {

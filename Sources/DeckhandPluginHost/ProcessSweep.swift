@@ -84,6 +84,28 @@ package struct ProcessSweep: Sendable {
     return clean
   }
 
+  /// A short name for a host (its state directory's path) to mark its
+  /// processes with: FNV-1a, 64 bits, in hex (a name, not a secret).
+  package static func ownerKey(_ stateDirectory: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in stateDirectory.utf8 {
+      hash ^= UInt64(byte)
+      hash &*= 0x100_0000_01b3
+    }
+    return String(hash, radix: 16)
+  }
+
+  /// The `KEY=VALUE` entry for `key` in a process's environment, if it
+  /// has one (nil also when /proc cannot be read).
+  package static func environmentEntry(_ key: String, of pid: Int32) -> String? {
+    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { return nil }
+    let prefix = Array("\(key)=".utf8)
+    for entry in data.split(separator: 0) where entry.starts(with: prefix) {
+      return String(decoding: entry, as: UTF8.self)
+    }
+    return nil
+  }
+
   /// Pids of every process whose environment holds `entry` exactly.
   package static func marked(_ entry: String) -> [Int32] {
     guard entry.contains("=") else { return [] }
