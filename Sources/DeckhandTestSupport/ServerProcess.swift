@@ -9,6 +9,12 @@ package final class ServerProcess: Sendable {
   package let endpoint: String
   package let stateDirectory: String
 
+  /// A test that ends early (a failed `#require`, a throw) does not leave
+  /// its server running.
+  deinit {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+  }
+
   package init(root: String, port: Int, heartbeat: String = "400ms", extra: [String] = []) throws {
     stateDirectory = "\(root)/server"
     endpoint = "127.0.0.1:\(port)"

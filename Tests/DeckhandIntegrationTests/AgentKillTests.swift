@@ -1,5 +1,6 @@
 import DeckhandAgent
 import DeckhandCore
+import DeckhandPluginHost
 import DeckhandTestSupport
 import Foundation
 import Testing
@@ -59,5 +60,72 @@ struct AgentKillTests {
     }
     let reply = try await agent.call(["Command": "plugins.status", "Name": "victim", "Data": "x"])
     if status(reply) != 0 { findings.append("round \(round): status \(reply)") }
+  }
+}
+
+@Suite("deckhand agent: a plugin in a crash loop", .serialized)
+struct CrashLoopTests {
+  /// Open descriptors, resident memory (KiB) and zombie children of `pid`.
+  func footprint(_ pid: Int32) -> (fds: Int, rssKiB: Int, zombies: Int) {
+    let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let rss =
+      status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+      .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? -1
+    var zombies = 0
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int32(entry) != nil {
+      guard let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+        let fields = stat.split(separator: ")").last?.split(separator: " "), fields.count > 2
+      else { continue }
+      if fields[0] == "Z" && Int32(fields[1]) == pid { zombies += 1 }
+    }
+    return (fds, rss, zombies)
+  }
+
+  func restarts(_ agent: AgentProcess) -> Int {
+    if case .number(let count) = (try? syncPlugin(agent, "litter"))?["Restarts"] { return Int(count) }
+    return 0
+  }
+
+  @Test(
+    "a plugin that starts a child and crashes 5 ms after each Start, restarted 300 times: no child survives; descriptors, memory and zombies stay flat"
+  )
+  func crashLoop() async throws {
+    let workspace = try TestWorkspace()
+    let armed = workspace.root + "/armed"
+    let manifest = try workspace.manifestFile(
+      Fixtures.testPlugin(
+        "litter",
+        args: ["--spawn-child", workspace.root + "/child.pid", "--crash-after-ms", "5", "--crash-if-exists", armed],
+        tag: UUID().uuidString, extra: ["restart": ["initial_backoff_s": 0.01, "max_backoff_s": 0.02]]))
+    let agent = try AgentProcess(workspace)
+    defer { agent.signal(SIGKILL) }
+    try await agent.waitUntilServing()
+    #expect(status(try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])) == 0)
+    // Every process the agent's plugins run carries its owner entry.
+    let owned = ProcessSweep(
+      marker: "\(PluginLauncher.ownerKeyName)=\(ProcessSweep.ownerKey(workspace.paths.stateDirectory))")
+    #expect(owned.members().count == 2, "the plugin and its child")
+    FileManager.default.createFile(atPath: armed, contents: nil)
+    let first = try #require(pid(try await agent.plugin("litter")))
+    kill(first, SIGKILL)
+
+    #expect(await eventually(timeout: .seconds(60)) { restarts(agent) >= 30 })
+    let before = footprint(agent.process.processIdentifier)
+    var most = 0
+    let looped = await eventually(timeout: .seconds(120)) {
+      most = max(most, owned.members().count)
+      return restarts(agent) >= 300
+    }
+    #expect(looped, "restarts: \(restarts(agent))")
+    let after = footprint(agent.process.processIdentifier)
+    #expect(most <= 4, "at most the current plugin and its child (and one being swept) run; saw \(most)")
+    #expect(after.fds <= before.fds + 8, "descriptors \(before.fds) -> \(after.fds)")
+    #expect(after.rssKiB <= before.rssKiB + 24 * 1024, "RSS \(before.rssKiB) -> \(after.rssKiB) KiB")
+    #expect(after.zombies <= 1, "zombies: \(after.zombies)")
+    // Disarmed and removed: nothing of it is left.
+    try? FileManager.default.removeItem(atPath: armed)
+    _ = try await agent.call(["Command": "plugins.remove", "Name": "litter", "Cleanup": true])
+    #expect(await eventually(timeout: .seconds(10)) { owned.members().isEmpty }, "left: \(owned.members())")
   }
 }

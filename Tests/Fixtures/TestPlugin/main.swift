@@ -2,6 +2,7 @@
 // integration tests. Behaviour comes from arguments before the launch
 // contract's own:
 //   --crash-after-ms N     exit with status 3 N ms after Start
+//   --crash-if-exists PATH only crash (--crash-after-ms) while PATH exists
 //   --ignore-stop          answer nothing to Stop (hang until killed)
 //   --spawn-child PATH     at Start, start `sleep 1000` and write its pid to PATH
 //   --slow-start-ms N      sleep N ms before serving
@@ -80,7 +81,8 @@ final class TestPlugin: Plugin {
         while true { Thread.sleep(forTimeInterval: 3600) }
       }
     }
-    if let delay = value("--crash-after-ms").flatMap(Int.init) {
+    let armed = value("--crash-if-exists").map { FileManager.default.fileExists(atPath: $0) } ?? true
+    if armed, let delay = value("--crash-after-ms").flatMap(Int.init) {
       Thread.detachNewThread {
         Thread.sleep(forTimeInterval: Double(delay) / 1000)
         FileHandle.standardError.write("test plugin: crashing on purpose\n".data(using: .utf8)!)
