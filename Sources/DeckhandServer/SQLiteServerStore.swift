@@ -130,7 +130,26 @@ package final class SQLiteServerStore: ServerStore {
     return migrator
   }
 
-  package func save(_ token: TokenRecord) throws { try database.write { try token.save($0) } }
+  /// Tokens grant and revoke access: written durably.
+  package func save(_ token: TokenRecord) throws { try durableWrite { try token.save($0) } }
+
+  /// Runs `body` in a transaction that is on disk when this returns: with
+  /// `synchronous = FULL` for this one commit, SQLite syncs the WAL before
+  /// the commit completes, so an acknowledged revocation survives a power
+  /// loss, not only a crash of the process. Other writes keep NORMAL (the
+  /// WAL synced at checkpoints), which is what makes the queue fast.
+  func durableWrite<T>(_ body: (Database) throws -> T) throws -> T {
+    try database.writeWithoutTransaction { db in
+      try db.execute(sql: "PRAGMA synchronous = FULL")
+      defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+      var result: T?
+      try db.inTransaction {
+        result = try body(db)
+        return .commit
+      }
+      return result!
+    }
+  }
   package func token(id: String) throws -> TokenRecord? {
     // Every operator call reads its token: a statement prepared once.
     try database.read {
@@ -171,7 +190,8 @@ package final class SQLiteServerStore: ServerStore {
   }
 
   package func removeNode(id: String, nowMs: Int64) throws -> NodeRemoval? {
-    try database.write { db in
+    // A removal revokes the node's credential: durable before answered.
+    try durableWrite { db in
       guard let node = try NodeRecord.fetchOne(db, key: id) else { return nil }
       var retired: [TaskRecord] = []
       for var task in try TaskRecord.filter(Column("nodeId") == id && Column("active") == true).fetchAll(db) {
