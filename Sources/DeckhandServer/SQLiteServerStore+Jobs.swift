@@ -152,16 +152,18 @@ extension SQLiteServerStore: JobStore {
       var bytes: Int64 = row[1]
       let insert = try db.cachedStatement(
         sql: "INSERT INTO jobOutput (jobId, sequence, kind, data, timestampMs) VALUES (?, ?, ?, ?, ?)")
-      for event in events {
-        // Past the limit: dropped (the note was written when it was crossed).
-        guard bytes < limit else { break }
+      // outputBytes counts what was stored; limit + 1 marks "cut, and the
+      // note written".
+      for event in events where bytes <= limit {
         let room = limit - bytes
         let kept = Int64(event.data.count) <= room ? event.data : event.data.prefix(Int(room))
-        sequence += 1
-        try insert.execute(arguments: [id, sequence, event.kind, kept, event.timestampMs])
-        bytes += Int64(kept.count)
+        if !kept.isEmpty {
+          sequence += 1
+          try insert.execute(arguments: [id, sequence, event.kind, kept, event.timestampMs])
+          bytes += Int64(kept.count)
+        }
         if kept.count < event.data.count {
-          bytes = limit
+          bytes = limit + 1
           sequence += 1
           let note =
             "\n[deckhand] output cut: this job reached the server's limit of \(ByteText.format(limit)) of output (deckhand server --job-output-limit); the rest is not stored\n"

@@ -23,8 +23,10 @@ struct ProcessSweepTests {
     let escaped = "\(Int.random(in: 100_000...999_999)).25"
     let other = "\(Int.random(in: 100_000...999_999)).75"
     let parent = try start("setsid sleep \(escaped) & sleep 300", marker: marker)
-    let unrelated = try start("sleep \(other)", marker: "DECKHAND_TEST_SWEEP=other")
-    defer { unrelated.terminate() }
+    let otherMarker = "DECKHAND_TEST_SWEEP=\(UInt64.random(in: 0...UInt64.max))"
+    let unrelated = try start("exec sleep \(other)", marker: otherMarker)
+    // (It holds the test runner's stdout: it must not outlive the test.)
+    defer { ProcessSweep(marker: otherMarker).killAll() }
     #expect(await eventually { !processes(withArgument: escaped).isEmpty })
     let sweep = ProcessSweep(marker: marker)
     let members = Set(sweep.members())

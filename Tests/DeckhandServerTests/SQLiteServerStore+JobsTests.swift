@@ -72,6 +72,16 @@ struct JobOutputLimitTests {
     let note = String(decoding: stored.last?.data ?? Data(), as: UTF8.self)
     #expect(note.contains("output cut") && note.contains("1000 bytes"), "\(note)")
     #expect(stored.last?.kind == Deckhand_Server_V1_OutputEvent.Kind.stderr.rawValue)
+
+    // Output that fills the limit exactly: the next event is cut, with the note.
+    let exact = try await queued(JobQueue(store: store, timing: JobQueue.Timing()))
+    _ = try await store.appendOutput(exact, [(1, chunk, 1)], limit: 600)
+    _ = try await store.appendOutput(exact, [(1, chunk, 2)], limit: 600)
+    _ = try await store.appendOutput(exact, [(1, chunk, 3)], limit: 600)
+    let filled = try store.output(exact, after: 0, limit: 100)
+    #expect(filled.count == 2 && filled[0].data.count == 600, "\(filled.map(\.data.count))")
+    let filledNote = String(decoding: filled.last?.data ?? Data(), as: UTF8.self)
+    #expect(filledNote.contains("output cut"))
   }
 
   @Test("jobs that ended longer ago than the retention are deleted with their output; others stay")
