@@ -218,7 +218,7 @@ final class JobProcess: Sendable {
     let signalled = deckhand_decode_wait_status(status, &code)
     let exitCode = signalled == 2 ? 128 + code : code
     exit.withLock { $0 = exitCode }
-    _ = readers.wait(timeout: .now() + .milliseconds(Int(Self.drainGrace.components.seconds * 1000)))
+    _ = readers.wait(timeout: .now() + .milliseconds(Int(Self.drainGrace / .milliseconds(1))))
     sweep.killAll()
     if readers.wait(timeout: .now() + .seconds(2)) == .timedOut {
       abandoned.store(true, ordering: .relaxed)
@@ -244,10 +244,10 @@ final class JobProcess: Sendable {
   func terminate(within grace: Duration) async {
     await signal(SIGTERM)
     let deadline = ContinuousClock.now + grace
-    while exitCode == nil && ContinuousClock.now < deadline {
+    while exitCode == nil && ContinuousClock.now < deadline && !Task.isCancelled {
       try? await Task.sleep(for: .milliseconds(50))
     }
-    if exitCode == nil { await signal(SIGKILL) }
+    if exitCode == nil && !Task.isCancelled { await signal(SIGKILL) }
   }
 
   var exitCode: Int32? { exit.withLock { $0 } }

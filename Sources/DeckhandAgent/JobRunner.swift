@@ -460,11 +460,10 @@ final class JobRunner: Sendable {
       group.addTask {
         await withTaskGroup(of: Void.self) { killers in
           for await signal in signals {
-            await process.signal(signal)
-            guard signal == SIGTERM else { continue }
-            killers.addTask {
-              try? await Task.sleep(for: .seconds(5))
-              if !Task.isCancelled { await process.signal(SIGKILL) }
+            if signal == SIGTERM {
+              killers.addTask { await process.terminate(within: .seconds(5)) }
+            } else {
+              await process.signal(signal)
             }
           }
           killers.cancelAll()

@@ -98,7 +98,7 @@ package final class JobQueue: Sendable {
 
   /// Queues `job`; returns its id.
   package func queue(_ job: Deckhand_Server_V1_Job) async throws -> String {
-    try await queueWithWarning(job).id
+    try await insert(job).id
   }
 
   /// Queues a job, and says why it may wait long: no node the server
@@ -106,8 +106,7 @@ package final class JobQueue: Sendable {
   /// all the same (the node may join later), and waits without holding
   /// up jobs other runners can take.
   package func queueWithWarning(_ job: Deckhand_Server_V1_Job) async throws -> (id: String, warning: String?) {
-    let id = try await insert(job)
-    let target = try resolveTarget(job.target)
+    let (id, target) = try await insert(job)
     let nodes = try await BlockingWork.run { [store] in try store.nodes() }
     let matching = nodes.filter {
       RunnerIdentity(id: $0.id, name: $0.name, labels: $0.labels, byIdOnly: false).accepts(target)
@@ -130,7 +129,8 @@ package final class JobQueue: Sendable {
     return (id, nil)
   }
 
-  private func insert(_ job: Deckhand_Server_V1_Job) async throws -> String {
+  /// Stores `job` as QUEUED; returns its id and its resolved target.
+  private func insert(_ job: Deckhand_Server_V1_Job) async throws -> (id: String, target: RunnerWaiters.Target) {
     try validate(job)
     let target = try resolveTarget(job.target)
     var spec = job
@@ -143,7 +143,7 @@ package final class JobQueue: Sendable {
     let replaced = try await store.insert(record)
     for id in replaced { notify(job: id) }
     waiters.announce(target)
-    return record.id
+    return (record.id, target)
   }
 
   /// Cancels a job: a queued or waiting one ends at once; a running one is
