@@ -31,6 +31,14 @@ struct ServerCommand: AsyncParsableCommand {
   var jobOutputLimit = "64MiB"
   @Option(help: "Ended jobs and their output are deleted this long after they ended (e.g. 7d).")
   var jobRetention = "7d"
+  @Option(help: "Open connections the server holds, all peers together.")
+  var maxConnections = ConnectionLimits().maxConnections
+  @Option(help: "Connections that have not yet made a call with a good token, all peers together.")
+  var maxUnauthenticatedConnections = ConnectionLimits().maxUnauthenticated
+  @Option(help: "Such connections from one IP address.")
+  var maxUnauthenticatedPerAddress = ConnectionLimits().maxUnauthenticatedPerAddress
+  @Option(help: "A connection that has made no call with a good token within this is closed.")
+  var authenticationDeadline = "10s"
 
   static func duration(_ text: String, _ flag: String) throws -> Duration {
     guard let duration = DurationText.parse(text), duration > .zero else {
@@ -70,6 +78,17 @@ struct ServerCommand: AsyncParsableCommand {
           .configurationInvalid, "--job-output-limit \(jobOutputLimit): expected a size such as 64MiB or 1GiB")
       }
       configuration.jobTiming.outputLimit = limit
+      for (value, flag) in [
+        (maxConnections, "max-connections"), (maxUnauthenticatedConnections, "max-unauthenticated-connections"),
+        (maxUnauthenticatedPerAddress, "max-unauthenticated-per-address"),
+      ] where value < 1 {
+        throw DeckhandError(.configurationInvalid, "--\(flag) \(value): expected a number of connections, at least 1")
+      }
+      configuration.connectionLimits.maxConnections = maxConnections
+      configuration.connectionLimits.maxUnauthenticated = maxUnauthenticatedConnections
+      configuration.connectionLimits.maxUnauthenticatedPerAddress = maxUnauthenticatedPerAddress
+      configuration.connectionLimits.authenticationDeadline = try Self.duration(
+        authenticationDeadline, "authentication-deadline")
       let server = ControlPlaneServer(configuration: configuration, logger: logger)
       let group = ServiceGroup(
         configuration: .init(

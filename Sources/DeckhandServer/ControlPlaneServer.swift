@@ -6,6 +6,7 @@ package import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
 package import Logging
+internal import NIOPosix
 package import ServiceLifecycle
 
 /// `deckhand server`: the dispatcher for agents and the operator's API on
@@ -21,6 +22,8 @@ package final class ControlPlaneServer: Service, Sendable {
     package var stateDirectory: String
     package var timing = ControlPlaneTiming()
     package var jobTiming = JobQueue.Timing()
+    /// What the server admits of connections that have not authenticated.
+    package var connectionLimits = ConnectionLimits()
     /// Where the CLI settings go; nil: don't write them.
     package var clientSettingsPath: String? = ClientSettings.defaultPath
     package init(listen: ServerEndpoint, stateDirectory: String) {
@@ -81,16 +84,26 @@ package final class ControlPlaneServer: Service, Sendable {
     if !["0.0.0.0", "::", ""].contains(configuration.listen.host) { hosts.append(configuration.listen.host) }
     let authority = try CertificateAuthority.loadOrCreate(directory: "\(state)/tls", hosts: hosts)
 
-    let transport = HTTP2ServerTransport.Posix(
-      address: .ipv4(host: configuration.listen.host, port: configuration.listen.port),
-      transportSecurity: .tls(
-        certificateChain: [.bytes(Array(authority.serverCertificatePEM.utf8), format: .pem)],
-        privateKey: .bytes(Array(authority.serverKeyPEM.utf8), format: .pem)),
-      config: .defaults { config in
-        config.rpc.maxRequestPayloadSize = 8 << 20
-        // Thousands of agents hold streams open.
-        config.http2.maxConcurrentStreams = 4096
-      })
+    let gate = ConnectionGate(limits: configuration.connectionLimits, logger: logger)
+    var transportConfig = HTTP2ServerTransport.Custom<GatedListener>.Config.defaults
+    // Each method's own limit is MessageSizeLimit's (and says so to the
+    // caller); this is grpc-swift's backstop above all of them.
+    transportConfig.rpc.maxRequestPayloadSize = 8 << 20
+    transportConfig.channelDebuggingCallbacks.onAcceptHTTP2Stream = MessageSizeLimit.install
+    transportConfig.http2.maxConcurrentStreams = configuration.connectionLimits.maxStreamsPerConnection
+    // A peer that vanished without a FIN (a half-open connection) answers
+    // no ping and is closed; a connection without calls for 15 minutes is
+    // closed too (clients reconnect on their next call).
+    transportConfig.connection.keepalive = .init(
+      time: .seconds(60), timeout: .seconds(20),
+      clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
+    transportConfig.connection.maxIdleTime = .seconds(15 * 60)
+    let transport = HTTP2ServerTransport.Custom(
+      listenerFactory: GatedListener(
+        host: configuration.listen.host, port: configuration.listen.port,
+        certificateChainPEM: authority.serverCertificatePEM, privateKeyPEM: authority.serverKeyPEM, gate: gate,
+        eventLoopGroup: MultiThreadedEventLoopGroup.singleton),
+      config: transportConfig)
     let plane = try ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
@@ -109,7 +122,7 @@ package final class ControlPlaneServer: Service, Sendable {
       services: [
         DispatcherService(plane: plane), ControlService(plane: plane),
         JobsService(plane: plane, queue: jobs, relay: relay),
-      ])
+      ], interceptors: [ConnectionAuthentication(plane: plane, gate: gate)])
     let logger = self.logger
     let configuration = self.configuration
 
@@ -137,7 +150,7 @@ package final class ControlPlaneServer: Service, Sendable {
         group.cancelAll()
       }
 
-      guard let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
+      guard let address = await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port
       else {
         group.cancelAll()
         let failure: String
