@@ -58,9 +58,15 @@ final class JobRunner: Sendable {
   /// next stream.
   final class Execution: Sendable {
     let id: String
+    /// Output kept for the server while no stream is open; past it,
+    /// output is dropped (and the drop said in the output).
+    static let pendingOutputLimit = 16 << 20
+
     private struct State {
       var sink: Outgoing?
       var pending: [Deckhand_Server_V1_RunnerJobStreamRequest] = []
+      var pendingBytes = 0
+      var droppedBytes = 0
       var result: Deckhand_Server_V1_RunnerJobStreamRequest?
       var cancel: (@Sendable (Bool) -> Void)?
     }
@@ -70,8 +76,34 @@ final class JobRunner: Sendable {
     func send(_ message: Deckhand_Server_V1_RunnerJobStreamRequest) {
       state.withLock { state in
         if let sink = state.sink, case .enqueued = sink.yield(message) { return }
+        switch message.event {
+        case .heartbeat:
+          return  // the next stream's own heartbeats say the job still runs
+        case .terminal(let terminal):
+          let bytes = terminal.events.reduce(0) { $0 + $1.data.count }
+          guard state.pendingBytes + bytes <= Self.pendingOutputLimit else {
+            state.droppedBytes += bytes
+            return
+          }
+          state.pendingBytes += bytes
+        default:
+          break
+        }
         state.pending.append(message)
       }
+    }
+
+    /// The note for output dropped while the server was away.
+    static func dropNote(_ bytes: Int) -> Deckhand_Server_V1_RunnerJobStreamRequest {
+      var event = Deckhand_Server_V1_OutputEvent()
+      event.kind = .stderr
+      event.data = Data(
+        ("[deckhand] \(ByteText.format(Int64(bytes))) of output dropped here: the server was away and the runner "
+          + "keeps at most \(ByteText.format(Int64(pendingOutputLimit))) per job for it\n").utf8)
+      event.timestampMs = Int64(Date().timeIntervalSince1970 * 1000)
+      var message = Deckhand_Server_V1_RunnerJobStreamRequest()
+      message.terminal.events = [event]
+      return message
     }
 
     /// The job's result: sent now if a stream is open, and kept.
@@ -87,7 +119,10 @@ final class JobRunner: Sendable {
       state.withLock { state in
         state.sink = sink
         for message in state.pending { sink.yield(message) }
+        if state.droppedBytes > 0 { sink.yield(Self.dropNote(state.droppedBytes)) }
         state.pending = []
+        state.pendingBytes = 0
+        state.droppedBytes = 0
         if let result = state.result { sink.yield(result) }
       }
     }
