@@ -82,11 +82,29 @@ final class TaskReconciler: Sendable {
     return ok
   }
 
+  /// How long after a pass with a transient failure the next one runs.
+  static let retryBackoff = RestartBackoff(initial: .seconds(1), maximum: .seconds(60))
+
   /// Converges after every change, one pass at a time, until cancelled.
+  /// A pass in which a task failed for a transient reason (``TransientFailure``)
+  /// is followed by another after a backoff.
   func run() async {
-    for await _ in wakes {
-      guard let tasks = assignments.withLock({ $0.desired }) else { continue }
-      await converge(tasks)
+    await withDiscardingTaskGroup { group in
+      var failedPasses = 0
+      for await _ in wakes {
+        guard let tasks = assignments.withLock({ $0.desired }) else { continue }
+        guard await converge(tasks) else {
+          failedPasses = 0
+          continue
+        }
+        let delay = Self.retryBackoff.delay(attempt: failedPasses, random: .random(in: 0..<1))
+        failedPasses += 1
+        group.addTask { [wake] in
+          try? await Task.sleep(for: delay)
+          wake.yield()
+        }
+      }
+      group.cancelAll()
     }
   }
 
@@ -100,7 +118,10 @@ final class TaskReconciler: Sendable {
     "\(task.plugin)@\(task.version)#\(task.artifactDigest)#\(task.configJson)"
   }
 
-  private func converge(_ tasks: [String: Deckhand_Dispatcher_V1_Task]) async {
+  /// One pass; true if a task failed for a transient reason (and is to be
+  /// tried again).
+  private func converge(_ tasks: [String: Deckhand_Dispatcher_V1_Task]) async -> Bool {
+    var retry = false
     let known = (try? store.serverTasks()) ?? []
     // One task per plugin: the newest.
     var byPlugin: [String: Deckhand_Dispatcher_V1_Task] = [:]
@@ -157,10 +178,17 @@ final class TaskReconciler: Sendable {
         report(task, .running, "", installed: true)
       } catch {
         let message = (error as? DeckhandError)?.message ?? "\(error)"
-        logger.error("task failed", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
-        report(task, .failed, message)
+        if TransientFailure.isTransient(error) {
+          logger.warning("task will be tried again", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
+          report(task, .preparing, "will try again: \(message)")
+          retry = true
+        } else {
+          logger.error("task failed", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
+          report(task, .failed, message)
+        }
       }
     }
+    return retry
   }
 
   private func report(

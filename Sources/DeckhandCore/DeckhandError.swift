@@ -51,6 +51,10 @@ public struct DeckhandError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let hostUnavailable = Code("hostUnavailable")
     /// The name is taken (a command another plugin registered).
     public static let alreadyExists = Code("alreadyExists")
+    /// A disk or database cannot take a write now (the file system is full,
+    /// read-only or failing, the database busy); the message names the
+    /// path. Nothing is wrong with the request: try again once it can.
+    public static let storageUnavailable = Code("storageUnavailable")
     /// Something inside Deckhand failed that should not have.
     public static let internalError = Code("internalError")
   }
