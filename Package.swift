@@ -181,7 +181,11 @@ let package = Package(
     // that blocking work (SQLite, tar, files) runs on.
     .target(
       name: "DeckhandRuntime",
-      dependencies: [.product(name: "NIOPosix", package: "swift-nio")],
+      dependencies: [
+        "DeckhandCore",
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     // What a client of the server needs (agents and the CLI): the TLS

@@ -1,5 +1,6 @@
 package import DeckhandCore
 package import DeckhandPluginHost
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRDB
 
@@ -88,6 +89,14 @@ package final class AgentStore: PluginDataStore, Sendable {
     package var installed: Bool
   }
 
+  /// A write; a full (or read-only, or failing) disk is said as
+  /// ``StorageFailure`` naming the state directory.
+  private func write<T>(_ body: (Database) throws -> T) throws -> T {
+    do { return try database.write(body) } catch {
+      throw StorageFailure.describe(error, directory: String(path.dropLast("/agent.sqlite".count)))
+    }
+  }
+
   package func serverTasks() throws -> [ServerTask] {
     try database.read { db in
       try Row.fetchAll(db, sql: "SELECT * FROM serverTask").map { row in
@@ -101,7 +110,7 @@ package final class AgentStore: PluginDataStore, Sendable {
   }
 
   package func saveServerTask(_ task: ServerTask) throws {
-    try database.write { db in
+    try write { db in
       try db.execute(
         sql:
           "INSERT OR REPLACE INTO serverTask (taskId, plugin, spec, state, message, installed) VALUES (?, ?, ?, ?, ?, ?)",
@@ -110,7 +119,7 @@ package final class AgentStore: PluginDataStore, Sendable {
   }
 
   package func deleteServerTask(_ taskId: String) throws {
-    try database.write { db in try db.execute(sql: "DELETE FROM serverTask WHERE taskId = ?", arguments: [taskId]) }
+    try write { db in try db.execute(sql: "DELETE FROM serverTask WHERE taskId = ?", arguments: [taskId]) }
   }
 
   // MARK: Commands plugins put on the command socket
@@ -124,14 +133,14 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Records that `plugin` registered `name`.
   package func addCommand(_ name: String, plugin: String) throws {
-    try database.write { db in
+    try write { db in
       try db.execute(sql: "INSERT OR REPLACE INTO command (name, plugin) VALUES (?, ?)", arguments: [name, plugin])
     }
   }
 
   /// Forgets the command `name`.
   package func removeCommand(_ name: String) throws {
-    try database.write { db in try db.execute(sql: "DELETE FROM command WHERE name = ?", arguments: [name]) }
+    try write { db in try db.execute(sql: "DELETE FROM command WHERE name = ?", arguments: [name]) }
   }
 
   // MARK: Key-value data of the Host API, per plugin
@@ -146,7 +155,7 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Sets `key` in `plugin`'s store.
   package func kvSet(_ plugin: String, _ key: String, _ value: [UInt8]) throws {
-    try database.write { db in
+    try write { db in
       try db.execute(
         sql:
           "INSERT INTO kv (plugin, key, value) VALUES (?, ?, ?) ON CONFLICT(plugin, key) DO UPDATE SET value = excluded.value",
@@ -156,7 +165,7 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Deletes `key` from `plugin`'s store; whether it was there.
   package func kvDelete(_ plugin: String, _ key: String) throws -> Bool {
-    try database.write { db in
+    try write { db in
       try db.execute(sql: "DELETE FROM kv WHERE plugin = ? AND key = ?", arguments: [plugin, key])
       return db.changesCount > 0
     }
@@ -173,7 +182,7 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Forgets all of `plugin`'s keys (a remove with cleanup).
   package func kvDeleteAll(_ plugin: String) throws {
-    try database.write { db in try db.execute(sql: "DELETE FROM kv WHERE plugin = ?", arguments: [plugin]) }
+    try write { db in try db.execute(sql: "DELETE FROM kv WHERE plugin = ?", arguments: [plugin]) }
   }
 
   /// Every installed plugin, by name.
@@ -188,12 +197,12 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Inserts or replaces a plugin's record.
   package func save(_ plugin: InstalledPlugin) throws {
-    try database.write { db in try plugin.save(db) }
+    try write { db in try plugin.save(db) }
   }
 
   /// Changes one plugin's record, if it is installed.
   package func update(_ name: String, _ change: @Sendable (inout InstalledPlugin) -> Void) throws {
-    try database.write { db in
+    try write { db in
       guard var plugin = try InstalledPlugin.fetchOne(db, key: name) else { return }
       change(&plugin)
       try plugin.update(db)
@@ -202,7 +211,7 @@ package final class AgentStore: PluginDataStore, Sendable {
 
   /// Forgets a plugin.
   package func delete(_ name: String) throws {
-    _ = try database.write { db in try InstalledPlugin.deleteOne(db, key: name) }
+    _ = try write { db in try InstalledPlugin.deleteOne(db, key: name) }
   }
 
   /// The journal mode in force ("wal").

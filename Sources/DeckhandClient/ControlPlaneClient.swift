@@ -97,6 +97,9 @@ package enum ControlPlaneClient {
     guard let rpc = error as? RPCError else {
       return DeckhandError(.serverUnavailable, "talking to \(endpoint) failed: \(error)", cause: error)
     }
+    if rpc.metadata[stringValues: "deckhand-error-code"].contains("\(DeckhandError.Code.storageUnavailable)") {
+      return DeckhandError(.storageUnavailable, "the server at \(endpoint) cannot store this: \(rpc.message)")
+    }
     let code: DeckhandError.Code =
       switch rpc.code {
       case .unauthenticated: .tokenInvalid

@@ -122,9 +122,15 @@ package final class ChildProcess: Sendable {
     let pidfd = deckhand_pidfd_open(pid)
     let (lines, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(256))
     let process = ChildProcess(pid: pid, stdoutLines: lines)
+    let logPaths: [Int32: String] =
+      if case .files(let stdoutPath, let stderrPath) = output {
+        [stdoutPipe[0]: stdoutPath, stderrPipe[0]: stderrPath]
+      } else {
+        [:]
+      }
     let monitor = Monitor(
-      process: process, pidfd: pidfd, isChild: true, tailsFiles: output != .pipes, stdoutFD: stdoutPipe[0],
-      stderrFD: stderrPipe[0], stdoutContinuation: continuation, onLine: onLine)
+      process: process, pidfd: pidfd, isChild: true, tailsFiles: output != .pipes, logPaths: logPaths,
+      stdoutFD: stdoutPipe[0], stderrFD: stderrPipe[0], stdoutContinuation: continuation, onLine: onLine)
     Thread.detachNewThread { monitor.run() }
     return process
   }
@@ -195,7 +201,8 @@ package final class ChildProcess: Sendable {
     let stdoutFD = openAtEnd(stdoutLog)
     let stderrFD = openAtEnd(stderrLog)
     let monitor = Monitor(
-      process: process, pidfd: pidfd, isChild: false, tailsFiles: true, stdoutFD: stdoutFD,
+      process: process, pidfd: pidfd, isChild: false, tailsFiles: true,
+      logPaths: [stdoutFD: stdoutLog, stderrFD: stderrLog], stdoutFD: stdoutFD,
       stderrFD: stderrFD, stdoutContinuation: continuation, onLine: nil)
     Thread.detachNewThread { monitor.run() }
     return process
@@ -204,6 +211,13 @@ package final class ChildProcess: Sendable {
   /// The size past which a plugin's log file is moved to `PATH.1` (one
   /// old file kept) when the plugin is launched again.
   package static let logRotationSize: Int64 = 8 << 20
+
+  /// The size past which a running plugin's log file is cut to nothing
+  /// (with a line saying so): a plugin that logs without end must not fill
+  /// the agent's disk. A running process's file cannot be renamed away
+  /// (it keeps writing to it) nor copied (that needs the space); it
+  /// appends, so after the cut its next line starts the file again.
+  package static let logCutSize: Int64 = 32 << 20
 
   private static func rotate(_ path: String) {
     var info = stat()
@@ -294,17 +308,21 @@ private final class Monitor: @unchecked Sendable {
   let tailsFiles: Bool
   let stdoutFD: Int32
   let stderrFD: Int32
+  /// The log file each tailed descriptor reads, for the cut at
+  /// ``ChildProcess/logCutSize``.
+  let logPaths: [Int32: String]
   let stdoutContinuation: AsyncStream<String>.Continuation
   let onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   var buffers: [Int32: [UInt8]] = [:]
   var chunk = [UInt8](repeating: 0, count: 16 * 1024)
 
   init(
-    process: ChildProcess, pidfd: Int32, isChild: Bool, tailsFiles: Bool, stdoutFD: Int32, stderrFD: Int32,
-    stdoutContinuation: AsyncStream<String>.Continuation,
+    process: ChildProcess, pidfd: Int32, isChild: Bool, tailsFiles: Bool, logPaths: [Int32: String] = [:],
+    stdoutFD: Int32, stderrFD: Int32, stdoutContinuation: AsyncStream<String>.Continuation,
     onLine: (@Sendable (ChildProcess.Stream, String) -> Void)?
   ) {
     self.process = process
+    self.logPaths = logPaths
     self.pidfd = pidfd
     self.isChild = isChild
     self.tailsFiles = tailsFiles
@@ -359,15 +377,27 @@ private final class Monitor: @unchecked Sendable {
     stdoutContinuation.finish()
   }
 
-  /// Reads what a log file has gained; whether there was anything.
+  /// Reads what a log file has gained; whether there was anything. A file
+  /// read past ``ChildProcess/logCutSize`` is cut.
   private func drain(_ fd: Int32) -> Bool {
     var readAny = false
     while true {
       let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      guard count > 0 else { return readAny }
+      guard count > 0 else { break }
       readAny = true
       consume(fd: fd, bytes: chunk[0..<count])
     }
+    if readAny, let path = logPaths[fd], lseek(fd, 0, SEEK_CUR) > ChildProcess.logCutSize, truncate(path, 0) == 0 {
+      lseek(fd, 0, SEEK_SET)
+      let note = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+      if note >= 0 {
+        let line =
+          "[deckhand] log cut: it reached \(ByteText.format(ChildProcess.logCutSize)); earlier lines were dropped\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(note, $0.baseAddress, $0.count - 1) }
+        close(note)
+      }
+    }
+    return readAny
   }
 
   /// Whether the process is gone (and, for a child, reaped).

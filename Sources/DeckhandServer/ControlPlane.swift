@@ -42,6 +42,9 @@ package final class ControlPlane: Sendable {
     /// ``tokenCacheLifetime``, for changes made by another server on the
     /// same store.
     var tokens: [String: (record: TokenRecord, read: ContinuousClock.Instant)] = [:]
+    /// Status changes a sweep could not store (the disk was full), per
+    /// node: stored with the next sweep's.
+    var unsavedStatus: [String: NodeLiveness.StatusChange] = [:]
   }
 
   static let tokenCacheLifetime: Duration = .seconds(5)
@@ -416,8 +419,19 @@ package final class ControlPlane: Sendable {
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
   /// heartbeat times to the store in one transaction.
   package func sweep() throws {
-    let changes = state.withLock { $0.liveness.sweep(now: .now) }
-    try store.setNodeStatus(changes)
+    let (changes, unsaved) = state.withLock { state in
+      var pending = state.unsavedStatus
+      state.unsavedStatus = [:]
+      let fresh = state.liveness.sweep(now: .now)
+      for change in fresh { pending[change.id] = change }
+      return (fresh, Array(pending.values))
+    }
+    do { try store.setNodeStatus(unsaved) } catch {
+      state.withLock { state in
+        for change in unsaved where state.unsavedStatus[change.id] == nil { state.unsavedStatus[change.id] = change }
+      }
+      throw error
+    }
     for change in changes where change.status == .down {
       logger.warning("node down: no heartbeat for \(timing.downAfter)", metadata: ["node": "\(change.id)"])
     }

@@ -189,19 +189,40 @@ package final class ControlPlaneServer: Service, Sendable {
       group.addTask { await plane.runReconcileLoop() }
       group.addTask {
         let tick = min(period / 4, .seconds(1))
+        var streak = FailureStreak()
         while !jobs.isClosed {
           await jobs.changes.closed(orAfter: tick)
-          do { try await BlockingWork.run { try plane.sweep() } } catch {
-            logger.error("heartbeat sweep failed: \(error)")
+          do {
+            try await BlockingWork.run { try plane.sweep() }
+            log(streak.succeeded(), "heartbeat sweep", logger: logger)
+          } catch {
+            log(streak.failed(), "heartbeat sweep", error: error, logger: logger)
           }
         }
       }
       group.addTask {
+        var streak = FailureStreak()
         while !jobs.isClosed {
           await jobs.changes.closed(orAfter: .milliseconds(250))
-          do { try await BlockingWork.run { try jobs.sweep() } } catch { logger.error("job sweep failed: \(error)") }
+          do {
+            try await BlockingWork.run { try jobs.sweep() }
+            log(streak.succeeded(), "job sweep", logger: logger)
+          } catch {
+            log(streak.failed(), "job sweep", error: error, logger: logger)
+          }
         }
       }
+    }
+  }
+
+  /// One line of a loop's ``FailureStreak``, if any.
+  private static func log(_ line: FailureStreak.Line?, _ loop: String, error: (any Error)? = nil, logger: Logger) {
+    let reason = error.map { ($0 as? DeckhandError)?.message ?? "\($0)" } ?? ""
+    switch line {
+    case .started: logger.error("\(loop) failed: \(reason)")
+    case .continuing(let count): logger.error("\(loop) still failing (\(count) times in a row): \(reason)")
+    case .ended(let count): logger.notice("\(loop) works again after \(count) failures")
+    case nil: break
     }
   }
 

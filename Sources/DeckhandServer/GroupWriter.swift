@@ -1,4 +1,5 @@
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import Dispatch
 internal import GRDB
 internal import Synchronization
@@ -26,19 +27,23 @@ final class GroupWriter: Sendable {
   }
 
   private let database: DatabasePool
+  /// The state directory, for errors.
+  private let directory: String
   private let state = Mutex(State())
   private let queue = DispatchQueue(label: "deckhand.store.group-writer")
   /// The most writes one transaction takes.
   static let batchLimit = 256
 
-  init(database: DatabasePool) {
+  init(database: DatabasePool, directory: String) {
     self.database = database
+    self.directory = directory
   }
 
   /// Runs `body` in the next shared transaction; returns its result once
   /// that transaction committed.
   func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+    let directory = self.directory
+    return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
       submit(
         Operation(
           run: { db in
@@ -51,7 +56,7 @@ final class GroupWriter: Sendable {
               }
               outcome = .success(value!)
             } catch {
-              outcome = .failure(error)
+              outcome = .failure(StorageFailure.describe(error, directory: directory))
             }
             return { continuation.resume(with: outcome) }
           },
@@ -82,6 +87,7 @@ final class GroupWriter: Sendable {
       do {
         try database.write { db in completions = batch.map { $0.run(db) } }
       } catch {
+        let error = StorageFailure.describe(error, directory: directory)
         for operation in batch { operation.fail(error) }
         continue
       }

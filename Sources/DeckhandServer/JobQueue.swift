@@ -42,6 +42,14 @@ package final class JobQueue: Sendable {
   let waiters = RunnerWaiters()
   /// When ended jobs were last pruned (ms).
   private let lastPrune = Mutex<Int64>(0)
+  /// Jobs the server stopped but could not yet store as stopped (the disk
+  /// was full): shown as ended (``record(_:)``), stored by the sweep once
+  /// writes work again.
+  private let unstoredStops = Mutex<[String: (error: String, atMs: Int64)]>([:])
+  /// Writes failed for lack of storage: heartbeats were lost, so once
+  /// writes work again every running job's clock restarts (as after a
+  /// server restart) before any heartbeat timeout applies.
+  private let storageFailed = Mutex(false)
   /// Runners that take only jobs aimed at them.
   private let byIdOnlyRunners = Mutex<[String: Bool]>([:])
   /// Every config variable, read once after each change (every
@@ -156,9 +164,10 @@ package final class JobQueue: Sendable {
   }
 
   package func record(_ id: String) throws -> JobRecord {
-    guard let record = try store.job(id: id) else {
+    guard var record = try store.job(id: id) else {
       throw DeckhandError(.notFound, "no job \(id); `deckhand jobs ls` lists them")
     }
+    if let stop = unstoredStops.withLock({ $0[id] }) { record.lifecycle.stop(error: stop.error, nowMs: stop.atMs) }
     return record
   }
 
@@ -271,14 +280,38 @@ package final class JobQueue: Sendable {
   }
 
   package func heartbeat(_ id: String) async {
-    _ = try? await store.update(id) { job in job.lifecycle.heartbeat(nowMs: nowMs()) }
+    do { _ = try await store.update(id) { job in job.lifecycle.heartbeat(nowMs: nowMs()) } } catch {
+      noteStorageFailure(error)
+    }
   }
 
-  package func appendOutput(_ id: String, _ events: [Deckhand_Server_V1_OutputEvent]) async throws {
-    guard !events.isEmpty else { return }
-    _ = try await store.appendOutput(
-      id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) }, limit: timing.outputLimit)
+  /// Stores a page of a job's output. When the disk cannot take it, the
+  /// job is stopped, saying so (in memory until that too can be stored),
+  /// and false is returned: the caller drops the job's further output.
+  package func appendOutput(_ id: String, runner: String, _ events: [Deckhand_Server_V1_OutputEvent]) async throws
+    -> Bool
+  {
+    guard !events.isEmpty else { return true }
+    do {
+      _ = try await store.appendOutput(
+        id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) }, limit: timing.outputLimit)
+    } catch let error as DeckhandError where error.code == .storageUnavailable {
+      noteStorageFailure(error)
+      let message = "stopped: its output could not be stored (\(error.message))"
+      let now = nowMs()
+      do { _ = try await store.update(id) { $0.lifecycle.stop(error: message, nowMs: now) } } catch {
+        unstoredStops.withLock { $0[id] = (message, now) }
+      }
+      notify(job: id)
+      changes.signal(.cancel(runner: runner))
+      return false
+    }
     notify(job: id)
+    return true
+  }
+
+  private func noteStorageFailure(_ error: any Error) {
+    if (error as? DeckhandError)?.code == .storageUnavailable { storageFailed.withLock { $0 = true } }
   }
 
   /// The runner ended the job. Idempotent: a result delivered again, or
@@ -288,6 +321,9 @@ package final class JobQueue: Sendable {
   package func finish(
     _ id: String, runner: String, exitCode: Int32, error: String?, resultCode: Int64 = 0, results: [String] = []
   ) async throws -> Bool {
+    // Stopped here but not yet stored: the result changes nothing (as for
+    // any ended job), and needs no write.
+    if unstoredStops.withLock({ $0[id] }) != nil { return false }
     let now = nowMs()
     let recorded = RecordedFlag()
     _ = try await store.update(id) { job in
@@ -331,6 +367,15 @@ package final class JobQueue: Sendable {
   /// ago than the retention.
   package func sweep() throws {
     let now = nowMs()
+    if storageFailed.withLock({ $0 }) {
+      try store.restartHeartbeats(nowMs: now)
+      storageFailed.withLock { $0 = false }
+    }
+    for (id, stop) in unstoredStops.withLock({ $0 }) {
+      _ = try store.stop(id, error: stop.error, nowMs: stop.atMs)
+      unstoredStops.withLock { _ = $0.removeValue(forKey: id) }
+      notify(job: id)
+    }
     let changed = try store.expire(
       now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))

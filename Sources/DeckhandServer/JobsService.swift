@@ -374,21 +374,26 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     messages: inout RPCAsyncSequence<Deckhand_Server_V1_RunnerJobStreamRequest, any Error>.AsyncIterator,
     writer: RPCWriter<Deckhand_Server_V1_RunnerJobStreamResponse>, accepting: Bool
   ) async throws {
+    var accepting = accepting
     while let message = try await messages.next() {
       let recorded: Bool
       switch message.event {
       case .terminal(let terminal):
-        if accepting { try await queue.appendOutput(id, terminal.events) }
+        if accepting, try await !queue.appendOutput(id, runner: runner, terminal.events) { accepting = false }
         continue
       case .heartbeat:
         if accepting { await queue.heartbeat(id) }
         continue
       case .complete(let complete):
-        recorded = try await queue.finish(
-          id, runner: runner, exitCode: complete.exitCode, error: nil, resultCode: complete.resultCode,
-          results: complete.results)
+        recorded = try await whileStorageFails {
+          try await queue.finish(
+            id, runner: runner, exitCode: complete.exitCode, error: nil, resultCode: complete.resultCode,
+            results: complete.results)
+        }
       case .error(let failure):
-        recorded = try await queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
+        recorded = try await whileStorageFails {
+          try await queue.finish(id, runner: runner, exitCode: failure.exitCode, error: failure.message)
+        }
       default:
         throw RPCError(code: .failedPrecondition, message: "unexpected \(message) while job \(id) runs")
       }
@@ -397,6 +402,18 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       finished.finished.recorded = recorded
       try await writer.write(finished)
       return
+    }
+  }
+
+  /// `body`, tried again every second while the disk cannot take its
+  /// write: a runner's result waits on its stream (the runner keeps it
+  /// until Finished) instead of failing the stream, which the runner
+  /// would open again at once.
+  static func whileStorageFails<T>(_ body: () async throws -> T) async throws -> T {
+    while true {
+      do { return try await body() } catch let error as DeckhandError where error.code == .storageUnavailable {
+        try await Task.sleep(for: .seconds(1))
+      }
     }
   }
 

@@ -7,9 +7,15 @@ func mappingErrors<Result>(_ body: () async throws -> Result) async throws -> Re
   do {
     return try await body()
   } catch let error as DeckhandError {
-    throw RPCError(code: rpcCode(error.code), message: error.message)
+    throw RPCError(
+      code: rpcCode(error.code), message: error.message, metadata: [errorCodeKey: .string(error.code.description)])
   }
 }
+
+/// Trailing metadata naming the ``DeckhandError`` code behind a status,
+/// where one gRPC code stands for several (UNAVAILABLE: the server is away,
+/// or its disk is full).
+let errorCodeKey = "deckhand-error-code"
 
 func rpcCode(_ code: DeckhandError.Code) -> RPCError.Code {
   switch code {
@@ -17,7 +23,7 @@ func rpcCode(_ code: DeckhandError.Code) -> RPCError.Code {
   case .permissionDenied: .permissionDenied
   case .notFound: .notFound
   case .alreadyExists: .alreadyExists
-  case .serverUnavailable: .unavailable
+  case .serverUnavailable, .storageUnavailable: .unavailable
   case .rateLimited: .resourceExhausted
   case .notConnected: .failedPrecondition
   case .configurationInvalid, .manifestInvalid: .invalidArgument

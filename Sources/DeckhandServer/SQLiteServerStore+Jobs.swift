@@ -189,14 +189,26 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
+  /// Stops a RUNNING job with `error` (``JobLifecycle/stop(error:nowMs:)``),
+  /// synchronously (for the sweep). Whether it changed.
+  package func stop(_ id: String, error: String, nowMs: Int64) throws -> Bool {
+    try write { db in
+      guard var job = try JobRecord.fetch(db, id: id), job.lifecycle.stop(error: error, nowMs: nowMs) else {
+        return false
+      }
+      try job.updateRow(db)
+      return true
+    }
+  }
+
   package func restartHeartbeats(nowMs: Int64) throws {
-    try database.write { db in
+    try write { db in
       try db.execute(sql: "UPDATE job SET heartbeatMs = ? WHERE state = ?", arguments: [nowMs, Self.running])
     }
   }
 
   package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord] {
-    try database.write { db in
+    try write { db in
       var changed: [JobRecord] = []
       // Only the jobs a rule may apply to are read (this filter mirrors
       // JobLifecycle.applyTimeouts, which decides).
@@ -222,7 +234,7 @@ extension SQLiteServerStore: JobStore {
   }
 
   package func prune(endedBefore before: Int64) throws -> Int {
-    try database.write { db in
+    try write { db in
       let ids = try String.fetchAll(
         db, sql: "SELECT id FROM job WHERE state IN (?, ?) AND completeMs < ?",
         arguments: [Self.success, Self.failure, before])
@@ -235,7 +247,7 @@ extension SQLiteServerStore: JobStore {
   }
 
   package func setConfig(_ variables: [ConfigRecord]) throws {
-    try database.write { db in
+    try write { db in
       for variable in variables {
         if variable.value.isEmpty {
           try db.execute(

@@ -1,4 +1,5 @@
 package import DeckhandCore
+internal import DeckhandRuntime
 internal import Foundation
 internal import GRDB
 
@@ -23,7 +24,7 @@ package final class SQLiteServerStore: ServerStore {
         try db.execute(sql: "PRAGMA synchronous = NORMAL")
       }
       database = try DatabasePool(path: path, configuration: configuration)
-      groupWriter = GroupWriter(database: database)
+      groupWriter = GroupWriter(database: database, directory: stateDirectory)
       try Self.migrator.migrate(database)
     } catch {
       throw DeckhandError(
@@ -138,7 +139,22 @@ package final class SQLiteServerStore: ServerStore {
   /// the commit completes, so an acknowledged revocation survives a power
   /// loss, not only a crash of the process. Other writes keep NORMAL (the
   /// WAL synced at checkpoints), which is what makes the queue fast.
+  /// A write; a full (or read-only, or failing) disk is said as
+  /// ``StorageFailure`` naming the state directory.
+  func write<T>(_ body: (Database) throws -> T) throws -> T {
+    do { return try database.write(body) } catch { throw StorageFailure.describe(error, directory: directory) }
+  }
+
+  /// The state directory, for errors.
+  var directory: String { String(path.dropLast("/server.sqlite".count)) }
+
   func durableWrite<T>(_ body: (Database) throws -> T) throws -> T {
+    do { return try durableWriteUndescribed(body) } catch {
+      throw StorageFailure.describe(error, directory: directory)
+    }
+  }
+
+  private func durableWriteUndescribed<T>(_ body: (Database) throws -> T) throws -> T {
     try database.writeWithoutTransaction { db in
       try db.execute(sql: "PRAGMA synchronous = FULL")
       defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
@@ -160,7 +176,7 @@ package final class SQLiteServerStore: ServerStore {
     try database.read { try TokenRecord.order(Column("createdMs")).fetchAll($0) }
   }
 
-  package func save(_ node: NodeRecord) throws { try database.write { try node.save($0) } }
+  package func save(_ node: NodeRecord) throws { try write { try node.save($0) } }
   package func node(id: String) throws -> NodeRecord? { try database.read { try NodeRecord.fetchOne($0, key: id) } }
   package func node(named name: String) throws -> NodeRecord? {
     try database.read { try NodeRecord.filter(Column("name") == name).fetchOne($0) }
@@ -171,7 +187,7 @@ package final class SQLiteServerStore: ServerStore {
 
   package func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) throws {
     guard !changes.isEmpty else { return }
-    try database.write { db in
+    try write { db in
       for change in changes {
         if let heartbeat = change.lastHeartbeatMs {
           try db.execute(
@@ -186,7 +202,7 @@ package final class SQLiteServerStore: ServerStore {
   }
 
   package func setAllNodes(status: NodeStatus) throws {
-    try database.write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
+    try write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
   }
 
   package func removeNode(id: String, nowMs: Int64) throws -> NodeRemoval? {
@@ -226,7 +242,7 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
-  package func save(_ artifact: ArtifactRecord) throws { try database.write { try artifact.save($0) } }
+  package func save(_ artifact: ArtifactRecord) throws { try write { try artifact.save($0) } }
   package func artifact(digest: String) throws -> ArtifactRecord? {
     try database.read { try ArtifactRecord.fetchOne($0, key: digest) }
   }
@@ -240,7 +256,7 @@ package final class SQLiteServerStore: ServerStore {
     try database.read { try ArtifactRecord.order(Column("name"), Column("createdMs")).fetchAll($0) }
   }
 
-  package func save(_ deployment: DeploymentRecord) throws { try database.write { try deployment.save($0) } }
+  package func save(_ deployment: DeploymentRecord) throws { try write { try deployment.save($0) } }
   package func deployment(id: String) throws -> DeploymentRecord? {
     try database.read { try DeploymentRecord.fetchOne($0, key: id) }
   }
@@ -250,7 +266,7 @@ package final class SQLiteServerStore: ServerStore {
 
   package func apply(deployments: [DeploymentRecord], tasks: [TaskRecord]) throws {
     guard !deployments.isEmpty || !tasks.isEmpty else { return }
-    try database.write { db in
+    try write { db in
       for deployment in deployments { try deployment.save(db) }
       for task in tasks { try task.save(db) }
     }

@@ -14,7 +14,8 @@ struct JobRunnerTests {
     return message
   }
 
-  @Test("output while the server is away is kept up to the limit, then dropped and the drop said; heartbeats are not kept")
+  @Test(
+    "output while the server is away is kept up to the limit, then dropped and the drop said; heartbeats are not kept")
   func pendingOutputIsCapped() async throws {
     let execution = JobRunner.Execution(id: "j1")
     let chunk = 64 << 10
@@ -39,14 +40,21 @@ struct JobRunnerTests {
       switch message.event {
       case .terminal(let terminal):
         for event in terminal.events {
-          if event.data.first == 65 { kept += event.data.count } else { notes.append(String(decoding: event.data, as: UTF8.self)) }
+          if event.data.first == 65 {
+            kept += event.data.count
+          } else {
+            notes.append(String(decoding: event.data, as: UTF8.self))
+          }
         }
       case .heartbeat: heartbeats += 1
       default: break
       }
     }
     #expect(kept == JobRunner.Execution.pendingOutputLimit)
-    #expect(notes == ["[deckhand] 6.3MiB of output dropped here: the server was away and the runner keeps at most 16MiB per job for it\n"])
+    #expect(
+      notes == [
+        "[deckhand] 6.3MiB of output dropped here: the server was away and the runner keeps at most 16MiB per job for it\n"
+      ])
     #expect(heartbeats == 0)
     if case .complete = last?.event {} else { Issue.record("the result comes last: \(String(describing: last))") }
   }

@@ -4,9 +4,11 @@ internal import Synchronization
 /// cancelled, waiting after each attempt a random time up to
 /// min(base + 2 × previous bound, cap) (SwarmKit's reconnect backoff,
 /// full jitter: ``ControlPlaneTiming/reconnectBound(after:)``). The bound
-/// starts again from zero after an attempt that called `connected`, or
-/// that lasted longer than `healthyAfter`: one bad moment after a long
-/// healthy session does not wait long.
+/// starts again from zero after an attempt that called `connected` and
+/// lasted at least `connectedFor`, or that lasted longer than
+/// `healthyAfter`: one bad moment after a long healthy session does not
+/// wait long, and a peer that accepts and fails at once (a server whose
+/// disk is full) is not retried in a tight loop.
 ///
 /// The one reconnect loop in Deckhand (the agent's session, its runner
 /// streams, its first join).
@@ -16,7 +18,7 @@ internal import Synchronization
 ///     It gets a function to call once it is connected.
 ///   - failed: told about each attempt's error (not cancellation).
 package func reconnecting(
-  timing: ControlPlaneTiming, healthyAfter: Duration = .seconds(30),
+  timing: ControlPlaneTiming, healthyAfter: Duration = .seconds(30), connectedFor: Duration = .seconds(2),
   _ attempt: (_ connected: @escaping @Sendable () -> Void) async throws -> Bool,
   failed: (any Error) -> Void
 ) async {
@@ -32,7 +34,8 @@ package func reconnecting(
       if Task.isCancelled { return }
       failed(error)
     }
-    if connected.isSet || started.duration(to: .now) > healthyAfter { bound = .zero }
+    let lasted = started.duration(to: .now)
+    if (connected.isSet && lasted >= connectedFor) || lasted > healthyAfter { bound = .zero }
     bound = timing.reconnectBound(after: bound)
     try? await Task.sleep(for: bound * Double.random(in: 0...1))
   }

@@ -162,6 +162,18 @@ package struct JobLifecycle: Sendable, Hashable {
     }
   }
 
+  /// The server stops a RUNNING job for a reason of its own (its output
+  /// could not be stored): ERROR with `error`, and its runner is to stop it
+  /// at once. False (and no change) if it was not RUNNING.
+  @discardableResult
+  package mutating func stop(error: String, nowMs: Int64) -> Bool {
+    guard state == .running else { return false }
+    cancelRequested = true
+    forceCancel = true
+    end(error: error, nowMs: nowMs)
+    return true
+  }
+
   /// A newer job with the same singleton id took the place of this QUEUED
   /// one. False (and no change) if it was not QUEUED.
   @discardableResult

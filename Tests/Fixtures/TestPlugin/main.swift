@@ -48,6 +48,18 @@ final class TestPlugin: Plugin {
   let forked = Mutex(0)
 
   func start(_ context: StartContext) async throws {
+    // Writes N MiB of log lines to stderr in the background (write errors,
+    // such as a full disk, are ignored: a plugin that logs regardless).
+    if let megabytes = value("--log-mb").flatMap(Int.init) {
+      Thread.detachNewThread {
+        let line = Array("test plugin log line: \(String(repeating: "x", count: 70))\n".utf8)
+        var written = 0
+        while written < megabytes << 20 {
+          _ = line.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count) }
+          written += line.count
+        }
+      }
+    }
     if let path = value("--spawn-child") {
       let child = Process()
       child.executableURL = URL(fileURLWithPath: "/bin/sleep")
