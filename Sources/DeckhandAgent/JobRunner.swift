@@ -61,9 +61,15 @@ final class JobRunner: Sendable {
     /// Output kept for the server while no stream is open; past it,
     /// output is dropped (and the drop said in the output).
     static let pendingOutputLimit = 16 << 20
+    /// Output handed to an open stream but not yet written to it; past
+    /// it, the job's output reader waits (and so, once its pipe is full,
+    /// does the job): a job that prints faster than the server takes it
+    /// does not grow the agent's memory.
+    static let inFlightLimit = 4 << 20
 
     private struct State {
       var sink: Outgoing?
+      var inFlight = 0
       var pending: [Deckhand_Server_V1_RunnerJobStreamRequest] = []
       var pendingBytes = 0
       var droppedBytes = 0
@@ -75,7 +81,10 @@ final class JobRunner: Sendable {
 
     func send(_ message: Deckhand_Server_V1_RunnerJobStreamRequest) {
       state.withLock { state in
-        if let sink = state.sink, case .enqueued = sink.yield(message) { return }
+        if let sink = state.sink, case .enqueued = sink.yield(message) {
+          state.inFlight += Self.outputBytes(message)
+          return
+        }
         switch message.event {
         case .heartbeat:
           return  // the next stream's own heartbeats say the job still runs
@@ -127,7 +136,32 @@ final class JobRunner: Sendable {
       }
     }
 
-    func detach() { state.withLock { $0.sink = nil } }
+    func detach() {
+      state.withLock { state in
+        state.sink = nil
+        state.inFlight = 0
+      }
+    }
+
+    /// `message` was written to the stream.
+    func written(_ message: Deckhand_Server_V1_RunnerJobStreamRequest) {
+      let bytes = Self.outputBytes(message)
+      guard bytes > 0 else { return }
+      state.withLock { $0.inFlight = max(0, $0.inFlight - bytes) }
+    }
+
+    /// Blocks the calling (output reader) thread while a stream is open
+    /// and more than ``inFlightLimit`` of output waits to be written to it.
+    func waitForRoom() {
+      while state.withLock({ $0.sink != nil && $0.result == nil && $0.inFlight > Self.inFlightLimit }) {
+        usleep(5_000)
+      }
+    }
+
+    static func outputBytes(_ message: Deckhand_Server_V1_RunnerJobStreamRequest) -> Int {
+      guard case .terminal(let terminal) = message.event else { return 0 }
+      return terminal.events.reduce(0) { $0 + $1.data.count }
+    }
     /// Whether the job ended here (its result may not have been handled).
     var ended: Bool { state.withLock { $0.result != nil } }
     func onCancel(_ body: @escaping @Sendable (Bool) -> Void) { state.withLock { $0.cancel = body } }
@@ -320,7 +354,10 @@ final class JobRunner: Sendable {
     try await jobs.runnerJobStream(
       metadata: ControlPlaneClient.metadata(membership.credential),
       requestProducer: { writer in
-        for await message in outgoing { try await writer.write(message) }
+        for await message in outgoing {
+          try await writer.write(message)
+          slot.current.withLock { $0 }?.written(message)
+        }
       },
       onResponse: { response in
         connected()
@@ -470,6 +507,7 @@ final class JobRunner: Sendable {
           event.timestampMs = chunk.timestampMs
           var message = Deckhand_Server_V1_RunnerJobStreamRequest()
           message.terminal.events = [event]
+          execution.waitForRoom()
           execution.send(message)
         },
         onExit: { code in

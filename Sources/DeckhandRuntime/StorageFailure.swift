@@ -14,7 +14,8 @@ package enum StorageFailure {
   /// storage failure; else `error` itself.
   package static func describe(_ error: any Error, directory: String) -> any Error {
     guard let reason = reason(error) else { return error }
-    return DeckhandError(.storageUnavailable, "\(directory): \(reason); writes are refused until it is fixed", cause: error)
+    return DeckhandError(
+      .storageUnavailable, "\(directory): \(reason); writes are refused until it is fixed", cause: error)
   }
 
   /// Whether `error` is a storage failure ``describe(_:directory:)`` made.
@@ -34,8 +35,9 @@ package enum StorageFailure {
       }
     }
     let error = error as NSError
-    guard error.domain == NSPOSIXErrorDomain
-      || (error.domain == NSCocoaErrorDomain && error.code == CocoaError.fileWriteOutOfSpace.rawValue)
+    guard
+      error.domain == NSPOSIXErrorDomain
+        || (error.domain == NSCocoaErrorDomain && error.code == CocoaError.fileWriteOutOfSpace.rawValue)
     else { return nil }
     if error.domain == NSCocoaErrorDomain { return "the disk is full" }
     switch Int32(error.code) {

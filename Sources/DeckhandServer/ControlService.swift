@@ -198,7 +198,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
         try handle.close()
       } catch {
         try? handle.close()
-        throw error
+        throw StorageFailure.describe(error, directory: plane.artifactsDirectory)
       }
       guard !name.isEmpty, !version.isEmpty else {
         throw DeckhandError(.configurationInvalid, "the first chunk must name the plugin and its version")
