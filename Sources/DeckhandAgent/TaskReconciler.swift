@@ -273,7 +273,11 @@ final class TaskReconciler: Sendable {
           for try await chunk in response.messages {
             hasher.update(data: chunk.data)
             let data = chunk.data
-            try await BlockingWork.run { try handle.write(contentsOf: data) }
+            try await BlockingWork.run {
+              do { try handle.write(contentsOf: data) } catch {
+                throw StorageFailure.describe(error, directory: (partial as NSString).deletingLastPathComponent)
+              }
+            }
           }
           return HexText.encode(hasher.finalize())
         }

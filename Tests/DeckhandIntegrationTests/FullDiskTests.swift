@@ -173,4 +173,55 @@ struct FullDiskTests {
     agent.signal(SIGTERM)
     _ = await agent.waitForExit()
   }
+
+  @Test(
+    "a task assigned while the agent's disk is full is tried again with backoff, never FAILED, and runs once space returns"
+  )
+  func taskWaitsForSpace() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
+    defer { server.signal(SIGKILL) }
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let disk = try TmpfsMount(node.paths.stateDirectory, megabytes: 200)
+    let agent = try await ControlPlaneTests().agent(node, server, name: "web-a", labels: ["role=web"])
+    defer { agent.signal(SIGKILL) }
+    try await agent.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        (try? await ControlPlaneTests.nodeStatuses(server))?["web-a"] == "NODE_STATUS_READY"
+      })
+
+    _ = try await runCommand("/bin/dd", ["if=/dev/zero", "of=\(disk.path)/filler", "bs=64k"])
+    #expect(try await server.cli(["artifacts", "push", try ControlPlaneTests.echoPackage(in: root.root)]).status == 0)
+    #expect(try await server.cli(["deploy", "echo@1.0.0", "--selector", "role=web"]).status == 0)
+
+    // For 8 s: tried again, said why, never FAILED.
+    var messages: Set<String> = []
+    var states: Set<String> = []
+    let end = ContinuousClock.now + .seconds(8)
+    while ContinuousClock.now < end {
+      if case .array(let tasks) = try await server.json(["tasks", "ls"]) {
+        for case .object(let task) in tasks {
+          if case .string(let state) = task["state"] { states.insert(state) }
+          if case .string(let message) = task["message"] { messages.insert(message) }
+        }
+      }
+      try await Task.sleep(for: .milliseconds(400))
+    }
+    #expect(!states.contains("TASK_STATE_FAILED"), "\(states) \(messages)")
+    #expect(
+      messages.contains { $0.contains("will try again") && $0.contains("the disk is full") }, "\(states) \(messages)")
+
+    // Space returns: the next try installs it.
+    try FileManager.default.removeItem(atPath: "\(disk.path)/filler")
+    let running = await eventually(timeout: .seconds(40)) {
+      (try? await ControlPlaneTests.tasks(server))?.first?.state == "TASK_STATE_RUNNING"
+    }
+    let tasks = (try? await ControlPlaneTests.tasks(server)) ?? []
+    #expect(running, "\(tasks)")
+    #expect(try await agent.plugin("echo") != nil)
+    _ = try? await agent.call(["Command": "plugins.remove", "Name": "echo", "Cleanup": true])
+    server.signal(SIGTERM)
+  }
 }
