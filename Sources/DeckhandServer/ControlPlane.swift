@@ -41,7 +41,9 @@ package final class ControlPlane: Sendable {
     /// own changes update it at once; an entry is read again after
     /// ``tokenCacheLifetime``, for changes made by another server on the
     /// same store.
-    var tokens: [String: (record: TokenRecord, read: ContinuousClock.Instant)] = [:]
+    /// Unknown ids are kept too (nil), so that calls with made-up tokens
+    /// do not each cost a database read.
+    var tokens: [String: (record: TokenRecord?, read: ContinuousClock.Instant)] = [:]
     /// Status changes a sweep could not store (the disk was full), per
     /// node: stored with the next sweep's.
     var unsavedStatus: [String: NodeLiveness.StatusChange] = [:]
@@ -135,7 +137,7 @@ package final class ControlPlane: Sendable {
     let record = try store.token(id: id)
     state.withLock { state in
       if state.tokens.count > 10_000 { state.tokens = [:] }
-      state.tokens[id] = record.map { ($0, now) }
+      state.tokens[id] = (record, now)
     }
     return record
   }

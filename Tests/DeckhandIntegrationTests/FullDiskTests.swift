@@ -98,6 +98,7 @@ struct FullDiskTests {
     let before = cpuSeconds(pid)
     try await Task.sleep(for: .seconds(5))
     let used = cpuSeconds(pid) - before
+    print(String(format: "full disk: job stopped after %.1f s; server CPU %.2f s in 5 s", seconds, used))
     #expect(used < 1.0, "the server used \(used) s of CPU in 5 s with a full disk")
 
     // What the job's output left free may still take a small write; fill
