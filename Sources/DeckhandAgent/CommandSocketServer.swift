@@ -5,6 +5,7 @@ package import DeckhandPluginHost
 internal import Foundation
 package import NIOCore
 package import NIOPosix
+internal import Synchronization
 
 #if canImport(Glibc)
   internal import Glibc
@@ -35,7 +36,7 @@ package final class CommandSocketServer: Sendable {
   ///   the path, or the folder, mode or group cannot be set.
   package static func bind(
     path: String, mode: UInt32 = 0o660, group: String? = nil, registry: CommandRegistry,
-    timeout: Duration = .seconds(10),
+    timeout: Duration = .seconds(10), maxConnections: Int = CommandSocketServer.maxConnections,
     eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
   ) async throws -> CommandSocketServer {
     guard path.utf8.count < 108 else {
@@ -66,6 +67,7 @@ package final class CommandSocketServer: Sendable {
       unlink(path)
     }
     let timeoutAmount = TimeAmount(timeout)
+    let open = OpenConnections()
     // One event loop accepts and serves every connection: a connection
     // lives for one request, and handing each to another loop's thread
     // costs more than the request (measured: 0.52x of the floor's rate with
@@ -74,7 +76,12 @@ package final class CommandSocketServer: Sendable {
       .serverChannelOption(.backlog, value: 512)
       .childChannelOption(.allowRemoteHalfClosure, value: true)
       .childChannelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
+        // Past the limit a connection is closed at once: idle connections
+        // (each lives until its timeout) cannot take the agent's
+        // descriptors.
+        guard open.enter(limit: maxConnections) else { return channel.close() }
+        channel.closeFuture.whenComplete { _ in open.leave() }
+        return channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.addHandler(
             CommandConnectionHandler(registry: registry, timeout: timeoutAmount))
         }
@@ -92,6 +99,23 @@ package final class CommandSocketServer: Sendable {
       throw DeckhandError(.configurationInvalid, "cannot give \(path) to group \(group ?? ""): \(reason)")
     }
     return CommandSocketServer(channel: channel, path: path)
+  }
+
+  /// Connections served at once; more are closed as they arrive.
+  package static let maxConnections = 512
+
+  /// The count of open connections (a class: the initializer escapes).
+  private final class OpenConnections: Sendable {
+    private let count = Atomic(0)
+    /// One more; whether it is within `limit` (if not, it is not counted).
+    func enter(limit: Int) -> Bool {
+      guard count.add(1, ordering: .relaxed).newValue <= limit else {
+        count.subtract(1, ordering: .relaxed)
+        return false
+      }
+      return true
+    }
+    func leave() { count.subtract(1, ordering: .relaxed) }
   }
 
   /// Stops accepting connections and removes the socket file.

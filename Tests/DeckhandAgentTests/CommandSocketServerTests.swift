@@ -17,7 +17,10 @@ final class TestCommandSocket: Sendable {
   let registry = CommandRegistry()
   let server: CommandSocketServer
 
-  init(timeout: Duration = .seconds(10), mode: UInt32 = 0o660, group: String? = nil) async throws {
+  init(
+    timeout: Duration = .seconds(10), mode: UInt32 = 0o660, group: String? = nil,
+    maxConnections: Int = CommandSocketServer.maxConnections
+  ) async throws {
     root = "/tmp/dhcs-\(UUID().uuidString.prefix(8))"
     path = "\(root)/sub/commands.sock"
     try registry.register("echo") { request in request }
@@ -28,7 +31,7 @@ final class TestCommandSocket: Sendable {
       return ["Slept": .bool(true)]
     }
     server = try await CommandSocketServer.bind(
-      path: path, mode: mode, group: group, registry: registry, timeout: timeout)
+      path: path, mode: mode, group: group, registry: registry, timeout: timeout, maxConnections: maxConnections)
   }
 
   func close() async {
@@ -166,6 +169,29 @@ struct CommandSocketServerTests {
       _ = try await CommandSocketServer.bind(
         path: socket.root + "/x.sock", group: "no-such-group-here", registry: CommandRegistry())
     }
+    await socket.close()
+  }
+
+  @Test("past the connection limit a connection is closed at once; when others close, requests are served again")
+  func connectionLimit() async throws {
+    let socket = try await TestCommandSocket(timeout: .seconds(30), maxConnections: 8)
+    let path = socket.path
+    let silent = try await onThread { (0..<8).map { _ in deckhand_unix_connect(path) } }
+    #expect(silent.allSatisfy { $0 >= 0 })
+    try await Task.sleep(for: .milliseconds(200))
+    // The ninth: closed by the agent (EOF) long before any timeout.
+    let begin = ContinuousClock.now
+    let ninth = try await onThread { () -> Int in
+      let fd = deckhand_unix_connect(path)
+      defer { close(fd) }
+      var byte: UInt8 = 0
+      return read(fd, &byte, 1)
+    }
+    #expect(ninth == 0)
+    #expect(begin.duration(to: .now) < .seconds(5))
+    for fd in silent { close(fd) }
+    try await Task.sleep(for: .milliseconds(200))
+    #expect(status(try await socket.send(#"{"Command": "echo"}"#)) == 0)
     await socket.close()
   }
 
