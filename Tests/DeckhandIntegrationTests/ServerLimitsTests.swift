@@ -4,7 +4,15 @@ import DeckhandProtocol
 import DeckhandTestSupport
 import Foundation
 import GRPCCore
+import Synchronization
 import Testing
+
+/// A count shared by tasks.
+final class Counter: Sendable {
+  private let count = Atomic(0)
+  func add() { count.add(1, ordering: .relaxed) }
+  var value: Int { count.load(ordering: .relaxed) }
+}
 
 /// Bad peers against the server: connections that never authenticate,
 /// a flood of TLS handshakes, oversized messages.
@@ -158,6 +166,87 @@ struct ServerLimitsTests {
       // Descriptors: the unauthenticated limit, plus the server's own.
       #expect(during.maxDescriptors < unauthenticatedLimit + 150, "\(figures)")
       #expect(server.logText.contains("refusing connections"), "\(figures)")
+    }
+    server.signal(SIGTERM)
+  }
+
+  @Test("a node that floods the server with calls does not delay another node's heartbeats or operator calls")
+  func noisyNode() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), heartbeat: "5s")
+    try await server.waitUntilServing()
+    let endpoint = try ServerEndpoint(parsing: server.endpoint)
+    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: server.operatorToken)
+    // The quiet node and the operator on one connection, the noisy node on
+    // its own (as real agents are).
+    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+      try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { noisyClient in
+        let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client)
+        let noisyDispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: noisyClient)
+        func joined(_ name: String) async throws -> (Metadata, String) {
+          var join = Deckhand_Dispatcher_V1_JoinRequest()
+          join.nodeName = name
+          let joined = try await dispatcher.join(join, metadata: ControlPlaneClient.metadata(server.workerToken))
+          let node = ControlPlaneClient.metadata(joined.credential)
+          let session = try await dispatcher.session(.init(), metadata: node) { response in
+            for try await message in response.messages { return message.sessionID }
+            return ""
+          }
+          return (node, session)
+        }
+        let (quiet, quietSession) = try await joined("quiet")
+        let (noisy, noisySession) = try await joined("noisy")
+        let control = Deckhand_Control_V1_Control.Client(wrapping: client)
+        let operatorMetadata = ControlPlaneClient.metadata(server.operatorToken)
+        let pid = server.process.processIdentifier
+        let baseline = await Self.measure(
+          for: .seconds(3), dispatcher: dispatcher, control: control, node: quiet, session: quietSession,
+          operatorMetadata: operatorMetadata, serverPid: pid)
+
+        // 64 callers on the noisy node's connection: heartbeats and task
+        // status reports (each a committed write), as fast as answered.
+        let calls = Counter()
+        let during = await withTaskGroup(of: Void.self) { group in
+          for caller in 0..<64 {
+            group.addTask {
+              var index = 0
+              while !Task.isCancelled {
+                index += 1
+                if (caller + index) % 2 == 0 {
+                  var request = Deckhand_Dispatcher_V1_HeartbeatRequest()
+                  request.sessionID = noisySession
+                  _ = try? await noisyDispatcher.heartbeat(request, metadata: noisy)
+                } else {
+                  var status = Deckhand_Dispatcher_V1_TaskStatus()
+                  status.taskID = "no-such-task-\(caller)-\(index)"
+                  status.state = .running
+                  var request = Deckhand_Dispatcher_V1_UpdateTaskStatusRequest()
+                  request.sessionID = noisySession
+                  request.updates = [status]
+                  _ = try? await noisyDispatcher.updateTaskStatus(request, metadata: noisy)
+                }
+                calls.add()
+              }
+            }
+          }
+          try? await Task.sleep(for: .seconds(1))
+          let measured = await Self.measure(
+            for: .seconds(6), dispatcher: dispatcher, control: control, node: quiet, session: quietSession,
+            operatorMetadata: operatorMetadata, serverPid: pid)
+          group.cancelAll()
+          return measured
+        }
+        let figures = """
+          baseline heartbeats: \(baseline.heartbeats.summary); operator calls: \(baseline.operatorCalls.summary)
+          noisy node (\(calls.value) calls in 7 s): heartbeats: \(during.heartbeats.summary); \
+          operator calls: \(during.operatorCalls.summary)
+          """
+        print(figures)
+        #expect(during.heartbeats.failures.isEmpty && during.operatorCalls.failures.isEmpty, "\(figures)")
+        #expect(during.heartbeats.percentile(0.95) < 250, "\(figures)")
+        #expect(during.operatorCalls.percentile(0.95) < 250, "\(figures)")
+        #expect(calls.value > 1000, "the flood was real: \(figures)")
+      }
     }
     server.signal(SIGTERM)
   }
