@@ -341,14 +341,7 @@ package struct DispatcherBenchmark: Sendable {
   }
 
   /// utime + stime of `pid`, in seconds.
-  static func cpuSeconds(pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = text.lastIndex(of: ")")
-    else { return 0 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-  }
+  static func cpuSeconds(pid: Int32) -> Double { DeckhandTestSupport.cpuSeconds(pid) }
 
   static func rssMiB(pid: Int32) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }

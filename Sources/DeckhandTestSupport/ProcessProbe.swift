@@ -17,3 +17,15 @@ package func isAlive(_ pid: Int32) -> Bool {
   guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
   return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
 }
+
+/// CPU time (user and system) `pid` has used, in seconds, from
+/// `/proc/PID/stat`; 0 if it cannot be read.
+package func cpuSeconds(_ pid: Int32) -> Double {
+  guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+    let close = text.lastIndex(of: ")")
+  else { return 0 }
+  // After the name: utime and stime are fields 14 and 15 (1-based).
+  let fields = text[text.index(after: close)...].split(separator: " ")
+  guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+  return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}

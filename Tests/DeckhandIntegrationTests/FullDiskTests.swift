@@ -46,17 +46,6 @@ final class TmpfsMount {
   }
 }
 
-/// CPU time a process has used, in seconds (from /proc/PID/stat).
-func cpuSeconds(_ pid: Int32) -> Double {
-  guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-    let close = stat.lastIndex(of: ")")
-  else { return 0 }
-  let fields = stat[stat.index(after: close)...].split(separator: " ")
-  // After the name: state is field 3, utime 14, stime 15 (1-based).
-  guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-  return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
 /// A full disk is a fault to survive: the server and the agent keep
 /// answering, say why writes fail, do not spin, and carry on when space
 /// returns. (Mounting a tmpfs needs root, which CI has.)
