@@ -10,7 +10,9 @@ cd "$ROOT"
 
 # Python example plugin: Debian's grpcio and protobuf for /usr/bin/python3.
 # protoc and the well-known types: scripts/generate-protos.sh.
-APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev"
+# PostgreSQL 15: the tests start throw-away clusters of their own
+# (DeckhandTestSupport's PostgresCluster, as the postgres user).
+APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15"
 missing=()
 for pkg in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
