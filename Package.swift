@@ -49,6 +49,9 @@ let package = Package(
     // Tests only: reads back the Kubernetes YAML that the core writes.
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    // The PostgreSQL store (issue 17): a maintained client, not a
+    // hand-written protocol.
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -392,6 +395,7 @@ let package = Package(
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
         "DeckhandPluginHost",
         "DeckhandProtocol",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
