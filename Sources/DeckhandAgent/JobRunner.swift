@@ -88,8 +88,8 @@ final class JobRunner: Sendable {
         switch message.event {
         case .heartbeat:
           return  // the next stream's own heartbeats say the job still runs
-        case .terminal(let terminal):
-          let bytes = terminal.events.reduce(0) { $0 + $1.data.count }
+        case .terminal:
+          let bytes = Self.outputBytes(message)
           guard state.pendingBytes + bytes <= Self.pendingOutputLimit else {
             state.droppedBytes += bytes
             return

@@ -1,6 +1,6 @@
 internal import DeckhandCore
+internal import DeckhandRuntime
 internal import Foundation
-internal import GRDB
 internal import GRPCCore
 
 /// Whether a failure is the moment's (the server away, a full or busy
@@ -11,16 +11,15 @@ internal import GRPCCore
 /// deployment.
 enum TransientFailure {
   static func isTransient(_ error: any Error) -> Bool {
+    // A full, read-only, failing or busy disk or database.
+    if StorageFailure.isStorageFailure(error) { return true }
     switch error {
     case let error as DeckhandError:
-      if [.serverUnavailable, .storageUnavailable, .rateLimited, .notConnected].contains(error.code) { return true }
+      if [.serverUnavailable, .rateLimited, .notConnected].contains(error.code) { return true }
       return error.cause.map(isTransient) ?? false
     case let error as RPCError:
       return [.unavailable, .deadlineExceeded, .resourceExhausted, .aborted, .internalError, .unknown, .cancelled]
         .contains(error.code)
-    case let error as DatabaseError:
-      return [.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_IOERR, .SQLITE_FULL, .SQLITE_CANTOPEN, .SQLITE_READONLY]
-        .contains(error.resultCode)
     case let error as POSIXError:
       return posixTransient(error.code.rawValue)
     default:

@@ -18,9 +18,10 @@ package enum StorageFailure {
       .storageUnavailable, "\(directory): \(reason); writes are refused until it is fixed", cause: error)
   }
 
-  /// Whether `error` is a storage failure ``describe(_:directory:)`` made.
+  /// Whether `error` is a storage failure: one ``describe(_:directory:)``
+  /// made, or one it would describe.
   package static func isStorageFailure(_ error: any Error) -> Bool {
-    (error as? DeckhandError)?.code == .storageUnavailable
+    (error as? DeckhandError)?.code == .storageUnavailable || reason(error) != nil
   }
 
   private static func reason(_ error: any Error) -> String? {

@@ -22,14 +22,6 @@ package final class ConnectionGate: Sendable {
 
   package let limits: ConnectionLimits
 
-  /// Open connections, and those of them not yet authenticated.
-  package var counts: (open: Int, unauthenticated: Int) {
-    book.withLock { ($0.count, $0.unauthenticatedCount) }
-  }
-
-  /// Connections refused at accept since the server started.
-  package var refused: Int { refusals.load(ordering: .relaxed) }
-
   /// The key and the address (IP) of a connection's remote end, in the
   /// form gRPC names it; nil for a channel without an IP peer.
   static func peer(of channel: any Channel) -> (key: String, address: String)? {

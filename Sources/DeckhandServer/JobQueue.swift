@@ -295,7 +295,7 @@ package final class JobQueue: Sendable {
     do {
       _ = try await store.appendOutput(
         id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) }, limit: timing.outputLimit)
-    } catch let error as DeckhandError where error.code == .storageUnavailable {
+    } catch let error as DeckhandError where StorageFailure.isStorageFailure(error) {
       noteStorageFailure(error)
       let message = "stopped: its output could not be stored (\(error.message))"
       let now = nowMs()
@@ -311,7 +311,7 @@ package final class JobQueue: Sendable {
   }
 
   private func noteStorageFailure(_ error: any Error) {
-    if (error as? DeckhandError)?.code == .storageUnavailable { storageFailed.withLock { $0 = true } }
+    if StorageFailure.isStorageFailure(error) { storageFailed.withLock { $0 = true } }
   }
 
   /// The runner ended the job. Idempotent: a result delivered again, or

@@ -411,7 +411,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   /// would open again at once.
   static func whileStorageFails<T>(_ body: () async throws -> T) async throws -> T {
     while true {
-      do { return try await body() } catch let error as DeckhandError where error.code == .storageUnavailable {
+      do { return try await body() } catch  where StorageFailure.isStorageFailure(error) {
         try await Task.sleep(for: .seconds(1))
       }
     }

@@ -134,11 +134,6 @@ package final class SQLiteServerStore: ServerStore {
   /// Tokens grant and revoke access: written durably.
   package func save(_ token: TokenRecord) throws { try durableWrite { try token.save($0) } }
 
-  /// Runs `body` in a transaction that is on disk when this returns: with
-  /// `synchronous = FULL` for this one commit, SQLite syncs the WAL before
-  /// the commit completes, so an acknowledged revocation survives a power
-  /// loss, not only a crash of the process. Other writes keep NORMAL (the
-  /// WAL synced at checkpoints), which is what makes the queue fast.
   /// A write; a full (or read-only, or failing) disk is said as
   /// ``StorageFailure`` naming the state directory.
   func write<T>(_ body: (Database) throws -> T) throws -> T {
@@ -148,24 +143,29 @@ package final class SQLiteServerStore: ServerStore {
   /// The state directory, for errors.
   var directory: String { String(path.dropLast("/server.sqlite".count)) }
 
+  /// Runs `body` in a transaction that is on disk when this returns: with
+  /// `synchronous = FULL` for this one commit, SQLite syncs the WAL before
+  /// the commit completes, so an acknowledged revocation survives a power
+  /// loss, not only a crash of the process. Other writes keep NORMAL (the
+  /// WAL synced at checkpoints), which is what makes the queue fast.
+  /// Failures are said as ``write(_:)``'s are.
   func durableWrite<T>(_ body: (Database) throws -> T) throws -> T {
-    do { return try durableWriteUndescribed(body) } catch {
+    do {
+      return try database.writeWithoutTransaction { db in
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+        defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        var result: T?
+        try db.inTransaction {
+          result = try body(db)
+          return .commit
+        }
+        return result!
+      }
+    } catch {
       throw StorageFailure.describe(error, directory: directory)
     }
   }
 
-  private func durableWriteUndescribed<T>(_ body: (Database) throws -> T) throws -> T {
-    try database.writeWithoutTransaction { db in
-      try db.execute(sql: "PRAGMA synchronous = FULL")
-      defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
-      var result: T?
-      try db.inTransaction {
-        result = try body(db)
-        return .commit
-      }
-      return result!
-    }
-  }
   package func token(id: String) throws -> TokenRecord? {
     // Every operator call reads its token: a statement prepared once.
     try database.read {

@@ -46,6 +46,23 @@ struct ServerLimitsTests {
     }
   }
 
+  /// A server (with `heartbeat` and `extra`) and a client that trusts it,
+  /// for `body`; the server is stopped after it.
+  static func withServer(
+    heartbeat: String = "400ms", extra: [String] = [],
+    _ body: (ServerProcess, ServerEndpoint, String, ControlPlaneClient.Client) async throws -> Void
+  ) async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), heartbeat: heartbeat, extra: extra)
+    try await server.waitUntilServing()
+    let endpoint = try ServerEndpoint(parsing: server.endpoint)
+    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: server.operatorToken)
+    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+      try await body(server, endpoint, ca, client)
+    }
+    server.signal(SIGTERM)
+  }
+
   /// Heartbeats and operator calls (on connections that are already
   /// authenticated) every 50 ms for `duration`; the server's descriptor
   /// count is sampled alongside.
@@ -79,19 +96,13 @@ struct ServerLimitsTests {
     "thousands of idle connections and a TLS handshake flood: heartbeats and operator calls keep their latency, new operator connections get in, descriptors stay bounded"
   )
   func flood() async throws {
-    let root = try TestWorkspace()
     let unauthenticatedLimit = 512
-    let server = try ServerProcess(
-      root: root.root, port: try FreePort.next(), heartbeat: "5s",
-      extra: [
-        "--authentication-deadline", "2s", "--max-unauthenticated-connections", "\(unauthenticatedLimit)",
-        // 60 idle addresses × 8 leave room under the total for the handshake flood.
-        "--max-unauthenticated-per-address", "8",
-      ])
-    try await server.waitUntilServing()
-    let endpoint = try ServerEndpoint(parsing: server.endpoint)
-    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: server.operatorToken)
-    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+    let limits = [
+      "--authentication-deadline", "2s", "--max-unauthenticated-connections", "\(unauthenticatedLimit)",
+      // 60 idle addresses × 8 leave room under the total for the handshake flood.
+      "--max-unauthenticated-per-address", "8",
+    ]
+    try await Self.withServer(heartbeat: "5s", extra: limits) { server, _, _, client in
       let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client)
       let control = Deckhand_Control_V1_Control.Client(wrapping: client)
       var join = Deckhand_Dispatcher_V1_JoinRequest()
@@ -119,7 +130,7 @@ struct ServerLimitsTests {
       flood.arguments = [
         "\(Fixtures.packageRoot)/Tests/Fixtures/python/flood.py", "127.0.0.1", port, "14", "60", "50", "2",
       ]
-      let floodOutput = "\(root.root)/flood.json"
+      let floodOutput = "\((server.stateDirectory as NSString).deletingLastPathComponent)/flood.json"
       _ = FileManager.default.createFile(atPath: floodOutput, contents: nil)
       flood.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: floodOutput))
       flood.standardError = flood.standardOutput
@@ -167,19 +178,13 @@ struct ServerLimitsTests {
       #expect(during.maxDescriptors < unauthenticatedLimit + 150, "\(figures)")
       #expect(server.logText.contains("refusing connections"), "\(figures)")
     }
-    server.signal(SIGTERM)
   }
 
   @Test("a node that floods the server with calls does not delay another node's heartbeats or operator calls")
   func noisyNode() async throws {
-    let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try FreePort.next(), heartbeat: "5s")
-    try await server.waitUntilServing()
-    let endpoint = try ServerEndpoint(parsing: server.endpoint)
-    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: server.operatorToken)
     // The quiet node and the operator on one connection, the noisy node on
     // its own (as real agents are).
-    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+    try await Self.withServer(heartbeat: "5s") { server, endpoint, ca, client in
       try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { noisyClient in
         let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client)
         let noisyDispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: noisyClient)
@@ -248,17 +253,11 @@ struct ServerLimitsTests {
         #expect(calls.value > 1000, "the flood was real: \(figures)")
       }
     }
-    server.signal(SIGTERM)
   }
 
   @Test("a message over the size limit is refused with RESOURCE_EXHAUSTED; the connection keeps working")
   func oversizedMessage() async throws {
-    let root = try TestWorkspace()
-    let server = try ServerProcess(root: root.root, port: try FreePort.next())
-    try await server.waitUntilServing()
-    let endpoint = try ServerEndpoint(parsing: server.endpoint)
-    let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: server.operatorToken)
-    try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+    try await Self.withServer { server, _, _, client in
       let control = Deckhand_Control_V1_Control.Client(wrapping: client)
       let operatorMetadata = ControlPlaneClient.metadata(server.operatorToken)
       var request = Deckhand_Control_V1_GetNodeRequest()
@@ -273,6 +272,5 @@ struct ServerLimitsTests {
       let nodes = try await control.listNodes(.init(), metadata: operatorMetadata)
       #expect(nodes.nodes.isEmpty)
     }
-    server.signal(SIGTERM)
   }
 }
