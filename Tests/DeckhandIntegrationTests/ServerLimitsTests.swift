@@ -250,7 +250,12 @@ struct ServerLimitsTests {
         #expect(during.heartbeats.failures.isEmpty && during.operatorCalls.failures.isEmpty, "\(figures)")
         #expect(during.heartbeats.percentile(0.95) < 250, "\(figures)")
         #expect(during.operatorCalls.percentile(0.95) < 250, "\(figures)")
-        #expect(calls.value > 1000, "the flood was real: \(figures)")
+        // The flood was real: the noisy node made many times the quiet
+        // node's calls. (A fixed count measured the test client's speed:
+        // 1,559 calls in one run, 890 in another on the same machine.)
+        #expect(
+          calls.value > 8 * (during.heartbeats.milliseconds.count + during.operatorCalls.milliseconds.count) / 2,
+          "the flood was real: \(figures)")
       }
     }
   }
