@@ -221,6 +221,7 @@ let package = Package(
         .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Crypto", package: "swift-crypto"),
@@ -365,7 +366,10 @@ let package = Package(
     ),
     .testTarget(
       name: "DeckhandServerTests",
-      dependencies: ["DeckhandServer", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport"],
+      dependencies: [
+        "DeckhandServer", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport",
+        .product(name: "Logging", package: "swift-log"), .product(name: "GRDB", package: "GRDB.swift"),
+      ],
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(

@@ -71,7 +71,7 @@ struct DevService: Service {
       agentConfiguration.stopPluginsOnExit = true
       agentConfiguration.server = running.endpoint.description
       // The dev node's labels come from its join token, as in a fleet.
-      let (_, devToken) = try running.plane.createToken(
+      let (_, devToken) = try await running.plane.createToken(
         role: .worker, ttl: .seconds(300), description: "deckhand dev's agent", labels: ["env": "dev"])
       agentConfiguration.joinToken = devToken
       try await Agent(configuration: agentConfiguration, logger: logger).run { _ in
@@ -82,8 +82,8 @@ struct DevService: Service {
         try await withThrowingDiscardingTaskGroup { group in
           do {
             let package = try Self.examplePackage(in: stateDirectory)
-            let artifact = try running.plane.addArtifact(file: package, platform: ArtifactPackage.platform)
-            let deployment = try running.plane.deploy(
+            let artifact = try await running.plane.addArtifact(file: package, platform: ArtifactPackage.platform)
+            let deployment = try await running.plane.deploy(
               plugin: artifact.name, version: artifact.version, selector: [:], configJSON: "", maxFailures: 0)
             say("  deploying \(artifact.name)@\(artifact.version) to every node (deployment \(deployment.id))")
             group.addTask { await reportFirstOutcome(of: deployment.id, plugin: artifact.name, running.plane) }
@@ -112,7 +112,7 @@ struct DevService: Service {
       try? await Task.sleep(for: .milliseconds(100))
       if Task.isCancelled { return }
       let tasks =
-        (try? await BlockingWork.run { try plane.store.tasks(node: nil, deployment: deployment, activeOnly: true) })
+        (try? await plane.store.tasks(node: nil, deployment: deployment, activeOnly: true))
         ?? []
       if let task = tasks.first, task.state == .running {
         say("  \(plugin) is RUNNING on node dev")

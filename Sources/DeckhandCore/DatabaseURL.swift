@@ -33,6 +33,9 @@ package struct DatabaseURL: Hashable, Sendable, CustomStringConvertible {
   package var address: Address
   package var database: String
   package var tls: TLSMode
+  /// `sslrootcert`: a PEM file of the CAs to trust instead of the
+  /// system's.
+  package var rootCertificatePath: String?
 
   /// The default port, 5432.
   package static let defaultPort = 5432
@@ -117,6 +120,7 @@ package struct DatabaseURL: Hashable, Sendable, CustomStringConvertible {
         "sslmode \(modeText) is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     tls = mode
+    rootCertificatePath = query["sslrootcert"]
   }
 
   /// The URL with the password hidden.

@@ -44,8 +44,9 @@ package final class ControlPlane: Sendable {
     /// Unknown ids are kept too (nil), so that calls with made-up tokens
     /// do not each cost a database read.
     var tokens: [String: (record: TokenRecord?, read: ContinuousClock.Instant)] = [:]
-    /// Status changes a sweep could not store (the disk was full), per
-    /// node: stored with the next sweep's.
+    /// Status changes not stored yet, per node: nodes that came back to
+    /// life (heartbeats never wait for the store), and what a sweep could
+    /// not store (the disk was full). The next sweep stores them.
     var unsavedStatus: [String: NodeLiveness.StatusChange] = [:]
   }
 
@@ -58,7 +59,7 @@ package final class ControlPlane: Sendable {
   package init(
     store: any ServerStore, authority: CertificateAuthority, timing: ControlPlaneTiming, artifactsDirectory: String,
     advertisedAddresses: [String], logger: Logger
-  ) throws {
+  ) async throws {
     self.store = store
     self.authority = authority
     self.timing = timing
@@ -66,8 +67,8 @@ package final class ControlPlane: Sendable {
     self.advertisedAddresses = advertisedAddresses
     self.logger = logger
     var initial = State(liveness: NodeLiveness(timing: timing), limiter: SessionRateLimiter(timing: timing))
-    for node in try store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
-    for node in try store.removedNodes() { initial.removedNodes[node.id] = node.name }
+    for node in try await store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
+    for node in try await store.removedNodes() { initial.removedNodes[node.id] = node.name }
     state = Mutex(initial)
     (reconcileRequests, reconcileSignal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     try FileManager.default.createDirectory(atPath: artifactsDirectory, withIntermediateDirectories: true)
@@ -92,7 +93,7 @@ package final class ControlPlane: Sendable {
   package func createToken(
     role: TokenRole, ttl: Duration?, description: String, labels: [String: String] = [:],
     allowedLabelKeys: [String] = []
-  ) throws -> (TokenRecord, String) {
+  ) async throws -> (TokenRecord, String) {
     if role == .operator && (!labels.isEmpty || !allowedLabelKeys.isEmpty) {
       throw DeckhandError(.configurationInvalid, "labels belong to worker join tokens, not to operator tokens")
     }
@@ -109,32 +110,34 @@ package final class ControlPlane: Sendable {
       id: id, role: role, secretHash: Self.hash(secret), createdMs: now,
       expiresMs: ttl.map { now + Int64($0.inMilliseconds.rounded()) } ?? 0, revoked: false, description: description,
       labels: labels, allowedLabelKeys: allowedLabelKeys.sorted())
-    try store.save(record)
+    try await store.save(record)
     state.withLock { $0.tokens[id] = (record, .now) }
     return (record, Credential.token(caDigest: authority.digest, id: id, secret: secret).text)
   }
 
   /// Revokes a token by id; with `removingNodes`, also removes every node
   /// that joined with it (``removeNode(_:)``), and returns them.
-  package func revokeToken(id: String, removingNodes: Bool = false) throws -> [NodeRemoval] {
-    guard var token = try store.token(id: id) else {
+  package func revokeToken(id: String, removingNodes: Bool = false) async throws -> [NodeRemoval] {
+    guard var token = try await store.token(id: id) else {
       throw DeckhandError(.notFound, "no token \(id); `deckhand tokens list` shows them")
     }
     token.revoked = true
-    try store.save(token)
+    try await store.save(token)
     state.withLock { $0.tokens[id] = (token, .now) }
     logger.info("token revoked", metadata: ["token": "\(id)"])
     guard removingNodes else { return [] }
-    return try store.nodes().filter { $0.joinTokenId == id }.map { try removeNode($0.id) }
+    var removals: [NodeRemoval] = []
+    for node in try await store.nodes() where node.joinTokenId == id { removals.append(try await removeNode(node.id)) }
+    return removals
   }
 
   /// The token `id`, from the cache while it is fresh.
-  private func token(id: String) throws -> TokenRecord? {
+  private func token(id: String) async throws -> TokenRecord? {
     let now = ContinuousClock.now
     if let cached = state.withLock({ $0.tokens[id] }), cached.read.duration(to: now) < Self.tokenCacheLifetime {
       return cached.record
     }
-    let record = try store.token(id: id)
+    let record = try await store.token(id: id)
     state.withLock { state in
       if state.tokens.count > 10_000 { state.tokens = [:] }
       state.tokens[id] = (record, now)
@@ -146,7 +149,7 @@ package final class ControlPlane: Sendable {
   ///
   /// - Throws: ``DeckhandError`` `tokenInvalid` saying why (malformed,
   ///   another server's, unknown, wrong secret, expired, revoked).
-  package func authenticate(_ authorization: String?) throws -> Principal {
+  package func authenticate(_ authorization: String?) async throws -> Principal {
     guard let authorization, authorization.hasPrefix("Bearer ") else {
       throw DeckhandError(
         .tokenInvalid, "no token: pass --token (or DECKHAND_TOKEN), or join the agent with --join-token")
@@ -170,7 +173,7 @@ package final class ControlPlane: Sendable {
         throw DeckhandError(
           .tokenInvalid, "the token was made by another server (its CA digest does not match this server's)")
       }
-      guard let token = try token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
+      guard let token = try await token(id: id), Self.constantTimeEqual(token.secretHash, Self.hash(secret)) else {
         throw DeckhandError(.tokenInvalid, "unknown token \(id)")
       }
       if let refusal = token.refusal(atMs: nowMs()) { throw DeckhandError(.tokenInvalid, refusal) }
@@ -200,22 +203,22 @@ package final class ControlPlane: Sendable {
   ///   nor gets a variant of it.
   package func join(
     name requested: String, description: Deckhand_Dispatcher_V1_NodeDescription, tokenId: String
-  ) throws -> (NodeRecord, String) {
-    guard let token = try token(id: tokenId) else {
+  ) async throws -> (NodeRecord, String) {
+    guard let token = try await token(id: tokenId) else {
       throw DeckhandError(.tokenInvalid, "unknown token \(tokenId)")
     }
     let id = Self.randomText(bytes: 12)
     let secret = Self.randomText(bytes: 32)
     var name = requested.isEmpty ? description.hostname : requested
     if name.isEmpty { name = "node-\(id.prefix(6).lowercased())" }
-    func taken() throws -> DeckhandError? {
-      guard let holder = try store.node(named: name) else { return nil }
+    func taken() async throws -> DeckhandError? {
+      guard let holder = try await store.node(named: name) else { return nil }
       return DeckhandError(
         .alreadyExists,
         "node name \(name) is taken by node \(holder.id); join with another --node-name"
       )
     }
-    if let refusal = try taken() { throw refusal }
+    if let refusal = try await taken() { throw refusal }
     let now = nowMs()
     var record = NodeRecord(
       id: id, name: name, hostname: "", labels: [:], platform: "", agentVersion: "", address: "", plugins: [:],
@@ -226,10 +229,10 @@ package final class ControlPlane: Sendable {
     record.labels = token.grantedLabels(asked: description.labels)
     record.joinTokenId = tokenId
     do {
-      try store.save(record)
+      try await store.save(record)
     } catch {
       // Two joins for one name at once: the store's unique name decides.
-      if let refusal = try taken() { throw refusal }
+      if let refusal = try await taken() { throw refusal }
       throw error
     }
     state.withLock { $0.nodeCredentials[id] = record.credentialHash }
@@ -239,26 +242,26 @@ package final class ControlPlane: Sendable {
 
   /// Sets and removes `key`'s labels (the operator's): placement follows
   /// at once (a reconcile), and the node's waiting job runners look again.
-  package func setNodeLabels(_ key: String, set: [String: String], remove: [String]) throws -> NodeRecord {
+  package func setNodeLabels(_ key: String, set: [String: String], remove: [String]) async throws -> NodeRecord {
     for (label, value) in set {
       if let problem = LabelRule.problem(key: label, value: value) {
         throw DeckhandError(.configurationInvalid, problem)
       }
     }
-    var node = try findNode(key)
+    var node = try await findNode(key)
     for label in remove { node.labels[label] = nil }
     for (label, value) in set { node.labels[label] = value }
-    try placementChanged(node)
+    try await placementChanged(node)
     logger.info("node labels set", metadata: ["node": "\(node.name)", "labels": "\(node.labels)"])
     return node
   }
 
   /// Drains `key` (no new tasks or jobs reach it; what runs goes on) or
   /// makes it active again; placement and its waiting runners follow.
-  package func setNodeAvailability(_ key: String, _ availability: NodeAvailability) throws -> NodeRecord {
-    var node = try findNode(key)
+  package func setNodeAvailability(_ key: String, _ availability: NodeAvailability) async throws -> NodeRecord {
+    var node = try await findNode(key)
     node.availability = availability
-    try placementChanged(node)
+    try await placementChanged(node)
     logger.info("node availability set", metadata: ["node": "\(node.name)", "availability": "\(availability)"])
     return node
   }
@@ -266,8 +269,8 @@ package final class ControlPlane: Sendable {
   /// Saves `node`, whose labels or availability changed, and lets
   /// placement follow: a reconcile, and the observers (the job queue wakes
   /// the node's waiting runners).
-  private func placementChanged(_ node: NodeRecord) throws {
-    try store.save(node)
+  private func placementChanged(_ node: NodeRecord) async throws {
+    try await store.save(node)
     requestReconcile()
     for observer in placementObservers.withLock({ $0 }) { observer(node.id) }
   }
@@ -284,9 +287,9 @@ package final class ControlPlane: Sendable {
   /// without it) and the jobs its runner had not ended are queued again.
   /// What runs on the machine is left to its agent, which can no longer
   /// reach the server (SwarmKit's `node rm`).
-  package func removeNode(_ key: String) throws -> NodeRemoval {
-    let node = try findNode(key)
-    guard let removal = try store.removeNode(id: node.id, nowMs: nowMs()) else {
+  package func removeNode(_ key: String) async throws -> NodeRemoval {
+    let node = try await findNode(key)
+    guard let removal = try await store.removeNode(id: node.id, nowMs: nowMs()) else {
       throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
     }
     let session = state.withLock { state in
@@ -358,8 +361,9 @@ package final class ControlPlane: Sendable {
   }
 
   /// The node with id or name `key`.
-  package func findNode(_ key: String) throws -> NodeRecord {
-    if let node = try store.node(id: key) ?? store.node(named: key) { return node }
+  package func findNode(_ key: String) async throws -> NodeRecord {
+    if let node = try await store.node(id: key) { return node }
+    if let node = try await store.node(named: key) { return node }
     throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
   }
 
@@ -367,7 +371,7 @@ package final class ControlPlane: Sendable {
   /// it READY, ends the session it replaces. The returned stream finishes
   /// when a newer session replaces this one.
   package func openSession(_ nodeId: String, description: Deckhand_Dispatcher_V1_NodeDescription, resume: String)
-    throws -> (sessionId: String, node: NodeRecord, ended: AsyncStream<Void>)
+    async throws -> (sessionId: String, node: NodeRecord, ended: AsyncStream<Void>)
   {
     let allowed = state.withLock { $0.limiter.allow(nodeId, now: .now) }
     guard allowed else {
@@ -375,7 +379,7 @@ package final class ControlPlane: Sendable {
         .rateLimited,
         "node \(nodeId) opened more than \(timing.sessionsPerWindow) sessions in \(timing.sessionWindow); back off")
     }
-    guard var node = try store.node(id: nodeId) else {
+    guard var node = try await store.node(id: nodeId) else {
       throw DeckhandError(.notFound, "node \(nodeId) is not known; join again")
     }
     // A new node may match deployments; otherwise its tasks are in the
@@ -385,7 +389,7 @@ package final class ControlPlane: Sendable {
     node.describe(description)
     node.status = .ready
     node.lastHeartbeatMs = nowMs()
-    try store.save(node)
+    try await store.save(node)
     let (ended, end) = AsyncStream.makeStream(of: Void.self)
     let newID = Self.randomText(bytes: 12)
     let sessionId = state.withLock { state -> String in
@@ -399,28 +403,35 @@ package final class ControlPlane: Sendable {
     return (sessionId, node, ended)
   }
 
-  /// A heartbeat for `sessionId`: the next period.
+  /// A heartbeat for `sessionId`: the next period. Judged in memory and
+  /// never waits for the store: a node that comes back to life is stored
+  /// READY by the next ``sweep()``, with the other changes of its period.
   ///
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
   package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
     let period = timing.nextPeriod(random: Double.random(in: 0..<1))
     let now = nowMs()
-    let outcome = state.withLock { $0.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now) }
-    switch outcome {
-    case .unknownSession:
+    let known = state.withLock { state -> Bool in
+      switch state.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now) {
+      case .unknownSession:
+        return false
+      case .alive(revived: true):
+        state.unsavedStatus[nodeId] = NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)
+        return true
+      case .alive(revived: false):
+        return true
+      }
+    }
+    guard known else {
       throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
-    case .alive(revived: true):
-      try store.setNodeStatus([NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)])
-    case .alive(revived: false):
-      break
     }
     return period
   }
 
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
   /// heartbeat times to the store in one transaction.
-  package func sweep() throws {
+  package func sweep() async throws {
     let (changes, unsaved) = state.withLock { state in
       var pending = state.unsavedStatus
       state.unsavedStatus = [:]
@@ -428,7 +439,7 @@ package final class ControlPlane: Sendable {
       for change in fresh { pending[change.id] = change }
       return (fresh, Array(pending.values))
     }
-    do { try store.setNodeStatus(unsaved) } catch {
+    do { try await store.setNodeStatus(unsaved) } catch {
       state.withLock { state in
         for change in unsaved where state.unsavedStatus[change.id] == nil { state.unsavedStatus[change.id] = change }
       }
@@ -460,15 +471,16 @@ package final class ControlPlane: Sendable {
   // MARK: Assignments
 
   /// The node's current assignments (active tasks).
-  package func assignments(_ nodeId: String) throws -> [TaskRecord] {
-    try store.tasks(node: nodeId, deployment: nil, activeOnly: true)
+  package func assignments(_ nodeId: String) async throws -> [TaskRecord] {
+    try await store.tasks(node: nodeId, deployment: nil, activeOnly: true)
   }
 
   /// NEW tasks that were just sent become ASSIGNED.
   package func markAssigned(_ tasks: [TaskRecord]) async throws {
     let fresh = tasks.filter { $0.state == .new }
     guard !fresh.isEmpty else { return }
-    _ = try await store.updateTasks(fresh.map { ($0.id, $0.nodeId, .assigned, "sent to the node") })
+    _ = try await store.updateTasks(
+      fresh.map { TaskUpdate(id: $0.id, nodeId: $0.nodeId, state: .assigned, message: "sent to the node") })
   }
 
   /// Agents' task states, committed before this returns.
@@ -478,15 +490,15 @@ package final class ControlPlane: Sendable {
         throw DeckhandError(
           .configurationInvalid, "task \(update.taskID): unknown state \(update.state.rawValue) in the status update")
       }
-      return (update.taskID, nodeId, state, update.message)
+      return TaskUpdate(id: update.taskID, nodeId: nodeId, state: state, message: update.message)
     }
     let changed = try await store.updateTasks(known)
     // Only a rollout in progress moves on when a task ends its start.
     let deployments = Set(changed.filter { $0.state.isSettled }.map(\.deploymentId))
     guard !deployments.isEmpty else { return }
-    let store = self.store
-    if try await BlockingWork.run({ try deployments.contains { try store.deployment(id: $0)?.state != .complete } }) {
+    for id in deployments where try await store.deployment(id: id)?.state != .complete {
       requestReconcile()
+      return
     }
   }
 
@@ -496,7 +508,7 @@ package final class ControlPlane: Sendable {
   /// once its plugin.json is checked to be `name`@`version`.
   package func addArtifact(
     at path: String, digest: String, size: Int64, name: String, version: String, platform: String
-  ) throws -> ArtifactRecord {
+  ) async throws -> ArtifactRecord {
     try ArtifactPackage.check(path: path, name: name, version: version)
     let final = "\(artifactsDirectory)/\(digest).tar.gz"
     if !FileManager.default.fileExists(atPath: final) {
@@ -504,7 +516,7 @@ package final class ControlPlane: Sendable {
     }
     let record = ArtifactRecord(
       digest: digest, name: name, version: version, platform: platform, size: size, createdMs: nowMs())
-    try store.save(record)
+    try await store.save(record)
     logger.info("artifact stored", metadata: ["plugin": "\(name)", "version": "\(version)", "digest": "\(digest)"])
     return record
   }
@@ -517,15 +529,15 @@ package final class ControlPlane: Sendable {
   /// - Throws: ``DeckhandError`` `notFound` (no such artifact, or not one
   ///   for this node: a node does not learn which others exist) or
   ///   `permissionDenied`.
-  package func checkDownload(_ digest: String, by principal: Principal) throws {
+  package func checkDownload(_ digest: String, by principal: Principal) async throws {
     let notFound = DeckhandError(.notFound, "no artifact \(digest)")
-    guard try store.artifact(digest: digest) != nil else { throw notFound }
+    guard try await store.artifact(digest: digest) != nil else { throw notFound }
     switch principal {
     case .operatorToken:
       return
     case .node(let id):
       guard
-        try store.tasks(node: id, deployment: nil, activeOnly: false).contains(where: { $0.artifactDigest == digest })
+        try await store.tasks(node: id, deployment: nil, activeOnly: false).contains(where: { $0.artifactDigest == digest })
       else { throw notFound }
     case .joinToken:
       throw DeckhandError(.permissionDenied, "a worker join token can only join; join the agent first")
@@ -533,7 +545,7 @@ package final class ControlPlane: Sendable {
   }
 
   /// Stores a package file from this machine (`deckhand dev`).
-  package func addArtifact(file path: String, platform: String) throws -> ArtifactRecord {
+  package func addArtifact(file path: String, platform: String) async throws -> ArtifactRecord {
     let manifest = try ArtifactPackage.manifest(path: path)
     guard let data = FileManager.default.contents(atPath: path) else {
       throw DeckhandError(
@@ -545,7 +557,7 @@ package final class ControlPlane: Sendable {
     let copy = "\(artifactsDirectory)/upload-\(Self.randomText(bytes: 8))"
     try data.write(to: URL(fileURLWithPath: copy))
     defer { try? FileManager.default.removeItem(atPath: copy) }
-    return try addArtifact(
+    return try await addArtifact(
       at: copy, digest: digest, size: Int64(data.count), name: manifest.name, version: manifest.version,
       platform: platform)
   }
@@ -556,9 +568,9 @@ package final class ControlPlane: Sendable {
   /// deployment node by node.
   package func deploy(
     plugin: String, version: String, selector: [String: String], configJSON: String, maxFailures: Int
-  ) throws -> DeploymentRecord {
+  ) async throws -> DeploymentRecord {
     try PluginName.check(plugin)
-    guard let artifact = try store.artifact(name: plugin, version: version) else {
+    guard let artifact = try await store.artifact(name: plugin, version: version) else {
       throw DeckhandError(
         .notFound,
         "no artifact for \(plugin)@\(version); push its package first: deckhand artifacts push PACKAGE.tar.gz")
@@ -569,7 +581,7 @@ package final class ControlPlane: Sendable {
       }
     }
     var changed: [DeploymentRecord] = []
-    for var previous in try store.deployments() where previous.plugin == plugin && previous.state != .replaced {
+    for var previous in try await store.deployments() where previous.plugin == plugin && previous.state != .replaced {
       previous.state = .replaced
       changed.append(previous)
     }
@@ -578,23 +590,22 @@ package final class ControlPlane: Sendable {
       artifactSize: artifact.size, selector: selector, configJSON: configJSON, maxFailures: max(0, maxFailures),
       state: .rolling, createdMs: nowMs())
     changed.append(record)
-    try store.apply(deployments: changed, tasks: [])
+    try await store.apply(deployments: changed, tasks: [])
     logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
-    try reconcile()
+    try await reconcile()
     return record
   }
 
   /// Asks the reconcile loop to run (soon, coalesced).
   package func requestReconcile() { reconcileSignal.yield() }
 
-  /// Runs ``reconcile()`` whenever asked, until ``endSessions()``, as
-  /// blocking work and at most every ``reconcileSpacing``: a rollout to
+  /// Runs ``reconcile()`` whenever asked, until ``endSessions()``, at most every ``reconcileSpacing``: a rollout to
   /// 10,000 nodes asks on every task status, and each run reads every
   /// node and task.
   package func runReconcileLoop() async {
     for await _ in reconcileRequests {
       do {
-        try await BlockingWork.run { try self.reconcile() }
+        try await reconcile()
       } catch {
         logger.error("reconcile failed: \(error)")
       }
@@ -604,20 +615,20 @@ package final class ControlPlane: Sendable {
 
   static let reconcileSpacing: Duration = .milliseconds(200)
 
-  private let reconcileLock = Mutex(())
+  private let reconcileLock = AsyncLock()
   private let placementObservers = Mutex<[@Sendable (String) -> Void]>([])
   private let removalObservers = Mutex<[@Sendable (NodeRemoval) -> Void]>([])
 
   /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
   /// the assignment streams of the nodes whose tasks changed.
-  package func reconcile() throws {
-    try reconcileLock.withLock { _ in
-      let deployments = try store.deployments()
+  package func reconcile() async throws {
+    try await reconcileLock.run {
+      let deployments = try await store.deployments()
       guard deployments.contains(where: { $0.state != .replaced }) else { return }
       let plan = RolloutPlanner { Self.randomText(bytes: 12) }.plan(
-        deployments: deployments, nodes: try store.nodes(),
-        active: try store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
-      try store.apply(deployments: plan.deployments, tasks: plan.tasks)
+        deployments: deployments, nodes: try await store.nodes(),
+        active: try await store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
+      try await store.apply(deployments: plan.deployments, tasks: plan.tasks)
       assignmentChanges.signal(plan.wake)
     }
   }

@@ -79,7 +79,7 @@ package final class ControlPlaneServer: Service, Sendable {
     let store = try SQLiteServerStore(stateDirectory: state)
     // After a restart nobody is known to be up: nodes become READY as they
     // come back.
-    try store.setAllNodes(status: .unknown)
+    try await store.setAllNodes(status: .unknown)
     var hosts = ["localhost", "127.0.0.1", ProcessInfo.processInfo.hostName]
     if !["0.0.0.0", "::", ""].contains(configuration.listen.host) { hosts.append(configuration.listen.host) }
     let authority = try CertificateAuthority.loadOrCreate(directory: "\(state)/tls", hosts: hosts)
@@ -104,13 +104,13 @@ package final class ControlPlaneServer: Service, Sendable {
         certificateChainPEM: authority.serverCertificatePEM, privateKeyPEM: authority.serverKeyPEM, gate: gate,
         eventLoopGroup: MultiThreadedEventLoopGroup.singleton),
       config: transportConfig)
-    let plane = try ControlPlane(
+    let plane = try await ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
       advertisedAddresses: [], logger: logger)
     let jobs = JobQueue(store: store, timing: configuration.jobTiming)
     // The server was away: its runners could not send heartbeats, which is
     // no fault of theirs. Each running job's clock starts again now.
-    try await BlockingWork.run { try store.restartHeartbeats(nowMs: nowMs()) }
+    try await store.restartHeartbeats(nowMs: nowMs())
     plane.onPlacementChanged { jobs.nodeChanged($0) }
     let relay = ExecRelay()
     plane.onNodeRemoved { removal in
@@ -167,7 +167,7 @@ package final class ControlPlaneServer: Service, Sendable {
         return .loops
       }
       do {
-        let running = try Self.provision(
+        let running = try await Self.provision(
           plane: plane, store: store, jobs: jobs, configuration: configuration, port: port)
         plane.requestReconcile()
         try Self.announce(running, in: state)
@@ -193,7 +193,7 @@ package final class ControlPlaneServer: Service, Sendable {
         while !jobs.isClosed {
           await jobs.changes.closed(orAfter: tick)
           do {
-            try await BlockingWork.run { try plane.sweep() }
+            try await plane.sweep()
             log(streak.succeeded(), "heartbeat sweep", logger: logger)
           } catch {
             log(streak.failed(), "heartbeat sweep", error: error, logger: logger)
@@ -205,7 +205,7 @@ package final class ControlPlaneServer: Service, Sendable {
         while !jobs.isClosed {
           await jobs.changes.closed(orAfter: .milliseconds(250))
           do {
-            try await BlockingWork.run { try jobs.sweep() }
+            try await jobs.sweep()
             log(streak.succeeded(), "job sweep", logger: logger)
           } catch {
             log(streak.failed(), "job sweep", error: error, logger: logger)
@@ -253,17 +253,17 @@ package final class ControlPlaneServer: Service, Sendable {
   /// The endpoint to advertise and the first start's tokens (made and
   /// written on a first start, read back otherwise).
   private static func provision(
-    plane: ControlPlane, store: SQLiteServerStore, jobs: JobQueue, configuration: Configuration, port: Int
-  ) throws -> Running {
+    plane: ControlPlane, store: any ServerStore, jobs: JobQueue, configuration: Configuration, port: Int
+  ) async throws -> Running {
     let state = configuration.stateDirectory
     let advertisedHost =
       ["0.0.0.0", "::"].contains(configuration.listen.host) ? "127.0.0.1" : configuration.listen.host
     let endpoint = ServerEndpoint(host: advertisedHost, port: port)
     var workerToken = ""
     var operatorToken = ""
-    if try store.tokens().isEmpty {
-      (_, workerToken) = try plane.createToken(role: .worker, ttl: nil, description: "first worker join token")
-      (_, operatorToken) = try plane.createToken(role: .operator, ttl: nil, description: "first operator token")
+    if try await store.tokens().isEmpty {
+      (_, workerToken) = try await plane.createToken(role: .worker, ttl: nil, description: "first worker join token")
+      (_, operatorToken) = try await plane.createToken(role: .operator, ttl: nil, description: "first operator token")
       try writeSecret(workerToken, to: "\(state)/worker-token")
       try writeSecret(operatorToken, to: "\(state)/operator-token")
     } else {

@@ -12,8 +12,8 @@ internal import SwiftProtobuf
 struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   let plane: ControlPlane
 
-  private func requireOperator(_ metadata: Metadata) throws {
-    let principal = try plane.authenticate(metadata.authorization)
+  private func requireOperator(_ metadata: Metadata) async throws {
+    let principal = try await plane.authenticate(metadata.authorization)
     guard case .operatorToken = principal else {
       throw DeckhandError(
         .permissionDenied, "this is an operator's call; a \(principal.role) may not make it (use an operator token)")
@@ -23,12 +23,12 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   /// An operator's call: checked, then run as blocking work (every body
   /// reads or writes the store).
   private func unary<Request: Sendable, Response: Sendable>(
-    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) throws -> Response
+    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) async throws -> Response
   ) async throws -> ServerResponse<Response> {
     try await mappingErrors {
-      try requireOperator(request.metadata)
+      try await requireOperator(request.metadata)
       let message = request.message
-      return ServerResponse(message: try await BlockingWork.run { try body(message) })
+      return ServerResponse(message: try await body(message))
     }
   }
 
@@ -36,7 +36,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
   {
     try await unary(request) { message in
-      let (record, secret) = try plane.createToken(
+      let (record, secret) = try await plane.createToken(
         role: message.role == .operator ? .operator : .worker,
         ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p,
         labels: message.labels, allowedLabelKeys: message.allowedLabelKeys)
@@ -52,7 +52,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request) { _ in
       var response = Deckhand_Control_V1_ListTokensResponse()
-      response.tokens = try plane.store.tokens().map(ProtoMapping.token)
+      response.tokens = try await plane.store.tokens().map(ProtoMapping.token)
       return response
     }
   }
@@ -62,7 +62,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request) { message in
       var response = Deckhand_Control_V1_RevokeTokenResponse()
-      response.removedNodes = try plane.revokeToken(id: message.id, removingNodes: message.nodes)
+      response.removedNodes = try await plane.revokeToken(id: message.id, removingNodes: message.nodes)
         .map(ProtoMapping.removal)
       return response
     }
@@ -71,7 +71,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func removeNode(request: ServerRequest<Deckhand_Control_V1_RemoveNodeRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_RemoveNodeResponse>
   {
-    try await unary(request) { message in ProtoMapping.removal(try plane.removeNode(message.node)) }
+    try await unary(request) { message in ProtoMapping.removal(try await plane.removeNode(message.node)) }
   }
 
   func listNodes(request: ServerRequest<Deckhand_Control_V1_ListNodesRequest>, context: ServerContext)
@@ -79,7 +79,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request) { _ in
       var response = Deckhand_Control_V1_ListNodesResponse()
-      response.nodes = try plane.store.nodes().map { ProtoMapping.node($0) }
+      response.nodes = try await plane.store.nodes().map { ProtoMapping.node($0) }
       return response
     }
   }
@@ -87,14 +87,14 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func getNode(request: ServerRequest<Deckhand_Control_V1_GetNodeRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
-    try await unary(request) { message in ProtoMapping.node(try plane.findNode(message.node)) }
+    try await unary(request) { message in ProtoMapping.node(try await plane.findNode(message.node)) }
   }
 
   func setNodeLabels(request: ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
     try await unary(request) { message in
-      ProtoMapping.node(try plane.setNodeLabels(message.node, set: message.set, remove: message.remove))
+      ProtoMapping.node(try await plane.setNodeLabels(message.node, set: message.set, remove: message.remove))
     }
   }
 
@@ -102,7 +102,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node> {
     try await unary(request) { message in
-      ProtoMapping.node(try plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
+      ProtoMapping.node(try await plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
     }
   }
 
@@ -110,9 +110,9 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Control_V1_ListTasksResponse>
   {
     try await unary(request) { message in
-      let node = message.node.isEmpty ? nil : try plane.findNode(message.node).id
+      let node = message.node.isEmpty ? nil : try await plane.findNode(message.node).id
       var response = Deckhand_Control_V1_ListTasksResponse()
-      response.tasks = try plane.store.tasks(
+      response.tasks = try await plane.store.tasks(
         node: node, deployment: message.deploymentID.isEmpty ? nil : message.deploymentID, activeOnly: false
       ).map(ProtoMapping.task)
       return response
@@ -123,11 +123,11 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_CreateDeploymentRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Deployment> {
     try await unary(request) { message in
-      let record = try plane.deploy(
+      let record = try await plane.deploy(
         plugin: message.plugin, version: message.version, selector: message.selector,
         configJSON: message.configJson, maxFailures: Int(message.maxFailures))
       return ProtoMapping.deployment(
-        record, tasks: try plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
+        record, tasks: try await plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
     }
   }
 
@@ -135,9 +135,9 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_ListDeploymentsRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_ListDeploymentsResponse> {
     try await unary(request) { _ in
-      let tasks = try plane.store.tasks(node: nil, deployment: nil, activeOnly: false)
+      let tasks = try await plane.store.tasks(node: nil, deployment: nil, activeOnly: false)
       var response = Deckhand_Control_V1_ListDeploymentsResponse()
-      response.deployments = try plane.store.deployments().map { ProtoMapping.deployment($0, tasks: tasks) }
+      response.deployments = try await plane.store.deployments().map { ProtoMapping.deployment($0, tasks: tasks) }
       return response
     }
   }
@@ -146,11 +146,11 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Control_V1_Deployment>
   {
     try await unary(request) { message in
-      guard let record = try plane.store.deployment(id: message.id) else {
+      guard let record = try await plane.store.deployment(id: message.id) else {
         throw DeckhandError(.notFound, "no deployment \(message.id); `deckhand deployments ls` shows them")
       }
       return ProtoMapping.deployment(
-        record, tasks: try plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
+        record, tasks: try await plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
     }
   }
 
@@ -159,7 +159,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request) { _ in
       var response = Deckhand_Control_V1_ListArtifactsResponse()
-      response.artifacts = try plane.store.artifacts().map(ProtoMapping.artifact)
+      response.artifacts = try await plane.store.artifacts().map(ProtoMapping.artifact)
       return response
     }
   }
@@ -168,7 +168,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: StreamingServerRequest<Deckhand_Control_V1_PushArtifactChunk>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Artifact> {
     try await mappingErrors {
-      try requireOperator(request.metadata)
+      try await requireOperator(request.metadata)
       let temporary = "\(plane.artifactsDirectory)/upload-\(ControlPlane.randomText(bytes: 8))"
       _ = FileManager.default.createFile(atPath: temporary, contents: nil)
       defer { try? FileManager.default.removeItem(atPath: temporary) }
@@ -205,11 +205,9 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
       }
       let digest = HexText.encode(hasher.finalize())
       let (plane, upload) = (plane, (name: name, version: version, platform: platform, size: size))
-      let record = try await BlockingWork.run {
-        try plane.addArtifact(
+      let record = try await plane.addArtifact(
           at: temporary, digest: digest, size: upload.size, name: upload.name, version: upload.version,
           platform: upload.platform)
-      }
       return ServerResponse(message: ProtoMapping.artifact(record))
     }
   }

@@ -11,8 +11,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   let plane: ControlPlane
 
   /// The calling node; any other principal is refused.
-  private func node(_ metadata: Metadata) throws -> String {
-    let principal = try plane.authenticate(metadata.authorization)
+  private func node(_ metadata: Metadata) async throws -> String {
+    let principal = try await plane.authenticate(metadata.authorization)
     guard case .node(let id) = principal else {
       throw DeckhandError(
         .permissionDenied, "this call is for joined agents (workers); a \(principal.role) cannot make it")
@@ -32,14 +32,13 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     -> ServerResponse<Deckhand_Dispatcher_V1_JoinResponse>
   {
     try await mappingErrors {
-      let principal = try plane.authenticate(request.metadata.authorization)
+      let principal = try await plane.authenticate(request.metadata.authorization)
       guard case .joinToken(let tokenId) = principal else {
         throw DeckhandError(.permissionDenied, "Join needs a worker join token, not a \(principal.role)")
       }
       let message = request.message
-      let (node, credential) = try await BlockingWork.run { [plane] in
-        try plane.join(name: message.nodeName, description: message.description_p, tokenId: tokenId)
-      }
+      let (node, credential) = try await plane.join(
+        name: message.nodeName, description: message.description_p, tokenId: tokenId)
       var response = Deckhand_Dispatcher_V1_JoinResponse()
       response.nodeID = node.id
       response.credential = credential
@@ -51,11 +50,10 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     -> StreamingServerResponse<Deckhand_Dispatcher_V1_SessionMessage>
   {
     try await mappingErrors {
-      let nodeId = try node(request.metadata)
+      let nodeId = try await node(request.metadata)
       let asked = request.message
-      let (sessionId, node, ended) = try await BlockingWork.run { [plane] in
-        try plane.openSession(nodeId, description: asked.description_p, resume: asked.sessionID)
-      }
+      let (sessionId, node, ended) = try await plane.openSession(
+        nodeId, description: asked.description_p, resume: asked.sessionID)
       var first = Deckhand_Dispatcher_V1_SessionMessage()
       first.sessionID = sessionId
       first.node = ProtoMapping.node(node, status: .ready)
@@ -84,7 +82,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
   {
     try await mappingErrors {
-      let nodeId = try node(request.metadata)
+      let nodeId = try await node(request.metadata)
       let period = try plane.heartbeat(nodeId, sessionId: request.message.sessionID)
       var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
       response.periodMs = Int64(period.inMilliseconds.rounded())
@@ -96,7 +94,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     request: ServerRequest<Deckhand_Dispatcher_V1_UpdateTaskStatusRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_UpdateTaskStatusResponse> {
     try await mappingErrors {
-      let nodeId = try node(request.metadata)
+      let nodeId = try await node(request.metadata)
       let updates = request.message.updates
       try await plane.updateTaskStatus(nodeId, updates)
       return ServerResponse(message: Deckhand_Dispatcher_V1_UpdateTaskStatusResponse())
@@ -107,7 +105,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_AssignmentsMessage>
   {
     try await mappingErrors {
-      let nodeId = try node(request.metadata)
+      let nodeId = try await node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
         try await mappingErrors {
@@ -124,13 +122,13 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     let (changes, token) = plane.assignmentChanges.watch(nodeId)
     defer { plane.assignmentChanges.unwatch(nodeId, token) }
     var sender = AssignmentChain.Sender<TaskRecord>(batchSize: plane.timing.assignmentBatch)
-    let initial = try await BlockingWork.run { try plane.assignments(nodeId) }
+    let initial = try await plane.assignments(nodeId)
     try await writer.write(
       ProtoMapping.assignments(sender.start(initial, version: ControlPlane.randomText(bytes: 8))))
     try await plane.markAssigned(initial)
     for await _ in changes {
       try? await Task.sleep(for: plane.timing.assignmentDebounce)
-      let current = try await BlockingWork.run { try plane.assignments(nodeId) }
+      let current = try await plane.assignments(nodeId)
       let messages = sender.next(current) { ControlPlane.randomText(bytes: 8) }
       guard !messages.isEmpty else { continue }
       for message in messages { try await writer.write(ProtoMapping.assignments(message)) }
@@ -143,7 +141,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     -> StreamingServerResponse<Deckhand_Dispatcher_V1_TasksMessage>
   {
     try await mappingErrors {
-      let nodeId = try node(request.metadata)
+      let nodeId = try await node(request.metadata)
       let plane = self.plane
       return StreamingServerResponse { writer in
         try await mappingErrors {
@@ -152,7 +150,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
             defer { plane.assignmentChanges.unwatch(nodeId, token) }
             repeat {
               var message = Deckhand_Dispatcher_V1_TasksMessage()
-              message.tasks = try await BlockingWork.run { try plane.assignments(nodeId) }.map(ProtoMapping.task)
+              message.tasks = try await plane.assignments(nodeId).map(ProtoMapping.task)
               try await writer.write(message)
             } while await changes.first(where: { _ in true }) != nil
             return [:]
@@ -166,9 +164,9 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     request: ServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk> {
     try await mappingErrors {
-      let principal = try plane.authenticate(request.metadata.authorization)
+      let principal = try await plane.authenticate(request.metadata.authorization)
       let digest = request.message.digest
-      try await BlockingWork.run { [plane] in try plane.checkDownload(digest, by: principal) }
+      try await plane.checkDownload(digest, by: principal)
       guard let handle = FileHandle(forReadingAtPath: "\(plane.artifactsDirectory)/\(digest).tar.gz")
       else {
         throw DeckhandError(.notFound, "no artifact \(digest)")

@@ -24,7 +24,7 @@ package final class JobQueue: Sendable {
     package init() {}
   }
 
-  package let store: SQLiteServerStore
+  package let store: any ServerStore
   package let timing: Timing
 
   /// What a watcher waits for.
@@ -57,7 +57,7 @@ package final class JobQueue: Sendable {
   /// A read that overlapped a change is not kept (the generation moved).
   private let configCache = Mutex<(generation: Int, variables: [Deckhand_Server_V1_ConfigVariable]?)>((0, nil))
 
-  package init(store: SQLiteServerStore, timing: Timing) {
+  package init(store: any ServerStore, timing: Timing) {
     self.store = store
     self.timing = timing
   }
@@ -85,20 +85,22 @@ package final class JobQueue: Sendable {
   }
 
   /// Whether a known node could take `job`.
-  package func assignable(_ job: Deckhand_Server_V1_Job) throws -> Bool {
-    let target = try resolveTarget(job.target)
-    return try store.nodes().contains { node in
+  package func assignable(_ job: Deckhand_Server_V1_Job) async throws -> Bool {
+    let target = try await resolveTarget(job.target)
+    return try await store.nodes().contains { node in
       RunnerIdentity(id: node.id, name: node.name, labels: node.labels, byIdOnly: byIdOnly(node.id)).accepts(target)
     }
   }
 
   private func byIdOnly(_ runner: String) -> Bool { byIdOnlyRunners.withLock { $0[runner] ?? false } }
 
-  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) throws -> RunnerWaiters.Target {
+  private func resolveTarget(_ target: Deckhand_Server_V1_JobTarget) async throws -> RunnerWaiters.Target {
     guard case .runnerID(let key) = target.target, !key.isEmpty else {
       return RunnerWaiters.Target(runner: "", labels: target.labels)
     }
-    guard let node = try store.node(id: key) ?? store.node(named: key) else {
+    var found = try await store.node(id: key)
+    if found == nil { found = try await store.node(named: key) }
+    guard let node = found else {
       throw DeckhandError(.notFound, "no runner \(key); `deckhand nodes ls` lists the agents")
     }
     return RunnerWaiters.Target(runner: node.id, labels: target.labels)
@@ -115,7 +117,7 @@ package final class JobQueue: Sendable {
   /// up jobs other runners can take.
   package func queueWithWarning(_ job: Deckhand_Server_V1_Job) async throws -> (id: String, warning: String?) {
     let (id, target) = try await insert(job)
-    let nodes = try await BlockingWork.run { [store] in try store.nodes() }
+    let nodes = try await store.nodes()
     let matching = nodes.filter {
       RunnerIdentity(id: $0.id, name: $0.name, labels: $0.labels, byIdOnly: false).accepts(target)
     }
@@ -140,7 +142,7 @@ package final class JobQueue: Sendable {
   /// Stores `job` as QUEUED; returns its id and its resolved target.
   private func insert(_ job: Deckhand_Server_V1_Job) async throws -> (id: String, target: RunnerWaiters.Target) {
     try validate(job)
-    let target = try resolveTarget(job.target)
+    let target = try await resolveTarget(job.target)
     var spec = job
     spec.id = ControlPlane.randomText(bytes: 12)
     let now = nowMs()
@@ -163,8 +165,8 @@ package final class JobQueue: Sendable {
     if !updated.runnerId.isEmpty { changes.signal(.cancel(runner: updated.runnerId)) }
   }
 
-  package func record(_ id: String) throws -> JobRecord {
-    guard var record = try store.job(id: id) else {
+  package func record(_ id: String) async throws -> JobRecord {
+    guard var record = try await store.job(id: id) else {
       throw DeckhandError(.notFound, "no job \(id); `deckhand jobs ls` lists them")
     }
     if let stop = unstoredStops.withLock({ $0[id] }) { record.lifecycle.stop(error: stop.error, nowMs: stop.atMs) }
@@ -196,8 +198,8 @@ package final class JobQueue: Sendable {
     byIdOnlyRunners.withLock { $0[runner] = byIdOnly }
   }
 
-  package func identity(of runner: String) throws -> RunnerIdentity {
-    guard let identity = try store.runnerIdentity(id: runner, byIdOnly: byIdOnly(runner)) else {
+  package func identity(of runner: String) async throws -> RunnerIdentity {
+    guard let identity = try await store.runnerIdentity(id: runner, byIdOnly: byIdOnly(runner)) else {
       throw Self.unknown(runner: runner)
     }
     return identity
@@ -267,7 +269,7 @@ package final class JobQueue: Sendable {
   ///   this runner's (never was, or was queued again and moved) or does
   ///   not exist; the runner then stops its process and frees that slot.
   package func resume(_ id: String, runner: String) async throws -> Bool {
-    let job = try await BlockingWork.run { [store] in try store.job(id: id) }
+    let job = try await store.job(id: id)
     guard let job, job.runnerId == runner else {
       throw DeckhandError(
         .configurationInvalid,
@@ -294,7 +296,8 @@ package final class JobQueue: Sendable {
     guard !events.isEmpty else { return true }
     do {
       _ = try await store.appendOutput(
-        id, events.map { ($0.kind.rawValue, $0.data, $0.timestampMs) }, limit: timing.outputLimit)
+        id, events.map { JobOutputEvent(kind: $0.kind.rawValue, data: $0.data, timestampMs: $0.timestampMs) },
+        limit: timing.outputLimit)
     } catch let error as DeckhandError where StorageFailure.isStorageFailure(error) {
       noteStorageFailure(error)
       let message = "stopped: its output could not be stored (\(error.message))"
@@ -365,18 +368,18 @@ package final class JobQueue: Sendable {
   /// Ack, heartbeat and expiry rules; and, at most once a minute (or
   /// once a tenth of a short retention), deletes jobs that ended longer
   /// ago than the retention.
-  package func sweep() throws {
+  package func sweep() async throws {
     let now = nowMs()
     if storageFailed.withLock({ $0 }) {
-      try store.restartHeartbeats(nowMs: now)
+      try await store.restartHeartbeats(nowMs: now)
       storageFailed.withLock { $0 = false }
     }
     for (id, stop) in unstoredStops.withLock({ $0 }) {
-      _ = try store.stop(id, error: stop.error, nowMs: stop.atMs)
+      _ = try await store.stop(id, error: stop.error, nowMs: stop.atMs)
       unstoredStops.withLock { _ = $0.removeValue(forKey: id) }
       notify(job: id)
     }
-    let changed = try store.expire(
+    let changed = try await store.expire(
       now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed {
@@ -392,7 +395,7 @@ package final class JobQueue: Sendable {
       last = now
       return true
     }
-    if due { _ = try store.prune(endedBefore: now - retention) }
+    if due { _ = try await store.prune(endedBefore: now - retention) }
   }
 
   /// Whether ``close()`` was called.
@@ -410,19 +413,19 @@ package final class JobQueue: Sendable {
 
   // MARK: Config variables
 
-  package func setConfig(_ variables: [Deckhand_Server_V1_ConfigVariable]) throws {
+  package func setConfig(_ variables: [Deckhand_Server_V1_ConfigVariable]) async throws {
     for variable in variables where variable.name.isEmpty {
       _ = variable
       throw DeckhandError(.configurationInvalid, "a config variable needs a name")
     }
-    try store.setConfig(
+    try await store.setConfig(
       variables.map { ConfigRecord(scope: $0.scope.rawValue, target: $0.target, name: $0.name, value: $0.value) })
     configCache.withLock { $0 = ($0.generation + 1, nil) }
     changes.signal(.config)
   }
 
-  package func config(prefix: String) throws -> [Deckhand_Server_V1_ConfigVariable] {
-    try store.config(prefix: prefix).map { record in
+  package func config(prefix: String) async throws -> [Deckhand_Server_V1_ConfigVariable] {
+    try await store.config(prefix: prefix).map { record in
       var variable = Deckhand_Server_V1_ConfigVariable()
       variable.scope = Deckhand_Server_V1_ConfigVariable.Scope(rawValue: record.scope) ?? .server
       variable.target = record.target
@@ -434,13 +437,13 @@ package final class JobQueue: Sendable {
 
   /// The variables that apply to `runner` (and a job's `project`), the
   /// narrower scope winning: server, project, target (node), runner.
-  package func variables(for runner: RunnerIdentity, project: String?) throws -> [Deckhand_Server_V1_ConfigVariable] {
+  package func variables(for runner: RunnerIdentity, project: String?) async throws -> [Deckhand_Server_V1_ConfigVariable] {
     let all: [Deckhand_Server_V1_ConfigVariable]
     let (generation, cached) = configCache.withLock { $0 }
     if let cached {
       all = cached
     } else {
-      all = try config(prefix: "")
+      all = try await config(prefix: "")
       configCache.withLock { if $0.generation == generation { $0.variables = all } }
     }
     var chosen: [String: Deckhand_Server_V1_ConfigVariable] = [:]

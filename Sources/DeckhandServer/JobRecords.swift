@@ -13,8 +13,7 @@ package import GRDB
 /// The state, times and outcome are a ``JobLifecycle``, whose rules move
 /// them; its fields read as the record's own (`job.state`, `job.runnerId`).
 @dynamicMemberLookup
-package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord {
-  package static let databaseTableName = "job"
+package struct JobRecord: Sendable, Hashable {
   package var id: String
   /// The serialized Job as queued (operation, target, options).
   package var spec: Data
@@ -50,7 +49,9 @@ package struct JobRecord: Sendable, Hashable, FetchableRecord, PersistableRecord
   }
 }
 
-extension JobRecord {
+extension JobRecord: FetchableRecord, PersistableRecord {
+  package static let databaseTableName = "job"
+
   /// The columns, in the order ``init(row:)`` reads them.
   static let columns = [
     "id", "spec", "singletonId", "targetRunner", "targetLabels", "project", "state", "runnerId", "queuedMs",
@@ -136,8 +137,7 @@ extension Dictionary: ExpressibleByEmpty { static var empty: Self { [:] } }
 extension Array: ExpressibleByEmpty { static var empty: Self { [] } }
 
 /// One stored output event of a job.
-package struct JobOutputRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
-  package static let databaseTableName = "jobOutput"
+package struct JobOutputRecord: Codable, Sendable, Hashable {
   package var jobId: String
   package var sequence: Int64
   /// `OutputEvent.Kind` raw value.
@@ -147,13 +147,18 @@ package struct JobOutputRecord: Codable, Sendable, Hashable, FetchableRecord, Pe
 }
 
 /// A config variable.
-package struct ConfigRecord: Codable, Sendable, Hashable, FetchableRecord, PersistableRecord {
-  package static let databaseTableName = "configVariable"
+package struct ConfigRecord: Codable, Sendable, Hashable {
   /// `ConfigVariable.Scope` raw value.
   package var scope: Int
   package var target: String
   package var name: String
   package var value: String
+  package init(scope: Int, target: String, name: String, value: String) {
+    self.scope = scope
+    self.target = target
+    self.name = name
+    self.value = value
+  }
 }
 
 /// What a runner is, for matching jobs.
@@ -178,38 +183,4 @@ package struct JobClaim: Sendable {
   package var job: JobRecord?
   /// Another queued job the runner could have taken: whom it is for.
   package var next: RunnerWaiters.Target?
-}
-
-/// Where jobs, their output and config variables are kept: the SQLite
-/// store fulfils it, and a PostgreSQL store (with `FOR UPDATE SKIP
-/// LOCKED` for claiming) will.
-package protocol JobStore: Sendable {
-  /// Inserts `job`; a still-QUEUED job with the same singleton id ends
-  /// (ERROR, replaced). Returns the replaced ids.
-  func insert(_ job: JobRecord) async throws -> [String]
-  func job(id: String) throws -> JobRecord?
-  func jobs(states: [Int], runner: String?, since: Int64, limit: Int) throws -> [JobRecord]
-  /// The node `id` as a runner (its name and labels); nil if unknown.
-  func runnerIdentity(id: String, byIdOnly: Bool) throws -> RunnerIdentity?
-  /// The runner `id` as it is now, and the oldest QUEUED job it may take,
-  /// made WAITING for it; nil if the runner is unknown.
-  func claim(runner id: String, byIdOnly: Bool, now: Int64) async throws -> JobClaim?
-  /// Changes one job in a transaction; nil if it does not exist.
-  func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws -> JobRecord?
-  /// Appends output, numbering it after the job's last, up to `limit`
-  /// bytes per job: the event that crosses it is cut there and followed by
-  /// a note saying so, and later output is dropped. Returns the new last
-  /// sequence number.
-  func appendOutput(_ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)], limit: Int64)
-    async throws -> Int64
-  func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord]
-  /// Sets every running job's last heartbeat to `nowMs` (a server that
-  /// starts again gives its runners a full heartbeat timeout to return).
-  func restartHeartbeats(nowMs: Int64) throws
-  /// Applies the timeout rules; returns the jobs it changed.
-  func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord]
-  /// Deletes ended jobs (and their output) that ended before `before`.
-  func prune(endedBefore before: Int64) throws -> Int
-  func setConfig(_ variables: [ConfigRecord]) throws
-  func config(prefix: String) throws -> [ConfigRecord]
 }

@@ -17,15 +17,15 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   static let apiVersion: UInt32 = 1
   static let runnerVersion: UInt32 = 1
 
-  private func requireOperator(_ metadata: Metadata) throws {
-    let principal = try plane.authenticate(metadata.authorization)
+  private func requireOperator(_ metadata: Metadata) async throws {
+    let principal = try await plane.authenticate(metadata.authorization)
     guard case .operatorToken = principal else {
       throw DeckhandError(.permissionDenied, "this is an operator's call; a \(principal.role) may not make it")
     }
   }
 
-  private func runner(_ metadata: Metadata) throws -> String {
-    let principal = try plane.authenticate(metadata.authorization)
+  private func runner(_ metadata: Metadata) async throws -> String {
+    let principal = try await plane.authenticate(metadata.authorization)
     guard case .node(let id) = principal else {
       throw DeckhandError(.permissionDenied, "only a joined agent can be a runner, not a \(principal.role)")
     }
@@ -36,17 +36,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> ServerResponse<Response>
   {
     try await mappingErrors {
-      try requireOperator(request.metadata)
+      try await requireOperator(request.metadata)
       return ServerResponse(message: try await body(request.message))
     }
-  }
-
-  /// An operator's call whose body reads or writes the store: it runs on
-  /// the blocking-work pool, never on an event loop.
-  private func blocking<Request: Sendable, Response: Sendable>(
-    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) throws -> Response
-  ) async throws -> ServerResponse<Response> {
-    try await unary(request) { message in try await BlockingWork.run { try body(message) } }
   }
 
   func getVersionInfo(request: ServerRequest<Deckhand_Server_V1_GetVersionInfoRequest>, context: ServerContext)
@@ -85,20 +77,21 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getJob(request: ServerRequest<Deckhand_Server_V1_GetJobRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_Job>
   {
-    try await blocking(request) { message in queue.message(try queue.record(message.jobID)) }
+    try await unary(request) { message in queue.message(try await queue.record(message.jobID)) }
   }
 
   func listJobs(request: ServerRequest<Deckhand_Server_V1_ListJobsRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_ListJobsResponse>
   {
-    try await blocking(request) { message in
+    try await unary(request) { message in
       var runner: String?
       if !message.runnerID.isEmpty {
-        runner =
-          (try plane.store.node(id: message.runnerID) ?? plane.store.node(named: message.runnerID))?.id
-          ?? message.runnerID
+        // A removed node's jobs are still listed by its id.
+        var node = try await plane.store.node(id: message.runnerID)
+        if node == nil { node = try await plane.store.node(named: message.runnerID) }
+        runner = node?.id ?? message.runnerID
       }
-      let records = try queue.store.jobs(
+      let records = try await queue.store.jobs(
         states: message.states.map(\.rawValue), runner: runner, since: message.sinceMs, limit: Int(message.limit))
       var response = Deckhand_Server_V1_ListJobsResponse()
       response.jobs = records.filter { record in
@@ -111,12 +104,12 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func validateJob(request: ServerRequest<Deckhand_Server_V1_ValidateJobRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_ValidateJobResponse>
   {
-    try await blocking(request) { message in
+    try await unary(request) { message in
       var response = Deckhand_Server_V1_ValidateJobResponse()
       do {
         try queue.validate(message.job)
         response.valid = true
-        response.assignable = (try? queue.assignable(message.job)) ?? false
+        response.assignable = (try? await queue.assignable(message.job)) ?? false
       } catch let error as DeckhandError {
         response.validationError = error.message
       }
@@ -127,9 +120,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func pruneOldJobs(request: ServerRequest<Deckhand_Server_V1_PruneOldJobsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_PruneOldJobsResponse>
   {
-    try await blocking(request) { message in
+    try await unary(request) { message in
       var response = Deckhand_Server_V1_PruneOldJobsResponse()
-      response.pruned = Int64(try queue.store.prune(endedBefore: nowMs() - message.olderThanMs))
+      response.pruned = Int64(try await queue.store.prune(endedBefore: nowMs() - message.olderThanMs))
       return response
     }
   }
@@ -137,8 +130,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func setConfig(request: ServerRequest<Deckhand_Server_V1_SetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_SetConfigResponse>
   {
-    try await blocking(request) { message in
-      try queue.setConfig(message.variables)
+    try await unary(request) { message in
+      try await queue.setConfig(message.variables)
       return Deckhand_Server_V1_SetConfigResponse()
     }
   }
@@ -146,9 +139,9 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getConfig(request: ServerRequest<Deckhand_Server_V1_GetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_GetConfigResponse>
   {
-    try await blocking(request) { message in
+    try await unary(request) { message in
       var response = Deckhand_Server_V1_GetConfigResponse()
-      response.variables = try queue.config(prefix: message.prefix).filter { variable in
+      response.variables = try await queue.config(prefix: message.prefix).filter { variable in
         !message.filterScope || (variable.scope == message.scope && variable.target == message.target)
       }
       return response
@@ -159,10 +152,10 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Server_V1_GetJobStreamResponse>
   {
     try await mappingErrors {
-      try requireOperator(request.metadata)
+      try await requireOperator(request.metadata)
       let id = request.message.jobID
       let queue = self.queue
-      let first = try await BlockingWork.run { try queue.record(id) }
+      let first = try await queue.record(id)
       return StreamingServerResponse { writer in
         let (changes, token) = queue.changes.watch(.job(id))
         defer { queue.changes.unwatch(.job(id), token) }
@@ -179,7 +172,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             var events: [JobOutputRecord] = []
             var bytes = 0
             let after = sequence
-            for record in try await BlockingWork.run({ try queue.store.output(id, after: after, limit: 256) }) {
+            for record in try await queue.store.output(id, after: after, limit: 256) {
               if !events.isEmpty && bytes + record.data.count > 1 << 20 { break }
               events.append(record)
               bytes += record.data.count
@@ -199,7 +192,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             try await writer.write(message)
           }
           buffered = false
-          let job = try await BlockingWork.run { try queue.record(id) }
+          let job = try await queue.record(id)
           if job.state != state {
             var message = Deckhand_Server_V1_GetJobStreamResponse()
             message.state.previous = Deckhand_Server_V1_JobState(rawValue: state.rawValue) ?? .unknown
@@ -227,7 +220,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerConfigResponse>
   {
     try await mappingErrors {
-      let runner = try self.runner(request.metadata)
+      let runner = try await self.runner(request.metadata)
       queue.register(runner: runner, byIdOnly: request.message.byIDOnly)
       let queue = self.queue
       let plane = self.plane
@@ -238,9 +231,8 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
             defer { queue.changes.unwatch(.config, token) }
             repeat {
               var message = Deckhand_Server_V1_RunnerConfigResponse()
-              message.variables = try await BlockingWork.run {
-                try queue.variables(for: try queue.identity(of: runner), project: nil)
-              }
+              message.variables = try await queue.variables(
+                for: try await queue.identity(of: runner), project: nil)
               try await writer.write(message)
             } while await changes.first(where: { _ in true }) != nil
             return [:]
@@ -254,7 +246,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     request: StreamingServerRequest<Deckhand_Server_V1_RunnerJobStreamRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerJobStreamResponse> {
     try await mappingErrors {
-      let runner = try self.runner(request.metadata)
+      let runner = try await self.runner(request.metadata)
       let queue = self.queue
       let plane = self.plane
       return StreamingServerResponse { writer in
@@ -315,7 +307,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         following.set(job.id)
         var assignment = Deckhand_Server_V1_RunnerJobStreamResponse()
         assignment.assignment.job = queue.message(job)
-        for variable in try queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
+        for variable in try await queue.variables(for: identity, project: job.project.isEmpty ? nil : job.project) {
           assignment.assignment.env[variable.name] = variable.value
         }
         assignment.assignment.heartbeatIntervalMs = Int64(queue.timing.heartbeatInterval.inMilliseconds)
@@ -353,7 +345,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   ) async {
     var sent: (id: String, force: Bool)?
     while await changes.first(where: { _ in true }) != nil {
-      guard let id = following.id, let job = try? await BlockingWork.run({ try queue.record(id) }),
+      guard let id = following.id, let job = try? await queue.record(id),
         job.cancelRequested || job.state.isEnded
       else { continue }
       let force = job.forceCancel || job.state.isEnded
@@ -423,7 +415,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>
   {
     try await mappingErrors {
-      try requireOperator(request.metadata)
+      try await requireOperator(request.metadata)
       let relay = self.relay
       let plane = self.plane
       return StreamingServerResponse { writer in
@@ -432,7 +424,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
           throw RPCError(code: .invalidArgument, message: "an exec stream starts with Start")
         }
         guard !start.argv.isEmpty else { throw RPCError(code: .invalidArgument, message: "exec needs a command") }
-        let node = try await mappingErrors { try plane.findNode(start.node) }
+        let node = try await mappingErrors { try await plane.findNode(start.node) }
         let (id, pairing) = try await mappingErrors { try relay.open(node: node.id, start) }
         let answered = Following()
         var exited = false
@@ -487,7 +479,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     request: ServerRequest<Deckhand_Server_V1_RunnerExecControlRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerExecControlResponse> {
     try await mappingErrors {
-      let node = try runner(request.metadata)
+      let node = try await runner(request.metadata)
       let relay = self.relay
       let plane = self.plane
       return StreamingServerResponse { writer in
@@ -507,7 +499,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     request: StreamingServerRequest<Deckhand_Server_V1_RunnerExecStreamRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Server_V1_RunnerExecStreamResponse> {
     try await mappingErrors {
-      let node = try runner(request.metadata)
+      let node = try await runner(request.metadata)
       let relay = self.relay
       let plane = self.plane
       return StreamingServerResponse { writer in

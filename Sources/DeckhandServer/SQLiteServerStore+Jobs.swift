@@ -3,7 +3,7 @@ internal import DeckhandProtocol
 package import Foundation
 internal import GRDB
 
-extension SQLiteServerStore: JobStore {
+extension SQLiteServerStore {
   static func registerJobMigrations(_ migrator: inout DatabaseMigrator) {
     migrator.registerMigration("v2 jobs") { db in
       try db.create(table: "job") { table in
@@ -71,19 +71,19 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func job(id: String) throws -> JobRecord? { try database.read { try JobRecord.fetch($0, id: id) } }
+  package func job(id: String) async throws -> JobRecord? { try await read { try JobRecord.fetch($0, id: id) } }
 
-  package func jobs(states: [Int], runner: String?, since: Int64, limit: Int) throws -> [JobRecord] {
-    try database.read { db in
+  package func jobs(states: [Int], runner: String?, since: Int64, limit: Int) async throws -> [JobRecord] {
+    try await read { db in
       var request = JobRecord.filter(Column("queuedMs") >= since)
       if !states.isEmpty { request = request.filter(states.contains(Column("state"))) }
       if let runner { request = request.filter(Column("runnerId") == runner) }
-      return try request.order(Column("queuedMs").desc).limit(limit > 0 ? limit : 1000).fetchAll(db)
+      return try request.order(Column("queuedMs").desc, Column("id").desc).limit(limit > 0 ? limit : 1000).fetchAll(db)
     }
   }
 
-  package func runnerIdentity(id: String, byIdOnly: Bool) throws -> RunnerIdentity? {
-    try database.read { try Self.runnerIdentity($0, id: id, byIdOnly: byIdOnly) }
+  package func runnerIdentity(id: String, byIdOnly: Bool) async throws -> RunnerIdentity? {
+    try await read { try Self.runnerIdentity($0, id: id, byIdOnly: byIdOnly) }
   }
 
   /// The runner `id` as a claim sees it; nil when it is unknown or
@@ -143,43 +143,26 @@ extension SQLiteServerStore: JobStore {
   }
 
   package func appendOutput(
-    _ id: String, _ events: [(kind: Int, data: Data, timestampMs: Int64)], limit: Int64
+    _ id: String, _ events: [JobOutputEvent], limit: Int64
   ) async throws -> Int64 {
     try await groupWriter.write { db in
       let select = try db.cachedStatement(sql: "SELECT outputSequence, outputBytes FROM job WHERE id = ?")
       guard let row = try Row.fetchOne(select, arguments: [id]) else { return 0 }
-      var sequence: Int64 = row[0]
-      var bytes: Int64 = row[1]
+      var cut = OutputCut(sequence: row[0], bytes: row[1], limit: limit)
       let insert = try db.cachedStatement(
         sql: "INSERT INTO jobOutput (jobId, sequence, kind, data, timestampMs) VALUES (?, ?, ?, ?, ?)")
-      // outputBytes counts what was stored; limit + 1 marks "cut, and the
-      // note written".
-      for event in events where bytes <= limit {
-        let room = limit - bytes
-        let kept = Int64(event.data.count) <= room ? event.data : event.data.prefix(Int(room))
-        if !kept.isEmpty {
-          sequence += 1
-          try insert.execute(arguments: [id, sequence, event.kind, kept, event.timestampMs])
-          bytes += Int64(kept.count)
-        }
-        if kept.count < event.data.count {
-          bytes = limit + 1
-          sequence += 1
-          let note =
-            "\n[deckhand] output cut: this job reached the server's limit of \(ByteText.format(limit)) of output (deckhand server --job-output-limit); the rest is not stored\n"
-          try insert.execute(arguments: [
-            id, sequence, Deckhand_Server_V1_OutputEvent.Kind.stderr.rawValue, Data(note.utf8), event.timestampMs,
-          ])
-        }
+      for stored in cut.append(events) {
+        try insert.execute(arguments: [id, stored.sequence, stored.kind, stored.data, stored.timestampMs])
       }
+      let (sequence, bytes) = (cut.sequence, cut.bytes)
       try db.cachedStatement(sql: "UPDATE job SET outputSequence = ?, outputBytes = ? WHERE id = ?")
         .execute(arguments: [sequence, bytes, id])
       return sequence
     }
   }
 
-  package func output(_ id: String, after sequence: Int64, limit: Int) throws -> [JobOutputRecord] {
-    try database.read { db in
+  package func output(_ id: String, after sequence: Int64, limit: Int) async throws -> [JobOutputRecord] {
+    try await read { db in
       let statement = try db.cachedStatement(
         sql: "SELECT kind, data, timestampMs, sequence FROM jobOutput WHERE jobId = ? AND sequence > ? "
           + "ORDER BY sequence LIMIT ?")
@@ -189,10 +172,8 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  /// Stops a RUNNING job with `error` (``JobLifecycle/stop(error:nowMs:)``),
-  /// synchronously (for the sweep). Whether it changed.
-  package func stop(_ id: String, error: String, nowMs: Int64) throws -> Bool {
-    try write { db in
+  package func stop(_ id: String, error: String, nowMs: Int64) async throws -> Bool {
+    try await write { db in
       guard var job = try JobRecord.fetch(db, id: id), job.lifecycle.stop(error: error, nowMs: nowMs) else {
         return false
       }
@@ -201,14 +182,14 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func restartHeartbeats(nowMs: Int64) throws {
-    try write { db in
+  package func restartHeartbeats(nowMs: Int64) async throws {
+    try await write { db in
       try db.execute(sql: "UPDATE job SET heartbeatMs = ? WHERE state = ?", arguments: [nowMs, Self.running])
     }
   }
 
-  package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) throws -> [JobRecord] {
-    try write { db in
+  package func expire(now: Int64, ackTimeoutMs: Int64, heartbeatTimeoutMs: Int64) async throws -> [JobRecord] {
+    try await write { db in
       var changed: [JobRecord] = []
       // Only the jobs a rule may apply to are read (this filter mirrors
       // JobLifecycle.applyTimeouts, which decides).
@@ -233,8 +214,8 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func prune(endedBefore before: Int64) throws -> Int {
-    try write { db in
+  package func prune(endedBefore before: Int64) async throws -> Int {
+    try await write { db in
       let ids = try String.fetchAll(
         db, sql: "SELECT id FROM job WHERE state IN (?, ?) AND completeMs < ?",
         arguments: [Self.success, Self.failure, before])
@@ -246,8 +227,8 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func setConfig(_ variables: [ConfigRecord]) throws {
-    try write { db in
+  package func setConfig(_ variables: [ConfigRecord]) async throws {
+    try await write { db in
       for variable in variables {
         if variable.value.isEmpty {
           try db.execute(
@@ -260,8 +241,8 @@ extension SQLiteServerStore: JobStore {
     }
   }
 
-  package func config(prefix: String) throws -> [ConfigRecord] {
-    try database.read { db in
+  package func config(prefix: String) async throws -> [ConfigRecord] {
+    try await read { db in
       try ConfigRecord.filter(sql: "substr(name, 1, length(?)) = ?", arguments: [prefix, prefix])
         .order(Column("scope"), Column("target"), Column("name")).fetchAll(db)
     }

@@ -25,11 +25,38 @@ package final class SQLiteServerStore: ServerStore {
       }
       database = try DatabasePool(path: path, configuration: configuration)
       groupWriter = GroupWriter(database: database, directory: stateDirectory)
-      try Self.migrator.migrate(database)
     } catch {
       throw DeckhandError(
         .configurationInvalid,
         "cannot open the server database \(path): \(error); check --state-dir and its permissions", cause: error)
+    }
+    try Self.migrate(database, path: path)
+  }
+
+  /// Applies the migrations this server has and the database lacks.
+  ///
+  /// - Throws: ``DeckhandError`` `configurationInvalid` when the database
+  ///   has migrations this server does not know (a newer deckhand wrote
+  ///   it), naming them.
+  private static func migrate(_ database: DatabasePool, path: String) throws {
+    let migrator = Self.migrator
+    do {
+      let unknown = try database.read { db in
+        try migrator.appliedIdentifiers(db).subtracting(migrator.migrations)
+      }
+      guard unknown.isEmpty else {
+        throw DeckhandError(
+          .configurationInvalid,
+          "the server database \(path) has Deckhand schema changes this server does not know "
+            + "(\(unknown.sorted().joined(separator: ", "))): a newer deckhand wrote it; run that version, "
+            + "or restore a snapshot into an empty state directory")
+      }
+      try migrator.migrate(database)
+    } catch let error as DeckhandError {
+      throw error
+    } catch {
+      throw DeckhandError(
+        .configurationInvalid, "cannot migrate the server database \(path): \(error)", cause: error)
     }
   }
 
@@ -132,12 +159,19 @@ package final class SQLiteServerStore: ServerStore {
   }
 
   /// Tokens grant and revoke access: written durably.
-  package func save(_ token: TokenRecord) throws { try durableWrite { try token.save($0) } }
+  package func save(_ token: TokenRecord) async throws { try await durableWrite { try token.save($0) } }
 
   /// A write; a full (or read-only, or failing) disk is said as
   /// ``StorageFailure`` naming the state directory.
-  func write<T>(_ body: (Database) throws -> T) throws -> T {
-    do { return try database.write(body) } catch { throw StorageFailure.describe(error, directory: directory) }
+  func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    do { return try await database.write(body) } catch {
+      throw StorageFailure.describe(error, directory: directory)
+    }
+  }
+
+  /// A read, on one of the pool's reader connections.
+  func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    try await database.read(body)
   }
 
   /// The state directory, for errors.
@@ -149,9 +183,9 @@ package final class SQLiteServerStore: ServerStore {
   /// loss, not only a crash of the process. Other writes keep NORMAL (the
   /// WAL synced at checkpoints), which is what makes the queue fast.
   /// Failures are said as ``write(_:)``'s are.
-  func durableWrite<T>(_ body: (Database) throws -> T) throws -> T {
+  func durableWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {
-      return try database.writeWithoutTransaction { db in
+      return try await database.writeWithoutTransaction { db in
         try db.execute(sql: "PRAGMA synchronous = FULL")
         defer { try? db.execute(sql: "PRAGMA synchronous = NORMAL") }
         var result: T?
@@ -166,28 +200,34 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
-  package func token(id: String) throws -> TokenRecord? {
+  package func token(id: String) async throws -> TokenRecord? {
     // Every operator call reads its token: a statement prepared once.
-    try database.read {
+    try await read {
       try TokenRecord.fetchOne($0.cachedStatement(sql: "SELECT * FROM token WHERE id = ?"), arguments: [id])
     }
   }
-  package func tokens() throws -> [TokenRecord] {
-    try database.read { try TokenRecord.order(Column("createdMs")).fetchAll($0) }
+  package func tokens() async throws -> [TokenRecord] {
+    try await read { try TokenRecord.order(Column("createdMs"), Column("id")).fetchAll($0) }
   }
 
-  package func save(_ node: NodeRecord) throws { try write { try node.save($0) } }
-  package func node(id: String) throws -> NodeRecord? { try database.read { try NodeRecord.fetchOne($0, key: id) } }
-  package func node(named name: String) throws -> NodeRecord? {
-    try database.read { try NodeRecord.filter(Column("name") == name).fetchOne($0) }
+  package func save(_ node: NodeRecord) async throws {
+    do { try await write { try node.save($0) } } catch let error as DatabaseError
+      where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
+    {
+      throw DeckhandError(.alreadyExists, "node name \(node.name) is taken", cause: error)
+    }
   }
-  package func nodes() throws -> [NodeRecord] {
-    try database.read { try NodeRecord.order(Column("name")).fetchAll($0) }
+  package func node(id: String) async throws -> NodeRecord? { try await read { try NodeRecord.fetchOne($0, key: id) } }
+  package func node(named name: String) async throws -> NodeRecord? {
+    try await read { try NodeRecord.filter(Column("name") == name).fetchOne($0) }
+  }
+  package func nodes() async throws -> [NodeRecord] {
+    try await read { try NodeRecord.order(Column("name")).fetchAll($0) }
   }
 
-  package func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) throws {
+  package func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) async throws {
     guard !changes.isEmpty else { return }
-    try write { db in
+    try await write { db in
       for change in changes {
         if let heartbeat = change.lastHeartbeatMs {
           try db.execute(
@@ -201,20 +241,17 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
-  package func setAllNodes(status: NodeStatus) throws {
-    try write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
+  package func setAllNodes(status: NodeStatus) async throws {
+    try await write { try $0.execute(sql: "UPDATE node SET status = ?", arguments: [status.rawValue]) }
   }
 
-  package func removeNode(id: String, nowMs: Int64) throws -> NodeRemoval? {
+  package func removeNode(id: String, nowMs: Int64) async throws -> NodeRemoval? {
     // A removal revokes the node's credential: durable before answered.
-    try durableWrite { db in
+    try await durableWrite { db in
       guard let node = try NodeRecord.fetchOne(db, key: id) else { return nil }
       var retired: [TaskRecord] = []
       for var task in try TaskRecord.filter(Column("nodeId") == id && Column("active") == true).fetchAll(db) {
-        task.state = .removed
-        task.active = false
-        task.message = "its node \(node.name) was removed from the fleet"
-        task.updatedMs = nowMs
+        task.retire(nodeName: node.name, nowMs: nowMs)
         try task.update(db)
         retired.append(task)
       }
@@ -234,72 +271,65 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
-  package func removedNodes() throws -> [RemovedNode] {
-    try database.read { db in
-      try Row.fetchAll(db, sql: "SELECT id, name, removedMs FROM removedNode").map {
+  package func removedNodes() async throws -> [RemovedNode] {
+    try await read { db in
+      try Row.fetchAll(db, sql: "SELECT id, name, removedMs FROM removedNode ORDER BY id").map {
         RemovedNode(id: $0[0], name: $0[1], removedMs: $0[2])
       }
     }
   }
 
-  package func save(_ artifact: ArtifactRecord) throws { try write { try artifact.save($0) } }
-  package func artifact(digest: String) throws -> ArtifactRecord? {
-    try database.read { try ArtifactRecord.fetchOne($0, key: digest) }
+  package func save(_ artifact: ArtifactRecord) async throws { try await write { try artifact.save($0) } }
+  package func artifact(digest: String) async throws -> ArtifactRecord? {
+    try await read { try ArtifactRecord.fetchOne($0, key: digest) }
   }
-  package func artifact(name: String, version: String) throws -> ArtifactRecord? {
-    try database.read {
+  package func artifact(name: String, version: String) async throws -> ArtifactRecord? {
+    try await read {
       try ArtifactRecord.filter(Column("name") == name && Column("version") == version)
-        .order(Column("createdMs").desc).fetchOne($0)
+        .order(Column("createdMs").desc, Column("digest")).fetchOne($0)
     }
   }
-  package func artifacts() throws -> [ArtifactRecord] {
-    try database.read { try ArtifactRecord.order(Column("name"), Column("createdMs")).fetchAll($0) }
+  package func artifacts() async throws -> [ArtifactRecord] {
+    try await read { try ArtifactRecord.order(Column("name"), Column("createdMs"), Column("digest")).fetchAll($0) }
   }
 
-  package func save(_ deployment: DeploymentRecord) throws { try write { try deployment.save($0) } }
-  package func deployment(id: String) throws -> DeploymentRecord? {
-    try database.read { try DeploymentRecord.fetchOne($0, key: id) }
+  package func save(_ deployment: DeploymentRecord) async throws { try await write { try deployment.save($0) } }
+  package func deployment(id: String) async throws -> DeploymentRecord? {
+    try await read { try DeploymentRecord.fetchOne($0, key: id) }
   }
-  package func deployments() throws -> [DeploymentRecord] {
-    try database.read { try DeploymentRecord.order(Column("createdMs")).fetchAll($0) }
+  package func deployments() async throws -> [DeploymentRecord] {
+    try await read { try DeploymentRecord.order(Column("createdMs"), Column("id")).fetchAll($0) }
   }
 
-  package func apply(deployments: [DeploymentRecord], tasks: [TaskRecord]) throws {
+  package func apply(deployments: [DeploymentRecord], tasks: [TaskRecord]) async throws {
     guard !deployments.isEmpty || !tasks.isEmpty else { return }
-    try write { db in
+    try await write { db in
       for deployment in deployments { try deployment.save(db) }
       for task in tasks { try task.save(db) }
     }
   }
 
-  package func tasks(node: String?, deployment: String?, activeOnly: Bool) throws -> [TaskRecord] {
-    try database.read { db in
+  package func tasks(node: String?, deployment: String?, activeOnly: Bool) async throws -> [TaskRecord] {
+    try await read { db in
       var request = TaskRecord.all()
       if let node { request = request.filter(Column("nodeId") == node) }
       if let deployment { request = request.filter(Column("deploymentId") == deployment) }
       if activeOnly { request = request.filter(Column("active") == true) }
-      return try request.order(Column("updatedMs")).fetchAll(db)
+      return try request.order(Column("updatedMs"), Column("id")).fetchAll(db)
     }
   }
 
   /// Group-committed: a rollout to 10,000 nodes brings 10,000 of these
   /// in a few seconds.
-  package func updateTasks(_ updates: [(id: String, nodeId: String, state: TaskState, message: String)]) async throws
-    -> [TaskRecord]
-  {
+  package func updateTasks(_ updates: [TaskUpdate]) async throws -> [TaskRecord] {
     guard !updates.isEmpty else { return [] }
     return try await groupWriter.write { db in
       var changed: [TaskRecord] = []
       let now = nowMs()
       let select = try db.cachedStatement(sql: TaskRecord.selectByIdSQL)
       for update in updates {
-        guard var task = try TaskRecord.fetchOne(select, arguments: [update.id]), task.nodeId == update.nodeId,
-          task.active
+        guard var task = try TaskRecord.fetchOne(select, arguments: [update.id]), task.apply(update, nowMs: now)
         else { continue }
-        guard task.state != update.state || task.message != update.message else { continue }
-        task.state = update.state
-        task.message = update.message
-        task.updatedMs = now
         try task.update(db)
         changed.append(task)
       }

@@ -69,5 +69,13 @@ extension ArtifactRecord: FetchableRecord, PersistableRecord {
   package static let databaseTableName = "artifact"
 }
 
+extension JobOutputRecord: FetchableRecord, PersistableRecord {
+  package static let databaseTableName = "jobOutput"
+}
+
+extension ConfigRecord: FetchableRecord, PersistableRecord {
+  package static let databaseTableName = "configVariable"
+}
+
 /// Milliseconds since 1970.
 package func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

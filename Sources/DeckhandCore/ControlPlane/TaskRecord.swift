@@ -38,4 +38,37 @@ package struct TaskRecord: Codable, Sendable, Hashable {
     plugin == other.plugin && version == other.version && artifactDigest == other.artifactDigest
       && configJSON == other.configJSON
   }
+
+  /// Applies an agent's report: only to an active task of the reporting
+  /// node, and only if it says something new. Whether it changed.
+  package mutating func apply(_ update: TaskUpdate, nowMs: Int64) -> Bool {
+    guard nodeId == update.nodeId, active, state != update.state || message != update.message else { return false }
+    state = update.state
+    message = update.message
+    updatedMs = nowMs
+    return true
+  }
+
+  /// Retires the task of a node an operator removed (REMOVED, inactive).
+  package mutating func retire(nodeName: String, nowMs: Int64) {
+    state = .removed
+    active = false
+    message = "its node \(nodeName) was removed from the fleet"
+    updatedMs = nowMs
+  }
+}
+
+/// An agent's report of one task's state, for the store's `updateTasks`.
+package struct TaskUpdate: Sendable, Hashable {
+  package var id: String
+  /// The reporting node: a task of another node is not changed.
+  package var nodeId: String
+  package var state: TaskState
+  package var message: String
+  package init(id: String, nodeId: String, state: TaskState, message: String) {
+    self.id = id
+    self.nodeId = nodeId
+    self.state = state
+    self.message = message
+  }
 }

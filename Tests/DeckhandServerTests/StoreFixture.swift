@@ -1,0 +1,53 @@
+import DeckhandCore
+import DeckhandServer
+import DeckhandTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// The two stores the conformance suite holds to one behaviour.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+  case sqlite
+  case postgres
+
+  var testDescription: String { rawValue }
+}
+
+/// A fresh, empty store of each kind for one test: SQLite in a temporary
+/// state directory, PostgreSQL in a new database of a throw-away cluster
+/// that the test starts and stops.
+enum StoreFixture {
+  static var logger: Logger {
+    var logger = Logger(label: "deckhand.store-test")
+    logger.logLevel = .warning
+    return logger
+  }
+
+  static func with<Result: Sendable>(
+    _ kind: StoreKind, _ body: (any ServerStore) async throws -> Result
+  ) async throws -> Result {
+    switch kind {
+    case .sqlite:
+      let root = try TestWorkspace()
+      return try await body(try SQLiteServerStore(stateDirectory: root.root + "/server"))
+    case .postgres:
+      let cluster = try await PostgresCluster()
+      do {
+        let url = try await url(cluster)
+        let result = try await PostgresServerStore.with(url: url, logger: logger, body)
+        await cluster.stop()
+        return result
+      } catch {
+        await cluster.stop()
+        throw error
+      }
+    }
+  }
+
+  /// A new database on `cluster`, as a `--database-url`.
+  static func url(_ cluster: PostgresCluster) async throws -> DatabaseURL {
+    let database = try await cluster.createDatabase()
+    return try DatabaseURL(
+      parsing: "postgres://\(cluster.superuser)@/\(database)?host=\(cluster.socketDirectory)&port=\(cluster.port)")
+  }
+}
