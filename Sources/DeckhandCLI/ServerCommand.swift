@@ -16,29 +16,43 @@ struct ServerCommand: AsyncParsableCommand {
       Serves the dispatcher (agents) and the operator's API on one TLS port. On first start it makes its \
       CA, a worker join token (STATE/worker-token) and an operator token (STATE/operator-token), and \
       writes the operator's token and address to ~/.config/deckhand/client.json for the CLI on this machine.
-      """)
+      """,
+    subcommands: [ServerRestoreCommand.self])
 
-  @Option(help: "Address to listen on, HOST:PORT.") var listen = "0.0.0.0:\(ServerEndpoint.defaultPort)"
+  @Option(help: "Address to listen on, HOST:PORT (default 0.0.0.0:\(ServerEndpoint.defaultPort)).") var listen: String?
   @Option(
     help: "State directory. Default: /var/lib/deckhand-server as root, $XDG_STATE_HOME/deckhand-server otherwise.")
   var stateDir: String?
+  @Option(
+    help: """
+      Keep the state in PostgreSQL instead of SQLite in the state directory: \
+      postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require&sslrootcert=CA.pem] \
+      (also DECKHAND_DATABASE_URL). Replicas on one database share the fleet.
+      """)
+  var databaseUrl: String?
+  @Option(help: "A TOML config file; keys are the flags' names with underscores. Flags win.") var config: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
-  @Option(help: "A job assigned but not acknowledged within this goes back to the queue.") var jobAckTimeout = "2m"
-  @Option(help: "How often runners send heartbeats for a running job.") var jobHeartbeatInterval = "5s"
-  @Option(help: "A running job with no heartbeat for this long ends in ERROR.") var jobHeartbeatTimeout = "2m"
-  @Option(help: "Output stored per job (e.g. 64MiB); past it, output is cut and the cut is said in the output.")
-  var jobOutputLimit = "64MiB"
-  @Option(help: "Ended jobs and their output are deleted this long after they ended (e.g. 7d).")
-  var jobRetention = "7d"
-  @Option(help: "Open connections the server holds, all peers together.")
-  var maxConnections = ConnectionLimits().maxConnections
-  @Option(help: "Connections that have not yet made a call with a good token, all peers together.")
-  var maxUnauthenticatedConnections = ConnectionLimits().maxUnauthenticated
-  @Option(help: "Such connections from one IP address.")
-  var maxUnauthenticatedPerAddress = ConnectionLimits().maxUnauthenticatedPerAddress
-  @Option(help: "A connection that has made no call with a good token within this is closed.")
-  var authenticationDeadline = "10s"
+  @Option(help: "A job assigned but not acknowledged within this goes back to the queue (default 2m).")
+  var jobAckTimeout: String?
+  @Option(help: "How often runners send heartbeats for a running job (default 5s).") var jobHeartbeatInterval: String?
+  @Option(help: "A running job with no heartbeat for this long ends in ERROR (default 2m).")
+  var jobHeartbeatTimeout: String?
+  @Option(help: "Output stored per job (default 64MiB); past it, output is cut and the cut is said in the output.")
+  var jobOutputLimit: String?
+  @Option(help: "Ended jobs and their output are deleted this long after they ended (default 7d).")
+  var jobRetention: String?
+  @Option(help: "Open connections the server holds, all peers together (default \(ConnectionLimits().maxConnections)).")
+  var maxConnections: Int?
+  @Option(
+    help:
+      "Connections that have not yet made a call with a good token, all peers together (default \(ConnectionLimits().maxUnauthenticated))."
+  )
+  var maxUnauthenticatedConnections: Int?
+  @Option(help: "Such connections from one IP address (default \(ConnectionLimits().maxUnauthenticatedPerAddress)).")
+  var maxUnauthenticatedPerAddress: Int?
+  @Option(help: "A connection that has made no call with a good token within this is closed (default 10s).")
+  var authenticationDeadline: String?
 
   static func duration(_ text: String, _ flag: String) throws -> Duration {
     guard let duration = DurationText.parse(text), duration > .zero else {
@@ -56,39 +70,59 @@ struct ServerCommand: AsyncParsableCommand {
     return "\(base)/deckhand-server"
   }
 
+  /// The configuration from the flags, then `DECKHAND_DATABASE_URL`, then
+  /// the `--config` file, then the defaults.
+  func resolvedConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    -> ControlPlaneServer.Configuration
+  {
+    let file = try config.map { try ServerConfigFile(path: HostOptions.absolute($0)) } ?? ServerConfigFile()
+    func setting(_ flag: String?, _ key: String) -> String? { flag ?? file[key] }
+    func number(_ flag: Int?, _ key: String, default value: Int) throws -> Int {
+      guard let text = setting(flag.map(String.init), key) else { return value }
+      guard let number = Int(text), number >= 1 else {
+        throw DeckhandError(
+          .configurationInvalid, "--\(key.replacingOccurrences(of: "_", with: "-")) \(text): expected a whole number, at least 1")
+      }
+      return number
+    }
+    var configuration = ControlPlaneServer.Configuration(
+      listen: try ServerEndpoint(parsing: setting(listen, "listen") ?? "0.0.0.0:\(ServerEndpoint.defaultPort)"),
+      stateDirectory: setting(stateDir, "state_dir").map(HostOptions.absolute) ?? Self.defaultStateDirectory())
+    let url = databaseUrl ?? environment["DECKHAND_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file["database_url"]
+    configuration.databaseURL = try url.map { try DatabaseURL(parsing: $0) }
+    if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
+      configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
+    }
+    configuration.jobTiming.ackTimeout = try Self.duration(setting(jobAckTimeout, "job_ack_timeout") ?? "2m", "job-ack-timeout")
+    configuration.jobTiming.heartbeatInterval = try Self.duration(
+      setting(jobHeartbeatInterval, "job_heartbeat_interval") ?? "5s", "job-heartbeat-interval")
+    configuration.jobTiming.heartbeatTimeout = try Self.duration(
+      setting(jobHeartbeatTimeout, "job_heartbeat_timeout") ?? "2m", "job-heartbeat-timeout")
+    configuration.jobTiming.retention = try Self.duration(setting(jobRetention, "job_retention") ?? "7d", "job-retention")
+    let outputLimit = setting(jobOutputLimit, "job_output_limit") ?? "64MiB"
+    guard let limit = ByteText.parse(outputLimit), limit > 0 else {
+      throw DeckhandError(
+        .configurationInvalid, "--job-output-limit \(outputLimit): expected a size such as 64MiB or 1GiB")
+    }
+    configuration.jobTiming.outputLimit = limit
+    let defaults = ConnectionLimits()
+    configuration.connectionLimits.maxConnections = try number(
+      maxConnections, "max_connections", default: defaults.maxConnections)
+    configuration.connectionLimits.maxUnauthenticated = try number(
+      maxUnauthenticatedConnections, "max_unauthenticated_connections", default: defaults.maxUnauthenticated)
+    configuration.connectionLimits.maxUnauthenticatedPerAddress = try number(
+      maxUnauthenticatedPerAddress, "max_unauthenticated_per_address",
+      default: defaults.maxUnauthenticatedPerAddress)
+    configuration.connectionLimits.authenticationDeadline = try Self.duration(
+      setting(authenticationDeadline, "authentication_deadline") ?? "10s", "authentication-deadline")
+    return configuration
+  }
+
   func run() async throws {
     var logger = Logger(label: "deckhand.server")
     logger.logLevel = .info
     do {
-      var configuration = ControlPlaneServer.Configuration(
-        listen: try ServerEndpoint(parsing: listen),
-        stateDirectory: stateDir.map(HostOptions.absolute) ?? Self.defaultStateDirectory())
-      if let heartbeatPeriod {
-        guard let period = DurationText.parse(heartbeatPeriod), period > .zero else {
-          throw DeckhandError(.configurationInvalid, "--heartbeat-period \(heartbeatPeriod): expected a duration")
-        }
-        configuration.timing.heartbeatPeriod = period
-      }
-      configuration.jobTiming.ackTimeout = try Self.duration(jobAckTimeout, "job-ack-timeout")
-      configuration.jobTiming.heartbeatInterval = try Self.duration(jobHeartbeatInterval, "job-heartbeat-interval")
-      configuration.jobTiming.heartbeatTimeout = try Self.duration(jobHeartbeatTimeout, "job-heartbeat-timeout")
-      configuration.jobTiming.retention = try Self.duration(jobRetention, "job-retention")
-      guard let limit = ByteText.parse(jobOutputLimit), limit > 0 else {
-        throw DeckhandError(
-          .configurationInvalid, "--job-output-limit \(jobOutputLimit): expected a size such as 64MiB or 1GiB")
-      }
-      configuration.jobTiming.outputLimit = limit
-      for (value, flag) in [
-        (maxConnections, "max-connections"), (maxUnauthenticatedConnections, "max-unauthenticated-connections"),
-        (maxUnauthenticatedPerAddress, "max-unauthenticated-per-address"),
-      ] where value < 1 {
-        throw DeckhandError(.configurationInvalid, "--\(flag) \(value): expected a number of connections, at least 1")
-      }
-      configuration.connectionLimits.maxConnections = maxConnections
-      configuration.connectionLimits.maxUnauthenticated = maxUnauthenticatedConnections
-      configuration.connectionLimits.maxUnauthenticatedPerAddress = maxUnauthenticatedPerAddress
-      configuration.connectionLimits.authenticationDeadline = try Self.duration(
-        authenticationDeadline, "authentication-deadline")
+      let configuration = try resolvedConfiguration()
       let server = ControlPlaneServer(configuration: configuration, logger: logger)
       let group = ServiceGroup(
         configuration: .init(

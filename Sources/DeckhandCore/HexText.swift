@@ -16,4 +16,10 @@ package enum HexText {
     }
     return String(decoding: text, as: UTF8.self)
   }
+
+  /// Whether `text` is a SHA-256 digest as ``encode(_:)`` writes it: 64
+  /// lower-case hex digits (and so safe as a file name).
+  package static func isDigest(_ text: String) -> Bool {
+    text.utf8.count == 64 && text.utf8.allSatisfy { digits.contains($0) }
+  }
 }

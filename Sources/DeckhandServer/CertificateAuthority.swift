@@ -5,9 +5,10 @@ internal import Foundation
 internal import SwiftASN1
 internal import X509
 
-/// The server's own CA and serving certificate, made on first start and
-/// kept in the state directory (`ca.pem`, `ca.key`, `server.pem`,
-/// `server.key`; keys 0600). The CA's digest (SHA-256 of its DER) goes
+/// The server's own CA, made on the first start and kept in the store
+/// (shared by replicas, carried by snapshots), and each replica's serving
+/// certificate, kept in its state directory (`server.pem`, `server.key`;
+/// 0600) and made again when the hosts it must name change. The CA's digest (SHA-256 of its DER) goes
 /// into every token, so a holder can check it is talking to this server.
 package struct CertificateAuthority: Sendable {
   /// PEM of the CA certificate.
@@ -18,11 +19,18 @@ package struct CertificateAuthority: Sendable {
   package let serverCertificatePEM: String
   /// PEM of the serving certificate's key.
   package let serverKeyPEM: String
+  /// The CA as the store keeps it (certificate and key): a snapshot
+  /// restored into a running server must hold the same.
+  package let caStorePEM: String
 
-  /// Loads the CA from `directory`, or makes it. The serving certificate
-  /// is made again when `hosts` (names and IP addresses it must be valid
-  /// for) are not all in it.
-  package static func loadOrCreate(directory: String, hosts: [String]) throws -> CertificateAuthority {
+  /// The server's CA, from the store (made and stored on the first start
+  /// of the first replica; replicas starting together agree on one), and
+  /// this replica's serving certificate for `hosts`, signed by it and kept
+  /// in `directory` (0600). A CA kept in `directory` by an older server is
+  /// moved into the store, so agents stay joined.
+  package static func load(store: any ServerStore, directory: String, hosts: [String]) async throws
+    -> CertificateAuthority
+  {
     let caPath = "\(directory)/ca.pem"
     let caKeyPath = "\(directory)/ca.key"
     let serverPath = "\(directory)/server.pem"
@@ -30,33 +38,19 @@ package struct CertificateAuthority: Sendable {
     do {
       try FileManager.default.createDirectory(
         atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-      let caKey: P256.Signing.PrivateKey
-      let ca: Certificate
-      if let keyText = try? String(contentsOfFile: caKeyPath, encoding: .utf8),
-        let certText = try? String(contentsOfFile: caPath, encoding: .utf8)
-      {
-        caKey = try P256.Signing.PrivateKey(pemRepresentation: keyText)
-        ca = try Certificate(pemEncoded: certText)
-      } else {
-        caKey = P256.Signing.PrivateKey()
-        let name = try DistinguishedName {
-          OrganizationName("Deckhand")
-          CommonName("Deckhand CA \(UUID().uuidString.prefix(8).lowercased())")
+      var stored = try await store.secret(Self.secretName)
+      if stored == nil {
+        let made: String
+        if let keyText = try? String(contentsOfFile: caKeyPath, encoding: .utf8),
+          let certText = try? String(contentsOfFile: caPath, encoding: .utf8)
+        {
+          made = certText + keyText
+        } else {
+          made = try Self.makeCA()
         }
-        let now = Date()
-        ca = try Certificate(
-          version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey),
-          notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(20 * 365 * 86400),
-          issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
-          extensions: try Certificate.Extensions {
-            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
-            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-          },
-          issuerPrivateKey: .init(caKey))
-        try write(caKey.pemRepresentation, to: caKeyPath, mode: 0o600)
-        try write(try ca.serializeAsPEM().pemString, to: caPath, mode: 0o600)
+        stored = try await store.claimSecret(Self.secretName, value: made)
       }
-
+      let (ca, caKey) = try Self.parse(stored ?? "")
       var serverPEM = try? String(contentsOfFile: serverPath, encoding: .utf8)
       var serverKeyPEM = try? String(contentsOfFile: serverKeyPath, encoding: .utf8)
       let wanted = Set(hosts)
@@ -100,13 +94,52 @@ package struct CertificateAuthority: Sendable {
       let caText = try ca.serializeAsPEM().pemString
       return CertificateAuthority(
         caPEM: caText, digest: try CertificateDigest.of(pem: caText), serverCertificatePEM: serverPEM!,
-        serverKeyPEM: serverKeyPEM!)
+        serverKeyPEM: serverKeyPEM!, caStorePEM: stored ?? "")
     } catch let error as DeckhandError {
       throw error
     } catch {
       throw DeckhandError(
         .configurationInvalid, "cannot load or make the server's certificates in \(directory): \(error)", cause: error)
     }
+  }
+
+  /// The store's name for the CA: its certificate and key, PEM.
+  static let secretName = "ca"
+
+  /// A new CA (P-256, 20 years): its certificate and key, PEM.
+  private static func makeCA() throws -> String {
+    let key = P256.Signing.PrivateKey()
+    let name = try DistinguishedName {
+      OrganizationName("Deckhand")
+      CommonName("Deckhand CA \(UUID().uuidString.prefix(8).lowercased())")
+    }
+    let now = Date()
+    let ca = try Certificate(
+      version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+      notValidBefore: now.addingTimeInterval(-3600), notValidAfter: now.addingTimeInterval(20 * 365 * 86400),
+      issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+      extensions: try Certificate.Extensions {
+        Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+        Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+      },
+      issuerPrivateKey: .init(key))
+    return try ca.serializeAsPEM().pemString + "\n" + key.pemRepresentation
+  }
+
+  /// The CA certificate and key in `text` (PEM blocks, any order).
+  private static func parse(_ text: String) throws -> (Certificate, P256.Signing.PrivateKey) {
+    var certificate: Certificate?
+    var key: P256.Signing.PrivateKey?
+    for document in try PEMDocument.parseMultiple(pemString: text) {
+      switch document.discriminator {
+      case "CERTIFICATE": certificate = try Certificate(pemDocument: document)
+      default: key = try P256.Signing.PrivateKey(pemRepresentation: document.pemString)
+      }
+    }
+    guard let certificate, let key else {
+      throw DeckhandError(.internalError, "the CA in the store lacks its certificate or its key")
+    }
+    return (certificate, key)
   }
 
   private static func hosts(of certificate: Certificate) -> Set<String> {

@@ -455,6 +455,36 @@ package final class ControlPlane: Sendable {
     state.withLock { $0.liveness.downNodes }
   }
 
+  /// The store's state was replaced (a snapshot was restored): what this
+  /// server keeps in memory is read again from the store, every node's
+  /// session ends (agents open new ones; a node the snapshot does not
+  /// know is refused), and placement runs again.
+  package func stateRestored() async throws {
+    var credentials: [String: String] = [:]
+    for node in try await store.nodes() { credentials[node.id] = node.credentialHash }
+    var removed: [String: String] = [:]
+    for node in try await store.removedNodes() { removed[node.id] = node.name }
+    let ends = state.withLock { state in
+      state.nodeCredentials = credentials
+      state.removedNodes = removed
+      state.tokens = [:]
+      state.unsavedStatus = [:]
+      let ends = state.sessions.values.map(\.end)
+      state.sessions = [:]
+      return ends
+    }
+    for end in ends { end.finish() }
+    requestReconcile()
+    for observer in restoreObservers.withLock({ $0 }) { observer() }
+    logger.warning("state restored from a snapshot", metadata: ["nodes": "\(credentials.count)"])
+  }
+
+  /// Calls `observer` after a snapshot was restored (the job queue forgets
+  /// what it cached).
+  package func onStateRestored(_ observer: @escaping @Sendable () -> Void) {
+    restoreObservers.withLock { $0.append(observer) }
+  }
+
   /// Ends every session (server shutdown).
   package func endSessions() {
     let ends = state.withLock { state in
@@ -504,16 +534,14 @@ package final class ControlPlane: Sendable {
 
   // MARK: Artifacts
 
-  /// Stores the package at `path` (moved, content-addressed by `digest`)
-  /// once its plugin.json is checked to be `name`@`version`.
+  /// Stores the package at `path` (its content in the store, addressed by
+  /// `digest`; the file is moved or removed) once its plugin.json is
+  /// checked to be `name`@`version`.
   package func addArtifact(
     at path: String, digest: String, size: Int64, name: String, version: String, platform: String
   ) async throws -> ArtifactRecord {
     try ArtifactPackage.check(path: path, name: name, version: version)
-    let final = "\(artifactsDirectory)/\(digest).tar.gz"
-    if !FileManager.default.fileExists(atPath: final) {
-      try FileManager.default.moveItem(atPath: path, toPath: final)
-    }
+    try await store.storeArtifactContent(digest: digest, file: path)
     let record = ArtifactRecord(
       digest: digest, name: name, version: version, platform: platform, size: size, createdMs: nowMs())
     try await store.save(record)
@@ -618,6 +646,7 @@ package final class ControlPlane: Sendable {
   private let reconcileLock = AsyncLock()
   private let placementObservers = Mutex<[@Sendable (String) -> Void]>([])
   private let removalObservers = Mutex<[@Sendable (NodeRemoval) -> Void]>([])
+  private let restoreObservers = Mutex<[@Sendable () -> Void]>([])
 
   /// Turns deployments into tasks (``RolloutPlanner`` decides) and wakes
   /// the assignment streams of the nodes whose tasks changed.

@@ -20,6 +20,9 @@ package final class ControlPlaneServer: Service, Sendable {
   package struct Configuration: Sendable {
     package var listen: ServerEndpoint
     package var stateDirectory: String
+    /// PostgreSQL instead of SQLite in the state directory (replicas
+    /// share one database); nil: SQLite.
+    package var databaseURL: DatabaseURL?
     package var timing = ControlPlaneTiming()
     package var jobTiming = JobQueue.Timing()
     /// What the server admits of connections that have not authenticated.
@@ -74,15 +77,26 @@ package final class ControlPlaneServer: Service, Sendable {
   /// then (after 5 s) by cancelling what still runs. Everything long-lived
   /// is a child task of this call.
   package func run(_ body: (Running) async throws -> Void) async throws {
+    try StateDirectory.secure(configuration.stateDirectory)
+    if let url = configuration.databaseURL {
+      try await PostgresServerStore.with(url: url, logger: logger) { store in
+        logger.info("state in PostgreSQL", metadata: ["database": "\(url)"])
+        try await run(store: store, body)
+      }
+    } else {
+      try await run(store: try SQLiteServerStore(stateDirectory: configuration.stateDirectory), body)
+    }
+  }
+
+  /// ``run(_:)`` on `store`.
+  private func run(store: any ServerStore, _ body: (Running) async throws -> Void) async throws {
     let state = configuration.stateDirectory
-    try StateDirectory.secure(state)
-    let store = try SQLiteServerStore(stateDirectory: state)
     // After a restart nobody is known to be up: nodes become READY as they
     // come back.
     try await store.setAllNodes(status: .unknown)
     var hosts = ["localhost", "127.0.0.1", ProcessInfo.processInfo.hostName]
     if !["0.0.0.0", "::", ""].contains(configuration.listen.host) { hosts.append(configuration.listen.host) }
-    let authority = try CertificateAuthority.loadOrCreate(directory: "\(state)/tls", hosts: hosts)
+    let authority = try await CertificateAuthority.load(store: store, directory: "\(state)/tls", hosts: hosts)
 
     let gate = ConnectionGate(limits: configuration.connectionLimits, logger: logger)
     var transportConfig = HTTP2ServerTransport.Custom<GatedListener>.Config.defaults
@@ -112,6 +126,7 @@ package final class ControlPlaneServer: Service, Sendable {
     // no fault of theirs. Each running job's clock starts again now.
     try await store.restartHeartbeats(nowMs: nowMs())
     plane.onPlacementChanged { jobs.nodeChanged($0) }
+    plane.onStateRestored { jobs.stateRestored() }
     let relay = ExecRelay()
     plane.onNodeRemoved { removal in
       jobs.released(removal.releasedJobs)
@@ -120,7 +135,8 @@ package final class ControlPlaneServer: Service, Sendable {
     let server = GRPCServer(
       transport: transport,
       services: [
-        DispatcherService(plane: plane), ControlService(plane: plane),
+        DispatcherService(plane: plane),
+        ControlService(plane: plane, snapshots: "\(state)/snapshots"),
         JobsService(plane: plane, queue: jobs, relay: relay),
       ], interceptors: [ConnectionAuthentication(plane: plane, gate: gate)])
     let logger = self.logger
@@ -261,7 +277,10 @@ package final class ControlPlaneServer: Service, Sendable {
     let endpoint = ServerEndpoint(host: advertisedHost, port: port)
     var workerToken = ""
     var operatorToken = ""
-    if try await store.tokens().isEmpty {
+    // The first start of the first replica makes the first tokens: once,
+    // even when replicas start together on an empty database.
+    let claim = ControlPlane.randomText()
+    if try await store.tokens().isEmpty, try await store.claimSecret("bootstrap", value: claim) == claim {
       (_, workerToken) = try await plane.createToken(role: .worker, ttl: nil, description: "first worker join token")
       (_, operatorToken) = try await plane.createToken(role: .operator, ttl: nil, description: "first operator token")
       try writeSecret(workerToken, to: "\(state)/worker-token")

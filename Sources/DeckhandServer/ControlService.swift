@@ -11,8 +11,10 @@ internal import SwiftProtobuf
 /// PERMISSION_DENIED.
 struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   let plane: ControlPlane
+  /// Where snapshots in transit are written (`STATE/snapshots`).
+  let snapshots: String
 
-  private func requireOperator(_ metadata: Metadata) async throws {
+  func requireOperator(_ metadata: Metadata) async throws {
     let principal = try await plane.authenticate(metadata.authorization)
     guard case .operatorToken = principal else {
       throw DeckhandError(

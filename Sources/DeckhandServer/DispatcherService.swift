@@ -160,6 +160,9 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     }
   }
 
+  /// The size of a download's chunks (1 MiB).
+  static let chunkSize = 1 << 20
+
   func downloadArtifact(
     request: ServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>, context: ServerContext
   ) async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk> {
@@ -167,21 +170,25 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       let principal = try await plane.authenticate(request.metadata.authorization)
       let digest = request.message.digest
       try await plane.checkDownload(digest, by: principal)
-      guard let handle = FileHandle(forReadingAtPath: "\(plane.artifactsDirectory)/\(digest).tar.gz")
+      let store = plane.store
+      guard let record = try await store.artifact(digest: digest),
+        let first = try await store.artifactContent(digest: digest, offset: 0, count: Self.chunkSize)
       else {
         throw DeckhandError(.notFound, "no artifact \(digest)")
       }
-      let size = (try? handle.seekToEnd()).map(Int64.init) ?? 0
-      try handle.seek(toOffset: 0)
       return StreamingServerResponse { writer in
-        defer { try? handle.close() }
-        var first = true
-        while let data = try await BlockingWork.run({ try handle.read(upToCount: 1 << 20) }), !data.isEmpty {
+        var data = first
+        var offset: Int64 = 0
+        while !data.isEmpty {
           var chunk = Deckhand_Dispatcher_V1_ArtifactChunk()
           chunk.data = data
-          if first { chunk.totalSize = size }
-          first = false
+          if offset == 0 { chunk.totalSize = record.size }
+          offset += Int64(data.count)
           try await writer.write(chunk)
+          guard offset < record.size else { break }
+          guard let next = try await store.artifactContent(digest: digest, offset: offset, count: Self.chunkSize)
+          else { throw DeckhandError(.notFound, "artifact \(digest) was removed while it was sent") }
+          data = next
         }
         return [:]
       }

@@ -359,6 +359,14 @@ package final class JobQueue: Sendable {
     if jobs.contains(where: { $0.state == .queued }) { waiters.announceAll() }
   }
 
+  /// The store's state was replaced: cached config is read again, and
+  /// every waiting runner looks at the queue.
+  package func stateRestored() {
+    configCache.withLock { $0 = ($0.generation + 1, nil) }
+    changes.signal(.config)
+    waiters.announceAll()
+  }
+
   /// A node's labels changed: its waiting runners look at the queue again
   /// (jobs for its new labels may be waiting).
   package func nodeChanged(_ nodeId: String) {

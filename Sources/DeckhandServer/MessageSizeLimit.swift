@@ -21,7 +21,8 @@ final class MessageSizeLimit: ChannelDuplexHandler, RemovableChannelHandler {
   /// output); an artifact arrives in 1 MiB chunks.
   static let defaultLimit = 1 << 20
   static let limits: [String: Int] = [
-    "/deckhand.control.v1.Control/PushArtifact": 2 << 20
+    "/deckhand.control.v1.Control/PushArtifact": 2 << 20,
+    "/deckhand.control.v1.Control/RestoreSnapshot": 2 << 20,
   ]
 
   static func limit(forPath path: String) -> Int { limits[path] ?? defaultLimit }

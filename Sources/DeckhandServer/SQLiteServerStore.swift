@@ -1,6 +1,6 @@
 package import DeckhandCore
 internal import DeckhandRuntime
-internal import Foundation
+package import Foundation
 internal import GRDB
 
 /// The server's state in SQLite (GRDB, WAL) at `STATE/server.sqlite`.
@@ -155,6 +155,14 @@ package final class SQLiteServerStore: ServerStore {
         table.add(column: "outputBytes", .integer).notNull().defaults(to: 0)
       }
     }
+    // The CA lives in the store (so a snapshot carries it); a server
+    // that kept it in STATE/tls imports it at start.
+    migrator.registerMigration("v7 server secrets") { db in
+      try db.create(table: "serverSecret") { table in
+        table.column("name", .text).primaryKey()
+        table.column("value", .text).notNull()
+      }
+    }
     return migrator
   }
 
@@ -291,6 +299,47 @@ package final class SQLiteServerStore: ServerStore {
   }
   package func artifacts() async throws -> [ArtifactRecord] {
     try await read { try ArtifactRecord.order(Column("name"), Column("createdMs"), Column("digest")).fetchAll($0) }
+  }
+
+  /// Content files live in `STATE/artifacts`, named by digest.
+  var artifactsDirectory: String { "\(directory)/artifacts" }
+
+  package func storeArtifactContent(digest: String, file path: String) async throws {
+    let final = "\(artifactsDirectory)/\(digest).tar.gz"
+    let directory = artifactsDirectory
+    try await BlockingWork.run {
+      do {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if FileManager.default.fileExists(atPath: final) {
+          try FileManager.default.removeItem(atPath: path)
+        } else {
+          try FileManager.default.moveItem(atPath: path, toPath: final)
+        }
+      } catch {
+        throw StorageFailure.describe(error, directory: directory)
+      }
+    }
+  }
+
+  package func artifactContent(digest: String, offset: Int64, count: Int) async throws -> Data? {
+    let path = "\(artifactsDirectory)/\(digest).tar.gz"
+    return try await BlockingWork.run {
+      guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+      defer { try? handle.close() }
+      try handle.seek(toOffset: UInt64(offset))
+      return try handle.read(upToCount: count) ?? Data()
+    }
+  }
+
+  package func secret(_ name: String) async throws -> String? {
+    try await read { try String.fetchOne($0, sql: "SELECT value FROM serverSecret WHERE name = ?", arguments: [name]) }
+  }
+
+  package func claimSecret(_ name: String, value: String) async throws -> String {
+    try await durableWrite { db in
+      try db.execute(sql: "INSERT OR IGNORE INTO serverSecret (name, value) VALUES (?, ?)", arguments: [name, value])
+      return try String.fetchOne(db, sql: "SELECT value FROM serverSecret WHERE name = ?", arguments: [name]) ?? value
+    }
   }
 
   package func save(_ deployment: DeploymentRecord) async throws { try await write { try deployment.save($0) } }

@@ -48,6 +48,20 @@ package protocol ServerStore: Sendable {
   func artifact(name: String, version: String) async throws -> ArtifactRecord?
   /// Every artifact, by name, then age.
   func artifacts() async throws -> [ArtifactRecord]
+  /// Keeps the content of artifact `digest`, read from the file at `path`
+  /// (which the store may move away), where every replica can serve it.
+  func storeArtifactContent(digest: String, file path: String) async throws
+  /// Up to `count` bytes of artifact `digest`'s content from `offset`:
+  /// empty past its end, nil if its content is not stored.
+  func artifactContent(digest: String, offset: Int64, count: Int) async throws -> Data?
+
+  // MARK: The server's own secrets
+
+  /// The secret `name` (the CA), if stored.
+  func secret(_ name: String) async throws -> String?
+  /// Stores `value` as secret `name` unless one is stored already, and
+  /// returns the one stored: replicas starting together agree on one.
+  func claimSecret(_ name: String, value: String) async throws -> String
 
   // MARK: Deployments and tasks
 
@@ -101,6 +115,16 @@ package protocol ServerStore: Sendable {
   /// Deletes ended jobs (and their output) that ended before `before`;
   /// returns how many.
   func prune(endedBefore before: Int64) async throws -> Int
+
+  // MARK: Snapshots
+
+  /// Writes every row to `snapshot`, all read in one transaction (the
+  /// server keeps serving), and the artifacts' content.
+  func export(to snapshot: SnapshotWriter) async throws
+  /// Replaces every row with `snapshot`'s records, in one transaction;
+  /// returns how many. The caller verified the snapshot first
+  /// (``SnapshotReader/verify(path:)``).
+  func restore(from snapshot: SnapshotReader) async throws -> UInt64
 
   // MARK: Config variables
 

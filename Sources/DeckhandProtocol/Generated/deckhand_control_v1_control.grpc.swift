@@ -207,6 +207,32 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SaveSnapshot" metadata.
+        public enum SaveSnapshot: Sendable {
+            /// Request type for "SaveSnapshot".
+            public typealias Input = Deckhand_Control_V1_SaveSnapshotRequest
+            /// Response type for "SaveSnapshot".
+            public typealias Output = Deckhand_Control_V1_SnapshotChunk
+            /// Descriptor for "SaveSnapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "SaveSnapshot",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "RestoreSnapshot" metadata.
+        public enum RestoreSnapshot: Sendable {
+            /// Request type for "RestoreSnapshot".
+            public typealias Input = Deckhand_Control_V1_SnapshotChunk
+            /// Response type for "RestoreSnapshot".
+            public typealias Output = Deckhand_Control_V1_RestoreSnapshotResponse
+            /// Descriptor for "RestoreSnapshot".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "RestoreSnapshot",
+                type: .clientStreaming
+            )
+        }
         /// Descriptors for all methods in the "deckhand.control.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
@@ -222,7 +248,9 @@ public enum Deckhand_Control_V1_Control: Sendable {
             ListDeployments.descriptor,
             GetDeployment.descriptor,
             PushArtifact.descriptor,
-            ListArtifacts.descriptor
+            ListArtifacts.descriptor,
+            SaveSnapshot.descriptor,
+            RestoreSnapshot.descriptor
         ]
     }
 }
@@ -465,6 +493,44 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_ListArtifactsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_ListArtifactsResponse>
+
+        /// Handle the "SaveSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The server's whole state, consistent (one transaction), as a snapshot
+        /// > file (snapshot.proto) in chunks; the server keeps serving.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_SaveSnapshotRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_SnapshotChunk` messages.
+        func saveSnapshot(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_SnapshotChunk>
+
+        /// Handle the "RestoreSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the server's state with a snapshot's, once its trailer is
+        /// > checked; a bad, truncated or newer snapshot changes nothing.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_RestoreSnapshotResponse` messages.
+        func restoreSnapshot(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse>
     }
 
     /// Service protocol for the "deckhand.control.v1.Control" service.
@@ -691,6 +757,44 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.ServerRequest<Deckhand_Control_V1_ListArtifactsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_ListArtifactsResponse>
+
+        /// Handle the "SaveSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The server's whole state, consistent (one transaction), as a snapshot
+        /// > file (snapshot.proto) in chunks; the server keeps serving.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SaveSnapshotRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_SnapshotChunk` messages.
+        func saveSnapshot(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_SnapshotChunk>
+
+        /// Handle the "RestoreSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the server's state with a snapshot's, once its trailer is
+        /// > checked; a bad, truncated or newer snapshot changes nothing.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Control_V1_RestoreSnapshotResponse` message.
+        func restoreSnapshot(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse>
     }
 
     /// Simple service protocol for the "deckhand.control.v1.Control" service.
@@ -915,6 +1019,45 @@ extension Deckhand_Control_V1_Control {
             request: Deckhand_Control_V1_ListArtifactsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Control_V1_ListArtifactsResponse
+
+        /// Handle the "SaveSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The server's whole state, consistent (one transaction), as a snapshot
+        /// > file (snapshot.proto) in chunks; the server keeps serving.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_SaveSnapshotRequest` message.
+        ///   - response: A response stream of `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func saveSnapshot(
+            request: Deckhand_Control_V1_SaveSnapshotRequest,
+            response: GRPCCore.RPCWriter<Deckhand_Control_V1_SnapshotChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "RestoreSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the server's state with a snapshot's, once its trailer is
+        /// > checked; a bad, truncated or newer snapshot changes nothing.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Control_V1_RestoreSnapshotResponse` to respond with.
+        func restoreSnapshot(
+            request: GRPCCore.RPCAsyncSequence<Deckhand_Control_V1_SnapshotChunk, any Swift.Error>,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Control_V1_RestoreSnapshotResponse
     }
 }
 
@@ -1076,6 +1219,28 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.SaveSnapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_SaveSnapshotRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SnapshotChunk>(),
+            handler: { request, context in
+                try await self.saveSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.RestoreSnapshot.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_SnapshotChunk>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_RestoreSnapshotResponse>(),
+            handler: { request, context in
+                try await self.restoreSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1231,6 +1396,28 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_ListArtifactsResponse> {
         let response = try await self.listArtifacts(
             request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func saveSnapshot(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_SnapshotChunk> {
+        let response = try await self.saveSnapshot(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func restoreSnapshot(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse> {
+        let response = try await self.restoreSnapshot(
+            request: request,
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
@@ -1416,6 +1603,36 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
         return GRPCCore.ServerResponse<Deckhand_Control_V1_ListArtifactsResponse>(
             message: try await self.listArtifacts(
                 request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func saveSnapshot(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_SnapshotChunk> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Control_V1_SnapshotChunk>(
+            metadata: [:],
+            producer: { writer in
+                try await self.saveSnapshot(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func restoreSnapshot(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse>(
+            message: try await self.restoreSnapshot(
+                request: request.messages,
                 context: context
             ),
             metadata: [:]
@@ -1717,6 +1934,54 @@ extension Deckhand_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_ListArtifactsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_ListArtifactsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SaveSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The server's whole state, consistent (one transaction), as a snapshot
+        /// > file (snapshot.proto) in chunks; the server keeps serving.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SaveSnapshotRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SaveSnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func saveSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SaveSnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_SnapshotChunk>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_SnapshotChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RestoreSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the server's state with a snapshot's, once its trailer is
+        /// > checked; a bad, truncated or newer snapshot changes nothing.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_RestoreSnapshotResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func restoreSnapshot<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Control_V1_SnapshotChunk>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SnapshotChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RestoreSnapshotResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RestoreSnapshotResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2176,6 +2441,74 @@ extension Deckhand_Control_V1_Control {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SaveSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The server's whole state, consistent (one transaction), as a snapshot
+        /// > file (snapshot.proto) in chunks; the server keeps serving.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_SaveSnapshotRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SaveSnapshotRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func saveSnapshot<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SaveSnapshotRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_SnapshotChunk>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_SnapshotChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.SaveSnapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RestoreSnapshot" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces the server's state with a snapshot's, once its trailer is
+        /// > checked; a bad, truncated or newer snapshot changes nothing.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_SnapshotChunk` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_RestoreSnapshotResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func restoreSnapshot<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Control_V1_SnapshotChunk>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_SnapshotChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RestoreSnapshotResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RestoreSnapshotResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.clientStreaming(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.RestoreSnapshot.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2548,6 +2881,64 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ListArtifactsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ListArtifactsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SaveSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The server's whole state, consistent (one transaction), as a snapshot
+    /// > file (snapshot.proto) in chunks; the server keeps serving.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_SaveSnapshotRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveSnapshot<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_SaveSnapshotRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_SnapshotChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.saveSnapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SaveSnapshotRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_SnapshotChunk>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RestoreSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces the server's state with a snapshot's, once its trailer is
+    /// > checked; a bad, truncated or newer snapshot changes nothing.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Deckhand_Control_V1_SnapshotChunk` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func restoreSnapshot<Result>(
+        request: GRPCCore.StreamingClientRequest<Deckhand_Control_V1_SnapshotChunk>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RestoreSnapshotResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.restoreSnapshot(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SnapshotChunk>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_RestoreSnapshotResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2979,6 +3370,73 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.listArtifacts(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SaveSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The server's whole state, consistent (one transaction), as a snapshot
+    /// > file (snapshot.proto) in chunks; the server keeps serving.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveSnapshot<Result>(
+        _ message: Deckhand_Control_V1_SaveSnapshotRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_SnapshotChunk>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_SaveSnapshotRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.saveSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RestoreSnapshot" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces the server's state with a snapshot's, once its trailer is
+    /// > checked; a bad, truncated or newer snapshot changes nothing.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func restoreSnapshot<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Deckhand_Control_V1_SnapshotChunk>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RestoreSnapshotResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Deckhand_Control_V1_SnapshotChunk>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.restoreSnapshot(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -75,6 +75,12 @@ enum PostgresSchema {
         scope bigint NOT NULL, target text NOT NULL, name text NOT NULL, value text NOT NULL,
         PRIMARY KEY (scope, target, name))
       """,
+      // Artifact content in 1 MiB chunks: any replica serves downloads.
+      """
+      CREATE TABLE artifact_chunk (
+        digest text NOT NULL, chunk bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (digest, chunk))
+      """,
+      "CREATE TABLE server_secret (name text PRIMARY KEY, value text NOT NULL)",
     ]
   ]
 

@@ -1,6 +1,6 @@
 package import DeckhandCore
 internal import DeckhandRuntime
-internal import Foundation
+package import Foundation
 package import Logging
 internal import NIOSSL
 internal import PostgresNIO
@@ -121,6 +121,17 @@ package final class PostgresServerStore: ServerStore {
     }
   }
 
+  /// Runs `body` on one pooled connection, outside a transaction (one
+  /// statement: its own transaction, without BEGIN and COMMIT's round
+  /// trips).
+  func onConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
+    do {
+      return try await client.withConnection { connection in try await body(connection) }
+    } catch {
+      throw PostgresFailure.describe(error, database: name)
+    }
+  }
+
   /// Runs `body` in one transaction (committed when it returns, rolled
   /// back when it throws).
   func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
@@ -149,9 +160,14 @@ package final class PostgresServerStore: ServerStore {
   }
 
   package func save(_ token: TokenRecord) async throws {
+    try await onConnection { try await Self.insertToken(token, on: $0, logger: logger) }
+  }
+
+  /// Inserts or replaces `token`.
+  static func insertToken(_ token: TokenRecord, on connection: PostgresConnection, logger: Logger) async throws {
     let labels = try JSONColumn.encode(token.labels, empty: "{}")
     let keys = try JSONColumn.encode(token.allowedLabelKeys, empty: "[]")
-    try await execute(
+    try await connection.query(
       """
       INSERT INTO token (\(unescaped: Self.tokenColumns)) VALUES (\(token.id), \(token.role.rawValue), \
       \(token.secretHash), \(token.createdMs), \(token.expiresMs), \(token.revoked), \(token.description), \
@@ -159,7 +175,7 @@ package final class PostgresServerStore: ServerStore {
       ON CONFLICT (id) DO UPDATE SET role = excluded.role, secret_hash = excluded.secret_hash, \
       created_ms = excluded.created_ms, expires_ms = excluded.expires_ms, revoked = excluded.revoked, \
       description = excluded.description, labels = excluded.labels, allowed_label_keys = excluded.allowed_label_keys
-      """)
+      """, logger: logger)
   }
 
   package func token(id: String) async throws -> TokenRecord? {
@@ -198,11 +214,19 @@ package final class PostgresServerStore: ServerStore {
   }
 
   package func save(_ node: NodeRecord) async throws {
+    do {
+      try await onConnection { try await Self.insertNode(node, on: $0, logger: logger) }
+    } catch let error as DeckhandError where error.code == .alreadyExists {
+      throw DeckhandError(.alreadyExists, "node name \(node.name) is taken", cause: error)
+    }
+  }
+
+  /// Inserts or replaces `node`.
+  static func insertNode(_ node: NodeRecord, on connection: PostgresConnection, logger: Logger) async throws {
     let labels = try JSONColumn.encode(node.labels, empty: "{}")
     let plugins = try JSONColumn.encode(node.plugins, empty: "{}")
     let agentLabels = try JSONColumn.encode(node.agentLabels, empty: "{}")
-    do {
-      try await execute(
+    try await connection.query(
         """
         INSERT INTO node (\(unescaped: Self.nodeColumns)) VALUES (\(node.id), \(node.name), \(node.hostname), \
         \(labels), \(node.platform), \(node.agentVersion), \(node.address), \(plugins), \(node.status.rawValue), \
@@ -214,10 +238,7 @@ package final class PostgresServerStore: ServerStore {
         created_ms = excluded.created_ms, credential_hash = excluded.credential_hash, \
         agent_labels = excluded.agent_labels, join_token_id = excluded.join_token_id, \
         availability = excluded.availability
-        """)
-    } catch let error as DeckhandError where error.code == .alreadyExists {
-      throw DeckhandError(.alreadyExists, "node name \(node.name) is taken", cause: error)
-    }
+        """, logger: logger)
   }
 
   package func node(id: String) async throws -> NodeRecord? {
@@ -309,13 +330,20 @@ package final class PostgresServerStore: ServerStore {
   }
 
   package func save(_ artifact: ArtifactRecord) async throws {
-    try await execute(
+    try await onConnection { try await Self.insertArtifact(artifact, on: $0, logger: logger) }
+  }
+
+  /// Inserts or replaces `artifact`.
+  static func insertArtifact(_ artifact: ArtifactRecord, on connection: PostgresConnection, logger: Logger)
+    async throws
+  {
+    try await connection.query(
       """
       INSERT INTO artifact (\(unescaped: Self.artifactColumns)) VALUES (\(artifact.digest), \(artifact.name), \
       \(artifact.version), \(artifact.platform), \(artifact.size), \(artifact.createdMs))
       ON CONFLICT (digest) DO UPDATE SET name = excluded.name, version = excluded.version, \
       platform = excluded.platform, size = excluded.size, created_ms = excluded.created_ms
-      """)
+      """, logger: logger)
   }
 
   package func artifact(digest: String) async throws -> ArtifactRecord? {
@@ -336,6 +364,73 @@ package final class PostgresServerStore: ServerStore {
   package func artifacts() async throws -> [ArtifactRecord] {
     try await fetch(
       "SELECT \(unescaped: Self.artifactColumns) FROM artifact ORDER BY name, created_ms, digest", Self.artifact)
+  }
+
+  /// The size of a stored chunk of artifact content (1 MiB: a download's
+  /// chunk, and far below PostgreSQL's 1 GiB limit on one value).
+  static let artifactChunkSize = 1 << 20
+
+  package func storeArtifactContent(digest: String, file path: String) async throws {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw DeckhandError(.internalError, "the uploaded package \(path) is gone before it was stored")
+    }
+    defer {
+      try? handle.close()
+      try? FileManager.default.removeItem(atPath: path)
+    }
+    try await transaction { connection in
+      var chunk: Int64 = 0
+      while true {
+        let data = try await BlockingWork.run { try handle.read(upToCount: Self.artifactChunkSize) ?? Data() }
+        if data.isEmpty && chunk > 0 { break }
+        // Content is addressed by its digest: the same digest is the
+        // same bytes, so a second upload changes nothing.
+        try await connection.query(
+          """
+          INSERT INTO artifact_chunk (digest, chunk, data) VALUES (\(digest), \(chunk), \(data)) \
+          ON CONFLICT (digest, chunk) DO NOTHING
+          """, logger: logger)
+        chunk += 1
+        if data.count < Self.artifactChunkSize { break }
+      }
+    }
+  }
+
+  package func artifactContent(digest: String, offset: Int64, count: Int) async throws -> Data? {
+    let size = Int64(Self.artifactChunkSize)
+    let first = offset / size
+    let last = (offset + Int64(max(count, 1)) - 1) / size
+    let chunks = try await fetch(
+      """
+      SELECT chunk, data FROM artifact_chunk WHERE digest = \(digest) AND chunk BETWEEN \(first) AND \(last) \
+      ORDER BY chunk
+      """
+    ) { try $0.decode((Int64, Data).self) }
+    guard !chunks.isEmpty else {
+      let stored = try await fetch("SELECT 1 FROM artifact_chunk WHERE digest = \(digest) LIMIT 1") {
+        try $0.decode(Int.self)
+      }
+      return stored.isEmpty ? nil : Data()
+    }
+    var content = Data()
+    for (index, data) in chunks {
+      let start = index == first ? Int(offset - first * size) : 0
+      guard start < data.count else { continue }
+      content.append(data[data.startIndex + start..<data.endIndex])
+    }
+    return content.prefix(count)
+  }
+
+  // MARK: The server's own secrets
+
+  package func secret(_ name: String) async throws -> String? {
+    try await fetch("SELECT value FROM server_secret WHERE name = \(name)") { try $0.decode(String.self) }.first
+  }
+
+  package func claimSecret(_ name: String, value: String) async throws -> String {
+    try await execute(
+      "INSERT INTO server_secret (name, value) VALUES (\(name), \(value)) ON CONFLICT (name) DO NOTHING")
+    return try await secret(name) ?? value
   }
 
   // MARK: Deployments and tasks
