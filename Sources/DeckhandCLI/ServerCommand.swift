@@ -7,17 +7,25 @@ internal import Logging
 internal import ServiceLifecycle
 internal import UnixSignals
 
-/// `deckhand server`: the control plane.
+/// `deckhand server`: the control plane (`serve`, the default), and its
+/// offline tools.
 struct ServerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "server",
+    abstract: "Run the control plane (deckhand server [serve] ...), or restore its state offline.",
+    subcommands: [ServeCommand.self, ServerRestoreCommand.self], defaultSubcommand: ServeCommand.self)
+}
+
+/// `deckhand server [serve]`: runs the control plane.
+struct ServeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
     abstract: "Run the control plane: agents join it, operators deploy plugins through it.",
     discussion: """
       Serves the dispatcher (agents) and the operator's API on one TLS port. On first start it makes its \
       CA, a worker join token (STATE/worker-token) and an operator token (STATE/operator-token), and \
       writes the operator's token and address to ~/.config/deckhand/client.json for the CLI on this machine.
-      """,
-    subcommands: [ServerRestoreCommand.self])
+      """)
 
   @Option(help: "Address to listen on, HOST:PORT (default 0.0.0.0:\(ServerEndpoint.defaultPort)).") var listen: String?
   @Option(

@@ -141,7 +141,7 @@ struct ServerRestoreCommand: AsyncParsableCommand {
           try await ServerSnapshots.restore(store, from: path)
         }
       } else {
-        let state = stateDir.map(HostOptions.absolute) ?? ServerCommand.defaultStateDirectory()
+        let state = stateDir.map(HostOptions.absolute) ?? ServeCommand.defaultStateDirectory()
         if let serving = FileManager.default.contents(atPath: ControlPlaneServer.servingFile(state)),
           let running = try? JSONDecoder().decode(ControlPlaneServer.Serving.self, from: serving),
           kill(running.pid, 0) == 0

@@ -93,3 +93,94 @@ struct PostgresServerTests {
     _ = await eventually { !server.process.isRunning }
   }
 }
+
+/// `deckhand snapshot` and `deckhand server restore` with real servers and
+/// agents: a single SQLite server grows into a PostgreSQL one, and its
+/// agents stay joined.
+@Suite("Snapshots through the CLI", .serialized)
+struct SnapshotCommandTests {
+  @Test(
+    "snapshot save from a SQLite server, restored offline into PostgreSQL: the agent stays joined, its plugin untouched; online restore too"
+  )
+  func sqliteToPostgres() async throws {
+    let cluster = try await PostgresCluster()
+    do {
+      try await move(cluster)
+    } catch {
+      await cluster.stop()
+      throw error
+    }
+    await cluster.stop()
+  }
+
+  private func move(_ cluster: PostgresCluster) async throws {
+    let root = try TestWorkspace()
+    let port = try FreePort.next()
+    var server = try ServerProcess(root: root.root, port: port)
+    try await server.waitUntilServing()
+    let operatorToken = server.operatorToken
+    let node = try TestWorkspace()
+    let agent = try AgentProcess(
+      node, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "mover"])
+    defer { agent.signal(SIGKILL) }
+    try await agent.waitUntilServing()
+    #expect(try await server.cli(["artifacts", "push", try ControlPlaneTests.echoPackage(in: root.root)]).status == 0)
+    #expect(try await server.cli(["deploy", "echo@1.0.0"]).status == 0)
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let tasks = (try? await ControlPlaneTests.tasks(server)) ?? []
+        return tasks.count == 1 && tasks[0].state == "TASK_STATE_RUNNING"
+      }, "\(server.logText)")
+    let echoPID = try #require(pid(try await agent.plugin("echo")))
+    let job = try await server.cli(["jobs", "run", "--wait", "--", "echo", "before the move"])
+    #expect(job.status == 0, "\(job)")
+
+    // Online: save, change something, restore: the change is undone and
+    // the agent stays joined.
+    let file = root.root + "/fleet.snapshot"
+    let saved = try await server.cli(["snapshot", "save", file])
+    #expect(saved.status == 0 && saved.stdout.contains("saved"), "\(saved)")
+    #expect(try await server.cli(["config", "set", "AFTER=1"]).status == 0)
+    let restored = try await server.cli(["snapshot", "restore", file])
+    #expect(restored.status == 0, "\(restored)")
+    let config = try await server.cli(["config", "ls"])
+    #expect(!config.stdout.contains("AFTER"), "\(config)")
+    #expect(
+      await eventually(timeout: .seconds(20)) {
+        (try? await ControlPlaneTests.nodeStatuses(server))?["mover"] == "NODE_STATUS_READY"
+      }, "\(server.logText)")
+    #expect(pid(try await agent.plugin("echo")) == echoPID)
+
+    // A damaged snapshot is refused by the CLI and by the server alike.
+    var damaged = try Data(contentsOf: URL(fileURLWithPath: file))
+    damaged[damaged.count / 2] ^= 0xFF
+    let bad = root.root + "/damaged.snapshot"
+    try damaged.write(to: URL(fileURLWithPath: bad))
+    let refused = try await server.cli(["snapshot", "restore", bad])
+    #expect(refused.status != 0 && !refused.stderr.isEmpty, "\(refused)")
+
+    // Offline: stop the SQLite server, restore into PostgreSQL, start a
+    // server there on a new state directory and the same port.
+    server.signal(SIGTERM)
+    _ = await eventually { !server.process.isRunning }
+    let database = try await cluster.createDatabase()
+    let url = "postgres://\(cluster.superuser)@/\(database)?host=\(cluster.socketDirectory)&port=\(cluster.port)"
+    let offline = try await runCommand(Fixtures.deckhand, ["server", "restore", file, "--database-url", url])
+    #expect(offline.status == 0 && offline.stdout.contains("taken from sqlite"), "\(offline)")
+    let other = try TestWorkspace()
+    server = try ServerProcess(root: other.root, port: port, extra: ["--database-url", url])
+    try await server.waitUntilServing()
+    #expect(
+      await eventually(timeout: .seconds(30)) {
+        let listed = try? await server.cli(["nodes", "ls", "--json"], token: operatorToken)
+        return listed?.stdout.contains("NODE_STATUS_READY") == true
+      }, "the agent rejoined nothing: it was never asked to\n\(server.logText)")
+    #expect(pid(try await agent.plugin("echo")) == echoPID, "the plugin was not restarted")
+    let listed = try await server.cli(["jobs", "ls", "--json"], token: operatorToken)
+    #expect(listed.stdout.contains("JOB_STATE_SUCCESS"), "\(listed)")
+    let after = try await server.cli(["jobs", "run", "--wait", "--", "echo", "after the move"], token: operatorToken)
+    #expect(after.status == 0 && after.stdout == "after the move\n", "\(after)")
+    server.signal(SIGTERM)
+    _ = await eventually { !server.process.isRunning }
+  }
+}
