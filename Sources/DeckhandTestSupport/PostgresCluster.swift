@@ -24,8 +24,9 @@ package final class PostgresCluster: Sendable {
   private let process: Process
 
   /// Makes and starts a cluster; `port` is its TCP port on 127.0.0.1 if
-  /// `listenOnLoopback`, and names the socket file either way.
-  package init(listenOnLoopback: Bool = false) async throws {
+  /// `listenOnLoopback`, and names the socket file either way. With `tls`
+  /// (PEM certificate and key), it offers TLS on that port.
+  package init(listenOnLoopback: Bool = false, tls: (certificate: String, key: String)? = nil) async throws {
     root = "/tmp/dhpg-\(UUID().uuidString.prefix(8))"
     socketDirectory = root
     port = try FreePort.next()
@@ -41,12 +42,25 @@ package final class PostgresCluster: Sendable {
     // The server is this value's child (not pg_ctl's daemon), so the test
     // owns it: it ends with `stop()` or, at the latest, with the value.
     let listen = listenOnLoopback ? "127.0.0.1" : ""
+    var settings: [String] = []
+    if let tls {
+      // The key must belong to the server's user and be private to it.
+      for (name, text, mode) in [("server.crt", tls.certificate, 0o644), ("server.key", tls.key, 0o600)] {
+        let path = "\(root)/\(name)"
+        _ = FileManager.default.createFile(
+          atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: mode])
+        try await Self.check(runCommand("/bin/chown", [Self.user, path]), "chown \(path)")
+      }
+      settings = [
+        "-c", "ssl=on", "-c", "ssl_cert_file=\(root)/server.crt", "-c", "ssl_key_file=\(root)/server.key",
+      ]
+    }
     let server = Process()
     server.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
     server.arguments = [
       "-u", Self.user, "--", "\(Self.binaries)/postgres", "-D", "\(root)/data", "-k", root, "-p", "\(port)", "-c",
       "listen_addresses=\(listen)", "-c", "fsync=off", "-c", "full_page_writes=off",
-    ]
+    ] + settings
     _ = FileManager.default.createFile(atPath: "\(root)/log", contents: nil)
     let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/log"))
     server.standardOutput = log

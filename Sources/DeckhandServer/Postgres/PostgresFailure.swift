@@ -1,4 +1,5 @@
 internal import DeckhandCore
+internal import NIOSSL
 internal import PostgresNIO
 
 /// PostgreSQL's errors, said as Deckhand's: what happened and what to do.
@@ -29,6 +30,15 @@ enum PostgresFailure {
       default:
         return DeckhandError(.internalError, "\(database): \(message) (SQLSTATE \(state))", cause: error)
       }
+    }
+    if let underlying = error.underlying, underlying is NIOSSLError || underlying is NIOSSLExtraError
+      || "\(underlying)".contains("handshake")
+    {
+      return DeckhandError(
+        .configurationInvalid,
+        "the database \(database) failed the TLS checks: \(underlying); sslmode=require and verify-full check "
+          + "the certificate's CA (the system's, or sslrootcert=FILE) and that it names the host; verify-ca checks "
+          + "the CA only", cause: error)
     }
     switch error.code {
     case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown:

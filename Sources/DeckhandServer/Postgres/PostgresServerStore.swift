@@ -2,6 +2,7 @@ package import DeckhandCore
 internal import DeckhandRuntime
 package import Foundation
 package import Logging
+internal import NIOPosix
 internal import NIOSSL
 internal import PostgresNIO
 
@@ -14,6 +15,9 @@ internal import PostgresNIO
 /// in ``run()``, which the server runs as a child of its own `run()`.
 package final class PostgresServerStore: ServerStore {
   let client: PostgresClient
+  /// The same settings for one connection of its own (``prepare()``'s
+  /// first check).
+  let connectionConfiguration: PostgresConnection.Configuration
   let logger: Logger
   /// The database, for errors (its URL without the password).
   let name: String
@@ -29,11 +33,19 @@ package final class PostgresServerStore: ServerStore {
     var configuration: PostgresClient.Configuration
     switch url.address {
     case .tcp(let host, let port):
+      let tls = try Self.tls(url)
       configuration = PostgresClient.Configuration(
         host: host, port: port, username: url.user, password: url.password, database: url.database,
-        tls: try Self.tls(url))
+        tls: tls.map { $0.required ? .require($0.configuration) : .prefer($0.configuration) } ?? .disable)
+      let context = try tls.map { try NIOSSLContext(configuration: $0.configuration) }
+      connectionConfiguration = PostgresConnection.Configuration(
+        host: host, port: port, username: url.user, password: url.password, database: url.database,
+        tls: context.map { tls?.required == true ? .require($0) : .prefer($0) } ?? .disable)
     case .unixSocket(let directory, let port):
       configuration = PostgresClient.Configuration(
+        unixSocketPath: "\(directory)/.s.PGSQL.\(port)", username: url.user, password: url.password,
+        database: url.database)
+      connectionConfiguration = PostgresConnection.Configuration(
         unixSocketPath: "\(directory)/.s.PGSQL.\(port)", username: url.user, password: url.password,
         database: url.database)
     }
@@ -47,8 +59,12 @@ package final class PostgresServerStore: ServerStore {
   /// server's certificate and name (against the system's CAs, or
   /// `sslrootcert`): a server that runs as root should not send its
   /// fleet's credentials to whoever answers. `prefer` is libpq's (TLS when
-  /// offered, unchecked); `disable` never uses TLS.
-  static func tls(_ url: DatabaseURL) throws -> PostgresClient.Configuration.TLS {
+  /// offered, unchecked); `disable` never uses TLS (nil).
+  ///
+  /// A host given as an IP address is checked against the certificate's
+  /// IP addresses (NIOSSL checks the address it connected to); a name,
+  /// against its names.
+  static func tls(_ url: DatabaseURL) throws -> (configuration: TLSConfiguration, required: Bool)? {
     var tls = TLSConfiguration.makeClientConfiguration()
     if let path = url.rootCertificatePath {
       do {
@@ -60,16 +76,16 @@ package final class PostgresServerStore: ServerStore {
     }
     switch url.tls {
     case .disable:
-      return .disable
+      return nil
     case .prefer:
       tls.certificateVerification = .none
-      return .prefer(tls)
+      return (tls, false)
     case .verifyCA:
       tls.certificateVerification = .noHostnameVerification
-      return .require(tls)
+      return (tls, true)
     case .require, .verifyFull:
       tls.certificateVerification = .fullVerification
-      return .require(tls)
+      return (tls, true)
     }
   }
 
@@ -83,7 +99,17 @@ package final class PostgresServerStore: ServerStore {
   /// - Throws: ``DeckhandError`` when the database cannot be reached or
   ///   its schema is newer than this server's.
   package func prepare() async throws {
-    do { try await PostgresSchema.migrate(client, database: name, logger: logger) } catch {
+    do {
+      // One connection first: the pool retries failed connections with
+      // backoff (a wrong password or certificate surfaced after about a
+      // minute, as "circuit breaker tripped"); this says why at once.
+      let connection = try await PostgresConnection.connect(
+        on: MultiThreadedEventLoopGroup.singleton.any(), configuration: connectionConfiguration, id: 0,
+        logger: logger
+      ).get()
+      try? await connection.close()
+      try await PostgresSchema.migrate(client, database: name, logger: logger)
+    } catch {
       throw PostgresFailure.describe(error, database: name)
     }
   }
@@ -99,6 +125,12 @@ package final class PostgresServerStore: ServerStore {
       try await store.prepare()
       return try await body(store)
     }
+  }
+
+  /// Whether this store's connections use TLS (as PostgreSQL sees them).
+  package func usesTLS() async throws -> Bool {
+    try await fetch("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") { try $0.decode(Bool.self) }.first
+      ?? false
   }
 
   // MARK: Statements
