@@ -16,6 +16,12 @@ internal import Synchronization
 /// `Mutex`; everything else is in the ``ServerStore`` first.
 package final class ControlPlane: Sendable {
   package let store: any ServerStore
+  /// The other replicas (PostgreSQL); nil: this server alone.
+  let bus: ReplicaBus?
+  /// Whether this replica does the work that runs once; nil: always.
+  let leadership: Leadership?
+  /// Whether this replica leads now.
+  package var isLeader: Bool { leadership?.isLeader ?? true }
   package let authority: CertificateAuthority
   package let timing: ControlPlaneTiming
   package let artifactsDirectory: String
@@ -37,6 +43,10 @@ package final class ControlPlane: Sendable {
     var nodeCredentials: [String: String] = [:]
     /// Node id → name, of nodes an operator removed.
     var removedNodes: [String: String] = [:]
+    /// When the leader last looked for nodes no replica holds (ms).
+    var lastStaleSweepMs: Int64 = 0
+    /// Node ids the store did not know, and when it was asked.
+    var unknownNodes: [String: ContinuousClock.Instant] = [:]
     /// Tokens read recently (every operator call names one). This server's
     /// own changes update it at once; an entry is read again after
     /// ``tokenCacheLifetime``, for changes made by another server on the
@@ -58,8 +68,10 @@ package final class ControlPlane: Sendable {
 
   package init(
     store: any ServerStore, authority: CertificateAuthority, timing: ControlPlaneTiming, artifactsDirectory: String,
-    advertisedAddresses: [String], logger: Logger
+    advertisedAddresses: [String], logger: Logger, bus: ReplicaBus? = nil, leadership: Leadership? = nil
   ) async throws {
+    self.bus = bus
+    self.leadership = leadership
     self.store = store
     self.authority = authority
     self.timing = timing
@@ -157,7 +169,10 @@ package final class ControlPlane: Sendable {
     let credential = try Credential.parse(String(authorization.dropFirst(7)))
     switch credential {
     case .node(let id, let secret):
-      let (known, removedName) = state.withLock { ($0.nodeCredentials[id], $0.removedNodes[id]) }
+      var (known, removedName) = state.withLock { ($0.nodeCredentials[id], $0.removedNodes[id]) }
+      if known == nil && removedName == nil {
+        (known, removedName) = try await storedCredential(of: id)
+      }
       if let removedName {
         throw DeckhandError(
           .tokenInvalid,
@@ -182,6 +197,30 @@ package final class ControlPlane: Sendable {
       case .worker: return .joinToken(id: id)
       }
     }
+  }
+
+  /// A node's credential hash (or its removal) that this replica does not
+  /// hold: a node that joined through another replica, or a made-up id.
+  /// Read from the store and kept; an unknown id is kept as unknown for
+  /// ``tokenCacheLifetime``, so made-up ids do not each cost a read.
+  private func storedCredential(of id: String) async throws -> (hash: String?, removedName: String?) {
+    let now = ContinuousClock.now
+    if let missed = state.withLock({ $0.unknownNodes[id] }), missed.duration(to: now) < Self.tokenCacheLifetime {
+      return (nil, nil)
+    }
+    if let node = try await store.node(id: id) {
+      state.withLock { $0.nodeCredentials[id] = node.credentialHash }
+      return (node.credentialHash, nil)
+    }
+    if let removed = try await store.removedNodes().first(where: { $0.id == id }) {
+      state.withLock { $0.removedNodes[id] = removed.name }
+      return (nil, removed.name)
+    }
+    state.withLock { state in
+      if state.unknownNodes.count > 10_000 { state.unknownNodes = [:] }
+      state.unknownNodes[id] = now
+    }
+    return (nil, nil)
   }
 
   private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
@@ -235,7 +274,10 @@ package final class ControlPlane: Sendable {
       if let refusal = try await taken() { throw refusal }
       throw error
     }
-    state.withLock { $0.nodeCredentials[id] = record.credentialHash }
+    state.withLock {
+      $0.nodeCredentials[id] = record.credentialHash
+      $0.unknownNodes[id] = nil
+    }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
     return (record, Credential.node(id: id, secret: secret).text)
   }
@@ -292,14 +334,8 @@ package final class ControlPlane: Sendable {
     guard let removal = try await store.removeNode(id: node.id, nowMs: nowMs()) else {
       throw DeckhandError(.notFound, "no node \(key); `deckhand nodes ls` shows them")
     }
-    let session = state.withLock { state in
-      state.nodeCredentials[node.id] = nil
-      state.removedNodes[node.id] = node.name
-      state.liveness.forget(node.id)
-      return state.sessions.removeValue(forKey: node.id)
-    }
-    session?.end.finish()
-    removals.signal(node.id)
+    forgetRemoved(node.id, name: node.name)
+    bus?.publish(.removed(node.id))
     requestReconcile()
     for observer in removalObservers.withLock({ $0 }) { observer(removal) }
     logger.warning(
@@ -309,6 +345,35 @@ package final class ControlPlane: Sendable {
         "requeued_jobs": "\(removal.releasedJobs.count)",
       ])
     return removal
+  }
+
+  /// A removed node's credential is refused from now on; its session and
+  /// streams end.
+  private func forgetRemoved(_ id: String, name: String) {
+    let session = state.withLock { state in
+      state.nodeCredentials[id] = nil
+      state.removedNodes[id] = name
+      state.liveness.forget(id)
+      return state.sessions.removeValue(forKey: id)
+    }
+    session?.end.finish()
+    removals.signal(id)
+  }
+
+  /// What another replica changed.
+  package func received(_ event: ReplicaEvent) async {
+    switch event {
+    case .assignments(let nodes): assignmentChanges.signal(nodes)
+    case .removed(let id):
+      let name = (try? await store.removedNodes().first { $0.id == id }?.name) ?? id
+      forgetRemoved(id, name: name)
+    case .reconcile: reconcileSignal.yield()
+    case .restored:
+      do { try await stateRestored(publishing: false) } catch {
+        logger.error("cannot read the state another replica restored: \(error)")
+      }
+    case .job, .config, .cancel, .queued, .queuedAny: break
+    }
   }
 
   /// Calls `observer` after a node was removed (the job queue wakes runners
@@ -448,6 +513,27 @@ package final class ControlPlane: Sendable {
     for change in changes where change.status == .down {
       logger.warning("node down: no heartbeat for \(timing.downAfter)", metadata: ["node": "\(change.id)"])
     }
+    try await sweepStaleNodes()
+  }
+
+  /// With replicas, the leader marks DOWN the READY nodes whose heartbeat
+  /// time no replica has stored for longer than a replica stores it
+  /// (``NodeLiveness/persistIntervalMs``) plus the DOWN timeout and a
+  /// margin: the replica that held their session died, and they did not
+  /// come back to another.
+  private func sweepStaleNodes() async throws {
+    guard bus?.isShared == true, isLeader else { return }
+    let now = nowMs()
+    let due = state.withLock { state -> Bool in
+      guard now - state.lastStaleSweepMs >= 5_000 else { return false }
+      state.lastStaleSweepMs = now
+      return true
+    }
+    guard due else { return }
+    let cutoff = now - NodeLiveness.persistIntervalMs - Int64(timing.downAfter.inMilliseconds) - 5_000
+    for id in try await store.markStaleNodesDown(heartbeatBeforeMs: cutoff) {
+      logger.warning("node down: no replica has had its heartbeats", metadata: ["node": "\(id)"])
+    }
   }
 
   /// Nodes that are DOWN now (in memory), for the benchmark and tests.
@@ -459,7 +545,7 @@ package final class ControlPlane: Sendable {
   /// server keeps in memory is read again from the store, every node's
   /// session ends (agents open new ones; a node the snapshot does not
   /// know is refused), and placement runs again.
-  package func stateRestored() async throws {
+  package func stateRestored(publishing: Bool = true) async throws {
     var credentials: [String: String] = [:]
     for node in try await store.nodes() { credentials[node.id] = node.credentialHash }
     var removed: [String: String] = [:]
@@ -474,6 +560,7 @@ package final class ControlPlane: Sendable {
       return ends
     }
     for end in ends { end.finish() }
+    if publishing { bus?.publish(.restored) }
     requestReconcile()
     for observer in restoreObservers.withLock({ $0 }) { observer() }
     logger.warning("state restored from a snapshot", metadata: ["nodes": "\(credentials.count)"])
@@ -620,18 +707,26 @@ package final class ControlPlane: Sendable {
     changed.append(record)
     try await store.apply(deployments: changed, tasks: [])
     logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
-    try await reconcile()
+    // Placement is the leader's: here at once, or on the leader soon.
+    if isLeader { try await reconcile() } else { requestReconcile() }
     return record
   }
 
   /// Asks the reconcile loop to run (soon, coalesced).
-  package func requestReconcile() { reconcileSignal.yield() }
+  /// The leader's reconcile runs; on another replica, it is told.
+  package func requestReconcile() {
+    if isLeader {
+      reconcileSignal.yield()
+    } else {
+      bus?.publish(.reconcile)
+    }
+  }
 
   /// Runs ``reconcile()`` whenever asked, until ``endSessions()``, at most every ``reconcileSpacing``: a rollout to
   /// 10,000 nodes asks on every task status, and each run reads every
   /// node and task.
   package func runReconcileLoop() async {
-    for await _ in reconcileRequests {
+    for await _ in reconcileRequests where isLeader {
       do {
         try await reconcile()
       } catch {
@@ -659,6 +754,7 @@ package final class ControlPlane: Sendable {
         active: try await store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
       try await store.apply(deployments: plan.deployments, tasks: plan.tasks)
       assignmentChanges.signal(plan.wake)
+      if !plan.wake.isEmpty { bus?.publish(.assignments(Array(plan.wake))) }
     }
   }
 }

@@ -93,7 +93,14 @@ package final class ControlPlaneServer: Service, Sendable {
     let state = configuration.stateDirectory
     // After a restart nobody is known to be up: nodes become READY as they
     // come back.
-    try await store.setAllNodes(status: .unknown)
+    // Replicas on PostgreSQL: events between them, and one leader.
+    let postgres = store as? PostgresServerStore
+    let bus = ReplicaBus(store: postgres, replicaId: ControlPlane.randomText(bytes: 8), logger: logger)
+    let leadership = Leadership(store: postgres, logger: logger)
+    // After a restart of the one server nobody is known to be up: nodes
+    // become READY as they come back. Replicas leave that to the replica
+    // that holds each node's session (and the leader's stale-node sweep).
+    if postgres == nil { try await store.setAllNodes(status: .unknown) }
     var hosts = ["localhost", "127.0.0.1", ProcessInfo.processInfo.hostName]
     if !["0.0.0.0", "::", ""].contains(configuration.listen.host) { hosts.append(configuration.listen.host) }
     let authority = try await CertificateAuthority.load(store: store, directory: "\(state)/tls", hosts: hosts)
@@ -120,8 +127,14 @@ package final class ControlPlaneServer: Service, Sendable {
       config: transportConfig)
     let plane = try await ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
-      advertisedAddresses: [], logger: logger)
-    let jobs = JobQueue(store: store, timing: configuration.jobTiming)
+      advertisedAddresses: [], logger: logger, bus: bus, leadership: leadership)
+    let jobs = JobQueue(store: store, timing: configuration.jobTiming, bus: bus)
+    bus.onEvents { events in
+      for event in events {
+        await plane.received(event)
+        jobs.received(event)
+      }
+    }
     // The server was away: its runners could not send heartbeats, which is
     // no fault of theirs. Each running job's clock starts again now.
     try await store.restartHeartbeats(nowMs: nowMs())
@@ -179,7 +192,9 @@ package final class ControlPlaneServer: Service, Sendable {
         throw DeckhandError(.configurationInvalid, "cannot listen on \(configuration.listen): \(failure)")
       }
       group.addTask {
-        await Self.runLoops(plane: plane, jobs: jobs, period: configuration.timing.heartbeatPeriod, logger: logger)
+        await Self.runLoops(
+          plane: plane, jobs: jobs, replicas: (bus, leadership), period: configuration.timing.heartbeatPeriod,
+          logger: logger)
         return .loops
       }
       do {
@@ -200,9 +215,22 @@ package final class ControlPlaneServer: Service, Sendable {
 
   /// The reconcile loop and the two sweepers, until the plane and the
   /// queue are closed (``ControlPlane/endSessions()``, ``JobQueue/close()``).
-  private static func runLoops(plane: ControlPlane, jobs: JobQueue, period: Duration, logger: Logger) async {
+  private static func runLoops(
+    plane: ControlPlane, jobs: JobQueue, replicas: (bus: ReplicaBus, leadership: Leadership), period: Duration,
+    logger: Logger
+  ) async {
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await plane.runReconcileLoop() }
+      // The replicas' events and the leader's lock, until the queue closes.
+      group.addTask {
+        await withTaskGroup(of: Void.self) { inner in
+          inner.addTask { await replicas.bus.run() }
+          inner.addTask { await replicas.leadership.run { leads in if leads { plane.requestReconcile() } } }
+          inner.addTask { while !jobs.isClosed { await jobs.changes.closed(orAfter: .seconds(60)) } }
+          await inner.next()
+          inner.cancelAll()
+        }
+      }
       group.addTask {
         let tick = min(period / 4, .seconds(1))
         var streak = FailureStreak()
@@ -221,7 +249,7 @@ package final class ControlPlaneServer: Service, Sendable {
         while !jobs.isClosed {
           await jobs.changes.closed(orAfter: .milliseconds(250))
           do {
-            try await jobs.sweep()
+            if plane.isLeader { try await jobs.sweep() }
             log(streak.succeeded(), "job sweep", logger: logger)
           } catch {
             log(streak.failed(), "job sweep", error: error, logger: logger)

@@ -57,9 +57,13 @@ package final class JobQueue: Sendable {
   /// A read that overlapped a change is not kept (the generation moved).
   private let configCache = Mutex<(generation: Int, variables: [Deckhand_Server_V1_ConfigVariable]?)>((0, nil))
 
-  package init(store: any ServerStore, timing: Timing) {
+  /// The other replicas (PostgreSQL); nil or unshared: this server alone.
+  let bus: ReplicaBus?
+
+  package init(store: any ServerStore, timing: Timing, bus: ReplicaBus? = nil) {
     self.store = store
     self.timing = timing
+    self.bus = bus
   }
 
   // MARK: Operators
@@ -152,7 +156,7 @@ package final class JobQueue: Sendable {
       lifecycle: JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0))
     let replaced = try await store.insert(record)
     for id in replaced { notify(job: id) }
-    waiters.announce(target)
+    announce(target)
     return (record.id, target)
   }
 
@@ -162,7 +166,7 @@ package final class JobQueue: Sendable {
     let updated = try await store.update(id) { job in job.lifecycle.cancel(force: force, nowMs: nowMs()) }
     guard let updated else { throw DeckhandError(.notFound, "no job \(id)") }
     notify(job: id)
-    if !updated.runnerId.isEmpty { changes.signal(.cancel(runner: updated.runnerId)) }
+    if !updated.runnerId.isEmpty { signal(.cancel(runner: updated.runnerId)) }
   }
 
   package func record(_ id: String) async throws -> JobRecord {
@@ -222,7 +226,7 @@ package final class JobQueue: Sendable {
       if let job = claim.job {
         notify(job: job.id)
         // Another job waits: pass the wake-up on.
-        if let next = claim.next { waiters.announce(next) }
+        if let next = claim.next { announce(next) }
         return (job, claim.runner)
       }
       // Woken by a job for this runner, or every second (jobs queued by
@@ -254,7 +258,7 @@ package final class JobQueue: Sendable {
     let job = try? await store.update(id) { job in job.lifecycle.requeue(from: runner) }
     notify(job: id)
     if let job, job.state == .queued {
-      waiters.announce(RunnerWaiters.Target(runner: job.targetRunner, labels: job.targetLabels))
+      announce(RunnerWaiters.Target(runner: job.targetRunner, labels: job.targetLabels))
     }
   }
 
@@ -306,7 +310,7 @@ package final class JobQueue: Sendable {
         unstoredStops.withLock { $0[id] = (message, now) }
       }
       notify(job: id)
-      changes.signal(.cancel(runner: runner))
+      signal(.cancel(runner: runner))
       return false
     }
     notify(job: id)
@@ -350,13 +354,54 @@ package final class JobQueue: Sendable {
 
   // MARK: Watching
 
-  func notify(job id: String) { changes.signal(.job(id)) }
+  func notify(job id: String) { signal(.job(id)) }
+
+  /// Signals `topic` here, and on the other replicas.
+  package func signal(_ topic: Topic) {
+    changes.signal(topic)
+    guard let bus, bus.isShared else { return }
+    switch topic {
+    case .job(let id): bus.publish(.job(id))
+    case .config:
+      configCache.withLock { $0 = ($0.generation + 1, nil) }
+      bus.publish(.config)
+    case .cancel(let runner): bus.publish(.cancel(runner: runner))
+    }
+  }
+
+  /// Wakes a waiting runner that may take a job for `target`, here or on
+  /// another replica.
+  func announce(_ target: RunnerWaiters.Target) {
+    waiters.announce(target)
+    bus?.publish(.queued(runner: target.runner, labels: target.labels))
+  }
+
+  /// Wakes every waiting runner, here and on the other replicas.
+  func announceAll() {
+    waiters.announceAll()
+    bus?.publish(.queuedAny)
+  }
+
+  /// What another replica changed: watchers and runners here wake.
+  package func received(_ event: ReplicaEvent) {
+    switch event {
+    case .job(let id): changes.signal(.job(id))
+    case .config:
+      configCache.withLock { $0 = ($0.generation + 1, nil) }
+      changes.signal(.config)
+    case .cancel(let runner): changes.signal(.cancel(runner: runner))
+    case .queued(let runner, let labels): waiters.announce(RunnerWaiters.Target(runner: runner, labels: labels))
+    case .queuedAny: waiters.announceAll()
+    case .restored: stateRestored()
+    case .assignments, .removed, .reconcile: break
+    }
+  }
 
   /// A removed node's unfinished jobs changed (queued again, or ended):
   /// their followers look, and runners that could take them do.
   package func released(_ jobs: [JobRecord]) {
     for job in jobs { notify(job: job.id) }
-    if jobs.contains(where: { $0.state == .queued }) { waiters.announceAll() }
+    if jobs.contains(where: { $0.state == .queued }) { announceAll() }
   }
 
   /// The store's state was replaced: cached config is read again, and
@@ -370,7 +415,7 @@ package final class JobQueue: Sendable {
   /// A node's labels changed: its waiting runners look at the queue again
   /// (jobs for its new labels may be waiting).
   package func nodeChanged(_ nodeId: String) {
-    waiters.announce(RunnerWaiters.Target(runner: nodeId, labels: [:]))
+    announce(RunnerWaiters.Target(runner: nodeId, labels: [:]))
   }
 
   /// Ack, heartbeat and expiry rules; and, at most once a minute (or
@@ -394,9 +439,9 @@ package final class JobQueue: Sendable {
       notify(job: job.id)
       // A running job that timed out: its runner, if it still follows
       // it, is told to stop it.
-      if job.state.isEnded && !job.runnerId.isEmpty { changes.signal(.cancel(runner: job.runnerId)) }
+      if job.state.isEnded && !job.runnerId.isEmpty { signal(.cancel(runner: job.runnerId)) }
     }
-    if changed.contains(where: { $0.state == .queued }) { waiters.announceAll() }
+    if changed.contains(where: { $0.state == .queued }) { announceAll() }
     let retention = Int64(timing.retention.inMilliseconds)
     let due = lastPrune.withLock { last -> Bool in
       guard now - last >= min(60_000, retention / 10) else { return false }
@@ -429,7 +474,7 @@ package final class JobQueue: Sendable {
     try await store.setConfig(
       variables.map { ConfigRecord(scope: $0.scope.rawValue, target: $0.target, name: $0.name, value: $0.value) })
     configCache.withLock { $0 = ($0.generation + 1, nil) }
-    changes.signal(.config)
+    signal(.config)
   }
 
   package func config(prefix: String) async throws -> [Deckhand_Server_V1_ConfigVariable] {

@@ -292,7 +292,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
         try await writer.write(resumed)
         if resumable {
           // A cancel may have come while the runner was away.
-          queue.changes.signal(.cancel(runner: runner))
+          queue.signal(.cancel(runner: runner))
         } else {
           // The job is over here: the runner stops its process, and its
           // result changes nothing. Its other slots go on.

@@ -239,13 +239,25 @@ package final class SQLiteServerStore: ServerStore {
       for change in changes {
         if let heartbeat = change.lastHeartbeatMs {
           try db.execute(
-            sql: "UPDATE node SET status = ?, lastHeartbeatMs = ? WHERE id = ?",
-            arguments: [change.status.rawValue, heartbeat, change.id])
+            sql: "UPDATE node SET status = ?, lastHeartbeatMs = ? WHERE id = ? AND lastHeartbeatMs <= ?",
+            arguments: [change.status.rawValue, heartbeat, change.id, heartbeat])
         } else {
           try db.execute(
             sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status.rawValue, change.id])
         }
       }
+    }
+  }
+
+  package func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String] {
+    try await write { db in
+      let ids = try String.fetchAll(
+        db, sql: "SELECT id FROM node WHERE status = ? AND lastHeartbeatMs < ?",
+        arguments: [NodeStatus.ready.rawValue, heartbeatBeforeMs])
+      try db.execute(
+        sql: "UPDATE node SET status = ? WHERE status = ? AND lastHeartbeatMs < ?",
+        arguments: [NodeStatus.down.rawValue, NodeStatus.ready.rawValue, heartbeatBeforeMs])
+      return ids
     }
   }
 

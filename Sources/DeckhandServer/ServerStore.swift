@@ -29,7 +29,14 @@ package protocol ServerStore: Sendable {
   /// Every node, by name.
   func nodes() async throws -> [NodeRecord]
   /// Sets the status (and, where given, the last heartbeat) of many nodes.
+  /// A change with a heartbeat time applies only when no newer heartbeat
+  /// is stored: another replica may hold the node's session now, and its
+  /// word wins.
   func setNodeStatus(_ changes: [NodeLiveness.StatusChange]) async throws
+  /// Marks DOWN the READY nodes whose last stored heartbeat is older than
+  /// `heartbeatBeforeMs` (no replica holds their session: theirs died);
+  /// returns their ids.
+  func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String]
   /// Every node to `status` (at server start: UNKNOWN).
   func setAllNodes(status: NodeStatus) async throws
   /// Removes node `id` in one transaction, durably: its record (a

@@ -83,8 +83,8 @@ package final class ServerProcess: Sendable {
   }
 
   /// `--json` output of an operator command, parsed.
-  package func json(_ arguments: [String]) async throws -> JSONValue {
-    let result = try await cli(arguments + ["--json"])
+  package func json(_ arguments: [String], token: String? = nil) async throws -> JSONValue {
+    let result = try await cli(arguments + ["--json"], token: token)
     guard result.status == 0 else {
       throw DeckhandError(.callFailed, "deckhand \(arguments) failed: \(result.stderr)")
     }

@@ -153,6 +153,31 @@ package final class PostgresServerStore: ServerStore {
     }
   }
 
+  /// Runs `body` on a connection of its own, outside the pool (a LISTEN,
+  /// or the leader's advisory lock, which lives as long as its session),
+  /// closed when `body` returns.
+  func withOwnConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws
+    -> Result
+  {
+    let connection: PostgresConnection
+    do {
+      connection = try await PostgresConnection.connect(
+        on: MultiThreadedEventLoopGroup.singleton.any(), configuration: connectionConfiguration,
+        id: Int.random(in: 1..<Int.max), logger: logger
+      ).get()
+    } catch {
+      throw PostgresFailure.describe(error, database: name)
+    }
+    do {
+      let result = try await body(connection)
+      try? await connection.close()
+      return result
+    } catch {
+      try? await connection.close()
+      throw PostgresFailure.describe(error, database: name)
+    }
+  }
+
   /// Runs `body` on one pooled connection, outside a transaction (one
   /// statement: its own transaction, without BEGIN and COMMIT's round
   /// trips).
@@ -297,8 +322,17 @@ package final class PostgresServerStore: ServerStore {
       UPDATE node SET status = change.status, \
       last_heartbeat_ms = CASE WHEN change.heartbeat < 0 THEN node.last_heartbeat_ms ELSE change.heartbeat END
       FROM unnest(\(ids)::text[], \(statuses)::text[], \(heartbeats)::bigint[]) AS change(id, status, heartbeat)
-      WHERE node.id = change.id
+      WHERE node.id = change.id AND (change.heartbeat < 0 OR node.last_heartbeat_ms <= change.heartbeat)
       """)
+  }
+
+  package func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String] {
+    try await fetch(
+      """
+      UPDATE node SET status = \(NodeStatus.down.rawValue) \
+      WHERE status = \(NodeStatus.ready.rawValue) AND last_heartbeat_ms < \(heartbeatBeforeMs) RETURNING id
+      """
+    ) { try $0.decode(String.self) }
   }
 
   package func setAllNodes(status: NodeStatus) async throws {
