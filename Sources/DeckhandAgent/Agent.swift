@@ -134,24 +134,39 @@ package final class Agent: Service, Sendable {
   /// reached yet is tried again with backoff by that work.
   private func joinControlPlane() async throws -> (@Sendable () async -> Void)? {
     guard let serverText = configuration.server else { return nil }
-    let endpoint = try ServerEndpoint(parsing: serverText)
+    let endpoints = try ServerList.parse(serverText)
+    // The replicas as given, in order: what the membership remembers.
+    let servers = endpoints.map(\.description).joined(separator: ",")
     let state = configuration.stateDirectory
-    if let membership = ServerMembership.load(state).flatMap({ $0.server == endpoint.description ? $0 : nil }) {
+    if let membership = ServerMembership.load(state).flatMap({ $0.server == servers ? $0 : nil }) {
       return { await self.runSession(membership) }
     }
     guard let token = configuration.joinToken else {
       throw DeckhandError(
-        .tokenInvalid, "--server \(endpoint) needs --join-token the first time (deckhand tokens create --role worker)"
+        .tokenInvalid, "--server \(servers) needs --join-token the first time (deckhand tokens create --role worker)"
       )
     }
+    /// Joins through the first replica that answers.
+    @Sendable func join() async throws -> ServerMembership {
+      var unavailable: DeckhandError?
+      for endpoint in endpoints {
+        do {
+          var membership = try await ServerMembership.join(
+            endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
+          membership.server = servers
+          return membership
+        } catch let error as DeckhandError where error.code == .serverUnavailable {
+          unavailable = error
+        }
+      }
+      throw unavailable ?? DeckhandError(.serverUnavailable, "no server in \(servers) answers")
+    }
     do {
-      let membership = try await ServerMembership.join(
-        endpoint, token: token, name: configuration.nodeName, description: await nodeDescription())
+      let membership = try await join()
       try membership.save(state)
       return { await self.runSession(membership) }
     } catch let error as DeckhandError where error.code == .serverUnavailable {
       logger.warning("cannot reach the server yet: \(error.message); retrying in the background")
-      let configuration = self.configuration
       let logger = self.logger
       return {
         // One line a minute at most, saying how many attempts failed
@@ -159,8 +174,7 @@ package final class Agent: Service, Sendable {
         var lastLine = ContinuousClock.now
         var quiet = 0
         await reconnecting(timing: ControlPlaneTiming()) { _ in
-          let joined = try await ServerMembership.join(
-            endpoint, token: token, name: configuration.nodeName, description: await self.nodeDescription())
+          let joined = try await join()
           try? joined.save(state)
           await self.runSession(joined)
           return true
@@ -168,7 +182,7 @@ package final class Agent: Service, Sendable {
           quiet += 1
           guard lastLine.duration(to: .now) >= .seconds(60) else { return }
           let why = (error as? DeckhandError)?.message ?? "\(error)"
-          logger.warning("joining \(endpoint) failed \(quiet) time(s) in the last minute, last: \(why); retrying")
+          logger.warning("joining \(servers) failed \(quiet) time(s) in the last minute, last: \(why); retrying")
           lastLine = .now
           quiet = 0
         }
@@ -178,16 +192,17 @@ package final class Agent: Service, Sendable {
 
   private func runSession(_ membership: ServerMembership) async {
     do {
-      let reconciler = try TaskReconciler(
-        manager: manager, store: store, membership: membership, stateDirectory: configuration.stateDirectory,
-        packageLimits: configuration.packageLimits, logger: logger)
-      let session = try ServerSession(membership: membership, reconciler: reconciler, logger: logger) {
+      let servers = try ServerList(parsing: membership.server)
+      let reconciler = TaskReconciler(
+        manager: manager, store: store, membership: membership, servers: servers,
+        stateDirectory: configuration.stateDirectory, packageLimits: configuration.packageLimits, logger: logger)
+      let session = ServerSession(membership: membership, servers: servers, reconciler: reconciler, logger: logger) {
         await self.nodeDescription()
       }
       logger.info(
         "joined the control plane", metadata: ["server": "\(membership.server)", "node": "\(membership.nodeId)"])
-      let runner = try JobRunner(
-        membership: membership, manager: manager, slots: configuration.jobSlots,
+      let runner = JobRunner(
+        membership: membership, servers: servers, manager: manager, slots: configuration.jobSlots,
         owner: JobProcess.Owner(stateDirectory: configuration.stateDirectory), logger: logger)
       await withTaskGroup(of: Void.self) { group in
         group.addTask { await reconciler.run() }

@@ -17,7 +17,9 @@ internal import Synchronization
 /// slot resumes it on the next stream.
 final class JobRunner: Sendable {
   let membership: ServerMembership
-  let endpoint: ServerEndpoint
+  /// The replicas; the one to call is ``ServerList/current``.
+  let servers: ServerList
+  var endpoint: ServerEndpoint { servers.current }
   let manager: PluginManager
   let logger: Logger
   let timing = ControlPlaneTiming()
@@ -37,12 +39,13 @@ final class JobRunner: Sendable {
     let current = Mutex<Execution?>(nil)
   }
 
-  init(membership: ServerMembership, manager: PluginManager, slots: Int, owner: JobProcess.Owner, logger: Logger)
-    throws
-  {
+  init(
+    membership: ServerMembership, servers: ServerList, manager: PluginManager, slots: Int, owner: JobProcess.Owner,
+    logger: Logger
+  ) {
     self.membership = membership
     self.owner = owner
-    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.servers = servers
     self.manager = manager
     self.slots = (0..<max(1, slots)).map { _ in Slot() }
     self.logger = logger
@@ -184,6 +187,19 @@ final class JobRunner: Sendable {
 
   private func keepStreams() async {
     await reconnecting(timing: timing) { connected in
+      let endpoint = servers.current
+      do {
+        try await keepStreams(endpoint, connected: connected)
+      } catch {
+        logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
+        servers.failed(endpoint)
+        throw error
+      }
+      return false
+    } failed: { _ in }
+  }
+
+  private func keepStreams(_ endpoint: ServerEndpoint, connected: @escaping @Sendable () -> Void) async throws {
       try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
         let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -196,10 +212,6 @@ final class JobRunner: Sendable {
           group.cancelAll()
         }
       }
-      return false
-    } failed: { error in
-      logger.warning("runner stream ended: \(ControlPlaneClient.describe(error, endpoint: endpoint).message)")
-    }
   }
 
   private func followConfig(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {

@@ -13,18 +13,20 @@ internal import Logging
 /// full jitter.
 final class ServerSession: Sendable {
   let membership: ServerMembership
-  let endpoint: ServerEndpoint
+  /// The replicas; a session that fails moves to the next.
+  let servers: ServerList
   let reconciler: TaskReconciler
   let describe: @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
   let timing: ControlPlaneTiming
   let logger: Logger
 
   init(
-    membership: ServerMembership, reconciler: TaskReconciler, timing: ControlPlaneTiming = ControlPlaneTiming(),
-    logger: Logger, describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
-  ) throws {
+    membership: ServerMembership, servers: ServerList, reconciler: TaskReconciler,
+    timing: ControlPlaneTiming = ControlPlaneTiming(), logger: Logger,
+    describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
+  ) {
     self.membership = membership
-    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.servers = servers
     self.reconciler = reconciler
     self.timing = timing
     self.logger = logger
@@ -35,18 +37,26 @@ final class ServerSession: Sendable {
   func run() async {
     var sessionId = ""
     await reconnecting(timing: timing) { connected in
-      try await session(resume: &sessionId, connected: connected)
+      let endpoint = servers.current
+      do {
+        try await session(endpoint, resume: &sessionId, connected: connected)
+      } catch {
+        let described = ControlPlaneClient.describe(error, endpoint: endpoint)
+        logger.warning("session with the server ended: \(described.message)", metadata: ["server": "\(endpoint)"])
+        // Another replica, if there is one, for the next attempt.
+        servers.failed(endpoint)
+        throw error
+      }
       return false
-    } failed: { error in
-      let described = ControlPlaneClient.describe(error, endpoint: endpoint)
-      logger.warning("session with the server ended: \(described.message)", metadata: ["server": "\(endpoint)"])
-    }
+    } failed: { _ in }
   }
 
   private struct SessionEnded: Error {}
   private struct BrokenChain: Error {}
 
-  private func session(resume sessionId: inout String, connected: @escaping @Sendable () -> Void) async throws {
+  private func session(
+    _ endpoint: ServerEndpoint, resume sessionId: inout String, connected: @escaping @Sendable () -> Void
+  ) async throws {
     let credential = ControlPlaneClient.metadata(membership.credential)
     let reconciler = self.reconciler
     let logger = self.logger
@@ -71,8 +81,14 @@ final class ServerSession: Sendable {
             throw SessionEnded()
           }
           let id = first.sessionID
+          let servers = self.servers
+          servers.learned(first.managers.map(\.address))
           connected()
           logger.info("session open", metadata: ["session": "\(id)", "node": "\(first.node.name)"])
+          // Later messages bring the replicas' list again.
+          group.addTask {
+            while let update = await iterator.next() { servers.learned(update.managers.map(\.address)) }
+          }
           group.addTask {
             var period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
             while true {

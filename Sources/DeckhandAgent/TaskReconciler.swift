@@ -21,7 +21,9 @@ final class TaskReconciler: Sendable {
   private let manager: PluginManager
   private let store: AgentStore
   private let membership: ServerMembership
-  private let endpoint: ServerEndpoint
+  /// The replicas; downloads go to the current one.
+  private let servers: ServerList
+  private var endpoint: ServerEndpoint { servers.current }
   private let stateDirectory: String
   private let logger: Logger
   /// The assignments the server sent, checked link by link.
@@ -33,14 +35,14 @@ final class TaskReconciler: Sendable {
   private let outbox = Mutex<AsyncStream<Deckhand_Dispatcher_V1_TaskStatus>.Continuation?>(nil)
 
   init(
-    manager: PluginManager, store: AgentStore, membership: ServerMembership, stateDirectory: String,
-    packageLimits: PackageArchive.Limits = PackageArchive.Limits(), logger: Logger
-  ) throws {
+    manager: PluginManager, store: AgentStore, membership: ServerMembership, servers: ServerList,
+    stateDirectory: String, packageLimits: PackageArchive.Limits = PackageArchive.Limits(), logger: Logger
+  ) {
     self.packageLimits = packageLimits
     self.manager = manager
     self.store = store
     self.membership = membership
-    self.endpoint = try ServerEndpoint(parsing: membership.server)
+    self.servers = servers
     self.stateDirectory = stateDirectory
     self.logger = logger
     (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))

@@ -61,7 +61,11 @@ struct AgentCommand: AsyncParsableCommand {
   @Flag(help: "Refuse unsigned plugins (needs --trusted-keys).")
   var requireSigned = false
 
-  @Option(help: "Join this control plane (HOST:PORT) and run what it assigns.")
+  @Option(
+    help: """
+      Join this control plane (HOST:PORT, or its replicas HOST:PORT,HOST:PORT,…) and run what it assigns; \
+      when a replica stops answering, the agent moves to another (those given, and those the servers name).
+      """)
   var server: String?
 
   @Option(

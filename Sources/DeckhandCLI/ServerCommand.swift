@@ -38,6 +38,12 @@ struct ServeCommand: AsyncParsableCommand {
       (also DECKHAND_DATABASE_URL). Replicas on one database share the fleet.
       """)
   var databaseUrl: String?
+  @Option(
+    help: """
+      The address agents reach this replica at, HOST:PORT (default: the listening address; 127.0.0.1 for \
+      0.0.0.0). Agents are told every live replica's.
+      """)
+  var advertise: String?
   @Option(help: "A TOML config file; keys are the flags' names with underscores. Flags win.") var config: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
@@ -98,6 +104,7 @@ struct ServeCommand: AsyncParsableCommand {
       stateDirectory: setting(stateDir, "state_dir").map(HostOptions.absolute) ?? Self.defaultStateDirectory())
     let url = databaseUrl ?? environment["DECKHAND_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file["database_url"]
     configuration.databaseURL = try url.map { try DatabaseURL(parsing: $0) }
+    configuration.advertise = try setting(advertise, "advertise").map { try ServerEndpoint(parsing: $0) }
     if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
       configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
     }

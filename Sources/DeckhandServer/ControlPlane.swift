@@ -25,8 +25,12 @@ package final class ControlPlane: Sendable {
   package let authority: CertificateAuthority
   package let timing: ControlPlaneTiming
   package let artifactsDirectory: String
-  /// The addresses agents are told to use (the session's managers list).
-  package let advertisedAddresses: [String]
+  /// The replicas agents are told of (the session's managers list),
+  /// read from the store every few seconds (``refreshReplicas(id:address:)``).
+  package var managers: [String] { managerList.withLock { $0 } }
+  private let managerList: Mutex<[String]>
+  /// Signalled (key 0) when ``managers`` changes: sessions send the new list.
+  package let managerChanges = SignalHub<Int>()
   let logger: Logger
   /// Wakes a node's assignment streams when its tasks may have changed.
   package let assignmentChanges = SignalHub<String>()
@@ -76,7 +80,7 @@ package final class ControlPlane: Sendable {
     self.authority = authority
     self.timing = timing
     self.artifactsDirectory = artifactsDirectory
-    self.advertisedAddresses = advertisedAddresses
+    managerList = Mutex(advertisedAddresses)
     self.logger = logger
     var initial = State(liveness: NodeLiveness(timing: timing), limiter: SessionRateLimiter(timing: timing))
     for node in try await store.nodes() { initial.nodeCredentials[node.id] = node.credentialHash }
@@ -541,6 +545,28 @@ package final class ControlPlane: Sendable {
     state.withLock { $0.liveness.downNodes }
   }
 
+  /// How long a replica that stopped announcing itself stays in agents'
+  /// lists.
+  static let replicaLifetime: Duration = .seconds(15)
+
+  /// Announces this replica (`id`, serving at `address`) and reads the
+  /// replicas alive now; sessions are told when the list changed.
+  package func refreshReplicas(id: String, address: String) async throws {
+    let now = nowMs()
+    try await store.announceReplica(id: id, address: address, nowMs: now)
+    var live = try await store.replicas(seenSinceMs: now - Int64(Self.replicaLifetime.inMilliseconds))
+    if !live.contains(address) { live.insert(address, at: 0) }
+    let changed = managerList.withLock { list -> Bool in
+      guard list != live else { return false }
+      list = live
+      return true
+    }
+    if changed {
+      logger.info("replicas", metadata: ["addresses": "\(live.joined(separator: ","))"])
+      managerChanges.signal(0)
+    }
+  }
+
   /// The store's state was replaced (a snapshot was restored): what this
   /// server keeps in memory is read again from the store, every node's
   /// session ends (agents open new ones; a node the snapshot does not
@@ -581,6 +607,7 @@ package final class ControlPlane: Sendable {
     }
     for end in ends { end.finish() }
     assignmentChanges.close()
+    managerChanges.close()
     removals.close()
     reconcileSignal.finish()
   }

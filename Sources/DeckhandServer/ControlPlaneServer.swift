@@ -23,6 +23,9 @@ package final class ControlPlaneServer: Service, Sendable {
     /// PostgreSQL instead of SQLite in the state directory (replicas
     /// share one database); nil: SQLite.
     package var databaseURL: DatabaseURL?
+    /// The address agents are told to reach this replica at; nil: the
+    /// listening address (127.0.0.1 for a wildcard).
+    package var advertise: ServerEndpoint?
     package var timing = ControlPlaneTiming()
     package var jobTiming = JobQueue.Timing()
     /// What the server admits of connections that have not authenticated.
@@ -191,10 +194,12 @@ package final class ControlPlaneServer: Service, Sendable {
         }
         throw DeckhandError(.configurationInvalid, "cannot listen on \(configuration.listen): \(failure)")
       }
+      let advertised = configuration.advertise ?? Self.advertised(configuration.listen, port: port)
+      try await plane.refreshReplicas(id: bus.replicaId, address: advertised.description)
       group.addTask {
         await Self.runLoops(
-          plane: plane, jobs: jobs, replicas: (bus, leadership), period: configuration.timing.heartbeatPeriod,
-          logger: logger)
+          plane: plane, jobs: jobs, replicas: (bus, leadership, advertised.description),
+          period: configuration.timing.heartbeatPeriod, logger: logger)
         return .loops
       }
       do {
@@ -216,8 +221,8 @@ package final class ControlPlaneServer: Service, Sendable {
   /// The reconcile loop and the two sweepers, until the plane and the
   /// queue are closed (``ControlPlane/endSessions()``, ``JobQueue/close()``).
   private static func runLoops(
-    plane: ControlPlane, jobs: JobQueue, replicas: (bus: ReplicaBus, leadership: Leadership), period: Duration,
-    logger: Logger
+    plane: ControlPlane, jobs: JobQueue, replicas: (bus: ReplicaBus, leadership: Leadership, address: String),
+    period: Duration, logger: Logger
   ) async {
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await plane.runReconcileLoop() }
@@ -227,6 +232,19 @@ package final class ControlPlaneServer: Service, Sendable {
           inner.addTask { await replicas.bus.run() }
           inner.addTask { await replicas.leadership.run { leads in if leads { plane.requestReconcile() } } }
           inner.addTask { while !jobs.isClosed { await jobs.changes.closed(orAfter: .seconds(60)) } }
+          // This replica in the store's list, and the list agents get.
+          inner.addTask {
+            var streak = FailureStreak()
+            while !Task.isCancelled {
+              try? await Task.sleep(for: .seconds(5))
+              do {
+                try await plane.refreshReplicas(id: replicas.bus.replicaId, address: replicas.address)
+                log(streak.succeeded(), "replica announcement", logger: logger)
+              } catch {
+                log(streak.failed(), "replica announcement", error: error, logger: logger)
+              }
+            }
+          }
           await inner.next()
           inner.cancelAll()
         }
@@ -270,6 +288,12 @@ package final class ControlPlaneServer: Service, Sendable {
     }
   }
 
+  /// Where agents reach a server listening on `listen` (port `port`):
+  /// 127.0.0.1 for a wildcard address.
+  static func advertised(_ listen: ServerEndpoint, port: Int) -> ServerEndpoint {
+    ServerEndpoint(host: ["0.0.0.0", "::", ""].contains(listen.host) ? "127.0.0.1" : listen.host, port: port)
+  }
+
   /// `STATE/serving.json`: written once the server serves, removed when it
   /// stops; the machine-readable signal that it is ready.
   package static func servingFile(_ stateDirectory: String) -> String { "\(stateDirectory)/serving.json" }
@@ -300,9 +324,7 @@ package final class ControlPlaneServer: Service, Sendable {
     plane: ControlPlane, store: any ServerStore, jobs: JobQueue, configuration: Configuration, port: Int
   ) async throws -> Running {
     let state = configuration.stateDirectory
-    let advertisedHost =
-      ["0.0.0.0", "::"].contains(configuration.listen.host) ? "127.0.0.1" : configuration.listen.host
-    let endpoint = ServerEndpoint(host: advertisedHost, port: port)
+    let endpoint = configuration.advertise ?? advertised(configuration.listen, port: port)
     var workerToken = ""
     var operatorToken = ""
     // The first start of the first replica makes the first tokens: once,

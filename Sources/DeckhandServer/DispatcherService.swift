@@ -57,12 +57,7 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       var first = Deckhand_Dispatcher_V1_SessionMessage()
       first.sessionID = sessionId
       first.node = ProtoMapping.node(node, status: .ready)
-      first.managers = plane.advertisedAddresses.map { address in
-        var peer = Deckhand_Dispatcher_V1_WeightedPeer()
-        peer.address = address
-        peer.weight = 10
-        return peer
-      }
+      first.managers = Self.peers(plane.managers)
       first.caCertificate = plane.authority.caPEM
       first.heartbeatPeriodMs = Int64(plane.timing.heartbeatPeriod.inMilliseconds)
       let message = first
@@ -70,7 +65,28 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
         try await mappingErrors {
           try await plane.whileJoined(nodeId) {
             try await writer.write(message)
-            for await _ in ended {}
+            // Until a newer session replaces this one: the replicas'
+            // list again whenever it changes.
+            let (changes, token) = plane.managerChanges.watch(0)
+            defer { plane.managerChanges.unwatch(0, token) }
+            let first = message.managers
+            try await withThrowingTaskGroup(of: Void.self) { group in
+              group.addTask { for await _ in ended {} }
+              group.addTask {
+                var sent = first
+                for await _ in changes {
+                  let now = Self.peers(plane.managers)
+                  guard now != sent else { continue }
+                  var update = Deckhand_Dispatcher_V1_SessionMessage()
+                  update.sessionID = message.sessionID
+                  update.managers = now
+                  try await writer.write(update)
+                  sent = now
+                }
+              }
+              try await group.next()
+              group.cancelAll()
+            }
             return [:]
           }
         }
@@ -157,6 +173,16 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
           }
         }
       }
+    }
+  }
+
+  /// `addresses` as the session's managers, equal weights.
+  static func peers(_ addresses: [String]) -> [Deckhand_Dispatcher_V1_WeightedPeer] {
+    addresses.map { address in
+      var peer = Deckhand_Dispatcher_V1_WeightedPeer()
+      peer.address = address
+      peer.weight = 10
+      return peer
     }
   }
 

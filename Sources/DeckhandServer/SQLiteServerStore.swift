@@ -163,6 +163,15 @@ package final class SQLiteServerStore: ServerStore {
         table.column("value", .text).notNull()
       }
     }
+    // The servers of this store, for agents' lists (one, with SQLite).
+    migrator.registerMigration("v8 replicas") { db in
+      try db.create(table: "replica") { table in
+        table.column("id", .text).primaryKey()
+        table.column("address", .text).notNull()
+        table.column("startedMs", .integer).notNull()
+        table.column("seenMs", .integer).notNull()
+      }
+    }
     return migrator
   }
 
@@ -340,6 +349,24 @@ package final class SQLiteServerStore: ServerStore {
       defer { try? handle.close() }
       try handle.seek(toOffset: UInt64(offset))
       return try handle.read(upToCount: count) ?? Data()
+    }
+  }
+
+  package func announceReplica(id: String, address: String, nowMs: Int64) async throws {
+    try await write { db in
+      try db.execute(
+        sql: """
+          INSERT INTO replica (id, address, startedMs, seenMs) VALUES (?, ?, ?, ?)
+          ON CONFLICT (id) DO UPDATE SET address = excluded.address, seenMs = excluded.seenMs
+          """, arguments: [id, address, nowMs, nowMs])
+      try db.execute(sql: "DELETE FROM replica WHERE seenMs < ?", arguments: [nowMs - 86_400_000])
+    }
+  }
+
+  package func replicas(seenSinceMs sinceMs: Int64) async throws -> [String] {
+    try await read { db in
+      try String.fetchAll(
+        db, sql: "SELECT address FROM replica WHERE seenMs >= ? ORDER BY startedMs, id", arguments: [sinceMs])
     }
   }
 

@@ -10,7 +10,7 @@ internal import TOMLKit
 package struct ServerConfigFile: Sendable, Hashable {
   /// The keys a file may hold.
   package static let keys = [
-    "listen", "state_dir", "database_url", "heartbeat_period", "job_ack_timeout", "job_heartbeat_interval",
+    "listen", "advertise", "state_dir", "database_url", "heartbeat_period", "job_ack_timeout", "job_heartbeat_interval",
     "job_heartbeat_timeout", "job_output_limit", "job_retention", "max_connections",
     "max_unauthenticated_connections", "max_unauthenticated_per_address", "authentication_deadline",
   ]

@@ -123,6 +123,14 @@ package protocol ServerStore: Sendable {
   /// returns how many.
   func prune(endedBefore before: Int64) async throws -> Int
 
+  // MARK: Replicas
+
+  /// Records that replica `id` serves at `address` now.
+  func announceReplica(id: String, address: String, nowMs: Int64) async throws
+  /// The addresses of the replicas that announced themselves at or after
+  /// `sinceMs`, oldest first; replicas silent for a day are forgotten.
+  func replicas(seenSinceMs sinceMs: Int64) async throws -> [String]
+
   // MARK: Snapshots
 
   /// Writes every row to `snapshot`, all read in one transaction (the

@@ -9,7 +9,7 @@ import Testing
 @Suite("Server replicas on PostgreSQL", .serialized)
 struct ReplicaTests {
   @Test(
-    "a deployment through one replica reaches the other's agent; a job queued on one runs on the other's runner; the leader's work moves when it dies"
+    "two replicas: deployments and jobs cross them; SIGKILL one: its agent moves over, nothing DOWN or restarted, its job ends once, the leader moves"
   )
   func twoReplicas() async throws {
     let cluster = try await PostgresCluster()
@@ -119,14 +119,48 @@ struct ReplicaTests {
     let back = try await two.cli(["jobs", "run", "--wait", "--target", "on-one", "--", "echo", "back"], token: token)
     #expect(back.status == 0 && back.stdout == "back\n", "\(back)")
 
-    // The leader dies: the other replica leads within seconds, and the
-    // agent connected to it is not marked DOWN.
+    // Each agent was given one replica; its session names both (after
+    // the next refresh of the list, every 5 s).
+    try await Task.sleep(for: .seconds(6))  // a replica refresh (5 s) has told every session of both
+
+    // A job runs on the first replica's agent when that replica dies.
+    let queued = try await one.cli(
+      ["jobs", "run", "--target", "on-one", "--", "sh", "-c", "sleep 4; echo finished once"], token: token)
+    let jobId = queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(queued.status == 0 && !jobId.isEmpty, "\(queued)")
+    try await Task.sleep(for: .seconds(1))
+
+    // The leader dies: the other replica leads within seconds, its agent
+    // moves over, no node is marked DOWN, no plugin restarts, the job
+    // finishes once.
+    let pluginOne = try #require(pid(try await agentOne.plugin("echo")))
     one.signal(SIGKILL)
+    let killed = ContinuousClock.now
     #expect(
       await eventually(timeout: .seconds(15)) { two.logText.contains("this replica leads") }, "\(two.logText)")
-    try await Task.sleep(for: .seconds(3))
-    #expect(await statuses(two)["on-two"] == "NODE_STATUS_READY")
-    #expect(pid(try await agentTwo.plugin("echo")) == pluginTwo, "no plugin restarted")
+    var seenDown: Set<String> = []
+    // The first agent's runner is on the second replica: a job for it
+    // queued there runs.
+    let moved = try await two.cli(
+      ["jobs", "run", "--wait", "--target", "on-one", "--expires-in", "15s", "--", "echo", "moved"], token: token)
+    let movedAfter = killed.duration(to: .now)
+    #expect(moved.status == 0 && moved.stdout == "moved\n", "\(moved)\n\(two.logText)")
+    #expect(movedAfter < .seconds(15), "moved after \(movedAfter)")
+    print("replicas: a job ran on the dead replica's agent through the other \(movedAfter) after the kill")
+    for (name, status) in await statuses(two) where status == "NODE_STATUS_DOWN" { seenDown.insert(name) }
+    let finished = await eventually(timeout: .seconds(30)) {
+      let watched = try? await two.cli(["jobs", "watch", jobId], token: token)
+      return watched?.status == 0 && watched?.stdout == "finished once\n"
+    }
+    #expect(finished, "\(two.logText)")
+    for _ in 0..<6 {
+      let seen = await statuses(two)
+      for (name, status) in seen where status == "NODE_STATUS_DOWN" { seenDown.insert(name) }
+      try await Task.sleep(for: .milliseconds(500))
+    }
+    #expect(seenDown.isEmpty, "wrongly DOWN: \(seenDown)")
+    #expect(pid(try await agentOne.plugin("echo")) == pluginOne, "the first agent's plugin was not restarted")
+    #expect(pid(try await agentTwo.plugin("echo")) == pluginTwo, "the second agent's plugin was not restarted")
     // The new leader places a deployment made through it.
     let more = try await two.cli(["deploy", "echo@1.0.0", "--config", "{\"a\":1}"], token: token)
     #expect(more.status == 0, "\(more)")

@@ -81,6 +81,10 @@ enum PostgresSchema {
         digest text NOT NULL, chunk bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (digest, chunk))
       """,
       "CREATE TABLE server_secret (name text PRIMARY KEY, value text NOT NULL)",
+      """
+      CREATE TABLE replica (
+        id text PRIMARY KEY, address text NOT NULL, started_ms bigint NOT NULL, seen_ms bigint NOT NULL)
+      """,
     ]
   ]
 

@@ -487,6 +487,25 @@ package final class PostgresServerStore: ServerStore {
     return content.prefix(count)
   }
 
+  // MARK: Replicas
+
+  package func announceReplica(id: String, address: String, nowMs: Int64) async throws {
+    try await transaction { connection in
+      try await connection.query(
+        """
+        INSERT INTO replica (id, address, started_ms, seen_ms) VALUES (\(id), \(address), \(nowMs), \(nowMs)) \
+        ON CONFLICT (id) DO UPDATE SET address = excluded.address, seen_ms = excluded.seen_ms
+        """, logger: logger)
+      try await connection.query("DELETE FROM replica WHERE seen_ms < \(nowMs - 86_400_000)", logger: logger)
+    }
+  }
+
+  package func replicas(seenSinceMs sinceMs: Int64) async throws -> [String] {
+    try await fetch("SELECT address FROM replica WHERE seen_ms >= \(sinceMs) ORDER BY started_ms, id") {
+      try $0.decode(String.self)
+    }
+  }
+
   // MARK: The server's own secrets
 
   package func secret(_ name: String) async throws -> String? {
