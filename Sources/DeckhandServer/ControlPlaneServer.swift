@@ -231,7 +231,6 @@ package final class ControlPlaneServer: Service, Sendable {
         await withTaskGroup(of: Void.self) { inner in
           inner.addTask { await replicas.bus.run() }
           inner.addTask { await replicas.leadership.run { leads in if leads { plane.requestReconcile() } } }
-          inner.addTask { while !jobs.isClosed { await jobs.changes.closed(orAfter: .seconds(60)) } }
           // This replica in the store's list, and the list agents get.
           inner.addTask {
             var streak = FailureStreak()
@@ -245,14 +244,16 @@ package final class ControlPlaneServer: Service, Sendable {
               }
             }
           }
-          await inner.next()
+          // Until the queue closes (or this task is cancelled): a wait
+          // that returns at once once cancelled must not loop.
+          while !jobs.isClosed && !Task.isCancelled { await jobs.changes.closed(orAfter: .seconds(60)) }
           inner.cancelAll()
         }
       }
       group.addTask {
         let tick = min(period / 4, .seconds(1))
         var streak = FailureStreak()
-        while !jobs.isClosed {
+        while !jobs.isClosed && !Task.isCancelled {
           await jobs.changes.closed(orAfter: tick)
           do {
             try await plane.sweep()
@@ -264,7 +265,7 @@ package final class ControlPlaneServer: Service, Sendable {
       }
       group.addTask {
         var streak = FailureStreak()
-        while !jobs.isClosed {
+        while !jobs.isClosed && !Task.isCancelled {
           await jobs.changes.closed(orAfter: .milliseconds(250))
           do {
             if plane.isLeader { try await jobs.sweep() }
