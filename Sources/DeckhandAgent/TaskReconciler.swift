@@ -134,7 +134,13 @@ final class TaskReconciler: Sendable {
 
     // Plugins the server no longer assigns.
     for record in known where tasks[record.taskId] == nil {
-      if record.installed && byPlugin[record.plugin] == nil {
+      if record.installed && byPlugin[record.plugin] != nil {
+        // Replaced by a task not installed yet: the record stays with the
+        // plugin that runs, which remains the server's (a replacement that
+        // fails leaves it running, and a rollback to it finds it here).
+        continue
+      }
+      if record.installed {
         do {
           try await manager.remove(record.plugin, cleanup: false)
           logger.info("plugin removed: no longer assigned", metadata: ["plugin": "\(record.plugin)"])

@@ -293,7 +293,9 @@ struct DeployCommand: AsyncParsableCommand {
     abstract: "Run a plugin version on every node that matches the selector.",
     discussion: """
       The plugin's package must be pushed first (deckhand artifacts push). A new version replaces the \
-      old one node by node and stops when more than --max-failures nodes fail to run it.
+      old one --parallelism nodes at a time (0: all at once), waiting --delay after each replacement \
+      settles and watching each for --monitor after it runs. When more than --max-failures nodes fail, \
+      the rollout pauses, or with --failure-action rollback, every node returns to the previous version.
       """)
   @OptionGroup var options: OperatorOptions
   @Argument(help: "PLUGIN@VERSION") var target: String
@@ -301,6 +303,12 @@ struct DeployCommand: AsyncParsableCommand {
   var selector: [String] = []
   @Option(help: "JSON object that replaces the manifest's config.") var config: String?
   @Option(help: "Failed nodes tolerated before the rollout stops.") var maxFailures = 0
+  @Option(help: "Nodes replaced at once (0: all at once).") var parallelism = 1
+  @Option(help: "Wait after each replacement settles before the next (e.g. 10s).") var delay: String?
+  @Option(help: "What a failed rollout does: pause (what runs stays) or rollback (back to the previous version).")
+  var failureAction = "pause"
+  @Option(help: "How long a replaced node is watched after it runs; a failure then counts (e.g. 30s).")
+  var monitor: String?
 
   func run() async throws {
     let parts = target.split(separator: "@", maxSplits: 1).map(String.init)
@@ -313,6 +321,21 @@ struct DeployCommand: AsyncParsableCommand {
     request.selector = try KeyValues.parse(selector, flag: "--selector", emptyValues: false)
     request.configJson = config ?? ""
     request.maxFailures = Int32(maxFailures)
+    guard parallelism >= 0 else { throw ValidationError("--parallelism \(parallelism): expected 0 (all) or more") }
+    request.parallelism = parallelism == 0 ? -1 : Int32(parallelism)
+    for (text, flag) in [(delay, "--delay"), (monitor, "--monitor")] {
+      guard let text else { continue }
+      guard let duration = DurationText.parse(text) else {
+        throw ValidationError("\(flag) \(text): expected a duration such as 10s or 2m")
+      }
+      if flag == "--delay" { request.delayMs = Int64(duration.inMilliseconds) } else {
+        request.monitorMs = Int64(duration.inMilliseconds)
+      }
+    }
+    guard ["pause", "rollback"].contains(failureAction) else {
+      throw ValidationError("--failure-action \(failureAction): expected pause or rollback")
+    }
+    request.failureAction = failureAction
     let deployment = try await options.withControl { control, metadata in
       try await control.createDeployment(request, metadata: metadata)
     }

@@ -708,8 +708,26 @@ package final class ControlPlane: Sendable {
 
   /// A new desired state for a plugin; it replaces the plugin's previous
   /// deployment node by node.
+  /// How a deployment's rollout goes (``DeploymentRecord``'s fields).
+  package struct Rollout: Sendable, Hashable {
+    package var parallelism = 1
+    package var delayMs: Int64 = 0
+    package var failureAction = DeploymentRecord.FailureAction.pause
+    package var monitorMs: Int64 = 0
+    package init(
+      parallelism: Int = 1, delayMs: Int64 = 0, failureAction: DeploymentRecord.FailureAction = .pause,
+      monitorMs: Int64 = 0
+    ) {
+      self.parallelism = parallelism
+      self.delayMs = delayMs
+      self.failureAction = failureAction
+      self.monitorMs = monitorMs
+    }
+  }
+
   package func deploy(
-    plugin: String, version: String, selector: [String: String], configJSON: String, maxFailures: Int
+    plugin: String, version: String, selector: [String: String], configJSON: String, maxFailures: Int,
+    rollout: Rollout = Rollout()
   ) async throws -> DeploymentRecord {
     try PluginName.check(plugin)
     guard let artifact = try await store.artifact(name: plugin, version: version) else {
@@ -723,14 +741,15 @@ package final class ControlPlane: Sendable {
       }
     }
     var changed: [DeploymentRecord] = []
-    for var previous in try await store.deployments() where previous.plugin == plugin && previous.state != .replaced {
+    for var previous in try await store.deployments() where previous.plugin == plugin && previous.state.isLive {
       previous.state = .replaced
       changed.append(previous)
     }
     let record = DeploymentRecord(
       id: Self.randomText(bytes: 10), plugin: plugin, version: version, artifactDigest: artifact.digest,
       artifactSize: artifact.size, selector: selector, configJSON: configJSON, maxFailures: max(0, maxFailures),
-      state: .rolling, createdMs: nowMs())
+      state: .rolling, createdMs: nowMs(), parallelism: rollout.parallelism, delayMs: rollout.delayMs,
+      failureAction: rollout.failureAction, monitorMs: rollout.monitorMs, previousId: changed.last?.id ?? "")
     changed.append(record)
     try await store.apply(deployments: changed, tasks: [])
     logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
@@ -753,15 +772,38 @@ package final class ControlPlane: Sendable {
   /// 10,000 nodes asks on every task status, and each run reads every
   /// node and task.
   package func runReconcileLoop() async {
-    for await _ in reconcileRequests where isLeader {
-      do {
-        try await reconcile()
-      } catch {
-        logger.error("reconcile failed: \(error)")
+    await withTaskGroup(of: Void.self) { group in
+      // A rollout's delay or monitor period ends: plan again then.
+      group.addTask {
+        while !self.assignmentChanges.isClosed {
+          try? await Task.sleep(for: Self.reconcileSpacing)
+          let now = nowMs()
+          let due = self.recheckAt.withLock { at -> Bool in
+            guard let due = at, due <= now else { return false }
+            at = nil
+            return true
+          }
+          if due { self.requestReconcile() }
+        }
       }
-      try? await Task.sleep(for: Self.reconcileSpacing)
+      for await _ in reconcileRequests where isLeader {
+        do {
+          try await reconcile()
+        } catch {
+          logger.error("reconcile failed: \(error)")
+        }
+        try? await Task.sleep(for: Self.reconcileSpacing)
+      }
+      group.cancelAll()
     }
   }
+
+  /// Asks for a reconcile at `ms` (the earliest asked wins).
+  private func recheck(atMs ms: Int64) {
+    recheckAt.withLock { $0 = min($0 ?? ms, ms) }
+  }
+
+  private let recheckAt = Mutex<Int64?>(nil)
 
   static let reconcileSpacing: Duration = .milliseconds(200)
 
@@ -775,13 +817,14 @@ package final class ControlPlane: Sendable {
   package func reconcile() async throws {
     try await reconcileLock.run {
       let deployments = try await store.deployments()
-      guard deployments.contains(where: { $0.state != .replaced }) else { return }
+      guard deployments.contains(where: { $0.state.isLive }) else { return }
       let plan = RolloutPlanner { Self.randomText(bytes: 12) }.plan(
         deployments: deployments, nodes: try await store.nodes(),
         active: try await store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
       try await store.apply(deployments: plan.deployments, tasks: plan.tasks)
       assignmentChanges.signal(plan.wake)
       if !plan.wake.isEmpty { bus?.publish(.assignments(Array(plan.wake))) }
+      if let at = plan.recheckAtMs { recheck(atMs: at) }
     }
   }
 }

@@ -125,9 +125,20 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_CreateDeploymentRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Deployment> {
     try await unary(request) { message in
+      guard let action = DeploymentRecord.FailureAction(rawValue: message.failureAction.isEmpty ? "pause" : message.failureAction)
+      else {
+        throw DeckhandError(
+          .configurationInvalid, "failure action \(message.failureAction) is not one of pause, rollback")
+      }
+      guard message.delayMs >= 0, message.monitorMs >= 0 else {
+        throw DeckhandError(.configurationInvalid, "a rollout's delay and monitor period must not be negative")
+      }
+      let rollout = ControlPlane.Rollout(
+        parallelism: message.parallelism == 0 ? 1 : max(0, Int(message.parallelism)), delayMs: message.delayMs,
+        failureAction: action, monitorMs: message.monitorMs)
       let record = try await plane.deploy(
         plugin: message.plugin, version: message.version, selector: message.selector,
-        configJSON: message.configJson, maxFailures: Int(message.maxFailures))
+        configJSON: message.configJson, maxFailures: Int(message.maxFailures), rollout: rollout)
       return ProtoMapping.deployment(
         record, tasks: try await plane.store.tasks(node: nil, deployment: record.id, activeOnly: false))
     }

@@ -116,6 +116,11 @@ enum ProtoMapping {
     deployment.maxFailures = Int32(record.maxFailures)
     deployment.state = record.state.text
     deployment.createdMs = record.createdMs
+    deployment.parallelism = Int32(record.parallelism)
+    deployment.delayMs = record.delayMs
+    deployment.failureAction = record.failureAction.rawValue
+    deployment.monitorMs = record.monitorMs
+    deployment.previousID = record.previousId
     for task in tasks where task.deploymentId == record.id {
       deployment.taskCounts[task.state.displayName, default: 0] += 1
     }

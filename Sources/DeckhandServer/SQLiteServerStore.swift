@@ -172,6 +172,16 @@ package final class SQLiteServerStore: ServerStore {
         table.column("seenMs", .integer).notNull()
       }
     }
+    // Rollouts after SwarmKit's update config.
+    migrator.registerMigration("v9 rollout settings") { db in
+      try db.alter(table: "deployment") { table in
+        table.add(column: "parallelism", .integer).notNull().defaults(to: 1)
+        table.add(column: "delayMs", .integer).notNull().defaults(to: 0)
+        table.add(column: "failureAction", .text).notNull().defaults(to: "pause")
+        table.add(column: "monitorMs", .integer).notNull().defaults(to: 0)
+        table.add(column: "previousId", .text).notNull().defaults(to: "")
+      }
+    }
     return migrator
   }
 

@@ -1,6 +1,14 @@
 /// The desired state for one plugin: a version, where (a selector), with
-/// what config.
+/// what config, and how its rollout goes (after SwarmKit's update config).
 package struct DeploymentRecord: Codable, Sendable, Hashable {
+  /// What a rollout does when more than `maxFailures` tasks failed.
+  package enum FailureAction: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Stop replacing; what runs stays as it is.
+    case pause
+    /// Return every node of the rollout to the previous deployment.
+    case rollback
+  }
+
   package var id: String
   package var plugin: String
   package var version: String
@@ -11,10 +19,23 @@ package struct DeploymentRecord: Codable, Sendable, Hashable {
   package var maxFailures: Int
   package var state: DeploymentState
   package var createdMs: Int64
+  /// Tasks replaced at once (0: all at once).
+  package var parallelism: Int
+  /// The wait after a replaced task settles before the next replacement.
+  package var delayMs: Int64
+  package var failureAction: FailureAction
+  /// How long a replaced task is watched after it runs: a failure within
+  /// it counts against the rollout, and the rollout waits for it.
+  package var monitorMs: Int64
+  /// The deployment this one replaced ("" for the first): what a rollback
+  /// returns to.
+  package var previousId: String
 
   package init(
     id: String, plugin: String, version: String, artifactDigest: String, artifactSize: Int64,
-    selector: [String: String], configJSON: String, maxFailures: Int, state: DeploymentState, createdMs: Int64
+    selector: [String: String], configJSON: String, maxFailures: Int, state: DeploymentState, createdMs: Int64,
+    parallelism: Int = 1, delayMs: Int64 = 0, failureAction: FailureAction = .pause, monitorMs: Int64 = 0,
+    previousId: String = ""
   ) {
     self.id = id
     self.plugin = plugin
@@ -26,5 +47,10 @@ package struct DeploymentRecord: Codable, Sendable, Hashable {
     self.maxFailures = maxFailures
     self.state = state
     self.createdMs = createdMs
+    self.parallelism = parallelism
+    self.delayMs = delayMs
+    self.failureAction = failureAction
+    self.monitorMs = monitorMs
+    self.previousId = previousId
   }
 }

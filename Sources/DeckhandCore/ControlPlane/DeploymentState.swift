@@ -1,7 +1,7 @@
 /// Where a deployment's rollout stands.
 ///
-/// Stored as one text: `rolling`, `complete`, `replaced`, or `paused: WHY`
-/// (the form the store has always held).
+/// Stored as one text: `rolling`, `complete`, `replaced`, `paused: WHY` or
+/// `rolled back: WHY` (the form the store has always held).
 package enum DeploymentState: Sendable, Hashable, Codable, CustomStringConvertible {
   /// Tasks are being created or replaced node by node.
   case rolling
@@ -11,6 +11,18 @@ package enum DeploymentState: Sendable, Hashable, Codable, CustomStringConvertib
   case paused(reason: String)
   /// A newer deployment of the same plugin took its place.
   case replaced
+  /// Its rollout failed and the previous deployment took its place again
+  /// (`--failure-action rollback`).
+  case rolledBack(reason: String)
+
+  /// Whether the deployment still places tasks (neither replaced nor
+  /// rolled back).
+  package var isLive: Bool {
+    switch self {
+    case .replaced, .rolledBack: false
+    case .rolling, .complete, .paused: true
+    }
+  }
 
   /// Reads the stored text; anything unknown is a pause that says so, so
   /// a damaged row stops its rollout instead of driving it.
@@ -22,6 +34,8 @@ package enum DeploymentState: Sendable, Hashable, Codable, CustomStringConvertib
     default:
       if text.hasPrefix("paused: ") {
         self = .paused(reason: String(text.dropFirst("paused: ".count)))
+      } else if text.hasPrefix("rolled back: ") {
+        self = .rolledBack(reason: String(text.dropFirst("rolled back: ".count)))
       } else {
         self = .paused(reason: "unknown state \"\(text)\" in the store")
       }
@@ -35,6 +49,7 @@ package enum DeploymentState: Sendable, Hashable, Codable, CustomStringConvertib
     case .complete: "complete"
     case .replaced: "replaced"
     case .paused(let reason): "paused: \(reason)"
+    case .rolledBack(let reason): "rolled back: \(reason)"
     }
   }
 

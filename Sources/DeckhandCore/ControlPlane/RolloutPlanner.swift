@@ -4,11 +4,16 @@
 ///
 /// - One task per node whose labels match the deployment's selector; a
 ///   node that stops matching loses its task (REMOVED).
-/// - A new version replaces the plugin's older tasks node by node: one at a
-///   time, each once no task of the new version is in progress.
-/// - More than `maxFailures` failed tasks pause the deployment; a paused
-///   deployment replaces nothing more (the failed node keeps its task, and
-///   the agent its old revision).
+/// - A new version replaces the plugin's older tasks `parallelism` at a
+///   time (0: all at once): a replacement starts while fewer than that of
+///   the new version's tasks are in progress, or running for less than
+///   `monitorMs` (watched: a failure then counts), and once `delayMs`
+///   passed since the last one settled.
+/// - More than `maxFailures` failed tasks stop the rollout: with
+///   `failureAction` pause, the deployment pauses and replaces nothing more
+///   (the failed node keeps its task, and the agent its old revision); with
+///   rollback, it is rolled back and the deployment it replaced is live
+///   again, replacing its tasks on every node the same way.
 /// - A deployment is complete when every matching node runs its version
 ///   and none is starting.
 package struct RolloutPlanner: Sendable {
@@ -20,6 +25,9 @@ package struct RolloutPlanner: Sendable {
     package var tasks: [TaskRecord] = []
     /// Nodes whose assignments changed.
     package var wake: Set<String> = []
+    /// When to plan again though nothing changed (a delay or a monitor
+    /// period ends), in ms since 1970.
+    package var recheckAtMs: Int64?
 
     package var isEmpty: Bool { deployments.isEmpty && tasks.isEmpty }
   }
@@ -36,14 +44,15 @@ package struct RolloutPlanner: Sendable {
     deployments: [DeploymentRecord], nodes: [NodeRecord], active: [TaskRecord], nowMs: Int64
   ) -> Plan {
     var plan = Plan()
-    for deployment in deployments where deployment.state != .replaced {
-      self.plan(deployment, nodes: nodes, active: active, nowMs: nowMs, into: &plan)
+    for deployment in deployments where deployment.state.isLive {
+      self.plan(deployment, all: deployments, nodes: nodes, active: active, nowMs: nowMs, into: &plan)
     }
     return plan
   }
 
   private func plan(
-    _ deployment: DeploymentRecord, nodes: [NodeRecord], active: [TaskRecord], nowMs: Int64, into plan: inout Plan
+    _ deployment: DeploymentRecord, all deployments: [DeploymentRecord], nodes: [NodeRecord], active: [TaskRecord],
+    nowMs: Int64, into plan: inout Plan
   ) {
     let matching = nodes.filter { $0.matches(deployment.selector) }
     let matchingIds = Set(matching.map(\.id))
@@ -83,16 +92,40 @@ package struct RolloutPlanner: Sendable {
     // Rolling replacement of older deployments' tasks.
     let mine = pluginTasks.filter { $0.deploymentId == deployment.id && matchingIds.contains($0.nodeId) }
     let failures = mine.filter { $0.state == .failed }.count
-    let inProgress = mine.filter { $0.state.isInProgress }.count
+    // Running, but still watched: counts as in progress.
+    let watched = mine.filter { $0.state == .running && nowMs < $0.updatedMs + deployment.monitorMs }
+    for task in watched { plan.recheck(at: task.updatedMs + deployment.monitorMs) }
+    let inProgress = mine.filter { $0.state.isInProgress }.count + watched.count
     let outdated = placeable.compactMap { byNode[$0.id] }.filter { $0.deploymentId != deployment.id }
     let next: DeploymentState
     if failures > deployment.maxFailures {
-      next = .paused(
-        reason: "\(failures) task(s) of \(deployment.version) failed (max \(deployment.maxFailures))")
-    } else if let first = outdated.first {
-      if inProgress == 0 {
-        retire(first, "replaced by \(deployment.plugin)@\(deployment.version)")
-        newTask(on: first.nodeId)
+      let reason = "\(failures) task(s) of \(deployment.version) failed (max \(deployment.maxFailures))"
+      if deployment.failureAction == .rollback,
+        var previous = deployments.first(where: { $0.id == deployment.previousId && !$0.state.isLive })
+      {
+        // The previous deployment is live again: its own pass (the next)
+        // replaces this one's tasks everywhere.
+        next = .rolledBack(reason: "\(reason); back to \(previous.version)")
+        previous.state = .rolling
+        plan.deployments.append(previous)
+        plan.recheck(at: nowMs)
+      } else {
+        next = .paused(reason: reason)
+      }
+    } else if !outdated.isEmpty {
+      // The last replacement that settled, for the delay between them.
+      let lastSettled = mine.filter { $0.state == .running }.map { $0.updatedMs + deployment.monitorMs }.max() ?? 0
+      let waitUntil = mine.isEmpty ? 0 : lastSettled + deployment.delayMs
+      let slots = deployment.parallelism <= 0 ? outdated.count : max(0, deployment.parallelism - inProgress)
+      if deployment.delayMs > 0 && nowMs < waitUntil {
+        plan.recheck(at: waitUntil)
+      } else {
+        // With a delay, one replacement per settled one.
+        let count = deployment.delayMs > 0 ? min(slots, 1) : slots
+        for task in outdated.prefix(count) {
+          retire(task, "replaced by \(deployment.plugin)@\(deployment.version)")
+          newTask(on: task.nodeId)
+        }
       }
       next = .rolling
     } else {
@@ -105,5 +138,12 @@ package struct RolloutPlanner: Sendable {
       changed.state = next
       plan.deployments.append(changed)
     }
+  }
+}
+
+extension RolloutPlanner.Plan {
+  /// Asks for a pass at `ms` (the earliest asked wins).
+  mutating func recheck(at ms: Int64) {
+    recheckAtMs = min(recheckAtMs ?? ms, ms)
   }
 }

@@ -344,6 +344,20 @@ public nonisolated struct Deckhand_Control_V1_Deployment: Sendable {
   /// Tasks by state name.
   public var taskCounts: Dictionary<String,Int32> = [:]
 
+  /// The rollout (after SwarmKit's update config): tasks replaced at once
+  /// (0: all), the wait between replacements, what a failed rollout does
+  /// ("pause" or "rollback"), how long a replaced task is watched.
+  public var parallelism: Int32 = 0
+
+  public var delayMs: Int64 = 0
+
+  public var failureAction: String = String()
+
+  public var monitorMs: Int64 = 0
+
+  /// The deployment this one replaced (what a rollback returns to).
+  public var previousID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -363,6 +377,16 @@ public nonisolated struct Deckhand_Control_V1_CreateDeploymentRequest: Sendable 
   public var configJson: String = String()
 
   public var maxFailures: Int32 = 0
+
+  /// Tasks replaced at once; 0 (unset) means 1, -1 all at once.
+  public var parallelism: Int32 = 0
+
+  public var delayMs: Int64 = 0
+
+  /// "pause" (default) or "rollback".
+  public var failureAction: String = String()
+
+  public var monitorMs: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1039,7 +1063,7 @@ nonisolated extension Deckhand_Control_V1_ListTasksResponse: SwiftProtobuf.Messa
 
 nonisolated extension Deckhand_Control_V1_Deployment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Deployment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0\u{1}state\0\u{3}created_ms\0\u{3}task_counts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0\u{1}state\0\u{3}created_ms\0\u{3}task_counts\0\u{1}parallelism\0\u{3}delay_ms\0\u{3}failure_action\0\u{3}monitor_ms\0\u{3}previous_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1057,6 +1081,11 @@ nonisolated extension Deckhand_Control_V1_Deployment: SwiftProtobuf.Message, Swi
       case 8: try { try decoder.decodeSingularStringField(value: &self.state) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
       case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt32>.self, value: &self.taskCounts) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.parallelism) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.delayMs) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.failureAction) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.monitorMs) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.previousID) }()
       default: break
       }
     }
@@ -1093,6 +1122,21 @@ nonisolated extension Deckhand_Control_V1_Deployment: SwiftProtobuf.Message, Swi
     if !self.taskCounts.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufInt32>.self, value: self.taskCounts, fieldNumber: 10)
     }
+    if self.parallelism != 0 {
+      try visitor.visitSingularInt32Field(value: self.parallelism, fieldNumber: 11)
+    }
+    if self.delayMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.delayMs, fieldNumber: 12)
+    }
+    if !self.failureAction.isEmpty {
+      try visitor.visitSingularStringField(value: self.failureAction, fieldNumber: 13)
+    }
+    if self.monitorMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.monitorMs, fieldNumber: 14)
+    }
+    if !self.previousID.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousID, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1107,6 +1151,11 @@ nonisolated extension Deckhand_Control_V1_Deployment: SwiftProtobuf.Message, Swi
     if lhs.state != rhs.state {return false}
     if lhs.createdMs != rhs.createdMs {return false}
     if lhs.taskCounts != rhs.taskCounts {return false}
+    if lhs.parallelism != rhs.parallelism {return false}
+    if lhs.delayMs != rhs.delayMs {return false}
+    if lhs.failureAction != rhs.failureAction {return false}
+    if lhs.monitorMs != rhs.monitorMs {return false}
+    if lhs.previousID != rhs.previousID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1114,7 +1163,7 @@ nonisolated extension Deckhand_Control_V1_Deployment: SwiftProtobuf.Message, Swi
 
 nonisolated extension Deckhand_Control_V1_CreateDeploymentRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateDeploymentRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}plugin\0\u{1}version\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}plugin\0\u{1}version\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0\u{1}parallelism\0\u{3}delay_ms\0\u{3}failure_action\0\u{3}monitor_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1127,6 +1176,10 @@ nonisolated extension Deckhand_Control_V1_CreateDeploymentRequest: SwiftProtobuf
       case 3: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.selector) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.configJson) }()
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.maxFailures) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.parallelism) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.delayMs) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.failureAction) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.monitorMs) }()
       default: break
       }
     }
@@ -1148,6 +1201,18 @@ nonisolated extension Deckhand_Control_V1_CreateDeploymentRequest: SwiftProtobuf
     if self.maxFailures != 0 {
       try visitor.visitSingularInt32Field(value: self.maxFailures, fieldNumber: 5)
     }
+    if self.parallelism != 0 {
+      try visitor.visitSingularInt32Field(value: self.parallelism, fieldNumber: 6)
+    }
+    if self.delayMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.delayMs, fieldNumber: 7)
+    }
+    if !self.failureAction.isEmpty {
+      try visitor.visitSingularStringField(value: self.failureAction, fieldNumber: 8)
+    }
+    if self.monitorMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.monitorMs, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1157,6 +1222,10 @@ nonisolated extension Deckhand_Control_V1_CreateDeploymentRequest: SwiftProtobuf
     if lhs.selector != rhs.selector {return false}
     if lhs.configJson != rhs.configJson {return false}
     if lhs.maxFailures != rhs.maxFailures {return false}
+    if lhs.parallelism != rhs.parallelism {return false}
+    if lhs.delayMs != rhs.delayMs {return false}
+    if lhs.failureAction != rhs.failureAction {return false}
+    if lhs.monitorMs != rhs.monitorMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -359,6 +359,16 @@ public nonisolated struct Deckhand_Control_V1_SnapshotDeployment: Sendable {
 
   public var createdMs: Int64 = 0
 
+  public var parallelism: Int64 = 0
+
+  public var delayMs: Int64 = 0
+
+  public var failureAction: String = String()
+
+  public var monitorMs: Int64 = 0
+
+  public var previousID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1266,7 +1276,7 @@ nonisolated extension Deckhand_Control_V1_SnapshotArtifactChunk: SwiftProtobuf.M
 
 nonisolated extension Deckhand_Control_V1_SnapshotDeployment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotDeployment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{3}artifact_size\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0\u{1}state\0\u{3}created_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{3}artifact_size\0\u{1}selector\0\u{3}config_json\0\u{3}max_failures\0\u{1}state\0\u{3}created_ms\0\u{1}parallelism\0\u{3}delay_ms\0\u{3}failure_action\0\u{3}monitor_ms\0\u{3}previous_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1284,6 +1294,11 @@ nonisolated extension Deckhand_Control_V1_SnapshotDeployment: SwiftProtobuf.Mess
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.maxFailures) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.state) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.parallelism) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.delayMs) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.failureAction) }()
+      case 14: try { try decoder.decodeSingularInt64Field(value: &self.monitorMs) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.previousID) }()
       default: break
       }
     }
@@ -1320,6 +1335,21 @@ nonisolated extension Deckhand_Control_V1_SnapshotDeployment: SwiftProtobuf.Mess
     if self.createdMs != 0 {
       try visitor.visitSingularInt64Field(value: self.createdMs, fieldNumber: 10)
     }
+    if self.parallelism != 0 {
+      try visitor.visitSingularInt64Field(value: self.parallelism, fieldNumber: 11)
+    }
+    if self.delayMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.delayMs, fieldNumber: 12)
+    }
+    if !self.failureAction.isEmpty {
+      try visitor.visitSingularStringField(value: self.failureAction, fieldNumber: 13)
+    }
+    if self.monitorMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.monitorMs, fieldNumber: 14)
+    }
+    if !self.previousID.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousID, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1334,6 +1364,11 @@ nonisolated extension Deckhand_Control_V1_SnapshotDeployment: SwiftProtobuf.Mess
     if lhs.maxFailures != rhs.maxFailures {return false}
     if lhs.state != rhs.state {return false}
     if lhs.createdMs != rhs.createdMs {return false}
+    if lhs.parallelism != rhs.parallelism {return false}
+    if lhs.delayMs != rhs.delayMs {return false}
+    if lhs.failureAction != rhs.failureAction {return false}
+    if lhs.monitorMs != rhs.monitorMs {return false}
+    if lhs.previousID != rhs.previousID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

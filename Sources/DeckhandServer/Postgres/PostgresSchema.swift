@@ -85,7 +85,15 @@ enum PostgresSchema {
       CREATE TABLE replica (
         id text PRIMARY KEY, address text NOT NULL, started_ms bigint NOT NULL, seen_ms bigint NOT NULL)
       """,
-    ]
+    ],
+    // Rollouts after SwarmKit's update config.
+    [
+      """
+      ALTER TABLE deployment ADD COLUMN parallelism bigint NOT NULL DEFAULT 1,
+        ADD COLUMN delay_ms bigint NOT NULL DEFAULT 0, ADD COLUMN failure_action text NOT NULL DEFAULT 'pause',
+        ADD COLUMN monitor_ms bigint NOT NULL DEFAULT 0, ADD COLUMN previous_id text NOT NULL DEFAULT ''
+      """
+    ],
   ]
 
   /// The version this build's schema is at.

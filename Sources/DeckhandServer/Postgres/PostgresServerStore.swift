@@ -520,16 +520,24 @@ package final class PostgresServerStore: ServerStore {
 
   // MARK: Deployments and tasks
 
-  static let deploymentColumns =
-    "id, plugin, version, artifact_digest, artifact_size, selector, config_json, max_failures, state, created_ms"
+  static let deploymentColumns = """
+    id, plugin, version, artifact_digest, artifact_size, selector, config_json, max_failures, state, created_ms, \
+    parallelism, delay_ms, failure_action, monitor_ms, previous_id
+    """
 
   static func deployment(_ row: PostgresRow) throws -> DeploymentRecord {
-    let (id, plugin, version, digest, size, selector, config, maxFailures, state, created) = try row.decode(
-      (String, String, String, String, Int64, String, String, Int, String, Int64).self)
+    let (
+      id, plugin, version, digest, size, selector, config, maxFailures, state, created, parallelism, delay, action,
+      monitor, previous
+    ) = try row.decode(
+      (String, String, String, String, Int64, String, String, Int, String, Int64, Int, Int64, String, Int64, String)
+        .self)
     return DeploymentRecord(
       id: id, plugin: plugin, version: version, artifactDigest: digest, artifactSize: size,
       selector: try JSONColumn.decode(selector, empty: "{}"), configJSON: config, maxFailures: maxFailures,
-      state: DeploymentState(text: state), createdMs: created)
+      state: DeploymentState(text: state), createdMs: created, parallelism: parallelism, delayMs: delay,
+      failureAction: DeploymentRecord.FailureAction(rawValue: action) ?? .pause, monitorMs: monitor,
+      previousId: previous)
   }
 
   static func saveDeployment(_ deployment: DeploymentRecord, on connection: PostgresConnection, logger: Logger)
@@ -540,11 +548,15 @@ package final class PostgresServerStore: ServerStore {
       """
       INSERT INTO deployment (\(unescaped: deploymentColumns)) VALUES (\(deployment.id), \(deployment.plugin), \
       \(deployment.version), \(deployment.artifactDigest), \(deployment.artifactSize), \(selector), \
-      \(deployment.configJSON), \(deployment.maxFailures), \(deployment.state.text), \(deployment.createdMs))
+      \(deployment.configJSON), \(deployment.maxFailures), \(deployment.state.text), \(deployment.createdMs), \
+      \(deployment.parallelism), \(deployment.delayMs), \(deployment.failureAction.rawValue), \(deployment.monitorMs), \
+      \(deployment.previousId))
       ON CONFLICT (id) DO UPDATE SET plugin = excluded.plugin, version = excluded.version, \
       artifact_digest = excluded.artifact_digest, artifact_size = excluded.artifact_size, \
       selector = excluded.selector, config_json = excluded.config_json, max_failures = excluded.max_failures, \
-      state = excluded.state, created_ms = excluded.created_ms
+      state = excluded.state, created_ms = excluded.created_ms, parallelism = excluded.parallelism, \
+      delay_ms = excluded.delay_ms, failure_action = excluded.failure_action, monitor_ms = excluded.monitor_ms, \
+      previous_id = excluded.previous_id
       """, logger: logger)
   }
 

@@ -128,6 +128,13 @@ package enum SnapshotMapping {
       $0.maxFailures = Int64(deployment.maxFailures)
       $0.state = deployment.state.text
       $0.createdMs = deployment.createdMs
+      // All at once is -1 here: 0 is what a snapshot without the field
+      // reads as, and means the default, 1.
+      $0.parallelism = deployment.parallelism == 0 ? -1 : Int64(deployment.parallelism)
+      $0.delayMs = deployment.delayMs
+      $0.failureAction = deployment.failureAction.rawValue
+      $0.monitorMs = deployment.monitorMs
+      $0.previousID = deployment.previousId
     }
     return record
   }
@@ -137,7 +144,10 @@ package enum SnapshotMapping {
       id: deployment.id, plugin: deployment.plugin, version: deployment.version,
       artifactDigest: deployment.artifactDigest, artifactSize: deployment.artifactSize, selector: deployment.selector,
       configJSON: deployment.configJson, maxFailures: Int(deployment.maxFailures),
-      state: DeploymentState(text: deployment.state), createdMs: deployment.createdMs)
+      state: DeploymentState(text: deployment.state), createdMs: deployment.createdMs,
+      parallelism: deployment.parallelism == 0 ? 1 : max(0, Int(deployment.parallelism)), delayMs: deployment.delayMs,
+      failureAction: DeploymentRecord.FailureAction(rawValue: deployment.failureAction) ?? .pause,
+      monitorMs: deployment.monitorMs, previousId: deployment.previousID)
   }
 
   static func record(_ task: TaskRecord) -> Record {

@@ -157,4 +157,97 @@ struct RolloutPlannerTests {
     let plan = Self.planner().plan(deployments: [old], nodes: [Self.node("a")], active: [], nowMs: 5)
     #expect(plan.isEmpty && plan.wake.isEmpty)
   }
+
+  /// A rollout of `new` over `old` on `count` nodes all running `old`.
+  static func rollout(count: Int, _ new: DeploymentRecord) -> (DeploymentRecord, [NodeRecord], [TaskRecord]) {
+    let old = Self.deployment("d1", version: "1.0.0", state: .replaced)
+    let nodes = (0..<count).map { Self.node("n\($0)") }
+    return (old, nodes, nodes.map { Self.task("old-\($0.id)", on: $0.id, of: old, .running) })
+  }
+
+  @Test("parallelism N replaces N nodes at once and keeps N in progress; 0 replaces all at once")
+  func parallelism() {
+    var new = Self.deployment("d2", version: "2.0.0")
+    new.parallelism = 3
+    let (old, nodes, active) = Self.rollout(count: 10, new)
+    let first = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 5)
+    #expect(first.tasks.filter { !$0.active }.count == 3)
+    // One of the three runs: one more slot.
+    var next = active.filter { task in !first.tasks.contains { $0.id == task.id } }
+    let created = first.tasks.filter(\.active)
+    next += created.enumerated().map { index, task in
+      Self.task(task.id, on: task.nodeId, of: new, index == 0 ? .running : .starting)
+    }
+    let second = Self.planner().plan(deployments: [old, new], nodes: nodes, active: next, nowMs: 6)
+    #expect(second.tasks.filter { !$0.active }.count == 1)
+
+    new.parallelism = 0
+    let all = Self.planner().plan(deployments: [old, new], nodes: nodes, active: active, nowMs: 5)
+    #expect(all.tasks.filter { !$0.active }.count == 10)
+  }
+
+  @Test("a delay holds the next replacement until it passed since the last one settled, and asks to be planned then")
+  func delay() {
+    var new = Self.deployment("d2", version: "2.0.0")
+    new.delayMs = 1_000
+    let (old, nodes, active) = Self.rollout(count: 3, new)
+    var tasks = active
+    tasks[0] = Self.task("new-0", on: "n0", of: new, .running)
+    tasks[0].updatedMs = 10_000
+    let early = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 10_500)
+    #expect(early.tasks.isEmpty)
+    #expect(early.recheckAtMs == 11_000)
+    let late = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 11_000)
+    #expect(late.tasks.filter { !$0.active }.count == 1)
+  }
+
+  @Test("a monitored task counts as in progress until its period ends, so a failure in it stops the rollout first")
+  func monitor() {
+    var new = Self.deployment("d2", version: "2.0.0")
+    new.monitorMs = 5_000
+    let (old, nodes, active) = Self.rollout(count: 3, new)
+    var tasks = active
+    tasks[0] = Self.task("new-0", on: "n0", of: new, .running)
+    tasks[0].updatedMs = 10_000
+    let watching = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 12_000)
+    #expect(watching.tasks.isEmpty && watching.recheckAtMs == 15_000)
+    let after = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 15_000)
+    #expect(after.tasks.filter { !$0.active }.count == 1)
+    tasks[0].state = .failed
+    let failed = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 12_000)
+    #expect(failed.tasks.isEmpty)
+    #expect(failed.deployments.map(\.state) == [.paused(reason: "1 task(s) of 2.0.0 failed (max 0)")])
+  }
+
+  @Test("failure action rollback: the rollout is rolled back, the previous deployment is live again and replaces it")
+  func rollback() {
+    var new = Self.deployment("d2", version: "2.0.0")
+    new.failureAction = .rollback
+    new.previousId = "d1"
+    new.parallelism = 0
+    let (old, nodes, active) = Self.rollout(count: 3, new)
+    var tasks = active
+    tasks[0] = Self.task("new-0", on: "n0", of: new, .failed)
+    tasks[1] = Self.task("new-1", on: "n1", of: new, .running)
+    let failed = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 20)
+    #expect(failed.tasks.isEmpty)
+    let states = Dictionary(uniqueKeysWithValues: failed.deployments.map { ($0.id, $0.state) })
+    #expect(states["d1"] == .rolling)
+    #expect(states["d2"] == .rolledBack(reason: "1 task(s) of 2.0.0 failed (max 0); back to 1.0.0"))
+    #expect(failed.recheckAtMs == 20)
+    // The next pass: the previous deployment takes back every node.
+    var rolledBack = new
+    rolledBack.state = states["d2"] ?? .rolling
+    var live = old
+    live.state = .rolling
+    let revived = [rolledBack, live]
+    let back = Self.planner().plan(deployments: revived, nodes: nodes, active: tasks, nowMs: 21)
+    let retired = back.tasks.filter { !$0.active }
+    #expect(Set(retired.map(\.id)) == ["new-0", "new-1"], "\(retired.map(\.id))")
+    #expect(back.tasks.filter(\.active).allSatisfy { $0.deploymentId == "d1" && $0.version == "1.0.0" })
+    // Without a previous deployment, a rollback pauses.
+    new.previousId = ""
+    let alone = Self.planner().plan(deployments: [old, new], nodes: nodes, active: tasks, nowMs: 20)
+    #expect(alone.deployments.map(\.state) == [.paused(reason: "1 task(s) of 2.0.0 failed (max 0)")])
+  }
 }
