@@ -16,6 +16,12 @@ package struct JobsBenchmark: Sendable {
     /// Jobs each runner runs at once.
     package var slots = 4
     package var outputMegabytes = 64
+    /// PostgreSQL (a throw-away cluster the benchmark starts) instead of
+    /// SQLite.
+    package var postgres = false
+    /// Server replicas on the one PostgreSQL database; runners are spread
+    /// over them, jobs are queued through the first.
+    package var replicas = 1
     package var executable: String
     package init(executable: String) { self.executable = executable }
   }
@@ -49,7 +55,28 @@ package struct JobsBenchmark: Sendable {
       children.append(process)
       return process
     }
-    _ = try spawn(["server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"])
+    var cluster: PostgresCluster?
+    var database: [String] = []
+    if options.postgres || options.replicas > 1 {
+      let started = try await PostgresCluster()
+      cluster = started
+      let name = try await started.createDatabase()
+      database = [
+        "--database-url",
+        "postgres://\(started.superuser)@/\(name)?host=\(started.socketDirectory)&port=\(started.port)",
+      ]
+    }
+    defer {
+      if let cluster {
+        let done = DispatchSemaphore(value: 0)
+        Task {
+          await cluster.stop()
+          done.signal()
+        }
+        done.wait()
+      }
+    }
+    _ = try spawn(["server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"] + database)
     let begin = ContinuousClock.now
     while !FileManager.default.fileExists(atPath: "\(root)/server/operator-token") {
       guard begin.duration(to: .now) < .seconds(30) else { throw DeckhandError(.startTimeout, "no server") }
@@ -58,11 +85,25 @@ package struct JobsBenchmark: Sendable {
     try await Task.sleep(for: .milliseconds(200))
     let operatorToken = try String(contentsOfFile: "\(root)/server/operator-token", encoding: .utf8)
     let workerToken = try String(contentsOfFile: "\(root)/server/worker-token", encoding: .utf8)
+    // More replicas on the same database, each serving once it wrote its
+    // serving.json.
+    var ports = [port]
+    for replica in 1..<max(1, options.replicas) {
+      let other = try FreePort.next()
+      _ = try spawn(
+        ["server", "--listen", "127.0.0.1:\(other)", "--state-dir", "\(root)/server\(replica)"] + database)
+      while !FileManager.default.fileExists(atPath: "\(root)/server\(replica)/serving.json") {
+        guard begin.duration(to: .now) < .seconds(30) else { throw DeckhandError(.startTimeout, "no replica") }
+        try await Task.sleep(for: .milliseconds(50))
+      }
+      ports.append(other)
+    }
     for index in 0..<options.runners {
       _ = try spawn([
         "agent", "--state-dir", "\(root)/agent\(index)/state", "--runtime-dir", "\(root)/agent\(index)/run",
         "--socket", "\(root)/agent\(index)/commands.sock", "--node-name", "runner-\(index)", "--server",
-        "127.0.0.1:\(port)", "--join-token", workerToken, "--stop-plugins-on-exit", "--job-slots", "\(options.slots)",
+        "127.0.0.1:\(ports[index % ports.count])", "--join-token", workerToken, "--stop-plugins-on-exit",
+        "--job-slots", "\(options.slots)",
       ])
     }
     let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
@@ -82,6 +123,7 @@ package struct JobsBenchmark: Sendable {
       // Let the runners open their job streams.
       try await Task.sleep(for: .seconds(1))
 
+      report(Figure(name: "replicas", value: Double(ports.count), unit: "servers"))
       report(Figure(name: "runners", value: Double(options.runners), unit: "agents"))
       report(Figure(name: "runner_slots", value: Double(options.slots), unit: "jobs"))
       var noop = Deckhand_Server_V1_Job()
