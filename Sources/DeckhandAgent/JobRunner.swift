@@ -196,22 +196,23 @@ final class JobRunner: Sendable {
         throw error
       }
       return false
-    } failed: { _ in }
+    } failed: { _ in
+    }
   }
 
   private func keepStreams(_ endpoint: ServerEndpoint, connected: @escaping @Sendable () -> Void) async throws {
-      try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
-        let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-          group.addTask { try await self.followConfig(jobs) }
-          group.addTask { try await self.followExecs(jobs) }
-          for slot in self.slots {
-            group.addTask { try await self.stream(jobs, slot: slot, connected: connected) }
-          }
-          try await group.next()
-          group.cancelAll()
+    try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+      let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await self.followConfig(jobs) }
+        group.addTask { try await self.followExecs(jobs) }
+        for slot in self.slots {
+          group.addTask { try await self.stream(jobs, slot: slot, connected: connected) }
         }
+        try await group.next()
+        group.cancelAll()
       }
+    }
   }
 
   private func followConfig(_ jobs: Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>) async throws {

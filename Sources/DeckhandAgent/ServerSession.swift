@@ -48,7 +48,8 @@ final class ServerSession: Sendable {
         throw error
       }
       return false
-    } failed: { _ in }
+    } failed: { _ in
+    }
   }
 
   private struct SessionEnded: Error {}

@@ -328,7 +328,9 @@ struct DeployCommand: AsyncParsableCommand {
       guard let duration = DurationText.parse(text) else {
         throw ValidationError("\(flag) \(text): expected a duration such as 10s or 2m")
       }
-      if flag == "--delay" { request.delayMs = Int64(duration.inMilliseconds) } else {
+      if flag == "--delay" {
+        request.delayMs = Int64(duration.inMilliseconds)
+      } else {
         request.monitorMs = Int64(duration.inMilliseconds)
       }
     }

@@ -95,25 +95,29 @@ struct ServeCommand: AsyncParsableCommand {
       guard let text = setting(flag.map(String.init), key) else { return value }
       guard let number = Int(text), number >= 1 else {
         throw DeckhandError(
-          .configurationInvalid, "--\(key.replacingOccurrences(of: "_", with: "-")) \(text): expected a whole number, at least 1")
+          .configurationInvalid,
+          "--\(key.replacingOccurrences(of: "_", with: "-")) \(text): expected a whole number, at least 1")
       }
       return number
     }
     var configuration = ControlPlaneServer.Configuration(
       listen: try ServerEndpoint(parsing: setting(listen, "listen") ?? "0.0.0.0:\(ServerEndpoint.defaultPort)"),
       stateDirectory: setting(stateDir, "state_dir").map(HostOptions.absolute) ?? Self.defaultStateDirectory())
-    let url = databaseUrl ?? environment["DECKHAND_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file["database_url"]
+    let url =
+      databaseUrl ?? environment["DECKHAND_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file["database_url"]
     configuration.databaseURL = try url.map { try DatabaseURL(parsing: $0) }
     configuration.advertise = try setting(advertise, "advertise").map { try ServerEndpoint(parsing: $0) }
     if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
       configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
     }
-    configuration.jobTiming.ackTimeout = try Self.duration(setting(jobAckTimeout, "job_ack_timeout") ?? "2m", "job-ack-timeout")
+    configuration.jobTiming.ackTimeout = try Self.duration(
+      setting(jobAckTimeout, "job_ack_timeout") ?? "2m", "job-ack-timeout")
     configuration.jobTiming.heartbeatInterval = try Self.duration(
       setting(jobHeartbeatInterval, "job_heartbeat_interval") ?? "5s", "job-heartbeat-interval")
     configuration.jobTiming.heartbeatTimeout = try Self.duration(
       setting(jobHeartbeatTimeout, "job_heartbeat_timeout") ?? "2m", "job-heartbeat-timeout")
-    configuration.jobTiming.retention = try Self.duration(setting(jobRetention, "job_retention") ?? "7d", "job-retention")
+    configuration.jobTiming.retention = try Self.duration(
+      setting(jobRetention, "job_retention") ?? "7d", "job-retention")
     let outputLimit = setting(jobOutputLimit, "job_output_limit") ?? "64MiB"
     guard let limit = ByteText.parse(outputLimit), limit > 0 else {
       throw DeckhandError(

@@ -15,7 +15,8 @@ struct ConnectionAuthentication: ServerInterceptor {
     context: ServerContext,
     next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
   ) async throws -> StreamingServerResponse<Output> {
-    if !gate.isAuthenticated(key: context.remotePeer), (try? await plane.authenticate(request.metadata.authorization)) != nil
+    if !gate.isAuthenticated(key: context.remotePeer),
+      (try? await plane.authenticate(request.metadata.authorization)) != nil
     {
       gate.authenticated(peer: context.remotePeer)
     }

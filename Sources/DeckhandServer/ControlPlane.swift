@@ -679,7 +679,9 @@ package final class ControlPlane: Sendable {
       return
     case .node(let id):
       guard
-        try await store.tasks(node: id, deployment: nil, activeOnly: false).contains(where: { $0.artifactDigest == digest })
+        try await store.tasks(node: id, deployment: nil, activeOnly: false).contains(where: {
+          $0.artifactDigest == digest
+        })
       else { throw notFound }
     case .joinToken:
       throw DeckhandError(.permissionDenied, "a worker join token can only join; join the agent first")

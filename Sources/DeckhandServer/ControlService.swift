@@ -104,7 +104,8 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node> {
     try await unary(request) { message in
-      ProtoMapping.node(try await plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
+      ProtoMapping.node(
+        try await plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
     }
   }
 
@@ -125,7 +126,9 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: ServerRequest<Deckhand_Control_V1_CreateDeploymentRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Deployment> {
     try await unary(request) { message in
-      guard let action = DeploymentRecord.FailureAction(rawValue: message.failureAction.isEmpty ? "pause" : message.failureAction)
+      guard
+        let action = DeploymentRecord.FailureAction(
+          rawValue: message.failureAction.isEmpty ? "pause" : message.failureAction)
       else {
         throw DeckhandError(
           .configurationInvalid, "failure action \(message.failureAction) is not one of pause, rollback")
@@ -219,8 +222,8 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
       let digest = HexText.encode(hasher.finalize())
       let (plane, upload) = (plane, (name: name, version: version, platform: platform, size: size))
       let record = try await plane.addArtifact(
-          at: temporary, digest: digest, size: upload.size, name: upload.name, version: upload.version,
-          platform: upload.platform)
+        at: temporary, digest: digest, size: upload.size, name: upload.name, version: upload.version,
+        platform: upload.platform)
       return ServerResponse(message: ProtoMapping.artifact(record))
     }
   }

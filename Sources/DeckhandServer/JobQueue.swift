@@ -490,7 +490,9 @@ package final class JobQueue: Sendable {
 
   /// The variables that apply to `runner` (and a job's `project`), the
   /// narrower scope winning: server, project, target (node), runner.
-  package func variables(for runner: RunnerIdentity, project: String?) async throws -> [Deckhand_Server_V1_ConfigVariable] {
+  package func variables(for runner: RunnerIdentity, project: String?) async throws
+    -> [Deckhand_Server_V1_ConfigVariable]
+  {
     let all: [Deckhand_Server_V1_ConfigVariable]
     let (generation, cached) = configCache.withLock { $0 }
     if let cached {

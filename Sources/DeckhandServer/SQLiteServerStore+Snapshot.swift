@@ -122,7 +122,9 @@ extension SQLiteServerStore {
         files = [:]
         return count
       } catch {
-        for digest in files.keys { try? FileManager.default.removeItem(atPath: "\(directory)/\(digest).tar.gz\(suffix)") }
+        for digest in files.keys {
+          try? FileManager.default.removeItem(atPath: "\(directory)/\(digest).tar.gz\(suffix)")
+        }
         throw StorageFailure.describe(error, directory: directory)
       }
     }

@@ -57,10 +57,11 @@ package final class PostgresCluster: Sendable {
     }
     let server = Process()
     server.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-    server.arguments = [
-      "-u", Self.user, "--", "\(Self.binaries)/postgres", "-D", "\(root)/data", "-k", root, "-p", "\(port)", "-c",
-      "listen_addresses=\(listen)", "-c", "fsync=off", "-c", "full_page_writes=off",
-    ] + settings
+    server.arguments =
+      [
+        "-u", Self.user, "--", "\(Self.binaries)/postgres", "-D", "\(root)/data", "-k", root, "-p", "\(port)", "-c",
+        "listen_addresses=\(listen)", "-c", "fsync=off", "-c", "full_page_writes=off",
+      ] + settings
     _ = FileManager.default.createFile(atPath: "\(root)/log", contents: nil)
     let log = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(root)/log"))
     server.standardOutput = log

@@ -71,7 +71,8 @@ struct ReplicaTests {
       }, "\(one.logText)\n\(two.logText)")
 
     // Deployed through the first replica, running on both agents.
-    let pushed = try await one.cli(["artifacts", "push", try ControlPlaneTests.echoPackage(in: first.root)], token: token)
+    let pushed = try await one.cli(
+      ["artifacts", "push", try ControlPlaneTests.echoPackage(in: first.root)], token: token)
     #expect(pushed.status == 0, "\(pushed)")
     #expect(try await one.cli(["deploy", "echo@1.0.0"], token: token).status == 0)
     #expect(

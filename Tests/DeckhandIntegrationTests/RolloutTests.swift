@@ -44,7 +44,8 @@ struct RolloutTests {
         ["artifacts", "push", try ControlPlaneTests.echoPackage(in: root.root, version: version)])
       #expect(pushed.status == 0, "\(pushed)")
     }
-    #expect(try await server.cli(["artifacts", "push", try Self.brokenPackage(in: root.root, version: "3.0.0")]).status == 0)
+    #expect(
+      try await server.cli(["artifacts", "push", try Self.brokenPackage(in: root.root, version: "3.0.0")]).status == 0)
 
     func versions() async -> [String] {
       ((try? await ControlPlaneTests.tasks(server)) ?? []).filter { $0.state == "TASK_STATE_RUNNING" }.map(\.version)

@@ -26,7 +26,9 @@ struct PostgresTLSTests {
       let database = try await cluster.createDatabase()
       let base = "postgres://\(cluster.superuser)@127.0.0.1:\(cluster.port)/\(database)"
       func connect(_ query: String) async throws -> Bool {
-        try await PostgresServerStore.with(url: try DatabaseURL(parsing: "\(base)?\(query)"), logger: StoreFixture.logger) {
+        try await PostgresServerStore.with(
+          url: try DatabaseURL(parsing: "\(base)?\(query)"), logger: StoreFixture.logger
+        ) {
           try await $0.save(StoreConformanceTests.node(UUID().uuidString))
           return try await $0.usesTLS()
         }

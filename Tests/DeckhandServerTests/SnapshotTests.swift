@@ -16,7 +16,8 @@ struct SnapshotTests {
         id: "t1", role: .worker, secretHash: "h1", createdMs: 10, expiresMs: 0, revoked: false, description: "w",
         labels: ["zone": "a"], allowedLabelKeys: ["role"]))
     try await store.save(
-      TokenRecord(id: "t2", role: .operator, secretHash: "h2", createdMs: 11, expiresMs: 9, revoked: true, description: ""))
+      TokenRecord(
+        id: "t2", role: .operator, secretHash: "h2", createdMs: 11, expiresMs: 9, revoked: true, description: ""))
     try await store.save(StoreConformanceTests.node("n1"))
     try await store.save(StoreConformanceTests.node("n2", availability: .drain))
     try await store.save(StoreConformanceTests.node("gone"))
@@ -31,7 +32,8 @@ struct SnapshotTests {
     try await store.storeArtifactContent(digest: artifactDigest, file: file)
     try await store.save(
       ArtifactRecord(
-        digest: artifactDigest, name: "echo", version: "1", platform: "linux", size: Int64(content.count), createdMs: 3))
+        digest: artifactDigest, name: "echo", version: "1", platform: "linux", size: Int64(content.count), createdMs: 3)
+    )
     try await store.apply(
       deployments: [
         DeploymentRecord(
@@ -165,7 +167,9 @@ struct SnapshotTests {
     // A newer format, with a valid checksum.
     let newer = root.root + "/newer.snapshot"
     try Self.write(newer, format: SnapshotFile.format + 1, records: [])
-    let newerError = await #expect(throws: DeckhandError.self) { try await ServerSnapshots.restore(target, from: newer) }
+    let newerError = await #expect(throws: DeckhandError.self) {
+      try await ServerSnapshots.restore(target, from: newer)
+    }
     #expect(newerError?.message.contains("newer") == true, "\(String(describing: newerError))")
 
     // A well-formed snapshot whose artifact digest is a path.

@@ -31,8 +31,9 @@ enum PostgresFailure {
         return DeckhandError(.internalError, "\(database): \(message) (SQLSTATE \(state))", cause: error)
       }
     }
-    if let underlying = error.underlying, underlying is NIOSSLError || underlying is NIOSSLExtraError
-      || "\(underlying)".contains("handshake")
+    if let underlying = error.underlying,
+      underlying is NIOSSLError || underlying is NIOSSLExtraError
+        || "\(underlying)".contains("handshake")
     {
       return DeckhandError(
         .configurationInvalid,

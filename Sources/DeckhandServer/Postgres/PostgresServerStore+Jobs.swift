@@ -192,7 +192,8 @@ extension PostgresServerStore {
       var cut = OutputCut(sequence: sequence, bytes: bytes, limit: limit)
       let stored = cut.append(events)
       if !stored.isEmpty {
-        var insert = PostgresQuery(unsafeSQL: "INSERT INTO job_output (job_id, sequence, kind, data, timestamp_ms) VALUES ")
+        var insert = PostgresQuery(
+          unsafeSQL: "INSERT INTO job_output (job_id, sequence, kind, data, timestamp_ms) VALUES ")
         insert.binds.append(id, context: .default)
         for (index, event) in stored.enumerated() {
           let first = insert.binds.count + 1

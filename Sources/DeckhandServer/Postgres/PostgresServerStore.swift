@@ -284,18 +284,18 @@ package final class PostgresServerStore: ServerStore {
     let plugins = try JSONColumn.encode(node.plugins, empty: "{}")
     let agentLabels = try JSONColumn.encode(node.agentLabels, empty: "{}")
     try await connection.query(
-        """
-        INSERT INTO node (\(unescaped: Self.nodeColumns)) VALUES (\(node.id), \(node.name), \(node.hostname), \
-        \(labels), \(node.platform), \(node.agentVersion), \(node.address), \(plugins), \(node.status.rawValue), \
-        \(node.lastHeartbeatMs), \(node.createdMs), \(node.credentialHash), \(agentLabels), \(node.joinTokenId), \
-        \(node.availability.rawValue))
-        ON CONFLICT (id) DO UPDATE SET name = excluded.name, hostname = excluded.hostname, labels = excluded.labels, \
-        platform = excluded.platform, agent_version = excluded.agent_version, address = excluded.address, \
-        plugins = excluded.plugins, status = excluded.status, last_heartbeat_ms = excluded.last_heartbeat_ms, \
-        created_ms = excluded.created_ms, credential_hash = excluded.credential_hash, \
-        agent_labels = excluded.agent_labels, join_token_id = excluded.join_token_id, \
-        availability = excluded.availability
-        """, logger: logger)
+      """
+      INSERT INTO node (\(unescaped: Self.nodeColumns)) VALUES (\(node.id), \(node.name), \(node.hostname), \
+      \(labels), \(node.platform), \(node.agentVersion), \(node.address), \(plugins), \(node.status.rawValue), \
+      \(node.lastHeartbeatMs), \(node.createdMs), \(node.credentialHash), \(agentLabels), \(node.joinTokenId), \
+      \(node.availability.rawValue))
+      ON CONFLICT (id) DO UPDATE SET name = excluded.name, hostname = excluded.hostname, labels = excluded.labels, \
+      platform = excluded.platform, agent_version = excluded.agent_version, address = excluded.address, \
+      plugins = excluded.plugins, status = excluded.status, last_heartbeat_ms = excluded.last_heartbeat_ms, \
+      created_ms = excluded.created_ms, credential_hash = excluded.credential_hash, \
+      agent_labels = excluded.agent_labels, join_token_id = excluded.join_token_id, \
+      availability = excluded.availability
+      """, logger: logger)
   }
 
   package func node(id: String) async throws -> NodeRecord? {

@@ -164,7 +164,8 @@ package final class SnapshotReader: @unchecked Sendable {
       if case .end(let end) = record.record {
         guard end.records == records else {
           throw DeckhandError(
-            .configurationInvalid, "\(path): the snapshot says it holds \(end.records) records, but \(records) were read")
+            .configurationInvalid,
+            "\(path): the snapshot says it holds \(end.records) records, but \(records) were read")
         }
         break
       }
