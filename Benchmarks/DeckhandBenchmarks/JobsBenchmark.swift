@@ -33,6 +33,21 @@ package struct JobsBenchmark: Sendable {
   typealias Jobs = Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>
 
   package func run(report: @Sendable (DispatcherBenchmark.Figure) -> Void) async throws {
+    // The cluster outlives the servers and agents, which `measure` stops
+    // before it returns or throws.
+    let cluster = options.postgres || options.replicas > 1 ? try await PostgresCluster() : nil
+    do {
+      try await measure(cluster, report: report)
+    } catch {
+      await cluster?.stop()
+      throw error
+    }
+    await cluster?.stop()
+  }
+
+  private func measure(_ cluster: PostgresCluster?, report: @Sendable (DispatcherBenchmark.Figure) -> Void)
+    async throws
+  {
     let root = FileManager.default.temporaryDirectory.path + "/deckhand-bench-jobs-\(getpid())"
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
@@ -55,27 +70,8 @@ package struct JobsBenchmark: Sendable {
       children.append(process)
       return process
     }
-    var cluster: PostgresCluster?
     var database: [String] = []
-    if options.postgres || options.replicas > 1 {
-      let started = try await PostgresCluster()
-      cluster = started
-      let name = try await started.createDatabase()
-      database = [
-        "--database-url",
-        "postgres://\(started.superuser)@/\(name)?host=\(started.socketDirectory)&port=\(started.port)",
-      ]
-    }
-    defer {
-      if let cluster {
-        let done = DispatchSemaphore(value: 0)
-        Task {
-          await cluster.stop()
-          done.signal()
-        }
-        done.wait()
-      }
-    }
+    if let cluster { database = ["--database-url", try await cluster.databaseURL()] }
     _ = try spawn(["server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"] + database)
     let begin = ContinuousClock.now
     while !FileManager.default.fileExists(atPath: "\(root)/server/operator-token") {

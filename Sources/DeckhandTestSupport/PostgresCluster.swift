@@ -80,6 +80,29 @@ package final class PostgresCluster: Sendable {
     }
   }
 
+  /// Runs `body` with a new cluster, and stops it afterwards whether
+  /// `body` returned or threw.
+  package static func with<Result>(
+    listenOnLoopback: Bool = false, tls: (certificate: String, key: String)? = nil,
+    _ body: (PostgresCluster) async throws -> Result
+  ) async throws -> Result {
+    let cluster = try await PostgresCluster(listenOnLoopback: listenOnLoopback, tls: tls)
+    do {
+      let result = try await body(cluster)
+      await cluster.stop()
+      return result
+    } catch {
+      await cluster.stop()
+      throw error
+    }
+  }
+
+  /// A new database's URL, for the server's `--database-url`.
+  package func databaseURL() async throws -> String {
+    let name = try await createDatabase()
+    return "postgres://\(superuser)@/\(name)?host=\(socketDirectory)&port=\(port)"
+  }
+
   /// `psql` as the superuser on `database`; its output.
   package func psql(_ sql: String, database: String = "postgres") async throws -> String {
     let arguments = [

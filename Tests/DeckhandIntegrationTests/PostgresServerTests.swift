@@ -13,14 +13,7 @@ struct PostgresServerTests {
     "a server on PostgreSQL (from its TOML config) runs a fleet; another on an empty state directory and the same database takes it over"
   )
   func fleetOnPostgres() async throws {
-    let cluster = try await PostgresCluster()
-    do {
-      try await fleet(cluster)
-    } catch {
-      await cluster.stop()
-      throw error
-    }
-    await cluster.stop()
+    try await PostgresCluster.with { try await fleet($0) }
   }
 
   private func fleet(_ cluster: PostgresCluster) async throws {
@@ -103,14 +96,7 @@ struct SnapshotCommandTests {
     "snapshot save from a SQLite server, restored offline into PostgreSQL: the agent stays joined, its plugin untouched; online restore too"
   )
   func sqliteToPostgres() async throws {
-    let cluster = try await PostgresCluster()
-    do {
-      try await move(cluster)
-    } catch {
-      await cluster.stop()
-      throw error
-    }
-    await cluster.stop()
+    try await PostgresCluster.with { try await move($0) }
   }
 
   private func move(_ cluster: PostgresCluster) async throws {
@@ -163,8 +149,7 @@ struct SnapshotCommandTests {
     // server there on a new state directory and the same port.
     server.signal(SIGTERM)
     _ = await eventually { !server.process.isRunning }
-    let database = try await cluster.createDatabase()
-    let url = "postgres://\(cluster.superuser)@/\(database)?host=\(cluster.socketDirectory)&port=\(cluster.port)"
+    let url = try await cluster.databaseURL()
     let offline = try await runCommand(Fixtures.deckhand, ["server", "restore", file, "--database-url", url])
     #expect(offline.status == 0 && offline.stdout.contains("taken from sqlite"), "\(offline)")
     let other = try TestWorkspace()

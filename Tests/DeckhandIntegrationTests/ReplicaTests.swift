@@ -12,19 +12,11 @@ struct ReplicaTests {
     "two replicas: deployments and jobs cross them; SIGKILL one: its agent moves over, nothing DOWN or restarted, its job ends once, the leader moves"
   )
   func twoReplicas() async throws {
-    let cluster = try await PostgresCluster()
-    do {
-      try await replicas(cluster)
-    } catch {
-      await cluster.stop()
-      throw error
-    }
-    await cluster.stop()
+    try await PostgresCluster.with { try await replicas($0) }
   }
 
   private func replicas(_ cluster: PostgresCluster) async throws {
-    let database = try await cluster.createDatabase()
-    let url = "postgres://\(cluster.superuser)@/\(database)?host=\(cluster.socketDirectory)&port=\(cluster.port)"
+    let url = try await cluster.databaseURL()
     let first = try TestWorkspace()
     let one = try ServerProcess(root: first.root, port: try FreePort.next(), extra: ["--database-url", url])
     try await one.waitUntilServing()

@@ -20,9 +20,9 @@ struct PostgresTLSTests {
       store: try SQLiteServerStore(stateDirectory: workspace.root + "/ca"), directory: workspace.root + "/tls",
       hosts: ["db.deckhand.test"])
     let caFile = try workspace.write("ca.pem", authority.caPEM)
-    let cluster = try await PostgresCluster(
-      listenOnLoopback: true, tls: (authority.serverCertificatePEM, authority.serverKeyPEM))
-    do {
+    try await PostgresCluster.with(
+      listenOnLoopback: true, tls: (authority.serverCertificatePEM, authority.serverKeyPEM)
+    ) { cluster in
       let database = try await cluster.createDatabase()
       let base = "postgres://\(cluster.superuser)@127.0.0.1:\(cluster.port)/\(database)"
       func connect(_ query: String) async throws -> Bool {
@@ -48,10 +48,6 @@ struct PostgresTLSTests {
         #expect(took < .seconds(10), "\(refused): said after \(took)")
         #expect(error?.message.contains("TLS") == true, "\(refused): \(String(describing: error))")
       }
-    } catch {
-      await cluster.stop()
-      throw error
     }
-    await cluster.stop()
   }
 }

@@ -101,8 +101,7 @@ struct SnapshotTests {
     let records = try await ServerSnapshots.save(source, to: first)
     #expect(records > 10)
 
-    let cluster = try await PostgresCluster()
-    do {
+    try await PostgresCluster.with { cluster in
       let url = try await StoreFixture.url(cluster)
       let second = root.root + "/second.snapshot"
       try await PostgresServerStore.with(url: url, logger: StoreFixture.logger) { postgres in
@@ -126,11 +125,7 @@ struct SnapshotTests {
       #expect(again.content == original.content && again.deployments == original.deployments)
       #expect(again.output.flatMap { $0 }.count == original.output.flatMap { $0 }.count + 1)
       #expect(again.jobs.first { $0.id == "j1" }?.state == .waiting)
-    } catch {
-      await cluster.stop()
-      throw error
     }
-    await cluster.stop()
   }
 
   @Test("corrupt, truncated, newer-format and hostile snapshots are refused, with nothing changed")

@@ -31,15 +31,8 @@ enum StoreFixture {
       let root = try TestWorkspace()
       return try await body(try SQLiteServerStore(stateDirectory: root.root + "/server"))
     case .postgres:
-      let cluster = try await PostgresCluster()
-      do {
-        let url = try await url(cluster)
-        let result = try await PostgresServerStore.with(url: url, logger: logger, body)
-        await cluster.stop()
-        return result
-      } catch {
-        await cluster.stop()
-        throw error
+      return try await PostgresCluster.with { cluster in
+        try await PostgresServerStore.with(url: try await url(cluster), logger: logger, body)
       }
     }
   }

@@ -34,8 +34,7 @@ struct StoreSchemaTests {
 
   @Test("PostgreSQL: migrated once by concurrent replicas; a newer schema version is refused, naming it")
   func postgresNewer() async throws {
-    let cluster = try await PostgresCluster()
-    do {
+    try await PostgresCluster.with { cluster in
       let url = try await StoreFixture.url(cluster)
       let logger = StoreFixture.logger
       // Four stores prepare at once: one migrates, the rest find it done.
@@ -56,10 +55,6 @@ struct StoreSchemaTests {
       }
       #expect(error?.code == .configurationInvalid)
       #expect(error?.message.contains("version 99") == true, "\(String(describing: error))")
-    } catch {
-      await cluster.stop()
-      throw error
     }
-    await cluster.stop()
   }
 }
