@@ -376,8 +376,30 @@ package final class ControlPlane: Sendable {
       do { try await stateRestored(publishing: false) } catch {
         logger.error("cannot read the state another replica restored: \(error)")
       }
+    case .resync:
+      do { try await resync() } catch {
+        logger.warning("cannot read node credentials again after a gap in the replicas' events: \(error)")
+      }
     case .job, .config, .cancel, .queued, .queuedAny: break
     }
+  }
+
+  /// After a gap in the other replicas' events: node credentials and
+  /// removals are read again (a removal announced in the gap would
+  /// otherwise go unnoticed here), and nodes removed meanwhile lose their
+  /// sessions and streams.
+  private func resync() async throws {
+    let nodes = try await store.nodes()
+    let removed = try await store.removedNodes()
+    let missed = state.withLock { state -> [RemovedNode] in
+      let missed = removed.filter { state.nodeCredentials[$0.id] != nil }
+      state.nodeCredentials = Dictionary(nodes.map { ($0.id, $0.credentialHash) }, uniquingKeysWith: { $1 })
+      for node in removed { state.removedNodes[node.id] = node.name }
+      state.unknownNodes = [:]
+      state.tokens = [:]
+      return missed
+    }
+    for node in missed { forgetRemoved(node.id, name: node.name) }
   }
 
   /// Calls `observer` after a node was removed (the job queue wakes runners

@@ -393,7 +393,7 @@ package final class JobQueue: Sendable {
     case .queued(let runner, let labels): waiters.announce(RunnerWaiters.Target(runner: runner, labels: labels))
     case .queuedAny: waiters.announceAll()
     case .restored: stateRestored()
-    case .assignments, .removed, .reconcile: break
+    case .assignments, .removed, .reconcile, .resync: break
     }
   }
 

@@ -126,7 +126,7 @@ package final class ReplicaBus: Sendable {
           let notifications = try await connection.listen(Self.channel)
           attempt = 0
           // Whatever was missed while not listening: everyone looks again.
-          await deliver.withLock { $0 }?([.queuedAny, .reconcile])
+          await deliver.withLock { $0 }?([.resync, .queuedAny, .reconcile])
           for try await notification in notifications {
             guard let events = Self.events(notification.payload, skipping: replicaId), !events.isEmpty else {
               continue

@@ -20,4 +20,8 @@ package enum ReplicaEvent: Codable, Hashable, Sendable {
   case reconcile
   /// The store's state was replaced by a snapshot.
   case restored
+  /// Never sent: delivered here when listening starts again after a gap,
+  /// in which events may have been missed (node credentials and removals
+  /// are read again).
+  case resync
 }

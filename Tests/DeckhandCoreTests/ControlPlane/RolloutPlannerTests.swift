@@ -240,8 +240,11 @@ struct RolloutPlannerTests {
     rolledBack.state = states["d2"] ?? .rolling
     var live = old
     live.state = .rolling
-    let revived = [rolledBack, live]
-    let back = Self.planner().plan(deployments: revived, nodes: nodes, active: tasks, nowMs: 21)
+    // At its own parallelism: one at a time, then all at once.
+    let one = Self.planner().plan(deployments: [rolledBack, live], nodes: nodes, active: tasks, nowMs: 21)
+    #expect(one.tasks.filter { !$0.active }.map(\.id) == ["new-0"])
+    live.parallelism = 0
+    let back = Self.planner().plan(deployments: [rolledBack, live], nodes: nodes, active: tasks, nowMs: 21)
     let retired = back.tasks.filter { !$0.active }
     #expect(Set(retired.map(\.id)) == ["new-0", "new-1"], "\(retired.map(\.id))")
     #expect(back.tasks.filter(\.active).allSatisfy { $0.deploymentId == "d1" && $0.version == "1.0.0" })
