@@ -5,13 +5,18 @@ internal import DeckhandTestSupport
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
-internal import Synchronization
 
-/// `deckhand bench dispatcher --agents N`: N simulated agents in this
+/// `deckhand-bench dispatcher --agents N`: N simulated agents in this
 /// process (each joined, with its own Session stream, Assignments stream
 /// and heartbeats at the server's period) against a real `deckhand server`
-/// process. Prints the server's CPU and memory, nodes wrongly marked DOWN,
-/// and how long a deployment takes to reach the nodes.
+/// process, on SQLite or on a throw-away PostgreSQL. Prints the server's
+/// CPU per heartbeat and memory per session, nodes wrongly marked DOWN, and
+/// how long a first deployment and then a version upgrade take to reach
+/// every node.
+///
+/// With two CPUs or more the server runs on CPU 0 and this process (the
+/// simulated agents) on CPU 1, so the agents' CPU stays out of the
+/// server's figures; PostgreSQL, when used, runs where the kernel puts it.
 package struct DispatcherBenchmark: Sendable {
   package struct Options: Sendable {
     package var agents = 1000
@@ -19,6 +24,15 @@ package struct DispatcherBenchmark: Sendable {
     /// reached them.
     package var duration: Duration = .seconds(30)
     package var heartbeatPeriod: Duration = .seconds(5)
+    /// PostgreSQL (a throw-away cluster the benchmark starts) instead of
+    /// SQLite.
+    package var postgres = false
+    /// Nodes the upgrade replaces at once (0: all).
+    package var upgradeParallelism = 0
+    /// The server's `--max-heartbeats-per-second` (nil: its default).
+    package var maxHeartbeatsPerSecond: Int?
+    /// Pin the server and the simulated agents to different CPUs.
+    package var pin = true
     /// The `deckhand` binary that runs the server.
     package var executable: String
     package init(executable: String) { self.executable = executable }
@@ -34,76 +48,40 @@ package struct DispatcherBenchmark: Sendable {
     }
   }
 
+  typealias Control = Deckhand_Control_V1_Control.Client<HTTP2ClientTransport.Posix>
+
   let options: Options
   package init(options: Options) { self.options = options }
 
-  /// What the simulated agents saw of their heartbeats.
-  final class HeartbeatLog: Sendable {
-    private struct State {
-      var sent = 0
-      var failed = 0
-      var firstError: String?
-      /// Round trips of the steady phase, and when each ended.
-      var roundTrips: [(at: ContinuousClock.Instant, ms: Double)] = []
-      var recordingSince: ContinuousClock.Instant?
-      var lateSince: ContinuousClock.Instant?
-    }
-    private let state = Mutex(State())
-    func succeeded(after roundTrip: Duration) {
-      state.withLock { state in
-        state.sent += 1
-        let now = ContinuousClock.now
-        if let since = state.recordingSince, since < now { state.roundTrips.append((now, roundTrip.inMilliseconds)) }
-      }
-    }
-    func failed(_ error: any Error) {
-      state.withLock { state in
-        state.failed += 1
-        state.firstError = state.firstError ?? "\(error)"
-      }
-    }
-    /// Round trips are kept from now on (the steady phase), and apart
-    /// from `late` on (its second half, after the rollout settled).
-    func record(late: Duration) {
-      state.withLock { state in
-        state.recordingSince = .now
-        state.lateSince = .now + late
-      }
-    }
-    /// The round trips (ms, sorted): all, and those of the second half.
-    var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double], late: [Double]) {
-      state.withLock { state in
-        let late = state.lateSince.map { since in state.roundTrips.filter { $0.at > since } } ?? []
-        return (
-          state.sent, state.failed, state.firstError, state.roundTrips.map(\.ms).sorted(), late.map(\.ms).sorted()
-        )
-      }
-    }
-  }
-
-  /// One simulated agent's view.
-  final class SimulatedAgent: Sendable {
-    let nodeId: String
-    let credential: String
-    /// When a task of the deployment arrived.
-    let received = Mutex<ContinuousClock.Instant?>(nil)
-    init(nodeId: String, credential: String) {
-      self.nodeId = nodeId
-      self.credential = credential
-    }
-  }
-
   package func run(report: @Sendable (Figure) -> Void) async throws {
+    let cluster = options.postgres ? try await PostgresCluster() : nil
+    do {
+      try await measure(cluster, report: report)
+    } catch {
+      await cluster?.stop()
+      throw error
+    }
+    await cluster?.stop()
+  }
+
+  private func measure(_ cluster: PostgresCluster?, report: @Sendable (Figure) -> Void) async throws {
     let root = FileManager.default.temporaryDirectory.path + "/deckhand-bench-dispatcher-\(getpid())"
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
     let port = try FreePort.next()
     let server = Process()
     server.executableURL = URL(fileURLWithPath: options.executable)
-    server.arguments = [
-      "server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server", "--heartbeat-period",
-      DurationText.format(options.heartbeatPeriod),
-    ]
+    var database: [String] = []
+    if let cluster { database = ["--database-url", try await cluster.databaseURL()] }
+    server.arguments =
+      [
+        "server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server", "--heartbeat-period",
+        DurationText.format(options.heartbeatPeriod),
+        // Every simulated agent comes from 127.0.0.1: the per-address
+        // limit on connections mid-handshake is sized for real agents,
+        // one or a few per address.
+        "--max-unauthenticated-per-address", "1024",
+      ] + database + (options.maxHeartbeatsPerSecond.map { ["--max-heartbeats-per-second", "\($0)"] } ?? [])
     server.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
     server.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
     // The server logs every node it marks DOWN: the log is the exact
@@ -116,16 +94,25 @@ package struct DispatcherBenchmark: Sendable {
       server.terminate()
       server.waitUntilExit()
     }
-    let tokenPath = "\(root)/server/operator-token"
+    let pinned = options.pin && CPUPinning.cpus >= 2
+    if pinned {
+      CPUPinning.pinSelf(to: 1)
+      CPUPinning.pin(pid: server.processIdentifier, to: 0)
+    }
     let begin = ContinuousClock.now
-    while !FileManager.default.fileExists(atPath: "\(root)/server/worker-token") {
-      guard begin.duration(to: .now) < .seconds(30), server.isRunning else {
-        throw DeckhandError(.startTimeout, "the server did not start")
+    while !FileManager.default.fileExists(atPath: "\(root)/server/serving.json") {
+      guard begin.duration(to: .now) < .seconds(60), server.isRunning else {
+        throw DeckhandError(.startTimeout, "the server did not start; its log: \(logPath)")
       }
+      if pinned { CPUPinning.pin(pid: server.processIdentifier, to: 0) }
       try await Task.sleep(for: .milliseconds(50))
     }
     try await Task.sleep(for: .milliseconds(200))
-    let operatorToken = try String(contentsOfFile: tokenPath, encoding: .utf8)
+    if pinned { CPUPinning.pin(pid: server.processIdentifier, to: 0) }
+    report(Figure(name: "store", value: cluster == nil ? 0 : 1, unit: cluster == nil ? "sqlite" : "postgres"))
+    report(Figure(name: "pinned", value: pinned ? 1 : 0, unit: pinned ? "server:cpu0,agents:cpu1" : "no"))
+    let rssIdle = Self.rssKiB(pid: server.processIdentifier)
+    let operatorToken = try String(contentsOfFile: "\(root)/server/operator-token", encoding: .utf8)
     let workerToken = try String(contentsOfFile: "\(root)/server/worker-token", encoding: .utf8)
     let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
     let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: workerToken)
@@ -138,25 +125,115 @@ package struct DispatcherBenchmark: Sendable {
       made.append(GRPCClient(transport: try ControlPlaneClient.transport(endpoint, caPEM: ca)))
     }
     let clients = made
-    let options = self.options
     let runners = clients.map { client in Task { try await client.runConnections() } }
     defer {
       for client in clients { client.beginGracefulShutdown() }
       for runner in runners { runner.cancel() }
     }
-    let control = Deckhand_Control_V1_Control.Client(wrapping: clients[0])
+    let control = Control(wrapping: clients[0])
     let operatorMetadata = ControlPlaneClient.metadata(operatorToken)
 
-    // Join.
     let joinStart = ContinuousClock.now
-    let agents = try await withThrowingTaskGroup(of: [SimulatedAgent].self) { group in
+    let agents = try await join(clients, workerToken: workerToken)
+    report(
+      Figure(name: "join_rate", value: Double(agents.count) / joinStart.duration(to: .now).inSeconds, unit: "nodes/s"))
+
+    // Sessions, assignment streams and heartbeats.
+    let period = options.heartbeatPeriod
+    let log = HeartbeatLog()
+    let agentTasks = Task {
+      await withTaskGroup(of: Void.self) { group in
+        for (index, agent) in agents.enumerated() {
+          let dispatcher = SimulatedAgent.Dispatcher(wrapping: clients[index % clients.count])
+          group.addTask { await agent.run(dispatcher, period: period, log: log) }
+        }
+      }
+    }
+    defer { agentTasks.cancel() }
+    let readyStart = ContinuousClock.now
+    var ready = 0
+    while ready < agents.count && readyStart.duration(to: .now) < .seconds(300) {
+      try await Task.sleep(for: .seconds(2))
+      let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
+      ready = nodes.filter { $0.status == .ready }.count
+    }
+    let logOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
+    report(Figure(name: "sessions_ready", value: Double(ready), unit: "nodes"))
+    report(Figure(name: "sessions_ready_s", value: readyStart.duration(to: .now).inSeconds, unit: "s"))
+    let rssSessions = Self.rssKiB(pid: server.processIdentifier)
+    report(
+      Figure(
+        name: "server_rss_kib_per_session", value: (rssSessions - rssIdle) / Double(max(1, agents.count)),
+        unit: "KiB"))
+
+    // A first deployment to every node.
+    let deployed = try await deploy(
+      "1.0.0", parallelism: 0, agents: agents, control: control, metadata: operatorMetadata, root: root)
+    Self.reportReach("deploy_all", deployed, report: report)
+
+    // The steady phase: CPU, memory, and any node wrongly DOWN.
+    let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
+    let postgresStart = cluster == nil ? 0 : Self.postgresCPUSeconds()
+    let steadyStart = ContinuousClock.now
+    log.record(late: options.duration / 2)
+    var wronglyDown: Set<String> = []
+    while steadyStart.duration(to: .now) < options.duration {
+      try await Task.sleep(for: .seconds(3))
+      let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
+      for node in nodes where node.status == .down { wronglyDown.insert(node.id) }
+    }
+    log.stopRecording()
+    let steady = steadyStart.duration(to: .now).inSeconds
+    let cpu = Self.cpuSeconds(pid: server.processIdentifier) - cpuStart
+    let postgresCPU = cluster == nil ? 0 : Self.postgresCPUSeconds() - postgresStart
+    let heartbeats = log.summary
+    report(Figure(name: "agents", value: Double(agents.count), unit: "nodes"))
+    report(Figure(name: "server_cpu_percent", value: 100 * cpu / steady, unit: "%"))
+    if cluster != nil { report(Figure(name: "postgres_cpu_percent", value: 100 * postgresCPU / steady, unit: "%")) }
+    report(Figure(name: "server_rss_mib", value: Self.rssKiB(pid: server.processIdentifier) / 1024, unit: "MiB"))
+    report(Figure(name: "heartbeats_per_s", value: Double(heartbeats.roundTrips.count) / steady, unit: "calls/s"))
+    report(
+      Figure(
+        name: "server_cpu_us_per_heartbeat", value: (cpu * 1e6 / Double(max(1, heartbeats.roundTrips.count))).rounded(),
+        unit: "us"))
+    for (prefix, sorted) in [("heartbeat", heartbeats.roundTrips), ("heartbeat_late", heartbeats.late)] {
+      report(Figure(name: "\(prefix)_p50_ms", value: JobsBenchmark.percentile(sorted, 0.5), unit: "ms"))
+      report(Figure(name: "\(prefix)_p99_ms", value: JobsBenchmark.percentile(sorted, 0.99), unit: "ms"))
+      report(Figure(name: "\(prefix)_max_ms", value: sorted.last ?? -1, unit: "ms"))
+    }
+
+    // A version upgrade of every node.
+    let upgraded = try await deploy(
+      "2.0.0", parallelism: options.upgradeParallelism, agents: agents, control: control,
+      metadata: operatorMetadata, root: root)
+    report(Figure(name: "upgrade_parallelism", value: Double(options.upgradeParallelism), unit: "nodes(0=all)"))
+    Self.reportReach("upgrade_all", upgraded, report: report)
+
+    // Wrongly DOWN at any time since every node was READY.
+    let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
+    for node in nodes where node.status == .down { wronglyDown.insert(node.id) }
+    wronglyDown.formUnion(Self.nodesMarkedDown(log: logPath, from: logOffset))
+    report(Figure(name: "false_down", value: Double(wronglyDown.count), unit: "nodes"))
+    let final = log.summary
+    report(Figure(name: "heartbeats_failed", value: Double(final.failed), unit: "calls"))
+    if let error = final.firstError {
+      FileHandle.standardError.write(Data("first heartbeat error: \(error)\n".utf8))
+    }
+  }
+
+  /// Joins `options.agents` simulated agents, 16 at a time.
+  private func join(_ clients: [GRPCClient<HTTP2ClientTransport.Posix>], workerToken: String) async throws
+    -> [SimulatedAgent]
+  {
+    let count = options.agents
+    return try await withThrowingTaskGroup(of: [SimulatedAgent].self) { group in
       let workers = 16
       for worker in 0..<workers {
         group.addTask {
           var mine: [SimulatedAgent] = []
           var index = worker
-          while index < options.agents {
-            let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: clients[index % clients.count])
+          while index < count {
+            let dispatcher = SimulatedAgent.Dispatcher(wrapping: clients[index % clients.count])
             var request = Deckhand_Dispatcher_V1_JoinRequest()
             request.nodeName = "sim-\(index)"
             request.description_p.hostname = "sim-\(index)"
@@ -172,159 +249,67 @@ package struct DispatcherBenchmark: Sendable {
       for try await part in group { all += part }
       return all
     }
-    report(
-      Figure(name: "join_rate", value: Double(agents.count) / joinStart.duration(to: .now).inSeconds, unit: "nodes/s"))
+  }
 
-    // Sessions, assignment streams and heartbeats.
-    let period = options.heartbeatPeriod
-    let log = HeartbeatLog()
-    let agentTasks = Task {
-      await withTaskGroup(of: Void.self) { group in
-        for (index, agent) in agents.enumerated() {
-          let dispatcher = Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: clients[index % clients.count])
-          let metadata = ControlPlaneClient.metadata(agent.credential)
-          group.addTask {
-            await Self.simulate(agent, dispatcher: dispatcher, metadata: metadata, period: period, log: log)
-          }
-        }
-      }
-    }
-    defer { agentTasks.cancel() }
-    let readyStart = ContinuousClock.now
-    var ready = 0
-    while ready < agents.count && readyStart.duration(to: .now) < .seconds(300) {
-      try await Task.sleep(for: .seconds(2))
-      let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
-      ready = nodes.filter { $0.status == .ready }.count
-    }
-    let logOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
-    report(Figure(name: "sessions_ready", value: Double(ready), unit: "nodes"))
-    report(Figure(name: "sessions_ready_s", value: readyStart.duration(to: .now).inSeconds, unit: "s"))
-
-    // A deployment to every node.
-    let package = "\(root)/bench-plugin"
+  /// Pushes the bench plugin at `version` and deploys it to every node,
+  /// `parallelism` at a time (0: all); how long after the deployment was
+  /// made each node got its task (up to two minutes), and when the server
+  /// counted the rollout complete (up to three).
+  private func deploy(
+    _ version: String, parallelism: Int, agents: [SimulatedAgent], control: Control, metadata: Metadata,
+    root: String
+  ) async throws -> (arrived: [Duration], complete: Duration?) {
+    let package = "\(root)/bench-plugin-\(version)"
     try FileManager.default.createDirectory(atPath: package, withIntermediateDirectories: true)
-    try Data(#"{"name": "bench", "version": "1.0.0", "entrypoint": "bench"}"#.utf8)
+    try Data(#"{"name": "bench", "version": "\#(version)", "entrypoint": "bench"}"#.utf8)
       .write(to: URL(fileURLWithPath: "\(package)/plugin.json"))
-    try ArtifactPackage.pack(package, into: "\(root)/bench.tar.gz")
-    let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(root)/bench.tar.gz"))
-    _ = try await control.pushArtifact(metadata: operatorMetadata) { writer in
+    try ArtifactPackage.pack(package, into: "\(package).tar.gz")
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(package).tar.gz"))
+    _ = try await control.pushArtifact(metadata: metadata) { writer in
       var chunk = Deckhand_Control_V1_PushArtifactChunk()
       chunk.name = "bench"
-      chunk.version = "1.0.0"
+      chunk.version = version
       chunk.platform = "any"
       chunk.data = bytes
       try await writer.write(chunk)
     }
-    var deploy = Deckhand_Control_V1_CreateDeploymentRequest()
-    deploy.plugin = "bench"
-    deploy.version = "1.0.0"
-    let deployStart = ContinuousClock.now
-    _ = try await control.createDeployment(deploy, metadata: operatorMetadata)
+    var request = Deckhand_Control_V1_CreateDeploymentRequest()
+    request.plugin = "bench"
+    request.version = version
+    request.parallelism = parallelism == 0 ? -1 : Int32(parallelism)
+    let start = ContinuousClock.now
+    let deployment = try await control.createDeployment(request, metadata: metadata)
     var arrived: [Duration] = []
-    while deployStart.duration(to: .now) < .seconds(120) {
+    while start.duration(to: .now) < .seconds(120) {
       try await Task.sleep(for: .milliseconds(100))
-      arrived = agents.compactMap { $0.received.withLock { $0 }.map { deployStart.duration(to: $0) } }
+      arrived = agents.compactMap { $0.arrival(of: version).map { start.duration(to: $0) } }
       if arrived.count == agents.count { break }
     }
-    let reach = arrived.map(\.inMilliseconds).sorted()
-    report(Figure(name: "deploy_reached", value: Double(arrived.count), unit: "nodes"))
-    report(Figure(name: "deploy_all_p50_ms", value: JobsBenchmark.percentile(reach, 0.5), unit: "ms"))
-    report(Figure(name: "deploy_all_p99_ms", value: JobsBenchmark.percentile(reach, 0.99), unit: "ms"))
-    report(Figure(name: "deploy_all_max_ms", value: reach.last ?? -1, unit: "ms"))
-
-    // The steady phase: CPU, memory, and any node wrongly DOWN.
-    let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
-    let steadyStart = ContinuousClock.now
-    log.record(late: options.duration / 2)
-    var wronglyDown: Set<String> = []
-    while steadyStart.duration(to: .now) < options.duration {
-      try await Task.sleep(for: .seconds(3))
-      let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
-      for node in nodes where node.status == .down { wronglyDown.insert(node.id) }
+    // Then until the server counts the rollout complete.
+    var get = Deckhand_Control_V1_GetDeploymentRequest()
+    get.id = deployment.id
+    var complete: Duration?
+    while start.duration(to: .now) < .seconds(180) {
+      if try await control.getDeployment(get, metadata: metadata).state == "complete" {
+        complete = start.duration(to: .now)
+        break
+      }
+      try await Task.sleep(for: .milliseconds(250))
     }
-    let cpu = Self.cpuSeconds(pid: server.processIdentifier) - cpuStart
-    report(Figure(name: "agents", value: Double(agents.count), unit: "nodes"))
-    wronglyDown.formUnion(Self.nodesMarkedDown(log: logPath, from: logOffset))
-    report(Figure(name: "false_down", value: Double(wronglyDown.count), unit: "nodes"))
-    report(
-      Figure(name: "server_cpu_percent", value: 100 * cpu / steadyStart.duration(to: .now).inSeconds, unit: "%"))
-    report(Figure(name: "server_rss_mib", value: Self.rssMiB(pid: server.processIdentifier), unit: "MiB"))
-    report(
-      Figure(
-        name: "heartbeats_per_s", value: Double(agents.count) / period.inSeconds, unit: "calls/s"))
-    let heartbeats = log.summary
-    report(Figure(name: "heartbeats_failed", value: Double(heartbeats.failed), unit: "calls"))
-    if let error = heartbeats.firstError {
-      FileHandle.standardError.write(Data("first heartbeat error: \(error)\n".utf8))
-    }
-    for (prefix, sorted) in [("heartbeat", heartbeats.roundTrips), ("heartbeat_late", heartbeats.late)] {
-      report(Figure(name: "\(prefix)_p50_ms", value: JobsBenchmark.percentile(sorted, 0.5), unit: "ms"))
-      report(Figure(name: "\(prefix)_p99_ms", value: JobsBenchmark.percentile(sorted, 0.99), unit: "ms"))
-      report(Figure(name: "\(prefix)_max_ms", value: sorted.last ?? -1, unit: "ms"))
-    }
+    return (arrived, complete)
   }
 
-  /// One agent: a session held open, an assignments stream (the first
-  /// task that arrives is timed) and heartbeats at the period, starting at
-  /// a random point of it; all again if anything ends.
-  static func simulate(
-    _ agent: SimulatedAgent, dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<HTTP2ClientTransport.Posix>,
-    metadata: Metadata, period: Duration, log: HeartbeatLog
-  ) async {
-    while !Task.isCancelled {
-      do {
-        try await dispatcher.session(Deckhand_Dispatcher_V1_SessionRequest(), metadata: metadata) { response in
-          var messages = response.messages.makeAsyncIterator()
-          guard let first = try await messages.next() else { return }
-          let id = first.sessionID
-          try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-              try await Task.sleep(for: period * Double.random(in: 0..<1))
-              var next = period
-              while true {
-                var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
-                beat.sessionID = id
-                let sent = ContinuousClock.now
-                let answer: Deckhand_Dispatcher_V1_HeartbeatResponse
-                do {
-                  answer = try await dispatcher.heartbeat(beat, metadata: metadata)
-                } catch {
-                  log.failed(error)
-                  throw error
-                }
-                log.succeeded(after: sent.duration(to: .now))
-                next = .milliseconds(answer.periodMs)
-                try await Task.sleep(for: next)
-              }
-            }
-            group.addTask {
-              var request = Deckhand_Dispatcher_V1_AssignmentsRequest()
-              request.sessionID = id
-              try await dispatcher.assignments(request, metadata: metadata) { response in
-                for try await message in response.messages where !message.changes.isEmpty {
-                  agent.received.withLock { $0 = $0 ?? .now }
-                  var update = Deckhand_Dispatcher_V1_UpdateTaskStatusRequest()
-                  update.sessionID = id
-                  update.updates = message.changes.compactMap { change in
-                    guard case .task(let task) = change.item else { return nil }
-                    var status = Deckhand_Dispatcher_V1_TaskStatus()
-                    status.taskID = task.id
-                    status.state = .running
-                    return status
-                  }
-                  _ = try await dispatcher.updateTaskStatus(update, metadata: metadata)
-                }
-              }
-            }
-            try await group.next()
-            group.cancelAll()
-          }
-        }
-      } catch {
-        try? await Task.sleep(for: .milliseconds(Int.random(in: 100...1000)))
-      }
-    }
+  private static func reportReach(
+    _ name: String, _ reach: (arrived: [Duration], complete: Duration?), report: (Figure) -> Void
+  ) {
+    let arrived = reach.arrived
+    let sorted = arrived.map(\.inMilliseconds).sorted()
+    report(Figure(name: "\(name)_reached", value: Double(arrived.count), unit: "nodes"))
+    report(Figure(name: "\(name)_p50_ms", value: JobsBenchmark.percentile(sorted, 0.5).rounded(), unit: "ms"))
+    report(Figure(name: "\(name)_p99_ms", value: JobsBenchmark.percentile(sorted, 0.99).rounded(), unit: "ms"))
+    report(Figure(name: "\(name)_max_ms", value: (sorted.last ?? -1).rounded(), unit: "ms"))
+    report(
+      Figure(name: "\(name)_complete_ms", value: reach.complete.map { $0.inMilliseconds.rounded() } ?? -1, unit: "ms"))
   }
 
   /// The nodes the server's log says it marked DOWN, after `offset`.
@@ -343,10 +328,24 @@ package struct DispatcherBenchmark: Sendable {
   /// utime + stime of `pid`, in seconds.
   static func cpuSeconds(pid: Int32) -> Double { DeckhandTestSupport.cpuSeconds(pid) }
 
-  static func rssMiB(pid: Int32) -> Double {
+  /// utime + stime of every process named postgres, in seconds.
+  static func postgresCPUSeconds() -> Double {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    var total = 0.0
+    for entry in entries {
+      guard let pid = Int32(entry),
+        let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+        name.hasPrefix("postgres")
+      else { continue }
+      total += cpuSeconds(pid: pid)
+    }
+    return total
+  }
+
+  static func rssKiB(pid: Int32) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
     for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-      return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+      return line.split(separator: " ").compactMap { Double($0) }.first ?? 0
     }
     return 0
   }

@@ -421,3 +421,10 @@ int deckhand_get_window(int fd, unsigned short *rows, unsigned short *columns) {
   *columns = size.ws_col;
   return 0;
 }
+
+int deckhand_pin_to_cpu(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(tid, sizeof(set), &set) == 0 ? 0 : errno;
+}

@@ -91,15 +91,12 @@ final class ServerSession: Sendable {
             while let update = await iterator.next() { servers.learned(update.managers.map(\.address)) }
           }
           group.addTask {
-            var period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
-            while true {
-              try await Task.sleep(for: period)
-              var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
-              beat.sessionID = id
-              let answer = try await dispatcher.heartbeat(
-                beat, metadata: credential, options: ControlPlaneClient.options(period))
-              period = .milliseconds(max(answer.periodMs, 10))
-            }
+            // Heartbeats on a stream of their own, each answered within
+            // the period.
+            let period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
+            try await HeartbeatStream.run(
+              dispatcher, session: id, metadata: credential, firstDelay: period, timeout: period)
+            throw SessionEnded()
           }
           group.addTask {
             // Every known state first, then each change as it comes.

@@ -47,6 +47,11 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "A TOML config file; keys are the flags' names with underscores. Flags win.") var config: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
+  @Option(
+    help:
+      "Heartbeats this server takes a second at most (default \(Int(ControlPlaneTiming().maxHeartbeatsPerSecond)); 0: no bound): with more nodes, their period grows."
+  )
+  var maxHeartbeatsPerSecond: Int?
   @Option(help: "A job assigned but not acknowledged within this goes back to the queue (default 2m).")
   var jobAckTimeout: String?
   @Option(help: "How often runners send heartbeats for a running job (default 5s).") var jobHeartbeatInterval: String?
@@ -109,6 +114,13 @@ struct ServeCommand: AsyncParsableCommand {
     configuration.advertise = try setting(advertise, "advertise").map { try ServerEndpoint(parsing: $0) }
     if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
       configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
+    }
+    if let text = setting(maxHeartbeatsPerSecond.map(String.init), "max_heartbeats_per_second") {
+      guard let rate = Int(text), rate >= 0 else {
+        throw DeckhandError(
+          .configurationInvalid, "--max-heartbeats-per-second \(text): expected a whole number, 0 (no bound) or more")
+      }
+      configuration.timing.maxHeartbeatsPerSecond = Double(rate)
     }
     configuration.jobTiming.ackTimeout = try Self.duration(
       setting(jobAckTimeout, "job_ack_timeout") ?? "2m", "job-ack-timeout")

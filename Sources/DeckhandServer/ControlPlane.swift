@@ -460,9 +460,10 @@ package final class ControlPlane: Sendable {
 
   /// Opens (or resumes) `nodeId`'s session: records its description, marks
   /// it READY, ends the session it replaces. The returned stream finishes
-  /// when a newer session replaces this one.
+  /// when a newer session replaces this one; `period` is the heartbeat
+  /// period to give the node.
   package func openSession(_ nodeId: String, description: Deckhand_Dispatcher_V1_NodeDescription, resume: String)
-    async throws -> (sessionId: String, node: NodeRecord, ended: AsyncStream<Void>)
+    async throws -> (sessionId: String, node: NodeRecord, period: Duration, ended: AsyncStream<Void>)
   {
     let allowed = state.withLock { $0.limiter.allow(nodeId, now: .now) }
     guard allowed else {
@@ -483,15 +484,16 @@ package final class ControlPlane: Sendable {
     try await store.save(node)
     let (ended, end) = AsyncStream.makeStream(of: Void.self)
     let newID = Self.randomText(bytes: 12)
-    let sessionId = state.withLock { state -> String in
+    let (sessionId, period) = state.withLock { state -> (String, Duration) in
+      let period = state.liveness.period
       let id = state.liveness.sessionOpened(
-        nodeId, resume: resume, newID: newID, now: .now, nowMs: node.lastHeartbeatMs)
+        nodeId, resume: resume, newID: newID, now: .now, nowMs: node.lastHeartbeatMs, period: period)
       state.sessions[nodeId]?.end.finish()
       state.sessions[nodeId] = (id, end)
-      return id
+      return (id, period)
     }
     if needsReconcile { requestReconcile() }
-    return (sessionId, node, ended)
+    return (sessionId, node, period, ended)
   }
 
   /// A heartbeat for `sessionId`: the next period. Judged in memory and
@@ -501,23 +503,24 @@ package final class ControlPlane: Sendable {
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
   package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
-    let period = timing.nextPeriod(random: Double.random(in: 0..<1))
+    let random = Double.random(in: 0..<1)
     let now = nowMs()
-    let known = state.withLock { state -> Bool in
-      switch state.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now) {
+    let given = state.withLock { state -> Duration? in
+      let period = state.liveness.nextPeriod(random: random)
+      switch state.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now, period: period) {
       case .unknownSession:
-        return false
+        return nil
       case .alive(revived: true):
         state.unsavedStatus[nodeId] = NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)
-        return true
+        return period
       case .alive(revived: false):
-        return true
+        return period
       }
     }
-    guard known else {
+    guard let given else {
       throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
     }
-    return period
+    return given
   }
 
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
@@ -537,7 +540,7 @@ package final class ControlPlane: Sendable {
       throw error
     }
     for change in changes where change.status == .down {
-      logger.warning("node down: no heartbeat for \(timing.downAfter)", metadata: ["node": "\(change.id)"])
+      logger.warning("node down: its heartbeats stopped", metadata: ["node": "\(change.id)"])
     }
     try await sweepStaleNodes()
   }
@@ -550,13 +553,16 @@ package final class ControlPlane: Sendable {
   private func sweepStaleNodes() async throws {
     guard bus?.isShared == true, isLeader else { return }
     let now = nowMs()
-    let due = state.withLock { state -> Bool in
-      guard now - state.lastStaleSweepMs >= 5_000 else { return false }
+    // The longest period any replica may give: one for the whole fleet
+    // (every node's credential is known here), with its jitter.
+    let longest = state.withLock { state -> Duration? in
+      guard now - state.lastStaleSweepMs >= 5_000 else { return nil }
       state.lastStaleSweepMs = now
-      return true
+      return timing.period(nodes: state.nodeCredentials.count) * (1 + timing.heartbeatJitter)
     }
-    guard due else { return }
-    let cutoff = now - NodeLiveness.persistIntervalMs - Int64(timing.downAfter.inMilliseconds) - 5_000
+    guard let longest else { return }
+    let downAfter = timing.downAfter(given: longest)
+    let cutoff = now - NodeLiveness.persistIntervalMs - Int64(downAfter.inMilliseconds) - 5_000
     for id in try await store.markStaleNodesDown(heartbeatBeforeMs: cutoff) {
       logger.warning("node down: no replica has had its heartbeats", metadata: ["node": "\(id)"])
     }
@@ -646,7 +652,9 @@ package final class ControlPlane: Sendable {
     let fresh = tasks.filter { $0.state == .new }
     guard !fresh.isEmpty else { return }
     _ = try await store.updateTasks(
-      fresh.map { TaskUpdate(id: $0.id, nodeId: $0.nodeId, state: .assigned, message: "sent to the node") })
+      fresh.map {
+        TaskUpdate(id: $0.id, nodeId: $0.nodeId, state: .assigned, message: "sent to the node", onlyFrom: .new)
+      })
   }
 
   /// Agents' task states, committed before this returns.

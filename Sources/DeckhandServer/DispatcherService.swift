@@ -52,14 +52,14 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     try await mappingErrors {
       let nodeId = try await node(request.metadata)
       let asked = request.message
-      let (sessionId, node, ended) = try await plane.openSession(
+      let (sessionId, node, period, ended) = try await plane.openSession(
         nodeId, description: asked.description_p, resume: asked.sessionID)
       var first = Deckhand_Dispatcher_V1_SessionMessage()
       first.sessionID = sessionId
       first.node = ProtoMapping.node(node, status: .ready)
       first.managers = Self.peers(plane.managers)
       first.caCertificate = plane.authority.caPEM
-      first.heartbeatPeriodMs = Int64(plane.timing.heartbeatPeriod.inMilliseconds)
+      first.heartbeatPeriodMs = Int64(period.inMilliseconds)
       let message = first
       return StreamingServerResponse { [plane] writer in
         try await mappingErrors {
@@ -103,6 +103,30 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
       var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
       response.periodMs = Int64(period.inMilliseconds.rounded())
       return ServerResponse(message: response)
+    }
+  }
+
+  /// Heartbeats as messages on one stream: the node is authenticated once,
+  /// when the stream opens; each message is judged in memory and answered
+  /// with the next period. The stream ends (NOT_FOUND) once the session is
+  /// not the node's current one, as the unary call would answer.
+  func heartbeats(
+    request: StreamingServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>, context: ServerContext
+  ) async throws -> StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse> {
+    try await mappingErrors {
+      let nodeId = try await node(request.metadata)
+      let plane = self.plane
+      return StreamingServerResponse { writer in
+        try await mappingErrors {
+          var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
+          for try await beat in request.messages {
+            let period = try plane.heartbeat(nodeId, sessionId: beat.sessionID)
+            response.periodMs = Int64(period.inMilliseconds.rounded())
+            try await writer.write(response)
+          }
+          return [:]
+        }
+      }
     }
   }
 

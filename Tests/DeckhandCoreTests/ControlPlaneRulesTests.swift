@@ -34,6 +34,21 @@ struct ControlPlaneRulesTests {
     #expect(ControlPlaneTiming(heartbeatPeriod: .milliseconds(400)).downAfter == .milliseconds(1200))
   }
 
+  @Test("past 500 heartbeats a second the period grows with the nodes, and DOWN with it")
+  func heartbeatsScaleWithNodes() {
+    var timing = ControlPlaneTiming()
+    #expect(timing.period(nodes: 0) == .seconds(5))
+    #expect(timing.period(nodes: 2_500) == .seconds(5))
+    #expect(timing.period(nodes: 10_000) == .seconds(20))
+    #expect(timing.nextPeriod(random: 1, nodes: 10_000) == .seconds(22))
+    // A node given a long period is DOWN after 3 of them; never sooner
+    // than 3 configured periods.
+    #expect(timing.downAfter(given: .seconds(20)) == .seconds(60))
+    #expect(timing.downAfter(given: .seconds(1)) == .seconds(15))
+    timing.maxHeartbeatsPerSecond = 0
+    #expect(timing.period(nodes: 1_000_000) == .seconds(5))
+  }
+
   @Test("reconnect backoff: min(100 ms + 2 x previous, 8 s)")
   func backoff() {
     let timing = ControlPlaneTiming()

@@ -168,6 +168,20 @@ struct AuthorizationMatrixTests {
       request.sessionID = fleet.sessionA
       _ = try await Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client).heartbeat(request, metadata: metadata)
     },
+    // The same on the heartbeat stream: B's stream with A's session ends NOT_FOUND.
+    Row(name: "Dispatcher.Heartbeats", expected: nodeOnly(otherNode: .notFound)) { client, metadata, _, fleet in
+      var request = Deckhand_Dispatcher_V1_HeartbeatRequest()
+      request.sessionID = fleet.sessionA
+      let beat = request
+      try await Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client).heartbeats(
+        metadata: metadata, requestProducer: { writer in try await writer.write(beat) }
+      ) { response in
+        var answers = response.messages.makeAsyncIterator()
+        guard let answer = try await answers.next(), answer.periodMs > 0 else {
+          throw RPCError(code: .dataLoss, message: "no period in the heartbeat's answer")
+        }
+      }
+    },
     // B reporting A's task FAILED is answered OK and changes nothing (checked after the row).
     Row(name: "Dispatcher.UpdateTaskStatus", expected: nodeOnly()) { client, metadata, caller, fleet in
       var status = Deckhand_Dispatcher_V1_TaskStatus()

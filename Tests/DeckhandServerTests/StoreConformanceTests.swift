@@ -192,6 +192,14 @@ struct StoreConformanceTests {
       // The same report again changes nothing.
       let again = try await store.updateTasks([TaskUpdate(id: "t1", nodeId: "a", state: .running, message: "up")])
       #expect(again.isEmpty)
+      // The server's NEW → ASSIGNED after sending does not undo the
+      // agent's RUNNING that came first.
+      let late = try await store.updateTasks([
+        TaskUpdate(id: "t1", nodeId: "a", state: .assigned, message: "sent to the node", onlyFrom: .new)
+      ])
+      #expect(late.isEmpty)
+      let stillRunning = try await store.tasks(node: "a", deployment: "d1", activeOnly: true).first?.state
+      #expect(stillRunning == .running)
     }
   }
 

@@ -103,4 +103,8 @@ int deckhand_set_window(int fd, unsigned short rows, unsigned short columns);
 
 /// Reads a terminal's window size (TIOCGWINSZ). Returns 0 or errno.
 int deckhand_get_window(int fd, unsigned short *rows, unsigned short *columns);
+/// sched_setaffinity(2) for thread (or process) `tid` (0: the caller) to
+/// the one CPU `cpu`. Returns 0 or an errno value.
+int deckhand_pin_to_cpu(pid_t tid, int cpu);
+
 #endif

@@ -43,6 +43,7 @@ package struct TaskRecord: Codable, Sendable, Hashable {
   /// node, and only if it says something new. Whether it changed.
   package mutating func apply(_ update: TaskUpdate, nowMs: Int64) -> Bool {
     guard nodeId == update.nodeId, active, state != update.state || message != update.message else { return false }
+    if let from = update.onlyFrom, state != from { return false }
     state = update.state
     message = update.message
     updatedMs = nowMs
@@ -65,10 +66,15 @@ package struct TaskUpdate: Sendable, Hashable {
   package var nodeId: String
   package var state: TaskState
   package var message: String
-  package init(id: String, nodeId: String, state: TaskState, message: String) {
+  /// Applies only to a task in this state: the server's own NEW →
+  /// ASSIGNED must not undo a report the agent made meanwhile (a task
+  /// sent, reported RUNNING, then marked ASSIGNED would stay so).
+  package var onlyFrom: TaskState?
+  package init(id: String, nodeId: String, state: TaskState, message: String, onlyFrom: TaskState? = nil) {
     self.id = id
     self.nodeId = nodeId
     self.state = state
     self.message = message
+    self.onlyFrom = onlyFrom
   }
 }

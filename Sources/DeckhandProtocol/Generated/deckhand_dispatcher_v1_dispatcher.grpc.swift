@@ -77,6 +77,19 @@ public enum Deckhand_Dispatcher_V1_Dispatcher: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Heartbeats" metadata.
+        public enum Heartbeats: Sendable {
+            /// Request type for "Heartbeats".
+            public typealias Input = Deckhand_Dispatcher_V1_HeartbeatRequest
+            /// Response type for "Heartbeats".
+            public typealias Output = Deckhand_Dispatcher_V1_HeartbeatResponse
+            /// Descriptor for "Heartbeats".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.dispatcher.v1.Dispatcher"),
+                method: "Heartbeats",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Namespace for "UpdateTaskStatus" metadata.
         public enum UpdateTaskStatus: Sendable {
             /// Request type for "UpdateTaskStatus".
@@ -135,6 +148,7 @@ public enum Deckhand_Dispatcher_V1_Dispatcher: Sendable {
             Join.descriptor,
             Session.descriptor,
             Heartbeat.descriptor,
+            Heartbeats.descriptor,
             UpdateTaskStatus.descriptor,
             Assignments.descriptor,
             Tasks.descriptor,
@@ -229,7 +243,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Keeps the session alive; returns the period to use next.
+        /// > Keeps the session alive; returns the period to use next. Agents use
+        /// > Heartbeats; this one call per heartbeat stays for older agents.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
@@ -239,6 +254,28 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///     to an internal error.
         /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
         func heartbeat(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
+
+        /// Handle the "Heartbeats" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Keeps the session alive, one stream for the session's life: each
+        /// > request is one heartbeat, answered with the period to use next. A
+        /// > message on an open stream costs the server a fraction of a call
+        /// > (no new HTTP/2 stream, headers or task). The stream ends with
+        /// > NOT_FOUND when the session is no longer the node's current one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
+        func heartbeats(
             request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
@@ -392,7 +429,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Keeps the session alive; returns the period to use next.
+        /// > Keeps the session alive; returns the period to use next. Agents use
+        /// > Heartbeats; this one call per heartbeat stays for older agents.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Deckhand_Dispatcher_V1_HeartbeatRequest` message.
@@ -405,6 +443,28 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             request: GRPCCore.ServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
+
+        /// Handle the "Heartbeats" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Keeps the session alive, one stream for the session's life: each
+        /// > request is one heartbeat, answered with the period to use next. A
+        /// > message on an open stream costs the server a fraction of a call
+        /// > (no new HTTP/2 stream, headers or task). The stream ends with
+        /// > NOT_FOUND when the session is no longer the node's current one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
+        func heartbeats(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>
 
         /// Handle the "UpdateTaskStatus" method.
         ///
@@ -554,7 +614,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Keeps the session alive; returns the period to use next.
+        /// > Keeps the session alive; returns the period to use next. Agents use
+        /// > Heartbeats; this one call per heartbeat stays for older agents.
         ///
         /// - Parameters:
         ///   - request: A `Deckhand_Dispatcher_V1_HeartbeatRequest` message.
@@ -567,6 +628,29 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             request: Deckhand_Dispatcher_V1_HeartbeatRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Dispatcher_V1_HeartbeatResponse
+
+        /// Handle the "Heartbeats" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Keeps the session alive, one stream for the session's life: each
+        /// > request is one heartbeat, answered with the period to use next. A
+        /// > message on an open stream costs the server a fraction of a call
+        /// > (no new HTTP/2 stream, headers or task). The stream ends with
+        /// > NOT_FOUND when the session is no longer the node's current one.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - response: A response stream of `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func heartbeats(
+            request: GRPCCore.RPCAsyncSequence<Deckhand_Dispatcher_V1_HeartbeatRequest, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_HeartbeatResponse>,
+            context: GRPCCore.ServerContext
+        ) async throws
 
         /// Handle the "UpdateTaskStatus" method.
         ///
@@ -692,6 +776,17 @@ extension Deckhand_Dispatcher_V1_Dispatcher.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_HeartbeatResponse>(),
             handler: { request, context in
                 try await self.heartbeat(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Dispatcher_V1_Dispatcher.Method.Heartbeats.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_HeartbeatRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_HeartbeatResponse>(),
+            handler: { request, context in
+                try await self.heartbeats(
                     request: request,
                     context: context
                 )
@@ -895,6 +990,23 @@ extension Deckhand_Dispatcher_V1_Dispatcher.SimpleServiceProtocol {
         )
     }
 
+    public func heartbeats(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>(
+            metadata: [:],
+            producer: { writer in
+                try await self.heartbeats(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
     public func updateTaskStatus(
         request: GRPCCore.ServerRequest<Deckhand_Dispatcher_V1_UpdateTaskStatusRequest>,
         context: GRPCCore.ServerContext
@@ -1048,7 +1160,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Keeps the session alive; returns the period to use next.
+        /// > Keeps the session alive; returns the period to use next. Agents use
+        /// > Heartbeats; this one call per heartbeat stays for older agents.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Deckhand_Dispatcher_V1_HeartbeatRequest` message.
@@ -1065,6 +1178,33 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_HeartbeatResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Heartbeats" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Keeps the session alive, one stream for the session's life: each
+        /// > request is one heartbeat, answered with the period to use next. A
+        /// > message on an open stream costs the server a fraction of a call
+        /// > (no new HTTP/2 stream, headers or task). The stream ends with
+        /// > NOT_FOUND when the session is no longer the node's current one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func heartbeats<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_HeartbeatResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "UpdateTaskStatus" method.
@@ -1290,7 +1430,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Keeps the session alive; returns the period to use next.
+        /// > Keeps the session alive; returns the period to use next. Agents use
+        /// > Heartbeats; this one call per heartbeat stays for older agents.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Deckhand_Dispatcher_V1_HeartbeatRequest` message.
@@ -1313,6 +1454,42 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             try await self.client.unary(
                 request: request,
                 descriptor: Deckhand_Dispatcher_V1_Dispatcher.Method.Heartbeat.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Heartbeats" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Keeps the session alive, one stream for the session's life: each
+        /// > request is one heartbeat, answered with the period to use next. A
+        /// > message on an open stream costs the server a fraction of a call
+        /// > (no new HTTP/2 stream, headers or task). The stream ends with
+        /// > NOT_FOUND when the session is no longer the node's current one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_HeartbeatResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func heartbeats<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_HeartbeatResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Deckhand_Dispatcher_V1_Dispatcher.Method.Heartbeats.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1554,7 +1731,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Keeps the session alive; returns the period to use next.
+    /// > Keeps the session alive; returns the period to use next. Agents use
+    /// > Heartbeats; this one call per heartbeat stays for older agents.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Deckhand_Dispatcher_V1_HeartbeatRequest` message.
@@ -1571,6 +1749,37 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
         }
     ) async throws -> Result where Result: Sendable {
         try await self.heartbeat(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_HeartbeatRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_HeartbeatResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Heartbeats" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Keeps the session alive, one stream for the session's life: each
+    /// > request is one heartbeat, answered with the period to use next. A
+    /// > message on an open stream costs the server a fraction of a call
+    /// > (no new HTTP/2 stream, headers or task). The stream ends with
+    /// > NOT_FOUND when the session is no longer the node's current one.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_HeartbeatRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func heartbeats<Result>(
+        request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.heartbeats(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_HeartbeatRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_HeartbeatResponse>(),
@@ -1804,7 +2013,8 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Keeps the session alive; returns the period to use next.
+    /// > Keeps the session alive; returns the period to use next. Agents use
+    /// > Heartbeats; this one call per heartbeat stays for older agents.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -1827,6 +2037,42 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
             metadata: metadata
         )
         return try await self.heartbeat(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Heartbeats" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Keeps the session alive, one stream for the session's life: each
+    /// > request is one heartbeat, answered with the period to use next. A
+    /// > message on an open stream costs the server a fraction of a call
+    /// > (no new HTTP/2 stream, headers or task). The stream ends with
+    /// > NOT_FOUND when the session is no longer the node's current one.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func heartbeats<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_HeartbeatRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_HeartbeatResponse>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_HeartbeatRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.heartbeats(
             request: request,
             options: options,
             onResponse: handleResponse

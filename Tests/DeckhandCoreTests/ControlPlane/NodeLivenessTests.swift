@@ -62,6 +62,26 @@ struct NodeLivenessTests {
     #expect(liveness.heartbeat("n1", sessionId: "s1", now: start, nowMs: 0) == .unknownSession)
   }
 
+  @Test("a node given a longer period (a large fleet) is DOWN only after 3 of those periods")
+  func givenPeriod() {
+    var timing = Self.timing
+    timing.maxHeartbeatsPerSecond = 2
+    var liveness = NodeLiveness(timing: timing)
+    _ = liveness.sessionOpened("n0", resume: "", newID: "s0", now: start, nowMs: 0, period: .seconds(1))
+    _ = liveness.sessionOpened("n1", resume: "", newID: "s1", now: start, nowMs: 0, period: .seconds(1))
+    // 4 nodes at 2 heartbeats a second: every 2 s.
+    for node in 2..<4 {
+      _ = liveness.sessionOpened("n\(node)", resume: "", newID: "s\(node)", now: start, nowMs: 0, period: .seconds(1))
+    }
+    #expect(liveness.period == .seconds(2))
+    let given = liveness.nextPeriod(random: 0.5)
+    #expect(given == .seconds(2))
+    #expect(liveness.heartbeat("n1", sessionId: "s1", now: start, nowMs: 0, period: given) == .alive(revived: false))
+    let down = liveness.sweep(now: start + .milliseconds(5_900)).filter { $0.status == .down }.map(\.id)
+    #expect(Set(down) == ["n0", "n2", "n3"])
+    #expect(liveness.sweep(now: start + .milliseconds(6_100)).map(\.id) == ["n1"])
+  }
+
   @Test("heartbeat times are written every 15 s of heartbeats, not on each one")
   func persistsEveryInterval() {
     var liveness = NodeLiveness(timing: ControlPlaneTiming(heartbeatPeriod: .seconds(60)))
