@@ -334,11 +334,11 @@ package final class JobQueue: Sendable {
     let now = nowMs()
     let recorded = RecordedFlag()
     _ = try await store.update(id) { job in
-      if job.lifecycle.finish(
-        by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now)
-      {
-        recorded.set()
-      }
+      // A store may run the change again after losing a race: the last
+      // run is the one written.
+      recorded.set(
+        job.lifecycle.finish(
+          by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now))
     }
     notify(job: id)
     return recorded.value
@@ -348,7 +348,7 @@ package final class JobQueue: Sendable {
   /// Sendable and escapes; a Mutex cannot be captured by it).
   private final class RecordedFlag: Sendable {
     private let flag = Mutex(false)
-    func set() { flag.withLock { $0 = true } }
+    func set(_ value: Bool) { flag.withLock { $0 = value } }
     var value: Bool { flag.withLock { $0 } }
   }
 

@@ -102,7 +102,9 @@ package protocol ServerStore: Sendable {
   /// made WAITING for it; nil if the runner is unknown or drained. Two
   /// claims at once never take the same job.
   func claim(runner id: String, byIdOnly: Bool, now: Int64) async throws -> JobClaim?
-  /// Changes one job in a transaction; nil if it does not exist.
+  /// Changes one job's lifecycle atomically; nil if it does not exist.
+  /// `change` may run more than once (a store that lost a race to another
+  /// writer runs it on the newer record); only the last run is written.
   func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws -> JobRecord?
   /// Appends output, numbering it after the job's last, up to `limit`
   /// bytes per job: the event that crosses it is cut there and followed by
