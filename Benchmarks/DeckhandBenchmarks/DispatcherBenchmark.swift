@@ -173,7 +173,7 @@ package struct DispatcherBenchmark: Sendable {
 
     // The steady phase: CPU, memory, and any node wrongly DOWN.
     let cpuStart = Self.cpuSeconds(pid: server.processIdentifier)
-    let postgresStart = cluster == nil ? 0 : Self.postgresCPUSeconds()
+    let postgresStart = cluster == nil ? [:] : Self.postgresCPUSeconds()
     let steadyStart = ContinuousClock.now
     log.record(late: options.duration / 2)
     var wronglyDown: Set<String> = []
@@ -185,7 +185,7 @@ package struct DispatcherBenchmark: Sendable {
     log.stopRecording()
     let steady = steadyStart.duration(to: .now).inSeconds
     let cpu = Self.cpuSeconds(pid: server.processIdentifier) - cpuStart
-    let postgresCPU = cluster == nil ? 0 : Self.postgresCPUSeconds() - postgresStart
+    let postgresCPU = cluster == nil ? 0 : Self.postgresCPU(from: postgresStart, to: Self.postgresCPUSeconds())
     let heartbeats = log.summary
     report(Figure(name: "agents", value: Double(agents.count), unit: "nodes"))
     report(Figure(name: "server_cpu_percent", value: 100 * cpu / steady, unit: "%"))
@@ -328,18 +328,25 @@ package struct DispatcherBenchmark: Sendable {
   /// utime + stime of `pid`, in seconds.
   static func cpuSeconds(pid: Int32) -> Double { DeckhandTestSupport.cpuSeconds(pid) }
 
-  /// utime + stime of every process named postgres, in seconds.
-  static func postgresCPUSeconds() -> Double {
+  /// utime + stime of each process named postgres, in seconds, by pid.
+  static func postgresCPUSeconds() -> [Int32: Double] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    var total = 0.0
+    var seconds: [Int32: Double] = [:]
     for entry in entries {
       guard let pid = Int32(entry),
         let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
         name.hasPrefix("postgres")
       else { continue }
-      total += cpuSeconds(pid: pid)
+      seconds[pid] = cpuSeconds(pid: pid)
     }
-    return total
+    return seconds
+  }
+
+  /// The CPU PostgreSQL's processes used between two samples: each one's
+  /// growth (a backend started meanwhile from zero; one that ended is
+  /// left out).
+  static func postgresCPU(from start: [Int32: Double], to end: [Int32: Double]) -> Double {
+    end.reduce(0) { total, entry in total + max(0, entry.value - (start[entry.key] ?? 0)) }
   }
 
   static func rssKiB(pid: Int32) -> Double {

@@ -283,6 +283,7 @@ package final class ControlPlane: Sendable {
       $0.unknownNodes[id] = nil
     }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
+    for observer in placementObservers.withLock({ $0 }) { observer(id) }
     return (record, Credential.node(id: id, secret: secret).text)
   }
 
@@ -321,8 +322,8 @@ package final class ControlPlane: Sendable {
     for observer in placementObservers.withLock({ $0 }) { observer(node.id) }
   }
 
-  /// Calls `observer` with a node's id whenever its labels or availability
-  /// change.
+  /// Calls `observer` with a node's id whenever a node joins or its labels
+  /// or availability change.
   package func onPlacementChanged(_ observer: @escaping @Sendable (String) -> Void) {
     placementObservers.withLock { $0.append(observer) }
   }

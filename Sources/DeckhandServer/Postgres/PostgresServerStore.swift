@@ -52,6 +52,14 @@ package final class PostgresServerStore: ServerStore {
     configuration.options.maximumConnections = 16
     configuration.options.minimumConnections = 2
     configuration.options.connectTimeout = .seconds(10)
+    // The job queue's claim (`WHERE state = queued AND … ORDER BY
+    // queued_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED`) must walk the
+    // (state, queued_ms, id) index and stop at the first match. While the
+    // table's statistics lag a fast-growing queue, the planner estimates a
+    // few dozen queued rows and reads them all through a bitmap scan and a
+    // sort instead: 7.5 ms a claim at 4,000 queued jobs, against 0.13 ms
+    // through the index. No query of this store needs a bitmap scan.
+    configuration.options.additionalStartupParameters = [("options", "-c enable_bitmapscan=off")]
     client = PostgresClient(configuration: configuration, backgroundLogger: logger)
   }
 
