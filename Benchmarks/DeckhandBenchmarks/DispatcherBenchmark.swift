@@ -54,14 +54,9 @@ package struct DispatcherBenchmark: Sendable {
   package init(options: Options) { self.options = options }
 
   package func run(report: @Sendable (Figure) -> Void) async throws {
-    let cluster = options.postgres ? try await PostgresCluster() : nil
-    do {
-      try await measure(cluster, report: report)
-    } catch {
-      await cluster?.stop()
-      throw error
-    }
-    await cluster?.stop()
+    // The cluster outlives the servers and agents, which `measure` stops
+    // before it returns or throws.
+    try await PostgresCluster.with(if: options.postgres) { cluster in try await measure(cluster, report: report) }
   }
 
   private func measure(_ cluster: PostgresCluster?, report: @Sendable (Figure) -> Void) async throws {

@@ -35,14 +35,9 @@ package struct JobsBenchmark: Sendable {
   package func run(report: @Sendable (DispatcherBenchmark.Figure) -> Void) async throws {
     // The cluster outlives the servers and agents, which `measure` stops
     // before it returns or throws.
-    let cluster = options.postgres || options.replicas > 1 ? try await PostgresCluster() : nil
-    do {
+    try await PostgresCluster.with(if: options.postgres || options.replicas > 1) { cluster in
       try await measure(cluster, report: report)
-    } catch {
-      await cluster?.stop()
-      throw error
     }
-    await cluster?.stop()
   }
 
   private func measure(_ cluster: PostgresCluster?, report: @Sendable (DispatcherBenchmark.Figure) -> Void)

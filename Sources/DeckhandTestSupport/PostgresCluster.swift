@@ -97,6 +97,15 @@ package final class PostgresCluster: Sendable {
     }
   }
 
+  /// Runs `body` with a new cluster if `wanted` (stopped afterwards, as
+  /// ``with(listenOnLoopback:tls:_:)`` does), else with nil.
+  package static func with<Result>(if wanted: Bool, _ body: (PostgresCluster?) async throws -> Result)
+    async throws -> Result
+  {
+    guard wanted else { return try await body(nil) }
+    return try await with { cluster in try await body(cluster) }
+  }
+
   /// A new database's URL, for the server's `--database-url`.
   package func databaseURL() async throws -> String {
     let name = try await createDatabase()
