@@ -362,6 +362,9 @@ let package = Package(
       dependencies: [
         "DeckhandClient", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
       ],
       swiftSettings: defaultSwiftSettings
     ),

@@ -1,6 +1,7 @@
 package import DeckhandCore
 package import DeckhandProtocol
 package import GRPCCore
+internal import Synchronization
 
 /// A session's heartbeats on one `Heartbeats` stream: each sent after the
 /// period the server last gave, each answer awaited at most `timeout`.
@@ -18,10 +19,63 @@ package enum HeartbeatStream {
 
   /// Runs until the stream fails, the server ends it (the session is no
   /// longer current: NOT_FOUND), or an answer is late; then throws.
-  /// `answered` gets each heartbeat's round trip.
+  /// `answered` gets each heartbeat's round trip. A server older than the
+  /// stream (UNIMPLEMENTED) gets one `Heartbeat` call per heartbeat.
   package static func run<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
     firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void = { _ in }
+  ) async throws {
+    do {
+      try await stream(
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, answered: answered)
+    } catch let error as RPCError where error.code == .unimplemented {
+      try await calls(
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, answered: answered)
+    }
+  }
+
+  /// One `Heartbeat` call per heartbeat, each with `timeout` as deadline.
+  private static func calls<Transport: ClientTransport>(
+    _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
+    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void
+  ) async throws {
+    var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
+    beat.sessionID = session
+    try await Task.sleep(for: firstDelay)
+    while true {
+      let sent = ContinuousClock.now
+      let answer = try await dispatcher.heartbeat(
+        beat, metadata: metadata, options: ControlPlaneClient.options(timeout))
+      answered(sent.duration(to: .now))
+      try await Task.sleep(for: .milliseconds(max(answer.periodMs, 10)))
+    }
+  }
+
+  private static func stream<Transport: ClientTransport>(
+    _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
+    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void
+  ) async throws {
+    // gRPC reports a request producer's error as "Write failed": the
+    // reason is kept here and thrown instead.
+    let late = LateAnswer()
+    do {
+      try await heartbeats(
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout,
+        answered: answered, late: late)
+    } catch {
+      if let reason = late.error.withLock({ $0 }) { throw reason }
+      throw error
+    }
+  }
+
+  /// The error of an answer that came too late.
+  private final class LateAnswer: Sendable {
+    let error = Mutex<DeckhandError?>(nil)
+  }
+
+  private static func heartbeats<Transport: ClientTransport>(
+    _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
+    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void, late: LateAnswer
   ) async throws {
     let (periods, continuation) = AsyncStream.makeStream(of: Int64.self)
     try await dispatcher.heartbeats(
@@ -45,8 +99,10 @@ package enum HeartbeatStream {
           case .ended:
             return
           case nil:
-            throw DeckhandError(
+            let error = DeckhandError(
               .serverUnavailable, "the server did not answer a heartbeat within \(DurationText.format(timeout))")
+            late.error.withLock { $0 = error }
+            throw error
           }
         }
       },
