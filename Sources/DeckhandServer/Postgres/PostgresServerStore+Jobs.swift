@@ -56,17 +56,38 @@ extension PostgresServerStore {
 
   /// Writes the job's lifecycle (what the queue's rules change).
   static func updateJob(_ job: JobRecord, on connection: PostgresConnection, logger: Logger) async throws {
+    try await connection.query(lifecycleUpdate(job), logger: logger)
+  }
+
+  /// The `UPDATE` that writes `job`'s lifecycle; with `read`, only while
+  /// the row's lifecycle is still `read`'s (a compare-and-set on every
+  /// lifecycle column).
+  static func lifecycleUpdate(_ job: JobRecord, ifStill read: JobRecord? = nil) throws -> PostgresQuery {
     let life = job.lifecycle
     let results = try JSONColumn.encode(life.results, empty: "[]")
-    try await connection.query(
-      """
+    var query: PostgresQuery = """
       UPDATE job SET state = \(life.state.rawValue), runner_id = \(life.runnerId), assigned_ms = \(life.assignedMs), \
       acked_ms = \(life.ackedMs), complete_ms = \(life.completeMs), expires_ms = \(life.expiresMs), \
       heartbeat_ms = \(life.heartbeatMs), exit_code = \(life.exitCode), error = \(life.error), \
       cancel_requested = \(life.cancelRequested), force_cancel = \(life.forceCancel), \
       result_code = \(life.resultCode), results = \(results)
       WHERE id = \(job.id)
-      """, logger: logger)
+      """
+    guard let old = read?.lifecycle else { return query }
+    query.append(" AND state = ", old.state.rawValue)
+    query.append(" AND runner_id = ", old.runnerId)
+    query.append(" AND assigned_ms = ", old.assignedMs)
+    query.append(" AND acked_ms = ", old.ackedMs)
+    query.append(" AND complete_ms = ", old.completeMs)
+    query.append(" AND expires_ms = ", old.expiresMs)
+    query.append(" AND heartbeat_ms = ", old.heartbeatMs)
+    query.append(" AND exit_code = ", old.exitCode)
+    query.append(" AND error = ", old.error)
+    query.append(" AND cancel_requested = ", old.cancelRequested)
+    query.append(" AND force_cancel = ", old.forceCancel)
+    query.append(" AND result_code = ", old.resultCode)
+    query.append(" AND results = ", try JSONColumn.encode(old.results, empty: "[]"))
+    return query
   }
 
   package func insert(_ job: JobRecord) async throws -> [String] {
@@ -78,15 +99,13 @@ extension PostgresServerStore {
     }
     return try await transaction { connection in
       var replaced: [String] = []
-      if !job.singletonId.isEmpty {
-        let previous = try await Self.jobs(
-          on: connection,
-          "SELECT \(unescaped: Self.jobColumns) FROM job WHERE singleton_id = \(job.singletonId) AND state = \(JobState.queued.rawValue) ORDER BY id FOR UPDATE",
-          logger: logger)
-        for var old in previous where old.lifecycle.replace(by: job.id, nowMs: job.queuedMs) {
-          try await Self.updateJob(old, on: connection, logger: logger)
-          replaced.append(old.id)
-        }
+      let previous = try await Self.jobs(
+        on: connection,
+        "SELECT \(unescaped: Self.jobColumns) FROM job WHERE singleton_id = \(job.singletonId) AND state = \(JobState.queued.rawValue) ORDER BY id FOR UPDATE",
+        logger: logger)
+      for var old in previous where old.lifecycle.replace(by: job.id, nowMs: job.queuedMs) {
+        try await Self.updateJob(old, on: connection, logger: logger)
+        replaced.append(old.id)
       }
       try await Self.insertJob(job, on: connection, logger: logger)
       return replaced
@@ -176,7 +195,9 @@ extension PostgresServerStore {
       var job = read
       try change(&job)
       if job.lifecycle == read.lifecycle { return job }
-      if try await Self.updateJob(job, ifStill: read, client: self) { return job }
+      var compareAndSet = try Self.lifecycleUpdate(job, ifStill: read)
+      compareAndSet.sql += " RETURNING id"
+      if try await !fetch(compareAndSet, { try $0.decode(String.self) }).isEmpty { return job }
     }
     return try await transaction { connection in
       let rows = try await Self.jobs(
@@ -186,31 +207,6 @@ extension PostgresServerStore {
       try await Self.updateJob(job, on: connection, logger: logger)
       return job
     }
-  }
-
-  /// Writes `job`'s lifecycle if the row's is still `read`'s; whether it
-  /// did.
-  static func updateJob(_ job: JobRecord, ifStill read: JobRecord, client store: PostgresServerStore) async throws
-    -> Bool
-  {
-    let life = job.lifecycle
-    let old = read.lifecycle
-    let results = try JSONColumn.encode(life.results, empty: "[]")
-    let oldResults = try JSONColumn.encode(old.results, empty: "[]")
-    let query: PostgresQuery = """
-      UPDATE job SET state = \(life.state.rawValue), runner_id = \(life.runnerId), assigned_ms = \(life.assignedMs), \
-      acked_ms = \(life.ackedMs), complete_ms = \(life.completeMs), expires_ms = \(life.expiresMs), \
-      heartbeat_ms = \(life.heartbeatMs), exit_code = \(life.exitCode), error = \(life.error), \
-      cancel_requested = \(life.cancelRequested), force_cancel = \(life.forceCancel), \
-      result_code = \(life.resultCode), results = \(results)
-      WHERE id = \(job.id) AND state = \(old.state.rawValue) AND runner_id = \(old.runnerId) \
-      AND assigned_ms = \(old.assignedMs) AND acked_ms = \(old.ackedMs) AND complete_ms = \(old.completeMs) \
-      AND expires_ms = \(old.expiresMs) AND heartbeat_ms = \(old.heartbeatMs) AND exit_code = \(old.exitCode) \
-      AND error = \(old.error) AND cancel_requested = \(old.cancelRequested) \
-      AND force_cancel = \(old.forceCancel) AND result_code = \(old.resultCode) AND results = \(oldResults) \
-      RETURNING id
-      """
-    return try await !store.fetch(query) { try $0.decode(String.self) }.isEmpty
   }
 
   package func appendOutput(_ id: String, _ events: [JobOutputEvent], limit: Int64) async throws -> Int64 {

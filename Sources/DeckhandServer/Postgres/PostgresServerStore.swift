@@ -654,7 +654,7 @@ package final class PostgresServerStore: ServerStore {
 
 extension PostgresQuery {
   /// Appends `sql` and a bind for `value` after it.
-  mutating func append(_ sql: String, _ value: String) {
+  mutating func append(_ sql: String, _ value: some PostgresNonThrowingEncodable) {
     self.sql += sql
     binds.append(value, context: .default)
     self.sql += "$\(binds.count)"
