@@ -1,5 +1,6 @@
 internal import DeckhandClient
 package import DeckhandCore
+internal import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import DeckhandTestSupport
 internal import Foundation
@@ -344,11 +345,5 @@ package struct DispatcherBenchmark: Sendable {
     end.reduce(0) { total, entry in total + max(0, entry.value - (start[entry.key] ?? 0)) }
   }
 
-  static func rssKiB(pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-      return line.split(separator: " ").compactMap { Double($0) }.first ?? 0
-    }
-    return 0
-  }
+  static func rssKiB(pid: Int32) -> Double { PluginBenchmark.rssKiB(pid: pid) }
 }

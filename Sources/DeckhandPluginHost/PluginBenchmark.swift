@@ -214,11 +214,13 @@ package struct PluginBenchmark: Sendable {
   package static func us(_ duration: Duration) -> Double { duration.inSeconds * 1_000_000 }
 
   /// VmRSS of a process in MiB, from /proc/PID/status.
-  static func rssMiB(pid: Int32) -> Double {
+  static func rssMiB(pid: Int32) -> Double { rssKiB(pid: pid) / 1024 }
+
+  /// VmRSS of a process in KiB, from /proc/PID/status (0 if unreadable).
+  package static func rssKiB(pid: Int32) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
     for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-      let kib = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
-      return kib / 1024
+      return line.split(separator: " ").compactMap { Double($0) }.first ?? 0
     }
     return 0
   }
