@@ -96,12 +96,12 @@ struct ServeCommand: AsyncParsableCommand {
   {
     let file = try config.map { try ServerConfigFile(path: HostOptions.absolute($0)) } ?? ServerConfigFile()
     func setting(_ flag: String?, _ key: String) -> String? { flag ?? file[key] }
-    func number(_ flag: Int?, _ key: String, default value: Int) throws -> Int {
+    func number(_ flag: Int?, _ key: String, default value: Int, minimum: Int = 1) throws -> Int {
       guard let text = setting(flag.map(String.init), key) else { return value }
-      guard let number = Int(text), number >= 1 else {
+      guard let number = Int(text), number >= minimum else {
         throw DeckhandError(
           .configurationInvalid,
-          "--\(key.replacingOccurrences(of: "_", with: "-")) \(text): expected a whole number, at least 1")
+          "--\(key.replacingOccurrences(of: "_", with: "-")) \(text): expected a whole number, at least \(minimum)")
       }
       return number
     }
@@ -115,13 +115,11 @@ struct ServeCommand: AsyncParsableCommand {
     if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
       configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
     }
-    if let text = setting(maxHeartbeatsPerSecond.map(String.init), "max_heartbeats_per_second") {
-      guard let rate = Int(text), rate >= 0 else {
-        throw DeckhandError(
-          .configurationInvalid, "--max-heartbeats-per-second \(text): expected a whole number, 0 (no bound) or more")
-      }
-      configuration.timing.maxHeartbeatsPerSecond = Double(rate)
-    }
+    // 0: no bound.
+    configuration.timing.maxHeartbeatsPerSecond = Double(
+      try number(
+        maxHeartbeatsPerSecond, "max_heartbeats_per_second",
+        default: Int(configuration.timing.maxHeartbeatsPerSecond), minimum: 0))
     configuration.jobTiming.ackTimeout = try Self.duration(
       setting(jobAckTimeout, "job_ack_timeout") ?? "2m", "job-ack-timeout")
     configuration.jobTiming.heartbeatInterval = try Self.duration(
