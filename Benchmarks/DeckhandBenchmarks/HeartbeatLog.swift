@@ -6,7 +6,6 @@ internal import Synchronization
 /// heartbeats: failures always, round trips within a recording window.
 final class HeartbeatLog: Sendable {
   private struct State {
-    var sent = 0
     var failed = 0
     var firstError: String?
     /// Round trips of the recording window, and when each ended.
@@ -19,7 +18,6 @@ final class HeartbeatLog: Sendable {
 
   func succeeded(after roundTrip: Duration) {
     state.withLock { state in
-      state.sent += 1
       let now = ContinuousClock.now
       guard let since = state.recordingSince, since < now else { return }
       if let until = state.recordingUntil, now > until { return }
@@ -49,12 +47,12 @@ final class HeartbeatLog: Sendable {
   }
 
   /// The recording window's round trips (ms, sorted): all, and those of
-  /// its second half; with every heartbeat sent and failed.
-  var summary: (sent: Int, failed: Int, firstError: String?, roundTrips: [Double], late: [Double]) {
+  /// its second half; with the heartbeats that failed.
+  var summary: (failed: Int, firstError: String?, roundTrips: [Double], late: [Double]) {
     state.withLock { state in
       let late = state.lateSince.map { since in state.roundTrips.filter { $0.at > since } } ?? []
       return (
-        state.sent, state.failed, state.firstError, state.roundTrips.map(\.ms).sorted(), late.map(\.ms).sorted()
+        state.failed, state.firstError, state.roundTrips.map(\.ms).sorted(), late.map(\.ms).sorted()
       )
     }
   }
