@@ -52,6 +52,9 @@ let package = Package(
     // The PostgreSQL store (issue 17): a maintained client, not a
     // hand-written protocol.
     .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    // Metrics (issue 18): the Prometheus text format from a maintained
+    // registry, not written here.
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -156,6 +159,22 @@ let package = Package(
       swiftSettings: defaultSwiftSettings,
       linkerSettings: pluginLinkerSettings
     ),
+    // Metrics for the server and the agent: the registry, the /metrics
+    // endpoint and the gRPC interceptor that counts calls.
+    .target(
+      name: "DeckhandTelemetry",
+      dependencies: [
+        "DeckhandCore",
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
     // The node agent: installed plugins kept in SQLite and re-attached
     // across restarts, and the JSON command socket.
     .target(
@@ -167,6 +186,7 @@ let package = Package(
         "DeckhandProtocol",
         "DeckhandClient",
         "DeckhandRuntime",
+        "DeckhandTelemetry",
         "CDeckhandSystem",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -215,6 +235,7 @@ let package = Package(
         "DeckhandCore",
         "DeckhandClient",
         "DeckhandRuntime",
+        "DeckhandTelemetry",
         "DeckhandProtocol",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

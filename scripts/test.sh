@@ -12,7 +12,9 @@ cd "$ROOT"
 # protoc and the well-known types: scripts/generate-protos.sh.
 # PostgreSQL 15: the tests start throw-away clusters of their own
 # (DeckhandTestSupport's PostgresCluster, as the postgres user).
-APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15"
+# Prometheus (and promtool): the metrics tests run a throw-away server of
+# their own that scrapes a real server and agent.
+APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15 prometheus"
 missing=()
 for pkg in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

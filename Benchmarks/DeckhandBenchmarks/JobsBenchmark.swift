@@ -176,6 +176,19 @@ package struct JobsBenchmark: Sendable {
         throw DeckhandError(.callFailed, "the output job's stream carried \(received) bytes, not \(bytes)")
       }
       report(Figure(name: "output_mb_per_s", value: Double(received) / 1e6 / elapsed.inSeconds, unit: "MB/s"))
+
+      // The floor, after the jobs (its nodes and calls must not slow
+      // them): what the server's gRPC carries here with nothing else to do.
+      let floor = GRPCFloor(window: .seconds(3))
+      let unary = try await floor.unaryCalls(jobs, metadata: metadata)
+      let trips = try await floor.streamRoundTrips(
+        Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client), workerToken: workerToken)
+      report(Figure(name: "floor_unary_calls_per_s", value: unary, unit: "calls/s"))
+      report(Figure(name: "floor_stream_round_trips_per_s", value: trips, unit: "round-trips/s"))
+      report(
+        Figure(
+          name: "floor_noop_jobs_per_s", value: GRPCFloor.jobBound(unaryCalls: unary, streamRoundTrips: trips),
+          unit: "jobs/s"))
     }
   }
 

@@ -3,6 +3,7 @@ internal import DeckhandCore
 package import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import DeckhandRuntime
+internal import DeckhandTelemetry
 internal import Foundation
 package import Logging
 package import ServiceLifecycle
@@ -29,6 +30,10 @@ package final class Agent: Service, Sendable {
   let paths: HostPaths
   let logger: Logger
   let startedAt = ContinuousClock.now
+  /// What the agent counts for Prometheus (``AgentMetrics/off`` without
+  /// `--metrics-listen`), and where it serves them.
+  let metrics: AgentMetrics
+  private let metricsEndpoint: MetricsEndpoint?
 
   /// Makes the state directory private (``StateDirectory/secure(_:traversable:)``)
   /// and opens the agent's database. Plugins are brought back by ``run()``.
@@ -43,10 +48,23 @@ package final class Agent: Service, Sendable {
       configuration.trustedKeysDirectory != nil || configuration.requireSigned
       ? try TrustPolicy(directory: configuration.trustedKeysDirectory, requireSigned: configuration.requireSigned)
       : nil
+    let registry = configuration.metricsListen.map { _ in MetricsRegistry() }
+    metrics = AgentMetrics(registry)
+    metricsEndpoint = configuration.metricsListen.flatMap { listen in
+      registry.map { MetricsEndpoint(host: listen.host, port: listen.port, registry: $0, logger: logger) }
+    }
     manager = PluginManager(
       store: store, launcher: PluginLauncher(paths: paths, outliveHost: true),
       shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, trust: trust,
-      registry: registry, logger: logger)
+      registry: self.registry, metrics: metrics, logger: logger)
+    metrics.observeCommands(self.registry)
+    metrics.collect(manager)
+  }
+
+  /// The port `/metrics` is served on once bound; nil when metrics are
+  /// off or the port could not be bound.
+  package var metricsPort: Int? {
+    get async { await metricsEndpoint?.listeningPort }
   }
 
   /// Brings back the installed plugins, serves the command socket, and on
@@ -111,8 +129,18 @@ package final class Agent: Service, Sendable {
       let session = try await joinControlPlane()
       outcome = await withTaskGroup(of: Void.self) { group in
         if let session { group.addTask { await session() } }
+        if let endpoint = metricsEndpoint {
+          group.addTask {
+            do { try await endpoint.run() } catch { self.logger.error("\(error)") }
+          }
+        }
         let outcome: Result<Void, any Error>
         do {
+          if let endpoint = metricsEndpoint, await endpoint.listeningPort == nil {
+            throw DeckhandError(
+              .configurationInvalid,
+              "cannot serve metrics on \(configuration.metricsListen.map { "\($0)" } ?? "") (is the port taken?)")
+          }
           try await body(server)
           outcome = .success(())
         } catch {
@@ -203,7 +231,7 @@ package final class Agent: Service, Sendable {
         "joined the control plane", metadata: ["server": "\(membership.server)", "node": "\(membership.nodeId)"])
       let runner = JobRunner(
         membership: membership, servers: servers, manager: manager, slots: configuration.jobSlots,
-        owner: JobProcess.Owner(stateDirectory: configuration.stateDirectory), logger: logger)
+        owner: JobProcess.Owner(stateDirectory: configuration.stateDirectory), metrics: metrics, logger: logger)
       await withTaskGroup(of: Void.self) { group in
         group.addTask { await reconciler.run() }
         group.addTask { await session.run() }

@@ -22,6 +22,7 @@ internal import TOMLKit
 /// join_token = "DHTKN-1-…"
 /// heartbeat_period = "5s"       # the server tells the agent; for tests
 /// job_slots = 1                 # jobs of the server's queue run at once
+/// metrics_listen = "127.0.0.1:9381"  # Prometheus /metrics; off if absent
 /// ```
 package struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
@@ -55,6 +56,11 @@ package struct AgentConfiguration: Hashable, Sendable {
   /// How many jobs of the server's queue this agent runs at once (each
   /// on a runner stream of its own).
   package var jobSlots = 1
+  /// Where Prometheus scrapes `/metrics` (port 0: any free port); nil: no
+  /// metrics are kept.
+  package var metricsListen: ServerEndpoint?
+  /// Where `metrics_listen` serves without a port.
+  package static let defaultMetricsPort = 9381
   /// Bounds on a plugin package from the server: its size, what it unpacks
   /// to and its number of entries (256 MiB, 1 GiB and 10,000 by default).
   package var packageLimits = PackageArchive.Limits()
@@ -172,6 +178,9 @@ package struct AgentConfiguration: Hashable, Sendable {
       case "server":
         guard let text = value.string else { throw fail(key, "a string") }
         server = text
+      case "metrics_listen":
+        guard let text = value.string else { throw fail(key, "HOST:PORT") }
+        metricsListen = try ServerEndpoint(parsing: text, defaultPort: Self.defaultMetricsPort)
       case "job_slots":
         guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of at least 1") }
         jobSlots = number
@@ -193,7 +202,7 @@ package struct AgentConfiguration: Hashable, Sendable {
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, job_slots, join_token, join_token_file, package_max_mb, package_max_unpacked_mb, package_max_files"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, job_slots, metrics_listen, join_token, join_token_file, package_max_mb, package_max_unpacked_mb, package_max_files"
         )
       }
     }

@@ -111,11 +111,12 @@ final class CommandConnectionHandler: ChannelInboundHandler {
     switch registry.prepare(request) {
     case .answer(let response):
       writeAndFinish(channel, response, drain: drain)
-    case .run(let handler, let object):
+    case .run(let command, let handler, let object):
       // The one bridge from the channel's callbacks into async code: a
       // channel handler has no task to be the parent of one. The request
       // lives no longer than its connection's deadline (command_timeout).
-      Task { writeAndFinish(channel, await CommandRegistry.run(handler, object), drain: drain) }
+      let registry = self.registry
+      Task { writeAndFinish(channel, await registry.run(command, handler, object), drain: drain) }
     }
   }
 
@@ -142,35 +143,47 @@ extension CommandRegistry {
   enum Preparation {
     /// Answer at once: an error, or an immediate handler's response.
     case answer([UInt8])
-    /// Run a waiting handler with the request.
-    case run(Handler, [String: JSONValue])
+    /// Run a waiting handler (of the command named first) with the request.
+    case run(String, Handler, [String: JSONValue])
   }
 
   /// Decodes the request and finds its handler; runs it if it is
   /// immediate.
   func prepare(_ request: ByteBuffer) -> Preparation {
     guard let value = try? JSONValue.parse(request.readableBytesView), case .object(let object) = value else {
+      answered("", .badRequest)
       return .answer(CommandStatus.badRequest.response)
     }
     let command: String
     switch object["Command"] {
     case nil, .null: command = ""
     case .string(let name): command = name
-    default: return .answer(CommandStatus.badRequest.response)
+    default:
+      answered("", .badRequest)
+      return .answer(CommandStatus.badRequest.response)
     }
     switch handler(for: command) {
-    case nil: return .answer(CommandStatus.commandNotFound.response)
-    case .waiting(let handler): return .run(handler, object)
-    case .immediate(let handler): return .answer(Self.encode(Result { try handler(object) }))
+    case nil:
+      answered(command.isEmpty ? "" : "unknown", .commandNotFound)
+      return .answer(CommandStatus.commandNotFound.response)
+    case .waiting(let handler):
+      return .run(command, handler, object)
+    case .immediate(let handler):
+      let result = Result { try handler(object) }
+      answered(command, result.status)
+      return .answer(Self.encode(result))
     }
   }
 
-  static func run(_ handler: Handler, _ object: [String: JSONValue]) async -> [UInt8] {
+  func run(_ command: String, _ handler: Handler, _ object: [String: JSONValue]) async -> [UInt8] {
+    let result: Result<[String: JSONValue], any Error>
     do {
-      return encode(.success(try await handler(object)))
+      result = .success(try await handler(object))
     } catch {
-      return encode(.failure(error))
+      result = .failure(error)
     }
+    answered(command, result.status)
+    return Self.encode(result)
   }
 
   /// The response: the handler's fields with Status 0, or Status 105 with
@@ -190,6 +203,13 @@ extension CommandRegistry {
     }
     guard let bytes = JSONValue.object(response).serialized() else { return CommandStatus.internalError.response }
     return bytes
+  }
+}
+
+extension Result<[String: JSONValue], any Error> {
+  /// The status a handler's outcome is answered with.
+  fileprivate var status: CommandStatus {
+    if case .success = self { .success } else { .handlerFailed }
   }
 }
 

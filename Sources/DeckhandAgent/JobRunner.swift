@@ -22,6 +22,7 @@ final class JobRunner: Sendable {
   var endpoint: ServerEndpoint { servers.current }
   let manager: PluginManager
   let logger: Logger
+  let metrics: AgentMetrics
   let timing = ControlPlaneTiming()
   /// Marks this agent's job processes.
   let owner: JobProcess.Owner
@@ -41,8 +42,9 @@ final class JobRunner: Sendable {
 
   init(
     membership: ServerMembership, servers: ServerList, manager: PluginManager, slots: Int, owner: JobProcess.Owner,
-    logger: Logger
+    metrics: AgentMetrics = .off, logger: Logger
   ) {
+    self.metrics = metrics
     self.membership = membership
     self.owner = owner
     self.servers = servers
@@ -428,6 +430,8 @@ final class JobRunner: Sendable {
   ) async {
     let job = assignment.job
     let interval = Duration.milliseconds(max(assignment.heartbeatIntervalMs, 100))
+    metrics.jobStarted()
+    defer { metrics.jobEnded() }
     let outcome = await withTaskGroup(of: Void.self) { group in
       group.addTask {
         while !Task.isCancelled {

@@ -50,6 +50,7 @@ package actor PluginManager {
   private let trust: TrustPolicy?
   private let commands: PluginCommandRouter
   private let hostAPIAlsoAdmits: Int32?
+  private let metrics: AgentMetrics
   private var entries: [String: Entry] = [:] {
     didSet { installedCount.withLock { $0 = entries.count } }
   }
@@ -66,8 +67,10 @@ package actor PluginManager {
   package init(
     store: AgentStore, launcher: PluginLauncher, transport: any PluginTransport = LeanPluginTransport(),
     shutdownBehaviour: PluginSupervisor.ShutdownBehaviour, trust: TrustPolicy? = nil,
-    registry: CommandRegistry = CommandRegistry(), hostAPIAlsoAdmits: Int32? = nil, logger: Logger
+    registry: CommandRegistry = CommandRegistry(), hostAPIAlsoAdmits: Int32? = nil, metrics: AgentMetrics = .off,
+    logger: Logger
   ) {
+    self.metrics = metrics
     self.hostAPIAlsoAdmits = hostAPIAlsoAdmits
     self.trust = trust
     (supervisors, newSupervisor) = AsyncStream.makeStream()
@@ -321,11 +324,13 @@ package actor PluginManager {
     case .refused(let error):
       launcher.preLaunchCheck = { _ in throw error }
     }
+    let metrics = self.metrics
     let supervisor = PluginSupervisor(
       manifest: manifest, launcher: launcher, transport: transport, adopting: adopting,
-      onShutdown: shutdownBehaviour, logger: logger
+      onShutdown: shutdownBehaviour, logger: logger, observeCalls: metrics.callObserver(plugin: name)
     ) { event in
       runtime.handle(event)
+      metrics.pluginEvent(event)
       logger.info(
         "\(event.event.rawValue)",
         metadata: ["plugin": "\(event.plugin)", "pid": "\(event.pid.map(String.init) ?? "-")"])
@@ -346,10 +351,11 @@ package actor PluginManager {
         atPath: launcher.paths.runtimeDirectory, withIntermediateDirectories: true,
         attributes: [.posixPermissions: 0o700])
       let owner = try Self.isolationOwner(manifest)
-      let actions = HostAPIServer.Actions(
+      var actions = HostAPIServer.Actions(
         callPlugin: { target, call in try await self.call(target, call) },
         registerCommand: { command in try await self.registerCommand(command, for: name) },
         unregisterCommand: { command in try await self.commands.unregister(command, for: name) })
+      actions.observeCall = metrics.hostAPIObserver(plugin: name)
       return try await HostAPIServer.start(
         path: try launcher.paths.hostAPISocket(name), plugin: name,
         permissions: manifest.permissions, owner: owner, peers: peers, store: store, logger: logger, actions: actions)

@@ -80,6 +80,13 @@ struct AgentCommand: AsyncParsableCommand {
   @Option(help: "How many jobs of the server's queue to run at once (default 1).")
   var jobSlots: Int?
 
+  @Option(
+    help: """
+      Serve Prometheus metrics at http://HOST:PORT/metrics (port \(AgentConfiguration.defaultMetricsPort) if none \
+      is given; off by default). Plain HTTP: bind it to loopback or a scrape network.
+      """)
+  var metricsListen: String?
+
   @Option(help: "The largest plugin package to take from the server, in MiB (default 256).")
   var packageMaxMb: Int?
 
@@ -121,6 +128,10 @@ struct AgentCommand: AsyncParsableCommand {
     } else if let fromEnvironment = ProcessInfo.processInfo.environment["DECKHAND_JOIN_TOKEN"], !fromEnvironment.isEmpty
     {
       configuration.joinToken = fromEnvironment
+    }
+    if let metricsListen {
+      configuration.metricsListen = try ServerEndpoint(
+        parsing: metricsListen, defaultPort: AgentConfiguration.defaultMetricsPort)
     }
     if let jobSlots {
       guard jobSlots >= 1 else { throw ValidationError("--job-slots \(jobSlots): expected at least 1") }

@@ -62,6 +62,8 @@ struct DevService: Service {
       listen: listen, stateDirectory: "\(stateDirectory)/server")
     // The default port may be taken (another deckhand dev): any free one.
     if !Self.portIsFree(listen) { serverConfiguration.listen.port = 0 }
+    // Metrics on, on loopback: the usual ports, or any free ones.
+    serverConfiguration.metricsListen = Self.loopback(ServeCommand.defaultMetricsPort)
     try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).run { running in
       var agentConfiguration = AgentConfiguration(
         stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
@@ -70,12 +72,16 @@ struct DevService: Service {
       agentConfiguration.socketMode = 0o600
       agentConfiguration.stopPluginsOnExit = true
       agentConfiguration.server = running.endpoint.description
+      agentConfiguration.metricsListen = Self.loopback(AgentConfiguration.defaultMetricsPort)
       // The dev node's labels come from its join token, as in a fleet.
       let (_, devToken) = try await running.plane.createToken(
         role: .worker, ttl: .seconds(300), description: "deckhand dev's agent", labels: ["env": "dev"])
       agentConfiguration.joinToken = devToken
-      try await Agent(configuration: agentConfiguration, logger: logger).run { _ in
+      let agent = try Agent(configuration: agentConfiguration, logger: logger)
+      try await agent.run { _ in
         say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
+        if let port = running.metricsPort { say("  server metrics: http://127.0.0.1:\(port)/metrics") }
+        if let port = await agent.metricsPort { say("  agent metrics: http://127.0.0.1:\(port)/metrics") }
         say("  operator token and address written to \(ClientSettings.defaultPath)")
         say("  worker join token: \(running.workerToken)")
         say("  agent \"dev\" joined (labels env=dev); command socket \(agentConfiguration.socketPath)")
@@ -123,6 +129,12 @@ struct DevService: Service {
         return
       }
     }
+  }
+
+  /// 127.0.0.1 at `port` if it is free, else at any free port.
+  static func loopback(_ port: Int) -> ServerEndpoint {
+    let endpoint = ServerEndpoint(host: "127.0.0.1", port: port)
+    return portIsFree(endpoint) ? endpoint : ServerEndpoint(host: "127.0.0.1", port: 0)
   }
 
   /// Whether nothing listens on `endpoint`'s port yet.

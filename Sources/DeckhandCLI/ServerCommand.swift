@@ -45,6 +45,12 @@ struct ServeCommand: AsyncParsableCommand {
       """)
   var advertise: String?
   @Option(help: "A TOML config file; keys are the flags' names with underscores. Flags win.") var config: String?
+  @Option(
+    help: """
+      Serve Prometheus metrics at http://HOST:PORT/metrics (port \(ServeCommand.defaultMetricsPort) if none is \
+      given; off by default). Plain HTTP: bind it to loopback or a scrape network.
+      """)
+  var metricsListen: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
   @Option(
@@ -72,6 +78,9 @@ struct ServeCommand: AsyncParsableCommand {
   var maxUnauthenticatedPerAddress: Int?
   @Option(help: "A connection that has made no call with a good token within this is closed (default 10s).")
   var authenticationDeadline: String?
+
+  /// Where `--metrics-listen` serves without a port.
+  static let defaultMetricsPort = 9380
 
   static func duration(_ text: String, _ flag: String) throws -> Duration {
     guard let duration = DurationText.parse(text), duration > .zero else {
@@ -112,6 +121,9 @@ struct ServeCommand: AsyncParsableCommand {
       databaseUrl ?? environment["DECKHAND_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file["database_url"]
     configuration.databaseURL = try url.map { try DatabaseURL(parsing: $0) }
     configuration.advertise = try setting(advertise, "advertise").map { try ServerEndpoint(parsing: $0) }
+    configuration.metricsListen = try setting(metricsListen, "metrics_listen").map {
+      try ServerEndpoint(parsing: $0, defaultPort: Self.defaultMetricsPort)
+    }
     if let heartbeatPeriod = setting(heartbeatPeriod, "heartbeat_period") {
       configuration.timing.heartbeatPeriod = try Self.duration(heartbeatPeriod, "heartbeat-period")
     }

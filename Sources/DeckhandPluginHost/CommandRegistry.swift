@@ -21,9 +21,22 @@ package final class CommandRegistry: Sendable {
     case immediate(ImmediateHandler)
   }
 
+  /// Told of each answered request: its command (`unknown` when no
+  /// handler has that name, empty when the request named none) and its
+  /// status (for metrics; the command label is bounded by what is
+  /// registered).
+  package typealias Observer = @Sendable (_ command: String, _ status: CommandStatus) -> Void
+
   private let handlers = Mutex<[String: Entry]>([:])
+  private let observer = Mutex<Observer?>(nil)
 
   package init() {}
+
+  /// Tells `observer` of every answered request from now on.
+  package func observe(_ observer: @escaping Observer) { self.observer.withLock { $0 = observer } }
+
+  /// Tells the observer, if any, of an answered request.
+  package func answered(_ command: String, _ status: CommandStatus) { observer.withLock { $0 }?(command, status) }
 
   /// Registers `handler` under `name`.
   ///

@@ -34,6 +34,9 @@ package final class HostAPIServer: Sendable {
     var registerCommand: @Sendable (_ name: String) async throws -> Void
     /// Takes a command of the plugin off the command socket.
     var unregisterCommand: @Sendable (_ name: String) async throws -> Void
+    /// Told of every answered call (its method, and whether it
+    /// succeeded), for metrics; nil: nobody is told.
+    package var observeCall: (@Sendable (_ method: String, _ succeeded: Bool) -> Void)?
 
     package init(
       callPlugin:
@@ -146,6 +149,9 @@ package final class HostAPIServer: Sendable {
         return Deckhand_Host_V1_UnregisterCommandResponse()
       })
     unlink(path)
+    if let observe = actions.observeCall {
+      router = router.observing { path, succeeded in observe(String(path.dropFirst(service.count)), succeeded) }
+    }
     let server = try await LeanGRPCServer.bind(unixSocket: path, router: router) { peer in
       let refusal = peers.refusal(peer)
       if let refusal { logger.warning("Host API caller refused: \(refusal)", metadata: ["plugin": "\(plugin)"]) }

@@ -23,6 +23,7 @@ package final class PluginSupervisor: Service, Sendable {
   private let launcher: PluginLauncher
   private let transport: any PluginTransport
   private let onEvent: @Sendable (PluginEvent) -> Void
+  private let observeCalls: ObservedConnection.Observer?
   private let logger: Logger
   private let stopSignal = OnceValue<StopKind>()
   private let machine: Mutex<SupervisorStateMachine>
@@ -53,6 +54,8 @@ package final class PluginSupervisor: Service, Sendable {
   ///     launch; it is not sent Start again.
   ///   - onShutdown: What graceful shutdown does to the plugin.
   ///   - logger: For the host's own messages.
+  ///   - observeCalls: Told of every call made through
+  ///     ``withConnection(_:)`` (for metrics); nil: nobody is told.
   ///   - onEvent: Called with every event, in order.
   package init(
     manifest: PluginManifest,
@@ -61,8 +64,10 @@ package final class PluginSupervisor: Service, Sendable {
     adopting: LaunchedPlugin? = nil,
     onShutdown: ShutdownBehaviour = .stopPlugin,
     logger: Logger = Logger(label: "deckhand.supervisor"),
+    observeCalls: ObservedConnection.Observer? = nil,
     onEvent: @escaping @Sendable (PluginEvent) -> Void
   ) {
+    self.observeCalls = observeCalls
     self.manifest = manifest
     self.launcher = launcher
     self.transport = transport
@@ -100,7 +105,8 @@ package final class PluginSupervisor: Service, Sendable {
       throw DeckhandError(
         .callFailed, "plugin \(manifest.name) is not running at the moment (starting, restarting or stopped)")
     }
-    return try await body(connection)
+    guard let observeCalls else { return try await body(connection) }
+    return try await body(ObservedConnection(base: connection, observe: observeCalls))
   }
 
   /// Supervises until stopped. Returns once the plugin is stopped and its

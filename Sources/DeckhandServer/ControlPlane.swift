@@ -22,6 +22,9 @@ package final class ControlPlane: Sendable {
   let leadership: Leadership?
   /// Whether this replica leads now.
   package var isLeader: Bool { leadership?.isLeader ?? true }
+  /// What the server counts for Prometheus (``ServerMetrics/off`` without
+  /// `--metrics-listen`).
+  package let metrics: ServerMetrics
   package let authority: CertificateAuthority
   package let timing: ControlPlaneTiming
   package let artifactsDirectory: String
@@ -72,8 +75,10 @@ package final class ControlPlane: Sendable {
 
   package init(
     store: any ServerStore, authority: CertificateAuthority, timing: ControlPlaneTiming, artifactsDirectory: String,
-    advertisedAddresses: [String], logger: Logger, bus: ReplicaBus? = nil, leadership: Leadership? = nil
+    advertisedAddresses: [String], logger: Logger, bus: ReplicaBus? = nil, leadership: Leadership? = nil,
+    metrics: ServerMetrics = .off
   ) async throws {
+    self.metrics = metrics
     self.bus = bus
     self.leadership = leadership
     self.store = store
@@ -237,6 +242,9 @@ package final class ControlPlane: Sendable {
   }
 
   // MARK: Nodes and sessions
+
+  /// Agent sessions open on this replica.
+  package var openSessions: Int { state.withLock { $0.sessions.count } }
 
   /// Join: a new node record with its credential.
   ///
@@ -504,6 +512,8 @@ package final class ControlPlane: Sendable {
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
   package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
+    let start = ContinuousClock.now
+    defer { metrics.heartbeat(handling: start.duration(to: .now)) }
     let random = Double.random(in: 0..<1)
     let now = nowMs()
     let given = state.withLock { state -> Duration? in

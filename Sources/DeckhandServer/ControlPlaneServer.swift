@@ -8,6 +8,7 @@ internal import GRPCNIOTransportHTTP2Posix
 package import Logging
 internal import NIOPosix
 package import ServiceLifecycle
+internal import DeckhandTelemetry
 
 /// `deckhand server`: the dispatcher for agents and the operator's API on
 /// one TLS port, state in SQLite, its own CA.
@@ -32,6 +33,9 @@ package final class ControlPlaneServer: Service, Sendable {
     package var connectionLimits = ConnectionLimits()
     /// Where the CLI settings go; nil: don't write them.
     package var clientSettingsPath: String? = ClientSettings.defaultPath
+    /// Where Prometheus scrapes `/metrics` (port 0: any free port); nil:
+    /// no metrics are kept.
+    package var metricsListen: ServerEndpoint?
     package init(listen: ServerEndpoint, stateDirectory: String) {
       self.listen = listen
       self.stateDirectory = stateDirectory
@@ -47,6 +51,8 @@ package final class ControlPlaneServer: Service, Sendable {
     /// Tokens made on this start (first start only), else read back.
     package let workerToken: String
     package let operatorToken: String
+    /// The port `/metrics` is served on, when metrics are on.
+    package let metricsPort: Int?
   }
 
   package let configuration: Configuration
@@ -71,6 +77,7 @@ package final class ControlPlaneServer: Service, Sendable {
   private enum Child: Sendable {
     case serving
     case loops
+    case metrics
     case deadline
   }
 
@@ -128,10 +135,14 @@ package final class ControlPlaneServer: Service, Sendable {
         certificateChainPEM: authority.serverCertificatePEM, privateKeyPEM: authority.serverKeyPEM, gate: gate,
         eventLoopGroup: MultiThreadedEventLoopGroup.singleton),
       config: transportConfig)
+    let registry = configuration.metricsListen.map { _ in MetricsRegistry() }
+    let metrics = ServerMetrics(registry)
+    if let registry { store.timing.attach(registry, store: postgres == nil ? "sqlite" : "postgres") }
     let plane = try await ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
-      advertisedAddresses: [], logger: logger, bus: bus, leadership: leadership)
-    let jobs = JobQueue(store: store, timing: configuration.jobTiming, bus: bus)
+      advertisedAddresses: [], logger: logger, bus: bus, leadership: leadership, metrics: metrics)
+    let jobs = JobQueue(store: store, timing: configuration.jobTiming, bus: bus, metrics: metrics)
+    metrics.collect(plane)
     bus.onEvents { events in
       for event in events {
         await plane.received(event)
@@ -148,13 +159,21 @@ package final class ControlPlaneServer: Service, Sendable {
       jobs.released(removal.releasedJobs)
       relay.endNode(removal.node.id)
     }
-    let server = GRPCServer(
-      transport: transport,
-      services: [
-        DispatcherService(plane: plane),
-        ControlService(plane: plane, snapshots: "\(state)/snapshots"),
-        JobsService(plane: plane, queue: jobs, relay: relay),
-      ], interceptors: [ConnectionAuthentication(plane: plane, gate: gate)])
+    let services: [any RegistrableRPCService] = [
+      DispatcherService(plane: plane),
+      ControlService(plane: plane, snapshots: "\(state)/snapshots"),
+      JobsService(plane: plane, queue: jobs, relay: relay),
+    ]
+    var interceptors: [any ServerInterceptor] = [ConnectionAuthentication(plane: plane, gate: gate)]
+    if let registry {
+      interceptors.insert(
+        GRPCServerMetrics(registry: registry, services: services, transport: type(of: transport)), at: 0)
+    }
+    let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
+    var endpoint: MetricsEndpoint?
+    if let listen = configuration.metricsListen, let registry {
+      endpoint = MetricsEndpoint(host: listen.host, port: listen.port, registry: registry, logger: logger)
+    }
     let logger = self.logger
     let configuration = self.configuration
 
@@ -162,6 +181,12 @@ package final class ControlPlaneServer: Service, Sendable {
       group.addTask {
         try await server.serve()
         return .serving
+      }
+      if let endpoint {
+        group.addTask {
+          try await endpoint.run()
+          return .metrics
+        }
       }
       // Whatever happens below, the server and the loops end with this
       // call: sessions and streams first, then serving, forced after 5 s.
@@ -203,8 +228,15 @@ package final class ControlPlaneServer: Service, Sendable {
         return .loops
       }
       do {
+        var metricsPort: Int?
+        if let endpoint, let listen = configuration.metricsListen {
+          guard let bound = await endpoint.listeningPort else {
+            throw DeckhandError(.configurationInvalid, "cannot serve metrics on \(listen) (is the port taken?)")
+          }
+          metricsPort = bound
+        }
         let running = try await Self.provision(
-          plane: plane, store: store, jobs: jobs, configuration: configuration, port: port)
+          plane: plane, store: store, jobs: jobs, configuration: configuration, port: port, metricsPort: metricsPort)
         plane.requestReconcile()
         try Self.announce(running, in: state)
         try await body(running)
@@ -322,7 +354,8 @@ package final class ControlPlaneServer: Service, Sendable {
   /// The endpoint to advertise and the first start's tokens (made and
   /// written on a first start, read back otherwise).
   private static func provision(
-    plane: ControlPlane, store: any ServerStore, jobs: JobQueue, configuration: Configuration, port: Int
+    plane: ControlPlane, store: any ServerStore, jobs: JobQueue, configuration: Configuration, port: Int,
+    metricsPort: Int?
   ) async throws -> Running {
     let state = configuration.stateDirectory
     let endpoint = configuration.advertise ?? advertised(configuration.listen, port: port)
@@ -344,7 +377,8 @@ package final class ControlPlaneServer: Service, Sendable {
       try ClientSettings(server: endpoint.description, token: operatorToken).write(to: path)
     }
     return Running(
-      plane: plane, jobs: jobs, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken)
+      plane: plane, jobs: jobs, endpoint: endpoint, workerToken: workerToken, operatorToken: operatorToken,
+      metricsPort: metricsPort)
   }
 
   private static func writeSecret(_ text: String, to path: String) throws {

@@ -63,7 +63,11 @@ package final class JobQueue: Sendable {
   /// The other replicas (PostgreSQL); nil or unshared: this server alone.
   let bus: ReplicaBus?
 
-  package init(store: any ServerStore, timing: Timing, bus: ReplicaBus? = nil) {
+  /// What the queue counts for Prometheus.
+  let metrics: ServerMetrics
+
+  package init(store: any ServerStore, timing: Timing, bus: ReplicaBus? = nil, metrics: ServerMetrics = .off) {
+    self.metrics = metrics
     self.store = store
     self.timing = timing
     self.bus = bus
@@ -170,6 +174,7 @@ package final class JobQueue: Sendable {
       targetLabels: target.labels, project: job.project, queuedMs: now,
       lifecycle: JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0))
     let replaced = try await store.insert(record)
+    metrics.jobQueued()
     for id in replaced { notify(job: id) }
     announce(target)
     return (record.id, target)
@@ -239,6 +244,7 @@ package final class JobQueue: Sendable {
         throw Self.unknown(runner: runner)
       }
       if let job = claim.job {
+        metrics.jobAssigned(job)
         notify(job: job.id)
         // Another job waits: pass the wake-up on.
         if let next = claim.next { announce(next) }
@@ -348,13 +354,14 @@ package final class JobQueue: Sendable {
     if unstoredStops.withLock({ $0[id] }) != nil { return false }
     let now = nowMs()
     let recorded = RecordedFlag()
-    _ = try await store.update(id) { job in
+    let stored = try await store.update(id) { job in
       // A store may run the change again after losing a race: the last
       // run is the one written.
       recorded.set(
         job.lifecycle.finish(
           by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now))
     }
+    if recorded.value, let stored { metrics.jobFinished(stored) }
     notify(job: id)
     return recorded.value
   }
@@ -453,6 +460,7 @@ package final class JobQueue: Sendable {
       now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed {
+      metrics.jobFinished(job)
       notify(job: job.id)
       // A running job that timed out: its runner, if it still follows
       // it, is told to stop it.

@@ -55,7 +55,7 @@ extension SQLiteServerStore {
   static let failure = JobState.error.rawValue
 
   package func insert(_ job: JobRecord) async throws -> [String] {
-    try await groupWriter.write { db in
+    try await groupedWrite { db in
       var replaced: [String] = []
       if !job.singletonId.isEmpty {
         let previous = try JobRecord.filter(
@@ -82,6 +82,16 @@ extension SQLiteServerStore {
     }
   }
 
+  package func jobCounts() async throws -> [Int: Int] {
+    try await read { db in
+      var counts: [Int: Int] = [:]
+      for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) FROM job GROUP BY state") {
+        counts[row[0]] = row[1]
+      }
+      return counts
+    }
+  }
+
   package func runnerIdentity(id: String, byIdOnly: Bool) async throws -> RunnerIdentity? {
     try await read { try Self.runnerIdentity($0, id: id, byIdOnly: byIdOnly) }
   }
@@ -100,7 +110,7 @@ extension SQLiteServerStore {
     // One transaction reads the runner (its labels may have changed with
     // its last session), the candidates by id and labels only, and the
     // full row of the one it takes.
-    try await groupWriter.write { db in
+    try await groupedWrite { db in
       guard let runner = try Self.runnerIdentity(db, id: id, byIdOnly: byIdOnly) else { return nil }
       let sql =
         runner.byIdOnly
@@ -134,7 +144,7 @@ extension SQLiteServerStore {
   package func update(_ id: String, _ change: @escaping @Sendable (inout JobRecord) throws -> Void) async throws
     -> JobRecord?
   {
-    try await groupWriter.write { db in
+    try await groupedWrite { db in
       guard var job = try JobRecord.fetch(db, id: id) else { return nil }
       try change(&job)
       try job.updateRow(db)
@@ -145,7 +155,7 @@ extension SQLiteServerStore {
   package func appendOutput(
     _ id: String, _ events: [JobOutputEvent], limit: Int64
   ) async throws -> Int64 {
-    try await groupWriter.write { db in
+    try await groupedWrite { db in
       let select = try db.cachedStatement(sql: "SELECT outputSequence, outputBytes FROM job WHERE id = ?")
       guard let row = try Row.fetchOne(select, arguments: [id]) else { return 0 }
       var cut = OutputCut(sequence: row[0], bytes: row[1], limit: limit)

@@ -8,6 +8,8 @@ package final class SQLiteServerStore: ServerStore {
   let database: DatabasePool
   /// The job queue's writes, committed in groups.
   let groupWriter: GroupWriter
+  /// Times reads, writes and transactions once metrics are on.
+  package let timing = StoreTiming()
   package let path: String
 
   package init(stateDirectory: String) throws {
@@ -191,14 +193,19 @@ package final class SQLiteServerStore: ServerStore {
   /// A write; a full (or read-only, or failing) disk is said as
   /// ``StorageFailure`` naming the state directory.
   func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    do { return try await database.write(body) } catch {
+    do { return try await timing.measure(.write) { try await database.write(body) } } catch {
       throw StorageFailure.describe(error, directory: directory)
     }
   }
 
+  /// A write committed with others that arrive meanwhile (``GroupWriter``).
+  func groupedWrite<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    try await timing.measure(.write) { try await groupWriter.write(body) }
+  }
+
   /// A read, on one of the pool's reader connections.
   func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    try await database.read(body)
+    try await timing.measure(.read) { try await database.read(body) }
   }
 
   /// The state directory, for errors.
@@ -421,7 +428,7 @@ package final class SQLiteServerStore: ServerStore {
   /// in a few seconds.
   package func updateTasks(_ updates: [TaskUpdate]) async throws -> [TaskRecord] {
     guard !updates.isEmpty else { return [] }
-    return try await groupWriter.write { db in
+    return try await groupedWrite { db in
       var changed: [TaskRecord] = []
       let now = nowMs()
       let select = try db.cachedStatement(sql: TaskRecord.selectByIdSQL)

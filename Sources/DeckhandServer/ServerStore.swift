@@ -11,6 +11,8 @@ package import Foundation
 /// the caller's (SQLite runs on its own queue, PostgreSQL over NIO).
 /// `StoreConformanceTests` holds both to the same behaviour.
 package protocol ServerStore: Sendable {
+  /// Times the store's calls for the metrics.
+  var timing: StoreTiming { get }
   // MARK: Tokens
 
   /// Saves a token, durably (tokens grant and revoke access).
@@ -95,6 +97,9 @@ package protocol ServerStore: Sendable {
   /// Jobs queued at or after `since`, newest first, at most `limit` (or
   /// 1,000 when `limit` is 0), of `states` (all when empty) and `runner`.
   func jobs(states: [Int], runner: String?, since: Int64, limit: Int) async throws -> [JobRecord]
+  /// How many jobs are kept in each state (raw ``JobRecord/state``
+  /// values; states with none are left out).
+  func jobCounts() async throws -> [Int: Int]
   /// The node `id` as a runner (its name and labels); nil if unknown or
   /// drained.
   func runnerIdentity(id: String, byIdOnly: Bool) async throws -> RunnerIdentity?

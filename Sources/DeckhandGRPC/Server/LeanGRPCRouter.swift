@@ -25,6 +25,21 @@ package struct LeanGRPCRouter: Sendable {
     heldOpen.insert(path)
   }
 
+  /// The same methods, each also reporting its path and whether it
+  /// succeeded to `observe` once answered (for metrics).
+  package func observing(_ observe: @escaping @Sendable (_ path: String, _ succeeded: Bool) -> Void) -> LeanGRPCRouter {
+    var observed = self
+    for (path, handler) in unary {
+      observed.register(path) { request, promise in
+        promise.futureResult.whenComplete { result in
+          if case .success = result { observe(path, true) } else { observe(path, false) }
+        }
+        handler(request, promise)
+      }
+    }
+    return observed
+  }
+
   /// The same methods, each answering PERMISSION_DENIED with `reason` (a
   /// refused peer learns why, not only that the connection closed).
   package func refusingAll(_ reason: String) -> LeanGRPCRouter {

@@ -127,6 +127,16 @@ extension PostgresServerStore {
     return try await fetch(query, Self.job)
   }
 
+  package func jobCounts() async throws -> [Int: Int] {
+    var counts: [Int: Int] = [:]
+    for (state, count) in try await fetch("SELECT state, COUNT(*) FROM job GROUP BY state", { row in
+      try row.decode((Int, Int).self)
+    }) {
+      counts[state] = count
+    }
+    return counts
+  }
+
   package func runnerIdentity(id: String, byIdOnly: Bool) async throws -> RunnerIdentity? {
     try await fetch("SELECT name, labels, availability FROM node WHERE id = \(id)") { row in
       let (name, labels, availability) = try row.decode((String, String, String).self)

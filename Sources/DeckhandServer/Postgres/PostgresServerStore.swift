@@ -19,6 +19,8 @@ package final class PostgresServerStore: ServerStore {
   /// first check).
   let connectionConfiguration: PostgresConnection.Configuration
   let logger: Logger
+  /// Times reads, writes and transactions once metrics are on.
+  package let timing = StoreTiming()
   /// The database, for errors (its URL without the password).
   let name: String
 
@@ -146,9 +148,11 @@ package final class PostgresServerStore: ServerStore {
   /// Runs `query`, decoding each row with `row`.
   func fetch<Record>(_ query: PostgresQuery, _ row: (PostgresRow) throws -> Record) async throws -> [Record] {
     do {
-      var records: [Record] = []
-      for try await next in try await client.query(query, logger: logger) { records.append(try row(next)) }
-      return records
+      return try await timing.measure(.statement) {
+        var records: [Record] = []
+        for try await next in try await client.query(query, logger: logger) { records.append(try row(next)) }
+        return records
+      }
     } catch {
       throw PostgresFailure.describe(error, database: name)
     }
@@ -156,7 +160,7 @@ package final class PostgresServerStore: ServerStore {
 
   /// Runs `query` for its effect.
   func execute(_ query: PostgresQuery) async throws {
-    do { try await client.query(query, logger: logger) } catch {
+    do { try await timing.measure(.statement) { _ = try await client.query(query, logger: logger) } } catch {
       throw PostgresFailure.describe(error, database: name)
     }
   }
@@ -191,7 +195,9 @@ package final class PostgresServerStore: ServerStore {
   /// trips).
   func onConnection<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
     do {
-      return try await client.withConnection { connection in try await body(connection) }
+      return try await timing.measure(.statement) {
+        try await client.withConnection { connection in try await body(connection) }
+      }
     } catch {
       throw PostgresFailure.describe(error, database: name)
     }
@@ -201,7 +207,9 @@ package final class PostgresServerStore: ServerStore {
   /// back when it throws).
   func transaction<Result: Sendable>(_ body: (PostgresConnection) async throws -> Result) async throws -> Result {
     do {
-      return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+      return try await timing.measure(.transaction) {
+        try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+      }
     } catch {
       throw PostgresFailure.describe(error, database: name)
     }
