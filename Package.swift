@@ -379,6 +379,15 @@ let package = Package(
       swiftSettings: defaultSwiftSettings
     ),
     .testTarget(
+      name: "DeckhandTelemetryTests",
+      dependencies: [
+        "DeckhandTelemetry", "DeckhandCore", "DeckhandTestSupport",
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    .testTarget(
       name: "DeckhandClientTests",
       dependencies: [
         "DeckhandClient", "DeckhandCore", "DeckhandProtocol", "DeckhandTestSupport",
@@ -400,7 +409,7 @@ let package = Package(
     .testTarget(
       name: "DeckhandAgentTests",
       dependencies: [
-        "DeckhandAgent", "DeckhandClient", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport",
+        "DeckhandAgent", "DeckhandClient", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport", "DeckhandTelemetry",
         "CDeckhandSystem",
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
       ],

@@ -23,7 +23,7 @@ package struct ProcessUsage: Sendable, Hashable {
 
   /// From a cgroup v2 folder (`cpu.stat`, `memory.current`) or v1's
   /// `cpuacct.usage` and `memory.usage_in_bytes`.
-  static func of(cgroups: ResourceControl.Applied) -> ProcessUsage? {
+  package static func of(cgroups: ResourceControl.Applied) -> ProcessUsage? {
     switch cgroups.mechanism {
     case .cgroupV2:
       guard let group = cgroups.groups[""], let stat = read("\(group)/cpu.stat"),
@@ -48,14 +48,14 @@ package struct ProcessUsage: Sendable, Hashable {
 
   /// From `/proc/PID/stat` (utime and stime, fields 14 and 15) and
   /// `/proc/PID/status` (VmRSS).
-  static func of(pid: Int32, proc: String = "/proc") -> ProcessUsage? {
+  package static func of(pid: Int32, proc: String = "/proc") -> ProcessUsage? {
     guard let stat = read("\(proc)/\(pid)/stat"), let status = read("\(proc)/\(pid)/status") else { return nil }
     return parse(stat: stat, status: status, ticksPerSecond: Double(sysconf(Int32(_SC_CLK_TCK))))
   }
 
   /// Reads the two files' text. The command name in `stat` may hold
   /// spaces and parentheses: fields are counted after its last `)`.
-  static func parse(stat: String, status: String, ticksPerSecond: Double) -> ProcessUsage? {
+  package static func parse(stat: String, status: String, ticksPerSecond: Double) -> ProcessUsage? {
     guard let close = stat.lastIndex(of: ")"), ticksPerSecond > 0 else { return nil }
     // After ")": field 3 (state) onwards; utime and stime are 14 and 15.
     let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -68,6 +68,11 @@ package struct ResourceControl: Sendable {
     package var mechanism: Mechanism
     /// Its cgroup folders, one per v1 controller or one for v2.
     package var groups: [String: String]
+
+    package init(mechanism: Mechanism, groups: [String: String]) {
+      self.mechanism = mechanism
+      self.groups = groups
+    }
   }
 
   /// Puts `pid` under `limits`.

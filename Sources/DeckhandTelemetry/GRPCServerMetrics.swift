@@ -72,7 +72,7 @@ package struct GRPCServerMetrics: ServerInterceptor {
 
   /// The status code name gRPC sends for `error` (UNKNOWN for an error
   /// that is not an RPC error).
-  static func code(of error: any Error) -> String {
+  package static func code(of error: any Error) -> String {
     guard let error = error as? any RPCErrorConvertible else { return "UNKNOWN" }
     return Self.names[error.rpcErrorCode] ?? "UNKNOWN"
   }

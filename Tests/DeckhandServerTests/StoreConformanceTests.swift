@@ -262,6 +262,21 @@ struct StoreConformanceTests {
     }
   }
 
+  @Test("jobs are counted by state, for the metrics", arguments: StoreKind.allCases)
+  func jobCounts(kind: StoreKind) async throws {
+    try await StoreFixture.with(kind) { store in
+      #expect(try await store.jobCounts() == [:])
+      try await store.save(Self.node("r1"))
+      for index in 0..<3 { _ = try await store.insert(Self.job("j\(index)", queuedMs: Int64(index))) }
+      _ = try await store.claim(runner: "r1", byIdOnly: false, now: 10)
+      _ = try await store.update("j2") { $0.lifecycle.cancel(force: true, nowMs: 11) }
+      #expect(
+        try await store.jobCounts() == [
+          JobState.queued.rawValue: 1, JobState.waiting.rawValue: 1, JobState.error.rawValue: 1,
+        ])
+    }
+  }
+
   @Test(
     "claims take the oldest job the runner accepts, never one another claim took; drained runners take none",
     arguments: StoreKind.allCases)
