@@ -24,6 +24,7 @@ struct DispatcherBenchCommand: AsyncParsableCommand {
   @Option(help: "Nodes the upgrade replaces at once (0: all).") var upgradeParallelism = 0
   @Option(help: "The server's --max-heartbeats-per-second (default: the server's).") var maxHeartbeatsPerSecond: Int?
   @Flag(help: "Do not pin the server and the simulated agents to different CPUs.") var noPin = false
+  @Flag(help: "Run the server with --metrics-listen, scraped every 5 s in the steady phase.") var metrics = false
 
   @Option(help: "The deckhand binary that runs the server and agents. Default: deckhand beside deckhand-bench.")
   var deckhand: String?
@@ -47,6 +48,7 @@ struct DispatcherBenchCommand: AsyncParsableCommand {
     }
     options.upgradeParallelism = upgradeParallelism
     options.pin = !noPin
+    options.metrics = metrics
     options.maxHeartbeatsPerSecond = maxHeartbeatsPerSecond
     DeckhandBench.header("dispatcher")
     try await DispatcherBenchmark(options: options).run(report: DeckhandBench.report)

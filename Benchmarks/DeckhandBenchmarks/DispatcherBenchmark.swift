@@ -34,6 +34,9 @@ package struct DispatcherBenchmark: Sendable {
     package var maxHeartbeatsPerSecond: Int?
     /// Pin the server and the simulated agents to different CPUs.
     package var pin = true
+    /// Run the server with `--metrics-listen`, scraped every 5 s during
+    /// the steady phase as Prometheus would.
+    package var metrics = false
     /// The `deckhand` binary that runs the server.
     package var executable: String
     package init(executable: String) { self.executable = executable }
@@ -65,6 +68,7 @@ package struct DispatcherBenchmark: Sendable {
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
     let port = try FreePort.next()
+    let metricsPort = options.metrics ? try FreePort.next() : nil
     let server = Process()
     server.executableURL = URL(fileURLWithPath: options.executable)
     var database: [String] = []
@@ -78,6 +82,7 @@ package struct DispatcherBenchmark: Sendable {
         // one or a few per address.
         "--max-unauthenticated-per-address", "1024",
       ] + database + (options.maxHeartbeatsPerSecond.map { ["--max-heartbeats-per-second", "\($0)"] } ?? [])
+      + (metricsPort.map { ["--metrics-listen", "127.0.0.1:\($0)"] } ?? [])
     server.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
     server.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
     // The server logs every node it marks DOWN: the log is the exact
@@ -173,8 +178,18 @@ package struct DispatcherBenchmark: Sendable {
     let steadyStart = ContinuousClock.now
     log.record(late: options.duration / 2)
     var wronglyDown: Set<String> = []
+    var scrapes = 0
+    var lastScrape = ContinuousClock.now
     while steadyStart.duration(to: .now) < options.duration {
       try await Task.sleep(for: .seconds(3))
+      if let metricsPort, lastScrape.duration(to: .now) >= .seconds(5) {
+        lastScrape = .now
+        let scraped = try await HTTPProbe.get(port: metricsPort, "/metrics")
+        guard scraped.status == 200, scraped.body.contains("deckhand_heartbeats_total") else {
+          throw DeckhandError(.callFailed, "the server's /metrics answered \(scraped.status)")
+        }
+        scrapes += 1
+      }
       let nodes = try await control.listNodes(Deckhand_Control_V1_ListNodesRequest(), metadata: operatorMetadata).nodes
       for node in nodes where node.status == .down { wronglyDown.insert(node.id) }
     }
@@ -184,6 +199,7 @@ package struct DispatcherBenchmark: Sendable {
     let postgresCPU = cluster == nil ? 0 : Self.postgresCPU(from: postgresStart, to: Self.postgresCPUSeconds())
     let heartbeats = log.summary
     report(Figure(name: "agents", value: Double(agents.count), unit: "nodes"))
+    if options.metrics { report(Figure(name: "metrics_scrapes", value: Double(scrapes), unit: "scrapes")) }
     report(Figure(name: "server_cpu_percent", value: 100 * cpu / steady, unit: "%"))
     if cluster != nil { report(Figure(name: "postgres_cpu_percent", value: 100 * postgresCPU / steady, unit: "%")) }
     report(Figure(name: "server_rss_mib", value: Self.rssKiB(pid: server.processIdentifier) / 1024, unit: "MiB"))

@@ -19,6 +19,8 @@ struct AgentCommand: AsyncParsableCommand {
       """
   )
 
+  @OptionGroup var logging: LogOptions
+
   @Option(help: "State directory. Default: /var/lib/deckhand as root, $XDG_STATE_HOME/deckhand otherwise.")
   var stateDir: String?
 
@@ -157,8 +159,7 @@ struct AgentCommand: AsyncParsableCommand {
       FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))
       throw ExitCode(2)
     }
-    var logger = Logger(label: "deckhand.agent")
-    logger.logLevel = .info
+    let logger = try logging.logger("deckhand.agent", defaultLevel: .info)
     do {
       let agent = try Agent(configuration: configuration, logger: logger)
       let group = ServiceGroup(

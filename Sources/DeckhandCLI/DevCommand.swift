@@ -19,14 +19,15 @@ struct DevCommand: AsyncParsableCommand {
       server (deckhand nodes ls, deckhand tasks ls, ...). Ctrl-C stops everything.
       """)
 
+  @OptionGroup var logging: LogOptions
+
   @Option(help: "State directory (kept). Default: a new folder under /tmp, removed on exit.")
   var stateDir: String?
   @Option(help: "Address to listen on; if the port is taken, another one is picked.")
   var listen = "127.0.0.1:\(ServerEndpoint.defaultPort)"
 
   func run() async throws {
-    var logger = Logger(label: "deckhand.dev")
-    logger.logLevel = .warning
+    let logger = try logging.logger("deckhand.dev", defaultLevel: .warning)
     let temporary = stateDir == nil
     let state =
       stateDir.map(HostOptions.absolute)

@@ -18,6 +18,8 @@ struct PluginRunCommand: AsyncParsableCommand {
     case text, json
   }
 
+  @OptionGroup var logging: LogOptions
+
   @OptionGroup var host: HostOptions
 
   @Option(help: "How to print events: text, or json (one object a line on stdout).")
@@ -47,8 +49,7 @@ struct PluginRunCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("[\(plugin) \(stream)] \(line)\n".utf8))
       }
     }
-    var logger = Logger(label: "deckhand")
-    logger.logLevel = .warning
+    let logger = try logging.logger("deckhand", defaultLevel: .warning)
     let supervisor = PluginSupervisor(
       manifest: manifest, launcher: launcher, transport: host.transport.transport, logger: logger, onEvent: emit)
     let group = ServiceGroup(

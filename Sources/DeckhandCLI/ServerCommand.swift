@@ -27,6 +27,8 @@ struct ServeCommand: AsyncParsableCommand {
       writes the operator's token and address to ~/.config/deckhand/client.json for the CLI on this machine.
       """)
 
+  @OptionGroup var logging: LogOptions
+
   @Option(help: "Address to listen on, HOST:PORT (default 0.0.0.0:\(ServerEndpoint.defaultPort)).") var listen: String?
   @Option(
     help: "State directory. Default: /var/lib/deckhand-server as root, $XDG_STATE_HOME/deckhand-server otherwise.")
@@ -160,8 +162,7 @@ struct ServeCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    var logger = Logger(label: "deckhand.server")
-    logger.logLevel = .info
+    let logger = try logging.logger("deckhand.server", defaultLevel: .info)
     do {
       let configuration = try resolvedConfiguration()
       let server = ControlPlaneServer(configuration: configuration, logger: logger)

@@ -28,6 +28,25 @@ struct CommandLineTests {
     #expect(!result.stderr.contains("cannot reach"), "\(result.stderr)")
   }
 
+  @Test("--log-format json writes one JSON object a line; a bad --log-level is refused naming the levels")
+  func jsonLogs() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(
+      root: root.root, port: try FreePort.next(), extra: ["--log-format", "json", "--log-level", "debug"])
+    try await server.waitUntilServing()
+    server.signal(SIGTERM)
+    _ = await eventually(timeout: .seconds(10)) { !server.process.isRunning }
+    let lines = server.logText.split(separator: "\n")
+    #expect(!lines.isEmpty)
+    for line in lines {
+      let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+      #expect(object?["level"] != nil && object?["message"] != nil, "\(line)")
+    }
+    #expect(lines.contains { $0.contains(#""message":"server serving""#) }, "\(server.logText)")
+    let refused = try await runCommand(Fixtures.deckhand, ["agent", "--log-level", "loud", "--state-dir", root.root])
+    #expect(refused.status != 0 && refused.stderr.contains("--log-level loud"), "\(refused)")
+  }
+
   @Test("plugin check --json reports every check and exits 0 for a good plugin")
   func checkJSON() async throws {
     let workspace = try TestWorkspace()
