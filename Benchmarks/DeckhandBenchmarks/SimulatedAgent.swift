@@ -1,4 +1,5 @@
 internal import DeckhandClient
+internal import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
@@ -55,10 +56,19 @@ final class SimulatedAgent: Sendable {
     _ dispatcher: Dispatcher, session: String, metadata: Metadata, period: Duration, log: HeartbeatLog
   ) async throws {
     do {
+      // One plugin's usage with every heartbeat, as a real agent with the
+      // bench plugin sends.
+      let started = ContinuousClock.now
       try await HeartbeatStream.run(
         dispatcher, session: session, metadata: metadata, firstDelay: period * Double.random(in: 0..<1),
-        timeout: .seconds(30)
-      ) { roundTrip in log.succeeded(after: roundTrip) }
+        timeout: .seconds(30), answered: { roundTrip in log.succeeded(after: roundTrip) },
+        usage: {
+          var usage = Deckhand_Dispatcher_V1_PluginUsage()
+          usage.plugin = "bench"
+          usage.cpuSeconds = started.duration(to: .now).inSeconds / 1000
+          usage.residentBytes = 8_388_608
+          return [usage]
+        })
     } catch {
       log.failed(error)
       throw error

@@ -1,6 +1,7 @@
 internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import DeckhandProtocol
+internal import DeckhandRuntime
 internal import Foundation
 internal import SwiftProtobuf
 
@@ -39,7 +40,9 @@ extension Agent {
       return ["Plugin": Self.summary(entry)]
     }
     try registry.register("plugins.list") { _ in
-      ["Plugins": .array(await manager.all.map(Self.summary))]
+      let entries = await manager.all
+      let usage = try await BlockingWork.run { Self.usage(of: entries) }
+      return ["Plugins": .array(entries.map { Self.summary($0, usage: usage[$0.record.name]) })]
     }
     try registry.register("plugins.status") { request in
       let entry = try await manager.entry(try Self.field(request, "Name"))
@@ -100,8 +103,20 @@ extension Agent {
     }
   }
 
-  /// A plugin as `plugins.list` shows it.
-  static func summary(_ entry: PluginManager.Entry) -> JSONValue {
+  /// What each running plugin uses now (from its cgroup or /proc: file
+  /// reads, so off the event loops), by name.
+  static func usage(of entries: [PluginManager.Entry]) -> [String: ProcessUsage] {
+    var usage: [String: ProcessUsage] = [:]
+    for entry in entries {
+      if let plugin = entry.supervisor.runningPlugin, let sample = ProcessUsage.of(plugin) {
+        usage[entry.record.name] = sample
+      }
+    }
+    return usage
+  }
+
+  /// A plugin as `plugins.list` shows it, with its usage if it runs.
+  static func summary(_ entry: PluginManager.Entry, usage: ProcessUsage? = nil) -> JSONValue {
     let snapshot = entry.runtime.snapshot
     var health: [String: JSONValue] = [
       "Code": snapshot.healthCode.map { .number(Double($0)) } ?? .null,
@@ -118,6 +133,14 @@ extension Agent {
       if let value = limits.pids { described["Pids"] = .number(Double(value)) }
       if let value = limits.nofile { described["Nofile"] = .number(Double(value)) }
       fields["Limits"] = .object(described)
+    }
+    if let usage {
+      let figures: [String: JSONValue] = [
+        "CPUSeconds": .number(usage.cpuSeconds), "ResidentBytes": .number(usage.residentBytes),
+      ]
+      fields["Usage"] = .object(figures)
+    } else {
+      fields["Usage"] = .null
     }
     return .object(
       fields.merging([

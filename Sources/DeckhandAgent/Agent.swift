@@ -224,7 +224,21 @@ package final class Agent: Service, Sendable {
       let reconciler = TaskReconciler(
         manager: manager, store: store, membership: membership, servers: servers,
         stateDirectory: configuration.stateDirectory, packageLimits: configuration.packageLimits, logger: logger)
-      let session = ServerSession(membership: membership, servers: servers, reconciler: reconciler, logger: logger) {
+      let manager = self.manager
+      let session = ServerSession(
+        membership: membership, servers: servers, reconciler: reconciler, logger: logger,
+        usage: {
+          let entries = await manager.all
+          let usage = (try? await BlockingWork.run { Self.usage(of: entries) }) ?? [:]
+          return usage.sorted { $0.key < $1.key }.map { name, sample in
+            var message = Deckhand_Dispatcher_V1_PluginUsage()
+            message.plugin = name
+            message.cpuSeconds = sample.cpuSeconds
+            message.residentBytes = sample.residentBytes
+            return message
+          }
+        }
+      ) {
         await self.nodeDescription()
       }
       logger.info(

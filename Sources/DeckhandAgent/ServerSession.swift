@@ -17,14 +17,18 @@ final class ServerSession: Sendable {
   let servers: ServerList
   let reconciler: TaskReconciler
   let describe: @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
+  /// The running plugins' usage, sampled for each heartbeat.
+  let usage: @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage]
   let timing: ControlPlaneTiming
   let logger: Logger
 
   init(
     membership: ServerMembership, servers: ServerList, reconciler: TaskReconciler,
     timing: ControlPlaneTiming = ControlPlaneTiming(), logger: Logger,
+    usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage] = { [] },
     describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
   ) {
+    self.usage = usage
     self.membership = membership
     self.servers = servers
     self.reconciler = reconciler
@@ -95,7 +99,7 @@ final class ServerSession: Sendable {
             // the period.
             let period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
             try await HeartbeatStream.run(
-              dispatcher, session: id, metadata: credential, firstDelay: period, timeout: period)
+              dispatcher, session: id, metadata: credential, firstDelay: period, timeout: period, usage: self.usage)
             throw SessionEnded()
           }
           group.addTask {

@@ -156,6 +156,13 @@ struct NodesCommand: AsyncParsableCommand {
       print("Labels:         \(TextTable.labels(found.labels))")
       print("Agent labels:   \(TextTable.labels(found.agentLabels)) (reported by the agent; not matched)")
       print("Plugins:        \(TextTable.labels(found.description_p.plugins))")
+      if !found.pluginUsage.isEmpty {
+        print("Plugin usage:   (reported \(TextTable.time(found.pluginUsageMs)))")
+        for usage in found.pluginUsage {
+          let memory = ByteText.format(Int64(usage.residentBytes))
+          print("  \(usage.plugin): CPU \(String(format: "%.2f", usage.cpuSeconds)) s, memory \(memory)")
+        }
+      }
     }
   }
 }

@@ -21,28 +21,35 @@ package enum HeartbeatStream {
   /// longer current: NOT_FOUND), or an answer is late; then throws.
   /// `answered` gets each heartbeat's round trip. A server older than the
   /// stream (UNIMPLEMENTED) gets one `Heartbeat` call per heartbeat.
+  /// `usage` is sampled for each heartbeat (the node's plugins' CPU and
+  /// memory).
   package static func run<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void = { _ in }
+    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void = { _ in },
+    usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage] = { [] }
   ) async throws {
     do {
       try await stream(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, answered: answered)
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
+        answered: answered)
     } catch let error as RPCError where error.code == .unimplemented {
       try await calls(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, answered: answered)
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
+        answered: answered)
     }
   }
 
   /// One `Heartbeat` call per heartbeat, each with `timeout` as deadline.
   private static func calls<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void
+    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
     var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
     beat.sessionID = session
     try await Task.sleep(for: firstDelay)
     while true {
+      beat.plugins = await usage()
       let sent = ContinuousClock.now
       let answer = try await dispatcher.heartbeat(
         beat, metadata: metadata, options: ControlPlaneClient.options(timeout))
@@ -53,14 +60,15 @@ package enum HeartbeatStream {
 
   private static func stream<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void
+    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
     // gRPC reports a request producer's error as "Write failed": the
     // reason is kept here and thrown instead.
     let late = LateAnswer()
     do {
       try await heartbeats(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout,
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
         answered: answered, late: late)
     } catch {
       if let reason = late.error.withLock({ $0 }) { throw reason }
@@ -75,7 +83,8 @@ package enum HeartbeatStream {
 
   private static func heartbeats<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void, late: LateAnswer
+    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    answered: @escaping @Sendable (Duration) -> Void, late: LateAnswer
   ) async throws {
     let (periods, continuation) = AsyncStream.makeStream(of: Int64.self)
     try await dispatcher.heartbeats(
@@ -85,6 +94,7 @@ package enum HeartbeatStream {
         beat.sessionID = session
         try await Task.sleep(for: firstDelay)
         while true {
+          beat.plugins = await usage()
           let sent = ContinuousClock.now
           try await writer.write(beat)
           // One waiter at a time: each wait makes its own iterator.

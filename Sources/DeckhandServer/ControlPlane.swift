@@ -65,6 +65,13 @@ package final class ControlPlane: Sendable {
     /// life (heartbeats never wait for the store), and what a sweep could
     /// not store (the disk was full). The next sweep stores them.
     var unsavedStatus: [String: NodeLiveness.StatusChange] = [:]
+    /// What each node's plugins use, as its last heartbeat here said
+    /// (checked), and when.
+    var usage: [String: (plugins: [PluginUsage], atMs: Int64)] = [:]
+    /// Reports not yet stored; stored at most every
+    /// ``NodeLiveness/persistIntervalMs`` (when `usageStoredMs` is older).
+    var unsavedUsage: Set<String> = []
+    var usageStoredMs: Int64 = 0
   }
 
   static let tokenCacheLifetime: Duration = .seconds(5)
@@ -461,6 +468,13 @@ package final class ControlPlane: Sendable {
   }
 
   /// The node with id or name `key`.
+  /// What `nodeId`'s plugins use and when it was reported: this replica's
+  /// latest report if it holds the node's session, else the stored one.
+  package func pluginUsage(_ nodeId: String) async throws -> (plugins: [PluginUsage], atMs: Int64)? {
+    if let here = state.withLock({ $0.usage[nodeId] }) { return here }
+    return try await store.pluginUsage(node: nodeId).map { ($0.usage, $0.reportedMs) }
+  }
+
   package func findNode(_ key: String) async throws -> NodeRecord {
     if let node = try await store.node(id: key) { return node }
     if let node = try await store.node(named: key) { return node }
@@ -511,12 +525,19 @@ package final class ControlPlane: Sendable {
   ///
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
-  package func heartbeat(_ nodeId: String, sessionId: String) throws -> Duration {
+  package func heartbeat(_ nodeId: String, sessionId: String, usage: [PluginUsage]? = nil) throws -> Duration {
     let start = ContinuousClock.now
     defer { metrics.heartbeat(handling: start.duration(to: .now)) }
     let random = Double.random(in: 0..<1)
     let now = nowMs()
+    let checked = usage.map(PluginUsage.checked)
     let given = state.withLock { state -> Duration? in
+      // An empty report from a node that never reported (an older
+      // agent) stores nothing.
+      if let checked, state.sessions[nodeId]?.id == sessionId, !checked.isEmpty || state.usage[nodeId] != nil {
+        state.usage[nodeId] = (checked, now)
+        state.unsavedUsage.insert(nodeId)
+      }
       let period = state.liveness.nextPeriod(random: random)
       switch state.liveness.heartbeat(nodeId, sessionId: sessionId, now: .now, nowMs: now, period: period) {
       case .unknownSession:
@@ -537,13 +558,23 @@ package final class ControlPlane: Sendable {
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
   /// heartbeat times to the store in one transaction.
   package func sweep() async throws {
-    let (changes, unsaved) = state.withLock { state in
+    let now = nowMs()
+    let (changes, unsaved, usage) = state.withLock { state in
       var pending = state.unsavedStatus
       state.unsavedStatus = [:]
       let fresh = state.liveness.sweep(now: .now)
       for change in fresh { pending[change.id] = change }
-      return (fresh, Array(pending.values))
+      var usage: [String: [PluginUsage]] = [:]
+      if now - state.usageStoredMs >= NodeLiveness.persistIntervalMs, !state.unsavedUsage.isEmpty {
+        for id in state.unsavedUsage { usage[id] = state.usage[id]?.plugins }
+        state.unsavedUsage = []
+        state.usageStoredMs = now
+      }
+      return (fresh, Array(pending.values), usage)
     }
+    // Usage is shown only: a report that cannot be stored now waits for
+    // the node's next one.
+    if !usage.isEmpty { try? await store.setPluginUsage(usage, reportedMs: now) }
     do { try await store.setNodeStatus(unsaved) } catch {
       state.withLock { state in
         for change in unsaved where state.unsavedStatus[change.id] == nil { state.unsavedStatus[change.id] = change }

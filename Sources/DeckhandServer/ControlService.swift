@@ -89,7 +89,15 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func getNode(request: ServerRequest<Deckhand_Control_V1_GetNodeRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
-    try await unary(request) { message in ProtoMapping.node(try await plane.findNode(message.node)) }
+    try await unary(request) { message in
+      let record = try await plane.findNode(message.node)
+      var node = ProtoMapping.node(record)
+      if let usage = try await plane.pluginUsage(record.id) {
+        node.pluginUsage = usage.plugins.map(ProtoMapping.usage)
+        node.pluginUsageMs = usage.atMs
+      }
+      return node
+    }
   }
 
   func setNodeLabels(request: ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>, context: ServerContext)

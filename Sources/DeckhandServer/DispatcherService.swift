@@ -99,7 +99,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   {
     try await mappingErrors {
       let nodeId = try await node(request.metadata)
-      let period = try plane.heartbeat(nodeId, sessionId: request.message.sessionID)
+      let period = try plane.heartbeat(
+        nodeId, sessionId: request.message.sessionID, usage: request.message.plugins.map(ProtoMapping.usage))
       var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
       response.periodMs = Int64(period.inMilliseconds.rounded())
       return ServerResponse(message: response)
@@ -120,7 +121,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
         try await mappingErrors {
           var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
           for try await beat in request.messages {
-            let period = try plane.heartbeat(nodeId, sessionId: beat.sessionID)
+            let period = try plane.heartbeat(
+              nodeId, sessionId: beat.sessionID, usage: beat.plugins.map(ProtoMapping.usage))
             response.periodMs = Int64(period.inMilliseconds.rounded())
             try await writer.write(response)
           }

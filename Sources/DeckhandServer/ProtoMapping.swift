@@ -5,6 +5,18 @@ internal import Foundation
 
 /// Store records as protocol messages.
 enum ProtoMapping {
+  static func usage(_ usage: PluginUsage) -> Deckhand_Dispatcher_V1_PluginUsage {
+    var message = Deckhand_Dispatcher_V1_PluginUsage()
+    message.plugin = usage.plugin
+    message.cpuSeconds = usage.cpuSeconds
+    message.residentBytes = usage.residentBytes
+    return message
+  }
+
+  static func usage(_ message: Deckhand_Dispatcher_V1_PluginUsage) -> PluginUsage {
+    PluginUsage(plugin: message.plugin, cpuSeconds: message.cpuSeconds, residentBytes: message.residentBytes)
+  }
+
   static func node(_ record: NodeRecord, status: Deckhand_Dispatcher_V1_NodeStatus? = nil)
     -> Deckhand_Dispatcher_V1_Node
   {

@@ -73,7 +73,7 @@ extension SQLiteServerStore {
         let count = try database.write { db -> UInt64 in
           for table in [
             "serverSecret", "token", "node", "removedNode", "artifact", "deployment", "task", "job", "jobOutput",
-            "configVariable",
+            "configVariable", "nodeUsage",
           ] {
             try db.execute(sql: "DELETE FROM \(table)")
           }

@@ -184,6 +184,14 @@ package final class SQLiteServerStore: ServerStore {
         table.add(column: "previousId", .text).notNull().defaults(to: "")
       }
     }
+    // What each node's plugins use, as its heartbeats last said.
+    migrator.registerMigration("v10 node usage") { db in
+      try db.create(table: "nodeUsage") { table in
+        table.column("nodeId", .text).primaryKey()
+        table.column("usage", .text).notNull()
+        table.column("reportedMs", .integer).notNull()
+      }
+    }
     return migrator
   }
 
@@ -275,6 +283,30 @@ package final class SQLiteServerStore: ServerStore {
     }
   }
 
+  package func setPluginUsage(_ usage: [String: [PluginUsage]], reportedMs: Int64) async throws {
+    guard !usage.isEmpty else { return }
+    let rows = try usage.map { ($0.key, try JSONColumn.encode($0.value, empty: "[]")) }
+    try await write { db in
+      let statement = try db.cachedStatement(
+        sql: """
+          INSERT INTO nodeUsage (nodeId, usage, reportedMs) SELECT id, ?, ? FROM node WHERE id = ?
+          ON CONFLICT (nodeId) DO UPDATE SET usage = excluded.usage, reportedMs = excluded.reportedMs
+          """)
+      for (id, text) in rows { try statement.execute(arguments: [text, reportedMs, id]) }
+    }
+  }
+
+  package func pluginUsage(node id: String) async throws -> (usage: [PluginUsage], reportedMs: Int64)? {
+    guard
+      let (text, reported) = try await read({ db -> (String, Int64)? in
+        guard let row = try Row.fetchOne(db, sql: "SELECT usage, reportedMs FROM nodeUsage WHERE nodeId = ?", arguments: [id])
+        else { return nil }
+        return (row[0], row[1])
+      })
+    else { return nil }
+    return (try JSONColumn.decode(text, empty: "[]"), reported)
+  }
+
   package func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String] {
     try await write { db in
       let ids = try String.fetchAll(
@@ -310,6 +342,7 @@ package final class SQLiteServerStore: ServerStore {
         released.append(job)
       }
       _ = try NodeRecord.deleteOne(db, key: id)
+      try db.execute(sql: "DELETE FROM nodeUsage WHERE nodeId = ?", arguments: [id])
       try db.execute(
         sql: "INSERT OR REPLACE INTO removedNode (id, name, removedMs) VALUES (?, ?, ?)",
         arguments: [id, node.name, nowMs])

@@ -39,6 +39,12 @@ package protocol ServerStore: Sendable {
   /// `heartbeatBeforeMs` (no replica holds their session: theirs died);
   /// returns their ids.
   func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String]
+  /// Keeps what each node's plugins use (replacing its last report), as
+  /// its heartbeats said at `reportedMs`, in one transaction.
+  func setPluginUsage(_ usage: [String: [PluginUsage]], reportedMs: Int64) async throws
+  /// A node's last stored plugin usage and when it was reported; nil if
+  /// none was.
+  func pluginUsage(node id: String) async throws -> (usage: [PluginUsage], reportedMs: Int64)?
   /// Every node to `status` (at server start: UNKNOWN).
   func setAllNodes(status: NodeStatus) async throws
   /// Removes node `id` in one transaction, durably: its record (a

@@ -92,6 +92,37 @@ struct MetricsTests {
     #expect((try await prometheus.value("deckhand_heartbeats_total") ?? 0) >= 1)
   }
 
+  @Test("a plugin's CPU and memory reach plugins.list, the agent's metrics and `nodes inspect` through heartbeats")
+  func pluginUsage() async throws {
+    let fleet = try await Fleet()
+    let manifest = try fleet.node.manifestFile(["name": "echo", "version": "1.0.0", "entrypoint": Fixtures.echo])
+    let installed = try await fleet.agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
+    #expect(installed["Status"] == .number(0), "\(installed)")
+    let listed = try await fleet.agent.plugin("echo")
+    guard case .object(let usage)? = listed?["Usage"], case .number(let resident)? = usage["ResidentBytes"] else {
+      Issue.record("plugins.list shows no usage: \(String(describing: listed))")
+      return
+    }
+    #expect(resident > 100_000)
+    let scraped = try await PrometheusServer.get(fleet.agentMetrics, "/metrics")
+    #expect(scraped.contains(#"deckhand_plugin_resident_memory_bytes{plugin="echo"}"#))
+    #expect(scraped.contains(#"deckhand_plugins{state="running"} 1"#))
+    // The server hears it with the next heartbeats.
+    var reported: [JSONValue] = []
+    let heard = await eventually(timeout: .seconds(20)) {
+      guard case .object(let node)? = try? await fleet.server.json(["nodes", "inspect", "metrics-node"]),
+        case .array(let usage)? = node["plugin_usage"] ?? node["pluginUsage"]
+      else { return false }
+      reported = usage
+      return !usage.isEmpty
+    }
+    #expect(heard)
+    guard case .object(let echo)? = reported.first else { return }
+    #expect(echo["plugin"] == .string("echo"))
+    let text = try await fleet.server.cli(["nodes", "inspect", "metrics-node"])
+    #expect(text.stdout.contains("Plugin usage:") && text.stdout.contains("  echo: CPU "), "\(text.stdout)")
+  }
+
   @Test("promtool check metrics finds nothing to fix on either endpoint")
   func promtoolLint() async throws {
     let fleet = try await Fleet()

@@ -262,6 +262,24 @@ struct StoreConformanceTests {
     }
   }
 
+  @Test("plugin usage: replaced per node, unknown nodes ignored, gone with its node", arguments: StoreKind.allCases)
+  func pluginUsage(kind: StoreKind) async throws {
+    try await StoreFixture.with(kind) { store in
+      try await store.save(Self.node("n1"))
+      #expect(try await store.pluginUsage(node: "n1") == nil)
+      let first = [PluginUsage(plugin: "echo", cpuSeconds: 1.5, residentBytes: 4096)]
+      try await store.setPluginUsage(["n1": first, "ghost": first], reportedMs: 10)
+      #expect(try await store.pluginUsage(node: "n1")?.usage == first)
+      #expect(try await store.pluginUsage(node: "n1")?.reportedMs == 10)
+      #expect(try await store.pluginUsage(node: "ghost") == nil, "no usage for a node that is not stored")
+      try await store.setPluginUsage(["n1": []], reportedMs: 20)
+      #expect(try await store.pluginUsage(node: "n1")?.usage == [])
+      try await store.setPluginUsage(["n1": first], reportedMs: 30)
+      _ = try await store.removeNode(id: "n1", nowMs: 40)
+      #expect(try await store.pluginUsage(node: "n1") == nil)
+    }
+  }
+
   @Test("jobs are counted by state, for the metrics", arguments: StoreKind.allCases)
   func jobCounts(kind: StoreKind) async throws {
     try await StoreFixture.with(kind) { store in

@@ -285,11 +285,35 @@ public nonisolated struct Deckhand_Dispatcher_V1_Node: Sendable {
 
   public var availability: Deckhand_Dispatcher_V1_NodeAvailability = .active
 
+  /// What each plugin used when the node last said (its heartbeats carry it).
+  public var pluginUsage: [Deckhand_Dispatcher_V1_PluginUsage] = []
+
+  /// When that was (Unix milliseconds); 0: never.
+  public var pluginUsageMs: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _description_p: Deckhand_Dispatcher_V1_NodeDescription? = nil
+}
+
+/// One plugin's CPU time so far and resident memory now, as its agent
+/// sampled them (its cgroup, or /proc for its main process).
+public nonisolated struct Deckhand_Dispatcher_V1_PluginUsage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var plugin: String = String()
+
+  public var cpuSeconds: Double = 0
+
+  public var residentBytes: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Deckhand_Dispatcher_V1_WeightedPeer: Sendable {
@@ -378,6 +402,10 @@ public nonisolated struct Deckhand_Dispatcher_V1_HeartbeatRequest: Sendable {
   // methods supported on all messages.
 
   public var sessionID: String = String()
+
+  /// The usage of every plugin running on the node, sampled for this
+  /// heartbeat (the whole set: a plugin left out runs no more).
+  public var plugins: [Deckhand_Dispatcher_V1_PluginUsage] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -890,7 +918,7 @@ nonisolated extension Deckhand_Dispatcher_V1_JoinResponse: SwiftProtobuf.Message
 
 nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0\u{1}labels\0\u{3}agent_labels\0\u{1}availability\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}description\0\u{1}status\0\u{3}last_heartbeat_ms\0\u{3}created_ms\0\u{1}labels\0\u{3}agent_labels\0\u{1}availability\0\u{3}plugin_usage\0\u{3}plugin_usage_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -907,6 +935,8 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.agentLabels) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.availability) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.pluginUsage) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.pluginUsageMs) }()
       default: break
       }
     }
@@ -944,6 +974,12 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if self.availability != .active {
       try visitor.visitSingularEnumField(value: self.availability, fieldNumber: 9)
     }
+    if !self.pluginUsage.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pluginUsage, fieldNumber: 10)
+    }
+    if self.pluginUsageMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.pluginUsageMs, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -957,6 +993,48 @@ nonisolated extension Deckhand_Dispatcher_V1_Node: SwiftProtobuf.Message, SwiftP
     if lhs.labels != rhs.labels {return false}
     if lhs.agentLabels != rhs.agentLabels {return false}
     if lhs.availability != rhs.availability {return false}
+    if lhs.pluginUsage != rhs.pluginUsage {return false}
+    if lhs.pluginUsageMs != rhs.pluginUsageMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Dispatcher_V1_PluginUsage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PluginUsage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}plugin\0\u{3}cpu_seconds\0\u{3}resident_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.plugin) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.cpuSeconds) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.residentBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.plugin.isEmpty {
+      try visitor.visitSingularStringField(value: self.plugin, fieldNumber: 1)
+    }
+    if self.cpuSeconds.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.cpuSeconds, fieldNumber: 2)
+    }
+    if self.residentBytes.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.residentBytes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Dispatcher_V1_PluginUsage, rhs: Deckhand_Dispatcher_V1_PluginUsage) -> Bool {
+    if lhs.plugin != rhs.plugin {return false}
+    if lhs.cpuSeconds != rhs.cpuSeconds {return false}
+    if lhs.residentBytes != rhs.residentBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1136,7 +1214,7 @@ nonisolated extension Deckhand_Dispatcher_V1_SessionMessage: SwiftProtobuf.Messa
 
 nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_id\0\u{1}plugins\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1145,6 +1223,7 @@ nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Mes
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.plugins) }()
       default: break
       }
     }
@@ -1154,11 +1233,15 @@ nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Mes
     if !self.sessionID.isEmpty {
       try visitor.visitSingularStringField(value: self.sessionID, fieldNumber: 1)
     }
+    if !self.plugins.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.plugins, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Dispatcher_V1_HeartbeatRequest, rhs: Deckhand_Dispatcher_V1_HeartbeatRequest) -> Bool {
     if lhs.sessionID != rhs.sessionID {return false}
+    if lhs.plugins != rhs.plugins {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -94,6 +94,8 @@ enum PostgresSchema {
         ADD COLUMN monitor_ms bigint NOT NULL DEFAULT 0, ADD COLUMN previous_id text NOT NULL DEFAULT ''
       """
     ],
+    // What each node's plugins use, as its heartbeats last said.
+    ["CREATE TABLE node_usage (node_id text PRIMARY KEY, usage text NOT NULL, reported_ms bigint NOT NULL)"],
   ]
 
   /// The version this build's schema is at.

@@ -71,8 +71,9 @@ extension PostgresServerStore {
 
   package func restore(from snapshot: SnapshotReader) async throws -> UInt64 {
     try await transaction { connection in
+      // Usage reports are not in snapshots: the restored nodes report again.
       try await connection.query(
-        PostgresQuery(unsafeSQL: "TRUNCATE \(Self.tables.joined(separator: ", "))"), logger: logger)
+        PostgresQuery(unsafeSQL: "TRUNCATE \(Self.tables.joined(separator: ", ")), node_usage"), logger: logger)
       var count: UInt64 = 0
       while let record = try snapshot.nextRecord() {
         guard let item = record.record else { continue }

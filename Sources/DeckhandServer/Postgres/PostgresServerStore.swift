@@ -342,6 +342,29 @@ package final class PostgresServerStore: ServerStore {
       """)
   }
 
+  /// One statement for every node: ids and reports as two arrays.
+  package func setPluginUsage(_ usage: [String: [PluginUsage]], reportedMs: Int64) async throws {
+    guard !usage.isEmpty else { return }
+    let ids = Array(usage.keys)
+    let texts = try ids.map { try JSONColumn.encode(usage[$0] ?? [], empty: "[]") }
+    try await execute(
+      """
+      INSERT INTO node_usage (node_id, usage, reported_ms)
+      SELECT v.id, v.usage, \(reportedMs) FROM unnest(\(ids)::text[], \(texts)::text[]) AS v(id, usage)
+      WHERE EXISTS (SELECT 1 FROM node WHERE node.id = v.id)
+      ON CONFLICT (node_id) DO UPDATE SET usage = excluded.usage, reported_ms = excluded.reported_ms
+      """)
+  }
+
+  package func pluginUsage(node id: String) async throws -> (usage: [PluginUsage], reportedMs: Int64)? {
+    guard
+      let (text, reported) = try await fetch(
+        "SELECT usage, reported_ms FROM node_usage WHERE node_id = \(id)", { try $0.decode((String, Int64).self) }
+      ).first
+    else { return nil }
+    return (try JSONColumn.decode(text, empty: "[]"), reported)
+  }
+
   package func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String] {
     try await fetch(
       """
@@ -384,6 +407,7 @@ package final class PostgresServerStore: ServerStore {
         released.append(job)
       }
       try await connection.query("DELETE FROM node WHERE id = \(id)", logger: logger)
+      try await connection.query("DELETE FROM node_usage WHERE node_id = \(id)", logger: logger)
       try await connection.query(
         """
         INSERT INTO removed_node (id, name, removed_ms) VALUES (\(id), \(node.name), \(nowMs))
