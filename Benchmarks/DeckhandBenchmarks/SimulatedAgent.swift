@@ -62,12 +62,14 @@ final class SimulatedAgent: Sendable {
       try await HeartbeatStream.run(
         dispatcher, session: session, metadata: metadata, firstDelay: period * Double.random(in: 0..<1),
         timeout: .seconds(30), answered: { roundTrip in log.succeeded(after: roundTrip) },
-        usage: {
+        report: {
           var usage = Deckhand_Dispatcher_V1_PluginUsage()
           usage.plugin = "bench"
           usage.cpuSeconds = started.duration(to: .now).inSeconds / 1000
           usage.residentBytes = 8_388_608
-          return [usage]
+          var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
+          beat.plugins = [usage]
+          return beat
         })
     } catch {
       log.failed(error)

@@ -224,19 +224,24 @@ package final class Agent: Service, Sendable {
       let reconciler = TaskReconciler(
         manager: manager, store: store, membership: membership, servers: servers,
         stateDirectory: configuration.stateDirectory, packageLimits: configuration.packageLimits, logger: logger)
-      let manager = self.manager
+      let (manager, reports) = (self.manager, metrics.reports)
       let session = ServerSession(
         membership: membership, servers: servers, reconciler: reconciler, logger: logger,
-        usage: {
+        report: {
+          var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
           let entries = await manager.all
           let usage = (try? await BlockingWork.run { Self.usage(of: entries) }) ?? [:]
-          return usage.sorted { $0.key < $1.key }.map { name, sample in
+          beat.plugins = usage.sorted { $0.key < $1.key }.map { name, sample in
             var message = Deckhand_Dispatcher_V1_PluginUsage()
             message.plugin = name
             message.cpuSeconds = sample.cpuSeconds
             message.residentBytes = sample.residentBytes
             return message
           }
+          let (events, dropped) = reports.take()
+          beat.events = events
+          beat.droppedEvents = Int32(clamping: dropped)
+          return beat
         }
       ) {
         await self.nodeDescription()

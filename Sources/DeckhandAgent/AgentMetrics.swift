@@ -21,6 +21,10 @@ package final class AgentMetrics: Sendable {
   /// since (a counter cannot be set); keyed by plugin, with the pid read.
   private let lastCPU = Mutex<[String: (pid: Int32, seconds: Double)]>([:])
 
+  /// Plugin events for the server, sent with the next heartbeat (kept
+  /// whether or not metrics are on).
+  let reports = PluginEventReports()
+
   package init(_ registry: MetricsRegistry?) {
     self.registry = registry
     runningJobs = registry?.gauge("jobs_running", "Jobs this agent runs now.")
@@ -30,6 +34,7 @@ package final class AgentMetrics: Sendable {
 
   /// A supervisor's event: restarts, health failures and exits count.
   func pluginEvent(_ event: PluginEvent) {
+    reports.add(event)
     guard let registry else { return }
     let plugin = [("plugin", event.plugin)]
     switch event.event {

@@ -17,18 +17,19 @@ final class ServerSession: Sendable {
   let servers: ServerList
   let reconciler: TaskReconciler
   let describe: @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
-  /// The running plugins' usage, sampled for each heartbeat.
-  let usage: @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage]
+  /// Fills each heartbeat: the running plugins' usage, and what happened
+  /// to them since the last.
+  let report: @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest
   let timing: ControlPlaneTiming
   let logger: Logger
 
   init(
     membership: ServerMembership, servers: ServerList, reconciler: TaskReconciler,
     timing: ControlPlaneTiming = ControlPlaneTiming(), logger: Logger,
-    usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage] = { [] },
+    report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest = { .init() },
     describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
   ) {
-    self.usage = usage
+    self.report = report
     self.membership = membership
     self.servers = servers
     self.reconciler = reconciler
@@ -99,7 +100,7 @@ final class ServerSession: Sendable {
             // the period.
             let period = Duration.milliseconds(first.heartbeatPeriodMs > 0 ? first.heartbeatPeriodMs : 5000)
             try await HeartbeatStream.run(
-              dispatcher, session: id, metadata: credential, firstDelay: period, timeout: period, usage: self.usage)
+              dispatcher, session: id, metadata: credential, firstDelay: period, timeout: period, report: self.report)
             throw SessionEnded()
           }
           group.addTask {

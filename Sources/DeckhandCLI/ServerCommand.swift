@@ -69,6 +69,8 @@ struct ServeCommand: AsyncParsableCommand {
   var jobOutputLimit: String?
   @Option(help: "Ended jobs and their output are deleted this long after they ended (default 7d).")
   var jobRetention: String?
+  @Option(help: "Fleet events (deckhand events) are kept this long (default 7d).")
+  var eventRetention: String?
   @Option(help: "Open connections the server holds, all peers together (default \(ConnectionLimits().maxConnections)).")
   var maxConnections: Int?
   @Option(
@@ -142,6 +144,8 @@ struct ServeCommand: AsyncParsableCommand {
       setting(jobHeartbeatTimeout, "job_heartbeat_timeout") ?? "2m", "job-heartbeat-timeout")
     configuration.jobTiming.retention = try Self.duration(
       setting(jobRetention, "job_retention") ?? "7d", "job-retention")
+    configuration.eventRetention = try Self.duration(
+      setting(eventRetention, "event_retention") ?? "7d", "event-retention")
     let outputLimit = setting(jobOutputLimit, "job_output_limit") ?? "64MiB"
     guard let limit = ByteText.parse(outputLimit), limit > 0 else {
       throw DeckhandError(

@@ -21,20 +21,20 @@ package enum HeartbeatStream {
   /// longer current: NOT_FOUND), or an answer is late; then throws.
   /// `answered` gets each heartbeat's round trip. A server older than the
   /// stream (UNIMPLEMENTED) gets one `Heartbeat` call per heartbeat.
-  /// `usage` is sampled for each heartbeat (the node's plugins' CPU and
-  /// memory).
+  /// `report` fills each heartbeat (the node's plugins' CPU and memory,
+  /// and what happened to them); its session id is set here.
   package static func run<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
     firstDelay: Duration, timeout: Duration, answered: @escaping @Sendable (Duration) -> Void = { _ in },
-    usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage] = { [] }
+    report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest = { .init() }
   ) async throws {
     do {
       try await stream(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, report: report,
         answered: answered)
     } catch let error as RPCError where error.code == .unimplemented {
       try await calls(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, report: report,
         answered: answered)
     }
   }
@@ -42,14 +42,13 @@ package enum HeartbeatStream {
   /// One `Heartbeat` call per heartbeat, each with `timeout` as deadline.
   private static func calls<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
-    var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
-    beat.sessionID = session
     try await Task.sleep(for: firstDelay)
     while true {
-      beat.plugins = await usage()
+      var beat = await report()
+      beat.sessionID = session
       let sent = ContinuousClock.now
       let answer = try await dispatcher.heartbeat(
         beat, metadata: metadata, options: ControlPlaneClient.options(timeout))
@@ -60,7 +59,7 @@ package enum HeartbeatStream {
 
   private static func stream<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
     // gRPC reports a request producer's error as "Write failed": the
@@ -68,7 +67,7 @@ package enum HeartbeatStream {
     let late = LateAnswer()
     do {
       try await heartbeats(
-        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, usage: usage,
+        dispatcher, session: session, metadata: metadata, firstDelay: firstDelay, timeout: timeout, report: report,
         answered: answered, late: late)
     } catch {
       if let reason = late.error.withLock({ $0 }) { throw reason }
@@ -83,18 +82,17 @@ package enum HeartbeatStream {
 
   private static func heartbeats<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, usage: @escaping @Sendable () async -> [Deckhand_Dispatcher_V1_PluginUsage],
+    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void, late: LateAnswer
   ) async throws {
     let (periods, continuation) = AsyncStream.makeStream(of: Int64.self)
     try await dispatcher.heartbeats(
       metadata: metadata,
       requestProducer: { writer in
-        var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
-        beat.sessionID = session
         try await Task.sleep(for: firstDelay)
         while true {
-          beat.plugins = await usage()
+          var beat = await report()
+          beat.sessionID = session
           let sent = ContinuousClock.now
           try await writer.write(beat)
           // One waiter at a time: each wait makes its own iterator.

@@ -25,6 +25,8 @@ package final class ControlPlane: Sendable {
   /// What the server counts for Prometheus (``ServerMetrics/off`` without
   /// `--metrics-listen`).
   package let metrics: ServerMetrics
+  /// The fleet's events (`deckhand events`).
+  package let events: EventLog
   package let authority: CertificateAuthority
   package let timing: ControlPlaneTiming
   package let artifactsDirectory: String
@@ -72,6 +74,9 @@ package final class ControlPlane: Sendable {
     /// ``NodeLiveness/persistIntervalMs`` (when `usageStoredMs` is older).
     var unsavedUsage: Set<String> = []
     var usageStoredMs: Int64 = 0
+    /// Node names by id, for the events of nodes whose record is not at
+    /// hand (a heartbeat, a sweep).
+    var names: [String: String] = [:]
   }
 
   static let tokenCacheLifetime: Duration = .seconds(5)
@@ -83,9 +88,10 @@ package final class ControlPlane: Sendable {
   package init(
     store: any ServerStore, authority: CertificateAuthority, timing: ControlPlaneTiming, artifactsDirectory: String,
     advertisedAddresses: [String], logger: Logger, bus: ReplicaBus? = nil, leadership: Leadership? = nil,
-    metrics: ServerMetrics = .off
+    metrics: ServerMetrics = .off, eventRetention: Duration = .seconds(7 * 86_400)
   ) async throws {
     self.metrics = metrics
+    self.events = EventLog(store: store, retention: eventRetention, logger: logger)
     self.bus = bus
     self.leadership = leadership
     self.store = store
@@ -298,6 +304,7 @@ package final class ControlPlane: Sendable {
       $0.unknownNodes[id] = nil
     }
     logger.info("node joined", metadata: ["node": "\(name)", "id": "\(id)"])
+    events.record(FleetEvent(atMs: nowMs(), kind: .nodeJoined, nodeId: id, nodeName: name))
     for observer in placementObservers.withLock({ $0 }) { observer(id) }
     return (record, Credential.node(id: id, secret: secret).text)
   }
@@ -325,6 +332,10 @@ package final class ControlPlane: Sendable {
     node.availability = availability
     try await placementChanged(node)
     logger.info("node availability set", metadata: ["node": "\(node.name)", "availability": "\(availability)"])
+    events.record(
+      FleetEvent(
+        atMs: nowMs(), kind: availability == .drain ? .nodeDrained : .nodeActivated, nodeId: node.id,
+        nodeName: node.name))
     return node
   }
 
@@ -358,6 +369,10 @@ package final class ControlPlane: Sendable {
     bus?.publish(.removed(node.id))
     requestReconcile()
     for observer in removalObservers.withLock({ $0 }) { observer(removal) }
+    events.record(
+      FleetEvent(
+        atMs: nowMs(), kind: .nodeRemoved, nodeId: node.id, nodeName: node.name,
+        message: "\(removal.retiredTasks.count) task(s) retired, \(removal.releasedJobs.count) job(s) requeued"))
     logger.warning(
       "node removed",
       metadata: [
@@ -501,6 +516,7 @@ package final class ControlPlane: Sendable {
     // store and the assignments stream sends them. The labels it reports
     // are informational (agentLabels): they never move placement.
     let needsReconcile = node.lastHeartbeatMs == 0
+    let wasReady = node.status == .ready
     node.describe(description)
     node.status = .ready
     node.lastHeartbeatMs = nowMs()
@@ -513,7 +529,11 @@ package final class ControlPlane: Sendable {
         nodeId, resume: resume, newID: newID, now: .now, nowMs: node.lastHeartbeatMs, period: period)
       state.sessions[nodeId]?.end.finish()
       state.sessions[nodeId] = (id, end)
+      state.names[nodeId] = node.name
       return (id, period)
+    }
+    if !wasReady {
+      events.record(FleetEvent(atMs: node.lastHeartbeatMs, kind: .nodeReady, nodeId: nodeId, nodeName: node.name))
     }
     if needsReconcile { requestReconcile() }
     return (sessionId, node, period, ended)
@@ -525,7 +545,10 @@ package final class ControlPlane: Sendable {
   ///
   /// - Throws: ``DeckhandError`` `notFound` when the session is not the
   ///   node's current one (the agent then opens a new session).
-  package func heartbeat(_ nodeId: String, sessionId: String, usage: [PluginUsage]? = nil) throws -> Duration {
+  package func heartbeat(
+    _ nodeId: String, sessionId: String, usage: [PluginUsage]? = nil,
+    reported: [Deckhand_Dispatcher_V1_PluginEventReport] = [], dropped: Int = 0
+  ) throws -> Duration {
     let start = ContinuousClock.now
     defer { metrics.heartbeat(handling: start.duration(to: .now)) }
     let random = Double.random(in: 0..<1)
@@ -544,6 +567,10 @@ package final class ControlPlane: Sendable {
         return nil
       case .alive(revived: true):
         state.unsavedStatus[nodeId] = NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)
+        events.record(
+          FleetEvent(
+            atMs: now, kind: .nodeReady, nodeId: nodeId, nodeName: state.names[nodeId] ?? "",
+            message: "heartbeats came back"))
         return period
       case .alive(revived: false):
         return period
@@ -552,7 +579,26 @@ package final class ControlPlane: Sendable {
     guard let given else {
       throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
     }
+    if !reported.isEmpty || dropped > 0 { recordReported(reported, dropped: dropped, nodeId: nodeId, nowMs: now) }
     return given
+  }
+
+  /// What a node's agent said happened to its plugins, checked
+  /// (``FleetEvent/reported(kind:plugin:message:nodeId:nodeName:nowMs:)``),
+  /// at most ``FleetEvent/maxReportedPerHeartbeat`` a heartbeat.
+  private func recordReported(
+    _ reported: [Deckhand_Dispatcher_V1_PluginEventReport], dropped: Int, nodeId: String, nowMs now: Int64
+  ) {
+    let name = state.withLock { $0.names[nodeId] } ?? ""
+    let kept = reported.prefix(FleetEvent.maxReportedPerHeartbeat).compactMap {
+      FleetEvent.reported(
+        kind: $0.kind, plugin: $0.plugin, message: $0.message, nodeId: nodeId, nodeName: name, nowMs: now)
+    }
+    events.record(kept)
+    let lost = max(0, dropped) + reported.count - kept.count
+    if lost > 0 {
+      logger.warning("node \(name.isEmpty ? nodeId : name) reported \(lost) plugin event(s) that were not kept")
+    }
   }
 
   /// Marks nodes whose heartbeats stopped DOWN, and writes recent
@@ -581,10 +627,16 @@ package final class ControlPlane: Sendable {
       }
       throw error
     }
+    let names = state.withLock { $0.names }
     for change in changes where change.status == .down {
       logger.warning("node down: its heartbeats stopped", metadata: ["node": "\(change.id)"])
+      events.record(
+        FleetEvent(
+          atMs: now, kind: .nodeDown, nodeId: change.id, nodeName: names[change.id] ?? "",
+          message: "its heartbeats stopped"))
     }
     try await sweepStaleNodes()
+    if isLeader { await events.pruneIfDue(nowMs: now) }
   }
 
   /// With replicas, the leader marks DOWN the READY nodes whose heartbeat
@@ -607,6 +659,8 @@ package final class ControlPlane: Sendable {
     let cutoff = now - NodeLiveness.persistIntervalMs - Int64(downAfter.inMilliseconds) - 5_000
     for id in try await store.markStaleNodesDown(heartbeatBeforeMs: cutoff) {
       logger.warning("node down: no replica has had its heartbeats", metadata: ["node": "\(id)"])
+      events.record(
+        FleetEvent(atMs: now, kind: .nodeDown, nodeId: id, message: "no replica has had its heartbeats"))
     }
   }
 
@@ -709,6 +763,14 @@ package final class ControlPlane: Sendable {
       return TaskUpdate(id: update.taskID, nodeId: nodeId, state: state, message: update.message)
     }
     let changed = try await store.updateTasks(known)
+    let name = state.withLock { $0.names[nodeId] } ?? ""
+    let now = nowMs()
+    events.record(
+      changed.map {
+        FleetEvent(
+          atMs: now, kind: .taskState, nodeId: nodeId, nodeName: name, plugin: $0.plugin, subject: $0.id,
+          message: "\($0.state)" + ($0.message.isEmpty ? "" : ": \($0.message)"))
+      })
     // Only a rollout in progress moves on when a task ends its start.
     let deployments = Set(changed.filter { $0.state.isSettled }.map(\.deploymentId))
     guard !deployments.isEmpty else { return }
@@ -827,6 +889,10 @@ package final class ControlPlane: Sendable {
     changed.append(record)
     try await store.apply(deployments: changed, tasks: [])
     logger.info("deployment created", metadata: ["plugin": "\(plugin)", "version": "\(version)", "id": "\(record.id)"])
+    events.record(
+      FleetEvent(
+        atMs: record.createdMs, kind: .rolloutStarted, plugin: plugin, subject: record.id,
+        message: "\(plugin)@\(version)" + (selector.isEmpty ? "" : " on \(selector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")))
     // Placement is the leader's: here at once, or on the leader soon.
     if isLeader { try await reconcile() } else { requestReconcile() }
     return record
@@ -896,6 +962,22 @@ package final class ControlPlane: Sendable {
         deployments: deployments, nodes: try await store.nodes(),
         active: try await store.tasks(node: nil, deployment: nil, activeOnly: true), nowMs: nowMs())
       try await store.apply(deployments: plan.deployments, tasks: plan.tasks)
+      let before = Dictionary(deployments.map { ($0.id, $0.state) }) { first, _ in first }
+      let now = nowMs()
+      events.record(
+        plan.deployments.compactMap { changed in
+          guard before[changed.id] != changed.state else { return nil }
+          let kind: FleetEvent.Kind
+          switch changed.state {
+          case .complete: kind = .rolloutDone
+          case .paused: kind = .rolloutPaused
+          case .rolledBack: kind = .rolloutRolledBack
+          case .rolling, .replaced: return nil
+          }
+          return FleetEvent(
+            atMs: now, kind: kind, plugin: changed.plugin, subject: changed.id,
+            message: "\(changed.plugin)@\(changed.version): \(changed.state)")
+        })
       assignmentChanges.signal(plan.wake)
       if !plan.wake.isEmpty { bus?.publish(.assignments(Array(plan.wake))) }
       if let at = plan.recheckAtMs { recheck(atMs: at) }

@@ -36,6 +36,8 @@ package final class ControlPlaneServer: Service, Sendable {
     /// Where Prometheus scrapes `/metrics` (port 0: any free port); nil:
     /// no metrics are kept.
     package var metricsListen: ServerEndpoint?
+    /// How long fleet events are kept (`deckhand events`).
+    package var eventRetention: Duration = .seconds(7 * 86_400)
     package init(listen: ServerEndpoint, stateDirectory: String) {
       self.listen = listen
       self.stateDirectory = stateDirectory
@@ -140,8 +142,10 @@ package final class ControlPlaneServer: Service, Sendable {
     if let registry { store.timing.attach(registry, store: postgres == nil ? "sqlite" : "postgres") }
     let plane = try await ControlPlane(
       store: store, authority: authority, timing: configuration.timing, artifactsDirectory: "\(state)/artifacts",
-      advertisedAddresses: [], logger: logger, bus: bus, leadership: leadership, metrics: metrics)
-    let jobs = JobQueue(store: store, timing: configuration.jobTiming, bus: bus, metrics: metrics)
+      advertisedAddresses: [], logger: logger, bus: bus, leadership: leadership, metrics: metrics,
+      eventRetention: configuration.eventRetention)
+    let jobs = JobQueue(
+      store: store, timing: configuration.jobTiming, bus: bus, metrics: metrics, events: plane.events)
     metrics.collect(plane)
     bus.onEvents { events in
       for event in events {
@@ -193,6 +197,7 @@ package final class ControlPlaneServer: Service, Sendable {
       func shutDown() async throws {
         plane.endSessions()
         jobs.close()
+        plane.events.close()
         relay.close()
         server.beginGracefulShutdown()
         group.addTask {
@@ -258,6 +263,7 @@ package final class ControlPlaneServer: Service, Sendable {
   ) async {
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await plane.runReconcileLoop() }
+      group.addTask { await plane.events.run() }
       // The replicas' events and the leader's lock, until the queue closes.
       group.addTask {
         await withTaskGroup(of: Void.self) { inner in

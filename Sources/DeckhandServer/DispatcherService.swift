@@ -100,7 +100,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
     try await mappingErrors {
       let nodeId = try await node(request.metadata)
       let period = try plane.heartbeat(
-        nodeId, sessionId: request.message.sessionID, usage: request.message.plugins.map(ProtoMapping.usage))
+        nodeId, sessionId: request.message.sessionID, usage: request.message.plugins.map(ProtoMapping.usage),
+        reported: request.message.events, dropped: Int(request.message.droppedEvents))
       var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
       response.periodMs = Int64(period.inMilliseconds.rounded())
       return ServerResponse(message: response)
@@ -122,7 +123,8 @@ struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
           var response = Deckhand_Dispatcher_V1_HeartbeatResponse()
           for try await beat in request.messages {
             let period = try plane.heartbeat(
-              nodeId, sessionId: beat.sessionID, usage: beat.plugins.map(ProtoMapping.usage))
+              nodeId, sessionId: beat.sessionID, usage: beat.plugins.map(ProtoMapping.usage), reported: beat.events,
+              dropped: Int(beat.droppedEvents))
             response.periodMs = Int64(period.inMilliseconds.rounded())
             try await writer.write(response)
           }

@@ -66,7 +66,14 @@ package final class JobQueue: Sendable {
   /// What the queue counts for Prometheus.
   let metrics: ServerMetrics
 
-  package init(store: any ServerStore, timing: Timing, bus: ReplicaBus? = nil, metrics: ServerMetrics = .off) {
+  /// Where job events go (`deckhand events`); nil: nowhere.
+  let events: EventLog?
+
+  package init(
+    store: any ServerStore, timing: Timing, bus: ReplicaBus? = nil, metrics: ServerMetrics = .off,
+    events: EventLog? = nil
+  ) {
+    self.events = events
     self.metrics = metrics
     self.store = store
     self.timing = timing
@@ -175,6 +182,9 @@ package final class JobQueue: Sendable {
       lifecycle: JobLifecycle(expiresMs: job.expiresInMs > 0 ? now + job.expiresInMs : 0))
     let replaced = try await store.insert(record)
     metrics.jobQueued()
+    events?.record(
+      FleetEvent(
+        atMs: now, kind: .jobQueued, nodeId: target.runner, subject: record.id, message: Self.describe(job)))
     for id in replaced { notify(job: id) }
     announce(target)
     return (record.id, target)
@@ -245,6 +255,10 @@ package final class JobQueue: Sendable {
       }
       if let job = claim.job {
         metrics.jobAssigned(job)
+        events?.record(
+          FleetEvent(
+            atMs: job.lifecycle.assignedMs, kind: .jobAssigned, nodeId: claim.runner.id,
+            nodeName: claim.runner.name, subject: job.id))
         notify(job: job.id)
         // Another job waits: pass the wake-up on.
         if let next = claim.next { announce(next) }
@@ -361,9 +375,33 @@ package final class JobQueue: Sendable {
         job.lifecycle.finish(
           by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now))
     }
-    if recorded.value, let stored { metrics.jobFinished(stored) }
+    if recorded.value, let stored {
+      metrics.jobFinished(stored)
+      events?.record(Self.finished(stored))
+    }
     notify(job: id)
     return recorded.value
+  }
+
+  /// A job's end as an event: its outcome, exit code and error.
+  static func finished(_ job: JobRecord) -> FleetEvent {
+    let life = job.lifecycle
+    var message = life.state == .success ? "success" : "error"
+    if life.exitCode != 0 { message += ", exit code \(life.exitCode)" }
+    if !life.error.isEmpty { message += ": \(life.error)" }
+    return FleetEvent(
+      atMs: life.completeMs, kind: .jobFinished, nodeId: life.runnerId, subject: job.id, message: message)
+  }
+
+  /// What a queued job is, in a few words.
+  static func describe(_ job: Deckhand_Server_V1_Job) -> String {
+    switch job.operation {
+    case .exec(let exec): "exec " + String(exec.argv.prefix(8).joined(separator: " ").prefix(200))
+    case .pluginApply(let apply): "apply to \(apply.plugin)"
+    case .pluginStatus(let status): "status of \(status.plugin)"
+    case .noop: "noop"
+    case nil: "job"
+    }
   }
 
   /// Whether an update's closure recorded a result (the closure is
@@ -461,6 +499,7 @@ package final class JobQueue: Sendable {
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed {
       metrics.jobFinished(job)
+      if job.lifecycle.state.isEnded { events?.record(Self.finished(job)) }
       notify(job: job.id)
       // A running job that timed out: its runner, if it still follows
       // it, is told to stop it.

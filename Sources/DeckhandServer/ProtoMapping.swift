@@ -5,6 +5,19 @@ internal import Foundation
 
 /// Store records as protocol messages.
 enum ProtoMapping {
+  static func event(_ event: FleetEvent) -> Deckhand_Control_V1_FleetEvent {
+    var message = Deckhand_Control_V1_FleetEvent()
+    message.sequence = event.sequence
+    message.atMs = event.atMs
+    message.kind = event.kind.rawValue
+    message.nodeID = event.nodeId
+    message.nodeName = event.nodeName
+    message.plugin = event.plugin
+    message.subject = event.subject
+    message.message = event.message
+    return message
+  }
+
   static func usage(_ usage: PluginUsage) -> Deckhand_Dispatcher_V1_PluginUsage {
     var message = Deckhand_Dispatcher_V1_PluginUsage()
     message.plugin = usage.plugin

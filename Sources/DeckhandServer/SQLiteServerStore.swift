@@ -192,6 +192,19 @@ package final class SQLiteServerStore: ServerStore {
         table.column("reportedMs", .integer).notNull()
       }
     }
+    // The fleet's events (`deckhand events`).
+    migrator.registerMigration("v11 fleet events") { db in
+      try db.create(table: "fleetEvent") { table in
+        table.autoIncrementedPrimaryKey("sequence")
+        table.column("atMs", .integer).notNull().indexed()
+        table.column("kind", .text).notNull()
+        table.column("nodeId", .text).notNull()
+        table.column("nodeName", .text).notNull()
+        table.column("plugin", .text).notNull()
+        table.column("subject", .text).notNull()
+        table.column("message", .text).notNull()
+      }
+    }
     return migrator
   }
 
@@ -280,6 +293,55 @@ package final class SQLiteServerStore: ServerStore {
             sql: "UPDATE node SET status = ? WHERE id = ?", arguments: [change.status.rawValue, change.id])
         }
       }
+    }
+  }
+
+  package func append(events: [FleetEvent]) async throws {
+    guard !events.isEmpty else { return }
+    try await groupedWrite { db in
+      let statement = try db.cachedStatement(
+        sql: """
+          INSERT INTO fleetEvent (atMs, kind, nodeId, nodeName, plugin, subject, message)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for event in events {
+        try statement.execute(arguments: [
+          event.atMs, event.kind.rawValue, event.nodeId, event.nodeName, event.plugin, event.subject, event.message,
+        ])
+      }
+    }
+  }
+
+  package func events(after sequence: Int64, sinceMs: Int64, node: String?, plugin: String?, limit: Int) async throws
+    -> [FleetEvent]
+  {
+    try await read { db in
+      var sql = "SELECT sequence, atMs, kind, nodeId, nodeName, plugin, subject, message FROM fleetEvent"
+      sql += " WHERE sequence > ? AND atMs >= ?"
+      var arguments: StatementArguments = [sequence, sinceMs]
+      if let node, !node.isEmpty {
+        sql += " AND (nodeId = ? OR nodeName = ?)"
+        arguments += [node, node]
+      }
+      if let plugin, !plugin.isEmpty {
+        sql += " AND plugin = ?"
+        arguments += [plugin]
+      }
+      sql += " ORDER BY sequence DESC LIMIT ?"
+      arguments += [max(1, limit)]
+      return try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap { row -> FleetEvent? in
+        guard let kind = FleetEvent.Kind(rawValue: row[2]) else { return nil }
+        return FleetEvent(
+          sequence: row[0], atMs: row[1], kind: kind, nodeId: row[3], nodeName: row[4], plugin: row[5],
+          subject: row[6], message: row[7])
+      }.reversed()
+    }
+  }
+
+  package func pruneEvents(before beforeMs: Int64) async throws -> Int {
+    try await write { db in
+      try db.execute(sql: "DELETE FROM fleetEvent WHERE atMs < ?", arguments: [beforeMs])
+      return db.changesCount
     }
   }
 

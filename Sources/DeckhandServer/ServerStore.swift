@@ -39,6 +39,15 @@ package protocol ServerStore: Sendable {
   /// `heartbeatBeforeMs` (no replica holds their session: theirs died);
   /// returns their ids.
   func markStaleNodesDown(heartbeatBeforeMs: Int64) async throws -> [String]
+  /// Records `events` in order, each given the next sequence number.
+  func append(events: [FleetEvent]) async throws
+  /// Kept events after `sequence` and at or after `sinceMs`, of `node`
+  /// (id or name) and `plugin` when given: the newest `limit`, oldest
+  /// first.
+  func events(after sequence: Int64, sinceMs: Int64, node: String?, plugin: String?, limit: Int) async throws
+    -> [FleetEvent]
+  /// Deletes events older than `beforeMs`; how many.
+  func pruneEvents(before beforeMs: Int64) async throws -> Int
   /// Keeps what each node's plugins use (replacing its last report), as
   /// its heartbeats said at `reportedMs`, in one transaction.
   func setPluginUsage(_ usage: [String: [PluginUsage]], reportedMs: Int64) async throws

@@ -262,6 +262,32 @@ struct StoreConformanceTests {
     }
   }
 
+  @Test("fleet events: numbered in order, filtered, newest N oldest first, pruned by age", arguments: StoreKind.allCases)
+  func fleetEvents(kind: StoreKind) async throws {
+    try await StoreFixture.with(kind) { store in
+      try await store.append(events: [
+        FleetEvent(atMs: 10, kind: .nodeJoined, nodeId: "n1", nodeName: "web-1"),
+        FleetEvent(atMs: 20, kind: .pluginCrashed, nodeId: "n1", nodeName: "web-1", plugin: "echo", message: "x"),
+        FleetEvent(atMs: 30, kind: .jobQueued, subject: "j1", message: "exec true"),
+      ])
+      try await store.append(events: [FleetEvent(atMs: 40, kind: .nodeDown, nodeId: "n2", nodeName: "web-2")])
+      let all = try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 100)
+      #expect(all.map(\.kind) == [.nodeJoined, .pluginCrashed, .jobQueued, .nodeDown])
+      #expect(all.map(\.sequence) == all.map(\.sequence).sorted() && Set(all.map(\.sequence)).count == 4)
+      #expect(all[1].plugin == "echo" && all[1].message == "x" && all[1].nodeName == "web-1")
+      let last = try #require(all.last?.sequence)
+      #expect(try await store.events(after: all[1].sequence, sinceMs: 0, node: nil, plugin: nil, limit: 100).count == 2)
+      #expect(try await store.events(after: 0, sinceMs: 0, node: "web-1", plugin: nil, limit: 100).count == 2)
+      #expect(try await store.events(after: 0, sinceMs: 0, node: "n2", plugin: nil, limit: 100).count == 1)
+      #expect(try await store.events(after: 0, sinceMs: 0, node: nil, plugin: "echo", limit: 100).count == 1)
+      #expect(try await store.events(after: 0, sinceMs: 25, node: nil, plugin: nil, limit: 100).count == 2)
+      #expect(
+        try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 2).map(\.kind) == [.jobQueued, .nodeDown])
+      #expect(try await store.pruneEvents(before: 25) == 2)
+      #expect(try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 100).map(\.sequence).last == last)
+    }
+  }
+
   @Test("plugin usage: replaced per node, unknown nodes ignored, gone with its node", arguments: StoreKind.allCases)
   func pluginUsage(kind: StoreKind) async throws {
     try await StoreFixture.with(kind) { store in

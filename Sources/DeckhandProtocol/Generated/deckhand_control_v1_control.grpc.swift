@@ -233,6 +233,19 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .clientStreaming
             )
         }
+        /// Namespace for "StreamEvents" metadata.
+        public enum StreamEvents: Sendable {
+            /// Request type for "StreamEvents".
+            public typealias Input = Deckhand_Control_V1_StreamEventsRequest
+            /// Response type for "StreamEvents".
+            public typealias Output = Deckhand_Control_V1_FleetEvent
+            /// Descriptor for "StreamEvents".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "StreamEvents",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "deckhand.control.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
@@ -250,7 +263,8 @@ public enum Deckhand_Control_V1_Control: Sendable {
             PushArtifact.descriptor,
             ListArtifacts.descriptor,
             SaveSnapshot.descriptor,
-            RestoreSnapshot.descriptor
+            RestoreSnapshot.descriptor,
+            StreamEvents.descriptor
         ]
     }
 }
@@ -531,6 +545,25 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse>
+
+        /// Handle the "StreamEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What happened in the fleet, oldest first: the kept events that match,
+        /// > then (with follow) each new one as it is recorded, on any replica.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_StreamEventsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_FleetEvent` messages.
+        func streamEvents(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent>
     }
 
     /// Service protocol for the "deckhand.control.v1.Control" service.
@@ -795,6 +828,25 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_SnapshotChunk>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RestoreSnapshotResponse>
+
+        /// Handle the "StreamEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What happened in the fleet, oldest first: the kept events that match,
+        /// > then (with follow) each new one as it is recorded, on any replica.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_StreamEventsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_FleetEvent` messages.
+        func streamEvents(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent>
     }
 
     /// Simple service protocol for the "deckhand.control.v1.Control" service.
@@ -1058,6 +1110,26 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.RPCAsyncSequence<Deckhand_Control_V1_SnapshotChunk, any Swift.Error>,
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Control_V1_RestoreSnapshotResponse
+
+        /// Handle the "StreamEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What happened in the fleet, oldest first: the kept events that match,
+        /// > then (with follow) each new one as it is recorded, on any replica.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_StreamEventsRequest` message.
+        ///   - response: A response stream of `Deckhand_Control_V1_FleetEvent` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func streamEvents(
+            request: Deckhand_Control_V1_StreamEventsRequest,
+            response: GRPCCore.RPCWriter<Deckhand_Control_V1_FleetEvent>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -1236,6 +1308,17 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_RestoreSnapshotResponse>(),
             handler: { request, context in
                 try await self.restoreSnapshot(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.StreamEvents.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_StreamEventsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_FleetEvent>(),
+            handler: { request, context in
+                try await self.streamEvents(
                     request: request,
                     context: context
                 )
@@ -1421,6 +1504,17 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func streamEvents(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent> {
+        let response = try await self.streamEvents(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
     }
 }
 
@@ -1636,6 +1730,23 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
                 context: context
             ),
             metadata: [:]
+        )
+    }
+
+    public func streamEvents(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent>(
+            metadata: [:],
+            producer: { writer in
+                try await self.streamEvents(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
         )
     }
 }
@@ -1982,6 +2093,30 @@ extension Deckhand_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RestoreSnapshotResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RestoreSnapshotResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "StreamEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What happened in the fleet, oldest first: the kept events that match,
+        /// > then (with follow) each new one as it is recorded, on any replica.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_StreamEventsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_StreamEventsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_FleetEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func streamEvents<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_StreamEventsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_StreamEventsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_FleetEvent>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_FleetEvent>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2509,6 +2644,39 @@ extension Deckhand_Control_V1_Control {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "StreamEvents" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > What happened in the fleet, oldest first: the kept events that match,
+        /// > then (with follow) each new one as it is recorded, on any replica.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_StreamEventsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_StreamEventsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_FleetEvent` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func streamEvents<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_StreamEventsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_StreamEventsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_FleetEvent>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_FleetEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.StreamEvents.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2939,6 +3107,34 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_SnapshotChunk>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_RestoreSnapshotResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "StreamEvents" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What happened in the fleet, oldest first: the kept events that match,
+    /// > then (with follow) each new one as it is recorded, on any replica.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_StreamEventsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func streamEvents<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_StreamEventsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_FleetEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.streamEvents(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_StreamEventsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_FleetEvent>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3437,6 +3633,38 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             producer: producer
         )
         return try await self.restoreSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "StreamEvents" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > What happened in the fleet, oldest first: the kept events that match,
+    /// > then (with follow) each new one as it is recorded, on any replica.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func streamEvents<Result>(
+        _ message: Deckhand_Control_V1_StreamEventsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_FleetEvent>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_StreamEventsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.streamEvents(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -407,6 +407,32 @@ public nonisolated struct Deckhand_Dispatcher_V1_HeartbeatRequest: Sendable {
   /// heartbeat (the whole set: a plugin left out runs no more).
   public var plugins: [Deckhand_Dispatcher_V1_PluginUsage] = []
 
+  /// What happened to the node's plugins since the last heartbeat (at most
+  /// 64; more are counted in dropped_events).
+  public var events: [Deckhand_Dispatcher_V1_PluginEventReport] = []
+
+  public var droppedEvents: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A plugin event an agent saw: crashed (exited unasked), restarted,
+/// unhealthy, oom (killed for memory).
+public nonisolated struct Deckhand_Dispatcher_V1_PluginEventReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: String = String()
+
+  public var plugin: String = String()
+
+  public var atMs: Int64 = 0
+
+  public var message: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1214,7 +1240,7 @@ nonisolated extension Deckhand_Dispatcher_V1_SessionMessage: SwiftProtobuf.Messa
 
 nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HeartbeatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_id\0\u{1}plugins\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_id\0\u{1}plugins\0\u{1}events\0\u{3}dropped_events\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1224,6 +1250,8 @@ nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.plugins) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.droppedEvents) }()
       default: break
       }
     }
@@ -1236,12 +1264,65 @@ nonisolated extension Deckhand_Dispatcher_V1_HeartbeatRequest: SwiftProtobuf.Mes
     if !self.plugins.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.plugins, fieldNumber: 2)
     }
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 3)
+    }
+    if self.droppedEvents != 0 {
+      try visitor.visitSingularInt32Field(value: self.droppedEvents, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Deckhand_Dispatcher_V1_HeartbeatRequest, rhs: Deckhand_Dispatcher_V1_HeartbeatRequest) -> Bool {
     if lhs.sessionID != rhs.sessionID {return false}
     if lhs.plugins != rhs.plugins {return false}
+    if lhs.events != rhs.events {return false}
+    if lhs.droppedEvents != rhs.droppedEvents {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Dispatcher_V1_PluginEventReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PluginEventReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}plugin\0\u{3}at_ms\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.plugin) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.atMs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.plugin.isEmpty {
+      try visitor.visitSingularStringField(value: self.plugin, fieldNumber: 2)
+    }
+    if self.atMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.atMs, fieldNumber: 3)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Dispatcher_V1_PluginEventReport, rhs: Deckhand_Dispatcher_V1_PluginEventReport) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.plugin != rhs.plugin {return false}
+    if lhs.atMs != rhs.atMs {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -96,6 +96,15 @@ enum PostgresSchema {
     ],
     // What each node's plugins use, as its heartbeats last said.
     ["CREATE TABLE node_usage (node_id text PRIMARY KEY, usage text NOT NULL, reported_ms bigint NOT NULL)"],
+    // The fleet's events (`deckhand events`).
+    [
+      """
+      CREATE TABLE fleet_event (
+        sequence bigserial PRIMARY KEY, at_ms bigint NOT NULL, kind text NOT NULL, node_id text NOT NULL,
+        node_name text NOT NULL, plugin text NOT NULL, subject text NOT NULL, message text NOT NULL)
+      """,
+      "CREATE INDEX fleet_event_at ON fleet_event (at_ms)",
+    ],
   ]
 
   /// The version this build's schema is at.

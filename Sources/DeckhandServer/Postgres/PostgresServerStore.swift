@@ -342,6 +342,47 @@ package final class PostgresServerStore: ServerStore {
       """)
   }
 
+  /// One statement for the batch: the columns as arrays.
+  package func append(events: [FleetEvent]) async throws {
+    guard !events.isEmpty else { return }
+    let (ats, kinds) = (events.map(\.atMs), events.map(\.kind.rawValue))
+    let (nodes, names, plugins) = (events.map(\.nodeId), events.map(\.nodeName), events.map(\.plugin))
+    let (subjects, messages) = (events.map(\.subject), events.map(\.message))
+    try await execute(
+      """
+      INSERT INTO fleet_event (at_ms, kind, node_id, node_name, plugin, subject, message)
+      SELECT a, k, n, nn, p, s, m FROM unnest(\(ats)::bigint[], \(kinds)::text[], \(nodes)::text[], \(names)::text[],
+        \(plugins)::text[], \(subjects)::text[], \(messages)::text[]) WITH ORDINALITY AS v(a, k, n, nn, p, s, m, o)
+      ORDER BY o
+      """)
+  }
+
+  package func events(after sequence: Int64, sinceMs: Int64, node: String?, plugin: String?, limit: Int) async throws
+    -> [FleetEvent]
+  {
+    var query: PostgresQuery =
+      "SELECT sequence, at_ms, kind, node_id, node_name, plugin, subject, message FROM fleet_event WHERE sequence > \(sequence) AND at_ms >= \(sinceMs)"
+    if let node, !node.isEmpty {
+      query.append(" AND (node_id = ", node)
+      query.append(" OR node_name = ", node)
+      query.sql += ")"
+    }
+    if let plugin, !plugin.isEmpty { query.append(" AND plugin = ", plugin) }
+    query.sql += " ORDER BY sequence DESC LIMIT \(max(1, limit))"
+    return try await fetch(query) { row -> FleetEvent? in
+      let (sequence, at, kind, nodeId, nodeName, plugin, subject, message) = try row.decode(
+        (Int64, Int64, String, String, String, String, String, String).self)
+      guard let kind = FleetEvent.Kind(rawValue: kind) else { return nil }
+      return FleetEvent(
+        sequence: sequence, atMs: at, kind: kind, nodeId: nodeId, nodeName: nodeName, plugin: plugin,
+        subject: subject, message: message)
+    }.compactMap { $0 }.reversed()
+  }
+
+  package func pruneEvents(before beforeMs: Int64) async throws -> Int {
+    try await fetch("DELETE FROM fleet_event WHERE at_ms < \(beforeMs) RETURNING 1") { _ in 1 }.count
+  }
+
   /// One statement for every node: ids and reports as two arrays.
   package func setPluginUsage(_ usage: [String: [PluginUsage]], reportedMs: Int64) async throws {
     guard !usage.isEmpty else { return }
