@@ -242,7 +242,8 @@ package final class Agent: Service, Sendable {
           beat.events = events
           beat.droppedEvents = Int32(clamping: dropped)
           return beat
-        }
+        },
+        logs: PluginLogReader(manager: manager, paths: paths, logger: logger)
       ) {
         await self.nodeDescription()
       }

@@ -20,6 +20,8 @@ final class ServerSession: Sendable {
   /// Fills each heartbeat: the running plugins' usage, and what happened
   /// to them since the last.
   let report: @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest
+  /// Answers `deckhand logs` requests; nil: none are taken.
+  let logs: PluginLogReader?
   let timing: ControlPlaneTiming
   let logger: Logger
 
@@ -27,9 +29,11 @@ final class ServerSession: Sendable {
     membership: ServerMembership, servers: ServerList, reconciler: TaskReconciler,
     timing: ControlPlaneTiming = ControlPlaneTiming(), logger: Logger,
     report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest = { .init() },
+    logs: PluginLogReader? = nil,
     describe: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_NodeDescription
   ) {
     self.report = report
+    self.logs = logs
     self.membership = membership
     self.servers = servers
     self.reconciler = reconciler
@@ -94,6 +98,12 @@ final class ServerSession: Sendable {
           // Later messages bring the replicas' list again.
           group.addTask {
             while let update = await iterator.next() { servers.learned(update.managers.map(\.address)) }
+          }
+          if let logs = self.logs {
+            group.addTask {
+              try await logs.run(dispatcher, metadata: credential)
+              throw SessionEnded()
+            }
           }
           group.addTask {
             // Heartbeats on a stream of their own, each answered within

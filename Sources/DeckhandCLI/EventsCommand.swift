@@ -70,7 +70,8 @@ struct EventsCommand: AsyncParsableCommand {
   static func printable(_ text: String) -> String {
     String(
       text.unicodeScalars.map { scalar -> String in
-        scalar.value < 0x20 || scalar.value == 0x7F ? String(format: "\\u{%02x}", scalar.value) : String(scalar)
+        (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0x7F
+          ? String(format: "\\u{%02x}", scalar.value) : String(scalar)
       }.joined())
   }
 }

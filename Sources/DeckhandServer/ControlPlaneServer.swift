@@ -159,13 +159,15 @@ package final class ControlPlaneServer: Service, Sendable {
     plane.onPlacementChanged { jobs.nodeChanged($0) }
     plane.onStateRestored { jobs.stateRestored() }
     let relay = ExecRelay()
+    let logs = LogRelay()
     plane.onNodeRemoved { removal in
       jobs.released(removal.releasedJobs)
       relay.endNode(removal.node.id)
+      logs.endNode(removal.node.id)
     }
     let services: [any RegistrableRPCService] = [
-      DispatcherService(plane: plane),
-      ControlService(plane: plane, snapshots: "\(state)/snapshots"),
+      DispatcherService(plane: plane, logs: logs),
+      ControlService(plane: plane, snapshots: "\(state)/snapshots", logs: logs),
       JobsService(plane: plane, queue: jobs, relay: relay),
     ]
     var interceptors: [any ServerInterceptor] = [ConnectionAuthentication(plane: plane, gate: gate)]
@@ -199,6 +201,7 @@ package final class ControlPlaneServer: Service, Sendable {
         jobs.close()
         plane.events.close()
         relay.close()
+        logs.close()
         server.beginGracefulShutdown()
         group.addTask {
           try? await Task.sleep(for: .seconds(5))

@@ -13,6 +13,8 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   let plane: ControlPlane
   /// Where snapshots in transit are written (`STATE/snapshots`).
   let snapshots: String
+  /// `deckhand logs` requests to agents.
+  let logs: LogRelay
 
   func requireOperator(_ metadata: Metadata) async throws {
     let principal = try await plane.authenticate(metadata.authorization)

@@ -9,9 +9,11 @@ internal import SwiftProtobuf
 /// status, assignments and artifact downloads, over ``ControlPlane``.
 struct DispatcherService: Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
   let plane: ControlPlane
+  /// Log requests for agents, and their answers.
+  let logs: LogRelay
 
   /// The calling node; any other principal is refused.
-  private func node(_ metadata: Metadata) async throws -> String {
+  func node(_ metadata: Metadata) async throws -> String {
     let principal = try await plane.authenticate(metadata.authorization)
     guard case .node(let id) = principal else {
       throw DeckhandError(

@@ -145,6 +145,14 @@ struct AuthorizationMatrixTests {
     Row(name: "Control.ListArtifacts", expected: operatorOnly()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listArtifacts(.init(), metadata: metadata)
     },
+    Row(name: "Control.GetLogStream", expected: operatorOnly(.notFound)) { client, metadata, _, _ in
+      var request = Deckhand_Control_V1_GetLogStreamRequest()
+      request.node = "nobody"
+      request.plugin = "echo"
+      try await Deckhand_Control_V1_Control.Client(wrapping: client).getLogStream(request, metadata: metadata) {
+        for try await _ in $0.messages {}
+      }
+    },
     Row(name: "Control.StreamEvents", expected: operatorOnly()) { client, metadata, _, _ in
       try await Deckhand_Control_V1_Control.Client(wrapping: client).streamEvents(.init(), metadata: metadata) {
         for try await _ in $0.messages {}

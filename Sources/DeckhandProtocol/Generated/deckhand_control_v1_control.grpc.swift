@@ -246,6 +246,19 @@ public enum Deckhand_Control_V1_Control: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "GetLogStream" metadata.
+        public enum GetLogStream: Sendable {
+            /// Request type for "GetLogStream".
+            public typealias Input = Deckhand_Control_V1_GetLogStreamRequest
+            /// Response type for "GetLogStream".
+            public typealias Output = Deckhand_Dispatcher_V1_LogLine
+            /// Descriptor for "GetLogStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "GetLogStream",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "deckhand.control.v1.Control" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateToken.descriptor,
@@ -264,7 +277,8 @@ public enum Deckhand_Control_V1_Control: Sendable {
             ListArtifacts.descriptor,
             SaveSnapshot.descriptor,
             RestoreSnapshot.descriptor,
-            StreamEvents.descriptor
+            StreamEvents.descriptor,
+            GetLogStream.descriptor
         ]
     }
 }
@@ -564,6 +578,27 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent>
+
+        /// Handle the "GetLogStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A plugin's stdout, stderr and error log on a node, through the replica
+        /// > that holds the node's session: the backlog, then (with follow) each
+        /// > line as the plugin writes it. Works while the plugin runs and after it
+        /// > crashed.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_GetLogStreamRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_LogLine` messages.
+        func getLogStream(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogLine>
     }
 
     /// Service protocol for the "deckhand.control.v1.Control" service.
@@ -847,6 +882,27 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.ServerRequest<Deckhand_Control_V1_StreamEventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent>
+
+        /// Handle the "GetLogStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A plugin's stdout, stderr and error log on a node, through the replica
+        /// > that holds the node's session: the backlog, then (with follow) each
+        /// > line as the plugin writes it. Works while the plugin runs and after it
+        /// > crashed.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_GetLogStreamRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_LogLine` messages.
+        func getLogStream(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogLine>
     }
 
     /// Simple service protocol for the "deckhand.control.v1.Control" service.
@@ -1130,6 +1186,28 @@ extension Deckhand_Control_V1_Control {
             response: GRPCCore.RPCWriter<Deckhand_Control_V1_FleetEvent>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "GetLogStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A plugin's stdout, stderr and error log on a node, through the replica
+        /// > that holds the node's session: the backlog, then (with follow) each
+        /// > line as the plugin writes it. Works while the plugin runs and after it
+        /// > crashed.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_GetLogStreamRequest` message.
+        ///   - response: A response stream of `Deckhand_Dispatcher_V1_LogLine` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func getLogStream(
+            request: Deckhand_Control_V1_GetLogStreamRequest,
+            response: GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_LogLine>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -1324,6 +1402,17 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.GetLogStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_GetLogStreamRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_LogLine>(),
+            handler: { request, context in
+                try await self.getLogStream(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1511,6 +1600,17 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_FleetEvent> {
         let response = try await self.streamEvents(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func getLogStream(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogLine> {
+        let response = try await self.getLogStream(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1741,6 +1841,23 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
             metadata: [:],
             producer: { writer in
                 try await self.streamEvents(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func getLogStream(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogLine> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogLine>(
+            metadata: [:],
+            producer: { writer in
+                try await self.getLogStream(
                     request: request.message,
                     response: writer,
                     context: context
@@ -2117,6 +2234,32 @@ extension Deckhand_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_FleetEvent>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Control_V1_FleetEvent>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetLogStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A plugin's stdout, stderr and error log on a node, through the replica
+        /// > that holds the node's session: the backlog, then (with follow) each
+        /// > line as the plugin writes it. Works while the plugin runs and after it
+        /// > crashed.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_GetLogStreamRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_GetLogStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_LogLine` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getLogStream<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_GetLogStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_LogLine>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogLine>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2677,6 +2820,41 @@ extension Deckhand_Control_V1_Control {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GetLogStream" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A plugin's stdout, stderr and error log on a node, through the replica
+        /// > that holds the node's session: the backlog, then (with follow) each
+        /// > line as the plugin writes it. Works while the plugin runs and after it
+        /// > crashed.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_GetLogStreamRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_GetLogStreamRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_LogLine` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getLogStream<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_GetLogStreamRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_LogLine>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogLine>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.GetLogStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3135,6 +3313,36 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_StreamEventsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_FleetEvent>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLogStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A plugin's stdout, stderr and error log on a node, through the replica
+    /// > that holds the node's session: the backlog, then (with follow) each
+    /// > line as the plugin writes it. Works while the plugin runs and after it
+    /// > crashed.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_GetLogStreamRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getLogStream<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_GetLogStreamRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogLine>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.getLogStream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_GetLogStreamRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_LogLine>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3665,6 +3873,40 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.streamEvents(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetLogStream" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A plugin's stdout, stderr and error log on a node, through the replica
+    /// > that holds the node's session: the backlog, then (with follow) each
+    /// > line as the plugin writes it. Works while the plugin runs and after it
+    /// > crashed.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getLogStream<Result>(
+        _ message: Deckhand_Control_V1_GetLogStreamRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogLine>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_GetLogStreamRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getLogStream(
             request: request,
             options: options,
             onResponse: handleResponse

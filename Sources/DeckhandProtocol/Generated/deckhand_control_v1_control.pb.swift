@@ -64,6 +64,29 @@ public nonisolated enum Deckhand_Control_V1_Role: SwiftProtobuf.Enum, Swift.Case
 
 }
 
+public nonisolated struct Deckhand_Control_V1_GetLogStreamRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The node's name or id.
+  public var node: String = String()
+
+  public var plugin: String = String()
+
+  public var follow: Bool = false
+
+  /// Lines of backlog from each log; 0: 100; at most 10,000.
+  public var tail: Int32 = 0
+
+  /// Leave out the backlog of a log last written before this (Unix ms).
+  public var sinceMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Deckhand_Control_V1_StreamEventsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -556,6 +579,56 @@ fileprivate nonisolated let _protobuf_package = "deckhand.control.v1"
 
 nonisolated extension Deckhand_Control_V1_Role: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_WORKER\0\u{1}ROLE_OPERATOR\0")
+}
+
+nonisolated extension Deckhand_Control_V1_GetLogStreamRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetLogStreamRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}plugin\0\u{1}follow\0\u{1}tail\0\u{3}since_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.node) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.plugin) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.follow) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.tail) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.sinceMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.node.isEmpty {
+      try visitor.visitSingularStringField(value: self.node, fieldNumber: 1)
+    }
+    if !self.plugin.isEmpty {
+      try visitor.visitSingularStringField(value: self.plugin, fieldNumber: 2)
+    }
+    if self.follow != false {
+      try visitor.visitSingularBoolField(value: self.follow, fieldNumber: 3)
+    }
+    if self.tail != 0 {
+      try visitor.visitSingularInt32Field(value: self.tail, fieldNumber: 4)
+    }
+    if self.sinceMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.sinceMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_GetLogStreamRequest, rhs: Deckhand_Control_V1_GetLogStreamRequest) -> Bool {
+    if lhs.node != rhs.node {return false}
+    if lhs.plugin != rhs.plugin {return false}
+    if lhs.follow != rhs.follow {return false}
+    if lhs.tail != rhs.tail {return false}
+    if lhs.sinceMs != rhs.sinceMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Deckhand_Control_V1_StreamEventsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

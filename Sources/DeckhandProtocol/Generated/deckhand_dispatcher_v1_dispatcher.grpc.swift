@@ -142,6 +142,32 @@ public enum Deckhand_Dispatcher_V1_Dispatcher: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "LogRequests" metadata.
+        public enum LogRequests: Sendable {
+            /// Request type for "LogRequests".
+            public typealias Input = Deckhand_Dispatcher_V1_LogRequestsRequest
+            /// Response type for "LogRequests".
+            public typealias Output = Deckhand_Dispatcher_V1_LogRequest
+            /// Descriptor for "LogRequests".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.dispatcher.v1.Dispatcher"),
+                method: "LogRequests",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "SendLogs" metadata.
+        public enum SendLogs: Sendable {
+            /// Request type for "SendLogs".
+            public typealias Input = Deckhand_Dispatcher_V1_LogChunk
+            /// Response type for "SendLogs".
+            public typealias Output = Deckhand_Dispatcher_V1_SendLogsResponse
+            /// Descriptor for "SendLogs".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.dispatcher.v1.Dispatcher"),
+                method: "SendLogs",
+                type: .clientStreaming
+            )
+        }
         /// Descriptors for all methods in the "deckhand.dispatcher.v1.Dispatcher" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             GetCA.descriptor,
@@ -152,7 +178,9 @@ public enum Deckhand_Dispatcher_V1_Dispatcher: Sendable {
             UpdateTaskStatus.descriptor,
             Assignments.descriptor,
             Tasks.descriptor,
-            DownloadArtifact.descriptor
+            DownloadArtifact.descriptor,
+            LogRequests.descriptor,
+            SendLogs.descriptor
         ]
     }
 }
@@ -355,6 +383,44 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk>
+
+        /// Handle the "LogRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+        /// > as operators make them (the agent dials out; nodes need no open port).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Dispatcher_V1_LogRequestsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_LogRequest` messages.
+        func logRequests(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogRequest>
+
+        /// Handle the "SendLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's answer to one LogRequest: its lines as they come, until
+        /// > the backlog is sent (or, when following, the operator leaves).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_SendLogsResponse` messages.
+        func sendLogs(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_SendLogsResponse>
     }
 
     /// Service protocol for the "deckhand.dispatcher.v1.Dispatcher" service.
@@ -541,6 +607,44 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             request: GRPCCore.ServerRequest<Deckhand_Dispatcher_V1_DownloadArtifactRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_ArtifactChunk>
+
+        /// Handle the "LogRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+        /// > as operators make them (the agent dials out; nodes need no open port).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Dispatcher_V1_LogRequestsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Dispatcher_V1_LogRequest` messages.
+        func logRequests(
+            request: GRPCCore.ServerRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogRequest>
+
+        /// Handle the "SendLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's answer to one LogRequest: its lines as they come, until
+        /// > the backlog is sent (or, when following, the operator leaves).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Dispatcher_V1_SendLogsResponse` message.
+        func sendLogs(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogChunk>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_SendLogsResponse>
     }
 
     /// Simple service protocol for the "deckhand.dispatcher.v1.Dispatcher" service.
@@ -730,6 +834,45 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             response: GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_ArtifactChunk>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "LogRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+        /// > as operators make them (the agent dials out; nodes need no open port).
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Dispatcher_V1_LogRequestsRequest` message.
+        ///   - response: A response stream of `Deckhand_Dispatcher_V1_LogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func logRequests(
+            request: Deckhand_Dispatcher_V1_LogRequestsRequest,
+            response: GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_LogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "SendLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's answer to one LogRequest: its lines as they come, until
+        /// > the backlog is sent (or, when following, the operator leaves).
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Dispatcher_V1_SendLogsResponse` to respond with.
+        func sendLogs(
+            request: GRPCCore.RPCAsyncSequence<Deckhand_Dispatcher_V1_LogChunk, any Swift.Error>,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Dispatcher_V1_SendLogsResponse
     }
 }
 
@@ -836,6 +979,28 @@ extension Deckhand_Dispatcher_V1_Dispatcher.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Deckhand_Dispatcher_V1_Dispatcher.Method.LogRequests.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_LogRequestsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_LogRequest>(),
+            handler: { request, context in
+                try await self.logRequests(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Dispatcher_V1_Dispatcher.Method.SendLogs.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_LogChunk>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_SendLogsResponse>(),
+            handler: { request, context in
+                try await self.sendLogs(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -928,6 +1093,28 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func logRequests(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogRequest> {
+        let response = try await self.logRequests(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func sendLogs(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_SendLogsResponse> {
+        let response = try await self.sendLogs(
+            request: request,
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1068,6 +1255,36 @@ extension Deckhand_Dispatcher_V1_Dispatcher.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func logRequests(
+        request: GRPCCore.ServerRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogRequest> {
+        return GRPCCore.StreamingServerResponse<Deckhand_Dispatcher_V1_LogRequest>(
+            metadata: [:],
+            producer: { writer in
+                try await self.logRequests(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func sendLogs(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Dispatcher_V1_LogChunk>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_SendLogsResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Dispatcher_V1_SendLogsResponse>(
+            message: try await self.sendLogs(
+                request: request.messages,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -1301,6 +1518,54 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_ArtifactChunk>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_ArtifactChunk>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "LogRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+        /// > as operators make them (the agent dials out; nodes need no open port).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Dispatcher_V1_LogRequestsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_LogRequestsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_LogRequest` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func logRequests<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_LogRequest>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogRequest>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SendLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's answer to one LogRequest: its lines as they come, until
+        /// > the backlog is sent (or, when following, the operator leaves).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_SendLogsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func sendLogs<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_LogChunk>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_LogChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_SendLogsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_SendLogsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1630,6 +1895,74 @@ extension Deckhand_Dispatcher_V1_Dispatcher {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "LogRequests" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+        /// > as operators make them (the agent dials out; nodes need no open port).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Dispatcher_V1_LogRequestsRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_LogRequestsRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_LogRequest` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func logRequests<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_LogRequest>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogRequest>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Deckhand_Dispatcher_V1_Dispatcher.Method.LogRequests.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SendLogs" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The agent's answer to one LogRequest: its lines as they come, until
+        /// > the backlog is sent (or, when following, the operator leaves).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - serializer: A serializer for `Deckhand_Dispatcher_V1_LogChunk` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Dispatcher_V1_SendLogsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func sendLogs<Result>(
+            request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_LogChunk>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Dispatcher_V1_LogChunk>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Dispatcher_V1_SendLogsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_SendLogsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.clientStreaming(
+                request: request,
+                descriptor: Deckhand_Dispatcher_V1_Dispatcher.Method.SendLogs.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1897,6 +2230,64 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_DownloadArtifactRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_ArtifactChunk>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LogRequests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+    /// > as operators make them (the agent dials out; nodes need no open port).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Dispatcher_V1_LogRequestsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func logRequests<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogRequest>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.logRequests(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_LogRequestsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_LogRequest>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SendLogs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's answer to one LogRequest: its lines as they come, until
+    /// > the backlog is sent (or, when following, the operator leaves).
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Deckhand_Dispatcher_V1_LogChunk` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendLogs<Result>(
+        request: GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_LogChunk>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_SendLogsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.sendLogs(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Dispatcher_V1_LogChunk>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Dispatcher_V1_SendLogsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2203,6 +2594,73 @@ extension Deckhand_Dispatcher_V1_Dispatcher.ClientProtocol {
             metadata: metadata
         )
         return try await self.downloadArtifact(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "LogRequests" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's side of `deckhand logs`: requests for its plugins' logs,
+    /// > as operators make them (the agent dials out; nodes need no open port).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func logRequests<Result>(
+        _ message: Deckhand_Dispatcher_V1_LogRequestsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Deckhand_Dispatcher_V1_LogRequest>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Dispatcher_V1_LogRequestsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.logRequests(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SendLogs" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The agent's answer to one LogRequest: its lines as they come, until
+    /// > the backlog is sent (or, when following, the operator leaves).
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func sendLogs<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Deckhand_Dispatcher_V1_LogChunk>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Dispatcher_V1_SendLogsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Deckhand_Dispatcher_V1_LogChunk>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.sendLogs(
             request: request,
             options: options,
             onResponse: handleResponse
