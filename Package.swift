@@ -268,6 +268,7 @@ let package = Package(
         "DeckhandServer",
         "DeckhandPluginHost",
         "DeckhandProtocol",
+        "DeckhandTelemetry",
         "CDeckhandSystem",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),

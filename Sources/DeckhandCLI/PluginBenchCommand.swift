@@ -1,5 +1,7 @@
 internal import ArgumentParser
+internal import DeckhandAgent
 internal import DeckhandCore
+internal import DeckhandTelemetry
 internal import DeckhandPluginHost
 internal import Foundation
 
@@ -43,6 +45,9 @@ struct PluginBenchCommand: AsyncParsableCommand {
   @Option(help: "A prefix for every figure's name, e.g. \"deckhand.\".")
   var prefix = ""
 
+  @Flag(help: "Count and time every call as the agent does with --metrics-listen.")
+  var metrics = false
+
   func validate() throws {
     guard launches >= 1, calls >= 1, concurrency >= 1, duration > 0, payload >= 0, applyCalls >= 1, warmup >= 0 else {
       throw ValidationError("--launches, --calls, --concurrency, --duration and --apply-calls must be positive")
@@ -59,6 +64,7 @@ struct PluginBenchCommand: AsyncParsableCommand {
     options.payload = payload
     options.applyCalls = applyCalls
     options.warmup = warmup
+    if metrics { options.observe = AgentMetrics(MetricsRegistry()).callObserver(plugin: manifest.name) }
     let benchmark = PluginBenchmark(
       launcher: PluginLauncher(paths: host.paths), transport: host.transport.transport, options: options)
     print(

@@ -10,6 +10,9 @@ package struct ObservedConnection: PluginConnection {
   /// whether it succeeded.
   package typealias Observer = @Sendable (_ method: String, _ elapsed: Duration, _ succeeded: Bool) -> Void
 
+  /// The method names an observer is told.
+  package static let methods = ["Start", "Stop", "GetStatus", "Apply", "Check", "Shutdown", "HandleCommand"]
+
   let base: any PluginConnection
   let observe: Observer
 

@@ -25,6 +25,9 @@ package struct PluginBenchmark: Sendable {
     package var payload = 65_536
     /// Settle time before reading idle RSS.
     package var idleWait: Duration = .milliseconds(500)
+    /// Told of every timed call, as the agent's metrics are
+    /// (`--metrics`); nil: calls go unwrapped, as with metrics off.
+    package var observe: ObservedConnection.Observer?
     package init() {}
   }
 
@@ -75,7 +78,8 @@ package struct PluginBenchmark: Sendable {
   private func measureCalls(_ manifest: PluginManifest, report: @Sendable (Figure) -> Void) async throws {
     let plugin = try await launcher.launch(manifest)
     let options = self.options
-    try await transport.withConnection(to: plugin.address) { connection in
+    try await transport.withConnection(to: plugin.address) { base in
+      let connection: any PluginConnection = options.observe.map { ObservedConnection(base: base, observe: $0) } ?? base
       do {
         try await Self.firstStatus(connection, deadline: manifest.timeouts.start, since: plugin.launchedAt)
         try await Task.sleep(for: options.idleWait)

@@ -1,5 +1,6 @@
 package import GRPCCore
 internal import Prometheus
+internal import Synchronization
 
 /// Counts every RPC a gRPC server handles by service, method and status
 /// code, and times it from its first byte to its trailers.
@@ -9,7 +10,16 @@ internal import Prometheus
 /// caller can grow the set of labels.
 package struct GRPCServerMetrics: ServerInterceptor {
   private let registry: MetricsRegistry
-  private let known: Set<MethodDescriptor>
+  /// Each served method's labels and duration histogram, made once.
+  private let known: [MethodDescriptor: (labels: [(String, String)], duration: DurationHistogram)]
+  private let unknown: (labels: [(String, String)], duration: DurationHistogram)
+  /// Counters by method and code, made on first use (a method answers
+  /// few of the codes).
+  private let counters = Counters()
+
+  private final class Counters: Sendable {
+    let made = Mutex<[String: Counter]>([:])
+  }
 
   /// `services`: what the server serves on `transport` (their methods are
   /// the labels).
@@ -19,7 +29,20 @@ package struct GRPCServerMetrics: ServerInterceptor {
     self.registry = registry
     var router = RPCRouter<Transport>()
     for service in services { service.registerMethods(with: &router) }
-    self.known = Set(router.methods)
+    func series(_ labels: [(String, String)]) -> (labels: [(String, String)], duration: DurationHistogram) {
+      (
+        labels,
+        registry.durations(
+          "grpc_server_request_duration_seconds", "Time from a gRPC call's start to its status, by service and method.",
+          labels: labels)
+      )
+    }
+    var known: [MethodDescriptor: (labels: [(String, String)], duration: DurationHistogram)] = [:]
+    for method in router.methods {
+      known[method] = series([("service", method.service.fullyQualifiedService), ("method", method.method)])
+    }
+    self.known = known
+    self.unknown = series([("service", "unknown"), ("method", "unknown")])
   }
 
   package func intercept<Input: Sendable, Output: Sendable>(
@@ -28,20 +51,20 @@ package struct GRPCServerMetrics: ServerInterceptor {
     next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
   ) async throws -> StreamingServerResponse<Output> {
     let start = ContinuousClock.now
-    let labels =
-      known.contains(context.descriptor)
-      ? [("service", context.descriptor.service.fullyQualifiedService), ("method", context.descriptor.method)]
-      : [("service", "unknown"), ("method", "unknown")]
-    let registry = self.registry
+    let series = known[context.descriptor] ?? unknown
+    let (registry, counters) = (self.registry, self.counters)
     @Sendable func record(_ code: String) {
-      registry.counter(
-        "grpc_server_requests_total", "gRPC calls handled, by service, method and status code.",
-        labels: labels + [("code", code)]
-      ).increment()
-      registry.durations(
-        "grpc_server_request_duration_seconds", "Time from a gRPC call's start to its status, by service and method.",
-        labels: labels
-      ).record(start.duration(to: .now))
+      series.duration.record(start.duration(to: .now))
+      let key = "\(series.labels[0].1)/\(series.labels[1].1)/\(code)"
+      let counter = counters.made.withLock { made in
+        if let counter = made[key] { return counter }
+        let counter = registry.counter(
+          "grpc_server_requests_total", "gRPC calls handled, by service, method and status code.",
+          labels: series.labels + [("code", code)])
+        made[key] = counter
+        return counter
+      }
+      counter.increment()
     }
     let response: StreamingServerResponse<Output>
     do {
