@@ -410,7 +410,8 @@ let package = Package(
     .testTarget(
       name: "DeckhandAgentTests",
       dependencies: [
-        "DeckhandAgent", "DeckhandClient", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport", "DeckhandTelemetry",
+        "DeckhandAgent", "DeckhandClient", "DeckhandCore", "DeckhandPluginHost", "DeckhandTestSupport",
+        "DeckhandTelemetry",
         "CDeckhandSystem",
         .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
       ],

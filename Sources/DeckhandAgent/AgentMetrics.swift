@@ -39,8 +39,10 @@ package final class AgentMetrics: Sendable {
     let plugin = [("plugin", event.plugin)]
     switch event.event {
     case .restarting:
-      registry.counter("plugin_restarts_total", "Restarts of each plugin after it exited or was unhealthy.", labels: plugin)
-        .increment()
+      registry.counter(
+        "plugin_restarts_total", "Restarts of each plugin after it exited or was unhealthy.", labels: plugin
+      )
+      .increment()
     case .healthFailed, .unhealthy:
       registry.counter("plugin_health_failures_total", "Failed health checks of each plugin.", labels: plugin)
         .increment()

@@ -97,7 +97,8 @@ struct PluginLogReader: Sendable {
             try await send(lines, writer)
           }
         }
-      } onResponse: { _ in }
+      } onResponse: { _ in
+      }
     } catch {
       logger.debug("log request ended", metadata: ["plugin": "\(request.plugin)", "error": "\(error)"])
     }

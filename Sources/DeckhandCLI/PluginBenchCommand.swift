@@ -1,8 +1,8 @@
 internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandCore
-internal import DeckhandTelemetry
 internal import DeckhandPluginHost
+internal import DeckhandTelemetry
 internal import Foundation
 
 /// `deckhand plugin bench MANIFEST`: launch and call costs, as

@@ -42,7 +42,8 @@ package enum HeartbeatStream {
   /// One `Heartbeat` call per heartbeat, each with `timeout` as deadline.
   private static func calls<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
+    firstDelay: Duration, timeout: Duration,
+    report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
     try await Task.sleep(for: firstDelay)
@@ -59,7 +60,8 @@ package enum HeartbeatStream {
 
   private static func stream<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
+    firstDelay: Duration, timeout: Duration,
+    report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void
   ) async throws {
     // gRPC reports a request producer's error as "Write failed": the
@@ -82,7 +84,8 @@ package enum HeartbeatStream {
 
   private static func heartbeats<Transport: ClientTransport>(
     _ dispatcher: Deckhand_Dispatcher_V1_Dispatcher.Client<Transport>, session: String, metadata: Metadata,
-    firstDelay: Duration, timeout: Duration, report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
+    firstDelay: Duration, timeout: Duration,
+    report: @escaping @Sendable () async -> Deckhand_Dispatcher_V1_HeartbeatRequest,
     answered: @escaping @Sendable (Duration) -> Void, late: LateAnswer
   ) async throws {
     let (periods, continuation) = AsyncStream.makeStream(of: Int64.self)

@@ -27,7 +27,9 @@ package struct ProcessUsage: Sendable, Hashable {
     switch cgroups.mechanism {
     case .cgroupV2:
       guard let group = cgroups.groups[""], let stat = read("\(group)/cpu.stat"),
-        let memory = read("\(group)/memory.current").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        let memory = read("\(group)/memory.current").flatMap({
+          Double($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        })
       else { return nil }
       let usec = stat.split(separator: "\n").first { $0.hasPrefix("usage_usec ") }
         .flatMap { Double($0.dropFirst("usage_usec ".count)) }
@@ -35,7 +37,8 @@ package struct ProcessUsage: Sendable, Hashable {
       return ProcessUsage(cpuSeconds: usec / 1e6, residentBytes: memory)
     case .cgroupV1:
       guard let cpu = cgroups.groups["cpu"], let memoryGroup = cgroups.groups["memory"],
-        let nanos = read("\(cpu)/cpuacct.usage").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+        let nanos = read("\(cpu)/cpuacct.usage").flatMap({ Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        ),
         let memory = read("\(memoryGroup)/memory.usage_in_bytes").flatMap({
           Double($0.trimmingCharacters(in: .whitespacesAndNewlines))
         })

@@ -899,7 +899,10 @@ package final class ControlPlane: Sendable {
     events.record(
       FleetEvent(
         atMs: record.createdMs, kind: .rolloutStarted, plugin: plugin, subject: record.id,
-        message: "\(plugin)@\(version)" + (selector.isEmpty ? "" : " on \(selector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))")))
+        message: "\(plugin)@\(version)"
+          + (selector.isEmpty
+            ? "" : " on \(selector.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))"))
+    )
     // Placement is the leader's: here at once, or on the leader soon.
     if isLeader { try await reconcile() } else { requestReconcile() }
     return record

@@ -2,13 +2,13 @@ package import DeckhandClient
 package import DeckhandCore
 internal import DeckhandProtocol
 internal import DeckhandRuntime
+internal import DeckhandTelemetry
 package import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
 package import Logging
 internal import NIOPosix
 package import ServiceLifecycle
-internal import DeckhandTelemetry
 
 /// `deckhand server`: the dispatcher for agents and the operator's API on
 /// one TLS port, state in SQLite, its own CA.

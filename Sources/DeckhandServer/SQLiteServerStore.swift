@@ -361,7 +361,9 @@ package final class SQLiteServerStore: ServerStore {
   package func pluginUsage(node id: String) async throws -> (usage: [PluginUsage], reportedMs: Int64)? {
     guard
       let (text, reported) = try await read({ db -> (String, Int64)? in
-        guard let row = try Row.fetchOne(db, sql: "SELECT usage, reportedMs FROM nodeUsage WHERE nodeId = ?", arguments: [id])
+        guard
+          let row = try Row.fetchOne(
+            db, sql: "SELECT usage, reportedMs FROM nodeUsage WHERE nodeId = ?", arguments: [id])
         else { return nil }
         return (row[0], row[1])
       })

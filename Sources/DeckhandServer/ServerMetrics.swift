@@ -71,7 +71,8 @@ package struct ServerMetrics: Sendable {
       registry.gauge("sessions_open", "Agent sessions open on this replica.").set(Double(plane.openSessions))
       registry.gauge("replica_leader", "1 while this replica leads (reconciles and sweeps), else 0.")
         .set(plane.isLeader ? 1.0 : 0.0)
-      guard let nodes = try? await store.nodes(), let tasks = try? await store.tasks(node: nil, deployment: nil, activeOnly: true),
+      guard let nodes = try? await store.nodes(),
+        let tasks = try? await store.tasks(node: nil, deployment: nil, activeOnly: true),
         let deployments = try? await store.deployments(), let jobs = try? await store.jobCounts()
       else {
         registry.counter("metrics_collect_failures_total", "Scrapes whose counts could not be read from the store.")

@@ -1,5 +1,5 @@
-package import Logging
 internal import Foundation
+package import Logging
 internal import Synchronization
 
 /// A swift-log handler that writes one JSON object a line to standard

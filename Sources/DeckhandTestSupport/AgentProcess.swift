@@ -27,6 +27,17 @@ package final class AgentProcess: Sendable {
     try process.run()
   }
 
+  /// An agent joined to `server` as `name` (with the server's first worker
+  /// token), serving once this returns.
+  package static func joined(
+    _ workspace: borrowing TestWorkspace, to server: ServerProcess, name: String, extra: [String] = []
+  ) async throws -> AgentProcess {
+    let agent = try AgentProcess(
+      workspace, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", name] + extra)
+    try await agent.waitUntilServing()
+    return agent
+  }
+
   /// Waits until the agent answers agent.status.
   package func waitUntilServing() async throws {
     let socket = self.socket

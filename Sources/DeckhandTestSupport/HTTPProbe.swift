@@ -59,7 +59,8 @@ package enum HTTPProbe {
     return Answer(status: status, head: head, body: parts.dropFirst().joined(separator: "\r\n\r\n"))
   }
 
-  private static func connect(_ port: Int) throws -> Int32 {
+  /// A TCP connection to 127.0.0.1:`port` (the caller closes it).
+  package static func connect(_ port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw DeckhandError(.callFailed, "socket: errno \(errno)") }
     var address = sockaddr_in()

@@ -22,10 +22,8 @@ struct EventsTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let agent = try AgentProcess(
-      node, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "ev-1"])
+    let agent = try await AgentProcess.joined(node, to: server, name: "ev-1")
     defer { agent.signal(SIGKILL) }
-    try await agent.waitUntilServing()
 
     #expect(await eventually(timeout: .seconds(10)) { (try? await kinds(server))?.contains("node.ready") == true })
     #expect(try await kinds(server).prefix(2) == ["node.joined", "node.ready"])
@@ -35,7 +33,9 @@ struct EventsTests {
     _ = FileManager.default.createFile(atPath: followerLog, contents: nil)
     let follower = Process()
     follower.executableURL = URL(fileURLWithPath: Fixtures.deckhand)
-    follower.arguments = ["events", "--follow", "--node", "ev-1", "--server", server.endpoint, "--token", server.operatorToken]
+    follower.arguments = [
+      "events", "--follow", "--node", "ev-1", "--server", server.endpoint, "--token", server.operatorToken,
+    ]
     follower.environment = ["XDG_CONFIG_HOME": "\(root.root)/config", "PATH": "/usr/bin:/bin"]
     follower.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: followerLog))
     try follower.run()

@@ -19,10 +19,8 @@ struct LogsTests {
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
     try await server.waitUntilServing()
     let node = try TestWorkspace()
-    let agent = try AgentProcess(
-      node, extra: ["--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "log-1"])
+    let agent = try await AgentProcess.joined(node, to: server, name: "log-1")
     defer { agent.signal(SIGKILL) }
-    try await agent.waitUntilServing()
     let manifest = try node.manifestFile(["name": "echo", "version": "1.0.0", "entrypoint": Fixtures.echo])
     _ = try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
     let stdout = "\(node.paths.stateDirectory)/logs/echo.stdout.log"

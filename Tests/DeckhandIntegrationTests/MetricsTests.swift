@@ -22,13 +22,8 @@ struct MetricsTests {
         root: root.root, port: try FreePort.next(), extra: ["--metrics-listen", "127.0.0.1:\(serverMetrics)"])
       try await server.waitUntilServing()
       node = try TestWorkspace()
-      agent = try AgentProcess(
-        node,
-        extra: [
-          "--server", server.endpoint, "--join-token", server.workerToken, "--node-name", "metrics-node",
-          "--metrics-listen", "127.0.0.1:\(agentMetrics)",
-        ])
-      try await agent.waitUntilServing()
+      agent = try await AgentProcess.joined(
+        node, to: server, name: "metrics-node", extra: ["--metrics-listen", "127.0.0.1:\(agentMetrics)"])
       // The command socket answers before /metrics is bound.
       let port = agentMetrics
       let serving = await eventually(timeout: .seconds(10)) {
@@ -150,7 +145,8 @@ struct MetricsTests {
     let post = try await HTTPProbe.send(
       port: port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
     #expect(post.status == 400, "\(post)")
-    let delete = try await HTTPProbe.send(port: port, "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    let delete = try await HTTPProbe.send(
+      port: port, "DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     #expect(delete.status == 405, "\(delete)")
     let garbage = try await HTTPProbe.send(port: port, "\u{1}\u{2}not http at all\r\n\r\n")
     #expect(garbage.status == 400 || garbage.status == 0, "\(garbage)")

@@ -262,7 +262,8 @@ struct StoreConformanceTests {
     }
   }
 
-  @Test("fleet events: numbered in order, filtered, newest N oldest first, pruned by age", arguments: StoreKind.allCases)
+  @Test(
+    "fleet events: numbered in order, filtered, newest N oldest first, pruned by age", arguments: StoreKind.allCases)
   func fleetEvents(kind: StoreKind) async throws {
     try await StoreFixture.with(kind) { store in
       try await store.append(events: [
@@ -282,9 +283,12 @@ struct StoreConformanceTests {
       #expect(try await store.events(after: 0, sinceMs: 0, node: nil, plugin: "echo", limit: 100).count == 1)
       #expect(try await store.events(after: 0, sinceMs: 25, node: nil, plugin: nil, limit: 100).count == 2)
       #expect(
-        try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 2).map(\.kind) == [.jobQueued, .nodeDown])
+        try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 2).map(\.kind) == [
+          .jobQueued, .nodeDown,
+        ])
       #expect(try await store.pruneEvents(before: 25) == 2)
-      #expect(try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 100).map(\.sequence).last == last)
+      #expect(
+        try await store.events(after: 0, sinceMs: 0, node: nil, plugin: nil, limit: 100).map(\.sequence).last == last)
     }
   }
 

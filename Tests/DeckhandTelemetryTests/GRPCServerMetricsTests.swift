@@ -22,7 +22,8 @@ struct GRPCServerMetricsTests {
     let context = ServerContext(
       descriptor: descriptor, remotePeer: "ipv4:127.0.0.1:1", localPeer: "ipv4:127.0.0.1:2",
       cancellation: .init())
-    let request = StreamingServerRequest<[UInt8]>(metadata: [:], messages: RPCAsyncSequence(wrapping: AsyncThrowingStream { $0.finish() }))
+    let request = StreamingServerRequest<[UInt8]>(
+      metadata: [:], messages: RPCAsyncSequence(wrapping: AsyncThrowingStream { $0.finish() }))
     let response = try await interceptor.intercept(request: request, context: context) { _, _ in try await answer() }
     if case .success(let contents) = response.accepted {
       let writer = RPCWriter(wrapping: Discard())
@@ -57,7 +58,9 @@ struct GRPCServerMetricsTests {
     }
     try? await call(interceptor, Self.known) { throw RPCError(code: .unavailable, message: "down") }
     // A method the server does not serve cannot grow the label set.
-    try await call(interceptor, MethodDescriptor(fullyQualifiedService: "evil.Service", method: "X\(Int.random(in: 0..<1000))")) {
+    try await call(
+      interceptor, MethodDescriptor(fullyQualifiedService: "evil.Service", method: "X\(Int.random(in: 0..<1000))")
+    ) {
       StreamingServerResponse(single: ServerResponse(message: []))
     }
     let text = String(decoding: await registry.scrape(), as: UTF8.self)
@@ -67,7 +70,8 @@ struct GRPCServerMetricsTests {
     }
     #expect(text.contains(#"{service="unknown",method="unknown",code="OK"} 1"#))
     #expect(!text.contains("evil"))
-    #expect(text.contains(#"deckhand_grpc_server_request_duration_seconds_count{service="test.v1.Echo",method="Get"} 4"#))
+    #expect(
+      text.contains(#"deckhand_grpc_server_request_duration_seconds_count{service="test.v1.Echo",method="Get"} 4"#))
   }
 
   @Test("status code names are gRPC's")
@@ -84,9 +88,10 @@ struct GRPCServerMetricsTests {
 struct InProcessTransportStandIn: ServerTransport {
   typealias Bytes = [UInt8]
   func listen(
-    streamHandler: @escaping @Sendable (
-      _ stream: RPCStream<Inbound, Outbound>, _ context: ServerContext
-    ) async -> Void
+    streamHandler:
+      @escaping @Sendable (
+        _ stream: RPCStream<Inbound, Outbound>, _ context: ServerContext
+      ) async -> Void
   ) async throws {}
   func beginGracefulShutdown() {}
 }

@@ -18,7 +18,8 @@ struct JSONLogHandlerTests {
     }
     logger[metadataKey: "node"] = "web-1"
     logger.debug("not shown")
-    logger.warning("a \"quoted\"\nline\u{0}\u{1b}[31m with \\ and é", metadata: ["trace_id": "0af7651916cd43dd8448eb211c80319c"])
+    logger.warning(
+      "a \"quoted\"\nline\u{0}\u{1b}[31m with \\ and é", metadata: ["trace_id": "0af7651916cd43dd8448eb211c80319c"])
     let lines = captured.lines.withLock { $0 }
     try #require(lines.count == 1)
     #expect(lines[0].hasSuffix("}\n") && !lines[0].dropLast().contains("\n"))

@@ -53,7 +53,7 @@ struct MetricsEndpointTests {
     try await withEndpoint { port in
       var held: [Int32] = []
       defer { for fd in held { close(fd) } }
-      for _ in 0..<MetricsEndpoint.maxConnections { held.append(try Self.open(port)) }
+      for _ in 0..<MetricsEndpoint.maxConnections { held.append(try HTTPProbe.connect(port)) }
       // Give the server time to accept them all.
       try await Task.sleep(for: .milliseconds(300))
       #expect(try await HTTPProbe.closesSilentConnection(port: port, within: .seconds(3)))
@@ -64,20 +64,5 @@ struct MetricsEndpointTests {
       }
       #expect(served)
     }
-  }
-
-  static func open(_ port: Int) throws -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let result = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-      }
-    }
-    guard result == 0 else { throw DeckhandError(.callFailed, "connect: errno \(errno)") }
-    return fd
   }
 }

@@ -129,9 +129,12 @@ extension PostgresServerStore {
 
   package func jobCounts() async throws -> [Int: Int] {
     var counts: [Int: Int] = [:]
-    for (state, count) in try await fetch("SELECT state, COUNT(*) FROM job GROUP BY state", { row in
-      try row.decode((Int, Int).self)
-    }) {
+    for (state, count) in try await fetch(
+      "SELECT state, COUNT(*) FROM job GROUP BY state",
+      { row in
+        try row.decode((Int, Int).self)
+      })
+    {
       counts[state] = count
     }
     return counts
