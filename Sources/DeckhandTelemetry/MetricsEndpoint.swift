@@ -23,13 +23,9 @@ package final class MetricsEndpoint: Service, Sendable {
   private let port: Int
   private let registry: MetricsRegistry
   private let logger: Logger
-  private let bound = Mutex<BoundState>(.waiting([]))
+  /// The bound port, or nil once binding failed.
+  private let bound = OnceValue<Int?>()
   private let openConnections = Atomic<Int>(0)
-
-  private enum BoundState {
-    case waiting([CheckedContinuation<Int?, Never>])
-    case bound(Int?)
-  }
 
   package init(host: String, port: Int, registry: MetricsRegistry, logger: Logger) {
     self.host = host
@@ -39,32 +35,9 @@ package final class MetricsEndpoint: Service, Sendable {
   }
 
   /// The port it listens on once bound (the one chosen, for port 0); nil
-  /// if binding failed.
+  /// if binding failed (or the waiting task was cancelled).
   package var listeningPort: Int? {
-    get async {
-      await withCheckedContinuation { continuation in
-        let answer = bound.withLock { state -> Int?? in
-          switch state {
-          case .waiting(var waiters):
-            waiters.append(continuation)
-            state = .waiting(waiters)
-            return nil
-          case .bound(let port):
-            return .some(port)
-          }
-        }
-        if let answer { continuation.resume(returning: answer) }
-      }
-    }
-  }
-
-  private func settle(_ port: Int?) {
-    let waiters = bound.withLock { state -> [CheckedContinuation<Int?, Never>] in
-      guard case .waiting(let waiters) = state else { return [] }
-      state = .bound(port)
-      return waiters
-    }
-    for waiter in waiters { waiter.resume(returning: port) }
+    get async { await bound.wait() ?? nil }
   }
 
   package func run() async throws {
@@ -84,11 +57,11 @@ package final class MetricsEndpoint: Service, Sendable {
           }
         }
     } catch {
-      settle(nil)
+      bound.set(nil)
       throw DeckhandError(.configurationInvalid, "cannot serve metrics on \(host):\(port): \(error)")
     }
     let port = server.channel.localAddress?.port ?? self.port
-    settle(port)
+    bound.set(port)
     logger.info("metrics served", metadata: ["address": "http://\(host):\(port)/metrics"])
     try await withGracefulShutdownHandler {
       try await withThrowingDiscardingTaskGroup { group in
