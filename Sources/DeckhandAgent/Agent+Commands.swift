@@ -41,8 +41,8 @@ extension Agent {
     }
     try registry.register("plugins.list") { _ in
       let entries = await manager.all
-      let usage = try await BlockingWork.run { Self.usage(of: entries) }
-      return ["Plugins": .array(entries.map { Self.summary($0, usage: usage[$0.record.name]) })]
+      let usage = try await BlockingWork.run { PluginManager.usage(of: entries) }
+      return ["Plugins": .array(entries.map { Self.summary($0, usage: usage[$0.record.name]?.usage) })]
     }
     try registry.register("plugins.status") { request in
       let entry = try await manager.entry(try Self.field(request, "Name"))
@@ -101,18 +101,6 @@ extension Agent {
         "ErrorLog": .array(errorLog.map(JSONValue.string)),
       ]
     }
-  }
-
-  /// What each running plugin uses now (from its cgroup or /proc: file
-  /// reads, so off the event loops), by name.
-  static func usage(of entries: [PluginManager.Entry]) -> [String: ProcessUsage] {
-    var usage: [String: ProcessUsage] = [:]
-    for entry in entries {
-      if let plugin = entry.supervisor.runningPlugin, let sample = ProcessUsage.of(plugin) {
-        usage[entry.record.name] = sample
-      }
-    }
-    return usage
   }
 
   /// A plugin as `plugins.list` shows it, with its usage if it runs.

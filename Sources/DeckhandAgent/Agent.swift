@@ -230,12 +230,12 @@ package final class Agent: Service, Sendable {
         report: {
           var beat = Deckhand_Dispatcher_V1_HeartbeatRequest()
           let entries = await manager.all
-          let usage = (try? await BlockingWork.run { Self.usage(of: entries) }) ?? [:]
+          let usage = (try? await BlockingWork.run { PluginManager.usage(of: entries) }) ?? [:]
           beat.plugins = usage.sorted { $0.key < $1.key }.map { name, sample in
             var message = Deckhand_Dispatcher_V1_PluginUsage()
             message.plugin = name
-            message.cpuSeconds = sample.cpuSeconds
-            message.residentBytes = sample.residentBytes
+            message.cpuSeconds = sample.usage.cpuSeconds
+            message.residentBytes = sample.usage.residentBytes
             return message
           }
           let (events, dropped) = reports.take()

@@ -1,5 +1,6 @@
 package import DeckhandCore
 package import DeckhandPluginHost
+internal import DeckhandRuntime
 package import DeckhandTelemetry
 internal import Prometheus
 internal import Synchronization
@@ -115,19 +116,20 @@ package final class AgentMetrics: Sendable {
     guard let registry else { return }
     registry.onScrape { [self] in
       let entries = await manager.all
+      let running = (try? await BlockingWork.run { PluginManager.usage(of: entries) }) ?? [:]
       var states: [PluginState: Int] = [:]
       var seen: Set<String> = []
       for entry in entries {
         let name = entry.record.name
         seen.insert(name)
         states[entry.runtime.snapshot.state, default: 0] += 1
-        guard let plugin = entry.supervisor.runningPlugin, let usage = ProcessUsage.of(plugin) else { continue }
+        guard let (pid, usage) = running[name] else { continue }
         let labels = [("plugin", name)]
         registry.gauge("plugin_resident_memory_bytes", "Resident memory of each running plugin.", labels: labels)
           .set(usage.residentBytes)
         let added = lastCPU.withLock { last -> Double in
-          defer { last[name] = (plugin.pid, usage.cpuSeconds) }
-          guard let before = last[name], before.pid == plugin.pid, usage.cpuSeconds >= before.seconds else {
+          defer { last[name] = (pid, usage.cpuSeconds) }
+          guard let before = last[name], before.pid == pid, usage.cpuSeconds >= before.seconds else {
             return usage.cpuSeconds
           }
           return usage.cpuSeconds - before.seconds

@@ -101,6 +101,19 @@ package actor PluginManager {
     }
   }
 
+  /// What each running plugin of `entries` uses now, with its pid, by
+  /// name (from its cgroup or /proc: file reads, to run off the event
+  /// loops).
+  package nonisolated static func usage(of entries: [Entry]) -> [String: (pid: Int32, usage: ProcessUsage)] {
+    var usage: [String: (pid: Int32, usage: ProcessUsage)] = [:]
+    for entry in entries {
+      if let plugin = entry.supervisor.runningPlugin, let sample = ProcessUsage.of(plugin) {
+        usage[entry.record.name] = (plugin.pid, sample)
+      }
+    }
+    return usage
+  }
+
   /// The installed plugins, by name.
   package var all: [Entry] { entries.values.sorted { $0.record.name < $1.record.name } }
 

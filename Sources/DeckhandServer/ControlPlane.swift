@@ -389,6 +389,9 @@ package final class ControlPlane: Sendable {
       state.nodeCredentials[id] = nil
       state.removedNodes[id] = name
       state.liveness.forget(id)
+      state.usage[id] = nil
+      state.unsavedUsage.remove(id)
+      state.names[id] = nil
       return state.sessions.removeValue(forKey: id)
     }
     session?.end.finish()
@@ -482,7 +485,6 @@ package final class ControlPlane: Sendable {
       "node \(removedName ?? nodeId) (\(nodeId)) was removed from the fleet by an operator; its streams are closed")
   }
 
-  /// The node with id or name `key`.
   /// What `nodeId`'s plugins use and when it was reported: this replica's
   /// latest report if it holds the node's session, else the stored one.
   package func pluginUsage(_ nodeId: String) async throws -> (plugins: [PluginUsage], atMs: Int64)? {
@@ -490,6 +492,7 @@ package final class ControlPlane: Sendable {
     return try await store.pluginUsage(node: nodeId).map { ($0.usage, $0.reportedMs) }
   }
 
+  /// The node with id or name `key`.
   package func findNode(_ key: String) async throws -> NodeRecord {
     if let node = try await store.node(id: key) { return node }
     if let node = try await store.node(named: key) { return node }
@@ -554,7 +557,7 @@ package final class ControlPlane: Sendable {
     let random = Double.random(in: 0..<1)
     let now = nowMs()
     let checked = usage.map(PluginUsage.checked)
-    let given = state.withLock { state -> Duration? in
+    let given = state.withLock { state -> (period: Duration, revived: String?)? in
       // An empty report from a node that never reported (an older
       // agent) stores nothing.
       if let checked, state.sessions[nodeId]?.id == sessionId, !checked.isEmpty || state.usage[nodeId] != nil {
@@ -567,20 +570,20 @@ package final class ControlPlane: Sendable {
         return nil
       case .alive(revived: true):
         state.unsavedStatus[nodeId] = NodeLiveness.StatusChange(id: nodeId, status: .ready, lastHeartbeatMs: now)
-        events.record(
-          FleetEvent(
-            atMs: now, kind: .nodeReady, nodeId: nodeId, nodeName: state.names[nodeId] ?? "",
-            message: "heartbeats came back"))
-        return period
+        return (period, state.names[nodeId] ?? "")
       case .alive(revived: false):
-        return period
+        return (period, nil)
       }
     }
     guard let given else {
       throw DeckhandError(.notFound, "session \(sessionId) is not this node's current session; open a new one")
     }
+    if let name = given.revived {
+      events.record(
+        FleetEvent(atMs: now, kind: .nodeReady, nodeId: nodeId, nodeName: name, message: "heartbeats came back"))
+    }
     if !reported.isEmpty || dropped > 0 { recordReported(reported, dropped: dropped, nodeId: nodeId, nowMs: now) }
-    return given
+    return given.period
   }
 
   /// What a node's agent said happened to its plugins, checked
@@ -657,10 +660,14 @@ package final class ControlPlane: Sendable {
     guard let longest else { return }
     let downAfter = timing.downAfter(given: longest)
     let cutoff = now - NodeLiveness.persistIntervalMs - Int64(downAfter.inMilliseconds) - 5_000
-    for id in try await store.markStaleNodesDown(heartbeatBeforeMs: cutoff) {
+    let down = try await store.markStaleNodesDown(heartbeatBeforeMs: cutoff)
+    let names = state.withLock { $0.names }
+    for id in down {
       logger.warning("node down: no replica has had its heartbeats", metadata: ["node": "\(id)"])
       events.record(
-        FleetEvent(atMs: now, kind: .nodeDown, nodeId: id, message: "no replica has had its heartbeats"))
+        FleetEvent(
+          atMs: now, kind: .nodeDown, nodeId: id, nodeName: names[id] ?? "",
+          message: "no replica has had its heartbeats"))
     }
   }
 

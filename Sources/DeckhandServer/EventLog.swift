@@ -40,11 +40,7 @@ package final class EventLog: Sendable {
     guard !events.isEmpty else { return }
     pending.withLock { pending in
       pending.events.append(contentsOf: events)
-      let over = pending.events.count - Self.maxPending
-      if over > 0 {
-        pending.events.removeFirst(over)
-        pending.dropped += over
-      }
+      Self.trim(&pending)
     }
     wake.yield()
   }
@@ -75,6 +71,14 @@ package final class EventLog: Sendable {
     }
   }
 
+  /// Drops the oldest events past ``maxPending``, counting them.
+  private static func trim(_ pending: inout (events: [FleetEvent], dropped: Int)) {
+    let over = pending.events.count - maxPending
+    guard over > 0 else { return }
+    pending.events.removeFirst(over)
+    pending.dropped += over
+  }
+
   /// Ends ``run()`` (after its last batch) and every follower.
   func close() {
     wake.finish()
@@ -100,11 +104,7 @@ package final class EventLog: Sendable {
       // Back in front of what came meanwhile, for the next batch.
       pending.withLock { pending in
         pending.events.insert(contentsOf: batch, at: 0)
-        let over = pending.events.count - Self.maxPending
-        if over > 0 {
-          pending.events.removeFirst(over)
-          pending.dropped += over
-        }
+        Self.trim(&pending)
       }
       try? await Task.sleep(for: .seconds(1))
       wake.yield()

@@ -375,12 +375,16 @@ package final class JobQueue: Sendable {
         job.lifecycle.finish(
           by: runner, exitCode: Int(exitCode), error: error, resultCode: resultCode, results: results, nowMs: now))
     }
-    if recorded.value, let stored {
-      metrics.jobFinished(stored)
-      events?.record(Self.finished(stored))
-    }
+    if recorded.value, let stored { ended(stored) }
     notify(job: id)
     return recorded.value
+  }
+
+  /// Counts a job whose end this replica recorded, and says so in the
+  /// fleet's events.
+  private func ended(_ job: JobRecord) {
+    metrics.jobFinished(job)
+    events?.record(Self.finished(job))
   }
 
   /// A job's end as an event: its outcome, exit code and error.
@@ -498,8 +502,7 @@ package final class JobQueue: Sendable {
       now: now, ackTimeoutMs: Int64(timing.ackTimeout.inMilliseconds),
       heartbeatTimeoutMs: Int64(timing.heartbeatTimeout.inMilliseconds))
     for job in changed {
-      metrics.jobFinished(job)
-      if job.lifecycle.state.isEnded { events?.record(Self.finished(job)) }
+      if job.lifecycle.state.isEnded { ended(job) }
       notify(job: job.id)
       // A running job that timed out: its runner, if it still follows
       // it, is told to stop it.
