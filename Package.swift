@@ -24,6 +24,7 @@ let package = Package(
   products: [
     .executable(name: "deckhand", targets: ["deckhand"]),
     .library(name: "DeckhandPlugin", targets: ["DeckhandPlugin"]),
+    .library(name: "DeckhandPluginTracing", targets: ["DeckhandPluginTracing"]),
     .executable(name: "deckhand-example-echo", targets: ["deckhand-example-echo"]),
     .executable(name: "deckhand-example-counter", targets: ["deckhand-example-counter"]),
     .executable(name: "deckhand-bench", targets: ["deckhand-bench"]),
@@ -55,6 +56,11 @@ let package = Package(
     // Metrics (issue 18): the Prometheus text format from a maintained
     // registry, not written here.
     .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    // Traces (issue 18): spans through swift-distributed-tracing, exported
+    // over OTLP/gRPC by swift-otel. Only the gRPC exporter: everything here
+    // already speaks gRPC, and the HTTP one would add async-http-client.
+    .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+    .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPGRPC"]),
   ],
   targets: [
     // Models, manifest parsing, the go-plugin handshake and the supervisor's
@@ -122,6 +128,7 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -136,6 +143,23 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        // The API only (no exporter): a plugin continues the host's trace
+        // when its author bootstraps a tracer (DeckhandPluginTracing does).
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+      ],
+      swiftSettings: defaultSwiftSettings
+    ),
+    // Opt-in tracing for SDK plugins: exports the plugin's spans over OTLP
+    // with swift-otel when the host passes OTEL_EXPORTER_OTLP_ENDPOINT.
+    // Apart from the SDK so that plugins without it stay small.
+    .target(
+      name: "DeckhandPluginTracing",
+      dependencies: [
+        "DeckhandPlugin",
+        .product(name: "OTel", package: "swift-otel"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -172,6 +196,8 @@ let package = Package(
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
+        .product(name: "OTel", package: "swift-otel"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -197,6 +223,7 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -277,6 +304,7 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
       ],
       swiftSettings: defaultSwiftSettings
     ),
@@ -355,6 +383,16 @@ let package = Package(
       name: "deckhand-test-plugin",
       dependencies: ["DeckhandPlugin"],
       path: "Tests/Fixtures/TestPlugin",
+      swiftSettings: defaultSwiftSettings,
+      linkerSettings: pluginLinkerSettings
+    ),
+    // An SDK plugin with DeckhandPluginTracing, for the traces tests.
+    .executableTarget(
+      name: "deckhand-test-traced-plugin",
+      dependencies: [
+        "DeckhandPlugin", "DeckhandPluginTracing", .product(name: "Tracing", package: "swift-distributed-tracing"),
+      ],
+      path: "Tests/Fixtures/TracedPlugin",
       swiftSettings: defaultSwiftSettings,
       linkerSettings: pluginLinkerSettings
     ),

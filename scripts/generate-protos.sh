@@ -73,3 +73,9 @@ PY_OUT="$ROOT/Examples/PythonEcho/generated"
 mkdir -p "$PY_OUT"
 protoc -I . -I /usr/include --python_out="$PY_OUT" plugin_comm.proto
 echo "generate-protos: wrote ${PY_OUT#"$ROOT"/}/plugin_comm_pb2.py"
+
+# The tests' OTLP receiver reads trace exports with a subset of OTLP of its
+# own (Tests/Fixtures/otlp/otlp_traces.proto).
+OTLP_FIXTURE="$ROOT/Tests/Fixtures/otlp"
+(cd "$OTLP_FIXTURE" && protoc -I . --python_out=. otlp_traces.proto)
+echo "generate-protos: wrote ${OTLP_FIXTURE#"$ROOT"/}/otlp_traces_pb2.py"

@@ -53,8 +53,10 @@ package final class Agent: Service, Sendable {
     metricsEndpoint = configuration.metricsListen.flatMap { listen in
       registry.map { MetricsEndpoint(host: listen.host, port: listen.port, registry: $0, logger: logger) }
     }
+    var launcher = PluginLauncher(paths: paths, outliveHost: true)
+    launcher.tracesEndpoint = configuration.otlpEndpoint
     manager = PluginManager(
-      store: store, launcher: PluginLauncher(paths: paths, outliveHost: true),
+      store: store, launcher: launcher,
       shutdownBehaviour: configuration.stopPluginsOnExit ? .stopPlugin : .leaveRunning, trust: trust,
       registry: self.registry, metrics: metrics, logger: logger)
     metrics.observeCommands(self.registry)

@@ -23,6 +23,7 @@ internal import TOMLKit
 /// heartbeat_period = "5s"       # the server tells the agent; for tests
 /// job_slots = 1                 # jobs of the server's queue run at once
 /// metrics_listen = "127.0.0.1:9381"  # Prometheus /metrics; off if absent
+/// otlp_endpoint = "http://127.0.0.1:4317"  # OTLP/gRPC traces; off if absent
 /// ```
 package struct AgentConfiguration: Hashable, Sendable {
   /// The database, plugin state and logs.
@@ -59,6 +60,10 @@ package struct AgentConfiguration: Hashable, Sendable {
   /// Where Prometheus scrapes `/metrics` (port 0: any free port); nil: no
   /// metrics are kept.
   package var metricsListen: ServerEndpoint?
+  /// Where this agent and its plugins send their spans (OTLP over gRPC);
+  /// nil: no traces. The agent runs its jobs in spans that continue the
+  /// trace that queued them, and passes the trace on to plugin calls.
+  package var otlpEndpoint: String?
   /// Where `metrics_listen` serves without a port.
   package static let defaultMetricsPort = 9381
   /// Bounds on a plugin package from the server: its size, what it unpacks
@@ -181,6 +186,9 @@ package struct AgentConfiguration: Hashable, Sendable {
       case "metrics_listen":
         guard let text = value.string else { throw fail(key, "HOST:PORT") }
         metricsListen = try ServerEndpoint(parsing: text, defaultPort: Self.defaultMetricsPort)
+      case "otlp_endpoint":
+        guard let text = value.string else { throw fail(key, "a URL such as http://127.0.0.1:4317") }
+        otlpEndpoint = text
       case "job_slots":
         guard let number = value.int, number >= 1 else { throw fail(key, "a whole number of at least 1") }
         jobSlots = number
@@ -202,7 +210,7 @@ package struct AgentConfiguration: Hashable, Sendable {
       default:
         throw DeckhandError(
           .configurationInvalid,
-          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, job_slots, metrics_listen, join_token, join_token_file, package_max_mb, package_max_unpacked_mb, package_max_files"
+          "\(path): unknown key \(key); known: state_dir, runtime_dir, socket, node_name, labels, socket_mode, socket_group, command_timeout, stop_plugins_on_exit, trusted_keys, require_signed, server, job_slots, metrics_listen, otlp_endpoint, join_token, join_token_file, package_max_mb, package_max_unpacked_mb, package_max_files"
         )
       }
     }

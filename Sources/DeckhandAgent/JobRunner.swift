@@ -2,6 +2,8 @@ internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import DeckhandProtocol
+internal import DeckhandTelemetry
+internal import Tracing
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -442,7 +444,7 @@ final class JobRunner: Sendable {
           execution.send(beat)
         }
       }
-      let outcome = await perform(job, assignment, execution)
+      let outcome = await traced(job) { await perform(job, assignment, execution) }
       group.cancelAll()
       return outcome
     }
@@ -451,11 +453,37 @@ final class JobRunner: Sendable {
     execution.finish(outcome)
   }
 
+  /// Runs `body` in a span that continues the trace that queued `job`
+  /// (its `trace_context`); a job queued outside a trace, or on a server
+  /// that records none, runs without one.
+  private func traced(
+    _ job: Deckhand_Server_V1_Job, _ body: () async -> Deckhand_Server_V1_RunnerJobStreamRequest
+  ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
+    guard let parent = TraceCarrier.context(from: job.traceContext) else { return await body() }
+    let operation =
+      switch job.operation {
+      case .exec: "exec"
+      case .pluginApply: "plugin.apply"
+      case .pluginStatus: "plugin.status"
+      case .noop, nil: "noop"
+      }
+    return await withSpan("job \(operation)", context: parent, ofKind: .consumer) { span in
+      span.attributes["deckhand.job.id"] = job.id
+      let outcome = await body()
+      if case .error(let error) = outcome.event {
+        span.setStatus(SpanStatus(code: .error, message: error.message))
+      }
+      return outcome
+    }
+  }
+
   /// The job's operation, to its outcome.
   private func perform(
     _ job: Deckhand_Server_V1_Job, _ assignment: Deckhand_Server_V1_RunnerJobStreamResponse.Assignment,
     _ execution: Execution
   ) async -> Deckhand_Server_V1_RunnerJobStreamRequest {
+    // Inside the job's span when it has one: JSON log lines carry its trace.
+    logger.debug("running job", metadata: ["job": "\(job.id)"])
     let outcome: Deckhand_Server_V1_RunnerJobStreamRequest
     switch job.operation {
     case .exec(let exec):

@@ -2,6 +2,7 @@ internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandClient
 internal import DeckhandCore
+internal import DeckhandTelemetry
 internal import Foundation
 internal import Logging
 internal import ServiceLifecycle
@@ -89,6 +90,8 @@ struct AgentCommand: AsyncParsableCommand {
       """)
   var metricsListen: String?
 
+  @OptionGroup var tracing: TracingOptions
+
   @Option(help: "The largest plugin package to take from the server, in MiB (default 256).")
   var packageMaxMb: Int?
 
@@ -148,6 +151,7 @@ struct AgentCommand: AsyncParsableCommand {
     if let packageMaxMb { configuration.packageLimits.compressedBytes = Int64(packageMaxMb) << 20 }
     if let packageMaxUnpackedMb { configuration.packageLimits.stream.unpackedBytes = Int64(packageMaxUnpackedMb) << 20 }
     if let packageMaxFiles { configuration.packageLimits.stream.entries = packageMaxFiles }
+    configuration.otlpEndpoint = try tracing.endpoint(fileValue: configuration.otlpEndpoint)
     return configuration
   }
 
@@ -162,9 +166,16 @@ struct AgentCommand: AsyncParsableCommand {
     let logger = try logging.logger("deckhand.agent", defaultLevel: .info)
     do {
       let agent = try Agent(configuration: configuration, logger: logger)
+      // The exporter first: a group stops its services in reverse, so it
+      // sends the agent's last spans after the agent has stopped.
+      var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+      if let endpoint = configuration.otlpEndpoint {
+        services.append(
+          .init(service: try TraceExport.bootstrap(serviceName: "deckhand-agent", endpoint: endpoint, logger: logger)))
+      }
+      services.append(.init(service: agent))
       let group = ServiceGroup(
-        configuration: .init(
-          services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
       try await group.run()
     } catch let error as DeckhandError {
       FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))

@@ -2,6 +2,7 @@ internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandClient
 internal import DeckhandCore
+internal import DeckhandTelemetry
 internal import DeckhandRuntime
 internal import DeckhandServer
 internal import Foundation
@@ -20,6 +21,7 @@ struct DevCommand: AsyncParsableCommand {
       """)
 
   @OptionGroup var logging: LogOptions
+  @OptionGroup var tracing: TracingOptions
 
   @Option(help: "State directory (kept). Default: a new folder under /tmp, removed on exit.")
   var stateDir: String?
@@ -32,11 +34,20 @@ struct DevCommand: AsyncParsableCommand {
     let state =
       stateDir.map(HostOptions.absolute)
       ?? FileManager.default.temporaryDirectory.path + "/deckhand-dev-\(UUID().uuidString.prefix(8).lowercased())"
-    let service = DevService(stateDirectory: state, listen: try ServerEndpoint(parsing: listen), logger: logger)
     do {
+      let tracesEndpoint = try tracing.endpoint()
+      let service = DevService(
+        stateDirectory: state, listen: try ServerEndpoint(parsing: listen), tracesEndpoint: tracesEndpoint,
+        logger: logger)
+      // The exporter first, so that it is stopped last (see ServerCommand).
+      var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+      if let tracesEndpoint {
+        services.append(
+          .init(service: try TraceExport.bootstrap(serviceName: "deckhand-dev", endpoint: tracesEndpoint, logger: logger)))
+      }
+      services.append(.init(service: service))
       let group = ServiceGroup(
-        configuration: .init(
-          services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
       try await group.run()
     } catch let error as DeckhandError {
       FileHandle.standardError.write(Data("deckhand dev: \(error.message)\n".utf8))
@@ -52,6 +63,8 @@ struct DevCommand: AsyncParsableCommand {
 struct DevService: Service {
   let stateDirectory: String
   let listen: ServerEndpoint
+  /// Where the server, the agent and its plugins send spans; nil: off.
+  var tracesEndpoint: String?
   let logger: Logger
 
   func say(_ line: String) { FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
@@ -65,6 +78,7 @@ struct DevService: Service {
     if !Self.portIsFree(listen) { serverConfiguration.listen.port = 0 }
     // Metrics on, on loopback: the usual ports, or any free ones.
     serverConfiguration.metricsListen = Self.loopback(ServeCommand.defaultMetricsPort)
+    serverConfiguration.tracesEndpoint = tracesEndpoint
     try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).run { running in
       var agentConfiguration = AgentConfiguration(
         stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
@@ -74,6 +88,7 @@ struct DevService: Service {
       agentConfiguration.stopPluginsOnExit = true
       agentConfiguration.server = running.endpoint.description
       agentConfiguration.metricsListen = Self.loopback(AgentConfiguration.defaultMetricsPort)
+      agentConfiguration.otlpEndpoint = tracesEndpoint
       // The dev node's labels come from its join token, as in a fleet.
       let (_, devToken) = try await running.plane.createToken(
         role: .worker, ttl: .seconds(300), description: "deckhand dev's agent", labels: ["env": "dev"])

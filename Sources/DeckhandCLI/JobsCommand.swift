@@ -5,13 +5,14 @@ internal import DeckhandProtocol
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
+internal import SwiftProtobuf
 internal import Synchronization
 
-/// `deckhand jobs run|ls|get|watch|cancel|prune`.
+/// `deckhand jobs run|apply|ls|get|watch|cancel|prune`.
 struct JobsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "jobs", abstract: "Queue work for runners (agents) and follow it.",
-    subcommands: [Run.self, List.self, Get.self, Watch.self, Cancel.self, Prune.self])
+    subcommands: [Run.self, Apply.self, List.self, Get.self, Watch.self, Cancel.self, Prune.self])
 
   typealias Client = Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>
 
@@ -140,34 +141,64 @@ struct JobsCommand: AsyncParsableCommand {
       job.target.labels = try KeyValues.parse(labels, flag: "--label", emptyValues: false)
       job.singletonID = singletonId ?? ""
       job.project = project ?? ""
+      try await JobsCommand.queue(job, options: options, wait: wait)
+    }
+  }
+
+  struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract:
+        "Queue a plugin.apply job: the runner calls the plugin's Apply with a payload. deckhand jobs apply PLUGIN [--value TEXT] [--wait]"
+    )
+    @OptionGroup var options: OperatorOptions
+    @Argument(help: "The plugin on the runner.") var plugin: String
+    @Option(help: "The payload: this text as a google.protobuf.StringValue.") var value = ""
+    @Option(help: "Only this runner (node id or name).") var target: String?
+    @Option(name: .customLong("label"), help: "A label the runner must have, key=value; repeatable.")
+    var labels: [String] = []
+    @Flag(help: "Wait for the job to end and exit 1 if it failed.") var wait = false
+
+    func run() async throws {
+      guard PluginName.isValid(plugin) else { throw ValidationError("\(plugin) is not a plugin name") }
+      var job = Deckhand_Server_V1_Job()
+      job.pluginApply.plugin = plugin
+      job.pluginApply.payload = try Google_Protobuf_Any(message: Google_Protobuf_StringValue(value))
+      if let target { job.target.runnerID = target } else { job.target.any = true }
+      job.target.labels = try KeyValues.parse(labels, flag: "--label", emptyValues: false)
+      try await JobsCommand.queue(job, options: options, wait: wait)
+    }
+  }
+
+  /// Queues `job`, prints its id (or, with `wait`, follows it to its end)
+  /// and exits with the job's exit code when it did not succeed.
+  static func queue(_ job: Deckhand_Server_V1_Job, options: OperatorOptions, wait: Bool) async throws {
       let outcome: (id: String, job: Deckhand_Server_V1_Job?) = try await options.withJobs { jobs, metadata in
-        var request = Deckhand_Server_V1_QueueJobRequest()
-        request.job = job
-        let queued = try await jobs.queueJob(request, metadata: metadata)
-        let id = queued.jobID
-        if !queued.warning.isEmpty {
-          FileHandle.standardError.write(Data("deckhand: warning: \(queued.warning)\n".utf8))
-        }
-        guard wait else { return (id, nil) }
-        if !options.json { FileHandle.standardError.write(Data("deckhand: job \(id) queued\n".utf8)) }
-        return (id, try await JobsCommand.follow(jobs, metadata, id: id, quiet: options.json))
+      var request = Deckhand_Server_V1_QueueJobRequest()
+      request.job = job
+      let queued = try await jobs.queueJob(request, metadata: metadata)
+      let id = queued.jobID
+      if !queued.warning.isEmpty {
+        FileHandle.standardError.write(Data("deckhand: warning: \(queued.warning)\n".utf8))
       }
-      if options.json {
-        if let final = outcome.job {
-          try options.printJSON([final], single: true)
-        } else {
-          print(#"{"id":"\#(outcome.id)"}"#)
-        }
-      } else if outcome.job == nil {
-        print(outcome.id)
-      }
+      guard wait else { return (id, nil) }
+      if !options.json { FileHandle.standardError.write(Data("deckhand: job \(id) queued\n".utf8)) }
+      return (id, try await follow(jobs, metadata, id: id, quiet: options.json))
+    }
+    if options.json {
       if let final = outcome.job {
-        if final.state != .success {
-          if !options.json {
-            FileHandle.standardError.write(Data("deckhand: job \(outcome.id) ended in ERROR: \(final.error)\n".utf8))
-          }
-          throw ExitCode(final.exitCode != 0 ? final.exitCode : 1)
+        try options.printJSON([final], single: true)
+      } else {
+        print(#"{"id":"\#(outcome.id)"}"#)
+      }
+    } else if outcome.job == nil {
+      print(outcome.id)
+    }
+    if let final = outcome.job {
+      if final.state != .success {
+        if !options.json {
+          FileHandle.standardError.write(Data("deckhand: job \(outcome.id) ended in ERROR: \(final.error)\n".utf8))
         }
+        throw ExitCode(final.exitCode != 0 ? final.exitCode : 1)
       }
     }
   }

@@ -33,16 +33,20 @@ struct LogOptions: ParsableArguments {
     Self.bootstrapped.withLock { done in
       guard !done else { return }
       done = true
-      LoggingSystem.bootstrap { label in
-        switch format {
-        case .text:
-          var handler = StreamLogHandler.standardError(label: label)
-          handler.logLevel = level
-          return handler
-        case .json:
-          return JSONLogHandler(label: label, level: level)
-        }
-      }
+      // Entries made inside a span carry its trace_id and span_id.
+      LoggingSystem.bootstrap(
+        { label, provider in
+          switch format {
+          case .text:
+            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+            handler.logLevel = level
+            return handler
+          case .json:
+            var handler = JSONLogHandler(label: label, level: level)
+            handler.metadataProvider = provider
+            return handler
+          }
+        }, metadataProvider: TraceExport.loggingMetadataProvider)
     }
     var logger = Logger(label: label)
     logger.logLevel = level

@@ -2,6 +2,7 @@ internal import ArgumentParser
 internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandProtocol
+internal import DeckhandTelemetry
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
@@ -17,6 +18,8 @@ struct OperatorOptions: ParsableArguments {
 
   @Flag(help: "Print JSON instead of a table.")
   var json = false
+
+  @OptionGroup var tracing: TracingOptions
 
   /// Runs `body` with the operator's API, trusting the server only if its
   /// CA matches the token's digest. Errors are printed and exit 1.
@@ -36,9 +39,14 @@ struct OperatorOptions: ParsableArguments {
     do {
       let (resolved, token) = try ClientSettings.resolve(server: server, token: token)
       endpoint = resolved
-      let ca = try await ControlPlaneClient.trustedCA(at: resolved, token: token)
-      return try await ControlPlaneClient.withClient(resolved, caPEM: ca) { client in
-        try await body(client, ControlPlaneClient.metadata(token))
+      // Traced, the command is one root span, and each call a child whose
+      // context goes to the server in the call's metadata.
+      return try await tracing.traced(TracingOptions.commandName(), serviceName: "deckhand-cli") {
+        let ca = try await ControlPlaneClient.trustedCA(at: resolved, token: token)
+        let interceptors: [any ClientInterceptor] = try tracing.endpoint() == nil ? [] : [ClientTracingInterceptor()]
+        return try await ControlPlaneClient.withClient(resolved, caPEM: ca, interceptors: interceptors) { client in
+          try await body(client, ControlPlaneClient.metadata(token))
+        }
       }
     } catch {
       let described = ControlPlaneClient.describe(error, endpoint: endpoint)

@@ -1,6 +1,7 @@
 internal import ArgumentParser
 internal import DeckhandClient
 internal import DeckhandCore
+internal import DeckhandTelemetry
 internal import DeckhandServer
 internal import Foundation
 internal import Logging
@@ -53,6 +54,7 @@ struct ServeCommand: AsyncParsableCommand {
       given; off by default). Plain HTTP: bind it to loopback or a scrape network.
       """)
   var metricsListen: String?
+  @OptionGroup var tracing: TracingOptions
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
   @Option(
@@ -162,6 +164,7 @@ struct ServeCommand: AsyncParsableCommand {
       default: defaults.maxUnauthenticatedPerAddress)
     configuration.connectionLimits.authenticationDeadline = try Self.duration(
       setting(authenticationDeadline, "authentication_deadline") ?? "10s", "authentication-deadline")
+    configuration.tracesEndpoint = try tracing.endpoint(fileValue: file["otlp_endpoint"])
     return configuration
   }
 
@@ -170,9 +173,16 @@ struct ServeCommand: AsyncParsableCommand {
     do {
       let configuration = try resolvedConfiguration()
       let server = ControlPlaneServer(configuration: configuration, logger: logger)
+      // The exporter first: a group stops its services in reverse, so it
+      // sends the server's last spans after the server has stopped.
+      var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+      if let endpoint = configuration.tracesEndpoint {
+        services.append(
+          .init(service: try TraceExport.bootstrap(serviceName: "deckhand-server", endpoint: endpoint, logger: logger)))
+      }
+      services.append(.init(service: server))
       let group = ServiceGroup(
-        configuration: .init(
-          services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
       try await group.run()
     } catch let error as DeckhandError {
       FileHandle.standardError.write(Data("deckhand: \(error.message)\n".utf8))

@@ -48,9 +48,12 @@ package enum ControlPlaneClient {
   /// Runs `body` with a client to `endpoint` that trusts `caPEM` (nil: no
   /// verification, only for fetching the CA).
   package static func withClient<Result: Sendable>(
-    _ endpoint: ServerEndpoint, caPEM: String?, _ body: (Client) async throws -> Result
+    _ endpoint: ServerEndpoint, caPEM: String?, interceptors: [any ClientInterceptor] = [],
+    _ body: (Client) async throws -> Result
   ) async throws -> Result {
-    try await withGRPCClient(transport: try transport(endpoint, caPEM: caPEM)) { client in try await body(client) }
+    try await withGRPCClient(transport: try transport(endpoint, caPEM: caPEM), interceptors: interceptors) { client in
+      try await body(client)
+    }
   }
 
   /// A TLS transport to `endpoint` that trusts `caPEM` (nil: no

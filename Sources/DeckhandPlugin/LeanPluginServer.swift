@@ -36,6 +36,8 @@ package struct LeanPluginServer: PluginServerEngine {
 
   static func router(_ dispatcher: PluginDispatcher, onStop: @escaping @Sendable () -> Void) -> LeanGRPCRouter {
     var router = LeanGRPCRouter()
+    // Only a traced plugin reads the trace context's headers.
+    if dispatcher.traced { router.passedHeaders = CallHeaders.traceContext }
     let service = "/plugin_comm.GuestAgentPlugin/"
     router.register(service + "Start", LeanGRPCRouter.message { try await dispatcher.start($0) })
     router.register(service + "Stop", LeanGRPCRouter.message(then: onStop) { try await dispatcher.stop($0) })

@@ -3,6 +3,7 @@ internal import DeckhandGRPC
 internal import DeckhandProtocol
 internal import NIOCore
 internal import SwiftProtobuf
+internal import Tracing
 
 /// The fast ``PluginTransport``: Deckhand's lean gRPC client on
 /// swift-nio-http2, whose calls are handled on the connection's event loop.
@@ -55,8 +56,30 @@ struct LeanPluginConnection: PluginConnection {
   private func call<Response: SwiftProtobuf.Message>(
     _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration, as: Response.Type = Response.self
   ) async throws -> Response {
+    // Inside a trace (a job's, an operator's command), the call is a client
+    // span whose W3C context goes in the request's headers; outside one
+    // (health checks, and always when tracing is off) nothing is added.
+    guard InstrumentationContext.current != nil else {
+      return try await send(path, request, timeout: timeout, metadata: [])
+    }
+    return try await withSpan(String(path.dropFirst()), ofKind: .client) { span in
+      span.attributes["rpc.system"] = "grpc"
+      var metadata: [(String, String)] = []
+      InstrumentationSystem.instrument.inject(span.context, into: &metadata, using: HeaderListInjector())
+      do {
+        return try await send(path, request, timeout: timeout, metadata: metadata)
+      } catch {
+        span.setStatus(SpanStatus(code: .error))
+        throw error
+      }
+    }
+  }
+
+  private func send<Response: SwiftProtobuf.Message>(
+    _ path: String, _ request: some SwiftProtobuf.Message, timeout: Duration, metadata: [(String, String)]
+  ) async throws -> Response {
     do {
-      return try await client.message(path, request, timeout: timeout)
+      return try await client.message(path, request, timeout: timeout, metadata: metadata)
     } catch let error as GRPCCallError {
       throw DeckhandError(.callFailed, "\(path) on \(address) failed: \(error.code): \(error.message)", cause: error)
     }
@@ -99,5 +122,12 @@ struct LeanPluginConnection: PluginConnection {
     -> Deckhand_Host_V1_HandleCommandResponse
   {
     try await call("/deckhand.host.v1.PluginCommands/HandleCommand", request, timeout: timeout)
+  }
+}
+
+/// Puts a trace context's headers in a lean call's request headers.
+struct HeaderListInjector: Injector {
+  func inject(_ value: String, forKey key: String, into carrier: inout [(String, String)]) {
+    carrier.append((key.lowercased(), value))
   }
 }

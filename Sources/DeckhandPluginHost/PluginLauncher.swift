@@ -32,6 +32,12 @@ package struct PluginLauncher: Sendable {
     if minimal["PATH", default: ""].isEmpty { minimal["PATH"] = defaultPath }
     return minimal
   }
+  /// Where plugins send their spans (`OTEL_EXPORTER_OTLP_ENDPOINT`); nil
+  /// (the default): the host exports no traces, and plugins get no OTEL
+  /// variables. Each plugin also gets `OTEL_SERVICE_NAME` (its name) and
+  /// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`; its manifest's `env` may override
+  /// them.
+  package var tracesEndpoint: String?
   /// Called with every line a plugin writes to stdout or stderr.
   package var onOutputLine: (@Sendable (_ plugin: String, _ stream: String, _ line: String) -> Void)?
   /// Whether plugins write their output to log files in the state
@@ -192,6 +198,11 @@ package struct PluginLauncher: Sendable {
     let socketDirectory = try isolation.flatMap { try privateSocketDirectory(for: manifest.name, $0) }
     let started = ContinuousClock.now
     var environment = baseEnvironment
+    if let tracesEndpoint {
+      environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = tracesEndpoint
+      environment["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+      environment["OTEL_SERVICE_NAME"] = manifest.name
+    }
     for (key, value) in manifest.environment { environment[key] = value }
     // Marks this launch's processes, children included, so that what a
     // plugin leaves behind can be found after it is gone.

@@ -38,6 +38,11 @@ package final class ControlPlaneServer: Service, Sendable {
     package var metricsListen: ServerEndpoint?
     /// How long fleet events are kept (`deckhand events`).
     package var eventRetention: Duration = .seconds(7 * 86_400)
+    /// Where the process exports traces (``TraceExport``, bootstrapped by
+    /// the caller); nil: no traces. When set, each gRPC call runs in a span
+    /// that continues its caller's trace, and queued jobs keep that trace
+    /// for their runners.
+    package var tracesEndpoint: String?
     package init(listen: ServerEndpoint, stateDirectory: String) {
       self.listen = listen
       self.stateDirectory = stateDirectory
@@ -175,6 +180,7 @@ package final class ControlPlaneServer: Service, Sendable {
       interceptors.insert(
         GRPCServerMetrics(registry: registry, services: services, transport: type(of: transport)), at: 0)
     }
+    if configuration.tracesEndpoint != nil { interceptors.insert(ServerTracingInterceptor(), at: 0) }
     let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
     var endpoint: MetricsEndpoint?
     if let listen = configuration.metricsListen, let registry {

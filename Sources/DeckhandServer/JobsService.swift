@@ -1,5 +1,6 @@
 package import DeckhandCore
 internal import DeckhandProtocol
+internal import DeckhandTelemetry
 internal import DeckhandRuntime
 internal import Foundation
 internal import GRPCCore
@@ -58,7 +59,11 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   {
     try await unary(request) { message in
       var response = Deckhand_Server_V1_QueueJobResponse()
-      let queued = try await queue.queueWithWarning(message.job)
+      // The trace that queued the job is the server's to record: whatever
+      // the client put in its place is dropped.
+      var job = message.job
+      job.traceContext = TraceCarrier.current()
+      let queued = try await queue.queueWithWarning(job)
       response.jobID = queued.id
       response.warning = queued.warning ?? ""
       return response

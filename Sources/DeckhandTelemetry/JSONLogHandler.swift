@@ -12,6 +12,9 @@ internal import Synchronization
 package struct JSONLogHandler: LogHandler {
   package var logLevel: Logger.Level
   package var metadata: Logger.Metadata = [:]
+  /// Metadata added to every entry when it is made (the current trace's
+  /// `trace_id` and `span_id`: ``TraceExport/loggingMetadataProvider``).
+  package var metadataProvider: Logger.MetadataProvider?
   private let label: String
   private let write: @Sendable (String) -> Void
 
@@ -41,7 +44,9 @@ package struct JSONLogHandler: LogHandler {
       ("time", Self.timestamp()), ("level", event.level.rawValue), ("logger", label),
       ("message", event.message.description),
     ]
-    let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+    var merged = metadata
+    if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { $1 } }
+    if let own = event.metadata { merged.merge(own) { $1 } }
     for (key, value) in merged.sorted(by: { $0.key < $1.key })
     where !["time", "level", "logger", "message"].contains(key) {
       fields.append((key, value.description))

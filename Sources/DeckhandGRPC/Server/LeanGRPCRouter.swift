@@ -11,6 +11,9 @@ package struct LeanGRPCRouter: Sendable {
 
   package private(set) var unary: [String: UnaryHandler] = [:]
   package private(set) var heldOpen: Set<String> = []
+  /// The request headers handlers read as ``CallHeaders/current``; empty
+  /// (the default): none, and no work per call to find them.
+  package var passedHeaders: Set<String> = []
 
   package init() {}
 
@@ -44,6 +47,7 @@ package struct LeanGRPCRouter: Sendable {
   /// refused peer learns why, not only that the connection closed).
   package func refusingAll(_ reason: String) -> LeanGRPCRouter {
     var refusing = LeanGRPCRouter()
+    refusing.passedHeaders = passedHeaders
     for path in unary.keys {
       refusing.register(path) { _, promise in promise.fail(GRPCCallError(.permissionDenied, reason)) }
     }

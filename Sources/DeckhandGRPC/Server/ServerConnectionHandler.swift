@@ -20,6 +20,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     /// The client has ended its side.
     var ended = false
     var timer: Scheduled<Void>?
+    /// The router's ``LeanGRPCRouter/passedHeaders`` this call carried.
+    var passed: [(String, String)] = []
   }
 
   /// The headers that open every answer (and a trailers-only one).
@@ -137,6 +139,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       return nil
     }
     stream.handler = handler
+    if !router.passedHeaders.isEmpty {
+      for (name, value, _) in headers where router.passedHeaders.contains(name) { stream.passed.append((name, value)) }
+    }
     if let timeout = headers.first(name: "grpc-timeout").flatMap(GRPCTimeout.parse) {
       let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
       stream.timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
@@ -179,7 +184,11 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       case .failure(let error): handler.respondError(id, GRPCCallError(.unknown, "\(error)"))
       }
     }
-    handler(request, promise)
+    if stream.passed.isEmpty {
+      handler(request, promise)
+    } else {
+      CallHeaders.$current.withValue(stream.passed) { handler(request, promise) }
+    }
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -653,6 +653,15 @@ public nonisolated struct Deckhand_Server_V1_Job: @unchecked Sendable {
     set {_uniqueStorage()._results = newValue}
   }
 
+  /// The W3C trace context (traceparent, tracestate) of the QueueJob call
+  /// that queued the job, set by the server (what a client sends here is
+  /// replaced): the runner's work on the job joins that trace. Empty when
+  /// the server exports no traces.
+  public var traceContext: Dictionary<String,String> {
+    get {_storage._traceContext}
+    set {_uniqueStorage()._traceContext = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Operation: Equatable, Sendable {
@@ -2319,7 +2328,7 @@ nonisolated extension Deckhand_Server_V1_JobTarget: SwiftProtobuf.Message, Swift
 
 nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Job"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}exec\0\u{3}plugin_apply\0\u{3}plugin_status\0\u{1}noop\0\u{1}target\0\u{3}singleton_id\0\u{3}expires_in_ms\0\u{1}project\0\u{2}\u{b}state\0\u{3}runner_id\0\u{3}queued_ms\0\u{3}assigned_ms\0\u{3}acked_ms\0\u{3}complete_ms\0\u{3}exit_code\0\u{1}error\0\u{3}cancel_requested\0\u{3}result_code\0\u{1}results\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}exec\0\u{3}plugin_apply\0\u{3}plugin_status\0\u{1}noop\0\u{1}target\0\u{3}singleton_id\0\u{3}expires_in_ms\0\u{1}project\0\u{2}\u{b}state\0\u{3}runner_id\0\u{3}queued_ms\0\u{3}assigned_ms\0\u{3}acked_ms\0\u{3}complete_ms\0\u{3}exit_code\0\u{1}error\0\u{3}cancel_requested\0\u{3}result_code\0\u{1}results\0\u{3}trace_context\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -2339,6 +2348,7 @@ nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtob
     var _cancelRequested: Bool = false
     var _resultCode: Int64 = 0
     var _results: [String] = []
+    var _traceContext: Dictionary<String,String> = [:]
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2366,6 +2376,7 @@ nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtob
       _cancelRequested = source._cancelRequested
       _resultCode = source._resultCode
       _results = source._results
+      _traceContext = source._traceContext
     }
   }
 
@@ -2452,6 +2463,7 @@ nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtob
         case 28: try { try decoder.decodeSingularBoolField(value: &_storage._cancelRequested) }()
         case 29: try { try decoder.decodeSingularInt64Field(value: &_storage._resultCode) }()
         case 30: try { try decoder.decodeRepeatedStringField(value: &_storage._results) }()
+        case 31: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._traceContext) }()
         default: break
         }
       }
@@ -2531,6 +2543,9 @@ nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtob
       if !_storage._results.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._results, fieldNumber: 30)
       }
+      if !_storage._traceContext.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._traceContext, fieldNumber: 31)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2557,6 +2572,7 @@ nonisolated extension Deckhand_Server_V1_Job: SwiftProtobuf.Message, SwiftProtob
         if _storage._cancelRequested != rhs_storage._cancelRequested {return false}
         if _storage._resultCode != rhs_storage._resultCode {return false}
         if _storage._results != rhs_storage._results {return false}
+        if _storage._traceContext != rhs_storage._traceContext {return false}
         return true
       }
       if !storagesAreEqual {return false}

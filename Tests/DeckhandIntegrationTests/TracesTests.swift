@@ -1,0 +1,136 @@
+import DeckhandClient
+import DeckhandCore
+import DeckhandProtocol
+import DeckhandTestSupport
+import Foundation
+import GRPCCore
+import Testing
+
+@Suite("Traces: one trace from the CLI through the server and the agent into a plugin", .serialized)
+struct TracesTests {
+  /// The spans of `trace`.
+  func spans(_ receiver: OTLPReceiver, trace: String) -> [OTLPReceiver.Span] {
+    receiver.spans.filter { $0.traceID == trace }
+  }
+
+  /// The one root span named `name` that `deckhand-cli` sent.
+  func cliRoot(_ receiver: OTLPReceiver, _ name: String) async -> OTLPReceiver.Span? {
+    _ = await eventually(timeout: .seconds(10)) {
+      receiver.spans.contains { $0.service == "deckhand-cli" && $0.name == name }
+    }
+    let roots = receiver.spans.filter { $0.service == "deckhand-cli" && $0.name == name }
+    #expect(roots.count == 1, "\(roots)")
+    #expect(roots.first?.parentSpanID == "", "the command's span has a parent: \(roots)")
+    return roots.first
+  }
+
+  @Test("a job run with --wait, and an apply to an SDK plugin, are each one trace across the processes")
+  func oneTrace() async throws {
+    let receiver = try await OTLPReceiver()
+    defer { receiver.stop() }
+    let traced = ["--otlp-endpoint", receiver.endpoint]
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: traced)
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let agent = try await AgentProcess.joined(
+      node, to: server, name: "traced-1", extra: traced + ["--log-format", "json", "--log-level", "debug"])
+    defer { agent.signal(SIGKILL) }
+
+    // An exec job: the CLI's command span, its QueueJob call, the server's
+    // span for that call, and the agent's span for the job, in one trace.
+    let run = try await server.cli(["jobs", "run", "--wait"] + traced + ["--", "true"])
+    #expect(run.status == 0, "\(run.stderr)")
+    guard let command = await cliRoot(receiver, "deckhand jobs run") else { return }
+    let whole = await eventually(timeout: .seconds(10)) {
+      let spans = spans(receiver, trace: command.traceID)
+      return spans.contains { $0.service == "deckhand-server" && $0.name == "deckhand.server.v1.Jobs/QueueJob" }
+        && spans.contains { $0.service == "deckhand-agent" && $0.name == "job exec" }
+    }
+    let runSpans = spans(receiver, trace: command.traceID)
+    #expect(whole, "\(runSpans)")
+    let call = runSpans.first { $0.service == "deckhand-cli" && $0.name == "deckhand.server.v1.Jobs/QueueJob" }
+    let served = runSpans.first { $0.service == "deckhand-server" && $0.name == "deckhand.server.v1.Jobs/QueueJob" }
+    let job = runSpans.first { $0.service == "deckhand-agent" && $0.name == "job exec" }
+    #expect(call?.kind == 3 && call?.parentSpanID == command.spanID, "\(runSpans)")
+    #expect(served?.kind == 2 && served?.parentSpanID == call?.spanID, "\(runSpans)")
+    // The job ran later, on another process: it joined the trace through
+    // the context the server kept with the job.
+    #expect(job?.parentSpanID == served?.spanID && job?.parentSpanID.isEmpty == false, "\(runSpans)")
+    #expect(Set(runSpans.map(\.service)) == ["deckhand-cli", "deckhand-server", "deckhand-agent"])
+
+    // An apply to an SDK plugin (DeckhandPluginTracing): the agent's call
+    // is a client span, and the plugin's server span and its own child
+    // continue it.
+    let manifest = try node.manifestFile([
+      "name": "traced", "version": "1.0.0", "entrypoint": "\(Fixtures.binDirectory)/deckhand-test-traced-plugin",
+    ])
+    let installed = try await agent.call(["Command": "plugins.install", "Manifest": .string(manifest)])
+    #expect(installed["Status"] == .number(0), "\(installed)")
+    let apply = try await server.cli(["jobs", "apply", "traced", "--value", "hello", "--wait"] + traced)
+    #expect(apply.status == 0, "\(apply.stderr)")
+    guard let applyCommand = await cliRoot(receiver, "deckhand jobs apply") else { return }
+    let reached = await eventually(timeout: .seconds(15)) {
+      spans(receiver, trace: applyCommand.traceID).contains { $0.name == "traced-plugin.work" }
+    }
+    let applySpans = spans(receiver, trace: applyCommand.traceID)
+    #expect(reached, "no span from inside the plugin: \(applySpans)")
+    let applyJob = applySpans.first { $0.service == "deckhand-agent" && $0.name == "job plugin.apply" }
+    let agentCall = applySpans.first {
+      $0.service == "deckhand-agent" && $0.name == "plugin_comm.GuestAgentPlugin/Apply"
+    }
+    let pluginCall = applySpans.first { $0.service == "traced" && $0.name == "plugin_comm.GuestAgentPlugin/Apply" }
+    let work = applySpans.first { $0.name == "traced-plugin.work" }
+    #expect(applyJob != nil && agentCall?.parentSpanID == applyJob?.spanID, "\(applySpans)")
+    #expect(agentCall?.kind == 3 && pluginCall?.kind == 2, "\(applySpans)")
+    #expect(pluginCall?.parentSpanID == agentCall?.spanID && pluginCall != nil, "\(applySpans)")
+    #expect(work?.service == "traced" && work?.parentSpanID == pluginCall?.spanID, "\(applySpans)")
+
+    // The plugin's health checks run outside any trace: no span of theirs.
+    #expect(!receiver.spans.contains { $0.name.hasSuffix("/GetStatus") }, "\(receiver.spans.map(\.name))")
+    // JSON log lines made inside the job's span carry its trace id.
+    let agentLog = (try? String(contentsOfFile: agent.log, encoding: .utf8)) ?? ""
+    #expect(agentLog.contains("\"trace_id\":\"\(applyCommand.traceID)\""), "\(agentLog.suffix(3000))")
+    #expect(receiver.unreadable.isEmpty)
+  }
+
+  @Test("the server records the trace of the QueueJob call, not one a client puts in the job")
+  func forgedTraceContext() async throws {
+    let receiver = try await OTLPReceiver()
+    defer { receiver.stop() }
+    let root = try TestWorkspace()
+    let server = try ServerProcess(
+      root: root.root, port: try FreePort.next(), extra: ["--otlp-endpoint", receiver.endpoint])
+    try await server.waitUntilServing()
+    let untraced = try TestWorkspace()
+    let plain = try ServerProcess(root: untraced.root, port: try FreePort.next())
+    try await plain.waitUntilServing()
+    let forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    for (target, isTraced) in [(server, true), (plain, false)] {
+      let endpoint = try ServerEndpoint(parsing: target.endpoint)
+      let ca = try await ControlPlaneClient.trustedCA(at: endpoint, token: target.operatorToken)
+      let job = try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
+        let jobs = Deckhand_Server_V1_Jobs.Client(wrapping: client)
+        var request = Deckhand_Server_V1_QueueJobRequest()
+        request.job.noop = .init()
+        request.job.target.any = true
+        request.job.traceContext = ["traceparent": forged, "x-padding": String(repeating: "x", count: 4096)]
+        let metadata = ControlPlaneClient.metadata(target.operatorToken)
+        let id = try await jobs.queueJob(request, metadata: metadata).jobID
+        var get = Deckhand_Server_V1_GetJobRequest()
+        get.jobID = id
+        return try await jobs.getJob(get, metadata: metadata)
+      }
+      #expect(!job.traceContext.values.contains(forged), "\(job.traceContext)")
+      #expect(job.traceContext["x-padding"] == nil)
+      if isTraced {
+        // The server's own span for the call: a new trace.
+        let parent = job.traceContext["traceparent"] ?? ""
+        #expect(parent.hasPrefix("00-") && parent.count == 55, "\(job.traceContext)")
+      } else {
+        // Off by default: nothing is recorded.
+        #expect(job.traceContext.isEmpty, "\(job.traceContext)")
+      }
+    }
+  }
+}
