@@ -3,13 +3,13 @@ internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import DeckhandTelemetry
-internal import Tracing
 internal import Foundation
 internal import GRPCCore
 internal import GRPCNIOTransportHTTP2Posix
 internal import Logging
 internal import SwiftProtobuf
 internal import Synchronization
+internal import Tracing
 
 /// The agent as a runner of the server's job queue: up to `slots` jobs at
 /// a time, each slot pulling on a `RunnerJobStream` of its own (Request →

@@ -2,9 +2,9 @@ internal import ArgumentParser
 internal import DeckhandAgent
 internal import DeckhandClient
 internal import DeckhandCore
-internal import DeckhandTelemetry
 internal import DeckhandRuntime
 internal import DeckhandServer
+internal import DeckhandTelemetry
 internal import Foundation
 internal import Logging
 internal import ServiceLifecycle
@@ -43,7 +43,8 @@ struct DevCommand: AsyncParsableCommand {
       var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
       if let tracesEndpoint {
         services.append(
-          .init(service: try TraceExport.bootstrap(serviceName: "deckhand-dev", endpoint: tracesEndpoint, logger: logger)))
+          .init(
+            service: try TraceExport.bootstrap(serviceName: "deckhand-dev", endpoint: tracesEndpoint, logger: logger)))
       }
       services.append(.init(service: service))
       let group = ServiceGroup(

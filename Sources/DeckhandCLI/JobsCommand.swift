@@ -172,7 +172,7 @@ struct JobsCommand: AsyncParsableCommand {
   /// Queues `job`, prints its id (or, with `wait`, follows it to its end)
   /// and exits with the job's exit code when it did not succeed.
   static func queue(_ job: Deckhand_Server_V1_Job, options: OperatorOptions, wait: Bool) async throws {
-      let outcome: (id: String, job: Deckhand_Server_V1_Job?) = try await options.withJobs { jobs, metadata in
+    let outcome: (id: String, job: Deckhand_Server_V1_Job?) = try await options.withJobs { jobs, metadata in
       var request = Deckhand_Server_V1_QueueJobRequest()
       request.job = job
       let queued = try await jobs.queueJob(request, metadata: metadata)

@@ -1,8 +1,8 @@
 internal import ArgumentParser
 internal import DeckhandClient
 internal import DeckhandCore
-internal import DeckhandTelemetry
 internal import DeckhandServer
+internal import DeckhandTelemetry
 internal import Foundation
 internal import Logging
 internal import ServiceLifecycle

@@ -1,6 +1,6 @@
 internal import DeckhandCore
-package import DeckhandPluginProtocol
 internal import DeckhandGRPC
+package import DeckhandPluginProtocol
 internal import FoundationEssentials
 internal import Tracing
 
@@ -44,7 +44,9 @@ package struct PluginDispatcher: Sendable {
   }
 
   package func getStatus(_ request: PluginComm_GetStatusRequest) async throws -> PluginComm_Status {
-    let status = try await run("GetStatus", rpc: Self.guestAgent + "GetStatus") { try await plugin.status(data: request.hasData ? request.data : nil) }
+    let status = try await run("GetStatus", rpc: Self.guestAgent + "GetStatus") {
+      try await plugin.status(data: request.hasData ? request.data : nil)
+    }
     var response = PluginComm_Status()
     response.code = status.code
     response.results = status.results

@@ -1,7 +1,7 @@
 package import DeckhandCore
 internal import DeckhandProtocol
-internal import DeckhandTelemetry
 internal import DeckhandRuntime
+internal import DeckhandTelemetry
 internal import Foundation
 internal import GRPCCore
 internal import SwiftProtobuf

@@ -68,4 +68,15 @@ struct AgentConfigurationTests {
     let zero = try workspace.write("zero.toml", "package_max_files = 0\n")
     #expect(throws: DeckhandError.self) { try configuration.apply(tomlFile: zero) }
   }
+
+  @Test("otlp_endpoint in the TOML config sets where traces go; a number there is refused")
+  func otlpEndpoint() throws {
+    let workspace = try TestWorkspace()
+    var configuration = AgentConfiguration.defaults()
+    #expect(configuration.otlpEndpoint == nil)
+    try configuration.apply(tomlFile: try workspace.write("agent.toml", "otlp_endpoint = \"http://127.0.0.1:4317\"\n"))
+    #expect(configuration.otlpEndpoint == "http://127.0.0.1:4317")
+    let wrong = try workspace.write("wrong.toml", "otlp_endpoint = 4317\n")
+    #expect(throws: DeckhandError.self) { try configuration.apply(tomlFile: wrong) }
+  }
 }

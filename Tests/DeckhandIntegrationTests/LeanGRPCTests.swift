@@ -54,6 +54,38 @@ struct LeanGRPCTests {
     }
   }
 
+  @Test("a router's passed headers reach its handlers (and their tasks) as CallHeaders; others never do")
+  func passedHeaders() async throws {
+    for passes in [true, false] {
+      var router = LeanGRPCRouter()
+      if passes { router.passedHeaders = CallHeaders.traceContext }
+      // Answers the headers it sees, from a task it starts (as the SDK's
+      // handlers run).
+      router.register("/test.Echo/Headers") { _, promise in
+        Task {
+          let seen = CallHeaders.current.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+          promise.succeed(ByteBuffer(string: seen))
+        }
+      }
+      let path = "/tmp/dhg-\(UUID().uuidString.prefix(8)).sock"
+      let server = try await LeanGRPCServer.bind(unixSocket: path, router: router)
+      defer {
+        server.close()
+        unlink(path)
+      }
+      let client = try await LeanGRPCClient.connect(unixSocket: path)
+      let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+      let reply = try await client.unary(
+        path: "/test.Echo/Headers", request: ByteBuffer(string: ""), timeout: .seconds(5),
+        metadata: [("traceparent", traceparent), ("x-secret", "no")])
+      #expect(String(buffer: reply) == (passes ? "traceparent=\(traceparent)" : ""))
+      // A call without them sees none.
+      let bare = try await client.unary(path: "/test.Echo/Headers", request: ByteBuffer(), timeout: .seconds(5))
+      #expect(String(buffer: bare) == "")
+      await client.close()
+    }
+  }
+
   @Test("an error status and its percent-encoded message arrive in a trailers-only response")
   func errorStatus() async throws {
     try await withServer { path, _ in

@@ -33,6 +33,28 @@ struct JSONLogHandlerTests {
     #expect(time.hasSuffix("Z") && time.contains("T") && time.contains("."), "\(time)")
   }
 
+  @Test("a metadata provider's values (the current trace) are on every entry; the entry's own win")
+  func provider() throws {
+    let captured = Lines()
+    let provider = Logger.MetadataProvider {
+      ["trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"]
+    }
+    let logger = Logger(label: "x") { label in
+      var handler = JSONLogHandler(label: label, level: .info) { line in captured.lines.withLock { $0.append(line) } }
+      handler.metadataProvider = provider
+      return handler
+    }
+    logger.info("inside a span")
+    logger.info("own", metadata: ["span_id": "mine"])
+    let objects = try captured.lines.withLock { $0 }.map {
+      try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String])
+    }
+    #expect(objects.count == 2)
+    #expect(objects[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736")
+    #expect(objects[0]["span_id"] == "00f067aa0ba902b7")
+    #expect(objects[1]["span_id"] == "mine")
+  }
+
   @Test("metadata cannot overwrite the entry's own fields")
   func reservedKeys() throws {
     let captured = Lines()

@@ -36,7 +36,8 @@ package enum TraceExport {
     guard let scheme = schemes.first(where: { endpoint.lowercased().hasPrefix($0) }) else {
       throw DeckhandError(
         .configurationInvalid,
-        "OTLP endpoint \(endpoint): expected http://HOST:PORT or https://HOST:PORT (OTLP over gRPC, port 4317 by default)")
+        "OTLP endpoint \(endpoint): expected http://HOST:PORT or https://HOST:PORT (OTLP over gRPC, port 4317 by default)"
+      )
     }
     let rest = endpoint.dropFirst(scheme.count)
     let host = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
