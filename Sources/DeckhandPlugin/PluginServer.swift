@@ -46,11 +46,18 @@ public enum PluginServer {
   /// reads and writes its socket: no hops between threads per call, and one
   /// thread instead of one per core.
   public static func main(_ plugin: some Plugin, options: Options = Options()) -> Never {
+    runMain { try await serve(plugin, options: options) }
+  }
+
+  /// Makes one NIO event loop the global executor, runs `serve` and exits
+  /// the process when it returns (status 0) or throws (status 1): what
+  /// ``main(_:options:)`` and `PluginTracing.main` share.
+  package static func runMain(_ serve: @escaping @Sendable () async throws -> Void) -> Never {
     NIOSingletons.groupLoopCountSuggestion = 1
     _ = EventLoopExecutor.install()
     Task {
       do {
-        try await serve(plugin, options: options)
+        try await serve()
         exit(0)
       } catch {
         PluginLog.error("plugin server failed: \(error)")

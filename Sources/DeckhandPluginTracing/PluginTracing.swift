@@ -1,10 +1,6 @@
-internal import DeckhandGRPC
 public import DeckhandPlugin
-internal import Dispatch
 internal import Foundation
 internal import Logging
-internal import NIOCore
-internal import NIOPosix
 internal import OTel
 internal import ServiceLifecycle
 internal import Tracing
@@ -41,18 +37,7 @@ public enum PluginTracing {
   /// sends the spans left, then exits the process. Call it from synchronous
   /// top-level code, as ``PluginServer/main(_:options:)``.
   public static func main(_ plugin: some Plugin, options: PluginServer.Options = PluginServer.Options()) -> Never {
-    NIOSingletons.groupLoopCountSuggestion = 1
-    _ = EventLoopExecutor.install()
-    Task {
-      do {
-        try await serve(plugin, options: options)
-        exit(0)
-      } catch {
-        PluginLog.error("plugin server failed: \(error)")
-        exit(1)
-      }
-    }
-    dispatchMain()
+    PluginServer.runMain { try await serve(plugin, options: options) }
   }
 
   /// Serves `plugin` until the host stops it, traced when the environment
