@@ -7,6 +7,7 @@ internal import Foundation
 package import Logging
 internal import SwiftProtobuf
 internal import Synchronization
+internal import Tracing
 
 /// The agent's set of installed plugins: installs (and upgrades with
 /// rollback), removes, restarts, and brings back after an agent restart by
@@ -340,7 +341,9 @@ package actor PluginManager {
     let metrics = self.metrics
     let supervisor = PluginSupervisor(
       manifest: manifest, launcher: launcher, transport: transport, adopting: adopting,
-      onShutdown: shutdownBehaviour, logger: logger, observeCalls: metrics.callObserver(plugin: name)
+      onShutdown: shutdownBehaviour, logger: logger, observeCalls: metrics.callObserver(plugin: name),
+      // An install inside a trace (a deployment's task): its first Start joins it.
+      startTrace: InstrumentationContext.current
     ) { event in
       runtime.handle(event)
       metrics.pluginEvent(event)

@@ -4,10 +4,12 @@ internal import DeckhandCore
 internal import DeckhandPluginHost
 internal import DeckhandProtocol
 internal import DeckhandRuntime
+internal import DeckhandTelemetry
 internal import Foundation
 internal import GRPCCore
 internal import Logging
 internal import Synchronization
+internal import Tracing
 
 /// Makes the node run what the server assigned: downloads and checks each
 /// task's package, installs or upgrades its plugin through the
@@ -172,31 +174,48 @@ final class TaskReconciler: Sendable {
         report(task, .running, "already running", installed: true)
         continue
       }
-      report(task, .accepted, "")
-      do {
-        report(task, .preparing, "downloading \(task.artifactDigest.prefix(12))")
-        let manifest = try await prepare(task)
-        report(task, .starting, "installing")
-        _ = try await manager.install(manifestPath: manifest)
-        for other in known where other.plugin == task.plugin && other.taskId != task.id && other.installed {
-          var replaced = other
-          replaced.installed = false
-          try? store.saveServerTask(replaced)
+      let failedTransiently = await traced(task) {
+        report(task, .accepted, "")
+        do {
+          report(task, .preparing, "downloading \(task.artifactDigest.prefix(12))")
+          let manifest = try await prepare(task)
+          report(task, .starting, "installing")
+          _ = try await manager.install(manifestPath: manifest)
+          for other in known where other.plugin == task.plugin && other.taskId != task.id && other.installed {
+            var replaced = other
+            replaced.installed = false
+            try? store.saveServerTask(replaced)
+          }
+          report(task, .running, "", installed: true)
+        } catch {
+          let message = (error as? DeckhandError)?.message ?? "\(error)"
+          if TransientFailure.isTransient(error) {
+            logger.warning("task will be tried again", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
+            report(task, .preparing, "will try again: \(message)")
+            return true
+          } else {
+            logger.error("task failed", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
+            report(task, .failed, message)
+          }
         }
-        report(task, .running, "", installed: true)
-      } catch {
-        let message = (error as? DeckhandError)?.message ?? "\(error)"
-        if TransientFailure.isTransient(error) {
-          logger.warning("task will be tried again", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
-          report(task, .preparing, "will try again: \(message)")
-          retry = true
-        } else {
-          logger.error("task failed", metadata: ["plugin": "\(task.plugin)", "error": "\(message)"])
-          report(task, .failed, message)
-        }
+        return false
       }
+      if failedTransiently { retry = true }
     }
     return retry
+  }
+
+  /// Runs `body` (one task's convergence) in a span that continues the
+  /// trace of the call that made the task's deployment, when it has one:
+  /// the download, the install and the plugin's first Start join the
+  /// operator's trace.
+  private func traced(_ task: Deckhand_Dispatcher_V1_Task, _ body: () async -> Bool) async -> Bool {
+    guard let parent = TraceCarrier.context(from: task.traceContext) else { return await body() }
+    return await withSpan("task \(task.plugin)", context: parent, ofKind: .consumer) { span in
+      span.attributes["deckhand.task.id"] = task.id
+      span.attributes["deckhand.plugin.version"] = task.version
+      return await body()
+    }
   }
 
   private func report(

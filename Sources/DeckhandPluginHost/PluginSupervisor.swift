@@ -4,6 +4,7 @@ internal import Foundation
 package import Logging
 package import ServiceLifecycle
 internal import Synchronization
+package import Tracing
 
 /// Keeps one plugin running: launches it, sends Start, checks its health,
 /// restarts it with backoff when it exits or turns unhealthy, and stops it
@@ -24,6 +25,8 @@ package final class PluginSupervisor: Service, Sendable {
   private let transport: any PluginTransport
   private let onEvent: @Sendable (PluginEvent) -> Void
   private let observeCalls: ObservedConnection.Observer?
+  /// The trace the first Start call continues; taken by that call.
+  private let startTrace: Mutex<InstrumentationContext?>
   private let logger: Logger
   private let stopSignal = OnceValue<StopKind>()
   private let machine: Mutex<SupervisorStateMachine>
@@ -56,6 +59,9 @@ package final class PluginSupervisor: Service, Sendable {
   ///   - logger: For the host's own messages.
   ///   - observeCalls: Told of every call made through
   ///     ``withConnection(_:)`` (for metrics); nil: nobody is told.
+  ///   - startTrace: The trace the first Start call continues (an
+  ///     operator's deployment); later launches' Start calls, made by the
+  ///     supervisor on its own, continue none.
   ///   - onEvent: Called with every event, in order.
   package init(
     manifest: PluginManifest,
@@ -65,9 +71,11 @@ package final class PluginSupervisor: Service, Sendable {
     onShutdown: ShutdownBehaviour = .stopPlugin,
     logger: Logger = Logger(label: "deckhand.supervisor"),
     observeCalls: ObservedConnection.Observer? = nil,
+    startTrace: InstrumentationContext? = nil,
     onEvent: @escaping @Sendable (PluginEvent) -> Void
   ) {
     self.observeCalls = observeCalls
+    self.startTrace = Mutex(startTrace)
     self.manifest = manifest
     self.launcher = launcher
     self.transport = transport
@@ -203,7 +211,17 @@ package final class PluginSupervisor: Service, Sendable {
         let serving = try await connection.checkHealth(service: "plugin", timeout: manifest.timeouts.call)
         if !serving { throw DeckhandError(.callFailed, "grpc.health.v1 reports service \"plugin\" not SERVING") }
       }
-      if sendStart { try await connection.start(try plugin.startRequest(), timeout: manifest.timeouts.call) }
+      if sendStart {
+        let request = try plugin.startRequest()
+        let timeout = manifest.timeouts.call
+        if let trace = startTrace.withLock({ trace in
+          defer { trace = nil }; return trace
+        }) {
+          try await InstrumentationContext.withValue(trace) { try await connection.start(request, timeout: timeout) }
+        } else {
+          try await connection.start(request, timeout: timeout)
+        }
+      }
     } catch {
       let exit = await plugin.kill()
       emit(.launchFailed, pid: plugin.pid) {

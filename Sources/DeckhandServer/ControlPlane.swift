@@ -3,6 +3,7 @@ internal import DeckhandClient
 package import DeckhandCore
 package import DeckhandProtocol
 internal import DeckhandRuntime
+internal import DeckhandTelemetry
 package import Foundation
 package import Logging
 internal import Synchronization
@@ -897,7 +898,8 @@ package final class ControlPlane: Sendable {
         id: Self.randomText(bytes: 10), plugin: plugin, version: version, artifactDigest: artifact.digest,
         artifactSize: artifact.size, selector: selector, configJSON: configJSON, maxFailures: max(0, maxFailures),
         state: .rolling, createdMs: nowMs(), parallelism: rollout.parallelism, delayMs: rollout.delayMs,
-        failureAction: rollout.failureAction, monitorMs: rollout.monitorMs, previousId: changed.last?.id ?? "")
+        failureAction: rollout.failureAction, monitorMs: rollout.monitorMs, previousId: changed.last?.id ?? "",
+        traceContext: TraceCarrier.current())
       changed.append(record)
       try await store.apply(deployments: changed, tasks: [])
       return record

@@ -65,6 +65,7 @@ enum ProtoMapping {
     task.deploymentID = record.deploymentId
     task.nodeID = record.nodeId
     task.plugin = record.plugin
+    task.traceContext = record.traceContext
     task.version = record.version
     task.artifactDigest = record.artifactDigest
     task.artifactSize = record.artifactSize

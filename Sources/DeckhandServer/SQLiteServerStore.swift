@@ -205,6 +205,16 @@ package final class SQLiteServerStore: ServerStore {
         table.column("message", .text).notNull()
       }
     }
+    // Traces (issue 18): a deployment keeps the trace that made it, and its
+    // tasks carry it to the agents.
+    migrator.registerMigration("v12 trace context") { db in
+      try db.alter(table: "deployment") { table in
+        table.add(column: "traceContext", .jsonText).notNull().defaults(to: "{}")
+      }
+      try db.alter(table: "task") { table in
+        table.add(column: "traceContext", .jsonText).notNull().defaults(to: "{}")
+      }
+    }
     return migrator
   }
 

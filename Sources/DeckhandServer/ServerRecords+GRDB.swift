@@ -48,7 +48,7 @@ extension TaskRecord: FetchableRecord, PersistableRecord {
   /// see ``NodeRecord``).
   static let columns = [
     "id", "deploymentId", "nodeId", "plugin", "version", "artifactDigest", "artifactSize", "configJSON", "state",
-    "message", "updatedMs", "active",
+    "message", "updatedMs", "active", "traceContext",
   ]
   package static var databaseSelection: [any SQLSelectable] { columns.map { Column($0) } }
   /// One task by id, as a statement to prepare once (status updates).
@@ -61,7 +61,8 @@ extension TaskRecord: FetchableRecord, PersistableRecord {
     }
     self.init(
       id: row[0], deploymentId: row[1], nodeId: row[2], plugin: row[3], version: row[4], artifactDigest: row[5],
-      artifactSize: row[6], configJSON: row[7], state: state, message: row[9], updatedMs: row[10], active: row[11])
+      artifactSize: row[6], configJSON: row[7], state: state, message: row[9], updatedMs: row[10], active: row[11],
+      traceContext: try JSONColumn.decode(row[12], empty: "{}"))
   }
 }
 

@@ -94,6 +94,50 @@ struct TracesTests {
     #expect(receiver.unreadable.isEmpty)
   }
 
+  @Test("a deployment's trace reaches the agent with its task: the download, the install and the plugin's Start")
+  func deployment() async throws {
+    let receiver = try await OTLPReceiver()
+    defer { receiver.stop() }
+    let traced = ["--otlp-endpoint", receiver.endpoint]
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next(), extra: traced)
+    try await server.waitUntilServing()
+    let node = try TestWorkspace()
+    let agent = try await AgentProcess.joined(node, to: server, name: "traced-2", extra: traced)
+    defer { agent.signal(SIGKILL) }
+
+    // The traced test plugin, packaged as "traced-dep".
+    let folder = "\(root.root)/pkg"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(
+      atPath: "\(Fixtures.binDirectory)/deckhand-test-traced-plugin", toPath: "\(folder)/traced")
+    try Data(#"{"name": "traced-dep", "version": "1.0.0", "entrypoint": "traced"}"#.utf8)
+      .write(to: URL(fileURLWithPath: "\(folder)/plugin.json"))
+    let package = "\(root.root)/traced-dep.tar.gz"
+    try ArtifactPackage.pack(folder, into: package)
+    #expect(try await server.cli(["artifacts", "push", package]).status == 0)
+    let deployed = try await server.cli(["deploy", "traced-dep@1.0.0"] + traced)
+    #expect(deployed.status == 0, "\(deployed.stderr)")
+
+    guard let command = await cliRoot(receiver, "deckhand deploy") else { return }
+    let reached = await eventually(timeout: .seconds(20)) {
+      spans(receiver, trace: command.traceID).contains {
+        $0.service == "traced-dep" && $0.name == "plugin_comm.GuestAgentPlugin/Start"
+      }
+    }
+    let all = spans(receiver, trace: command.traceID)
+    #expect(reached, "the plugin's Start did not join the deployment's trace: \(all)")
+    let created = all.first {
+      $0.service == "deckhand-server" && $0.name == "deckhand.control.v1.Control/CreateDeployment"
+    }
+    let task = all.first { $0.service == "deckhand-agent" && $0.name == "task traced-dep" }
+    let start = all.first { $0.service == "deckhand-agent" && $0.name == "plugin_comm.GuestAgentPlugin/Start" }
+    let started = all.first { $0.service == "traced-dep" && $0.name == "plugin_comm.GuestAgentPlugin/Start" }
+    #expect(created != nil && task?.parentSpanID == created?.spanID, "\(all)")
+    #expect(task != nil && start?.parentSpanID == task?.spanID, "\(all)")
+    #expect(start != nil && started?.parentSpanID == start?.spanID, "\(all)")
+  }
+
   @Test("the server records the trace of the QueueJob call, not one a client puts in the job")
   func forgedTraceContext() async throws {
     let receiver = try await OTLPReceiver()

@@ -151,16 +151,20 @@ struct StoreConformanceTests {
     arguments: StoreKind.allCases)
   func deploymentsAndTasks(kind: StoreKind) async throws {
     try await StoreFixture.with(kind) { store in
+      let trace = ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=b"]
       let paused = DeploymentRecord(
         id: "d1", plugin: "echo", version: "1", artifactDigest: "x", artifactSize: 1, selector: ["k": "v"],
-        configJSON: "{}", maxFailures: 2, state: .paused(reason: "2 tasks failed"), createdMs: 1)
+        configJSON: "{}", maxFailures: 2, state: .paused(reason: "2 tasks failed"), createdMs: 1,
+        traceContext: trace)
       let rolling = DeploymentRecord(
         id: "d2", plugin: "echo", version: "2", artifactDigest: "y", artifactSize: 2, selector: [:],
         configJSON: "", maxFailures: 0, state: .rolling, createdMs: 2)
+      var traced = Self.task("t1", node: "a", state: .new, active: true)
+      traced.traceContext = trace
       try await store.apply(
         deployments: [paused, rolling],
         tasks: [
-          Self.task("t1", node: "a", state: .new, active: true),
+          traced,
           Self.task("t2", node: "b", state: .running, active: true, deployment: "d2"),
           Self.task("t3", node: "a", state: .removed, active: false, deployment: "d2"),
         ])
@@ -188,6 +192,9 @@ struct StoreConformanceTests {
         try await store.tasks(node: "b", deployment: nil, activeOnly: true).first
       )
       #expect(t1?.state == .running && t1?.configJSON == "{\"a\":1}")
+      // The trace that made the deployment, kept with it and its task.
+      #expect(t1?.traceContext == trace)
+      #expect(try await store.deployment(id: "d2")?.traceContext == [:])
       #expect(t2?.state == .running)
       // The same report again changes nothing.
       let again = try await store.updateTasks([TaskUpdate(id: "t1", nodeId: "a", state: .running, message: "up")])

@@ -47,7 +47,7 @@ struct StoreSchemaTests {
       let versions = try await cluster.psql(
         "SELECT version FROM deckhand_schema ORDER BY version", database: url.database)
       #expect(
-        versions.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["1", "2", "3", "4"],
+        versions.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) } == ["1", "2", "3", "4", "5"],
         "\(versions)")
       _ = try await cluster.psql(
         "INSERT INTO deckhand_schema (version, applied_ms) VALUES (99, 0)", database: url.database)

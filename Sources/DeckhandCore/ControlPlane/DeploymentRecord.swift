@@ -30,12 +30,16 @@ package struct DeploymentRecord: Codable, Sendable, Hashable {
   /// The deployment this one replaced ("" for the first): what a rollback
   /// returns to.
   package var previousId: String
+  /// The W3C trace context of the call that made the deployment
+  /// (`traceparent`, `tracestate`), given to its tasks: the agents' work on
+  /// them joins the operator's trace. Empty when the server exports none.
+  package var traceContext: [String: String]
 
   package init(
     id: String, plugin: String, version: String, artifactDigest: String, artifactSize: Int64,
     selector: [String: String], configJSON: String, maxFailures: Int, state: DeploymentState, createdMs: Int64,
     parallelism: Int = 1, delayMs: Int64 = 0, failureAction: FailureAction = .pause, monitorMs: Int64 = 0,
-    previousId: String = ""
+    previousId: String = "", traceContext: [String: String] = [:]
   ) {
     self.id = id
     self.plugin = plugin
@@ -52,5 +56,6 @@ package struct DeploymentRecord: Codable, Sendable, Hashable {
     self.failureAction = failureAction
     self.monitorMs = monitorMs
     self.previousId = previousId
+    self.traceContext = traceContext
   }
 }

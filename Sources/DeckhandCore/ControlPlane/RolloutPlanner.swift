@@ -67,7 +67,7 @@ package struct RolloutPlanner: Sendable {
           id: makeID(), deploymentId: deployment.id, nodeId: node, plugin: deployment.plugin,
           version: deployment.version, artifactDigest: deployment.artifactDigest,
           artifactSize: deployment.artifactSize, configJSON: deployment.configJSON, state: .new, message: "",
-          updatedMs: nowMs, active: true))
+          updatedMs: nowMs, active: true, traceContext: deployment.traceContext))
       plan.wake.insert(node)
     }
     func retire(_ task: TaskRecord, _ why: String) {

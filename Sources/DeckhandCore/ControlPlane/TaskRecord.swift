@@ -14,10 +14,14 @@ package struct TaskRecord: Codable, Sendable, Hashable {
   /// False once the task is removed (replaced, or its node no longer
   /// matches): it is then history, not an assignment.
   package var active: Bool
+  /// Its deployment's trace context (``DeploymentRecord/traceContext``):
+  /// not part of what the task asks for (``sameSpec(as:)``).
+  package var traceContext: [String: String]
 
   package init(
     id: String, deploymentId: String, nodeId: String, plugin: String, version: String, artifactDigest: String,
-    artifactSize: Int64, configJSON: String, state: TaskState, message: String, updatedMs: Int64, active: Bool
+    artifactSize: Int64, configJSON: String, state: TaskState, message: String, updatedMs: Int64, active: Bool,
+    traceContext: [String: String] = [:]
   ) {
     self.id = id
     self.deploymentId = deploymentId
@@ -31,6 +35,7 @@ package struct TaskRecord: Codable, Sendable, Hashable {
     self.message = message
     self.updatedMs = updatedMs
     self.active = active
+    self.traceContext = traceContext
   }
 
   /// Whether two versions of a task ask the node for the same thing.

@@ -480,6 +480,11 @@ public nonisolated struct Deckhand_Dispatcher_V1_Task: Sendable {
 
   public var updatedMs: Int64 = 0
 
+  /// The W3C trace context (traceparent, tracestate) of the call that made
+  /// the task's deployment: the agent's work on the task joins that trace.
+  /// Empty when the server exports no traces.
+  public var traceContext: Dictionary<String,String> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1439,7 +1444,7 @@ nonisolated extension Deckhand_Dispatcher_V1_HeartbeatResponse: SwiftProtobuf.Me
 
 nonisolated extension Deckhand_Dispatcher_V1_Task: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Task"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}deployment_id\0\u{3}node_id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{3}artifact_size\0\u{3}config_json\0\u{1}state\0\u{1}message\0\u{3}updated_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}deployment_id\0\u{3}node_id\0\u{1}plugin\0\u{1}version\0\u{3}artifact_digest\0\u{3}artifact_size\0\u{3}config_json\0\u{1}state\0\u{1}message\0\u{3}updated_ms\0\u{3}trace_context\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1458,6 +1463,7 @@ nonisolated extension Deckhand_Dispatcher_V1_Task: SwiftProtobuf.Message, SwiftP
       case 9: try { try decoder.decodeSingularEnumField(value: &self.state) }()
       case 10: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 11: try { try decoder.decodeSingularInt64Field(value: &self.updatedMs) }()
+      case 12: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.traceContext) }()
       default: break
       }
     }
@@ -1497,6 +1503,9 @@ nonisolated extension Deckhand_Dispatcher_V1_Task: SwiftProtobuf.Message, SwiftP
     if self.updatedMs != 0 {
       try visitor.visitSingularInt64Field(value: self.updatedMs, fieldNumber: 11)
     }
+    if !self.traceContext.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.traceContext, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1512,6 +1521,7 @@ nonisolated extension Deckhand_Dispatcher_V1_Task: SwiftProtobuf.Message, SwiftP
     if lhs.state != rhs.state {return false}
     if lhs.message != rhs.message {return false}
     if lhs.updatedMs != rhs.updatedMs {return false}
+    if lhs.traceContext != rhs.traceContext {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -105,6 +105,11 @@ enum PostgresSchema {
       """,
       "CREATE INDEX fleet_event_at ON fleet_event (at_ms)",
     ],
+    // The trace that made a deployment, carried by its tasks.
+    [
+      "ALTER TABLE deployment ADD COLUMN trace_context text NOT NULL DEFAULT '{}'",
+      "ALTER TABLE task ADD COLUMN trace_context text NOT NULL DEFAULT '{}'",
+    ],
   ]
 
   /// The version this build's schema is at.

@@ -603,41 +603,44 @@ package final class PostgresServerStore: ServerStore {
 
   static let deploymentColumns = """
     id, plugin, version, artifact_digest, artifact_size, selector, config_json, max_failures, state, created_ms, \
-    parallelism, delay_ms, failure_action, monitor_ms, previous_id
+    parallelism, delay_ms, failure_action, monitor_ms, previous_id, trace_context
     """
 
   static func deployment(_ row: PostgresRow) throws -> DeploymentRecord {
     let (
       id, plugin, version, digest, size, selector, config, maxFailures, state, created, parallelism, delay, action,
-      monitor, previous
+      monitor, previous, trace
     ) = try row.decode(
-      (String, String, String, String, Int64, String, String, Int, String, Int64, Int, Int64, String, Int64, String)
-        .self)
+      (
+        String, String, String, String, Int64, String, String, Int, String, Int64, Int, Int64, String, Int64, String,
+        String
+      ).self)
     return DeploymentRecord(
       id: id, plugin: plugin, version: version, artifactDigest: digest, artifactSize: size,
       selector: try JSONColumn.decode(selector, empty: "{}"), configJSON: config, maxFailures: maxFailures,
       state: DeploymentState(text: state), createdMs: created, parallelism: parallelism, delayMs: delay,
       failureAction: DeploymentRecord.FailureAction(rawValue: action) ?? .pause, monitorMs: monitor,
-      previousId: previous)
+      previousId: previous, traceContext: try JSONColumn.decode(trace, empty: "{}"))
   }
 
   static func saveDeployment(_ deployment: DeploymentRecord, on connection: PostgresConnection, logger: Logger)
     async throws
   {
     let selector = try JSONColumn.encode(deployment.selector, empty: "{}")
+    let trace = try JSONColumn.encode(deployment.traceContext, empty: "{}")
     try await connection.query(
       """
       INSERT INTO deployment (\(unescaped: deploymentColumns)) VALUES (\(deployment.id), \(deployment.plugin), \
       \(deployment.version), \(deployment.artifactDigest), \(deployment.artifactSize), \(selector), \
       \(deployment.configJSON), \(deployment.maxFailures), \(deployment.state.text), \(deployment.createdMs), \
       \(deployment.parallelism), \(deployment.delayMs), \(deployment.failureAction.rawValue), \(deployment.monitorMs), \
-      \(deployment.previousId))
+      \(deployment.previousId), \(trace))
       ON CONFLICT (id) DO UPDATE SET plugin = excluded.plugin, version = excluded.version, \
       artifact_digest = excluded.artifact_digest, artifact_size = excluded.artifact_size, \
       selector = excluded.selector, config_json = excluded.config_json, max_failures = excluded.max_failures, \
       state = excluded.state, created_ms = excluded.created_ms, parallelism = excluded.parallelism, \
       delay_ms = excluded.delay_ms, failure_action = excluded.failure_action, monitor_ms = excluded.monitor_ms, \
-      previous_id = excluded.previous_id
+      previous_id = excluded.previous_id, trace_context = excluded.trace_context
       """, logger: logger)
   }
 
@@ -658,30 +661,34 @@ package final class PostgresServerStore: ServerStore {
 
   static let taskColumns = """
     id, deployment_id, node_id, plugin, version, artifact_digest, artifact_size, config_json, state, message, \
-    updated_ms, active
+    updated_ms, active, trace_context
     """
 
   static func task(_ row: PostgresRow) throws -> TaskRecord {
-    let (id, deployment, node, plugin, version, digest, size, config, state, message, updated, active) =
-      try row.decode((String, String, String, String, String, String, Int64, String, Int, String, Int64, Bool).self)
+    let (id, deployment, node, plugin, version, digest, size, config, state, message, updated, active, trace) =
+      try row.decode(
+        (String, String, String, String, String, String, Int64, String, Int, String, Int64, Bool, String).self)
     guard let state = TaskState(rawValue: state) else {
       throw DeckhandError(.internalError, "task \(id) has an unknown state \(state) in the store")
     }
     return TaskRecord(
       id: id, deploymentId: deployment, nodeId: node, plugin: plugin, version: version, artifactDigest: digest,
-      artifactSize: size, configJSON: config, state: state, message: message, updatedMs: updated, active: active)
+      artifactSize: size, configJSON: config, state: state, message: message, updatedMs: updated, active: active,
+      traceContext: try JSONColumn.decode(trace, empty: "{}"))
   }
 
   static func saveTask(_ task: TaskRecord, on connection: PostgresConnection, logger: Logger) async throws {
+    let trace = try JSONColumn.encode(task.traceContext, empty: "{}")
     try await connection.query(
       """
       INSERT INTO task (\(unescaped: taskColumns)) VALUES (\(task.id), \(task.deploymentId), \(task.nodeId), \
       \(task.plugin), \(task.version), \(task.artifactDigest), \(task.artifactSize), \(task.configJSON), \
-      \(task.state.rawValue), \(task.message), \(task.updatedMs), \(task.active))
+      \(task.state.rawValue), \(task.message), \(task.updatedMs), \(task.active), \(trace))
       ON CONFLICT (id) DO UPDATE SET deployment_id = excluded.deployment_id, node_id = excluded.node_id, \
       plugin = excluded.plugin, version = excluded.version, artifact_digest = excluded.artifact_digest, \
       artifact_size = excluded.artifact_size, config_json = excluded.config_json, state = excluded.state, \
-      message = excluded.message, updated_ms = excluded.updated_ms, active = excluded.active
+      message = excluded.message, updated_ms = excluded.updated_ms, active = excluded.active, \
+      trace_context = excluded.trace_context
       """, logger: logger)
   }
 

@@ -49,6 +49,17 @@ struct RolloutPlannerTests {
     #expect(plan.deployments.isEmpty)
   }
 
+  @Test("a new task carries its deployment's trace context; it is not part of what the task asks for")
+  func traceContext() {
+    var deployment = Self.deployment("d1")
+    deployment.traceContext = ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+    let plan = Self.planner().plan(deployments: [deployment], nodes: [Self.node("a")], active: [], nowMs: 42)
+    #expect(plan.tasks.map(\.traceContext) == [deployment.traceContext])
+    var other = plan.tasks[0]
+    other.traceContext = [:]
+    #expect(other.sameSpec(as: plan.tasks[0]))
+  }
+
   @Test("a drained node gets no new task and no replacement, keeps what it runs, and does not hold the rollout back")
   func drainedNodes() {
     var drained = Self.node("b", ["role": "web"])
