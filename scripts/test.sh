@@ -14,7 +14,10 @@ cd "$ROOT"
 # (DeckhandTestSupport's PostgresCluster, as the postgres user).
 # Prometheus (and promtool): the metrics tests run a throw-away server of
 # their own that scrapes a real server and agent.
-APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15 prometheus"
+# Go, grpc-go and OpenTelemetry Go (GOPATH mode, no module proxy): the Go
+# plugin the traces tests run (Tests/Fixtures/GoTracedPlugin).
+APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15 prometheus
+golang-go golang-google-grpc-dev golang-opentelemetry-otel-dev"
 missing=()
 for pkg in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,6 +43,9 @@ if [ -x "$PEER" ] || [ -f "$PEER" ]; then
 else
   echo "scripts/test.sh: $PEER not found; the go-plugin interop tests will fail" >&2
 fi
+
+# The Go plugin of the traces tests, into .build-go/.
+Tests/Fixtures/GoTracedPlugin/build.sh "$ROOT/.build-go"
 
 # Formatting is part of the check: swift format lint --strict, with the
 # repository's .swift-format (scripts/format.sh formats in place).

@@ -13,18 +13,19 @@ struct TracesTests {
     receiver.spans.filter { $0.traceID == trace }
   }
 
-  /// The one root span named `name` that `deckhand-cli` sent.
-  func cliRoot(_ receiver: OTLPReceiver, _ name: String) async -> OTLPReceiver.Span? {
+  /// The root span named `name` that `deckhand-cli` sent, the `index`th
+  /// of that name (the commands run one after another).
+  func cliRoot(_ receiver: OTLPReceiver, _ name: String, index: Int = 0) async -> OTLPReceiver.Span? {
     _ = await eventually(timeout: .seconds(10)) {
-      receiver.spans.contains { $0.service == "deckhand-cli" && $0.name == name }
+      receiver.spans.filter { $0.service == "deckhand-cli" && $0.name == name }.count > index
     }
     let roots = receiver.spans.filter { $0.service == "deckhand-cli" && $0.name == name }
-    #expect(roots.count == 1, "\(roots)")
-    #expect(roots.first?.parentSpanID == "", "the command's span has a parent: \(roots)")
-    return roots.first
+    #expect(roots.count == index + 1, "\(roots)")
+    #expect(roots.allSatisfy { $0.parentSpanID == "" }, "a command's span has a parent: \(roots)")
+    return roots.count > index ? roots[index] : nil
   }
 
-  @Test("a job run with --wait, and an apply to an SDK plugin, are each one trace across the processes")
+  @Test("a job run with --wait, and an apply to an SDK plugin and to a Go plugin, are each one trace across processes")
   func oneTrace() async throws {
     let receiver = try await OTLPReceiver()
     defer { receiver.stop() }
@@ -85,6 +86,43 @@ struct TracesTests {
     #expect(agentCall?.kind == 3 && pluginCall?.kind == 2, "\(applySpans)")
     #expect(pluginCall?.parentSpanID == agentCall?.spanID && pluginCall != nil, "\(applySpans)")
     #expect(work?.service == "traced" && work?.parentSpanID == pluginCall?.spanID, "\(applySpans)")
+
+    // A plugin in Go continues the same trace with OpenTelemetry Go's own
+    // W3C propagator, and exports its span (stdout exporter) to its stdout
+    // log, which `deckhand logs` shows.
+    let goPlugin = Fixtures.packageRoot + "/.build-go/deckhand-go-traced-plugin"
+    try #require(
+      FileManager.default.isExecutableFile(atPath: goPlugin),
+      "\(goPlugin) is missing: scripts/test.sh builds it (Tests/Fixtures/GoTracedPlugin/build.sh)")
+    let goManifest = try node.manifestFile(["name": "go-traced", "version": "1.0.0", "entrypoint": goPlugin])
+    let goInstalled = try await agent.call(["Command": "plugins.install", "Manifest": .string(goManifest)])
+    #expect(goInstalled["Status"] == .number(0), "\(goInstalled)")
+    let goApply = try await server.cli(["jobs", "apply", "go-traced", "--wait"] + traced)
+    #expect(goApply.status == 0, "\(goApply.stderr)")
+    guard let goCommand = await cliRoot(receiver, "deckhand jobs apply", index: 1) else { return }
+    _ = await eventually(timeout: .seconds(10)) {
+      spans(receiver, trace: goCommand.traceID).contains {
+        $0.service == "deckhand-agent" && $0.name == "plugin_comm.GuestAgentPlugin/Apply"
+      }
+    }
+    let goCall = spans(receiver, trace: goCommand.traceID).first {
+      $0.service == "deckhand-agent" && $0.name == "plugin_comm.GuestAgentPlugin/Apply"
+    }
+    var goSpan: (trace: String, parent: String)?
+    _ = await eventually(timeout: .seconds(10)) {
+      let logs = (try? await server.cli(["logs", "traced-1", "go-traced"]))?.stdout ?? ""
+      for line in logs.split(separator: "\n") where line.contains("\"go-plugin.apply\"") {
+        guard case .object(let span) = try? JSONValue.parse(Array(line.utf8)),
+          case .object(let context) = span["SpanContext"], case .object(let parent) = span["Parent"],
+          case .string(let trace) = context["TraceID"], case .string(let parentSpan) = parent["SpanID"]
+        else { continue }
+        goSpan = (trace, parentSpan)
+      }
+      return goSpan != nil
+    }
+    #expect(goSpan?.trace == goCommand.traceID, "\(String(describing: goSpan))")
+    #expect(
+      goCall != nil && goSpan?.parent == goCall?.spanID, "\(String(describing: goSpan)) \(String(describing: goCall))")
 
     // The plugin's health checks run outside any trace: no span of theirs.
     #expect(!receiver.spans.contains { $0.name.hasSuffix("/GetStatus") }, "\(receiver.spans.map(\.name))")
