@@ -289,7 +289,11 @@ final class TaskReconciler: Sendable {
     }
     let actual: String
     do {
-      actual = try await ControlPlaneClient.withClient(endpoint, caPEM: membership.caPEM) { client in
+      // Inside the task's span (when traced), the download is a child span
+      // and the server's span for it joins the deployment's trace.
+      actual = try await ControlPlaneClient.withClient(
+        endpoint, caPEM: membership.caPEM, interceptors: [ClientTracingInterceptor()]
+      ) { client in
         var request = Deckhand_Dispatcher_V1_DownloadArtifactRequest()
         request.digest = digest
         return try await Deckhand_Dispatcher_V1_Dispatcher.Client(wrapping: client).downloadArtifact(

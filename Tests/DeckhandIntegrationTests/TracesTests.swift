@@ -172,6 +172,15 @@ struct TracesTests {
     let start = all.first { $0.service == "deckhand-agent" && $0.name == "plugin_comm.GuestAgentPlugin/Start" }
     let started = all.first { $0.service == "traced-dep" && $0.name == "plugin_comm.GuestAgentPlugin/Start" }
     #expect(created != nil && task?.parentSpanID == created?.spanID, "\(all)")
+    // The download, from the agent's side and the server's.
+    let download = all.first {
+      $0.service == "deckhand-agent" && $0.name == "deckhand.dispatcher.v1.Dispatcher/DownloadArtifact"
+    }
+    let served = all.first {
+      $0.service == "deckhand-server" && $0.name == "deckhand.dispatcher.v1.Dispatcher/DownloadArtifact"
+    }
+    #expect(task != nil && download?.parentSpanID == task?.spanID, "\(all)")
+    #expect(download != nil && served?.parentSpanID == download?.spanID, "\(all)")
     #expect(task != nil && start?.parentSpanID == task?.spanID, "\(all)")
     #expect(start != nil && started?.parentSpanID == start?.spanID, "\(all)")
   }
