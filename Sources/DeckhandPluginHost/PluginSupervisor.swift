@@ -214,9 +214,7 @@ package final class PluginSupervisor: Service, Sendable {
       if sendStart {
         let request = try plugin.startRequest()
         let timeout = manifest.timeouts.call
-        if let trace = startTrace.withLock({ trace in
-          defer { trace = nil }; return trace
-        }) {
+        if let trace = startTrace.withLock({ $0.take() }) {
           try await InstrumentationContext.withValue(trace) { try await connection.start(request, timeout: timeout) }
         } else {
           try await connection.start(request, timeout: timeout)
