@@ -14,10 +14,13 @@ cd "$ROOT"
 # (DeckhandTestSupport's PostgresCluster, as the postgres user).
 # Prometheus (and promtool): the metrics tests run a throw-away server of
 # their own that scrapes a real server and agent.
+# Chromium and chromium-driver: the web UI's tests drive a real browser;
+# curl sends them hostile requests.
 # Go, grpc-go and OpenTelemetry Go (GOPATH mode, no module proxy): the Go
 # plugin the traces tests run (Tests/Fixtures/GoTracedPlugin).
 APT_PKGS="python3-grpcio python3-protobuf protobuf-compiler libprotobuf-dev tar gzip zlib1g-dev postgresql-15 prometheus
-golang-go golang-google-grpc-dev golang-opentelemetry-otel-dev"
+golang-go golang-google-grpc-dev golang-opentelemetry-otel-dev
+chromium chromium-driver curl"
 missing=()
 for pkg in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

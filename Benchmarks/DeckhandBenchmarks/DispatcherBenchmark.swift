@@ -75,7 +75,8 @@ package struct DispatcherBenchmark: Sendable {
     if let cluster { database = ["--database-url", try await cluster.databaseURL()] }
     server.arguments =
       [
-        "server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server", "--heartbeat-period",
+        "server", "--http-listen", "off", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server",
+        "--heartbeat-period",
         DurationText.format(options.heartbeatPeriod),
         // Every simulated agent comes from 127.0.0.1: the per-address
         // limit on connections mid-handshake is sized for real agents,

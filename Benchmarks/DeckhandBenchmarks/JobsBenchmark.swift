@@ -67,7 +67,8 @@ package struct JobsBenchmark: Sendable {
     }
     var database: [String] = []
     if let cluster { database = ["--database-url", try await cluster.databaseURL()] }
-    _ = try spawn(["server", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"] + database)
+    _ = try spawn(
+      ["server", "--http-listen", "off", "--listen", "127.0.0.1:\(port)", "--state-dir", "\(root)/server"] + database)
     let begin = ContinuousClock.now
     while !FileManager.default.fileExists(atPath: "\(root)/server/operator-token") {
       guard begin.duration(to: .now) < .seconds(30) else { throw DeckhandError(.startTimeout, "no server") }
@@ -82,7 +83,8 @@ package struct JobsBenchmark: Sendable {
     for replica in 1..<max(1, options.replicas) {
       let other = try FreePort.next()
       _ = try spawn(
-        ["server", "--listen", "127.0.0.1:\(other)", "--state-dir", "\(root)/server\(replica)"] + database)
+        ["server", "--http-listen", "off", "--listen", "127.0.0.1:\(other)", "--state-dir", "\(root)/server\(replica)"]
+          + database)
       while !FileManager.default.fileExists(atPath: "\(root)/server\(replica)/serving.json") {
         guard begin.duration(to: .now) < .seconds(30) else { throw DeckhandError(.startTimeout, "no replica") }
         try await Task.sleep(for: .milliseconds(50))

@@ -80,6 +80,8 @@ struct DevService: Service {
     // Metrics on, on loopback: the usual ports, or any free ones.
     serverConfiguration.metricsListen = Self.loopback(ServeCommand.defaultMetricsPort)
     serverConfiguration.tracesEndpoint = tracesEndpoint
+    // The web UI on loopback: the usual port, or any free one.
+    serverConfiguration.httpListen = Self.loopback(ServeCommand.defaultHTTPPort)
     try await ControlPlaneServer(configuration: serverConfiguration, logger: logger).run { running in
       var agentConfiguration = AgentConfiguration(
         stateDirectory: "\(stateDirectory)/agent", runtimeDirectory: "\(stateDirectory)/run",
@@ -97,6 +99,12 @@ struct DevService: Service {
       let agent = try Agent(configuration: agentConfiguration, logger: logger)
       try await agent.run { _ in
         say("deckhand dev: server listening on \(running.endpoint) (TLS; state in \(stateDirectory))")
+        if let port = running.httpPort {
+          say("  web UI: https://127.0.0.1:\(port)/ (the server's own certificate: your browser will ask to trust it)")
+          say(
+            "  sign in at https://127.0.0.1:\(port)/signin with the operator token in \(stateDirectory)/server/operator-token"
+          )
+        }
         if let port = running.metricsPort { say("  server metrics: http://127.0.0.1:\(port)/metrics") }
         if let port = await agent.metricsPort { say("  agent metrics: http://127.0.0.1:\(port)/metrics") }
         say("  operator token and address written to \(ClientSettings.defaultPath)")

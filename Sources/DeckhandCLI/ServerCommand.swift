@@ -55,6 +55,12 @@ struct ServeCommand: AsyncParsableCommand {
       """)
   var metricsListen: String?
   @OptionGroup var tracing: TracingOptions
+  @Option(
+    help: """
+      Serve the web UI over HTTPS (the server's own certificate) at HOST:PORT; default: the gRPC host, port \
+      \(ServeCommand.defaultHTTPPort); off: no web UI.
+      """)
+  var httpListen: String?
   @Option(help: "Heartbeat period agents are given (e.g. 5s); nodes are DOWN after 3 missed periods.")
   var heartbeatPeriod: String?
   @Option(
@@ -87,6 +93,8 @@ struct ServeCommand: AsyncParsableCommand {
 
   /// Where `--metrics-listen` serves without a port.
   static let defaultMetricsPort = 9380
+  /// Where the web UI is served without a port (`--http-listen`).
+  static let defaultHTTPPort = 7381
 
   static func duration(_ text: String, _ flag: String) throws -> Duration {
     guard let duration = DurationText.parse(text), duration > .zero else {
@@ -165,6 +173,9 @@ struct ServeCommand: AsyncParsableCommand {
     configuration.connectionLimits.authenticationDeadline = try Self.duration(
       setting(authenticationDeadline, "authentication_deadline") ?? "10s", "authentication-deadline")
     configuration.tracesEndpoint = try tracing.endpoint(fileValue: file["otlp_endpoint"])
+    let http = setting(httpListen, "http_listen") ?? "\(configuration.listen.host):\(Self.defaultHTTPPort)"
+    configuration.httpListen =
+      http == "off" ? nil : try ServerEndpoint(parsing: http, defaultPort: Self.defaultHTTPPort)
     return configuration
   }
 

@@ -43,6 +43,9 @@ package final class ControlPlaneServer: Service, Sendable {
     /// that continues its caller's trace, and queued jobs keep that trace
     /// for their runners.
     package var tracesEndpoint: String?
+    /// Where the web UI is served over HTTPS (port 0: any free port); nil:
+    /// no web UI.
+    package var httpListen: ServerEndpoint?
     package init(listen: ServerEndpoint, stateDirectory: String) {
       self.listen = listen
       self.stateDirectory = stateDirectory
@@ -60,6 +63,8 @@ package final class ControlPlaneServer: Service, Sendable {
     package let operatorToken: String
     /// The port `/metrics` is served on, when metrics are on.
     package let metricsPort: Int?
+    /// The port the web UI is served on (HTTPS), when it is on.
+    package var httpPort: Int?
   }
 
   package let configuration: Configuration
@@ -75,7 +80,11 @@ package final class ControlPlaneServer: Service, Sendable {
   package func run() async throws {
     try await run { running in
       logger.info(
-        "server serving", metadata: ["address": "\(running.endpoint)", "state_dir": "\(configuration.stateDirectory)"])
+        "server serving",
+        metadata: [
+          "address": "\(running.endpoint)", "state_dir": "\(configuration.stateDirectory)",
+          "web": "\(running.httpPort.map { "https://\(running.endpoint.host):\($0)/" } ?? "off")",
+        ])
       try? await gracefulShutdown()
     }
   }
@@ -85,6 +94,7 @@ package final class ControlPlaneServer: Service, Sendable {
     case serving
     case loops
     case metrics
+    case web
     case deadline
   }
 
@@ -188,8 +198,25 @@ package final class ControlPlaneServer: Service, Sendable {
     }
     let logger = self.logger
     let configuration = self.configuration
+    let web = WebUI(plane: plane, logger: logger)
+    // The web UI's port once it listens; 0 when it could not.
+    let webPort = OnceValue<Int>()
 
     try await withThrowingTaskGroup(of: Child.self) { group in
+      if let listen = configuration.httpListen {
+        group.addTask {
+          do {
+            try await web.run(
+              host: listen.host, port: listen.port, certificateChainPEM: authority.serverCertificatePEM,
+              privateKeyPEM: authority.serverKeyPEM
+            ) { _ = webPort.set($0) }
+          } catch {
+            logger.error("the web UI stopped: \(error)")
+          }
+          _ = webPort.set(0)
+          return .web
+        }
+      }
       group.addTask {
         try await server.serve()
         return .serving
@@ -215,8 +242,12 @@ package final class ControlPlaneServer: Service, Sendable {
         }
         var open = 2  // serving, loops
         while open > 0, let child = try await group.next() {
-          if case .deadline = child { break }
-          open -= 1
+          switch child {
+          case .deadline: open = 0
+          case .serving, .loops: open -= 1
+          // The metrics endpoint and the web UI end when cancelled below.
+          case .metrics, .web: break
+          }
         }
         group.cancelAll()
       }
@@ -249,8 +280,14 @@ package final class ControlPlaneServer: Service, Sendable {
           }
           metricsPort = bound
         }
-        let running = try await Self.provision(
+        var running = try await Self.provision(
           plane: plane, store: store, jobs: jobs, configuration: configuration, port: port, metricsPort: metricsPort)
+        if let listen = configuration.httpListen {
+          guard let bound = await webPort.wait(), bound > 0 else {
+            throw DeckhandError(.configurationInvalid, "cannot serve the web UI on \(listen) (is the port taken?)")
+          }
+          running.httpPort = bound
+        }
         plane.requestReconcile()
         try Self.announce(running, in: state)
         try await body(running)
@@ -352,10 +389,14 @@ package final class ControlPlaneServer: Service, Sendable {
     package var address: String
     /// The serving process.
     package var pid: Int32
+    /// `https://HOST:PORT/` of the web UI, when it is served.
+    package var web: String?
   }
 
   private static func announce(_ running: Running, in state: String) throws {
-    let serving = Serving(address: running.endpoint.description, pid: getpid())
+    let serving = Serving(
+      address: running.endpoint.description, pid: getpid(),
+      web: running.httpPort.map { "https://\(running.endpoint.host):\($0)/" })
     let path = servingFile(state)
     guard
       FileManager.default.createFile(

@@ -13,7 +13,7 @@ package struct ServerConfigFile: Sendable, Hashable {
     "listen", "advertise", "state_dir", "database_url", "heartbeat_period", "job_ack_timeout", "job_heartbeat_interval",
     "job_heartbeat_timeout", "job_output_limit", "job_retention", "max_connections",
     "max_unauthenticated_connections", "max_unauthenticated_per_address", "authentication_deadline",
-    "max_heartbeats_per_second", "metrics_listen", "event_retention", "otlp_endpoint",
+    "max_heartbeats_per_second", "metrics_listen", "event_retention", "otlp_endpoint", "http_listen",
   ]
 
   /// Key → value, as text.

@@ -51,12 +51,30 @@ package enum HTTPProbe {
       let count = read(fd, &buffer, buffer.count)
       guard count > 0 else { break }
       received += buffer[..<count]
+      // A whole answer by its Content-Length: some servers (chromedriver)
+      // say `Connection: close` and keep the connection open.
+      if isComplete(received) { break }
     }
     let text = String(decoding: received, as: UTF8.self)
     let parts = text.components(separatedBy: "\r\n\r\n")
     let head = parts.first ?? ""
     let status = head.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     return Answer(status: status, head: head, body: parts.dropFirst().joined(separator: "\r\n\r\n"))
+  }
+
+  /// Whether `bytes` hold a whole answer: its head and as many body bytes
+  /// as its Content-Length says (false without one: read to the close).
+  private static func isComplete(_ bytes: [UInt8]) -> Bool {
+    let separator: [UInt8] = [13, 10, 13, 10]
+    guard let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else {
+      return false
+    }
+    let head = String(decoding: bytes[..<end], as: UTF8.self).lowercased()
+    guard
+      let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+      let length = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces))
+    else { return false }
+    return bytes.count - (end + 4) >= length
   }
 
   /// A TCP connection to 127.0.0.1:`port` (the caller closes it).

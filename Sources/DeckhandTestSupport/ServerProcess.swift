@@ -25,7 +25,7 @@ package final class ServerProcess: Sendable {
     process.arguments =
       [
         "server", "--listen", endpoint, "--state-dir", stateDirectory, "--heartbeat-period", heartbeat,
-      ] + extra
+      ] + (extra.contains("--http-listen") ? [] : ["--http-listen", "127.0.0.1:0"]) + extra
     process.environment = ProcessInfo.processInfo.environment.merging(["XDG_CONFIG_HOME": "\(root)/config"]) { $1 }
     process.standardInput = FileHandle.nullDevice
     let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -40,6 +40,14 @@ package final class ServerProcess: Sendable {
   package var workerToken: String {
     (try? String(contentsOfFile: "\(stateDirectory)/worker-token", encoding: .utf8)) ?? ""
   }
+  /// `https://127.0.0.1:PORT/` of the web UI, from `serving.json`.
+  package var webURL: String? {
+    guard let data = FileManager.default.contents(atPath: "\(stateDirectory)/serving.json"),
+      case .object(let fields) = try? JSONValue.parse(Array(data)), case .string(let web) = fields["web"]
+    else { return nil }
+    return web
+  }
+
   package var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
   /// Waits until the server says it serves: its `serving.json` names

@@ -1,0 +1,73 @@
+internal import Foundation
+
+/// HTML for the web UI's pages, written in Swift (no template engine for
+/// a handful of pages): every value from the fleet passes through
+/// ``escape(_:)``.
+enum WebPage {
+  /// `text` safe inside HTML text and quoted attributes.
+  static func escape(_ text: String) -> String {
+    var out = ""
+    out.reserveCapacity(text.utf8.count)
+    for character in text {
+      switch character {
+      case "&": out += "&amp;"
+      case "<": out += "&lt;"
+      case ">": out += "&gt;"
+      case "\"": out += "&quot;"
+      case "'": out += "&#39;"
+      default: out.append(character)
+      }
+    }
+    return out
+  }
+
+  /// A whole page: the navigation (when signed in), the title and `body`.
+  static func layout(_ title: String, csrf: String?, body: String) -> String {
+    let navigation =
+      csrf.map { csrf in
+        """
+        <nav><a href="/">Fleet</a>
+        <form method="post" action="/signout" class="inline"><input type="hidden" name="csrf" value="\(escape(csrf))"><button type="submit" id="signout">Sign out</button></form></nav>
+        """
+      } ?? ""
+    return """
+      <!doctype html>
+      <html lang="en"><head><meta charset="utf-8"><title>\(escape(title)) · Deckhand</title>
+      <meta name="viewport" content="width=device-width, initial-scale=1">
+      <style>\(style)</style></head>
+      <body>\(navigation)<main><h1>\(escape(title))</h1>
+      \(body)
+      </main></body></html>
+      """
+  }
+
+  /// A form that POSTs `action` with the session's CSRF secret: one button.
+  static func button(_ label: String, action: String, csrf: String, id: String) -> String {
+    """
+    <form method="post" action="\(escape(action))" class="inline"><input type="hidden" name="csrf" value="\(escape(csrf))"><button type="submit" id="\(escape(id))">\(escape(label))</button></form>
+    """
+  }
+
+  static func table(_ header: [String], _ rows: [[String]]) -> String {
+    let head = header.map { "<th>\(escape($0))</th>" }.joined()
+    let body = rows.map { "<tr>" + $0.map { "<td>\($0)</td>" }.joined() + "</tr>" }.joined(separator: "\n")
+    return "<table><thead><tr>\(head)</tr></thead><tbody>\n\(body)\n</tbody></table>"
+  }
+
+  /// "12s ago", "3m ago", … for a time in milliseconds since 1970.
+  static func age(_ ms: Int64, nowMs: Int64) -> String {
+    guard ms > 0 else { return "-" }
+    let seconds = max(0, (nowMs - ms) / 1000)
+    if seconds < 120 { return "\(seconds)s ago" }
+    if seconds < 7200 { return "\(seconds / 60)m ago" }
+    return "\(seconds / 3600)h ago"
+  }
+
+  private static let style = """
+    body{font-family:system-ui,sans-serif;margin:0;color:#1b1f24}nav{background:#1b1f24;padding:.6em 1em}
+    nav a{color:#fff;margin-right:1em;text-decoration:none}main{padding:1em 2em}
+    table{border-collapse:collapse;margin:1em 0}th,td{border-bottom:1px solid #ddd;padding:.35em .8em;text-align:left}
+    .inline{display:inline}.READY{color:#1a7f37}.DOWN{color:#cf222e}.error{color:#cf222e}
+    button{cursor:pointer}input[type=password]{width:32em}
+    """
+}

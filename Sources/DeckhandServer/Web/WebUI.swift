@@ -1,0 +1,278 @@
+internal import DeckhandCore
+internal import Foundation
+internal import HTTPTypes
+internal import Hummingbird
+internal import HummingbirdTLS
+package import Logging
+internal import NIOCore
+internal import NIOSSL
+
+/// The web UI (`--http-listen`): server-rendered pages over HTTPS with the
+/// server's own certificate, signed in with an operator token for a
+/// session cookie. Every change goes through the same ``ControlPlane``
+/// calls as the CLI's.
+///
+/// Pages work without JavaScript. State-changing requests are POSTs that
+/// carry the session's CSRF secret, from this origin only.
+package struct WebUI: Sendable {
+  package static let cookieName = "deckhand_session"
+  static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
+  static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+  /// The most a form may send.
+  static let maxFormBytes = 16 * 1024
+
+  let plane: ControlPlane
+  let sessions: WebSessions
+  let logger: Logger
+
+  package init(plane: ControlPlane, sessions: WebSessions = WebSessions(), logger: Logger) {
+    self.plane = plane
+    self.sessions = sessions
+    self.logger = logger
+  }
+
+  /// Serves on `host:port` with `certificateChainPEM`/`privateKeyPEM` until
+  /// cancelled; `bound` is told the port once listening.
+  package func run(
+    host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String,
+    bound: @escaping @Sendable (Int) -> Void
+  ) async throws {
+    let tls = TLSConfiguration.makeServerConfiguration(
+      certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map { .certificate($0) },
+      privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+    let app = Application(
+      router: router(),
+      server: try .tls(.http1(), tlsConfiguration: tls),
+      configuration: .init(address: .hostname(host, port: port), serverName: nil),
+      onServerRunning: { channel in bound(channel.localAddress?.port ?? 0) },
+      logger: logger)
+    try await app.run()
+  }
+
+  func router() -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: SecurityHeaders())
+    router.get("/signin") { _, _ in Self.html(WebPage.layout("Sign in", csrf: nil, body: Self.signInForm(error: nil))) }
+    router.post("/signin") { request, context in try await signIn(request, context) }
+    router.post("/signout") { request, context in
+      try await changing(request, context) { _ in
+        sessions.close(request.cookies[Self.cookieName]?.value)
+        var response = Response.redirect(to: "/signin", type: .normal)
+        response.setCookie(Self.cookie("", maxAge: 0))
+        return response
+      }
+    }
+    router.get("/") { request, _ in
+      try await reading(request) { session in Self.html(try await fleetPage(session)) }
+    }
+    router.get("/nodes/:node") { request, context in
+      let key = try context.parameters.require("node")
+      return try await reading(request) { session in Self.html(try await nodePage(key, session)) }
+    }
+    router.post("/nodes/:node/drain") { request, context in
+      let key = try context.parameters.require("node")
+      return try await changing(request, context) { _ in
+        let node = try await plane.setNodeAvailability(key, .drain)
+        return .redirect(to: "/nodes/\(Self.pathEscaped(node.name))", type: .normal)
+      }
+    }
+    router.post("/nodes/:node/activate") { request, context in
+      let key = try context.parameters.require("node")
+      return try await changing(request, context) { _ in
+        let node = try await plane.setNodeAvailability(key, .active)
+        return .redirect(to: "/nodes/\(Self.pathEscaped(node.name))", type: .normal)
+      }
+    }
+    return router
+  }
+
+  // MARK: Sessions
+
+  /// The session of `request`, if its token still holds an operator's
+  /// rights; nil otherwise (unknown, ended, revoked, expired).
+  func session(_ request: Request) async -> WebSessions.Session? {
+    guard let session = sessions.session(request.cookies[Self.cookieName]?.value) else { return nil }
+    guard case .operatorToken = try? await plane.authenticate(session.authorization) else {
+      sessions.close(request.cookies[Self.cookieName]?.value)
+      return nil
+    }
+    return session
+  }
+
+  /// A page that reads: without a session, to the sign-in page.
+  func reading(_ request: Request, _ body: (WebSessions.Session) async throws -> Response) async throws -> Response {
+    guard let session = await session(request) else { return .redirect(to: "/signin", type: .normal) }
+    return try await answer { try await body(session) }
+  }
+
+  /// A request that changes something: refused (403) without a session,
+  /// from another origin, or without the session's CSRF secret.
+  func changing(
+    _ request: Request, _ context: BasicRequestContext,
+    _ body: (WebSessions.Session) async throws -> Response
+  ) async throws -> Response {
+    guard let session = await session(request) else {
+      return Self.refused("sign in first")
+    }
+    if let site = request.headers[Self.secFetchSite], site != "same-origin" && site != "none" {
+      return Self.refused("a request from another site")
+    }
+    var request = request
+    let form = Self.form(try await request.collectBody(upTo: Self.maxFormBytes))
+    guard WebSessions.csrfMatches(form["csrf"], session) else {
+      return Self.refused("the form's CSRF secret is missing or wrong")
+    }
+    return try await answer { try await body(session) }
+  }
+
+  /// `body`'s page, or the error it threw as a page saying why.
+  func answer(_ body: () async throws -> Response) async throws -> Response {
+    do {
+      return try await body()
+    } catch let error as DeckhandError {
+      let status: HTTPResponse.Status = error.code == .notFound ? .notFound : .badRequest
+      var response = Self.html(
+        WebPage.layout("Error", csrf: nil, body: "<p class=\"error\">\(WebPage.escape(error.message))</p>"))
+      response.status = status
+      return response
+    }
+  }
+
+  func signIn(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    var request = request
+    let form = Self.form(try await request.collectBody(upTo: Self.maxFormBytes))
+    let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    let authorization = "Bearer \(token)"
+    let refusal: String?
+    do {
+      switch try await plane.authenticate(authorization) {
+      case .operatorToken: refusal = nil
+      case let other: refusal = "a \(other.role) token cannot sign in: use an operator token"
+      }
+    } catch let error as DeckhandError {
+      refusal = error.message
+    }
+    if let refusal {
+      var response = Self.html(WebPage.layout("Sign in", csrf: nil, body: Self.signInForm(error: refusal)))
+      response.status = .unauthorized
+      return response
+    }
+    let id = sessions.open(authorization: authorization)
+    var response = Response.redirect(to: "/", type: .normal)
+    response.setCookie(Self.cookie(id, maxAge: Int(WebSessions.lifetime.components.seconds)))
+    return response
+  }
+
+  // MARK: Pages
+
+  func fleetPage(_ session: WebSessions.Session) async throws -> String {
+    let nodes = try await plane.store.nodes().sorted { $0.name < $1.name }
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    var counts: [String: Int] = [:]
+    for node in nodes { counts["\(node.status.rawValue) \(node.availability.rawValue)", default: 0] += 1 }
+    let summary = counts.sorted { $0.key < $1.key }.map { "\(WebPage.escape($0.key)): \($0.value)" }
+      .joined(separator: " · ")
+    let rows = nodes.map { node in
+      [
+        "<a href=\"/nodes/\(WebPage.escape(Self.pathEscaped(node.name)))\">\(WebPage.escape(node.name))</a>",
+        "<span class=\"\(WebPage.escape(node.status.rawValue))\">\(WebPage.escape(node.status.rawValue))</span>",
+        WebPage.escape(node.availability.rawValue),
+        WebPage.escape(node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
+        WebPage.escape(node.plugins.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")),
+        WebPage.age(node.lastHeartbeatMs, nowMs: now),
+      ]
+    }
+    return WebPage.layout(
+      "Fleet", csrf: session.csrf,
+      body: "<p id=\"summary\">\(nodes.count) nodes\(summary.isEmpty ? "" : " · " + summary)</p>"
+        + WebPage.table(["Node", "Status", "Availability", "Labels", "Plugins", "Last heartbeat"], rows))
+  }
+
+  func nodePage(_ key: String, _ session: WebSessions.Session) async throws -> String {
+    let node = try await plane.findNode(key)
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    let action =
+      node.availability == .active
+      ? WebPage.button("Drain", action: "/nodes/\(Self.pathEscaped(node.name))/drain", csrf: session.csrf, id: "drain")
+      : WebPage.button(
+        "Activate", action: "/nodes/\(Self.pathEscaped(node.name))/activate", csrf: session.csrf, id: "activate")
+    let plugins = node.plugins.sorted { $0.key < $1.key }.map { [WebPage.escape($0.key), WebPage.escape($0.value)] }
+    return WebPage.layout(
+      "Node \(node.name)", csrf: session.csrf,
+      body: """
+        <p>Status <span id="status" class="\(WebPage.escape(node.status.rawValue))">\(WebPage.escape(node.status.rawValue))</span>
+        · availability <span id="availability">\(WebPage.escape(node.availability.rawValue))</span>
+        · last heartbeat \(WebPage.age(node.lastHeartbeatMs, nowMs: now)) · \(action)</p>
+        <p>Labels: \(WebPage.escape(node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))</p>
+        <h2>Plugins</h2>
+        \(WebPage.table(["Plugin", "Version"], plugins))
+        """)
+  }
+
+  static func signInForm(error: String?) -> String {
+    let message = error.map { "<p class=\"error\" id=\"error\">\(WebPage.escape($0))</p>" } ?? ""
+    return """
+      \(message)<form method="post" action="/signin">
+      <label>Operator token <input type="password" name="token" id="token" autocomplete="off" required></label>
+      <button type="submit" id="signin">Sign in</button></form>
+      """
+  }
+
+  // MARK: HTTP helpers
+
+  static func html(_ page: String) -> Response {
+    Response(
+      status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+      body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+  }
+
+  static func refused(_ reason: String) -> Response {
+    var response = html(WebPage.layout("Refused", csrf: nil, body: "<p class=\"error\">\(WebPage.escape(reason))</p>"))
+    response.status = .forbidden
+    return response
+  }
+
+  /// The session cookie: HttpOnly, Secure, SameSite=Strict, for the whole
+  /// site, for `maxAge` seconds (0: delete it).
+  static func cookie(_ value: String, maxAge: Int) -> Cookie {
+    Cookie(
+      name: cookieName, value: value, maxAge: maxAge, path: "/", secure: true, httpOnly: true, sameSite: .strict)
+  }
+
+  /// An `application/x-www-form-urlencoded` body's fields (the first of
+  /// each name).
+  static func form(_ body: ByteBuffer) -> [String: String] {
+    var fields: [String: String] = [:]
+    for pair in String(buffer: body).split(separator: "&") {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      func decoded(_ text: Substring) -> String {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+      }
+      let name = decoded(parts[0])
+      if fields[name] == nil { fields[name] = parts.count > 1 ? decoded(parts[1]) : "" }
+    }
+    return fields
+  }
+
+  static func pathEscaped(_ text: String) -> String {
+    text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/")))
+      ?? text
+  }
+}
+
+/// Headers every answer carries: no framing, no sniffing, no referrer, and
+/// nothing loaded from elsewhere.
+struct SecurityHeaders: RouterMiddleware {
+  func handle(
+    _ request: Request, context: BasicRequestContext,
+    next: (Request, BasicRequestContext) async throws -> Response
+  ) async throws -> Response {
+    var response = try await next(request, context)
+    response.headers[.contentSecurityPolicy] =
+      "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"
+    response.headers[.xContentTypeOptions] = "nosniff"
+    response.headers[WebUI.referrerPolicy] = "no-referrer"
+    response.headers[.cacheControl] = "no-store"
+    return response
+  }
+}
