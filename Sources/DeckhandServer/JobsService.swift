@@ -162,31 +162,15 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
       let queue = self.queue
       let first = try await queue.record(id)
       return StreamingServerResponse { writer in
-        let (changes, token) = queue.changes.watch(.job(id))
-        defer { queue.changes.unwatch(.job(id), token) }
         var open = Deckhand_Server_V1_GetJobStreamResponse()
         open.open.job = queue.message(first)
         try await writer.write(open)
-        var sequence: Int64 = 0
-        var state = first.state
-        var buffered = true
-        while true {
-          // Output first (stored, then live), then any state change.
-          while true {
-            // At most about 1 MiB a message: clients' default limit is 4 MiB.
-            var events: [JobOutputRecord] = []
-            var bytes = 0
-            let after = sequence
-            for record in try await queue.store.output(id, after: after, limit: 256) {
-              if !events.isEmpty && bytes + record.data.count > 1 << 20 { break }
-              events.append(record)
-              bytes += record.data.count
-            }
-            guard let last = events.last else { break }
-            sequence = last.sequence
-            var message = Deckhand_Server_V1_GetJobStreamResponse()
+        try await queue.follow(id, from: first) { event in
+          var message = Deckhand_Server_V1_GetJobStreamResponse()
+          switch event {
+          case .output(let records, let buffered):
             message.terminal.buffered = buffered
-            message.terminal.events = events.map { record in
+            message.terminal.events = records.map { record in
               var event = Deckhand_Server_V1_OutputEvent()
               event.kind = Deckhand_Server_V1_OutputEvent.Kind(rawValue: record.kind) ?? .line
               event.data = record.data
@@ -194,29 +178,18 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
               event.sequence = record.sequence
               return event
             }
-            try await writer.write(message)
-          }
-          buffered = false
-          let job = try await queue.record(id)
-          if job.state != state {
-            var message = Deckhand_Server_V1_GetJobStreamResponse()
-            message.state.previous = Deckhand_Server_V1_JobState(rawValue: state.rawValue) ?? .unknown
+          case .state(let previous, let job):
+            message.state.previous = Deckhand_Server_V1_JobState(rawValue: previous.rawValue) ?? .unknown
             message.state.current = Deckhand_Server_V1_JobState(rawValue: job.state.rawValue) ?? .unknown
             message.state.job = queue.message(job)
-            try await writer.write(message)
-            state = job.state
-          }
-          if job.state.isEnded, job.outputSequence <= sequence {
-            var message = Deckhand_Server_V1_GetJobStreamResponse()
+          case .complete(let job):
             message.complete.job = queue.message(job)
             message.complete.exitCode = Int32(job.exitCode)
             message.complete.error = job.error
-            try await writer.write(message)
-            return [:]
           }
-          if queue.isClosed { throw RPCError(code: .unavailable, message: "the server is shutting down") }
-          await changes.next(orAfter: .seconds(1))
+          try await writer.write(message)
         }
+        return [:]
       }
     }
   }

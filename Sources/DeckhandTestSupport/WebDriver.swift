@@ -22,7 +22,8 @@ package final class WebDriver: Sendable {
   ) async throws {
     for path in [driver, browser] where !FileManager.default.isExecutableFile(atPath: path) {
       throw DeckhandError(
-        .configurationInvalid, "\(path) is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)")
+        .configurationInvalid,
+        "\(path) is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)")
     }
     port = try FreePort.next()
     profile = FileManager.default.temporaryDirectory.path + "/deckhand-chromium-\(UUID().uuidString.prefix(8))"
@@ -114,6 +115,11 @@ package final class WebDriver: Sendable {
   package func text(_ css: String) async throws -> String {
     guard case .string(let text) = try await call("GET", "/element/\(try await element(css))/text") else { return "" }
     return text
+  }
+
+  /// Runs `script` (a function body) in the page; what it returns.
+  package func execute(_ script: String) async throws -> JSONValue {
+    try await call("POST", "/execute/sync", .object(["script": .string(script), "args": .array([])]))
   }
 
   /// Waits up to `timeout` until `condition` holds on the page (a click

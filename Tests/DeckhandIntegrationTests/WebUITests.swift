@@ -18,7 +18,7 @@ struct WebUITests {
     return (status, head, parts.dropFirst().joined(separator: "\r\n\r\n"))
   }
 
-  @Test("sign in, see the node READY, drain it from the UI and the CLI says so; sign out")
+  @Test("sign in, see the node READY, drain it from the UI and the CLI says so; follow and cancel jobs; sign out")
   func browser() async throws {
     let root = try TestWorkspace()
     let server = try ServerProcess(root: root.root, port: try FreePort.next())
@@ -62,6 +62,35 @@ struct WebUITests {
     try await browser.click("#activate")
     #expect(await browser.waitUntil { try await $0.text("#availability") == "active" })
 
+    // A job queued from the CLI: its output appears on its page as the job
+    // writes it, without reloading (a mark set in the page stays).
+    let queued = try await server.cli([
+      "jobs", "run", "--", "sh", "-c", "echo first-line; sleep 2; echo second-line; sleep 1",
+    ])
+    let id = queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    try await browser.open(web + "jobs/\(id)")
+    _ = try await browser.execute("window.deckhandMark = 'same page'; return true;")
+    #expect(await browser.waitUntil { try await $0.text("#output").contains("first-line") })
+    #expect(await browser.waitUntil { try await $0.text("#output").contains("second-line") })
+    #expect(await browser.waitUntil { try await $0.text("#state") == "SUCCESS" })
+    #expect(try await browser.execute("return window.deckhandMark;") == .string("same page"), "the page reloaded")
+    try await browser.screenshot(to: "\(Self.screenshots)/job.png")
+    // Kept after it ended.
+    try await browser.open(web + "jobs/\(id)")
+    #expect(try await browser.text("#output").contains("first-line\nsecond-line"))
+
+    // Cancel a running job from its page.
+    let long = try await server.cli(["jobs", "run", "--", "sh", "-c", "echo started; sleep 60"])
+    let longID = long.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    try await browser.open(web + "jobs/\(longID)")
+    #expect(await browser.waitUntil { try await $0.text("#output").contains("started") })
+    try await browser.click("#cancel")
+    #expect(await browser.waitUntil(timeout: .seconds(15)) { try await $0.text("#state") == "ERROR" })
+    try await browser.screenshot(to: "\(Self.screenshots)/job-cancelled.png")
+    try await browser.open(web + "jobs")
+    #expect(try await browser.source().contains(longID))
+    try await browser.screenshot(to: "\(Self.screenshots)/jobs.png")
+
     // Sign out: the session is over.
     try await browser.click("#signout")
     #expect(await browser.waitUntil { try await $0.currentURL().hasSuffix("/signin") })
@@ -69,7 +98,9 @@ struct WebUITests {
     #expect(try await browser.currentURL().hasSuffix("/signin"))
   }
 
-  @Test("without a session pages redirect and actions are refused; a forged or cross-site POST and a revoked token are refused")
+  @Test(
+    "without a session pages redirect and actions are refused; a forged or cross-site POST and a revoked token are refused"
+  )
   func refusals() async throws {
     let root = try TestWorkspace()
     let server = try ServerProcess(root: root.root, port: try FreePort.next())

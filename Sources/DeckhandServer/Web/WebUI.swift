@@ -22,11 +22,13 @@ package struct WebUI: Sendable {
   static let maxFormBytes = 16 * 1024
 
   let plane: ControlPlane
+  let jobs: JobQueue
   let sessions: WebSessions
   let logger: Logger
 
-  package init(plane: ControlPlane, sessions: WebSessions = WebSessions(), logger: Logger) {
+  package init(plane: ControlPlane, jobs: JobQueue, sessions: WebSessions = WebSessions(), logger: Logger) {
     self.plane = plane
+    self.jobs = jobs
     self.sessions = sessions
     self.logger = logger
   }
@@ -83,6 +85,7 @@ package struct WebUI: Sendable {
         return .redirect(to: "/nodes/\(Self.pathEscaped(node.name))", type: .normal)
       }
     }
+    addJobRoutes(to: router)
     return router
   }
 

@@ -1,0 +1,189 @@
+internal import DeckhandCore
+internal import DeckhandProtocol
+internal import Foundation
+internal import HTTPTypes
+internal import Hummingbird
+internal import NIOCore
+
+/// The jobs pages: the list, a job with its output following live (server-
+/// sent events read by `/static/job.js`), cancel and force-cancel.
+extension WebUI {
+  /// At most this much stored output is put in a job's page; the rest
+  /// stays in `deckhand jobs get`/`watch`.
+  static let maxPageOutput = 4 << 20
+
+  func addJobRoutes(to router: Router<BasicRequestContext>) {
+    router.get("/jobs") { request, _ in
+      let state = request.uri.queryParameters.get("state").flatMap(Self.jobState)
+      return try await reading(request) { session in Self.html(try await jobsPage(state: state, session)) }
+    }
+    router.get("/jobs/:job") { request, context in
+      let id = try context.parameters.require("job")
+      return try await reading(request) { session in Self.html(try await jobPage(id, session)) }
+    }
+    router.get("/jobs/:job/events") { request, context in
+      let id = try context.parameters.require("job")
+      guard await session(request) != nil else { return Self.refused("sign in first") }
+      let after =
+        request.headers[Self.lastEventID].flatMap { Int64($0) }
+        ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? 0
+      return try await answer { try await events(of: id, after: after) }
+    }
+    router.post("/jobs/:job/cancel") { request, context in
+      let id = try context.parameters.require("job")
+      return try await changing(request, context) { _ in
+        try await jobs.cancel(id, force: false)
+        return .redirect(to: "/jobs/\(Self.pathEscaped(id))", type: .normal)
+      }
+    }
+    router.post("/jobs/:job/force-cancel") { request, context in
+      let id = try context.parameters.require("job")
+      return try await changing(request, context) { _ in
+        try await jobs.cancel(id, force: true)
+        return .redirect(to: "/jobs/\(Self.pathEscaped(id))", type: .normal)
+      }
+    }
+    router.get("/static/job.js") { _, _ in
+      Response(
+        status: .ok, headers: [.contentType: "text/javascript; charset=utf-8"],
+        body: ResponseBody(byteBuffer: ByteBuffer(string: Self.jobScript)))
+    }
+  }
+
+  func jobsPage(state: JobState?, _ session: WebSessions.Session) async throws -> String {
+    let records = try await jobs.store.jobs(states: state.map { [$0.rawValue] } ?? [], runner: nil, since: 0, limit: 200)
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    let filters = (["all"] + JobState.allCases.map(Self.stateName)).map { name in
+      "<a href=\"/jobs\(name == "all" ? "" : "?state=\(name.lowercased())")\">\(name)</a>"
+    }.joined(separator: " · ")
+    let rows = records.map { record in
+      let job = jobs.message(record)
+      return [
+        "<a href=\"/jobs/\(WebPage.escape(Self.pathEscaped(record.id)))\">\(WebPage.escape(record.id))</a>",
+        WebPage.escape(Self.operation(job)),
+        "<span class=\"\(Self.stateName(record.state))\">\(Self.stateName(record.state))</span>",
+        WebPage.escape(record.runnerId.isEmpty ? "-" : record.runnerId),
+        WebPage.age(record.queuedMs, nowMs: now),
+      ]
+    }
+    return WebPage.layout(
+      "Jobs", csrf: session.csrf,
+      body: "<p>\(filters)</p>" + WebPage.table(["Job", "Operation", "State", "Runner", "Queued"], rows))
+  }
+
+  func jobPage(_ id: String, _ session: WebSessions.Session) async throws -> String {
+    let record = try await jobs.record(id)
+    let job = jobs.message(record)
+    var output = ""
+    var sequence: Int64 = 0
+    var bytes = 0
+    outer: while true {
+      let batch = try await jobs.store.output(id, after: sequence, limit: 256)
+      guard let last = batch.last else { break }
+      for chunk in batch {
+        bytes += chunk.data.count
+        if bytes > Self.maxPageOutput { break outer }
+        output += String(decoding: chunk.data, as: UTF8.self)
+        sequence = chunk.sequence
+      }
+      sequence = last.sequence
+    }
+    let controls =
+      record.state.isEnded
+      ? ""
+      : "<p id=\"controls\">"
+        + WebPage.button("Cancel", action: "/jobs/\(Self.pathEscaped(id))/cancel", csrf: session.csrf, id: "cancel")
+        + " "
+        + WebPage.button(
+          "Force cancel", action: "/jobs/\(Self.pathEscaped(id))/force-cancel", csrf: session.csrf, id: "force-cancel")
+        + "</p>"
+    let events = record.state.isEnded ? "" : " data-events=\"/jobs/\(WebPage.escape(Self.pathEscaped(id)))/events?after=\(sequence)\""
+    return WebPage.layout(
+      "Job \(id)", csrf: session.csrf,
+      body: """
+        <p>\(WebPage.escape(Self.operation(job))) · state <span id="state">\(Self.stateName(record.state))</span>
+        · runner \(WebPage.escape(record.runnerId.isEmpty ? "-" : record.runnerId))
+        \(record.state.isEnded ? "· exit code \(record.exitCode)" : "")
+        \(record.error.isEmpty ? "" : "· <span class=\"error\">\(WebPage.escape(record.error))</span>")</p>
+        \(controls)
+        <pre id="output"\(events)>\(WebPage.escape(output))</pre>
+        <script src="/static/job.js" defer></script>
+        """)
+  }
+
+  /// Server-sent events of job `id` from output sequence `after`: `output`
+  /// (a JSON string, with the sequence as the event's id so that a
+  /// reconnecting browser resumes after it), `state`, then `end`.
+  func events(of id: String, after: Int64) async throws -> Response {
+    let first = try await jobs.record(id)
+    let jobs = self.jobs
+    return Response(
+      status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+      body: ResponseBody { writer in
+        do {
+          try await jobs.follow(id, from: first) { event in
+            switch event {
+            case .output(let records, _):
+              for record in records where record.sequence > after {
+                let text = JSONValue.string(String(decoding: record.data, as: UTF8.self)).serialized() ?? []
+                try await writer.write(
+                  ByteBuffer(string: "id: \(record.sequence)\nevent: output\ndata: \(String(decoding: text, as: UTF8.self))\n\n"))
+              }
+            case .state(_, let job):
+              try await writer.write(ByteBuffer(string: "event: state\ndata: \(Self.stateName(job.state))\n\n"))
+            case .complete(let job):
+              try await writer.write(ByteBuffer(string: "event: end\ndata: \(Self.stateName(job.state))\n\n"))
+            }
+          }
+        } catch {
+          // The browser went away, or the server is shutting down.
+        }
+        try await writer.finish(nil)
+      })
+  }
+
+  static func operation(_ job: Deckhand_Server_V1_Job) -> String {
+    switch job.operation {
+    case .exec(let exec): "exec " + exec.argv.joined(separator: " ")
+    case .pluginApply(let apply): "plugin.apply \(apply.plugin)"
+    case .pluginStatus(let status): "plugin.status \(status.plugin)"
+    case .noop: "noop"
+    case nil: "-"
+    }
+  }
+
+  static func stateName(_ state: JobState) -> String {
+    switch state {
+    case .queued: "QUEUED"
+    case .waiting: "WAITING"
+    case .running: "RUNNING"
+    case .success: "SUCCESS"
+    case .error: "ERROR"
+    }
+  }
+
+  static func jobState(_ name: String) -> JobState? {
+    JobState.allCases.first { stateName($0) == name.uppercased() }
+  }
+
+  static let lastEventID = HTTPField.Name("Last-Event-ID")!
+
+  /// Follows a job's output on its page without reloading; the page reads
+  /// fine without it.
+  static let jobScript = """
+    (function () {
+      var output = document.getElementById("output");
+      var state = document.getElementById("state");
+      if (!output || !output.dataset.events || !window.EventSource) return;
+      var source = new EventSource(output.dataset.events);
+      source.addEventListener("output", function (event) { output.textContent += JSON.parse(event.data); });
+      source.addEventListener("state", function (event) { state.textContent = event.data; });
+      source.addEventListener("end", function (event) {
+        state.textContent = event.data;
+        source.close();
+        var controls = document.getElementById("controls");
+        if (controls) controls.remove();
+      });
+    })();
+    """
+}
