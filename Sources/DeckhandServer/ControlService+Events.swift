@@ -18,22 +18,12 @@ extension ControlService {
       let limit = query.limit > 0 ? min(Int(query.limit), 10_000) : 1_000
       return StreamingServerResponse { writer in
         try await mappingErrors {
-          let (wake, token) = log.stored.watch(0)
-          defer { log.stored.unwatch(0, token) }
-          var last: Int64 = 0
-          var batch = try await log.store.events(
-            after: 0, sinceMs: query.sinceMs, node: node, plugin: plugin, limit: limit)
-          while true {
-            for event in batch {
-              try await writer.write(ProtoMapping.event(event))
-              last = max(last, event.sequence)
-            }
-            guard query.follow, !log.stored.isClosed else { return [:] }
-            await wake.next(orAfter: .seconds(1))
-            try Task.checkCancellation()
-            batch = try await log.store.events(
-              after: last, sinceMs: query.sinceMs, node: node, plugin: plugin, limit: 1_000)
+          try await log.follow(
+            sinceMs: query.sinceMs, node: node, plugin: plugin, limit: limit, follow: query.follow
+          ) { event in
+            try await writer.write(ProtoMapping.event(event))
           }
+          return [:]
         }
       }
     }

@@ -51,6 +51,16 @@ struct WebUITests {
     #expect(ready, "\(fleetPage)")
     try await browser.screenshot(to: "\(Self.screenshots)/fleet.png")
 
+    // The events page: what happened, then a new event as it happens.
+    try await browser.open(web + "events")
+    #expect(try await browser.text("#events").contains("node.joined"))
+    _ = try await browser.execute("window.deckhandMark = 'events'; return true;")
+    #expect(try await server.cli(["nodes", "drain", "web-1"]).status == 0)
+    #expect(await browser.waitUntil { try await $0.text("#events").contains("node.drained") })
+    #expect(try await browser.execute("return window.deckhandMark;") == .string("events"), "the page reloaded")
+    try await browser.screenshot(to: "\(Self.screenshots)/events.png")
+    #expect(try await server.cli(["nodes", "activate", "web-1"]).status == 0)
+
     // Drain from the node's page: the CLI sees it.
     try await browser.open(web + "nodes/web-1")
     #expect(try await browser.text("#availability") == "active")

@@ -26,7 +26,7 @@ enum WebPage {
     let navigation =
       csrf.map { csrf in
         """
-        <nav><a href="/">Fleet</a><a href="/jobs">Jobs</a>
+        <nav><a href="/">Fleet</a><a href="/jobs">Jobs</a><a href="/events">Events</a>
         <form method="post" action="/signout" class="inline"><input type="hidden" name="csrf" value="\(escape(csrf))"><button type="submit" id="signout">Sign out</button></form></nav>
         """
       } ?? ""

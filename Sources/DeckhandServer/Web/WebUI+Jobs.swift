@@ -51,7 +51,8 @@ extension WebUI {
   }
 
   func jobsPage(state: JobState?, _ session: WebSessions.Session) async throws -> String {
-    let records = try await jobs.store.jobs(states: state.map { [$0.rawValue] } ?? [], runner: nil, since: 0, limit: 200)
+    let records = try await jobs.store.jobs(
+      states: state.map { [$0.rawValue] } ?? [], runner: nil, since: 0, limit: 200)
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let filters = (["all"] + JobState.allCases.map(Self.stateName)).map { name in
       "<a href=\"/jobs\(name == "all" ? "" : "?state=\(name.lowercased())")\">\(name)</a>"
@@ -97,7 +98,9 @@ extension WebUI {
         + WebPage.button(
           "Force cancel", action: "/jobs/\(Self.pathEscaped(id))/force-cancel", csrf: session.csrf, id: "force-cancel")
         + "</p>"
-    let events = record.state.isEnded ? "" : " data-events=\"/jobs/\(WebPage.escape(Self.pathEscaped(id)))/events?after=\(sequence)\""
+    let events =
+      record.state.isEnded
+      ? "" : " data-events=\"/jobs/\(WebPage.escape(Self.pathEscaped(id)))/events?after=\(sequence)\""
     return WebPage.layout(
       "Job \(id)", csrf: session.csrf,
       body: """
@@ -127,7 +130,9 @@ extension WebUI {
               for record in records where record.sequence > after {
                 let text = JSONValue.string(String(decoding: record.data, as: UTF8.self)).serialized() ?? []
                 try await writer.write(
-                  ByteBuffer(string: "id: \(record.sequence)\nevent: output\ndata: \(String(decoding: text, as: UTF8.self))\n\n"))
+                  ByteBuffer(
+                    string: "id: \(record.sequence)\nevent: output\ndata: \(String(decoding: text, as: UTF8.self))\n\n")
+                )
               }
             case .state(_, let job):
               try await writer.write(ByteBuffer(string: "event: state\ndata: \(Self.stateName(job.state))\n\n"))

@@ -86,6 +86,7 @@ package struct WebUI: Sendable {
       }
     }
     addJobRoutes(to: router)
+    addEventRoutes(to: router)
     return router
   }
 
