@@ -32,11 +32,13 @@ package final class WebSessions: Sendable {
     let id = Self.random()
     let session = Session(authorization: authorization, csrf: Self.random(), expires: now + Self.lifetime)
     sessions.withLock { sessions in
-      sessions = sessions.filter { $0.value.expires > now }
-      if sessions.count >= Self.maxSessions,
-        let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key
-      {
-        sessions[oldest] = nil
+      if sessions.count >= Self.maxSessions {
+        sessions = sessions.filter { $0.value.expires > now }
+        if sessions.count >= Self.maxSessions,
+          let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key
+        {
+          sessions[oldest] = nil
+        }
       }
       sessions[id] = session
     }

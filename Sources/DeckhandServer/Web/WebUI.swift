@@ -122,7 +122,7 @@ package struct WebUI: Sendable {
       return Self.refused("a request from another site")
     }
     var request = request
-    let form = Self.form(try await request.collectBody(upTo: Self.maxFormBytes))
+    let form = Self.form(String(buffer: try await request.collectBody(upTo: Self.maxFormBytes)))
     guard WebSessions.csrfMatches(form["csrf"], session) else {
       return Self.refused("the form's CSRF secret is missing or wrong")
     }
@@ -144,7 +144,7 @@ package struct WebUI: Sendable {
 
   func signIn(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
     var request = request
-    let form = Self.form(try await request.collectBody(upTo: Self.maxFormBytes))
+    let form = Self.form(String(buffer: try await request.collectBody(upTo: Self.maxFormBytes)))
     let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     let authorization = "Bearer \(token)"
     let refusal: String?
@@ -245,9 +245,9 @@ package struct WebUI: Sendable {
 
   /// An `application/x-www-form-urlencoded` body's fields (the first of
   /// each name).
-  static func form(_ body: ByteBuffer) -> [String: String] {
+  static func form(_ body: String) -> [String: String] {
     var fields: [String: String] = [:]
-    for pair in String(buffer: body).split(separator: "&") {
+    for pair in body.split(separator: "&") {
       let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
       func decoded(_ text: Substring) -> String {
         text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
