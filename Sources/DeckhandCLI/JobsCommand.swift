@@ -16,27 +16,6 @@ struct JobsCommand: AsyncParsableCommand {
 
   typealias Client = Deckhand_Server_V1_Jobs.Client<HTTP2ClientTransport.Posix>
 
-  static func state(_ state: Deckhand_Server_V1_JobState) -> String {
-    switch state {
-    case .queued: "QUEUED"
-    case .waiting: "WAITING"
-    case .running: "RUNNING"
-    case .success: "SUCCESS"
-    case .error: "ERROR"
-    default: "UNKNOWN"
-    }
-  }
-
-  static func operation(_ job: Deckhand_Server_V1_Job) -> String {
-    switch job.operation {
-    case .exec(let exec): "exec " + exec.argv.joined(separator: " ")
-    case .pluginApply(let apply): "plugin.apply \(apply.plugin)"
-    case .pluginStatus(let status): "plugin.status \(status.plugin)"
-    case .noop: "noop"
-    case nil: "-"
-    }
-  }
-
   /// Streams a job's output to stdout/stderr until it ends; returns it.
   /// Without output for a while, a progress line goes to stderr.
   static func follow(_ jobs: Client, _ metadata: Metadata, id: String, quiet: Bool) async throws
@@ -229,7 +208,7 @@ struct JobsCommand: AsyncParsableCommand {
           ["ID", "STATE", "RUNNER", "OPERATION", "QUEUED", "EXIT", "ERROR"],
           jobs.map {
             [
-              $0.id, JobsCommand.state($0.state), $0.runnerID.isEmpty ? "-" : $0.runnerID, JobsCommand.operation($0),
+              $0.id, $0.state.displayName, $0.runnerID.isEmpty ? "-" : $0.runnerID, $0.operationSummary,
               TextTable.time($0.queuedMs), $0.completeMs > 0 ? "\($0.exitCode)" : "-", $0.error,
             ]
           }))
@@ -247,8 +226,8 @@ struct JobsCommand: AsyncParsableCommand {
       let job = try await options.withJobs { jobs, metadata in try await jobs.getJob(request, metadata: metadata) }
       if options.json { return try options.printJSON([job], single: true) }
       print("ID:        \(job.id)")
-      print("State:     \(JobsCommand.state(job.state))")
-      print("Operation: \(JobsCommand.operation(job))")
+      print("State:     \(job.state.displayName)")
+      print("Operation: \(job.operationSummary)")
       print("Runner:    \(job.runnerID.isEmpty ? "-" : job.runnerID)")
       print("Queued:    \(TextTable.time(job.queuedMs))")
       if job.completeMs > 0 { print("Ended:     \(TextTable.time(job.completeMs)), exit \(job.exitCode)") }

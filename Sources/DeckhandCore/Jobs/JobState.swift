@@ -11,3 +11,17 @@ package enum JobState: Int, Sendable, Hashable, Codable, CaseIterable {
   /// SUCCESS or ERROR: nothing changes it any more.
   package var isEnded: Bool { self == .success || self == .error }
 }
+
+extension JobState {
+  /// The state as operators read it: `QUEUED`, `WAITING`, `RUNNING`,
+  /// `SUCCESS`, `ERROR` (the CLI's tables, the web UI).
+  package var displayName: String {
+    switch self {
+    case .queued: "QUEUED"
+    case .waiting: "WAITING"
+    case .running: "RUNNING"
+    case .success: "SUCCESS"
+    case .error: "ERROR"
+    }
+  }
+}

@@ -1,3 +1,4 @@
+internal import DeckhandClient
 internal import DeckhandCore
 internal import DeckhandProtocol
 internal import Foundation
@@ -54,15 +55,15 @@ extension WebUI {
     let records = try await jobs.store.jobs(
       states: state.map { [$0.rawValue] } ?? [], runner: nil, since: 0, limit: 200)
     let now = Int64(Date().timeIntervalSince1970 * 1000)
-    let filters = (["all"] + JobState.allCases.map(Self.stateName)).map { name in
+    let filters = (["all"] + JobState.allCases.map(\.displayName)).map { name in
       "<a href=\"/jobs\(name == "all" ? "" : "?state=\(name.lowercased())")\">\(name)</a>"
     }.joined(separator: " · ")
     let rows = records.map { record in
       let job = jobs.message(record)
       return [
         "<a href=\"/jobs/\(WebPage.escape(Self.pathEscaped(record.id)))\">\(WebPage.escape(record.id))</a>",
-        WebPage.escape(Self.operation(job)),
-        "<span class=\"\(Self.stateName(record.state))\">\(Self.stateName(record.state))</span>",
+        WebPage.escape(job.operationSummary),
+        "<span class=\"\(record.state.displayName)\">\(record.state.displayName)</span>",
         WebPage.escape(record.runnerId.isEmpty ? "-" : record.runnerId),
         WebPage.age(record.queuedMs, nowMs: now),
       ]
@@ -104,7 +105,7 @@ extension WebUI {
     return WebPage.layout(
       "Job \(id)", csrf: session.csrf,
       body: """
-        <p>\(WebPage.escape(Self.operation(job))) · state <span id="state">\(Self.stateName(record.state))</span>
+        <p>\(WebPage.escape(job.operationSummary)) · state <span id="state">\(record.state.displayName)</span>
         · runner \(WebPage.escape(record.runnerId.isEmpty ? "-" : record.runnerId))
         \(record.state.isEnded ? "· exit code \(record.exitCode)" : "")
         \(record.error.isEmpty ? "" : "· <span class=\"error\">\(WebPage.escape(record.error))</span>")</p>
@@ -135,9 +136,9 @@ extension WebUI {
                 )
               }
             case .state(_, let job):
-              try await writer.write(ByteBuffer(string: "event: state\ndata: \(Self.stateName(job.state))\n\n"))
+              try await writer.write(ByteBuffer(string: "event: state\ndata: \(job.state.displayName)\n\n"))
             case .complete(let job):
-              try await writer.write(ByteBuffer(string: "event: end\ndata: \(Self.stateName(job.state))\n\n"))
+              try await writer.write(ByteBuffer(string: "event: end\ndata: \(job.state.displayName)\n\n"))
             }
           }
         } catch {
@@ -147,28 +148,8 @@ extension WebUI {
       })
   }
 
-  static func operation(_ job: Deckhand_Server_V1_Job) -> String {
-    switch job.operation {
-    case .exec(let exec): "exec " + exec.argv.joined(separator: " ")
-    case .pluginApply(let apply): "plugin.apply \(apply.plugin)"
-    case .pluginStatus(let status): "plugin.status \(status.plugin)"
-    case .noop: "noop"
-    case nil: "-"
-    }
-  }
-
-  static func stateName(_ state: JobState) -> String {
-    switch state {
-    case .queued: "QUEUED"
-    case .waiting: "WAITING"
-    case .running: "RUNNING"
-    case .success: "SUCCESS"
-    case .error: "ERROR"
-    }
-  }
-
   static func jobState(_ name: String) -> JobState? {
-    JobState.allCases.first { stateName($0) == name.uppercased() }
+    JobState.allCases.first { $0.displayName == name.uppercased() }
   }
 
   static let lastEventID = HTTPField.Name("Last-Event-ID")!
