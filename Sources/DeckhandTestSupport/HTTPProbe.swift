@@ -17,9 +17,14 @@ package enum HTTPProbe {
     try await send(port: port, "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout: timeout)
   }
 
-  /// Sends `raw` and reads until the server closes or `timeout` passes.
-  package static func send(port: Int, _ raw: String, timeout: Duration = .seconds(5)) async throws -> Answer {
-    try await onThread { try exchange(port: port, Array(raw.utf8), timeout: timeout) }
+  /// Sends `raw` and reads until the server closes or `timeout` passes,
+  /// or, with `oneAnswer`, until the first answer is whole by its
+  /// Content-Length (some servers, chromedriver among them, say
+  /// `Connection: close` and keep the connection open).
+  package static func send(
+    port: Int, _ raw: String, timeout: Duration = .seconds(5), oneAnswer: Bool = false
+  ) async throws -> Answer {
+    try await onThread { try exchange(port: port, Array(raw.utf8), timeout: timeout, oneAnswer: oneAnswer) }
   }
 
   /// Connects and sends nothing: whether the server closed the
@@ -35,7 +40,7 @@ package enum HTTPProbe {
     }
   }
 
-  private static func exchange(port: Int, _ bytes: [UInt8], timeout: Duration) throws -> Answer {
+  private static func exchange(port: Int, _ bytes: [UInt8], timeout: Duration, oneAnswer: Bool) throws -> Answer {
     let fd = try connect(port)
     defer { close(fd) }
     try setTimeout(fd, timeout)
@@ -51,9 +56,7 @@ package enum HTTPProbe {
       let count = read(fd, &buffer, buffer.count)
       guard count > 0 else { break }
       received += buffer[..<count]
-      // A whole answer by its Content-Length: some servers (chromedriver)
-      // say `Connection: close` and keep the connection open.
-      if isComplete(received) { break }
+      if oneAnswer && isComplete(received) { break }
     }
     let text = String(decoding: received, as: UTF8.self)
     let parts = text.components(separatedBy: "\r\n\r\n")

@@ -36,7 +36,8 @@ package final class WebDriver: Sendable {
     try process.run()
     let port = self.port
     let ready = await eventually(timeout: .seconds(20)) {
-      (try? await HTTPProbe.get(port: port, "/status"))?.body.contains("\"ready\":true") == true
+      let request = "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+      return (try? await HTTPProbe.send(port: port, request, oneAnswer: true))?.body.contains("\"ready\":true") == true
     }
     guard ready else {
       kill(process.processIdentifier, SIGKILL)
@@ -159,7 +160,7 @@ package final class WebDriver: Sendable {
     let request =
       "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
       + "Content-Type: application/json\r\nContent-Length: \(payload.utf8.count)\r\n\r\n\(payload)"
-    let answer = try await HTTPProbe.send(port: port, request, timeout: timeout)
+    let answer = try await HTTPProbe.send(port: port, request, timeout: timeout, oneAnswer: true)
     guard case .object(let fields) = try? JSONValue.parse(Array(answer.body.utf8)) else {
       throw DeckhandError(.callFailed, "chromedriver answered \(method) \(path) with \(answer.status): \(answer.body)")
     }
