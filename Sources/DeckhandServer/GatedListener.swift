@@ -25,9 +25,7 @@ struct GatedListener: HTTP2ServerTransport.ListenerFactory {
     listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
     connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
   ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
-    var tls = TLSConfiguration.makeServerConfiguration(
-      certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map { .certificate($0) },
-      privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+    var tls = try Self.serverTLS(certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM)
     tls.minimumTLSVersion = .tlsv12
     tls.applicationProtocols = ["grpc-exp", "h2"]
     let context = try NIOSSLContext(configuration: tls)
@@ -49,5 +47,15 @@ struct GatedListener: HTTP2ServerTransport.ListenerFactory {
           connectionConfigurator.configure(channel: channel, tls: .configured(requireALPN: false))
         }
       }
+  }
+}
+
+extension GatedListener {
+  /// A server TLS configuration from the CA's PEMs: the gRPC listener's
+  /// and the web UI's.
+  static func serverTLS(certificateChainPEM: String, privateKeyPEM: String) throws -> TLSConfiguration {
+    TLSConfiguration.makeServerConfiguration(
+      certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map { .certificate($0) },
+      privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
   }
 }

@@ -93,10 +93,7 @@ package final class OTLPReceiver: Sendable {
   package var unreadable: [String] { collector.problems.withLock { $0 } }
 
   package func stop() {
-    guard process.isRunning else { return }
-    process.terminate()
-    for _ in 0..<50 where process.isRunning { usleep(100_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.terminateWithin5Seconds()
   }
 }
 

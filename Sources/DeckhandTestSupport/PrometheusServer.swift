@@ -52,10 +52,7 @@ package final class PrometheusServer: Sendable {
   }
 
   package func stop() {
-    guard process.isRunning else { return }
-    process.terminate()
-    for _ in 0..<50 where process.isRunning { usleep(100_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.terminateWithin5Seconds()
   }
 
   /// The health of each scrape job's target (`up`, `down`, `unknown`), by
@@ -107,5 +104,16 @@ package final class PrometheusServer: Sendable {
       throw DeckhandError(.callFailed, "GET \(path) on port \(port) answered \(answer.status): \(answer.body)")
     }
     return answer.body
+  }
+}
+
+extension Process {
+  /// Ends a helper process of the tests: SIGTERM, up to 5 s to exit, then
+  /// SIGKILL.
+  package func terminateWithin5Seconds() {
+    guard isRunning else { return }
+    terminate()
+    for _ in 0..<50 where isRunning { usleep(100_000) }
+    if isRunning { kill(processIdentifier, SIGKILL) }
   }
 }

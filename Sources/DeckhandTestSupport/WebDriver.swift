@@ -142,10 +142,7 @@ package final class WebDriver: Sendable {
   }
 
   package func stop() {
-    guard process.isRunning else { return }
-    process.terminate()
-    for _ in 0..<50 where process.isRunning { usleep(100_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.terminateWithin5Seconds()
   }
 
   private func call(_ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> JSONValue {

@@ -16,21 +16,12 @@ extension WebUI {
         request.headers[Self.lastEventID].flatMap { Int64($0) }
         ?? request.uri.queryParameters.get("after").flatMap { Int64($0) } ?? 0
       let log = plane.events
-      return Response(
-        status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-        body: ResponseBody { writer in
-          do {
-            try await log.follow(after: after, node: nil, plugin: nil, limit: 1_000, follow: true) { event in
-              let row = JSONValue.array(Self.eventCells(event).map(JSONValue.string)).serialized() ?? []
-              try await writer.write(
-                ByteBuffer(
-                  string: "id: \(event.sequence)\nevent: fleet\ndata: \(String(decoding: row, as: UTF8.self))\n\n"))
-            }
-          } catch {
-            // The browser went away, or the server is shutting down.
-          }
-          try await writer.finish(nil)
-        })
+      return Self.eventStream { write in
+        try await log.follow(after: after, node: nil, plugin: nil, limit: 1_000, follow: true) { event in
+          let row = JSONValue.array(Self.eventCells(event).map(JSONValue.string)).serialized() ?? []
+          try await write("id: \(event.sequence)\nevent: fleet\ndata: \(String(decoding: row, as: UTF8.self))\n\n")
+        }
+      }
     }
     router.get("/static/events.js") { _, _ in
       Response(

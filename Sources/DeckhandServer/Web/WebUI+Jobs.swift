@@ -121,31 +121,21 @@ extension WebUI {
   func events(of id: String, after: Int64) async throws -> Response {
     let first = try await jobs.record(id)
     let jobs = self.jobs
-    return Response(
-      status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
-      body: ResponseBody { writer in
-        do {
-          try await jobs.follow(id, from: first) { event in
-            switch event {
-            case .output(let records, _):
-              for record in records where record.sequence > after {
-                let text = JSONValue.string(String(decoding: record.data, as: UTF8.self)).serialized() ?? []
-                try await writer.write(
-                  ByteBuffer(
-                    string: "id: \(record.sequence)\nevent: output\ndata: \(String(decoding: text, as: UTF8.self))\n\n")
-                )
-              }
-            case .state(_, let job):
-              try await writer.write(ByteBuffer(string: "event: state\ndata: \(job.state.displayName)\n\n"))
-            case .complete(let job):
-              try await writer.write(ByteBuffer(string: "event: end\ndata: \(job.state.displayName)\n\n"))
-            }
+    return Self.eventStream { write in
+      try await jobs.follow(id, from: first) { event in
+        switch event {
+        case .output(let records, _):
+          for record in records where record.sequence > after {
+            let text = JSONValue.string(String(decoding: record.data, as: UTF8.self)).serialized() ?? []
+            try await write("id: \(record.sequence)\nevent: output\ndata: \(String(decoding: text, as: UTF8.self))\n\n")
           }
-        } catch {
-          // The browser went away, or the server is shutting down.
+        case .state(_, let job):
+          try await write("event: state\ndata: \(job.state.displayName)\n\n")
+        case .complete(let job):
+          try await write("event: end\ndata: \(job.state.displayName)\n\n")
         }
-        try await writer.finish(nil)
-      })
+      }
+    }
   }
 
   static func jobState(_ name: String) -> JobState? {

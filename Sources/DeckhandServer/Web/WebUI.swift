@@ -39,9 +39,7 @@ package struct WebUI: Sendable {
     host: String, port: Int, certificateChainPEM: String, privateKeyPEM: String,
     bound: @escaping @Sendable (Int) -> Void
   ) async throws {
-    let tls = TLSConfiguration.makeServerConfiguration(
-      certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8)).map { .certificate($0) },
-      privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)))
+    let tls = try GatedListener.serverTLS(certificateChainPEM: certificateChainPEM, privateKeyPEM: privateKeyPEM)
     let app = Application(
       router: router(),
       server: try .tls(.http1(), tlsConfiguration: tls),
@@ -234,6 +232,20 @@ package struct WebUI: Sendable {
     var response = html(WebPage.layout("Refused", csrf: nil, body: "<p class=\"error\">\(WebPage.escape(reason))</p>"))
     response.status = .forbidden
     return response
+  }
+
+  /// A `text/event-stream` answer whose events `produce` writes (each a
+  /// whole `event:`/`data:` block); it ends when `produce` returns or
+  /// throws (the browser went away, the server is shutting down).
+  static func eventStream(_ produce: @escaping @Sendable (_ write: (String) async throws -> Void) async throws -> Void)
+    -> Response
+  {
+    Response(
+      status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+      body: ResponseBody { writer in
+        try? await produce { event in try await writer.write(ByteBuffer(string: event)) }
+        try await writer.finish(nil)
+      })
   }
 
   /// The session cookie: HttpOnly, Secure, SameSite=Strict, for the whole
