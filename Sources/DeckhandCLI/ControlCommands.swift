@@ -8,13 +8,13 @@ internal import GRPCCore
 /// `deckhand tokens create|list|revoke`.
 struct TokensCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "tokens", abstract: "Join and operator tokens of a server.",
-    subcommands: [Create.self, List.self, Revoke.self])
+    commandName: "tokens", abstract: "Join, operator and viewer tokens of a server, and invites.",
+    subcommands: [Create.self, Invite.self, Login.self, List.self, Revoke.self])
 
   struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Make a token; it is printed once and stored hashed.")
     @OptionGroup var options: OperatorOptions
-    @Option(help: "worker (joins agents) or operator (runs these commands).") var role = "worker"
+    @Option(help: "worker (joins agents), operator (runs these commands) or viewer (reads only).") var role = "worker"
     @Option(help: "How long it is valid (e.g. 1h, 30m); default: until revoked.") var ttl: String?
     @Option(help: "A note about what the token is for.") var description = ""
     @Option(
@@ -31,14 +31,10 @@ struct TokensCommand: AsyncParsableCommand {
       switch role {
       case "worker": request.role = .worker
       case "operator": request.role = .operator
-      default: throw ValidationError("--role must be worker or operator")
+      case "viewer": request.role = .viewer
+      default: throw ValidationError("--role must be worker, operator or viewer")
       }
-      if let ttl {
-        guard let duration = DurationText.parse(ttl), duration > .zero else {
-          throw ValidationError("--ttl \(ttl): expected a duration such as 1h or 30m")
-        }
-        request.ttlMs = Int64(duration.inMilliseconds.rounded())
-      }
+      request.ttlMs = try TokensCommand.milliseconds(ttl)
       request.description_p = description
       request.labels = try KeyValues.parse(labels, flag: "--label")
       request.allowedLabelKeys = allowedLabelKeys
@@ -50,6 +46,72 @@ struct TokensCommand: AsyncParsableCommand {
       } else {
         print(response.secret)
       }
+    }
+  }
+
+  struct Invite: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Make an invite: good once, for `deckhand login --server ADDRESS --invite INVITE`.")
+    @OptionGroup var options: OperatorOptions
+    @Option(help: "What the login token it turns into may do: operator or viewer.") var role = "viewer"
+    @Option(help: "How long it may be used (e.g. 1h); default: 24h.") var ttl: String?
+    @Option(help: "A note about whom it is for.") var description = ""
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_CreateInviteRequest()
+      switch role {
+      case "operator": request.role = .operator
+      case "viewer": request.role = .viewer
+      default: throw ValidationError("--role must be operator or viewer")
+      }
+      request.ttlMs = try TokensCommand.milliseconds(ttl)
+      request.description_p = description
+      let response = try await options.withControl { control, metadata in
+        try await control.createInvite(request, metadata: metadata)
+      }
+      if options.json { return try options.printJSON([response], single: true) }
+      print(response.secret)
+    }
+  }
+
+  struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Make a login token of your own role (operator or viewer), e.g. for the web UI or another machine.")
+    @OptionGroup var options: OperatorOptions
+    @Option(help: "How long it is valid (e.g. 8h); default: until revoked.") var ttl: String?
+    @Option(help: "A note about what it is for.") var description = ""
+
+    func run() async throws {
+      var request = Deckhand_Control_V1_CreateLoginTokenRequest()
+      request.ttlMs = try TokensCommand.milliseconds(ttl)
+      request.description_p = description
+      let response = try await options.withControl { control, metadata in
+        try await control.createLoginToken(request, metadata: metadata)
+      }
+      if options.json { return try options.printJSON([response], single: true) }
+      print(response.secret)
+    }
+  }
+
+  /// `--ttl` in milliseconds; 0 when not given.
+  static func milliseconds(_ ttl: String?) throws -> Int64 {
+    guard let ttl else { return 0 }
+    guard let duration = DurationText.parse(ttl), duration > .zero else {
+      throw ValidationError("--ttl \(ttl): expected a duration such as 1h or 30m")
+    }
+    return Int64(duration.inMilliseconds.rounded())
+  }
+
+  static func roleName(_ role: Deckhand_Control_V1_Role) -> String {
+    switch role {
+    case .worker: "worker"
+    case .operator: "operator"
+    case .viewer: "viewer"
+    case .operatorInvite: "operator-invite"
+    case .viewerInvite: "viewer-invite"
+    case .operatorSession: "operator-session"
+    case .viewerSession: "viewer-session"
+    case .UNRECOGNIZED(let value): "role\(value)"
     }
   }
 
@@ -68,7 +130,7 @@ struct TokensCommand: AsyncParsableCommand {
           tokens.map { token in
             let expired = token.expiresMs > 0 && Double(token.expiresMs) < Date().timeIntervalSince1970 * 1000
             return [
-              token.id, token.role == .operator ? "operator" : "worker", TextTable.time(token.createdMs),
+              token.id, TokensCommand.roleName(token.role), TextTable.time(token.createdMs),
               token.expiresMs == 0 ? "never" : "\(Date(timeIntervalSince1970: Double(token.expiresMs) / 1000))",
               token.revoked ? "revoked" : expired ? "expired" : "valid", token.description_p,
             ]

@@ -11,7 +11,7 @@ package struct DeckhandCommand: AsyncParsableCommand {
       DevCommand.self, AgentCommand.self, ServerCommand.self, PluginsCommand.self, CmdCommand.self,
       PluginCommand.self, KeysCommand.self, TokensCommand.self, NodesCommand.self, TasksCommand.self,
       DeployCommand.self, DeploymentsCommand.self, ArtifactsCommand.self, JobsCommand.self, ConfigCommand.self,
-      ExecCommand.self, SnapshotCommand.self, EventsCommand.self, LogsCommand.self,
+      ExecCommand.self, SnapshotCommand.self, EventsCommand.self, LogsCommand.self, LoginCommand.self,
     ]
   )
 

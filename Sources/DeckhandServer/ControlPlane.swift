@@ -129,8 +129,9 @@ package final class ControlPlane: Sendable {
     role: TokenRole, ttl: Duration?, description: String, labels: [String: String] = [:],
     allowedLabelKeys: [String] = []
   ) async throws -> (TokenRecord, String) {
-    if role == .operator && (!labels.isEmpty || !allowedLabelKeys.isEmpty) {
-      throw DeckhandError(.configurationInvalid, "labels belong to worker join tokens, not to operator tokens")
+    if role != .worker && role.sessionOf == nil && (!labels.isEmpty || !allowedLabelKeys.isEmpty) {
+      throw DeckhandError(
+        .configurationInvalid, "labels belong to worker join tokens, not to \(role.rawValue) tokens")
     }
     for (key, value) in labels {
       if let problem = LabelRule.problem(key: key, value: value) { throw DeckhandError(.configurationInvalid, problem) }
@@ -167,7 +168,7 @@ package final class ControlPlane: Sendable {
   }
 
   /// The token `id`, from the cache while it is fresh.
-  private func token(id: String) async throws -> TokenRecord? {
+  package func token(id: String) async throws -> TokenRecord? {
     let now = ContinuousClock.now
     if let cached = state.withLock({ $0.tokens[id] }), cached.read.duration(to: now) < Self.tokenCacheLifetime {
       return cached.record
@@ -217,8 +218,46 @@ package final class ControlPlane: Sendable {
       if let refusal = token.refusal(atMs: nowMs()) { throw DeckhandError(.tokenInvalid, refusal) }
       switch token.role {
       case .operator: return .operatorToken(id: id)
+      case .viewer: return .viewerToken(id: id)
       case .worker: return .joinToken(id: id)
+      case .operatorInvite, .viewerInvite: return .inviteToken(id: id, role: token.role)
+      case .operatorSession, .viewerSession: return .webSession(id: id, parent: token.labels["parent"] ?? "")
       }
+    }
+  }
+
+  /// The caller of `authorization` if it may make a call of `access`.
+  ///
+  /// - Throws: ``DeckhandError`` `tokenInvalid` (see ``authenticate(_:)``)
+  ///   or `permissionDenied` (see ``check(_:for:)``).
+  @discardableResult
+  package func authorize(_ authorization: String?, for access: Principal.Access) async throws -> Principal {
+    let principal = try await authenticate(authorization)
+    try Self.check(principal, for: access)
+    return principal
+  }
+
+  /// Refuses `principal` a call of `access` it may not make, saying which
+  /// role may: the one check of the gRPC API and the web UI alike.
+  ///
+  /// - Throws: ``DeckhandError`` `permissionDenied`.
+  package static func check(_ principal: Principal, for access: Principal.Access) throws {
+    guard !principal.may(access) else { return }
+    switch principal {
+    case .viewerToken:
+      throw DeckhandError(
+        .permissionDenied, "a viewer reads and changes nothing, and does not see tokens; this needs an operator token")
+    case .inviteToken:
+      throw DeckhandError(
+        .permissionDenied,
+        "an invite token is good only for `deckhand login --invite`, which turns it into a login token")
+    case .webSession:
+      throw DeckhandError(.permissionDenied, "a web session is good only for the web UI; use a login token")
+    default:
+      throw DeckhandError(
+        .permissionDenied,
+        "this is \(access == .read ? "an operator's or a viewer's" : "an operator's") call; "
+          + "a \(principal.role) may not make it (use an operator token)")
     }
   }
 
@@ -827,6 +866,10 @@ package final class ControlPlane: Sendable {
       else { throw notFound }
     case .joinToken:
       throw DeckhandError(.permissionDenied, "a worker join token can only join; join the agent first")
+    case .viewerToken, .inviteToken, .webSession:
+      throw DeckhandError(
+        .permissionDenied,
+        "a \(principal.role) may not download packages (they may hold secrets); use an operator token")
     }
   }
 

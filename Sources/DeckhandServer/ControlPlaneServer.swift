@@ -198,7 +198,7 @@ package final class ControlPlaneServer: Service, Sendable {
     }
     let logger = self.logger
     let configuration = self.configuration
-    let web = WebUI(plane: plane, jobs: jobs, logger: logger)
+    let web = WebUI(plane: plane, jobs: jobs, logs: logs, logger: logger)
     // The web UI's port once it listens; 0 when it could not.
     let webPort = OnceValue<Int>()
 

@@ -10,7 +10,7 @@ extension ControlService {
     async throws -> StreamingServerResponse<Deckhand_Control_V1_FleetEvent>
   {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: .read)
       let query = request.message
       let log = plane.events
       let node = query.node.isEmpty ? nil : query.node

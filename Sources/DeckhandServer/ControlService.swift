@@ -7,8 +7,8 @@ internal import GRPCCore
 internal import SwiftProtobuf
 
 /// `deckhand.control.v1.Control`: the operator's API. Every call needs an
-/// operator token; a node's credential or a join token is refused with
-/// PERMISSION_DENIED.
+/// operator token, or a viewer token for those that only read; anything
+/// else is refused with PERMISSION_DENIED.
 struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   let plane: ControlPlane
   /// Where snapshots in transit are written (`STATE/snapshots`).
@@ -16,21 +16,15 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   /// `deckhand logs` requests to agents.
   let logs: LogRelay
 
-  func requireOperator(_ metadata: Metadata) async throws {
-    let principal = try await plane.authenticate(metadata.authorization)
-    guard case .operatorToken = principal else {
-      throw DeckhandError(
-        .permissionDenied, "this is an operator's call; a \(principal.role) may not make it (use an operator token)")
-    }
-  }
-
-  /// An operator's call: checked, then run as blocking work (every body
-  /// reads or writes the store).
+  /// An operator-side call of `access`: checked, then run as blocking
+  /// work (every body reads or writes the store). ``Principal/may(_:)``
+  /// says who may make it.
   private func unary<Request: Sendable, Response: Sendable>(
-    _ request: ServerRequest<Request>, _ body: @escaping @Sendable (Request) async throws -> Response
+    _ request: ServerRequest<Request>, _ access: Principal.Access,
+    _ body: @escaping @Sendable (Request) async throws -> Response
   ) async throws -> ServerResponse<Response> {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: access)
       let message = request.message
       return ServerResponse(message: try await body(message))
     }
@@ -39,32 +33,94 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func createToken(request: ServerRequest<Deckhand_Control_V1_CreateTokenRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
   {
-    try await unary(request) { message in
-      let (record, secret) = try await plane.createToken(
-        role: message.role == .operator ? .operator : .worker,
-        ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil, description: message.description_p,
-        labels: message.labels, allowedLabelKeys: message.allowedLabelKeys)
-      var response = Deckhand_Control_V1_CreateTokenResponse()
-      response.token = ProtoMapping.token(record)
-      response.secret = secret
-      return response
+    try await unary(request, .operate) { message in
+      let role: TokenRole
+      switch message.role {
+      case .worker: role = .worker
+      case .operator: role = .operator
+      case .viewer: role = .viewer
+      case .operatorInvite, .viewerInvite: throw DeckhandError(.configurationInvalid, "make invites with CreateInvite")
+      case .operatorSession, .viewerSession:
+        throw DeckhandError(.configurationInvalid, "web sessions are made by signing in to the web UI")
+      case .UNRECOGNIZED(let value): throw DeckhandError(.configurationInvalid, "unknown token role \(value)")
+      }
+      return Self.created(
+        try await plane.createToken(
+          role: role, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+          description: message.description_p, labels: message.labels, allowedLabelKeys: message.allowedLabelKeys))
     }
   }
 
   func listTokens(request: ServerRequest<Deckhand_Control_V1_ListTokensRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListTokensResponse>
   {
-    try await unary(request) { _ in
+    try await unary(request, .operate) { _ in
       var response = Deckhand_Control_V1_ListTokensResponse()
       response.tokens = try await plane.store.tokens().map(ProtoMapping.token)
       return response
     }
   }
 
+  func createInvite(request: ServerRequest<Deckhand_Control_V1_CreateInviteRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+  {
+    try await unary(request, .operate) { message in
+      let role: TokenRole
+      switch message.role {
+      case .operator: role = .operator
+      case .viewer: role = .viewer
+      default: throw DeckhandError(.configurationInvalid, "an invite's role is operator or viewer")
+      }
+      return Self.created(
+        try await plane.createInvite(
+          role: role, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+          description: message.description_p))
+    }
+  }
+
+  /// Not through ``unary(_:_:_:)``: the caller holds an invite, which
+  /// nothing else accepts.
+  func convertInvite(request: ServerRequest<Deckhand_Control_V1_ConvertInviteRequest>, context: ServerContext)
+    async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+  {
+    try await mappingErrors {
+      let principal = try await plane.authenticate(request.metadata.authorization)
+      guard case .inviteToken(let id, let role) = principal else {
+        throw DeckhandError(
+          .permissionDenied, "ConvertInvite takes an invite token (deckhand tokens invite); this is a \(principal.role)"
+        )
+      }
+      return ServerResponse(
+        message: Self.created(
+          try await plane.convertInvite(id: id, role: role, description: request.message.description_p)))
+    }
+  }
+
+  func createLoginToken(
+    request: ServerRequest<Deckhand_Control_V1_CreateLoginTokenRequest>, context: ServerContext
+  ) async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+    try await mappingErrors {
+      let principal = try await plane.authorize(request.metadata.authorization, for: .read)
+      let message = request.message
+      return ServerResponse(
+        message: Self.created(
+          try await plane.createLoginToken(
+            for: principal, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+            description: message.description_p)))
+    }
+  }
+
+  static func created(_ made: (TokenRecord, String)) -> Deckhand_Control_V1_CreateTokenResponse {
+    var response = Deckhand_Control_V1_CreateTokenResponse()
+    response.token = ProtoMapping.token(made.0)
+    response.secret = made.1
+    return response
+  }
+
   func revokeToken(request: ServerRequest<Deckhand_Control_V1_RevokeTokenRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_RevokeTokenResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       var response = Deckhand_Control_V1_RevokeTokenResponse()
       response.removedNodes = try await plane.revokeToken(id: message.id, removingNodes: message.nodes)
         .map(ProtoMapping.removal)
@@ -75,13 +131,13 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func removeNode(request: ServerRequest<Deckhand_Control_V1_RemoveNodeRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_RemoveNodeResponse>
   {
-    try await unary(request) { message in ProtoMapping.removal(try await plane.removeNode(message.node)) }
+    try await unary(request, .operate) { message in ProtoMapping.removal(try await plane.removeNode(message.node)) }
   }
 
   func listNodes(request: ServerRequest<Deckhand_Control_V1_ListNodesRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListNodesResponse>
   {
-    try await unary(request) { _ in
+    try await unary(request, .read) { _ in
       var response = Deckhand_Control_V1_ListNodesResponse()
       response.nodes = try await plane.store.nodes().map { ProtoMapping.node($0) }
       return response
@@ -91,7 +147,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func getNode(request: ServerRequest<Deckhand_Control_V1_GetNodeRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
-    try await unary(request) { message in
+    try await unary(request, .read) { message in
       let record = try await plane.findNode(message.node)
       var node = ProtoMapping.node(record)
       if let usage = try await plane.pluginUsage(record.id) {
@@ -105,7 +161,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func setNodeLabels(request: ServerRequest<Deckhand_Control_V1_SetNodeLabelsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       ProtoMapping.node(try await plane.setNodeLabels(message.node, set: message.set, remove: message.remove))
     }
   }
@@ -113,7 +169,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func setNodeAvailability(
     request: ServerRequest<Deckhand_Control_V1_SetNodeAvailabilityRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Dispatcher_V1_Node> {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       ProtoMapping.node(
         try await plane.setNodeAvailability(message.node, message.availability == .drain ? .drain : .active))
     }
@@ -122,7 +178,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func listTasks(request: ServerRequest<Deckhand_Control_V1_ListTasksRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListTasksResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .read) { message in
       let node = message.node.isEmpty ? nil : try await plane.findNode(message.node).id
       var response = Deckhand_Control_V1_ListTasksResponse()
       response.tasks = try await plane.store.tasks(
@@ -135,7 +191,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func createDeployment(
     request: ServerRequest<Deckhand_Control_V1_CreateDeploymentRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Deployment> {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       guard
         let action = DeploymentRecord.FailureAction(
           rawValue: message.failureAction.isEmpty ? "pause" : message.failureAction)
@@ -160,7 +216,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func listDeployments(
     request: ServerRequest<Deckhand_Control_V1_ListDeploymentsRequest>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_ListDeploymentsResponse> {
-    try await unary(request) { _ in
+    try await unary(request, .read) { _ in
       let tasks = try await plane.store.tasks(node: nil, deployment: nil, activeOnly: false)
       var response = Deckhand_Control_V1_ListDeploymentsResponse()
       response.deployments = try await plane.store.deployments().map { ProtoMapping.deployment($0, tasks: tasks) }
@@ -171,7 +227,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func getDeployment(request: ServerRequest<Deckhand_Control_V1_GetDeploymentRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_Deployment>
   {
-    try await unary(request) { message in
+    try await unary(request, .read) { message in
       guard let record = try await plane.store.deployment(id: message.id) else {
         throw DeckhandError(.notFound, "no deployment \(message.id); `deckhand deployments ls` shows them")
       }
@@ -183,7 +239,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   func listArtifacts(request: ServerRequest<Deckhand_Control_V1_ListArtifactsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Control_V1_ListArtifactsResponse>
   {
-    try await unary(request) { _ in
+    try await unary(request, .read) { _ in
       var response = Deckhand_Control_V1_ListArtifactsResponse()
       response.artifacts = try await plane.store.artifacts().map(ProtoMapping.artifact)
       return response
@@ -194,7 +250,7 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     request: StreamingServerRequest<Deckhand_Control_V1_PushArtifactChunk>, context: ServerContext
   ) async throws -> ServerResponse<Deckhand_Control_V1_Artifact> {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: .operate)
       let temporary = "\(plane.artifactsDirectory)/upload-\(ControlPlane.randomText(bytes: 8))"
       _ = FileManager.default.createFile(atPath: temporary, contents: nil)
       defer { try? FileManager.default.removeItem(atPath: temporary) }

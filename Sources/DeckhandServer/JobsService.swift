@@ -18,13 +18,6 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   static let apiVersion: UInt32 = 1
   static let runnerVersion: UInt32 = 1
 
-  private func requireOperator(_ metadata: Metadata) async throws {
-    let principal = try await plane.authenticate(metadata.authorization)
-    guard case .operatorToken = principal else {
-      throw DeckhandError(.permissionDenied, "this is an operator's call; a \(principal.role) may not make it")
-    }
-  }
-
   private func runner(_ metadata: Metadata) async throws -> String {
     let principal = try await plane.authenticate(metadata.authorization)
     guard case .node(let id) = principal else {
@@ -33,11 +26,12 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     return id
   }
 
-  private func unary<Request, Response>(_ request: ServerRequest<Request>, _ body: (Request) async throws -> Response)
-    async throws -> ServerResponse<Response>
-  {
+  /// A call of `access` (``Principal/may(_:)`` says who may make it).
+  private func unary<Request, Response>(
+    _ request: ServerRequest<Request>, _ access: Principal.Access, _ body: (Request) async throws -> Response
+  ) async throws -> ServerResponse<Response> {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: access)
       return ServerResponse(message: try await body(request.message))
     }
   }
@@ -57,7 +51,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func queueJob(request: ServerRequest<Deckhand_Server_V1_QueueJobRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_QueueJobResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       var response = Deckhand_Server_V1_QueueJobResponse()
       // The trace that queued the job is the server's to record: whatever
       // the client put in its place is dropped.
@@ -73,7 +67,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func cancelJob(request: ServerRequest<Deckhand_Server_V1_CancelJobRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_CancelJobResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       try await queue.cancel(message.jobID, force: message.force)
       return Deckhand_Server_V1_CancelJobResponse()
     }
@@ -82,13 +76,13 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getJob(request: ServerRequest<Deckhand_Server_V1_GetJobRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_Job>
   {
-    try await unary(request) { message in queue.message(try await queue.record(message.jobID)) }
+    try await unary(request, .read) { message in queue.message(try await queue.record(message.jobID)) }
   }
 
   func listJobs(request: ServerRequest<Deckhand_Server_V1_ListJobsRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_ListJobsResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .read) { message in
       var runner: String?
       if !message.runnerID.isEmpty {
         // A removed node's jobs are still listed by its id.
@@ -109,7 +103,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func validateJob(request: ServerRequest<Deckhand_Server_V1_ValidateJobRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_ValidateJobResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .read) { message in
       var response = Deckhand_Server_V1_ValidateJobResponse()
       do {
         try queue.validate(message.job)
@@ -125,7 +119,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func pruneOldJobs(request: ServerRequest<Deckhand_Server_V1_PruneOldJobsRequest>, context: ServerContext)
     async throws -> ServerResponse<Deckhand_Server_V1_PruneOldJobsResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       var response = Deckhand_Server_V1_PruneOldJobsResponse()
       response.pruned = Int64(try await queue.store.prune(endedBefore: nowMs() - message.olderThanMs))
       return response
@@ -135,7 +129,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func setConfig(request: ServerRequest<Deckhand_Server_V1_SetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_SetConfigResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       try await queue.setConfig(message.variables)
       return Deckhand_Server_V1_SetConfigResponse()
     }
@@ -144,7 +138,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
   func getConfig(request: ServerRequest<Deckhand_Server_V1_GetConfigRequest>, context: ServerContext) async throws
     -> ServerResponse<Deckhand_Server_V1_GetConfigResponse>
   {
-    try await unary(request) { message in
+    try await unary(request, .operate) { message in
       var response = Deckhand_Server_V1_GetConfigResponse()
       response.variables = try await queue.config(prefix: message.prefix).filter { variable in
         !message.filterScope || (variable.scope == message.scope && variable.target == message.target)
@@ -157,7 +151,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Server_V1_GetJobStreamResponse>
   {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: .read)
       let id = request.message.jobID
       let queue = self.queue
       let first = try await queue.record(id)
@@ -393,7 +387,7 @@ struct JobsService: Deckhand_Server_V1_Jobs.ServiceProtocol {
     async throws -> StreamingServerResponse<Deckhand_Server_V1_ExecStreamResponse>
   {
     try await mappingErrors {
-      try await requireOperator(request.metadata)
+      try await plane.authorize(request.metadata.authorization, for: .operate)
       let relay = self.relay
       let plane = self.plane
       return StreamingServerResponse { writer in

@@ -55,6 +55,38 @@ package final class LogRelay: Sendable {
     return (id, pairing)
   }
 
+  /// Hands `emit` the lines the agent of node `nodeName` sends for
+  /// request `id` (from ``open(node:name:_:)``) until it is done, then
+  /// lets the agent go; for the gRPC API and the web UI alike.
+  ///
+  /// - Throws: ``DeckhandError`` `callFailed` when the agent does not
+  ///   answer within 10 s, `notFound` with the agent's own error, or what
+  ///   `emit` throws.
+  package func forward(
+    _ id: String, _ pairing: Pairing, nodeName: String,
+    _ emit: (Deckhand_Dispatcher_V1_LogLine) async throws -> Void
+  ) async throws {
+    defer {
+      pairing.leave.finish()
+      abandon(id)
+    }
+    // The agent answers within 10 s, or not at all.
+    var chunks = pairing.lines.makeAsyncIterator()
+    let first = await firstResult(within: .seconds(10)) { [pairing] in
+      var iterator = pairing.lines.makeAsyncIterator()
+      return await iterator.next()
+    }
+    guard let first else {
+      throw DeckhandError(.callFailed, "node \(nodeName)'s agent did not answer the log request within 10 s")
+    }
+    var next: Deckhand_Dispatcher_V1_LogChunk? = first
+    while let chunk = next {
+      if !chunk.error.isEmpty { throw DeckhandError(.notFound, "node \(nodeName): \(chunk.error)") }
+      for line in chunk.lines { try await emit(line) }
+      next = await chunks.next()
+    }
+  }
+
   /// The agent's answer stream for request `id`, which only the node it
   /// was sent to may take.
   package func attach(_ id: String, node: String) throws -> Pairing {

@@ -101,6 +101,11 @@ enum ProtoMapping {
       switch record.role {
       case .operator: .operator
       case .worker: .worker
+      case .viewer: .viewer
+      case .operatorInvite: .operatorInvite
+      case .viewerInvite: .viewerInvite
+      case .operatorSession: .operatorSession
+      case .viewerSession: .viewerSession
       }
     token.createdMs = record.createdMs
     token.expiresMs = record.expiresMs

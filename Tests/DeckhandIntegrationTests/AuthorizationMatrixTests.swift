@@ -8,13 +8,13 @@ import Synchronization
 import Testing
 
 /// Every RPC of every service, called by each kind of caller: nobody, a
-/// worker join token, another node, the node the request is about, and an
-/// operator. The requests name node A's things (its session, task, job,
+/// worker join token, another node, the node the request is about, an
+/// operator, a viewer and an invite. The requests name node A's things (its session, task, job,
 /// exec, artifact), so "another node" is node B reaching for them.
 @Suite("Authorization: every RPC with every kind of credential", .serialized)
 struct AuthorizationMatrixTests {
   enum Caller: String, CaseIterable, Sendable {
-    case nobody, joinToken, otherNode, node, operatorToken
+    case nobody, joinToken, otherNode, node, operatorToken, viewer, invite
   }
 
   /// What A owns and each caller's credential.
@@ -55,6 +55,13 @@ struct AuthorizationMatrixTests {
     ]
   }
 
+  /// A call that only reads: operators and viewers.
+  static func readable(_ outcome: RPCError.Code? = nil) -> [Caller: RPCError.Code?] {
+    var expected = operatorOnly(outcome)
+    expected[.viewer] = outcome
+    return expected
+  }
+
   static func nodeOnly(otherNode: RPCError.Code? = nil) -> [Caller: RPCError.Code?] {
     [
       .nobody: .unauthenticated, .joinToken: .permissionDenied, .otherNode: otherNode, .node: nil,
@@ -63,7 +70,7 @@ struct AuthorizationMatrixTests {
   }
 
   static let everyone: [Caller: RPCError.Code?] = [
-    .nobody: nil, .joinToken: nil, .otherNode: nil, .node: nil, .operatorToken: nil,
+    .nobody: nil, .joinToken: nil, .otherNode: nil, .node: nil, .operatorToken: nil, .viewer: nil, .invite: nil,
   ]
 
   /// Throws the status a streaming response was refused with.
@@ -84,6 +91,14 @@ struct AuthorizationMatrixTests {
       request.role = .worker
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).createToken(request, metadata: metadata)
     },
+    Row(name: "Control.CreateInvite", expected: operatorOnly()) { client, metadata, _, _ in
+      var request = Deckhand_Control_V1_CreateInviteRequest()
+      request.role = .viewer
+      _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).createInvite(request, metadata: metadata)
+    },
+    Row(name: "Control.CreateLoginToken", expected: readable()) { client, metadata, _, _ in
+      _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).createLoginToken(.init(), metadata: metadata)
+    },
     Row(name: "Control.ListTokens", expected: operatorOnly()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listTokens(.init(), metadata: metadata)
     },
@@ -92,10 +107,10 @@ struct AuthorizationMatrixTests {
       request.id = "nonexistent"
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).revokeToken(request, metadata: metadata)
     },
-    Row(name: "Control.ListNodes", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Control.ListNodes", expected: readable()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listNodes(.init(), metadata: metadata)
     },
-    Row(name: "Control.GetNode", expected: operatorOnly()) { client, metadata, _, fleet in
+    Row(name: "Control.GetNode", expected: readable()) { client, metadata, _, fleet in
       var request = Deckhand_Control_V1_GetNodeRequest()
       request.node = fleet.nodeA
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).getNode(request, metadata: metadata)
@@ -118,7 +133,7 @@ struct AuthorizationMatrixTests {
       request.node = "nonexistent"
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).removeNode(request, metadata: metadata)
     },
-    Row(name: "Control.ListTasks", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Control.ListTasks", expected: readable()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listTasks(.init(), metadata: metadata)
     },
     Row(name: "Control.CreateDeployment", expected: operatorOnly(.notFound)) { client, metadata, _, _ in
@@ -127,10 +142,10 @@ struct AuthorizationMatrixTests {
       request.version = "9.9.9"
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).createDeployment(request, metadata: metadata)
     },
-    Row(name: "Control.ListDeployments", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Control.ListDeployments", expected: readable()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listDeployments(.init(), metadata: metadata)
     },
-    Row(name: "Control.GetDeployment", expected: operatorOnly(.notFound)) { client, metadata, _, _ in
+    Row(name: "Control.GetDeployment", expected: readable(.notFound)) { client, metadata, _, _ in
       var request = Deckhand_Control_V1_GetDeploymentRequest()
       request.id = "nonexistent"
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).getDeployment(request, metadata: metadata)
@@ -142,10 +157,10 @@ struct AuthorizationMatrixTests {
         try await writer.write(chunk)
       }
     },
-    Row(name: "Control.ListArtifacts", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Control.ListArtifacts", expected: readable()) { client, metadata, _, _ in
       _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).listArtifacts(.init(), metadata: metadata)
     },
-    Row(name: "Control.GetLogStream", expected: operatorOnly(.notFound)) { client, metadata, _, _ in
+    Row(name: "Control.GetLogStream", expected: readable(.notFound)) { client, metadata, _, _ in
       var request = Deckhand_Control_V1_GetLogStreamRequest()
       request.node = "nobody"
       request.plugin = "echo"
@@ -153,11 +168,24 @@ struct AuthorizationMatrixTests {
         for try await _ in $0.messages {}
       }
     },
-    Row(name: "Control.StreamEvents", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Control.StreamEvents", expected: readable()) { client, metadata, _, _ in
       try await Deckhand_Control_V1_Control.Client(wrapping: client).streamEvents(.init(), metadata: metadata) {
         for try await _ in $0.messages {}
       }
     },
+  ]
+
+  /// Last: the invite is used up by its own call.
+  static let inviteRows: [Row] = [
+    Row(
+      name: "Control.ConvertInvite",
+      expected: [
+        .nobody: .unauthenticated, .joinToken: .permissionDenied, .otherNode: .permissionDenied,
+        .node: .permissionDenied, .operatorToken: .permissionDenied, .viewer: .permissionDenied, .invite: nil,
+      ]
+    ) { client, metadata, _, _ in
+      _ = try await Deckhand_Control_V1_Control.Client(wrapping: client).convertInvite(.init(), metadata: metadata)
+    }
   ]
 
   static let dispatcherRows: [Row] = [
@@ -265,15 +293,15 @@ struct AuthorizationMatrixTests {
       request.jobID = "nonexistent"
       _ = try await Deckhand_Server_V1_Jobs.Client(wrapping: client).cancelJob(request, metadata: metadata)
     },
-    Row(name: "Jobs.GetJob", expected: operatorOnly()) { client, metadata, _, fleet in
+    Row(name: "Jobs.GetJob", expected: readable()) { client, metadata, _, fleet in
       var request = Deckhand_Server_V1_GetJobRequest()
       request.jobID = fleet.jobA
       _ = try await Deckhand_Server_V1_Jobs.Client(wrapping: client).getJob(request, metadata: metadata)
     },
-    Row(name: "Jobs.ListJobs", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Jobs.ListJobs", expected: readable()) { client, metadata, _, _ in
       _ = try await Deckhand_Server_V1_Jobs.Client(wrapping: client).listJobs(.init(), metadata: metadata)
     },
-    Row(name: "Jobs.ValidateJob", expected: operatorOnly()) { client, metadata, _, _ in
+    Row(name: "Jobs.ValidateJob", expected: readable()) { client, metadata, _, _ in
       var request = Deckhand_Server_V1_ValidateJobRequest()
       request.job.noop = .init()
       _ = try await Deckhand_Server_V1_Jobs.Client(wrapping: client).validateJob(request, metadata: metadata)
@@ -292,7 +320,7 @@ struct AuthorizationMatrixTests {
     Row(name: "Jobs.GetConfig", expected: operatorOnly()) { client, metadata, _, _ in
       _ = try await Deckhand_Server_V1_Jobs.Client(wrapping: client).getConfig(.init(), metadata: metadata)
     },
-    Row(name: "Jobs.GetJobStream", expected: operatorOnly()) { client, metadata, _, fleet in
+    Row(name: "Jobs.GetJobStream", expected: readable()) { client, metadata, _, fleet in
       var request = Deckhand_Server_V1_GetJobStreamRequest()
       request.jobID = fleet.jobA
       try await Deckhand_Server_V1_Jobs.Client(wrapping: client).getJobStream(request, metadata: metadata) {
@@ -408,12 +436,14 @@ struct AuthorizationMatrixTests {
     var failures: [String] = []
     // One connection for every call, as a real client has.
     try await ControlPlaneClient.withClient(endpoint, caPEM: ca) { client in
-      for row in Self.controlRows + Self.dispatcherRows + Self.jobsRows {
+      for row in Self.controlRows + Self.dispatcherRows + Self.jobsRows + Self.inviteRows {
         if row.name == "Jobs.RunnerExecStream" { current.execA = try await exec() }
         for caller in Caller.allCases {
           let fleet = current
           let got = await Self.outcome { try await row.body(client, fleet.metadata(caller), caller, fleet) }
-          let expected = row.expected[caller] ?? nil
+          // A caller a row does not name is refused: viewers and invites
+          // reach only what a row says.
+          let expected = row.expected.keys.contains(caller) ? row.expected[caller] ?? nil : .permissionDenied
           if got != expected {
             failures.append(
               "\(row.name) by \(caller): got \(got.map { "\($0)" } ?? "OK"), expected \(expected.map { "\($0)" } ?? "OK")"
@@ -497,11 +527,15 @@ struct AuthorizationMatrixTests {
     }
     #expect(running, "A's job runs")
 
+    let viewer = try await server.cli(["tokens", "create", "--role", "viewer"]).stdout
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    let invite = try await server.cli(["tokens", "invite", "--role", "viewer"]).stdout
+      .trimmingCharacters(in: .whitespacesAndNewlines)
     let fleet = Fleet(
       endpoint: endpoint, ca: ca,
       credentials: [
         .joinToken: server.workerToken, .otherNode: b.credential, .node: a.credential,
-        .operatorToken: server.operatorToken,
+        .operatorToken: server.operatorToken, .viewer: viewer, .invite: invite,
       ], nodeA: a.nodeID, sessionA: sessionA, taskA: taskA, jobA: jobA, digest: digest)
 
     // An exec for A: A's control stream is held open in the background and

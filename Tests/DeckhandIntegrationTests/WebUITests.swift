@@ -1,4 +1,5 @@
 import DeckhandCore
+import DeckhandPluginHost
 import DeckhandTestSupport
 import Foundation
 import Testing
@@ -109,6 +110,140 @@ struct WebUITests {
   }
 
   @Test(
+    "an operator deploys an uploaded package, follows a plugin's log, queues a command and invites a viewer, who finds nothing to change"
+  )
+  func operatorAndViewer() async throws {
+    let root = try TestWorkspace()
+    let server = try ServerProcess(root: root.root, port: try FreePort.next())
+    try await server.waitUntilServing()
+    let web = try #require(server.webURL)
+    let node = try TestWorkspace()
+    let agent = try await AgentProcess.joined(node, to: server, name: "web-2")
+    defer { agent.signal(SIGKILL) }
+    #expect(try await server.cli(["nodes", "label", "web-2", "tier=web"]).status == 0)
+    let browser = try await WebDriver()
+    defer { browser.stop() }
+    try await browser.open(web + "signin")
+    try await browser.type(server.operatorToken, into: "#token")
+    try await browser.click("#signin")
+    #expect(await browser.waitUntil { try await $0.currentURL() == web })
+
+    // The fleet filtered by label.
+    try await browser.open(web + "?label=tier%3Dweb")
+    #expect(await browser.waitUntil { try await $0.source().contains("web-2") })
+    try await browser.open(web + "?label=tier%3Dnone")
+    #expect(try await browser.text("#summary").hasPrefix("0 of 1 nodes"))
+
+    // Deploy a package uploaded from the deployments page; its progress
+    // reaches 1 done of 1.
+    let package = try ControlPlaneTests.echoPackage(in: root.root)
+    try await browser.open(web + "deployments")
+    try await browser.type(package, into: "#package")
+    try await browser.click("#deploy-submit")
+    #expect(await browser.waitUntil(timeout: .seconds(20)) { try await $0.currentURL().contains("/deployments/") })
+    let deployment = try await browser.currentURL()
+    let rolled = await eventually(timeout: .seconds(30)) {
+      try? await browser.open(deployment)
+      return ((try? await browser.text("#progress")) ?? "").hasPrefix("1 done")
+    }
+    let deploymentPage = (try? await browser.source()) ?? ""
+    #expect(rolled, "\(deploymentPage)")
+    try await browser.screenshot(to: "\(Self.screenshots)/deployment.png")
+    try await browser.open(web + "deployments")
+    #expect(try await browser.source().contains("echo@1.0.0"))
+    try await browser.screenshot(to: "\(Self.screenshots)/deployments.png")
+    try await browser.open(web)
+    #expect(try await browser.source().contains("echo RUNNING"), "the fleet page names the node's plugins")
+
+    // The plugin's log, following live on the node's page.
+    let stdout = "\(node.paths.stateDirectory)/logs/echo.stdout.log"
+    #expect(await eventually(timeout: .seconds(10)) { FileManager.default.fileExists(atPath: stdout) })
+    try await browser.open(web + "nodes/web-2?log=echo")
+    #expect(await browser.waitUntil { try await $0.text("#log-state") == "following" })
+    let handle = try #require(FileHandle(forWritingAtPath: stdout))
+    handle.seekToEndOfFile()
+    handle.write(Data("written-while-watched\n".utf8))
+    try handle.close()
+    #expect(
+      await browser.waitUntil(timeout: .seconds(15)) {
+        try await $0.text("#log-lines").contains("written-while-watched")
+      }
+    )
+    try await browser.screenshot(to: "\(Self.screenshots)/node.png")
+
+    // Queue a command from the jobs page and see its output.
+    try await browser.open(web + "jobs")
+    try await browser.type("echo\nqueued-from-the-ui", into: "#argv")
+    try await browser.click("#queue-exec")
+    #expect(await browser.waitUntil { try await $0.currentURL().contains("/jobs/") })
+    #expect(
+      await browser.waitUntil(timeout: .seconds(15)) { try await $0.text("#output").contains("queued-from-the-ui") })
+    let job = try await browser.currentURL()
+
+    // Invite a viewer from the tokens page; the invite turns into a login
+    // token once.
+    try await browser.open(web + "tokens")
+    try await browser.click("#create-invite")
+    let invite = try await browser.text("#secret")
+    #expect(invite.hasPrefix("DHTKN-1-"))
+    try await browser.screenshot(to: "\(Self.screenshots)/tokens.png")
+    let settings = root.root + "/viewer-client.json"
+    let login = try await runCommand(
+      Fixtures.deckhand, ["login", "--server", server.endpoint, "--invite", invite, "--settings", settings])
+    #expect(login.status == 0 && login.stdout.contains("as viewer"), "\(login)")
+    let stored = try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: settings))))
+    guard case .object(let fields) = stored, case .string(let viewer) = fields["token"] else {
+      Issue.record("client.json: \(stored)")
+      return
+    }
+    let again = try await runCommand(
+      Fixtures.deckhand, ["login", "--server", server.endpoint, "--invite", invite, "--settings", settings + "2"])
+    #expect(again.status != 0 && again.stderr.contains("was used already or revoked"), "\(again)")
+    // The viewer reads through the API and changes nothing, told why.
+    #expect(try await server.cli(["nodes", "ls"], token: viewer).stdout.contains("web-2"))
+    let drain = try await server.cli(["nodes", "drain", "web-2"], token: viewer)
+    #expect(drain.status != 0 && drain.stderr.contains("viewer"), "\(drain)")
+
+    // The viewer in the browser: every page reads, none has a button that
+    // changes anything (the only form is signing out), tokens are refused.
+    try await browser.click("#signout")
+    try await browser.open(web + "signin")
+    try await browser.type(viewer, into: "#token")
+    try await browser.click("#signin")
+    #expect(await browser.waitUntil { try await $0.currentURL() == web })
+    #expect(try await browser.text("#role") == "viewer")
+    for page in [web, web + "nodes/web-2", web + "deployments", deployment, web + "jobs", job, web + "events"] {
+      try await browser.open(page)
+      let source = try await browser.source()
+      let forms = source.components(separatedBy: "method=\"post\"").count - 1
+      #expect(forms == 1 && source.contains("action=\"/signout\""), "\(page): \(forms) forms")
+      #expect(!source.contains("id=\"deploy\"") && !source.contains("<button type=\"submit\" id=\"drain\""), "\(page)")
+    }
+    try await browser.open(web)
+    try await browser.screenshot(to: "\(Self.screenshots)/viewer.png")
+    try await browser.open(web + "tokens")
+    #expect(try await browser.source().contains("viewer reads and changes nothing"))
+
+    // A viewer's POST with a good CSRF secret is refused as the API refuses it.
+    let signedIn = try await curl(["-d", "token=\(viewer)", web + "signin"])
+    let cookie = try #require(
+      signedIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") })
+    let session = String(cookie.dropFirst("Set-Cookie: ".count).split(separator: ";")[0])
+    let fleet = try await curl(["-H", "Cookie: \(session)", web])
+    let csrf = try #require(fleet.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
+    let refused = try await curl([
+      "-H", "Cookie: \(session)", "-X", "POST", "-d", "csrf=\(csrf)", web + "nodes/web-2/drain",
+    ])
+    #expect(refused.status == 403 && refused.body.contains("viewer reads and changes nothing"), "\(refused.body)")
+    let upload = try await curl([
+      "-H", "Cookie: \(session)", "-H", "X-Deckhand-CSRF: \(csrf)", "--data-binary", "@\(package)",
+      web + "deployments/upload",
+    ])
+    #expect(upload.status == 403, "\(upload.body)")
+    #expect(try await server.cli(["nodes", "ls"]).stdout.contains("active"))
+  }
+
+  @Test(
     "without a session pages redirect and actions are refused; a forged or cross-site POST and a revoked token are refused"
   )
   func refusals() async throws {
@@ -131,6 +266,14 @@ struct WebUITests {
     // A worker token cannot sign in.
     let worker = try await curl(["-d", "token=\(server.workerToken)", web + "signin"])
     #expect(worker.status == 401 && worker.body.contains("cannot sign in"), "\(worker.body)")
+    // Every page needs a session, the tokens page an operator's.
+    for path in ["deployments", "deployments/x", "jobs", "events", "tokens", "nodes/x/logs/echo"] {
+      let page = try await curl([web + path])
+      #expect(page.status == 303 || page.status == 403, "\(path): \(page.head)")
+    }
+    for path in ["tokens", "tokens/invite", "jobs/exec", "deployments/upload"] {
+      #expect(try await curl(["-X", "POST", "-d", "csrf=x", web + path]).status == 403, "\(path)")
+    }
 
     // A session made with a token of its own, revoked later.
     let made = try await server.json(["tokens", "create", "--role", "operator"])
@@ -165,5 +308,20 @@ struct WebUITests {
       (try? await curl(["-H", "Cookie: \(session)", web]))?.status == 303
     }
     #expect(revoked, "a revoked token's session still reads pages")
+
+    // A login token that expires ends its sessions when it does.
+    let shortLived = try await server.cli(["tokens", "login", "--ttl", "3s"])
+    let brief = shortLived.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let briefSignIn = try await curl(["-d", "token=\(brief)", web + "signin"])
+    let briefCookie = try #require(
+      briefSignIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") })
+    let briefSession = String(briefCookie.dropFirst("Set-Cookie: ".count).split(separator: ";")[0])
+    #expect(try await curl(["-H", "Cookie: \(briefSession)", web]).status == 200)
+    let expired = await eventually(timeout: .seconds(10)) {
+      (try? await curl(["-H", "Cookie: \(briefSession)", web]))?.status == 303
+    }
+    #expect(expired, "an expired token's session still reads pages")
+    let late = try await curl(["-d", "token=\(brief)", web + "signin"])
+    #expect(late.status == 401 && late.body.contains("expired"), "\(late.body)")
   }
 }

@@ -33,7 +33,10 @@ extension TokenRecord {
   /// Why the token may not be used at `nowMs` (revoked, or past its
   /// expiry), or nil when it may. Its secret is checked before this.
   package func refusal(atMs nowMs: Int64) -> String? {
-    if revoked { return "token \(id) was revoked" }
+    if revoked {
+      return role.invited != nil
+        ? "invite \(id) was used already or revoked; ask an operator for a new one" : "token \(id) was revoked"
+    }
     if expiresMs > 0 && expiresMs < nowMs { return "token \(id) expired" }
     return nil
   }

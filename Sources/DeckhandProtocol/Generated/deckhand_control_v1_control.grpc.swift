@@ -1,7 +1,8 @@
 /// The operator's API of `deckhand server`: tokens, nodes, tasks,
-/// deployments and artifacts. Every call needs an operator token in
-/// `authorization: Bearer DHTKN-1-...`; a worker's credential is refused
-/// with PERMISSION_DENIED.
+/// deployments and artifacts. Every call needs a person's token in
+/// `authorization: Bearer DHTKN-1-...`: an operator's for every call, a
+/// viewer's for those that only read (not tokens or snapshots). Anything
+/// else is refused with PERMISSION_DENIED.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -61,6 +62,45 @@ public enum Deckhand_Control_V1_Control: Sendable {
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
                 method: "RevokeToken",
+                type: .unary
+            )
+        }
+        /// Namespace for "CreateInvite" metadata.
+        public enum CreateInvite: Sendable {
+            /// Request type for "CreateInvite".
+            public typealias Input = Deckhand_Control_V1_CreateInviteRequest
+            /// Response type for "CreateInvite".
+            public typealias Output = Deckhand_Control_V1_CreateTokenResponse
+            /// Descriptor for "CreateInvite".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "CreateInvite",
+                type: .unary
+            )
+        }
+        /// Namespace for "ConvertInvite" metadata.
+        public enum ConvertInvite: Sendable {
+            /// Request type for "ConvertInvite".
+            public typealias Input = Deckhand_Control_V1_ConvertInviteRequest
+            /// Response type for "ConvertInvite".
+            public typealias Output = Deckhand_Control_V1_CreateTokenResponse
+            /// Descriptor for "ConvertInvite".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "ConvertInvite",
+                type: .unary
+            )
+        }
+        /// Namespace for "CreateLoginToken" metadata.
+        public enum CreateLoginToken: Sendable {
+            /// Request type for "CreateLoginToken".
+            public typealias Input = Deckhand_Control_V1_CreateLoginTokenRequest
+            /// Response type for "CreateLoginToken".
+            public typealias Output = Deckhand_Control_V1_CreateTokenResponse
+            /// Descriptor for "CreateLoginToken".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "deckhand.control.v1.Control"),
+                method: "CreateLoginToken",
                 type: .unary
             )
         }
@@ -264,6 +304,9 @@ public enum Deckhand_Control_V1_Control: Sendable {
             CreateToken.descriptor,
             ListTokens.descriptor,
             RevokeToken.descriptor,
+            CreateInvite.descriptor,
+            ConvertInvite.descriptor,
+            CreateLoginToken.descriptor,
             ListNodes.descriptor,
             GetNode.descriptor,
             SetNodeLabels.descriptor,
@@ -346,6 +389,64 @@ extension Deckhand_Control_V1_Control {
             request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_RevokeTokenRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RevokeTokenResponse>
+
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An invite (operators only): a token good for one ConvertInvite, which
+        /// > gives its holder a login token of the invite's role.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_CreateInviteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_CreateTokenResponse` messages.
+        func createInvite(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_CreateInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+
+        /// Handle the "ConvertInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Called with an invite token: uses it up and returns a login token of
+        /// > the role it was made for. A second call with the same invite is
+        /// > refused.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_ConvertInviteRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_CreateTokenResponse` messages.
+        func convertInvite(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+
+        /// Handle the "CreateLoginToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A new login token for the caller, of the caller's own role (operator
+        /// > or viewer), e.g. for a browser or another machine.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Deckhand_Control_V1_CreateLoginTokenRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Deckhand_Control_V1_CreateTokenResponse` messages.
+        func createLoginToken(
+            request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse>
 
         /// Handle the "ListNodes" method.
         ///
@@ -651,6 +752,64 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RevokeTokenResponse>
 
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An invite (operators only): a token good for one ConvertInvite, which
+        /// > gives its holder a login token of the invite's role.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Control_V1_CreateTokenResponse` message.
+        func createInvite(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_CreateInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+
+        /// Handle the "ConvertInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Called with an invite token: uses it up and returns a login token of
+        /// > the role it was made for. A second call with the same invite is
+        /// > refused.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_ConvertInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Control_V1_CreateTokenResponse` message.
+        func convertInvite(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+
+        /// Handle the "CreateLoginToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A new login token for the caller, of the caller's own role (operator
+        /// > or viewer), e.g. for a browser or another machine.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateLoginTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Deckhand_Control_V1_CreateTokenResponse` message.
+        func createLoginToken(
+            request: GRPCCore.ServerRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
+
         /// Handle the "ListNodes" method.
         ///
         /// - Parameters:
@@ -953,6 +1112,64 @@ extension Deckhand_Control_V1_Control {
             context: GRPCCore.ServerContext
         ) async throws -> Deckhand_Control_V1_RevokeTokenResponse
 
+        /// Handle the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An invite (operators only): a token good for one ConvertInvite, which
+        /// > gives its holder a login token of the invite's role.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_CreateInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Control_V1_CreateTokenResponse` to respond with.
+        func createInvite(
+            request: Deckhand_Control_V1_CreateInviteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Control_V1_CreateTokenResponse
+
+        /// Handle the "ConvertInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Called with an invite token: uses it up and returns a login token of
+        /// > the role it was made for. A second call with the same invite is
+        /// > refused.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_ConvertInviteRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Control_V1_CreateTokenResponse` to respond with.
+        func convertInvite(
+            request: Deckhand_Control_V1_ConvertInviteRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Control_V1_CreateTokenResponse
+
+        /// Handle the "CreateLoginToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A new login token for the caller, of the caller's own role (operator
+        /// > or viewer), e.g. for a browser or another machine.
+        ///
+        /// - Parameters:
+        ///   - request: A `Deckhand_Control_V1_CreateLoginTokenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Deckhand_Control_V1_CreateTokenResponse` to respond with.
+        func createLoginToken(
+            request: Deckhand_Control_V1_CreateLoginTokenRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Deckhand_Control_V1_CreateTokenResponse
+
         /// Handle the "ListNodes" method.
         ///
         /// - Parameters:
@@ -1249,6 +1466,39 @@ extension Deckhand_Control_V1_Control.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.CreateInvite.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_CreateInviteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            handler: { request, context in
+                try await self.createInvite(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.ConvertInvite.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ConvertInviteRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            handler: { request, context in
+                try await self.convertInvite(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Deckhand_Control_V1_Control.Method.CreateLoginToken.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_CreateLoginTokenRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            handler: { request, context in
+                try await self.createLoginToken(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Deckhand_Control_V1_Control.Method.ListNodes.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_ListNodesRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ListNodesResponse>(),
@@ -1446,6 +1696,39 @@ extension Deckhand_Control_V1_Control.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_RevokeTokenResponse> {
         let response = try await self.revokeToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createInvite(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_CreateInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        let response = try await self.createInvite(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func convertInvite(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        let response = try await self.convertInvite(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func createLoginToken(
+        request: GRPCCore.StreamingServerRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        let response = try await self.createLoginToken(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1653,6 +1936,45 @@ extension Deckhand_Control_V1_Control.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_RevokeTokenResponse> {
         return GRPCCore.ServerResponse<Deckhand_Control_V1_RevokeTokenResponse>(
             message: try await self.revokeToken(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createInvite(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_CreateInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>(
+            message: try await self.createInvite(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func convertInvite(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>(
+            message: try await self.convertInvite(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func createLoginToken(
+        request: GRPCCore.ServerRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse> {
+        return GRPCCore.ServerResponse<Deckhand_Control_V1_CreateTokenResponse>(
+            message: try await self.createLoginToken(
                 request: request.message,
                 context: context
             ),
@@ -1932,6 +2254,79 @@ extension Deckhand_Control_V1_Control {
             deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_RevokeTokenResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_RevokeTokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An invite (operators only): a token good for one ConvertInvite, which
+        /// > gives its holder a login token of the invite's role.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateInviteRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_CreateInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createInvite<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_CreateInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ConvertInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Called with an invite token: uses it up and returns a login token of
+        /// > the role it was made for. A second call with the same invite is
+        /// > refused.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_ConvertInviteRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_ConvertInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func convertInvite<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_ConvertInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CreateLoginToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A new login token for the caller, of the caller's own role (operator
+        /// > or viewer), e.g. for a browser or another machine.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateLoginTokenRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_CreateLoginTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createLoginToken<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "ListNodes" method.
@@ -2362,6 +2757,112 @@ extension Deckhand_Control_V1_Control {
             try await self.client.unary(
                 request: request,
                 descriptor: Deckhand_Control_V1_Control.Method.RevokeToken.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > An invite (operators only): a token good for one ConvertInvite, which
+        /// > gives its holder a login token of the invite's role.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateInviteRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_CreateInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createInvite<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_CreateInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.CreateInvite.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ConvertInvite" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Called with an invite token: uses it up and returns a login token of
+        /// > the role it was made for. A second call with the same invite is
+        /// > refused.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_ConvertInviteRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_ConvertInviteRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func convertInvite<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_ConvertInviteRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.ConvertInvite.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CreateLoginToken" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A new login token for the caller, of the caller's own role (operator
+        /// > or viewer), e.g. for a browser or another machine.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Deckhand_Control_V1_CreateLoginTokenRequest` message.
+        ///   - serializer: A serializer for `Deckhand_Control_V1_CreateLoginTokenRequest` messages.
+        ///   - deserializer: A deserializer for `Deckhand_Control_V1_CreateTokenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createLoginToken<Result>(
+            request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Deckhand_Control_V1_CreateLoginTokenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Deckhand_Control_V1_CreateTokenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Deckhand_Control_V1_Control.Method.CreateLoginToken.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -2936,6 +3437,97 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
         )
     }
 
+    /// Call the "CreateInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An invite (operators only): a token good for one ConvertInvite, which
+    /// > gives its holder a login token of the invite's role.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_CreateInviteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createInvite<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateInviteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createInvite(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_CreateInviteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ConvertInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Called with an invite token: uses it up and returns a login token of
+    /// > the role it was made for. A second call with the same invite is
+    /// > refused.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_ConvertInviteRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func convertInvite<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_ConvertInviteRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.convertInvite(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_ConvertInviteRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateLoginToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A new login token for the caller, of the caller's own role (operator
+    /// > or viewer), e.g. for a browser or another machine.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Deckhand_Control_V1_CreateLoginTokenRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createLoginToken<Result>(
+        request: GRPCCore.ClientRequest<Deckhand_Control_V1_CreateLoginTokenRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createLoginToken(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Deckhand_Control_V1_CreateLoginTokenRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Deckhand_Control_V1_CreateTokenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "ListNodes" method.
     ///
     /// - Parameters:
@@ -3433,6 +4025,109 @@ extension Deckhand_Control_V1_Control.ClientProtocol {
             metadata: metadata
         )
         return try await self.revokeToken(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > An invite (operators only): a token good for one ConvertInvite, which
+    /// > gives its holder a login token of the invite's role.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createInvite<Result>(
+        _ message: Deckhand_Control_V1_CreateInviteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_CreateInviteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createInvite(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ConvertInvite" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Called with an invite token: uses it up and returns a login token of
+    /// > the role it was made for. A second call with the same invite is
+    /// > refused.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func convertInvite<Result>(
+        _ message: Deckhand_Control_V1_ConvertInviteRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_ConvertInviteRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.convertInvite(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CreateLoginToken" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A new login token for the caller, of the caller's own role (operator
+    /// > or viewer), e.g. for a browser or another machine.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createLoginToken<Result>(
+        _ message: Deckhand_Control_V1_CreateLoginTokenRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Deckhand_Control_V1_CreateTokenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Deckhand_Control_V1_CreateLoginTokenRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createLoginToken(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -9,9 +9,10 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The operator's API of `deckhand server`: tokens, nodes, tasks,
-/// deployments and artifacts. Every call needs an operator token in
-/// `authorization: Bearer DHTKN-1-...`; a worker's credential is refused
-/// with PERMISSION_DENIED.
+/// deployments and artifacts. Every call needs a person's token in
+/// `authorization: Bearer DHTKN-1-...`: an operator's for every call, a
+/// viewer's for those that only read (not tokens or snapshots). Anything
+/// else is refused with PERMISSION_DENIED.
 
 #if canImport(FoundationEssentials)
 public import FoundationEssentials
@@ -34,6 +35,19 @@ public nonisolated enum Deckhand_Control_V1_Role: SwiftProtobuf.Enum, Swift.Case
   public typealias RawValue = Int
   case worker // = 0
   case `operator` // = 1
+
+  /// Reads everything an operator reads, except tokens and snapshots;
+  /// changes nothing.
+  case viewer // = 2
+
+  /// Invites: good only for ConvertInvite, once.
+  case operatorInvite // = 3
+  case viewerInvite // = 4
+
+  /// Web UI sessions (made by signing in, ended by signing out or by
+  /// revoking the token that signed in): good only for the web UI.
+  case operatorSession // = 5
+  case viewerSession // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -44,6 +58,11 @@ public nonisolated enum Deckhand_Control_V1_Role: SwiftProtobuf.Enum, Swift.Case
     switch rawValue {
     case 0: self = .worker
     case 1: self = .operator
+    case 2: self = .viewer
+    case 3: self = .operatorInvite
+    case 4: self = .viewerInvite
+    case 5: self = .operatorSession
+    case 6: self = .viewerSession
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -52,6 +71,11 @@ public nonisolated enum Deckhand_Control_V1_Role: SwiftProtobuf.Enum, Swift.Case
     switch self {
     case .worker: return 0
     case .operator: return 1
+    case .viewer: return 2
+    case .operatorInvite: return 3
+    case .viewerInvite: return 4
+    case .operatorSession: return 5
+    case .viewerSession: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -60,6 +84,11 @@ public nonisolated enum Deckhand_Control_V1_Role: SwiftProtobuf.Enum, Swift.Case
   public static let allCases: [Deckhand_Control_V1_Role] = [
     .worker,
     .operator,
+    .viewer,
+    .operatorInvite,
+    .viewerInvite,
+    .operatorSession,
+    .viewerSession,
   ]
 
 }
@@ -220,6 +249,52 @@ public nonisolated struct Deckhand_Control_V1_CreateTokenResponse: Sendable {
   public init() {}
 
   fileprivate var _token: Deckhand_Control_V1_Token? = nil
+}
+
+public nonisolated struct Deckhand_Control_V1_CreateInviteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// ROLE_OPERATOR or ROLE_VIEWER: what the login token it turns into may do.
+  public var role: Deckhand_Control_V1_Role = .worker
+
+  /// How long the invite may be used; 0: 24 hours.
+  public var ttlMs: Int64 = 0
+
+  public var description_p: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Deckhand_Control_V1_ConvertInviteRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A note for the login token (who it is for); default: "login from invite ID".
+  public var description_p: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Deckhand_Control_V1_CreateLoginTokenRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0: never expires.
+  public var ttlMs: Int64 = 0
+
+  public var description_p: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Deckhand_Control_V1_ListTokensRequest: Sendable {
@@ -578,7 +653,7 @@ public nonisolated struct Deckhand_Control_V1_ListArtifactsResponse: Sendable {
 fileprivate nonisolated let _protobuf_package = "deckhand.control.v1"
 
 nonisolated extension Deckhand_Control_V1_Role: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_WORKER\0\u{1}ROLE_OPERATOR\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROLE_WORKER\0\u{1}ROLE_OPERATOR\0\u{1}ROLE_VIEWER\0\u{1}ROLE_OPERATOR_INVITE\0\u{1}ROLE_VIEWER_INVITE\0\u{1}ROLE_OPERATOR_SESSION\0\u{1}ROLE_VIEWER_SESSION\0")
 }
 
 nonisolated extension Deckhand_Control_V1_GetLogStreamRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -895,6 +970,111 @@ nonisolated extension Deckhand_Control_V1_CreateTokenResponse: SwiftProtobuf.Mes
   public static func ==(lhs: Deckhand_Control_V1_CreateTokenResponse, rhs: Deckhand_Control_V1_CreateTokenResponse) -> Bool {
     if lhs._token != rhs._token {return false}
     if lhs.secret != rhs.secret {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_CreateInviteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateInviteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}role\0\u{3}ttl_ms\0\u{1}description\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.role) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.role != .worker {
+      try visitor.visitSingularEnumField(value: self.role, fieldNumber: 1)
+    }
+    if self.ttlMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.ttlMs, fieldNumber: 2)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_CreateInviteRequest, rhs: Deckhand_Control_V1_CreateInviteRequest) -> Bool {
+    if lhs.role != rhs.role {return false}
+    if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_ConvertInviteRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConvertInviteRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}description\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_ConvertInviteRequest, rhs: Deckhand_Control_V1_ConvertInviteRequest) -> Bool {
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Deckhand_Control_V1_CreateLoginTokenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateLoginTokenRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ttl_ms\0\u{1}description\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.ttlMs) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.ttlMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.ttlMs, fieldNumber: 1)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Deckhand_Control_V1_CreateLoginTokenRequest, rhs: Deckhand_Control_V1_CreateLoginTokenRequest) -> Bool {
+    if lhs.ttlMs != rhs.ttlMs {return false}
+    if lhs.description_p != rhs.description_p {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -22,13 +22,16 @@ enum WebPage {
   }
 
   /// A whole page: the navigation (when signed in), the title and `body`.
-  static func layout(_ title: String, csrf: String?, body: String) -> String {
+  /// Tokens are in the navigation for operators only.
+  static func layout(_ title: String, session: WebSessions.Session?, body: String) -> String {
     let navigation =
-      csrf.map { csrf in
-        """
-        <nav><a href="/">Fleet</a><a href="/jobs">Jobs</a><a href="/events">Events</a>
-        <form method="post" action="/signout" class="inline"><input type="hidden" name="csrf" value="\(escape(csrf))"><button type="submit" id="signout">Sign out</button></form></nav>
-        """
+      session.map { session in
+        let tokens = session.mayOperate ? "<a href=\"/tokens\">Tokens</a>" : ""
+        let role = session.mayOperate ? "" : "<span class=\"role\" id=\"role\">viewer</span>"
+        return """
+          <nav><a href="/">Fleet</a><a href="/deployments">Deployments</a><a href="/jobs">Jobs</a><a href="/events">Events</a>\(tokens)\(role)
+          <form method="post" action="/signout" class="inline"><input type="hidden" name="csrf" value="\(escape(session.csrf))"><button type="submit" id="signout">Sign out</button></form></nav>
+          """
       } ?? ""
     return """
       <!doctype html>
@@ -41,11 +44,23 @@ enum WebPage {
       """
   }
 
-  /// A form that POSTs `action` with the session's CSRF secret: one button.
-  static func button(_ label: String, action: String, csrf: String, id: String) -> String {
-    """
-    <form method="post" action="\(escape(action))" class="inline"><input type="hidden" name="csrf" value="\(escape(csrf))"><button type="submit" id="\(escape(id))">\(escape(label))</button></form>
-    """
+  /// A form that POSTs `action` with the session's CSRF secret: one
+  /// button. Empty for a session that may not change anything (a viewer
+  /// sees no button that would be refused).
+  static func button(_ label: String, action: String, session: WebSessions.Session, id: String) -> String {
+    form(action: action, session: session, id: id, fields: "", submit: label)
+  }
+
+  /// A form that POSTs `action` with `fields` (HTML inputs) and the
+  /// session's CSRF secret; empty for a session that may not change
+  /// anything.
+  static func form(
+    action: String, session: WebSessions.Session, id: String, fields: String, submit: String, inline: Bool = true
+  ) -> String {
+    guard session.mayOperate else { return "" }
+    return """
+      <form method="post" action="\(escape(action))"\(inline ? " class=\"inline\"" : "")><input type="hidden" name="csrf" value="\(escape(session.csrf))">\(fields)<button type="submit" id="\(escape(id))">\(escape(submit))</button></form>
+      """
   }
 
   static func table(_ header: [String], _ rows: [[String]]) -> String {
@@ -68,6 +83,7 @@ enum WebPage {
     nav a{color:#fff;margin-right:1em;text-decoration:none}main{padding:1em 2em}
     table{border-collapse:collapse;margin:1em 0}th,td{border-bottom:1px solid #ddd;padding:.35em .8em;text-align:left}
     .inline{display:inline}.READY{color:#1a7f37}.DOWN{color:#cf222e}.error{color:#cf222e}
-    button{cursor:pointer}input[type=password]{width:32em}
+    button{cursor:pointer}input[type=password]{width:32em}nav .role{color:#f0b400;margin-right:1em}
+    label{margin-right:1em}.secret{font-family:monospace;background:#fff8c5;padding:.3em}
     """
 }

@@ -1,67 +1,96 @@
 internal import Crypto
 package import DeckhandCore
 internal import Foundation
-internal import Synchronization
 
-/// The web UI's sign-in sessions, in this replica's memory: a random id
-/// (the cookie) → the token that signed in, its CSRF secret and when the
-/// session ends.
+/// The web UI's sign-in sessions, kept as tokens in the server's store so
+/// that every replica knows them: signing in with an operator's or a
+/// viewer's token makes a session token (role `operator-session` or
+/// `viewer-session`, label `parent` = the token that signed in, expiring
+/// after ``lifetime``), and the cookie is that session token.
 ///
-/// The token is checked again on every request (``ControlPlane/authenticate(_:)``):
-/// a revoked or expired token ends its sessions at once.
-package final class WebSessions: Sendable {
+/// Every request checks the session token and its parent again
+/// (``ControlPlane/token(id:)``, cached for 5 seconds): signing out
+/// revokes the session token, and revoking or expiring the parent ends
+/// all its sessions. A session token is good for nothing in the gRPC API.
+/// The CSRF secret is derived from the cookie, so no replica stores it.
+package struct WebSessions: Sendable {
+  /// A signed-in visitor.
   package struct Session: Sendable {
-    /// `Bearer TOKEN`, as the gRPC API takes it.
-    package let authorization: String
+    /// Who acts: `operatorToken` or `viewerToken` of the token that signed in.
+    package let principal: Principal
+    /// The session token's id.
+    package let id: String
     /// What every state-changing form must carry back.
     package let csrf: String
-    package let expires: ContinuousClock.Instant
+
+    /// Whether this visitor may change anything (a viewer may not).
+    package var mayOperate: Bool { principal.may(.operate) }
   }
 
   /// How long a session lasts: 12 hours, then sign in again.
-  package static let lifetime: Duration = .seconds(12 * 3600)
-  /// At most this many sessions are kept; past it, the oldest go.
-  package static let maxSessions = 10_000
+  package static let defaultLifetime: Duration = .seconds(12 * 3600)
 
-  private let sessions = Mutex<[String: Session]>([:])
+  let plane: ControlPlane
+  package let lifetime: Duration
 
-  package init() {}
-
-  /// A new session for `authorization`; returns its id.
-  package func open(authorization: String, now: ContinuousClock.Instant = .now) -> String {
-    let id = Self.random()
-    let session = Session(authorization: authorization, csrf: Self.random(), expires: now + Self.lifetime)
-    sessions.withLock { sessions in
-      if sessions.count >= Self.maxSessions {
-        sessions = sessions.filter { $0.value.expires > now }
-        if sessions.count >= Self.maxSessions,
-          let oldest = sessions.min(by: { $0.value.expires < $1.value.expires })?.key
-        {
-          sessions[oldest] = nil
-        }
-      }
-      sessions[id] = session
-    }
-    return id
+  package init(plane: ControlPlane, lifetime: Duration = Self.defaultLifetime) {
+    self.plane = plane
+    self.lifetime = lifetime
   }
 
-  /// The live session `id` names; nil when unknown or ended.
-  package func session(_ id: String?, now: ContinuousClock.Instant = .now) -> Session? {
-    guard let id, !id.isEmpty else { return nil }
-    return sessions.withLock { sessions in
-      guard let session = sessions[id] else { return nil }
-      guard session.expires > now else {
-        sessions[id] = nil
-        return nil
-      }
-      return session
+  /// Signs in with `token` (an operator's or a viewer's); returns the
+  /// cookie's value.
+  ///
+  /// - Throws: ``DeckhandError`` `tokenInvalid` or `permissionDenied`
+  ///   saying why the token cannot sign in.
+  package func open(token: String) async throws -> String {
+    let principal = try await plane.authenticate("Bearer \(token)")
+    let parent: String
+    let role: TokenRole
+    switch principal {
+    case .operatorToken(let id):
+      (parent, role) = (id, .operatorSession)
+    case .viewerToken(let id):
+      (parent, role) = (id, .viewerSession)
+    case .inviteToken:
+      throw DeckhandError(
+        .permissionDenied, "an invite cannot sign in: turn it into a login token with `deckhand login --invite`")
+    default:
+      throw DeckhandError(
+        .permissionDenied, "a \(principal.role) token cannot sign in: use an operator or viewer token")
     }
+    let (_, cookie) = try await plane.createToken(
+      role: role, ttl: lifetime, description: "web session", labels: ["parent": parent])
+    return cookie
   }
 
-  /// Ends session `id`.
-  package func close(_ id: String?) {
-    guard let id else { return }
-    _ = sessions.withLock { $0.removeValue(forKey: id) }
+  /// The live session `cookie` names; nil when unknown, signed out,
+  /// expired, or when the token that signed in is no longer good.
+  package func session(_ cookie: String?) async -> Session? {
+    guard let cookie, !cookie.isEmpty,
+      case .webSession(let id, let parent) = try? await plane.authenticate("Bearer \(cookie)"),
+      let token = try? await plane.token(id: parent), token.refusal(atMs: Self.nowMs()) == nil
+    else { return nil }
+    let principal: Principal
+    switch token.role {
+    case .operator: principal = .operatorToken(id: parent)
+    case .viewer: principal = .viewerToken(id: parent)
+    default: return nil
+    }
+    return Session(principal: principal, id: id, csrf: Self.csrf(cookie: cookie))
+  }
+
+  /// Signs `session` out: its token is revoked on every replica.
+  package func close(_ session: Session) async {
+    _ = try? await plane.revokeToken(id: session.id)
+  }
+
+  /// The CSRF secret of the session whose cookie is `cookie`:
+  /// HMAC-SHA256 keyed with the cookie, which another site cannot read.
+  static func csrf(cookie: String) -> String {
+    let mac = HMAC<SHA256>.authenticationCode(
+      for: Data("deckhand web csrf".utf8), using: SymmetricKey(data: Data(cookie.utf8)))
+    return Data(mac).map { String(format: "%02x", $0) }.joined()
   }
 
   /// Whether `given` is `session`'s CSRF secret (compared in constant time).
@@ -75,8 +104,5 @@ package final class WebSessions: Sendable {
     return difference == 0
   }
 
-  /// 32 random bytes, hex.
-  private static func random() -> String {
-    SymmetricKey(size: .bits256).withUnsafeBytes { bytes in bytes.map { String(format: "%02x", $0) }.joined() }
-  }
+  private static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

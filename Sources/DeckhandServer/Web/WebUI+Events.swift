@@ -41,7 +41,7 @@ extension WebUI {
     let table = WebPage.table(["Time (UTC)", "Event", "Node", "Plugin", "Subject", "Message"], rows)
       .replacingOccurrences(of: "<tbody>", with: "<tbody id=\"events\" data-events=\"/events/stream?after=\(last)\">")
     return WebPage.layout(
-      "Events", csrf: session.csrf,
+      "Events", session: session,
       body: "<p>The last hour, oldest first; new events appear as they happen.</p>" + table
         + "<script src=\"/static/events.js\" defer></script>")
   }

@@ -18,6 +18,12 @@ extension WebUI {
       let state = request.uri.queryParameters.get("state").flatMap(Self.jobState)
       return try await reading(request) { session in Self.html(try await jobsPage(state: state, session)) }
     }
+    router.post("/jobs/exec") { request, context in
+      try await changing(request, context) { _, form in
+        let queued = try await jobs.queueWithWarning(try Self.execJob(form))
+        return .redirect(to: "/jobs/\(Self.pathEscaped(queued.id))", type: .normal)
+      }
+    }
     router.get("/jobs/:job") { request, context in
       let id = try context.parameters.require("job")
       return try await reading(request) { session in Self.html(try await jobPage(id, session)) }
@@ -32,14 +38,14 @@ extension WebUI {
     }
     router.post("/jobs/:job/cancel") { request, context in
       let id = try context.parameters.require("job")
-      return try await changing(request, context) { _ in
+      return try await changing(request, context) { _, _ in
         try await jobs.cancel(id, force: false)
         return .redirect(to: "/jobs/\(Self.pathEscaped(id))", type: .normal)
       }
     }
     router.post("/jobs/:job/force-cancel") { request, context in
       let id = try context.parameters.require("job")
-      return try await changing(request, context) { _ in
+      return try await changing(request, context) { _, _ in
         try await jobs.cancel(id, force: true)
         return .redirect(to: "/jobs/\(Self.pathEscaped(id))", type: .normal)
       }
@@ -68,9 +74,46 @@ extension WebUI {
         WebPage.age(record.queuedMs, nowMs: now),
       ]
     }
+    let queue = WebPage.form(
+      action: "/jobs/exec", session: session, id: "queue-exec",
+      fields: """
+        <h2>Queue a command</h2>
+        <p><label>Command, one argument per line (no shell)<br><textarea name="argv" id="argv" rows="3" cols="40" required></textarea></label></p>
+        <p><label>Node (id or name; empty: any) <input name="target" id="target"></label>
+        <label>Label key=value <input name="label" id="label"></label>
+        <label>Timeout (e.g. 30s) <input name="timeout" id="timeout" size="6"></label></p>
+        """, submit: "Queue", inline: false)
     return WebPage.layout(
-      "Jobs", csrf: session.csrf,
-      body: "<p>\(filters)</p>" + WebPage.table(["Job", "Operation", "State", "Runner", "Queued"], rows))
+      "Jobs", session: session,
+      body: "<p>\(filters)</p>" + WebPage.table(["Job", "Operation", "State", "Runner", "Queued"], rows) + queue)
+  }
+
+  /// The exec job the queue form asks for, checked as `deckhand jobs run`
+  /// checks its flags; the queue checks the rest as for any job.
+  static func execJob(_ form: [String: String]) throws -> Deckhand_Server_V1_Job {
+    let argv = (form["argv"] ?? "").split(omittingEmptySubsequences: true) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+      .map { String($0) }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+    guard !argv.isEmpty else { throw DeckhandError(.configurationInvalid, "give the command, one argument per line") }
+    var job = Deckhand_Server_V1_Job()
+    job.exec.argv = argv
+    let target = (form["target"] ?? "").trimmingCharacters(in: .whitespaces)
+    if target.isEmpty { job.target.any = true } else { job.target.runnerID = target }
+    let label = (form["label"] ?? "").trimmingCharacters(in: .whitespaces)
+    if !label.isEmpty {
+      let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+        throw DeckhandError(.configurationInvalid, "label \(label): expected key=value")
+      }
+      job.target.labels = [parts[0]: parts[1]]
+    }
+    let timeout = (form["timeout"] ?? "").trimmingCharacters(in: .whitespaces)
+    if !timeout.isEmpty {
+      guard let duration = DurationText.parse(timeout), duration > .zero else {
+        throw DeckhandError(.configurationInvalid, "timeout \(timeout): expected a duration such as 30s or 5m")
+      }
+      job.exec.timeoutMs = Int64(duration.inMilliseconds)
+    }
+    return job
   }
 
   func jobPage(_ id: String, _ session: WebSessions.Session) async throws -> String {
@@ -94,16 +137,16 @@ extension WebUI {
       record.state.isEnded
       ? ""
       : "<p id=\"controls\">"
-        + WebPage.button("Cancel", action: "/jobs/\(Self.pathEscaped(id))/cancel", csrf: session.csrf, id: "cancel")
+        + WebPage.button("Cancel", action: "/jobs/\(Self.pathEscaped(id))/cancel", session: session, id: "cancel")
         + " "
         + WebPage.button(
-          "Force cancel", action: "/jobs/\(Self.pathEscaped(id))/force-cancel", csrf: session.csrf, id: "force-cancel")
+          "Force cancel", action: "/jobs/\(Self.pathEscaped(id))/force-cancel", session: session, id: "force-cancel")
         + "</p>"
     let events =
       record.state.isEnded
       ? "" : " data-events=\"/jobs/\(WebPage.escape(Self.pathEscaped(id)))/events?after=\(sequence)\""
     return WebPage.layout(
-      "Job \(id)", csrf: session.csrf,
+      "Job \(id)", session: session,
       body: """
         <p>\(WebPage.escape(job.operationSummary)) · state <span id="state">\(record.state.displayName)</span>
         · runner \(WebPage.escape(record.runnerId.isEmpty ? "-" : record.runnerId))

@@ -23,13 +23,18 @@ package struct WebUI: Sendable {
 
   let plane: ControlPlane
   let jobs: JobQueue
+  let logs: LogRelay
   let sessions: WebSessions
   let logger: Logger
 
-  package init(plane: ControlPlane, jobs: JobQueue, sessions: WebSessions = WebSessions(), logger: Logger) {
+  package init(
+    plane: ControlPlane, jobs: JobQueue, logs: LogRelay,
+    sessionLifetime: Duration = WebSessions.defaultLifetime, logger: Logger
+  ) {
     self.plane = plane
     self.jobs = jobs
-    self.sessions = sessions
+    self.logs = logs
+    self.sessions = WebSessions(plane: plane, lifetime: sessionLifetime)
     self.logger = logger
   }
 
@@ -52,66 +57,55 @@ package struct WebUI: Sendable {
   func router() -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: SecurityHeaders())
-    router.get("/signin") { _, _ in Self.html(WebPage.layout("Sign in", csrf: nil, body: Self.signInForm(error: nil))) }
+    router.get("/signin") { _, _ in
+      Self.html(WebPage.layout("Sign in", session: nil, body: Self.signInForm(error: nil)))
+    }
     router.post("/signin") { request, context in try await signIn(request, context) }
     router.post("/signout") { request, context in
-      try await changing(request, context) { _ in
-        sessions.close(request.cookies[Self.cookieName]?.value)
+      try await changing(request, context, needs: .read) { session, _ in
+        await sessions.close(session)
         var response = Response.redirect(to: "/signin", type: .normal)
         response.setCookie(Self.cookie("", maxAge: 0))
         return response
       }
     }
-    router.get("/") { request, _ in
-      try await reading(request) { session in Self.html(try await fleetPage(session)) }
-    }
-    router.get("/nodes/:node") { request, context in
-      let key = try context.parameters.require("node")
-      return try await reading(request) { session in Self.html(try await nodePage(key, session)) }
-    }
-    router.post("/nodes/:node/drain") { request, context in
-      let key = try context.parameters.require("node")
-      return try await changing(request, context) { _ in
-        let node = try await plane.setNodeAvailability(key, .drain)
-        return .redirect(to: "/nodes/\(Self.pathEscaped(node.name))", type: .normal)
-      }
-    }
-    router.post("/nodes/:node/activate") { request, context in
-      let key = try context.parameters.require("node")
-      return try await changing(request, context) { _ in
-        let node = try await plane.setNodeAvailability(key, .active)
-        return .redirect(to: "/nodes/\(Self.pathEscaped(node.name))", type: .normal)
-      }
-    }
+    addFleetRoutes(to: router)
     addJobRoutes(to: router)
     addEventRoutes(to: router)
+    addDeploymentRoutes(to: router)
+    addTokenRoutes(to: router)
     return router
   }
 
   // MARK: Sessions
 
-  /// The session of `request`, if its token still holds an operator's
-  /// rights; nil otherwise (unknown, ended, revoked, expired).
+  /// The session of `request`, if it is live and the token that signed
+  /// in still good; nil otherwise (unknown, signed out, revoked, expired).
   func session(_ request: Request) async -> WebSessions.Session? {
-    guard let session = sessions.session(request.cookies[Self.cookieName]?.value) else { return nil }
-    guard case .operatorToken = try? await plane.authenticate(session.authorization) else {
-      sessions.close(request.cookies[Self.cookieName]?.value)
-      return nil
-    }
-    return session
+    await sessions.session(request.cookies[Self.cookieName]?.value)
   }
 
-  /// A page that reads: without a session, to the sign-in page.
-  func reading(_ request: Request, _ body: (WebSessions.Session) async throws -> Response) async throws -> Response {
+  /// A page that reads: without a session, to the sign-in page; one only
+  /// operators read (`needs: .operate`) is refused to a viewer.
+  func reading(
+    _ request: Request, needs access: Principal.Access = .read,
+    _ body: (WebSessions.Session) async throws -> Response
+  ) async throws -> Response {
     guard let session = await session(request) else { return .redirect(to: "/signin", type: .normal) }
-    return try await answer { try await body(session) }
+    return try await answer {
+      try ControlPlane.check(session.principal, for: access)
+      return try await body(session)
+    }
   }
 
   /// A request that changes something: refused (403) without a session,
-  /// from another origin, or without the session's CSRF secret.
+  /// from another origin, without the session's CSRF secret, or by a
+  /// caller whose role may not (``ControlPlane/check(_:for:)``, as in the
+  /// gRPC API). `body` gets the form's fields.
   func changing(
-    _ request: Request, _ context: BasicRequestContext,
-    _ body: (WebSessions.Session) async throws -> Response
+    _ request: Request, _ context: BasicRequestContext, needs access: Principal.Access = .operate,
+    maxBytes: Int = WebUI.maxFormBytes,
+    _ body: (WebSessions.Session, [String: String]) async throws -> Response
   ) async throws -> Response {
     guard let session = await session(request) else {
       return Self.refused("sign in first")
@@ -120,11 +114,14 @@ package struct WebUI: Sendable {
       return Self.refused("a request from another site")
     }
     var request = request
-    let form = Self.form(String(buffer: try await request.collectBody(upTo: Self.maxFormBytes)))
+    let form = Self.form(String(buffer: try await request.collectBody(upTo: maxBytes)))
     guard WebSessions.csrfMatches(form["csrf"], session) else {
       return Self.refused("the form's CSRF secret is missing or wrong")
     }
-    return try await answer { try await body(session) }
+    return try await answer {
+      try ControlPlane.check(session.principal, for: access)
+      return try await body(session, form)
+    }
   }
 
   /// `body`'s page, or the error it threw as a page saying why.
@@ -132,9 +129,14 @@ package struct WebUI: Sendable {
     do {
       return try await body()
     } catch let error as DeckhandError {
-      let status: HTTPResponse.Status = error.code == .notFound ? .notFound : .badRequest
+      let status: HTTPResponse.Status =
+        switch error.code {
+        case .notFound: .notFound
+        case .permissionDenied: .forbidden
+        default: .badRequest
+        }
       var response = Self.html(
-        WebPage.layout("Error", csrf: nil, body: "<p class=\"error\">\(WebPage.escape(error.message))</p>"))
+        WebPage.layout("Error", session: nil, body: "<p class=\"error\">\(WebPage.escape(error.message))</p>"))
       response.status = status
       return response
     }
@@ -144,78 +146,24 @@ package struct WebUI: Sendable {
     var request = request
     let form = Self.form(String(buffer: try await request.collectBody(upTo: Self.maxFormBytes)))
     let token = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-    let authorization = "Bearer \(token)"
-    let refusal: String?
+    let cookie: String
     do {
-      switch try await plane.authenticate(authorization) {
-      case .operatorToken: refusal = nil
-      case let other: refusal = "a \(other.role) token cannot sign in: use an operator token"
-      }
+      cookie = try await sessions.open(token: token)
     } catch let error as DeckhandError {
-      refusal = error.message
-    }
-    if let refusal {
-      var response = Self.html(WebPage.layout("Sign in", csrf: nil, body: Self.signInForm(error: refusal)))
+      var response = Self.html(WebPage.layout("Sign in", session: nil, body: Self.signInForm(error: error.message)))
       response.status = .unauthorized
       return response
     }
-    let id = sessions.open(authorization: authorization)
     var response = Response.redirect(to: "/", type: .normal)
-    response.setCookie(Self.cookie(id, maxAge: Int(WebSessions.lifetime.components.seconds)))
+    response.setCookie(Self.cookie(cookie, maxAge: Int(sessions.lifetime.components.seconds)))
     return response
-  }
-
-  // MARK: Pages
-
-  func fleetPage(_ session: WebSessions.Session) async throws -> String {
-    let nodes = try await plane.store.nodes().sorted { $0.name < $1.name }
-    let now = Int64(Date().timeIntervalSince1970 * 1000)
-    var counts: [String: Int] = [:]
-    for node in nodes { counts["\(node.status.rawValue) \(node.availability.rawValue)", default: 0] += 1 }
-    let summary = counts.sorted { $0.key < $1.key }.map { "\(WebPage.escape($0.key)): \($0.value)" }
-      .joined(separator: " · ")
-    let rows = nodes.map { node in
-      [
-        "<a href=\"/nodes/\(WebPage.escape(Self.pathEscaped(node.name)))\">\(WebPage.escape(node.name))</a>",
-        "<span class=\"\(WebPage.escape(node.status.rawValue))\">\(WebPage.escape(node.status.rawValue))</span>",
-        WebPage.escape(node.availability.rawValue),
-        WebPage.escape(node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")),
-        WebPage.escape(node.plugins.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")),
-        WebPage.age(node.lastHeartbeatMs, nowMs: now),
-      ]
-    }
-    return WebPage.layout(
-      "Fleet", csrf: session.csrf,
-      body: "<p id=\"summary\">\(nodes.count) nodes\(summary.isEmpty ? "" : " · " + summary)</p>"
-        + WebPage.table(["Node", "Status", "Availability", "Labels", "Plugins", "Last heartbeat"], rows))
-  }
-
-  func nodePage(_ key: String, _ session: WebSessions.Session) async throws -> String {
-    let node = try await plane.findNode(key)
-    let now = Int64(Date().timeIntervalSince1970 * 1000)
-    let action =
-      node.availability == .active
-      ? WebPage.button("Drain", action: "/nodes/\(Self.pathEscaped(node.name))/drain", csrf: session.csrf, id: "drain")
-      : WebPage.button(
-        "Activate", action: "/nodes/\(Self.pathEscaped(node.name))/activate", csrf: session.csrf, id: "activate")
-    let plugins = node.plugins.sorted { $0.key < $1.key }.map { [WebPage.escape($0.key), WebPage.escape($0.value)] }
-    return WebPage.layout(
-      "Node \(node.name)", csrf: session.csrf,
-      body: """
-        <p>Status <span id="status" class="\(WebPage.escape(node.status.rawValue))">\(WebPage.escape(node.status.rawValue))</span>
-        · availability <span id="availability">\(WebPage.escape(node.availability.rawValue))</span>
-        · last heartbeat \(WebPage.age(node.lastHeartbeatMs, nowMs: now)) · \(action)</p>
-        <p>Labels: \(WebPage.escape(node.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))</p>
-        <h2>Plugins</h2>
-        \(WebPage.table(["Plugin", "Version"], plugins))
-        """)
   }
 
   static func signInForm(error: String?) -> String {
     let message = error.map { "<p class=\"error\" id=\"error\">\(WebPage.escape($0))</p>" } ?? ""
     return """
       \(message)<form method="post" action="/signin">
-      <label>Operator token <input type="password" name="token" id="token" autocomplete="off" required></label>
+      <label>Login token (operator or viewer) <input type="password" name="token" id="token" autocomplete="off" required></label>
       <button type="submit" id="signin">Sign in</button></form>
       """
   }
@@ -229,7 +177,8 @@ package struct WebUI: Sendable {
   }
 
   static func refused(_ reason: String) -> Response {
-    var response = html(WebPage.layout("Refused", csrf: nil, body: "<p class=\"error\">\(WebPage.escape(reason))</p>"))
+    var response = html(
+      WebPage.layout("Refused", session: nil, body: "<p class=\"error\">\(WebPage.escape(reason))</p>"))
     response.status = .forbidden
     return response
   }
