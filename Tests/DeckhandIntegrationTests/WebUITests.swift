@@ -19,6 +19,16 @@ struct WebUITests {
     return (status, head, parts.dropFirst().joined(separator: "\r\n\r\n"))
   }
 
+  /// Signs in with `token` over curl: the `Set-Cookie` line and the
+  /// `deckhand_session=…` pair to send back.
+  func signIn(_ token: String, at web: String) async throws -> (setCookie: String, session: String) {
+    let signedIn = try await curl(["-d", "token=\(token)", web + "signin"])
+    let line = try #require(
+      signedIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") },
+      "signing in answered \(signedIn.status): \(signedIn.body)")
+    return (String(line), String(line.dropFirst("Set-Cookie: ".count).split(separator: ";")[0]))
+  }
+
   @Test("sign in, see the node READY, drain it from the UI and the CLI says so; follow and cancel jobs; sign out")
   func browser() async throws {
     let root = try TestWorkspace()
@@ -225,10 +235,7 @@ struct WebUITests {
     #expect(try await browser.source().contains("viewer reads and changes nothing"))
 
     // A viewer's POST with a good CSRF secret is refused as the API refuses it.
-    let signedIn = try await curl(["-d", "token=\(viewer)", web + "signin"])
-    let cookie = try #require(
-      signedIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") })
-    let session = String(cookie.dropFirst("Set-Cookie: ".count).split(separator: ";")[0])
+    let session = try await signIn(viewer, at: web).session
     let fleet = try await curl(["-H", "Cookie: \(session)", web])
     let csrf = try #require(fleet.body.firstMatch(of: /name="csrf" value="([0-9a-f]+)"/)?.1)
     let refused = try await curl([
@@ -283,12 +290,8 @@ struct WebUITests {
       Issue.record("tokens create --json: \(made)")
       return
     }
-    let signedIn = try await curl(["-d", "token=\(token)", web + "signin"])
-    #expect(signedIn.status == 303)
-    let cookie = try #require(
-      signedIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") })
+    let (cookie, session) = try await signIn(token, at: web)
     #expect(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"))
-    let session = String(cookie.dropFirst("Set-Cookie: ".count).split(separator: ";")[0])
     let fleet = try await curl(["-H", "Cookie: \(session)", web])
     #expect(fleet.status == 200 && fleet.body.contains("<h1>Fleet</h1>"))
 
@@ -312,10 +315,7 @@ struct WebUITests {
     // A login token that expires ends its sessions when it does.
     let shortLived = try await server.cli(["tokens", "login", "--ttl", "3s"])
     let brief = shortLived.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    let briefSignIn = try await curl(["-d", "token=\(brief)", web + "signin"])
-    let briefCookie = try #require(
-      briefSignIn.head.split(separator: "\r\n").first { $0.hasPrefix("Set-Cookie: deckhand_session=") })
-    let briefSession = String(briefCookie.dropFirst("Set-Cookie: ".count).split(separator: ";")[0])
+    let briefSession = try await signIn(brief, at: web).session
     #expect(try await curl(["-H", "Cookie: \(briefSession)", web]).status == 200)
     let expired = await eventually(timeout: .seconds(10)) {
       (try? await curl(["-H", "Cookie: \(briefSession)", web]))?.status == 303

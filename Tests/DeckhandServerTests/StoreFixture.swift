@@ -23,6 +23,17 @@ enum StoreFixture {
     return logger
   }
 
+  /// A control plane on the SQLite store of state directory `root/server`
+  /// (another call on the same `root` is another replica of it).
+  static func controlPlane(in root: String) async throws -> ControlPlane {
+    let store = try SQLiteServerStore(stateDirectory: root + "/server")
+    let authority = try await CertificateAuthority.load(
+      store: store, directory: root + "/server/tls", hosts: ["127.0.0.1"])
+    return try await ControlPlane(
+      store: store, authority: authority, timing: ControlPlaneTiming(), artifactsDirectory: root + "/artifacts",
+      advertisedAddresses: [], logger: logger)
+  }
+
   static func with<Result: Sendable>(
     _ kind: StoreKind, _ body: (any ServerStore) async throws -> Result
   ) async throws -> Result {

@@ -36,7 +36,11 @@ extension WebUI {
 
   func tokensPage(_ session: WebSessions.Session) async throws -> String {
     let now = Self.nowMs()
-    let tokens = try await plane.store.tokens().sorted { $0.createdMs > $1.createdMs }
+    // Web sessions that ended (signed out, expired) are left out: one is
+    // made per sign-in. `deckhand tokens list` shows them all.
+    let tokens = try await plane.store.tokens()
+      .filter { $0.role.sessionOf == nil || $0.refusal(atMs: now) == nil }
+      .sorted { $0.createdMs > $1.createdMs }
     let rows = tokens.map { token in
       let state = token.refusal(atMs: now) == nil ? "valid" : token.revoked ? "revoked" : "expired"
       return [

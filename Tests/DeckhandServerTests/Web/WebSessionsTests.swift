@@ -11,12 +11,7 @@ struct WebSessionsTests {
   static func fixture(in root: String, lifetime: Duration = WebSessions.defaultLifetime) async throws -> (
     ControlPlane, WebSessions
   ) {
-    let store = try SQLiteServerStore(stateDirectory: root + "/server")
-    let authority = try await CertificateAuthority.load(
-      store: store, directory: root + "/server/tls", hosts: ["127.0.0.1"])
-    let plane = try await ControlPlane(
-      store: store, authority: authority, timing: ControlPlaneTiming(), artifactsDirectory: root + "/artifacts",
-      advertisedAddresses: [], logger: StoreFixture.logger)
+    let plane = try await StoreFixture.controlPlane(in: root)
     return (plane, WebSessions(plane: plane, lifetime: lifetime))
   }
 
@@ -83,12 +78,7 @@ struct WebSessionsTests {
     let (plane, sessions) = try await Self.fixture(in: root.root)
     let (_, token) = try await plane.createToken(role: .operator, ttl: nil, description: "")
     let cookie = try await sessions.open(token: token)
-    let store = try SQLiteServerStore(stateDirectory: root.root + "/server")
-    let authority = try await CertificateAuthority.load(
-      store: store, directory: root.root + "/server/tls", hosts: ["127.0.0.1"])
-    let other = try await ControlPlane(
-      store: store, authority: authority, timing: ControlPlaneTiming(), artifactsDirectory: root.root + "/artifacts",
-      advertisedAddresses: [], logger: StoreFixture.logger)
+    let other = try await StoreFixture.controlPlane(in: root.root)
     let there = try #require(await WebSessions(plane: other).session(cookie))
     #expect(there.csrf == WebSessions.csrf(cookie: cookie))
   }
