@@ -32,9 +32,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   /// Why new calls fail at once: the connection ended, or the server sent
   /// GOAWAY.
   private var refusal: GRPCCallError?
+  /// A flush is queued behind the loop's other work (``start``).
+  private var flushQueued = false
 
-  init(windowSize: Int, spinBudget: Duration) {
-    self.connection = LeanConnection(windowSize: windowSize, spinBudget: spinBudget)
+  init(windowSize: Int, spin: LoopSpinner.Policy) {
+    self.connection = LeanConnection(windowSize: windowSize, spin: spin)
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
@@ -84,11 +86,24 @@ final class ClientConnectionHandler: ChannelInboundHandler {
       loopBound.value.finish(
         id, .failure(GRPCCallError(.unavailable, "cannot send the request: \(error)")), reset: false)
     }
-    context.writeAndFlush(
+    context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(message), endStream: true)))),
       promise: written)
-    // With other calls in flight the loop has answers coming anyway.
-    if calls.count == 1 { connection.spinner?.keepAwake() }
+    if calls.count == 1 {
+      // The only call: out at once, and the loop kept awake for its answer.
+      context.flush()
+      connection.spinner?.keepAwake()
+    } else if !flushQueued {
+      // Other calls are in flight, so their callers are likely about to
+      // call again too (each resumed by the same read of answers): one
+      // flush after them sends every request in one `writev`.
+      flushQueued = true
+      context.eventLoop.execute {
+        let handler = loopBound.value
+        handler.flushQueued = false
+        handler.context?.flush()
+      }
+    }
     return id
   }
 
@@ -119,6 +134,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   // MARK: Inbound
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    connection.spinner?.arrived()
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
     switch frame.payload {

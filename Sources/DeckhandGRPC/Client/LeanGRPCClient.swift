@@ -40,7 +40,19 @@ package final class LeanGRPCClient: Sendable {
       HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
       HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
       HTTP2Setting(parameter: .initialWindowSize, value: windowSize),
+      // A 64 KiB message in one DATA frame, not four: each frame is a pass
+      // through the HTTP/2 state machine and flow control on both ends.
+      HTTP2Setting(parameter: .maxFrameSize, value: maxFrameSize),
     ]
+  }
+
+  /// The largest DATA frame a lean end accepts (HTTP/2's default is 16 KiB).
+  static let maxFrameSize = 1 << 20
+
+  /// How lean connections read: buffers that grow to 1 MiB (NIO's default
+  /// stops at 64 KiB), so a large message comes in with fewer reads.
+  static var receiveAllocator: AdaptiveRecvByteBufferAllocator {
+    AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: maxFrameSize)
   }
 
   /// What both lean ends give `NIOHTTP2Handler`.
@@ -66,10 +78,10 @@ package final class LeanGRPCClient: Sendable {
     unixSocket path: String,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20,
-    spinBudget: Duration = LoopSpinner.defaultBudget
+    spin: LoopSpinner.Policy = .default
   ) async throws -> LeanGRPCClient {
     try await connect(
-      group: group, authority: "localhost", maxReceiveMessageSize: maxReceiveMessageSize, spinBudget: spinBudget
+      group: group, authority: "localhost", maxReceiveMessageSize: maxReceiveMessageSize, spin: spin
     ) { bootstrap in
       bootstrap.connect(unixDomainSocketPath: path)
     }
@@ -80,10 +92,10 @@ package final class LeanGRPCClient: Sendable {
     host: String, port: Int,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20,
-    spinBudget: Duration = LoopSpinner.defaultBudget
+    spin: LoopSpinner.Policy = .default
   ) async throws -> LeanGRPCClient {
     try await connect(
-      group: group, authority: "\(host):\(port)", maxReceiveMessageSize: maxReceiveMessageSize, spinBudget: spinBudget
+      group: group, authority: "\(host):\(port)", maxReceiveMessageSize: maxReceiveMessageSize, spin: spin
     ) {
       bootstrap in
       bootstrap.connect(host: host, port: port)
@@ -91,16 +103,17 @@ package final class LeanGRPCClient: Sendable {
   }
 
   private static func connect(
-    group: any EventLoopGroup, authority: String, maxReceiveMessageSize: Int, spinBudget: Duration,
+    group: any EventLoopGroup, authority: String, maxReceiveMessageSize: Int, spin: LoopSpinner.Policy,
     _ connect: (ClientBootstrap) -> EventLoopFuture<any Channel>
   ) async throws -> LeanGRPCClient {
     // The HTTP/2 handler must be in place before the connection is up, or
     // the server's SETTINGS could arrive first and be lost.
     let handlerPromise = group.any().makePromise(of: NIOLoopBound<ClientConnectionHandler>.self)
     let bootstrap = ClientBootstrap(group: group)
+      .channelOption(.recvAllocator, value: receiveAllocator)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          let handler = ClientConnectionHandler(windowSize: windowSize, spinBudget: spinBudget)
+          let handler = ClientConnectionHandler(windowSize: windowSize, spin: spin)
           try channel.pipeline.syncOperations.addHandlers([
             NIOHTTP2Handler(mode: .client, connectionConfiguration: connectionConfiguration), handler,
           ])

@@ -25,10 +25,10 @@ package final class LeanGRPCServer: Sendable {
     router: LeanGRPCRouter,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20,
-    spinBudget: Duration = LoopSpinner.defaultBudget,
+    spin: LoopSpinner.Policy = .default,
     admit: PeerCheck? = nil
   ) async throws -> LeanGRPCServer {
-    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget, admit: admit)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spin, admit: admit)
       .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
       .get()
     return LeanGRPCServer(channel: channel)
@@ -41,9 +41,9 @@ package final class LeanGRPCServer: Sendable {
     router: LeanGRPCRouter,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     maxReceiveMessageSize: Int = 4 << 20,
-    spinBudget: Duration = LoopSpinner.defaultBudget
+    spin: LoopSpinner.Policy = .default
   ) async throws -> LeanGRPCServer {
-    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spinBudget)
+    let channel = try await bootstrap(router, group, maxReceiveMessageSize, spin)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
       .bind(host: host, port: port)
@@ -55,7 +55,7 @@ package final class LeanGRPCServer: Sendable {
   package var port: Int? { channel.localAddress?.port }
 
   private static func bootstrap(
-    _ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int, _ spinBudget: Duration,
+    _ router: LeanGRPCRouter, _ group: any EventLoopGroup, _ maxReceiveMessageSize: Int, _ spin: LoopSpinner.Policy,
     admit: PeerCheck? = nil
   )
     -> ServerBootstrap
@@ -66,12 +66,13 @@ package final class LeanGRPCServer: Sendable {
           NIOHTTP2Handler(mode: .server, connectionConfiguration: LeanGRPCClient.connectionConfiguration),
           ServerConnectionHandler(
             router: router, maxReceiveMessageSize: maxReceiveMessageSize, windowSize: LeanGRPCClient.windowSize,
-            spinBudget: spinBudget),
+            spin: spin),
         ])
       }
     }
     return ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: 256)
+      .childChannelOption(.recvAllocator, value: LeanGRPCClient.receiveAllocator)
       .childChannelInitializer { channel in
         guard let admit else { return serve(channel, router) }
         return PeerCredentials.of(channel).flatMap { peer in

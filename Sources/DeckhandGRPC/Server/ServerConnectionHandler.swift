@@ -33,11 +33,17 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private var context: ChannelHandlerContext? { connection.context }
   /// Open streams that have not been answered yet.
   private var streams: [HTTP2StreamID: Stream] = [:]
+  /// Between a read and its `channelReadComplete`: answers written then
+  /// (most are: handlers that do not suspend answer inside the read) are
+  /// flushed once, at the end of the read, so that 16 requests that came in
+  /// one read leave in one `writev` and reach the client in one read.
+  private var reading = false
+  private var flushPending = false
 
-  init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int, spinBudget: Duration) {
+  init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int, spin: LoopSpinner.Policy) {
     self.router = router
     self.maxReceiveMessageSize = maxReceiveMessageSize
-    self.connection = LeanConnection(windowSize: windowSize, spinBudget: spinBudget)
+    self.connection = LeanConnection(windowSize: windowSize, spin: spin)
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
@@ -69,6 +75,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   // MARK: Inbound
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    reading = true
+    connection.spinner?.arrived()
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
     switch frame.payload {
@@ -129,9 +137,10 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var stream = Stream(deframer: GRPCMessageDeframer(maxMessageSize: maxReceiveMessageSize))
     if router.heldOpen.contains(path) {
       stream.heldOpen = true
-      context.writeAndFlush(
+      context.write(
         wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))),
         promise: nil)
+      flush()
       return stream
     }
     guard let handler = router.unary[path] else {
@@ -191,6 +200,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     }
   }
 
+  func channelReadComplete(context: ChannelHandlerContext) {
+    reading = false
+    if flushPending {
+      flushPending = false
+      context.flush()
+    }
+    context.fireChannelReadComplete()
+  }
+
+  /// Flushes what was written: now, or at the end of the read in progress.
+  private func flush() {
+    if reading {
+      flushPending = true
+    } else {
+      context?.flush()
+    }
+  }
+
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let event = event as? NIOHTTP2WindowUpdatedEvent {
       connection.windowUpdated(event) { streams[$0].map { !$0.ended } ?? false }
@@ -232,7 +259,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     writeTrailers(id, error.code, error.message, trailersOnly: true)
     if !stream.ended {
       // The client may still be sending: tell it to stop (RFC 9113 8.1).
-      context?.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+      context?.write(wrapOutboundOut(HTTP2Frame(streamID: id, payload: .rstStream(.noError))), promise: nil)
+      flush()
     }
   }
 
@@ -241,16 +269,18 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var trailers: HPACKHeaders = trailersOnly ? Self.responseHeaders : [:]
     trailers.add(name: "grpc-status", value: String(code.rawValue))
     if let message, !message.isEmpty { trailers.add(name: "grpc-message", value: GRPCMessageEncoding.encode(message)) }
-    context.writeAndFlush(
+    context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: trailers, endStream: true)))),
       promise: nil)
+    flush()
   }
 
   private func respondHTTP(_ id: HTTP2StreamID, status: String) {
     guard let context else { return }
     let headers: HPACKHeaders = [":status": status]
-    context.writeAndFlush(
+    context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: headers, endStream: true)))),
       promise: nil)
+    flush()
   }
 }

@@ -6,21 +6,21 @@ internal import NIOHTTP2
 /// (``LoopSpinner``). Used on the connection's event loop only.
 struct LeanConnection {
   let window: InboundWindow
-  private let spinBudget: Duration
+  private let spin: LoopSpinner.Policy
   private(set) var context: ChannelHandlerContext?
   private(set) var spinner: LoopSpinner?
   private var opened = false
 
-  init(windowSize: Int, spinBudget: Duration) {
+  init(windowSize: Int, spin: LoopSpinner.Policy) {
     self.window = InboundWindow(target: windowSize)
-    self.spinBudget = spinBudget
+    self.spin = spin
   }
 
   /// From `handlerAdded`; returns the window update to send when the
   /// channel is already active (``activated()``).
   mutating func added(_ context: ChannelHandlerContext) -> HTTP2Frame? {
     self.context = context
-    spinner = LoopSpinner(eventLoop: context.eventLoop, budget: spinBudget)
+    spinner = LoopSpinner(eventLoop: context.eventLoop, policy: spin)
     return context.channel.isActive ? activated() : nil
   }
 

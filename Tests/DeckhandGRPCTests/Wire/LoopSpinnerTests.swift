@@ -11,11 +11,27 @@ struct LoopSpinnerTests {
     return try await loop.submit { body(loop) }.get()
   }
 
+  /// Runs `body` on a loop of its own (the busy waits below would hold up
+  /// the shared loops other tests time things on).
+  func onOwnLoop<T: Sendable>(_ body: @escaping @Sendable (any EventLoop) throws -> T) async throws -> T {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop = group.next()
+    let result = try await loop.submit { try body(loop) }.get()
+    try await group.shutdownGracefully()
+    return result
+  }
+
+  /// Busy-waits `duration` on the calling thread.
+  static func wait(_ duration: TimeAmount) {
+    let end = NIODeadline.now() + duration
+    while NIODeadline.now() < end {}
+  }
+
   @Test("keeps the loop awake for its budget, serving other work meanwhile, then stops")
   func spinsThenStops() async throws {
     let loop = MultiThreadedEventLoopGroup.singleton.next()
     let spinner = try await loop.submit {
-      NIOLoopBound(LoopSpinner(eventLoop: loop, budget: .milliseconds(30)), eventLoop: loop)
+      NIOLoopBound(LoopSpinner(eventLoop: loop, policy: .fixed(.milliseconds(30))), eventLoop: loop)
     }.get()
     let clock = ContinuousClock()
     let armed = clock.now
@@ -38,10 +54,66 @@ struct LoopSpinnerTests {
   @Test("a zero budget never spins")
   func zeroBudget() async throws {
     let spinning = try await onLoop { loop in
-      let spinner = LoopSpinner(eventLoop: loop, budget: .zero)
+      let spinner = LoopSpinner(eventLoop: loop, policy: .fixed(.zero))
       spinner.keepAwake()
       return spinner.isSpinning
     }
     #expect(spinning == false)
+  }
+
+  @Test("an adaptive budget follows the waits it sees: twice them, within its floor and ceiling")
+  func adaptive() async throws {
+    let budgets = try await onOwnLoop { loop in
+      let spinner = LoopSpinner(
+        eventLoop: loop, policy: .adaptive(floor: .microseconds(20), ceiling: .milliseconds(2)))
+      let first = spinner.budget
+      // Answers that take 300 µs: the budget grows to cover them.
+      for _ in 0..<30 {
+        spinner.keepAwake()
+        Self.wait(.microseconds(300))
+        spinner.arrived()
+      }
+      let slow = spinner.budget
+      // Answers within a few µs: it shrinks to the floor's neighbourhood.
+      for _ in 0..<30 {
+        spinner.keepAwake()
+        spinner.arrived()
+      }
+      let fast = spinner.budget
+      return (first, slow, fast)
+    }
+    #expect(budgets.0 == .microseconds(100), "it starts as the fixed budget did")
+    #expect(budgets.1 >= .microseconds(550) && budgets.1 <= .microseconds(1500), "\(budgets.1)")
+    #expect(budgets.2 < .microseconds(60), "\(budgets.2)")
+  }
+
+  @Test("waits past the ceiling (an idle connection) stop the spinning until a short one is seen")
+  func idleStops() async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop = group.next()
+    let spinner = try await loop.submit {
+      NIOLoopBound(
+        LoopSpinner(eventLoop: loop, policy: .adaptive(floor: .microseconds(20), ceiling: .microseconds(200))),
+        eventLoop: loop)
+    }.get()
+    try await loop.submit {
+      for _ in 0..<LoopSpinner.idleMisses {
+        spinner.value.keepAwake()
+        Self.wait(.microseconds(400))
+        spinner.value.arrived()
+      }
+    }.get()
+    // Let the spins started before the misses run out.
+    try await Task.sleep(for: .milliseconds(20))
+    let (idle, idleSpins, back) = try await loop.submit {
+      let idle = spinner.value.budget
+      spinner.value.keepAwake()
+      let idleSpins = spinner.value.isSpinning
+      spinner.value.arrived()
+      return (idle, idleSpins, spinner.value.budget)
+    }.get()
+    #expect(idle == .zero && !idleSpins)
+    #expect(back > .zero, "a short wait turns it back on")
+    try await group.shutdownGracefully()
   }
 }
