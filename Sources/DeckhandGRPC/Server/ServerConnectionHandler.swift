@@ -19,7 +19,9 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     var request: ByteBuffer?
     /// The client has ended its side.
     var ended = false
-    var timer: Scheduled<Void>?
+    /// From `grpc-timeout`, if sent.
+    var deadline: NIODeadline?
+    var timeout: Duration = .zero
     /// The router's ``LeanGRPCRouter/passedHeaders`` this call carried.
     var passed: [(String, String)] = []
   }
@@ -33,12 +35,24 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   private var context: ChannelHandlerContext? { connection.context }
   /// Open streams that have not been answered yet.
   private var streams: [HTTP2StreamID: Stream] = [:]
+  private var deadlines = DeadlineTimer()
   /// Between a read and its `channelReadComplete`: answers written then
   /// (most are: handlers that do not suspend answer inside the read) are
   /// flushed once, at the end of the read, so that 16 requests that came in
   /// one read leave in one `writev` and reach the client in one read.
   private var reading = false
   private var flushPending = false
+  /// Calls that the read in progress opened, and whether the last read
+  /// opened exactly one: a caller that waits for each answer before it
+  /// calls again, whose next call is worth staying awake for. A caller
+  /// with calls in parallel keeps the loop busy anyway, and spinning then
+  /// only takes a core its own side needs.
+  private var openedThisRead = 0
+  /// Reads left before the caller counts as sequential again: set when a
+  /// read opens more than one call (calls in parallel), counted down by
+  /// each read that opens one.
+  private var parallelReads = LeanConnection.parallelMemory
+  private var sequentialCaller: Bool { parallelReads == 0 }
 
   init(router: LeanGRPCRouter, maxReceiveMessageSize: Int, windowSize: Int, spin: LoopSpinner.Policy) {
     self.router = router
@@ -68,7 +82,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   /// Forgets every stream: their answers, when they come, go nowhere.
   private func dropAll() {
-    for (_, stream) in streams { stream.timer?.cancel() }
+    deadlines.cancel()
     streams = [:]
   }
 
@@ -76,7 +90,6 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     reading = true
-    connection.spinner?.arrived()
     let frame = unwrapInboundIn(data)
     let id = frame.streamID
     switch frame.payload {
@@ -110,7 +123,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       if payload.endStream { requestEnded(id, stream) } else { streams[id] = stream }
     case .rstStream:
       // The client gave up (cancelled, deadline): the answer goes nowhere.
-      streams.removeValue(forKey: id)?.timer?.cancel()
+      streams.removeValue(forKey: id)
     default:
       break
     }
@@ -133,6 +146,8 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       writeTrailers(id, .unimplemented, "compression \(encoding) is not supported", trailersOnly: true)
       return nil
     }
+    connection.spinner?.arrived()
+    openedThisRead += 1
     let path = headers.first(name: ":path") ?? ""
     var stream = Stream(deframer: GRPCMessageDeframer(maxMessageSize: maxReceiveMessageSize))
     if router.heldOpen.contains(path) {
@@ -152,12 +167,27 @@ final class ServerConnectionHandler: ChannelInboundHandler {
       for (name, value, _) in headers where router.passedHeaders.contains(name) { stream.passed.append((name, value)) }
     }
     if let timeout = headers.first(name: "grpc-timeout").flatMap(GRPCTimeout.parse) {
+      let deadline = NIODeadline.now() + TimeAmount(timeout)
+      stream.deadline = deadline
+      stream.timeout = timeout
       let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-      stream.timer = context.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
-        loopBound.value.respondError(id, GRPCCallError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
-      }
+      deadlines.arm(deadline, on: context.eventLoop) { loopBound.value.expireStreams() }
     }
     return stream
+  }
+
+  /// Answers the calls past their deadline; sets the timer for the rest.
+  private func expireStreams() {
+    deadlines.fired()
+    let (expired, next) = DeadlineTimer.expired(streams.lazy.map { ($0.key, $0.value.deadline) }, now: .now())
+    for id in expired {
+      let timeout = streams[id]?.timeout ?? .zero
+      respondError(id, GRPCCallError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
+    }
+    if let next, let context {
+      let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+      deadlines.arm(next, on: context.eventLoop) { loopBound.value.expireStreams() }
+    }
   }
 
   /// The client ended its side: run the handler (or, for a held-open
@@ -202,9 +232,17 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   func channelReadComplete(context: ChannelHandlerContext) {
     reading = false
+    if openedThisRead > 1 {
+      parallelReads = LeanConnection.parallelMemory
+    } else if openedThisRead == 1 && parallelReads > 0 {
+      parallelReads -= 1
+    }
+    openedThisRead = 0
     if flushPending {
       flushPending = false
       context.flush()
+      // Answered within the read: the caller's next call is what comes next.
+      if streams.isEmpty && sequentialCaller { connection.spinner?.keepAwake() }
     }
     context.fireChannelReadComplete()
   }
@@ -222,7 +260,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     if let event = event as? NIOHTTP2WindowUpdatedEvent {
       connection.windowUpdated(event) { streams[$0].map { !$0.ended } ?? false }
     } else if let event = event as? StreamClosedEvent {
-      streams.removeValue(forKey: event.streamID)?.timer?.cancel()
+      streams.removeValue(forKey: event.streamID)
     }
     context.fireUserInboundEventTriggered(event)
   }
@@ -230,7 +268,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
     if let error = error as? NIOHTTP2Errors.StreamError {
       // NIOHTTP2 has reset that stream.
-      streams.removeValue(forKey: error.streamID)?.timer?.cancel()
+      streams.removeValue(forKey: error.streamID)
       return
     }
     context.close(promise: nil)
@@ -239,8 +277,7 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   // MARK: Outbound
 
   private func respond(_ id: HTTP2StreamID, _ response: ByteBuffer) {
-    guard let context, let stream = streams.removeValue(forKey: id) else { return }
-    stream.timer?.cancel()
+    guard let context, streams.removeValue(forKey: id) != nil else { return }
     context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .headers(.init(headers: Self.responseHeaders)))),
       promise: nil)
@@ -248,14 +285,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
     context.write(
       wrapOutboundOut(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(framed))))), promise: nil)
     writeTrailers(id, .ok, nil, trailersOnly: false)
-    // A client that calls again soon (most do) finds this loop awake; with
-    // other calls in progress it is awake anyway.
-    if streams.isEmpty { connection.spinner?.keepAwake() }
+    // Answered after the read (the handler waited): a sequential caller
+    // calls again soon, and finds this loop awake.
+    if !reading && streams.isEmpty && sequentialCaller { connection.spinner?.keepAwake() }
   }
 
   private func respondError(_ id: HTTP2StreamID, _ error: GRPCCallError) {
     guard let stream = streams.removeValue(forKey: id) else { return }
-    stream.timer?.cancel()
     writeTrailers(id, error.code, error.message, trailersOnly: true)
     if !stream.ended {
       // The client may still be sending: tell it to stop (RFC 9113 8.1).

@@ -11,6 +11,13 @@ struct LeanConnection {
   private(set) var spinner: LoopSpinner?
   private var opened = false
 
+  /// How many reads (server) or calls (client) without calls in parallel
+  /// make a caller sequential again, worth spinning for. Under 16 callers
+  /// a read or a call with others in flight comes every few calls, so the
+  /// loop never spins there: a spin turn costs a timer (`timerfd_settime`,
+  /// a VM exit here) and took a core the other side needed.
+  static let parallelMemory = 64
+
   init(windowSize: Int, spin: LoopSpinner.Policy) {
     self.window = InboundWindow(target: windowSize)
     self.spin = spin

@@ -23,7 +23,11 @@ package import NIOCore
 /// Waits longer than the ceiling (an idle connection) do not count; after
 /// ``idleMisses`` of them in a row the loop does not spin at all until a
 /// short wait is seen again, so an idle connection costs nothing and a busy
-/// one at most the ceiling per call.
+/// one at most the ceiling per call. The connections call it only where a
+/// wait is worth it: a client with one call in flight, a server whose
+/// caller makes one call at a time (with calls in parallel the loop is
+/// busy anyway, and on two cores a spin takes the core the other side
+/// needs: 16 callers went from 28,500 to 17,100 calls/s when it spun).
 ///
 /// While it spins, the loop still serves every socket and task: each turn
 /// is a timer a microsecond away, which makes the loop poll its sockets and
@@ -37,12 +41,12 @@ package final class LoopSpinner {
     case adaptive(floor: Duration, ceiling: Duration)
 
     /// `DECKHAND_GRPC_SPIN_US` microseconds, fixed, if set (0 turns
-    /// spinning off); else adaptive from 20 µs to 1 ms.
+    /// spinning off); else adaptive from 20 µs to 500 µs.
     package static let `default`: Policy = {
       if let text = getenv("DECKHAND_GRPC_SPIN_US").map({ String(cString: $0) }), let us = Int64(text), us >= 0 {
         return .fixed(.microseconds(us))
       }
-      return .adaptive(floor: .microseconds(20), ceiling: .milliseconds(1))
+      return .adaptive(floor: .microseconds(20), ceiling: .microseconds(500))
     }()
   }
 
