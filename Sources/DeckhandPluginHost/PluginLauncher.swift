@@ -20,8 +20,11 @@ package struct PluginLauncher: Sendable {
   package var baseEnvironment: [String: String]
 
   /// What a plugin inherits from the host's environment: the search path,
-  /// the locale and the time zone.
-  package static let inheritedVariables: Set<String> = ["PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ"]
+  /// the locale, the time zone, and the lean gRPC spin budget (so that one
+  /// setting tunes both ends).
+  package static let inheritedVariables: Set<String> = [
+    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "DECKHAND_GRPC_SPIN_US",
+  ]
 
   /// The search path a plugin gets when the host has none.
   package static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -121,6 +121,29 @@ struct LeanGRPCTests {
     }
   }
 
+  @Test("a call with an earlier deadline than those in flight ends at its own, and the others at theirs")
+  func earlierDeadline() async throws {
+    try await withServer { path, _ in
+      let client = try await LeanGRPCClient.connect(unixSocket: path)
+      let begin = ContinuousClock.now
+      async let long: Duration = {
+        _ = try? await client.unary(path: "/test.Echo/Never", request: ByteBuffer(), timeout: .milliseconds(1500))
+        return begin.duration(to: .now)
+      }()
+      try await Task.sleep(for: .milliseconds(50))
+      await #expect {
+        try await client.unary(path: "/test.Echo/Never", request: ByteBuffer(), timeout: .milliseconds(200))
+      } throws: { error in
+        (error as? GRPCCallError)?.code == .deadlineExceeded
+      }
+      let short = begin.duration(to: .now)
+      #expect(short < .milliseconds(1200), "the shorter deadline waited for the longer one: \(short)")
+      let longEnded = await long
+      #expect(longEnded >= .milliseconds(1400) && longEnded < .seconds(5), "\(longEnded)")
+      await client.close()
+    }
+  }
+
   @Test("messages larger than the flow-control window go through, both ways")
   func large() async throws {
     try await withServer { path, _ in
