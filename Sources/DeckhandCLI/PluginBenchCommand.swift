@@ -14,7 +14,7 @@ struct PluginBenchCommand: AsyncParsableCommand {
     discussion: """
       Prints `name value unit` lines with the names of ../shared/peers/goplugin/run.sh (without \
       its `goplugin.` prefix): launch_min/median/max, kill_median, plugin_rss_idle, host_rss_idle, \
-      getstatus_seq_p50/p99/rate, getstatus_c16_rate/p50/p99, apply_64k_p50/p99/throughput. \
+      getstatus_seq_p50/p99/rate, getstatus_c16_rate/p50/p99/max, apply_64k_p50/p99/throughput. \
       Benchmark release builds only (swift build -c release).
       """
   )

@@ -130,6 +130,8 @@ package struct PluginBenchmark: Sendable {
             name: "\(name)_rate", value: Double(concurrent.count) / concurrentElapsed.inSeconds, unit: "calls/s"))
         report(Figure(name: "\(name)_p50", value: Self.us(Self.percentile(concurrent, 0.5)), unit: "us"))
         report(Figure(name: "\(name)_p99", value: Self.us(Self.percentile(concurrent, 0.99)), unit: "us"))
+        // A stall of a few calls hides under p99 but not here.
+        report(Figure(name: "\(name)_max", value: Self.us(concurrent.last ?? .zero), unit: "us"))
 
         var payload = Google_Protobuf_Any()
         payload.typeURL = "type.googleapis.com/deckhand.bench.Payload"
