@@ -102,19 +102,6 @@ struct TokensCommand: AsyncParsableCommand {
     return Int64(duration.inMilliseconds.rounded())
   }
 
-  static func roleName(_ role: Deckhand_Control_V1_Role) -> String {
-    switch role {
-    case .worker: "worker"
-    case .operator: "operator"
-    case .viewer: "viewer"
-    case .operatorInvite: "operator-invite"
-    case .viewerInvite: "viewer-invite"
-    case .operatorSession: "operator-session"
-    case .viewerSession: "viewer-session"
-    case .UNRECOGNIZED(let value): "role\(value)"
-    }
-  }
-
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List tokens (never their secrets).")
     @OptionGroup var options: OperatorOptions
@@ -130,7 +117,7 @@ struct TokensCommand: AsyncParsableCommand {
           tokens.map { token in
             let expired = token.expiresMs > 0 && Double(token.expiresMs) < Date().timeIntervalSince1970 * 1000
             return [
-              token.id, TokensCommand.roleName(token.role), TextTable.time(token.createdMs),
+              token.id, token.role.name, TextTable.time(token.createdMs),
               token.expiresMs == 0 ? "never" : "\(Date(timeIntervalSince1970: Double(token.expiresMs) / 1000))",
               token.revoked ? "revoked" : expired ? "expired" : "valid", token.description_p,
             ]

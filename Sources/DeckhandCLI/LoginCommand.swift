@@ -32,7 +32,7 @@ struct LoginCommand: AsyncParsableCommand {
     let path = settings ?? ClientSettings.defaultPath
     try ClientSettings(server: server, token: response.secret).write(to: path)
     print(
-      "logged in to \(server) as \(TokensCommand.roleName(response.token.role)) (token \(response.token.id)); stored in \(path)"
+      "logged in to \(server) as \(response.token.role.name) (token \(response.token.id)); stored in \(path)"
     )
   }
 }

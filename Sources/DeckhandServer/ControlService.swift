@@ -1,4 +1,5 @@
 internal import Crypto
+internal import DeckhandClient
 package import DeckhandCore
 internal import DeckhandProtocol
 internal import DeckhandRuntime
@@ -35,18 +36,17 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
   {
     try await unary(request, .operate) { message in
       let role: TokenRole
-      switch message.role {
-      case .worker: role = .worker
-      case .operator: role = .operator
-      case .viewer: role = .viewer
-      case .operatorInvite, .viewerInvite: throw DeckhandError(.configurationInvalid, "make invites with CreateInvite")
-      case .operatorSession, .viewerSession:
+      switch message.role.tokenRole {
+      case let made? where [.worker, .operator, .viewer].contains(made): role = made
+      case .operatorInvite?, .viewerInvite?:
+        throw DeckhandError(.configurationInvalid, "make invites with CreateInvite")
+      case .operatorSession?, .viewerSession?:
         throw DeckhandError(.configurationInvalid, "web sessions are made by signing in to the web UI")
-      case .UNRECOGNIZED(let value): throw DeckhandError(.configurationInvalid, "unknown token role \(value)")
+      default: throw DeckhandError(.configurationInvalid, "unknown token role \(message.role.rawValue)")
       }
       return Self.created(
         try await plane.createToken(
-          role: role, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+          role: role, ttl: Self.ttl(message.ttlMs),
           description: message.description_p, labels: message.labels, allowedLabelKeys: message.allowedLabelKeys))
     }
   }
@@ -65,15 +65,12 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
     async throws -> ServerResponse<Deckhand_Control_V1_CreateTokenResponse>
   {
     try await unary(request, .operate) { message in
-      let role: TokenRole
-      switch message.role {
-      case .operator: role = .operator
-      case .viewer: role = .viewer
-      default: throw DeckhandError(.configurationInvalid, "an invite's role is operator or viewer")
+      guard let role = message.role.tokenRole, role.invite != nil else {
+        throw DeckhandError(.configurationInvalid, "an invite's role is operator or viewer")
       }
       return Self.created(
         try await plane.createInvite(
-          role: role, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+          role: role, ttl: Self.ttl(message.ttlMs),
           description: message.description_p))
     }
   }
@@ -105,9 +102,14 @@ struct ControlService: Deckhand_Control_V1_Control.ServiceProtocol {
       return ServerResponse(
         message: Self.created(
           try await plane.createLoginToken(
-            for: principal, ttl: message.ttlMs > 0 ? .milliseconds(message.ttlMs) : nil,
+            for: principal, ttl: Self.ttl(message.ttlMs),
             description: message.description_p)))
     }
+  }
+
+  /// A request's `ttl_ms`: 0 is none.
+  static func ttl(_ milliseconds: Int64) -> Duration? {
+    milliseconds > 0 ? .milliseconds(milliseconds) : nil
   }
 
   static func created(_ made: (TokenRecord, String)) -> Deckhand_Control_V1_CreateTokenResponse {

@@ -97,16 +97,7 @@ enum ProtoMapping {
   static func token(_ record: TokenRecord) -> Deckhand_Control_V1_Token {
     var token = Deckhand_Control_V1_Token()
     token.id = record.id
-    token.role =
-      switch record.role {
-      case .operator: .operator
-      case .worker: .worker
-      case .viewer: .viewer
-      case .operatorInvite: .operatorInvite
-      case .viewerInvite: .viewerInvite
-      case .operatorSession: .operatorSession
-      case .viewerSession: .viewerSession
-      }
+    token.role = Deckhand_Control_V1_Role(record.role)
     token.createdMs = record.createdMs
     token.expiresMs = record.expiresMs
     token.revoked = record.revoked

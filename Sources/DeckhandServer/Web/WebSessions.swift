@@ -69,7 +69,7 @@ package struct WebSessions: Sendable {
   package func session(_ cookie: String?) async -> Session? {
     guard let cookie, !cookie.isEmpty,
       case .webSession(let id, let parent) = try? await plane.authenticate("Bearer \(cookie)"),
-      let token = try? await plane.token(id: parent), token.refusal(atMs: Self.nowMs()) == nil
+      let token = try? await plane.token(id: parent), token.refusal(atMs: nowMs()) == nil
     else { return nil }
     let principal: Principal
     switch token.role {
@@ -104,5 +104,4 @@ package struct WebSessions: Sendable {
     return difference == 0
   }
 
-  private static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }

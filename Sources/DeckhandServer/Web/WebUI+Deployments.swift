@@ -35,7 +35,7 @@ extension WebUI {
   func deploymentsPage(_ session: WebSessions.Session) async throws -> String {
     let tasks = try await plane.store.tasks(node: nil, deployment: nil, activeOnly: false)
     let byDeployment = Dictionary(grouping: tasks, by: \.deploymentId)
-    let now = Self.nowMs()
+    let now = nowMs()
     let rows = try await plane.store.deployments().sorted { $0.createdMs > $1.createdMs }.map { record in
       [
         "<a href=\"/deployments/\(WebPage.escape(Self.pathEscaped(record.id)))\">\(WebPage.escape(record.id))</a>",
@@ -60,7 +60,7 @@ extension WebUI {
     let tasks = try await plane.store.tasks(node: nil, deployment: id, activeOnly: false)
     let names = Dictionary(
       try await plane.store.nodes().map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
-    let now = Self.nowMs()
+    let now = nowMs()
     let rows = tasks.sorted { $0.updatedMs > $1.updatedMs }.map { task in
       let node = names[task.nodeId] ?? task.nodeId
       return [

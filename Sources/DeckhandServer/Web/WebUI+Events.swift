@@ -31,7 +31,7 @@ extension WebUI {
   }
 
   func eventsPage(_ session: WebSessions.Session) async throws -> String {
-    let sinceMs = Int64(Date().timeIntervalSince1970 * 1000) - 3_600_000
+    let sinceMs = nowMs() - 3_600_000
     var rows: [[String]] = []
     var last: Int64 = 0
     try await plane.events.follow(sinceMs: sinceMs, node: nil, plugin: nil, limit: 1_000, follow: false) { event in

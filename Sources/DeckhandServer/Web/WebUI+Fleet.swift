@@ -55,7 +55,7 @@ extension WebUI {
     let filter = Self.labelFilter(label)
     let all = try await plane.store.nodes().sorted { $0.name < $1.name }
     let nodes = all.filter { node in filter.allSatisfy { node.labels[$0.key] == $0.value } }
-    let now = Self.nowMs()
+    let now = nowMs()
     var counts: [String: Int] = [:]
     for node in nodes { counts["\(node.status.rawValue) \(node.availability.rawValue)", default: 0] += 1 }
     let summary = counts.sorted { $0.key < $1.key }.map { "\(WebPage.escape($0.key)): \($0.value)" }
@@ -92,7 +92,7 @@ extension WebUI {
 
   func nodePage(_ key: String, _ session: WebSessions.Session) async throws -> String {
     let node = try await plane.findNode(key)
-    let now = Self.nowMs()
+    let now = nowMs()
     let path = "/nodes/\(Self.pathEscaped(node.name))"
     let action =
       node.availability == .active
@@ -202,8 +202,6 @@ extension WebUI {
   }
 
   static func cpu(_ seconds: Double) -> String { String(format: "%.1f s", seconds) }
-
-  static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
   /// Follows the chosen plugin's log; the page reads fine without it.
   static let logsScript = """

@@ -60,7 +60,7 @@ extension WebUI {
   func jobsPage(state: JobState?, _ session: WebSessions.Session) async throws -> String {
     let records = try await jobs.store.jobs(
       states: state.map { [$0.rawValue] } ?? [], runner: nil, since: 0, limit: 200)
-    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    let now = nowMs()
     let filters = (["all"] + JobState.allCases.map(\.displayName)).map { name in
       "<a href=\"/jobs\(name == "all" ? "" : "?state=\(name.lowercased())")\">\(name)</a>"
     }.joined(separator: " · ")

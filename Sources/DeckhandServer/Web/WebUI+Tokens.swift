@@ -35,7 +35,7 @@ extension WebUI {
   }
 
   func tokensPage(_ session: WebSessions.Session) async throws -> String {
-    let now = Self.nowMs()
+    let now = nowMs()
     // Web sessions that ended (signed out, expired) are left out: one is
     // made per sign-in. `deckhand tokens list` shows them all.
     let tokens = try await plane.store.tokens()
