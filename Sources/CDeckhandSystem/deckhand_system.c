@@ -227,6 +227,11 @@ int deckhand_unix_listen(const char *path, int backlog) {
   return fd;
 }
 
+int deckhand_accept(int listener) {
+  int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
 int deckhand_set_rlimit(pid_t pid, int resource, unsigned long long value) {
   struct rlimit limit = {.rlim_cur = value, .rlim_max = value};
   return prlimit(pid, resource, &limit, NULL) == 0 ? 0 : errno;

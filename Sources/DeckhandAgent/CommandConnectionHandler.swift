@@ -154,6 +154,11 @@ extension CommandRegistry {
       answered("", .badRequest)
       return .answer(CommandStatus.badRequest.response)
     }
+    return prepare(object)
+  }
+
+  /// Finds the handler of a decoded request; runs it if it is immediate.
+  func prepare(_ object: [String: JSONValue]) -> Preparation {
     let command: String
     switch object["Command"] {
     case nil, .null: command = ""
@@ -217,7 +222,7 @@ extension Result<[String: JSONValue], any Error> {
 /// input was the request, or gracefully (see
 /// `CommandConnectionHandler.finish`) when unread bytes may be left, as
 /// after an early error answer.
-private func writeAndFinish(_ channel: any Channel, _ response: [UInt8], drain: Bool) {
+func writeAndFinish(_ channel: any Channel, _ response: [UInt8], drain: Bool) {
   let buffer = channel.allocator.buffer(bytes: response)
   channel.writeAndFlush(buffer).whenComplete { result in
     if case .success = result, drain {

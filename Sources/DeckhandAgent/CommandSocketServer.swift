@@ -14,15 +14,17 @@ internal import Synchronization
 /// The agent's command socket: a unix socket that speaks the guest agent's
 /// command protocol, one JSON request and one JSON response per connection.
 ///
-/// Connections are served concurrently on NIO's event loops and handlers
-/// run as tasks, so a slow or silent client holds only its own connection.
+/// A thread accepts connections and answers whole requests for immediate
+/// handlers at once (``CommandAcceptor``); other connections are served
+/// concurrently on an event loop and their handlers run as tasks, so a
+/// slow or silent client holds only its own connection.
 package final class CommandSocketServer: Sendable {
-  private let channel: any Channel
+  private let acceptor: CommandAcceptor
   /// The socket's path.
   package let path: String
 
-  private init(channel: any Channel, path: String) {
-    self.channel = channel
+  private init(acceptor: CommandAcceptor, path: String) {
+    self.acceptor = acceptor
     self.path = path
   }
 
@@ -68,37 +70,50 @@ package final class CommandSocketServer: Sendable {
     }
     let timeoutAmount = TimeAmount(timeout)
     let open = OpenConnections()
-    // One event loop accepts and serves every connection: a connection
-    // lives for one request, and handing each to another loop's thread
-    // costs more than the request (measured: 0.52x of the floor's rate with
-    // the two loops, 0.60x with one). Waiting handlers run as tasks.
-    let channel = try await ServerBootstrap(group: eventLoopGroup.next())
-      .serverChannelOption(.backlog, value: 512)
-      .childChannelOption(.allowRemoteHalfClosure, value: true)
-      .childChannelInitializer { channel in
+    let listener = deckhand_unix_listen(path, 512)
+    guard listener >= 0 else {
+      throw DeckhandError(.configurationInvalid, "cannot listen on \(path): \(String(cString: strerror(-listener)))")
+    }
+    // The connections the accepting thread does not answer itself are
+    // served on one event loop: a connection lives for one request, and
+    // handing each to another loop's thread costs more than the request
+    // (measured: 0.52x of the floor's rate with the two loops, 0.60x with
+    // one). Waiting handlers run as tasks.
+    let loop = eventLoopGroup.next()
+    let acceptor = CommandAcceptor(descriptor: listener, registry: registry) { connection, unsent in
+      let bootstrap = ClientBootstrap(group: loop).channelOption(.allowRemoteHalfClosure, value: true)
+      if let unsent {
+        bootstrap.withConnectedSocket(connection).whenSuccess { writeAndFinish($0, unsent, drain: false) }
+        return
+      }
+      _ = bootstrap.channelInitializer { channel in
         // Past the limit a connection is closed at once: idle connections
         // (each lives until its timeout) cannot take the agent's
         // descriptors.
-        guard open.enter(limit: maxConnections) else { return channel.close() }
+        // (A failed initializer makes NIO close the channel.)
+        guard open.enter(limit: maxConnections) else {
+          return channel.eventLoop.makeFailedFuture(
+            DeckhandError(.rateLimited, "over \(maxConnections) command socket connections"))
+        }
         channel.closeFuture.whenComplete { _ in open.leave() }
         return channel.eventLoop.makeCompletedFuture {
           try channel.pipeline.syncOperations.addHandler(
             CommandConnectionHandler(registry: registry, timeout: timeoutAmount))
         }
       }
-      .bind(unixDomainSocketPath: path)
-      .get()
+      .withConnectedSocket(connection)
+    }
     if chmod(path, mode_t(mode)) != 0 {
       let reason = String(cString: strerror(errno))
-      try? await channel.close().get()
+      await acceptor.close()
       throw DeckhandError(.configurationInvalid, "cannot set mode \(String(mode, radix: 8)) on \(path): \(reason)")
     }
     if let groupID, chown(path, uid_t.max, groupID) != 0 {
       let reason = String(cString: strerror(errno))
-      try? await channel.close().get()
+      await acceptor.close()
       throw DeckhandError(.configurationInvalid, "cannot give \(path) to group \(group ?? ""): \(reason)")
     }
-    return CommandSocketServer(channel: channel, path: path)
+    return CommandSocketServer(acceptor: acceptor, path: path)
   }
 
   /// Connections served at once; more are closed as they arrive.
@@ -120,7 +135,7 @@ package final class CommandSocketServer: Sendable {
 
   /// Stops accepting connections and removes the socket file.
   package func close() async {
-    try? await channel.close().get()
+    await acceptor.close()
     unlink(path)
   }
 }

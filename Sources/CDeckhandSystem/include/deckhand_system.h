@@ -58,6 +58,11 @@ int deckhand_unix_connect(const char *path);
 /// A listening unix stream socket bound to `path`, or -errno.
 int deckhand_unix_listen(const char *path, int backlog);
 
+/// accept4(2) with close-on-exec set atomically (a plugin spawned by another
+/// thread in between must not inherit the connection): the new descriptor,
+/// or -errno.
+int deckhand_accept(int listener);
+
 /// prlimit(2) on another process: soft and hard limit to `value`; 0 or errno.
 int deckhand_set_rlimit(pid_t pid, int resource, unsigned long long value);
 int deckhand_rlimit_nofile(void);

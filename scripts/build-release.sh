@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds Deckhand's products the way they ship: the Swift runtime and
+# Foundation linked in (--static-swift-stdlib), every function in a section of
+# its own (-function-sections) so that the linker can place the code that
+# starting and serving run together, in the order of Linker/*.order (see
+# Package.swift's codeOrdering and scripts/order-code.sh), and no $ORIGIN
+# run path (the loader looked for libc, libm and libstdc++ in 13 folders
+# beside the binary first). Its own scratch folder, as these flags rebuild
+# everything.
+#
+#   scripts/build-release.sh [PRODUCT...]     (default: deckhand)
+#
+# Prints the path of each binary built.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+products=("$@")
+[ ${#products[@]} -gt 0 ] || products=(deckhand)
+for product in "${products[@]}"; do
+  # Relinked every time: SwiftPM does not see a change to Linker/*.order.
+  rm -f ".build-static/release/$product"
+  swift build -c release --static-swift-stdlib --disable-local-rpath --scratch-path .build-static \
+    -Xswiftc -Xfrontend -Xswiftc -function-sections --product "$product" >&2
+  echo "$ROOT/.build-static/release/$product"
+done
