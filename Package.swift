@@ -13,19 +13,37 @@ let defaultSwiftSettings: [SwiftSetting] = [
 let packageRoot = String(#filePath.dropLast("/Package.swift".count))
 
 /// Links the functions that starting and serving run next to each other, in
-/// the order of `Linker/NAME` (written by `scripts/order-code.sh` from a
-/// callgrind profile). A fault on a file-backed page maps the pages around it
-/// too (64 KiB, and a whole large folio on recent kernels), so code spread over
-/// the binary becomes resident memory: the echo plugin ran about 2,700
-/// functions (0.7 MB) but kept 5.4 MiB of its text resident. Functions get
-/// sections of their own only in builds with `-Xfrontend -function-sections`
-/// (scripts/build-release.sh); elsewhere the file orders what it can and
-/// changes nothing else.
-func codeOrdering(_ file: String) -> LinkerSetting {
+/// the order of `Linker/plugin.order` (section names, for gold), written by
+/// `scripts/order-code.sh` from callgrind profiles. A fault on a file-backed
+/// page maps the pages around it too (64 KiB, more with large folios), so
+/// code spread over the binary becomes resident memory: the echo plugin ran
+/// about 2,700 functions (0.7 MB) but kept 5.4 MiB of its text resident
+/// (3.5 MiB once ordered). Functions have sections of their own only in
+/// builds with `-Xfrontend -function-sections` (scripts/build-release.sh);
+/// elsewhere the file orders what it can and changes nothing else.
+let pluginCodeOrdering: LinkerSetting = .unsafeFlags(
+  ["-Xlinker", "--section-ordering-file=\(packageRoot)/Linker/plugin.order"],
+  .when(platforms: [.linux], configuration: .release))
+
+/// How `deckhand` links in release builds: with lld, for its packed
+/// relative relocations (`-z pack-relative-relocs`: 33 KB of them instead of
+/// 3.9 MB of `.rela.dyn` that the loader read and applied at every start,
+/// so the agent stays position-independent, with its code at a random
+/// address, for 4 MiB less memory) and its symbol ordering
+/// (`Linker/deckhand.order`, symbol names, as pluginCodeOrdering); and
+/// without exporting its symbols (a `--static-swift-stdlib` build exports
+/// all of them: 3.5 MiB of symbol tables that nothing looks up; the executor
+/// hook is linked directly). An idle agent: 41.6 MiB before, 21.5 MiB after,
+/// with `scripts/build-release.sh`.
+let deckhandLinkerSettings: [LinkerSetting] = [
+  .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
   .unsafeFlags(
-    ["-Xlinker", "--section-ordering-file=\(packageRoot)/Linker/\(file)"],
-    .when(platforms: [.linux], configuration: .release))
-}
+    [
+      "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+      "-Xlinker", "--symbol-ordering-file=\(packageRoot)/Linker/deckhand.order",
+      "-Xlinker", "--no-warn-symbol-ordering",
+    ], .when(platforms: [.linux], configuration: .release)),
+]
 
 /// How Deckhand's plugin executables link (and how a plugin author should
 /// link theirs): as a position-dependent executable, as Go links by default,
@@ -35,7 +53,7 @@ func codeOrdering(_ file: String) -> LinkerSetting {
 /// example: about 1.5 ms faster to start and 2.8 MiB less resident memory.
 let pluginLinkerSettings: [LinkerSetting] = [
   .unsafeFlags(["-Xclang-linker", "-no-pie", "-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
-  codeOrdering("plugin.order"),
+  pluginCodeOrdering,
 ]
 
 let package = Package(
@@ -346,7 +364,7 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
       swiftSettings: defaultSwiftSettings,
-      linkerSettings: [codeOrdering("deckhand.order")]
+      linkerSettings: deckhandLinkerSettings
     ),
     // Deckhand's benchmarks (dispatcher, jobs, command socket, Host API),
     // apart from the product: nothing in Sources depends on them.

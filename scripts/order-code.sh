@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Writes Linker/plugin.order and Linker/deckhand.order: the functions that a
 # plugin and the agent run while starting, serving calls and idling, as
-# callgrind saw them, one `.text.NAME` section a line in the order first run.
-# The linker places those sections together (Package.swift's codeOrdering),
-# so that the few pages a process touches hold the code it runs.
+# callgrind saw them, in the order first run: one `.text.NAME` section a line
+# for gold (plugins), one symbol name a line for lld (deckhand). The linker
+# places them together (Package.swift's pluginCodeOrdering and
+# deckhandLinkerSettings), so that the few pages a process touches hold the
+# code it runs.
 #
 # Needs valgrind and builds made by scripts/build-release.sh (which this runs).
 # Rerun it when startup or the call path changes much; a stale file costs
@@ -14,7 +16,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 command -v valgrind >/dev/null || { echo "order-code: valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
-read -r echo_bin deckhand_bin < <(scripts/build-release.sh deckhand-example-echo deckhand | tr '\n' ' ')
+mapfile -t built < <(scripts/build-release.sh deckhand-example-echo deckhand)
+echo_bin="${built[0]}"
+deckhand_bin="${built[1]}"
 work="$(mktemp -d /tmp/dhorder.XXXX)"
 trap 'pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 # Valgrind cannot read the DWARF of these binaries; the symbol table is enough.
@@ -53,9 +57,9 @@ wait "$agent" || true
 # Names in the order first seen: callgrind writes a function when it first
 # runs or is first called. Unresolved addresses (0x...) are left out.
 order() {
-  grep -h '^c\?fn=' "$@" | sed 's/^c\?fn=//' | grep -v '^0x' | awk '!seen[$0]++ { print ".text." $0 }'
+  grep -h '^c\?fn=' "$@" | sed 's/^c\?fn=//' | grep -v '^0x' | awk '!seen[$0]++'
 }
 mkdir -p Linker
-order "$work"/plugin.*.out > Linker/plugin.order
+order "$work"/plugin.*.out | sed 's/^/.text./' > Linker/plugin.order
 order "$work"/agent.*.out > Linker/deckhand.order
 wc -l Linker/plugin.order Linker/deckhand.order >&2
