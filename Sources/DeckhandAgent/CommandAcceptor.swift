@@ -107,7 +107,7 @@ final class CommandAcceptor: Sendable {
     var scanner = CommandRequestScanner()
     guard case .complete(let length) = scanner.scan(bytes), length == peeked,
       let value = try? JSONValue.parse(bytes), case .object(let object) = value,
-      case .string(let command)? = object["Command"], case .immediate? = registry.handler(for: command)
+      let response = registry.answerIfImmediate(object)
     else { return .notHere }
     // Consumes what was peeked: the request, and nothing after it.
     let read = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, peeked, Int32(MSG_DONTWAIT)) }
@@ -115,10 +115,6 @@ final class CommandAcceptor: Sendable {
       // Not reached (the bytes were there); the connection cannot be
       // handed on with part of its request read.
       Glibc.close(connection)
-      return .answered
-    }
-    guard case .answer(let response) = registry.prepare(object) else {
-      Glibc.close(connection)  // Not reached: the handler is immediate.
       return .answered
     }
     let sent = response.withUnsafeBytes {

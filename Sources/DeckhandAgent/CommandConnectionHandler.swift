@@ -174,10 +174,23 @@ extension CommandRegistry {
     case .waiting(let handler):
       return .run(command, handler, object)
     case .immediate(let handler):
-      let result = Result { try handler(object) }
-      answered(command, result.status)
-      return .answer(Self.encode(result))
+      return .answer(runImmediate(command, handler, object))
     }
+  }
+
+  /// The response to a decoded request if its handler is immediate, run
+  /// now (one lookup: a handler replaced meanwhile cannot be half taken);
+  /// nil, with nothing run or counted, for any other request.
+  func answerIfImmediate(_ object: [String: JSONValue]) -> [UInt8]? {
+    guard case .string(let command)? = object["Command"], case .immediate(let handler)? = handler(for: command)
+    else { return nil }
+    return runImmediate(command, handler, object)
+  }
+
+  private func runImmediate(_ command: String, _ handler: ImmediateHandler, _ object: [String: JSONValue]) -> [UInt8] {
+    let result = Result { try handler(object) }
+    answered(command, result.status)
+    return Self.encode(result)
   }
 
   func run(_ command: String, _ handler: Handler, _ object: [String: JSONValue]) async -> [UInt8] {
