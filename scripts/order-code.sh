@@ -60,6 +60,16 @@ order() {
   grep -h '^c\?fn=' "$@" | sed 's/^c\?fn=//' | grep -v '^0x' | awk '!seen[$0]++'
 }
 mkdir -p Linker
-order "$work"/plugin.*.out | sed 's/^/.text./' > Linker/plugin.order
-order "$work"/agent.*.out > Linker/deckhand.order
+# Between the two markers (CDeckhandExecutorHook/deckhand_hot_text.c), which
+# the processes map in one call at start.
+{
+  echo deckhand_hot_text_begin
+  order "$work"/plugin.*.out
+  echo deckhand_hot_text_end
+} | sed 's/^/.text./' > Linker/plugin.order
+{
+  echo deckhand_hot_text_begin
+  order "$work"/agent.*.out
+  echo deckhand_hot_text_end
+} > Linker/deckhand.order
 wc -l Linker/plugin.order Linker/deckhand.order >&2

@@ -53,6 +53,7 @@ public enum PluginServer {
   /// the process when it returns (status 0) or throws (status 1): what
   /// ``main(_:options:)`` and `PluginTracing.main` share.
   package static func runMain(_ serve: @escaping @Sendable () async throws -> Void) -> Never {
+    HotText.prefault()
     NIOSingletons.groupLoopCountSuggestion = 1
     _ = EventLoopExecutor.install()
     Task {

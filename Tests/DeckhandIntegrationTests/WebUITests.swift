@@ -194,6 +194,8 @@ struct WebUITests {
     // token once.
     try await browser.open(web + "tokens")
     try await browser.click("#create-invite")
+    // The click returns once the form is sent, not once its answer is shown.
+    #expect(await browser.waitUntil { try await !$0.elements("#secret").isEmpty })
     let invite = try await browser.text("#secret")
     #expect(invite.hasPrefix("DHTKN-1-"))
     try await browser.screenshot(to: "\(Self.screenshots)/tokens.png")
@@ -217,6 +219,7 @@ struct WebUITests {
     // The viewer in the browser: every page reads, none has a button that
     // changes anything (the only form is signing out), tokens are refused.
     try await browser.click("#signout")
+    #expect(await browser.waitUntil { try await $0.currentURL().hasSuffix("/signin") })
     try await browser.open(web + "signin")
     try await browser.type(viewer, into: "#token")
     try await browser.click("#signin")
