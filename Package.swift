@@ -452,6 +452,7 @@ let package = Package(
       name: "DeckhandGRPCTests",
       dependencies: [
         "DeckhandGRPC", .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
       ],
       swiftSettings: defaultSwiftSettings

@@ -107,16 +107,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
   /// Fails the calls past their deadline; sets the timer for the rest.
   private func expireCalls() {
-    deadlines.fired()
-    let now = NIODeadline.now()
-    let (expired, next) = DeadlineTimer.expired(calls.lazy.map { ($0.key, $0.value.deadline) }, now: now)
+    let eventLoop = context?.eventLoop
+    let loopBound = eventLoop.map { NIOLoopBound(self, eventLoop: $0) }
+    let expired = deadlines.expire(calls.lazy.map { ($0.key, $0.value.deadline) }, on: eventLoop) {
+      loopBound?.value.expireCalls()
+    }
     for id in expired {
       let timeout = calls[id].map { "\($0.timeout)" } ?? "its deadline"
       finish(id, .failure(GRPCCallError(.deadlineExceeded, "no response within \(timeout)")), reset: true)
-    }
-    if let next, let context {
-      let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-      deadlines.arm(next, on: context.eventLoop) { loopBound.value.expireCalls() }
     }
   }
 

@@ -178,15 +178,14 @@ final class ServerConnectionHandler: ChannelInboundHandler {
 
   /// Answers the calls past their deadline; sets the timer for the rest.
   private func expireStreams() {
-    deadlines.fired()
-    let (expired, next) = DeadlineTimer.expired(streams.lazy.map { ($0.key, $0.value.deadline) }, now: .now())
+    let eventLoop = context?.eventLoop
+    let loopBound = eventLoop.map { NIOLoopBound(self, eventLoop: $0) }
+    let expired = deadlines.expire(streams.lazy.map { ($0.key, $0.value.deadline) }, on: eventLoop) {
+      loopBound?.value.expireStreams()
+    }
     for id in expired {
       let timeout = streams[id]?.timeout ?? .zero
       respondError(id, GRPCCallError(.deadlineExceeded, "deadline of \(timeout) exceeded"))
-    }
-    if let next, let context {
-      let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-      deadlines.arm(next, on: context.eventLoop) { loopBound.value.expireStreams() }
     }
   }
 

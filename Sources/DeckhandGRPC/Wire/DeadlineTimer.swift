@@ -36,6 +36,18 @@ struct DeadlineTimer {
     fired()
   }
 
+  /// From `fire`: the entries of `deadlines` that have passed, with the
+  /// timer set again (on `eventLoop`, calling `fire`) for the earliest of
+  /// the rest. No event loop (the connection ended): not set again.
+  mutating func expire<ID>(
+    _ deadlines: some Sequence<(ID, NIODeadline?)>, on eventLoop: (any EventLoop)?, fire: @escaping () -> Void
+  ) -> [ID] {
+    fired()
+    let (expired, next) = Self.expired(deadlines, now: .now())
+    if let next, let eventLoop { arm(next, on: eventLoop, fire: fire) }
+    return expired
+  }
+
   /// The deadlines in `deadlines` that have passed at `now`, and the
   /// earliest of the rest.
   static func expired<ID>(_ deadlines: some Sequence<(ID, NIODeadline?)>, now: NIODeadline) -> (
