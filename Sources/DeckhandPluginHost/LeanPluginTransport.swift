@@ -27,9 +27,11 @@ package struct LeanPluginTransport: PluginTransport {
   }
 
   /// Connects, retrying for up to a second: a plugin that just printed its
-  /// handshake may still be a moment from accepting.
+  /// handshake may still be a moment from accepting. The pauses start at
+  /// 50 µs and double up to 5 ms.
   private static func connect(_ address: PluginAddress) async throws -> LeanGRPCClient {
     let deadline = ContinuousClock.now + .seconds(1)
+    var pause = Duration.microseconds(50)
     while true {
       do {
         switch address {
@@ -40,7 +42,8 @@ package struct LeanPluginTransport: PluginTransport {
         if ContinuousClock.now > deadline {
           throw DeckhandError(.callFailed, "cannot connect to the plugin at \(address): \(error)", cause: error)
         }
-        try await Task.sleep(for: .milliseconds(5))
+        try await LoopSleep.sleep(for: pause)
+        pause = min(pause * 2, .milliseconds(5))
       }
     }
   }

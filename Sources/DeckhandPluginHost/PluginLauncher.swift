@@ -1,5 +1,6 @@
 internal import CDeckhandSystem
 package import DeckhandCore
+internal import DeckhandGRPC
 internal import Foundation
 
 /// Launches plugins under either launch contract and waits until they serve.
@@ -431,7 +432,9 @@ package struct PluginLauncher: Sendable {
     // launch. A connect() attempt on a unix socket costs microseconds: every
     // 50 µs for the first 10 ms (half a pause, 25 µs, is what a launch waits
     // on average past the bind; it was 100 µs of about 4.7 ms), then every
-    // 200 µs, then doubling after 100 ms.
+    // 200 µs, then doubling after 100 ms. The pauses are an event loop's
+    // timer (``LoopSleep``): one thread woken per poll, where `Task.sleep`
+    // woke three.
     var pause = Duration.microseconds(50)
     while true {
       if deckhand_unix_probe(socket) == 0 { return }
@@ -446,7 +449,7 @@ package struct PluginLauncher: Sendable {
           "plugin \(name): socket \(socket) did not accept within \(plugin.manifest.timeouts.start) (timeouts.start_s); a guest-agent plugin must listen on the path given as --address\(plugin.lastLinesSuffix())"
         )
       }
-      try? await Task.sleep(for: pause)
+      try? await LoopSleep.sleep(for: pause)
       if Task.isCancelled {
         throw DeckhandError(.startTimeout, "plugin \(name): launch cancelled")
       }
