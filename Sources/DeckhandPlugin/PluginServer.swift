@@ -1,7 +1,6 @@
 internal import DeckhandCore
 internal import DeckhandGRPC
 internal import DeckhandPluginProtocol
-internal import Dispatch
 internal import NIOCore
 internal import NIOPosix
 internal import Synchronization
@@ -65,7 +64,7 @@ public enum PluginServer {
         exit(1)
       }
     }
-    dispatchMain()
+    MainQueue.serve()
   }
 
   /// Serves `plugin` until the host stops it. Call it from an async `main`;

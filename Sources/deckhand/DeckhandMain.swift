@@ -2,7 +2,6 @@
 import ArgumentParser
 import DeckhandCLI
 import DeckhandGRPC
-import Dispatch
 import NIOCore
 import NIOPosix
 
@@ -17,6 +16,6 @@ enum DeckhandMain {
       await DeckhandCommand.main(nil)
       exit(0)
     }
-    dispatchMain()
+    MainQueue.serve()
   }
 }

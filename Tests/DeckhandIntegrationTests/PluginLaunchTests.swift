@@ -1,5 +1,6 @@
 import DeckhandCore
 import DeckhandPluginHost
+import DeckhandPluginProtocol
 import DeckhandTestSupport
 import Foundation
 import Testing
@@ -81,6 +82,19 @@ struct PluginLaunchTests {
     #expect(result.stdout.contains("swift.launch_median"), "\(result.stdout)")
     #expect(result.stdout.contains("swift.getstatus_seq_p50"), "\(result.stdout)")
     #expect(result.stdout.contains("swift.apply_64k_throughput"), "\(result.stdout)")
+  }
+
+  @Test("an SDK plugin's MainActor work runs on its main thread, which serves Dispatch's main queue")
+  func mainActor() async throws {
+    let workspace = try TestWorkspace()
+    let tag = UUID().uuidString
+    let manifest = try workspace.manifest(Fixtures.testPlugin("main-actor", args: [], tag: tag))
+    let plugin = try await workspace.launcher.launch(manifest)
+    let status = try await LeanPluginTransport().withConnection(to: plugin.address) { connection in
+      try await connection.getStatus(data: "main-actor", timeout: .seconds(5))
+    }
+    #expect(status.results == ["main-actor-thread=main"])
+    await plugin.kill()
   }
 
   @Test("a plugin slow to start is waited for within start_s, and killed after it")

@@ -17,6 +17,8 @@
 // "host:OP:ARG" calls its Host API as a plugin does (OP get, set (ARG
 // KEY=VALUE), call, register, unregister); "host-at:SOCKET|OP:ARG" makes the
 // same call on another socket (another plugin's): for the Host API tests.
+// "main-actor" runs a job on the MainActor and says on which thread it ran
+// (`PluginServer.main` keeps the main thread serving Dispatch's main queue).
 import DeckhandPlugin
 import Foundation
 import SwiftProtobuf
@@ -157,6 +159,10 @@ final class TestPlugin: Plugin {
       return PluginStatus(code: 0, results: ["connect=\(probe(port: port))"])
     }
     if data == "pid" { return PluginStatus(code: 0, results: ["pid=\(getpid())"]) }
+    if data == "main-actor" {
+      let thread = await MainActor.run { Thread.isMainThread ? "main" : "other" }
+      return PluginStatus(code: 0, results: ["main-actor-thread=\(thread)"])
+    }
     if data == "uid" { return PluginStatus(code: 0, results: ["uid=\(getuid()) gid=\(getgid())"]) }
     if let data, data.hasPrefix("read:") {
       let path = String(data.dropFirst(5))
@@ -196,4 +202,4 @@ if let count = value("--chatter").flatMap(Int.init) {
 if let delay = value("--slow-start-ms").flatMap(Int.init) {
   usleep(useconds_t(delay * 1000))
 }
-try await PluginServer.serve(TestPlugin())
+PluginServer.main(TestPlugin())
