@@ -225,17 +225,20 @@ final class ClientConnectionHandler: ChannelInboundHandler {
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    if let event = event as? NIOHTTP2WindowUpdatedEvent {
-      connection.windowUpdated(event) { calls[$0] != nil }
-    } else if let event = event as? StreamClosedEvent {
+    switch HTTP2Event.of(event) {
+    case .windowUpdated(let update):
+      connection.windowUpdated(update) { calls[$0] != nil }
+    case .streamClosed(let closed):
       // A normal call ended before its stream closed; one still here was
       // closed under it (reset, refused after GOAWAY).
       finish(
-        event.streamID,
+        closed.streamID,
         .failure(
           GRPCCallError(
-            .unavailable, "the stream closed before the call ended (\(event.reason.map { "\($0)" } ?? "no error"))")),
+            .unavailable, "the stream closed before the call ended (\(closed.reason.map { "\($0)" } ?? "no error"))")),
         reset: false)
+    case nil:
+      break
     }
     context.fireUserInboundEventTriggered(event)
   }

@@ -256,10 +256,13 @@ final class ServerConnectionHandler: ChannelInboundHandler {
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    if let event = event as? NIOHTTP2WindowUpdatedEvent {
-      connection.windowUpdated(event) { streams[$0].map { !$0.ended } ?? false }
-    } else if let event = event as? StreamClosedEvent {
-      streams.removeValue(forKey: event.streamID)
+    switch HTTP2Event.of(event) {
+    case .windowUpdated(let update):
+      connection.windowUpdated(update) { streams[$0].map { !$0.ended } ?? false }
+    case .streamClosed(let closed):
+      streams.removeValue(forKey: closed.streamID)
+    case nil:
+      break
     }
     context.fireUserInboundEventTriggered(event)
   }
