@@ -16,6 +16,10 @@ package struct TestWorkspace: ~Copyable {
   }
 
   deinit {
+    // A plugin outlives a SIGKILLed host by design (the next host adopts
+    // it); at the end of the test nothing will, so the plugins of this
+    // workspace's hosts (marked with its owner entry) end with it.
+    for pid in ProcessSweep(marker: launcher.ownerEntry).members() { kill(pid, SIGKILL) }
     try? FileManager.default.removeItem(atPath: root)
   }
 
