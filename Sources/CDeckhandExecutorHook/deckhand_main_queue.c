@@ -20,7 +20,12 @@ void deckhand_serve_main_queue(void) {
     // Drain first: work queued before the handle existed did not write to it.
     _dispatch_main_queue_callback_4CF(0);
     struct pollfd entry = {.fd = handle, .events = POLLIN, .revents = 0};
-    while (poll(&entry, 1, -1) < 0 && errno == EINTR) {
+    if (poll(&entry, 1, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      // Not a way to wait any more: Dispatch's own way, rather than a spin.
+      dispatch_main();
     }
     uint64_t count;
     // Non-blocking; a read that finds nothing (EAGAIN) is fine.

@@ -16,7 +16,8 @@ internal import NIOPosix
 package enum LoopSleep {
   /// Sleeps for `duration` on an event loop of NIO's singleton group (the
   /// caller's own when it runs on one). Throws `CancellationError` when the
-  /// task is cancelled, as `Task.sleep` does.
+  /// task is cancelled, as `Task.sleep` does, and the loop's error if it is
+  /// shutting down.
   package static func sleep(for duration: Duration) async throws {
     try Task.checkCancellation()
     let loop = MultiThreadedEventLoopGroup.singleton.any()
@@ -27,8 +28,9 @@ package enum LoopSleep {
       } onCancel: {
         scheduled.cancel()
       }
-    } catch {
-      throw CancellationError()
+    } catch let error as EventLoopError {
+      if case .cancelled = error { throw CancellationError() }
+      throw error
     }
   }
 }
