@@ -1,7 +1,9 @@
+#define _GNU_SOURCE
 #include "deckhand_main_queue.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -16,11 +18,17 @@ void deckhand_serve_main_queue(void) {
   if (handle < 0) {
     dispatch_main();
   }
+  // Waits with no signal blocked, as dispatch_main() leaves the main thread
+  // in sigsuspend() with an empty mask: a process started from a thread
+  // that blocks signals (Dispatch's workers block most, and posix_spawn
+  // passes the mask on) still ends on SIGTERM.
+  sigset_t none;
+  sigemptyset(&none);
   for (;;) {
     // Drain first: work queued before the handle existed did not write to it.
     _dispatch_main_queue_callback_4CF(0);
     struct pollfd entry = {.fd = handle, .events = POLLIN, .revents = 0};
-    if (poll(&entry, 1, -1) < 0) {
+    if (ppoll(&entry, 1, 0, &none) < 0) {
       if (errno == EINTR) {
         continue;
       }
