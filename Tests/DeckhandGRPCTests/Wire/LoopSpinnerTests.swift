@@ -116,4 +116,49 @@ struct LoopSpinnerTests {
     #expect(back > .zero, "a short wait turns it back on")
     try await group.shutdownGracefully()
   }
+
+  @Test("an adaptive spin taken off its core pauses spinning, for longer while it keeps happening; a fixed one goes on")
+  func preemptedPauses() async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop = group.next()
+    let (adaptive, fixed) = try await loop.submit {
+      (
+        NIOLoopBound(
+          LoopSpinner(eventLoop: loop, policy: .adaptive(floor: .milliseconds(5), ceiling: .milliseconds(50))),
+          eventLoop: loop),
+        NIOLoopBound(LoopSpinner(eventLoop: loop, policy: .fixed(.milliseconds(50))), eventLoop: loop)
+      )
+    }.get()
+    try await loop.submit {
+      adaptive.value.keepAwake()
+      fixed.value.keepAwake()
+    }.get()
+    // The loop is held past the gap, as a preempted thread would be: the
+    // next turns come late.
+    try await loop.submit { Self.wait(LoopSpinner.preemptedGap * 3) }.get()
+    try await loop.submit {}.get()
+    let (paused, spinning, fixedSpinning) = try await loop.submit {
+      adaptive.value.keepAwake()
+      return (adaptive.value.isPaused, adaptive.value.isSpinning, fixed.value.isSpinning)
+    }.get()
+    #expect(paused && !spinning, "paused, and keepAwake does not spin while paused")
+    #expect(fixedSpinning, "a fixed budget is what it says")
+    // After the pause it spins again.
+    try await Task.sleep(for: .nanoseconds(LoopSpinner.firstPause.nanoseconds) + .milliseconds(5))
+    let again = try await loop.submit {
+      adaptive.value.keepAwake()
+      return adaptive.value.isSpinning && !adaptive.value.isPaused
+    }.get()
+    #expect(again)
+    // Cut short again, the pause doubles.
+    try await loop.submit { Self.wait(LoopSpinner.preemptedGap * 3) }.get()
+    try await loop.submit {}.get()
+    let begin = ContinuousClock.now
+    try await Task.sleep(for: .nanoseconds(LoopSpinner.firstPause.nanoseconds) + .milliseconds(2))
+    let stillPaused = try await loop.submit { adaptive.value.isPaused }.get()
+    if begin.duration(to: .now) < .nanoseconds(LoopSpinner.firstPause.nanoseconds * 2) {
+      #expect(stillPaused, "the second pause is twice the first")
+    }
+    try await group.shutdownGracefully()
+  }
 }
